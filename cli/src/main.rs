@@ -1,1 +1,59 @@
-fn main() {}
+//! `supactl`: run your own multi-tenant Supabase cloud.
+//!
+//! Commands stay thin (argument parsing and output); the work is done by the runtime and stacks
+//! libraries. Exit codes: 0 ok, 1 error, 2 usage or configuration error.
+
+mod admin_client;
+mod commands;
+mod local_state;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "supactl",
+    version,
+    about = "Run your own multi-tenant Supabase platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform on this machine over a local PostgreSQL (no AWS, no Docker).
+    Up(commands::up::UpArgs),
+    /// Manage projects through the tenant-manager's admin API.
+    #[command(subcommand)]
+    Project(commands::project::ProjectCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => commands::up::run(args).await,
+            Command::Project(cmd) => commands::project::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

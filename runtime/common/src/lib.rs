@@ -1,1 +1,17 @@
-//! placeholder
+//! Shared building blocks of the supactl runtime services.
+//!
+//! This crate owns the formats and protocols that more than one service must agree on: opaque API keys
+//! (`sb_publishable_…` / `sb_secret_…`) and their hashes, HS256 JWTs (minting and verification), the
+//! encryption of secrets at rest, the wire types of the tenant-manager's internal config endpoint and the
+//! cached client that gateway and REST use to read it, and the JSON error body every HTTP service answers with.
+//! It holds no state and talks to no database; services build on it and must not copy its logic.
+
+pub mod cache;
+pub mod crypto;
+pub mod directory;
+pub mod error;
+pub mod http_client;
+pub mod ident;
+pub mod jwt;
+pub mod keys;
+pub mod wire;

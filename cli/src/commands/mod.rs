@@ -1,0 +1,24 @@
+pub mod project;
+pub mod up;
+
+/// A command's failure with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags or configuration: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else: exit 1.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Other(_) => 1,
+        }
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;

@@ -1,0 +1,254 @@
+//! `supactl up`: PostgreSQL (managed in the data directory, or given by URL), the tenant-manager on the
+//! admin port and the gateway (with REST in-process) on the API port, all on loopback, until SIGINT or
+//! SIGTERM; then everything it started is stopped, PostgreSQL included.
+
+use super::{CliError, CliResult};
+use crate::local_state::{self, State};
+use anyhow::Context;
+use clap::Args;
+use pgcluster::Cluster;
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use supactl_common::directory::{Directory, DirectoryConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where the cluster, secrets and state live (default /var/lib/supactl as root, else ~/.local/share/supactl).
+    #[arg(long, env = "SUPACTL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Port of the API gateway (what Supabase clients talk to).
+    #[arg(long, env = "SUPACTL_PORT", default_value_t = 54321)]
+    pub port: u16,
+    /// Port of the tenant-manager's admin API.
+    #[arg(long, env = "SUPACTL_ADMIN_PORT", default_value_t = 54323)]
+    pub admin_port: u16,
+    /// Admin API key (default: generated once and kept in the data directory).
+    #[arg(long, env = "SUPACTL_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Use this PostgreSQL server (a superuser URL) instead of a cluster in the data directory.
+    #[arg(long, env = "SUPACTL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Port of the managed PostgreSQL cluster.
+    #[arg(long, env = "SUPACTL_DB_PORT", default_value_t = 54322)]
+    pub db_port: u16,
+    /// Connections per project in the REST engine's pools.
+    #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
+    pub rest_pool_size: usize,
+}
+
+async fn bind(port: u16, flag: &str) -> CliResult<TcpListener> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr).await.map_err(|e| {
+        CliError::Usage(format!(
+            "cannot listen on {addr} ({e}); choose another port with {flag} or stop what is using it"
+        ))
+    })
+}
+
+pub async fn run(args: UpArgs) -> CliResult {
+    init_tracing();
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(local_state::default_data_dir);
+    fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // The cluster user must be able to traverse into the data directory; the files in it are 0600.
+    fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("cannot set permissions on {}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .context("cannot resolve the data directory")?;
+    let mut secrets = local_state::load_or_create_secrets(&data_dir)?;
+    if let Some(k) = &args.admin_key {
+        if k.len() < 16 {
+            return Err(CliError::Usage(
+                "--admin-key must be at least 16 characters".into(),
+            ));
+        }
+        if *k != secrets.admin_key {
+            secrets.admin_key = k.clone();
+            local_state::save_secrets(&data_dir, &secrets)?;
+        }
+    }
+
+    let gateway_listener = bind(args.port, "--port").await?;
+    let admin_listener = bind(args.admin_port, "--admin-port").await?;
+    let gateway_url = format!("http://127.0.0.1:{}", args.port);
+    let admin_url = format!("http://127.0.0.1:{}", args.admin_port);
+
+    // PostgreSQL.
+    let cluster = match &args.database_url {
+        Some(_) => None,
+        None => {
+            let dir = data_dir.join("pg");
+            let (port, password) = (args.db_port, secrets.postgres_password.clone());
+            let cluster =
+                tokio::task::spawn_blocking(move || -> Result<Cluster, pgcluster::ClusterError> {
+                    let c = Cluster::open(&dir, port, &password)?;
+                    c.start()?;
+                    Ok(c)
+                })
+                .await
+                .context("cluster task failed")?
+                .map_err(|e| match e {
+                    pgcluster::ClusterError::PortTaken(_) => CliError::Usage(e.to_string()),
+                    pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
+                    other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
+                })?;
+            Some(cluster)
+        }
+    };
+    let database_url = match (&args.database_url, &cluster) {
+        (Some(u), _) => u.clone(),
+        (None, Some(c)) => c.url("postgres"),
+        (None, None) => unreachable!("a cluster is started when no URL is given"),
+    };
+
+    let result = serve(
+        &args,
+        &secrets,
+        &database_url,
+        gateway_listener,
+        admin_listener,
+        &gateway_url,
+        &admin_url,
+        &data_dir,
+    )
+    .await;
+
+    local_state::remove_state(&data_dir);
+    if let Some(c) = cluster {
+        eprintln!("stopping PostgreSQL");
+        if let Err(e) = tokio::task::spawn_blocking(move || c.stop())
+            .await
+            .context("stop task")?
+        {
+            eprintln!("warning: {e}");
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    args: &UpArgs,
+    secrets: &local_state::Secrets,
+    database_url: &str,
+    gateway_listener: TcpListener,
+    admin_listener: TcpListener,
+    gateway_url: &str,
+    admin_url: &str,
+    data_dir: &std::path::Path,
+) -> CliResult {
+    let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
+        database_url: database_url.to_string(),
+        admin_key: secrets.admin_key.clone(),
+        service_token: secrets.service_token.clone(),
+        encryption_key: secrets.encryption_key.clone(),
+        api_url_template: format!("{gateway_url}/p/{{ref}}"),
+        local_worker: Some(
+            tenant_manager::WorkerSpec::from_url("local", database_url)
+                .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
+        ),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
+
+    let directory = Arc::new(Directory::new(DirectoryConfig {
+        url: admin_url.to_string(),
+        service_token: secrets.service_token.clone(),
+        ttl: Duration::from_secs(1),
+    }));
+    let rest = rest::Rest::new(
+        directory.clone(),
+        rest::RestConfig {
+            pool_size: args.rest_pool_size,
+            ..rest::RestConfig::default()
+        },
+    );
+    {
+        let (directory, rest) = (directory.clone(), rest.clone());
+        tm.on_change(Arc::new(move |project_ref: &str| {
+            directory.invalidate_project(project_ref);
+            rest.pools().remove(project_ref);
+        }));
+    }
+    let gw = gateway::Gateway::new(
+        gateway::GatewayConfig::default(),
+        directory,
+        gateway::Upstream::InProcess(rest::router(rest)),
+    );
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listener, app) in [
+        (admin_listener, tenant_manager::router(tm)),
+        (gateway_listener, gateway::router(gw)),
+    ] {
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+        });
+    }
+
+    local_state::write_state(
+        data_dir,
+        &State {
+            gateway_url: gateway_url.to_string(),
+            admin_url: admin_url.to_string(),
+            admin_key: secrets.admin_key.clone(),
+            pid: std::process::id(),
+        },
+    )?;
+    println!("supactl is up");
+    println!("  gateway URL:  {gateway_url}");
+    println!("  admin URL:    {admin_url}");
+    println!("  admin key:    {}", secrets.admin_key);
+    println!("  data dir:     {}", data_dir.display());
+    println!("Create a project: supactl project create --name demo   (Ctrl-C to stop)");
+
+    tokio::select! {
+        _ = wait_for_signal() => eprintln!("shutting down"),
+        Some(r) = tasks.join_next() => {
+            shutdown.cancel();
+            return Err(anyhow::anyhow!("a server stopped unexpectedly: {r:?}").into());
+        }
+    }
+    shutdown.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        eprintln!("warning: servers did not stop within 10 s");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SUPACTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

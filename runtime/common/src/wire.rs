@@ -1,0 +1,63 @@
+//! Wire types of the tenant-manager's internal config endpoint, read by gateway and REST.
+//! They carry secrets: they travel only between platform services, authenticated with the service token.
+
+use crate::keys::{KeyType, Role};
+use serde::{Deserialize, Serialize};
+
+/// Project statuses, as the Supabase management API names them.
+pub mod status {
+    pub const ACTIVE: &str = "ACTIVE_HEALTHY";
+    pub const COMING_UP: &str = "COMING_UP";
+    pub const GOING_DOWN: &str = "GOING_DOWN";
+    pub const PAUSED: &str = "PAUSED";
+}
+
+/// `{"data": …}`, the envelope of every tenant-manager response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub data: T,
+}
+
+/// What an API key resolves to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub project_ref: String,
+    #[serde(rename = "type")]
+    pub key_type: KeyType,
+    pub role: Role,
+}
+
+/// How to reach a project's database as its own login role.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DbConfig {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// Everything a data-plane service needs to serve a project.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProjectConfig {
+    pub project_ref: String,
+    pub status: String,
+    /// Secrets that verify tokens, the signing (current) one first.
+    pub jwt_secrets: Vec<String>,
+    pub db: DbConfig,
+}
+
+impl ProjectConfig {
+    /// The secret new tokens are signed with.
+    pub fn signing_secret(&self) -> &[u8] {
+        self.jwt_secrets
+            .first()
+            .map(|s| s.as_bytes())
+            .unwrap_or_default()
+    }
+
+    pub fn verification_secrets(&self) -> Vec<&[u8]> {
+        self.jwt_secrets.iter().map(|s| s.as_bytes()).collect()
+    }
+}

@@ -1,0 +1,367 @@
+//! The request phases: resolve project → authenticate key → choose role → mint token → forward.
+
+use crate::cors;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use supactl_common::directory::Directory;
+use supactl_common::error::HttpError;
+use supactl_common::http_client::HttpClient;
+use supactl_common::ident::valid_ref;
+use supactl_common::jwt;
+use supactl_common::keys::{self, Role};
+use supactl_common::wire::{status, ProjectConfig};
+use tower::ServiceExt;
+
+/// Path prefix under which projects are addressed where wildcard DNS is not available.
+pub const PATH_PREFIX: &str = "/p/";
+/// Header telling services which project a request is for.
+pub const PROJECT_HEADER: &str = rest::PROJECT_HEADER;
+/// Largest body forwarded.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Claims the gateway sets itself; a user token cannot override them.
+const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
+
+/// Where a service runs.
+#[derive(Clone)]
+pub enum Upstream {
+    /// In the same process (`supactl up`).
+    InProcess(Router),
+    /// Over HTTP (ECS): base URL such as `http://rest.supactl.local:3000`.
+    Http {
+        base_url: String,
+        client: HttpClient,
+    },
+}
+
+impl Upstream {
+    pub fn http(base_url: &str) -> Upstream {
+        Upstream::Http {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            client: HttpClient::new(Duration::from_secs(60)),
+        }
+    }
+
+    async fn call(&self, req: Request) -> Result<Response, HttpError> {
+        match self {
+            Upstream::InProcess(router) => Ok(router
+                .clone()
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|never| match never {})),
+            Upstream::Http { base_url, client } => {
+                let (mut parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|_| bad_gateway("cannot read request body"))?
+                    .to_bytes();
+                let pq = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                parts.uri = format!("{base_url}{pq}")
+                    .parse::<Uri>()
+                    .map_err(|_| bad_gateway("bad upstream url"))?;
+                let (status, bytes) = client
+                    .send(http::Request::from_parts(parts, Full::new(body)))
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "upstream failed");
+                        bad_gateway("upstream service unavailable")
+                    })?;
+                let mut res = Response::new(Body::from(bytes));
+                *res.status_mut() = status;
+                Ok(res)
+            }
+        }
+    }
+}
+
+fn bad_gateway(m: &str) -> HttpError {
+    HttpError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m)
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Projects are also addressed as `{ref}.{base_domain}` when set.
+    pub base_domain: Option<String>,
+    /// Lifetime of minted tokens.
+    pub token_ttl: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            base_domain: None,
+            token_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+pub struct Gateway {
+    config: GatewayConfig,
+    directory: Arc<Directory>,
+    rest: Upstream,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, directory: Arc<Directory>, rest: Upstream) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            config,
+            directory,
+            rest,
+        })
+    }
+
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// `(project ref, path below the project)` from the Host or the path prefix.
+    fn resolve<'a>(&self, host: Option<&str>, path: &'a str) -> Option<(String, &'a str)> {
+        if let (Some(domain), Some(host)) = (&self.config.base_domain, host) {
+            let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+            if let Some(label) = host
+                .strip_suffix(domain.as_str())
+                .and_then(|h| h.strip_suffix('.'))
+            {
+                if valid_ref(label) {
+                    return Some((label.to_string(), path));
+                }
+            }
+        }
+        let rest = path.strip_prefix(PATH_PREFIX)?;
+        let (r, below) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        valid_ref(r).then(|| (r.to_string(), below))
+    }
+}
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .fallback(handle)
+        .with_state(gw)
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let mut res = if req.method() == Method::OPTIONS {
+        cors::preflight(req.headers())
+    } else {
+        match serve(&gw, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        }
+    };
+    cors::decorate(res.headers_mut());
+    res
+}
+
+fn unauthorized(code: &str, message: &str) -> HttpError {
+    HttpError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The opaque key of the request: the `apikey` header, or an `Authorization: Bearer sb_…` equal to it.
+fn api_key(headers: &HeaderMap) -> Result<&str, HttpError> {
+    let apikey = headers
+        .get("apikey")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let bearer_key = bearer(headers).filter(|t| keys::is_opaque(t));
+    match (apikey, bearer_key) {
+        (Some(a), Some(b)) if a != b => Err(unauthorized(
+            "invalid_api_key",
+            "the key in Authorization must equal the apikey header",
+        )),
+        (Some(a), _) if !a.is_empty() => Ok(a),
+        (_, Some(b)) => Ok(b),
+        _ => Err(unauthorized("no_api_key", "No API key found in request")),
+    }
+}
+
+async fn project_config(gw: &Gateway, project_ref: &str) -> Result<Arc<ProjectConfig>, HttpError> {
+    let project = gw
+        .directory
+        .project(project_ref)
+        .await
+        .map_err(directory_down)?
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "project_not_found",
+                format!("project {project_ref} not found"),
+            )
+        })?;
+    match project.status.as_str() {
+        status::ACTIVE => Ok(project),
+        status::PAUSED => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "project_paused",
+            format!("project {project_ref} is paused; restore it to serve requests"),
+        )),
+        other => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "project_unavailable",
+            format!("project {project_ref} is not serving requests ({other})"),
+        )),
+    }
+}
+
+fn directory_down(e: supactl_common::directory::DirectoryError) -> HttpError {
+    tracing::error!(error = %e, "project directory unavailable");
+    HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "directory_unavailable",
+        "the platform cannot look up projects right now; retry shortly",
+    )
+}
+
+async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host());
+    let (project_ref, below) = gw.resolve(host, req.uri().path()).ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no project in the request path or host",
+        )
+    })?;
+    let (upstream, service_path) = match below.strip_prefix("/rest/v1") {
+        Some(p) if p.is_empty() || p.starts_with('/') => (
+            &gw.rest,
+            if p.is_empty() {
+                "/".to_string()
+            } else {
+                p.to_string()
+            },
+        ),
+        _ => {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no service at {below}"),
+            ))
+        }
+    };
+
+    // Authenticate the key.
+    let key = api_key(req.headers())?;
+    if keys::parse_type(key).is_none() {
+        return Err(unauthorized("invalid_api_key", "Invalid API key"));
+    }
+    let info = gw
+        .directory
+        .key(&keys::hash(key))
+        .await
+        .map_err(directory_down)?
+        .ok_or_else(|| unauthorized("invalid_api_key", "Invalid API key"))?;
+    if info.project_ref != project_ref {
+        return Err(unauthorized(
+            "invalid_api_key",
+            "API key does not belong to this project",
+        ));
+    }
+    let project = project_config(gw, &project_ref).await?;
+
+    // Role: a user JWT decides when present; otherwise the key type does.
+    let now = jwt::now();
+    let mut claims = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
+        Some(token) => jwt::verify(token, &project.verification_secrets(), now)
+            .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?,
+        None => Map::new(),
+    };
+    let role = match claims.get("role").and_then(Value::as_str) {
+        Some(r) => Role::parse(r)
+            .ok_or_else(|| unauthorized("invalid_jwt", "Invalid JWT: unknown role"))?,
+        None if claims.is_empty() => info.role,
+        None => Role::Authenticated,
+    };
+    for k in PROTECTED_CLAIMS {
+        claims.remove(*k);
+    }
+    claims.insert("iss".into(), Value::from("supactl"));
+    claims.insert("ref".into(), Value::from(project_ref.as_str()));
+    claims.insert("role".into(), Value::from(role.as_str()));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert(
+        "exp".into(),
+        Value::from(now + gw.config.token_ttl.as_secs() as i64),
+    );
+    let minted = jwt::sign(&claims, project.signing_secret());
+
+    // Forward.
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body too large",
+        )
+    })?;
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{service_path}?{q}"),
+        None => service_path,
+    };
+    let mut out = http::Request::builder()
+        .method(parts.method)
+        .uri(uri)
+        .body(Body::from(Bytes::from(body)))
+        .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
+    let h = out.headers_mut();
+    for (name, value) in parts.headers.iter() {
+        if forwardable(name) {
+            h.append(name.clone(), value.clone());
+        }
+    }
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {minted}")).expect("a JWT is a valid header value"),
+    );
+    h.insert(
+        PROJECT_HEADER,
+        HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
+    );
+    upstream.call(out).await
+}
+
+/// Hop-by-hop headers, credentials and our own routing header are not passed on.
+fn forwardable(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host"
+            | "authorization"
+            | "apikey"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "content-length"
+    ) && name.as_str() != PROJECT_HEADER
+}

@@ -1,0 +1,450 @@
+//! The platform database: schema migrations and every query on workers, projects, keys and secrets.
+
+use crate::error::ApiError;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::str::FromStr;
+use supactl_common::crypto::Cipher;
+use supactl_common::ident::quote_ident;
+use tokio_postgres::NoTls;
+
+pub const PLATFORM_DB: &str = "supactl_platform";
+
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// A worker as registered (connection details in clear, for the caller's use only).
+#[derive(Clone)]
+pub struct WorkerSpec {
+    pub identifier: String,
+    pub host: String,
+    pub port: u16,
+    pub admin_user: String,
+    pub admin_password: String,
+}
+
+impl WorkerSpec {
+    /// A worker reached with the credentials of a libpq URL (`postgres://user:pw@host:port/db`).
+    pub fn from_url(identifier: &str, url: &str) -> Result<WorkerSpec, ApiError> {
+        let c = tokio_postgres::Config::from_str(url)
+            .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "database url: a TCP host is required (unix sockets are not supported)".into(),
+                ))
+            }
+        };
+        Ok(WorkerSpec {
+            identifier: identifier.to_string(),
+            host,
+            port: c.get_ports().first().copied().unwrap_or(5432),
+            admin_user: c
+                .get_user()
+                .ok_or_else(|| ApiError::BadRequest("database url: a user is required".into()))?
+                .to_string(),
+            admin_password: c
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A registered worker.
+#[derive(Clone)]
+pub struct Worker {
+    pub id: i64,
+    pub spec: WorkerSpec,
+}
+
+impl Worker {
+    /// Connection config for `dbname` on this worker as its admin.
+    pub fn pg_config(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(&self.spec.host)
+            .port(self.spec.port)
+            .user(&self.spec.admin_user)
+            .password(&self.spec.admin_password)
+            .dbname(dbname)
+            .application_name("supactl-tenant-manager")
+            .connect_timeout(std::time::Duration::from_secs(10));
+        c
+    }
+}
+
+/// A project row.
+#[derive(Debug, Clone)]
+pub struct ProjectRow {
+    pub project_ref: String,
+    pub name: String,
+    pub worker_id: i64,
+    pub db_name: String,
+    pub db_user: String,
+    pub db_password: Vec<u8>,
+    pub status: String,
+    pub created_at: String,
+}
+
+/// A key row (ciphertext still sealed).
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub project_ref: String,
+    pub name: String,
+    pub key_type: String,
+    pub role: String,
+    pub prefix: String,
+    pub key_enc: Vec<u8>,
+    pub status: String,
+    pub description: Option<String>,
+    pub created_at: String,
+}
+
+/// A key about to be stored.
+pub struct NewKey {
+    pub name: String,
+    pub key_type: &'static str,
+    pub role: &'static str,
+    pub prefix: String,
+    pub hash: Vec<u8>,
+    pub key_enc: Vec<u8>,
+}
+
+pub struct Store {
+    pool: Pool,
+}
+
+/// Connects to `dbname` of the server in `url`.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, ApiError> {
+    let (client, conn) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection closed");
+        }
+    });
+    Ok(client)
+}
+
+const PROJECT_COLS: &str =
+    "ref, name, worker_id, db_name, db_user, db_password, status, to_json(created_at) #>> '{}'";
+
+fn project_row(r: &tokio_postgres::Row) -> ProjectRow {
+    ProjectRow {
+        project_ref: r.get(0),
+        name: r.get(1),
+        worker_id: r.get(2),
+        db_name: r.get(3),
+        db_user: r.get(4),
+        db_password: r.get(5),
+        status: r.get(6),
+        created_at: r.get(7),
+    }
+}
+
+const KEY_COLS: &str = "id::text, project_ref, name, type, role, prefix, key_enc, status, description, to_json(created_at) #>> '{}'";
+
+fn key_row(r: &tokio_postgres::Row) -> KeyRow {
+    KeyRow {
+        id: r.get(0),
+        project_ref: r.get(1),
+        name: r.get(2),
+        key_type: r.get(3),
+        role: r.get(4),
+        prefix: r.get(5),
+        key_enc: r.get(6),
+        status: r.get(7),
+        description: r.get(8),
+        created_at: r.get(9),
+    }
+}
+
+impl Store {
+    /// Creates the platform database when missing, opens a pool on it and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Store, ApiError> {
+        let admin = tokio_postgres::Config::from_str(url)
+            .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
+        let client = connect(&admin).await?;
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&PLATFORM_DB],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            if let Err(e) = client
+                .batch_execute(&format!("CREATE DATABASE {}", quote_ident(PLATFORM_DB)))
+                .await
+            {
+                // Another replica may have created it between the check and here.
+                if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                    return Err(e.into());
+                }
+            }
+        }
+        drop(client);
+        let mut cfg = admin.clone();
+        cfg.dbname(PLATFORM_DB)
+            .application_name("supactl-tenant-manager");
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(8)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .map_err(ApiError::internal)?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), ApiError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Serialise replicas migrating at once.
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(7315001);
+             CREATE SCHEMA IF NOT EXISTS supactl;
+             CREATE TABLE IF NOT EXISTS supactl.schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM supactl.schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if !applied.contains(version) {
+                tracing::info!(version, "applying platform migration");
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO supactl.schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        Ok(self.pool.get().await?)
+    }
+
+    pub async fn upsert_worker(&self, w: &WorkerSpec, cipher: &Cipher) -> Result<(), ApiError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (identifier) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
+               admin_user = EXCLUDED.admin_user, admin_password = EXCLUDED.admin_password",
+            &[
+                &w.identifier,
+                &w.host,
+                &i32::from(w.port),
+                &w.admin_user,
+                &cipher.seal(w.admin_password.as_bytes()),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn worker_from_row(r: &tokio_postgres::Row, cipher: &Cipher) -> Result<Worker, ApiError> {
+        let port: i32 = r.get(3);
+        Ok(Worker {
+            id: r.get(0),
+            spec: WorkerSpec {
+                identifier: r.get(1),
+                host: r.get(2),
+                port: u16::try_from(port).map_err(ApiError::internal)?,
+                admin_user: r.get(4),
+                admin_password: cipher
+                    .open_string(r.get::<_, &[u8]>(5))
+                    .map_err(ApiError::internal)?,
+            },
+        })
+    }
+
+    pub async fn workers(&self, cipher: &Cipher) -> Result<Vec<Worker>, ApiError> {
+        let c = self.client().await?;
+        c.query(
+            "SELECT id, identifier, host, port, admin_user, admin_password FROM supactl.workers WHERE status = 'active' ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Self::worker_from_row(r, cipher))
+        .collect()
+    }
+
+    pub async fn worker(&self, id: i64, cipher: &Cipher) -> Result<Worker, ApiError> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT id, identifier, host, port, admin_user, admin_password FROM supactl.workers WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Self::worker_from_row(&r, cipher)
+    }
+
+    /// The least-used active worker with room for one more database.
+    pub async fn pick_worker(&self, cipher: &Cipher) -> Result<Worker, ApiError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT w.id, w.identifier, w.host, w.port, w.admin_user, w.admin_password
+                 FROM supactl.workers w LEFT JOIN supactl.projects p ON p.worker_id = w.id
+                 WHERE w.status = 'active'
+                 GROUP BY w.id
+                 HAVING count(p.ref) < w.max_databases
+                 ORDER BY count(p.ref)::float8 / w.max_databases, w.id
+                 LIMIT 1",
+                &[],
+            )
+            .await?
+            .ok_or(ApiError::NoCapacity)?;
+        Self::worker_from_row(&r, cipher)
+    }
+
+    /// Reserves a ref (status COMING_UP). A taken ref is a conflict.
+    pub async fn insert_project(&self, p: &ProjectRow) -> Result<(), ApiError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO supactl.projects (ref, name, worker_id, db_name, db_user, db_password, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &p.project_ref,
+                &p.name,
+                &p.worker_id,
+                &p.db_name,
+                &p.db_user,
+                &p.db_password,
+                &p.status,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                ApiError::Conflict(format!("a project with ref {} already exists", p.project_ref))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Stores the project's JWT secret and keys and marks it active, all or nothing.
+    pub async fn activate_project(
+        &self,
+        project_ref: &str,
+        jwt_secret_enc: &[u8],
+        keys: &[NewKey],
+        status: &str,
+    ) -> Result<(), ApiError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "INSERT INTO supactl.jwt_secrets (project_ref, secret_enc, status) VALUES ($1, $2, 'current')",
+            &[&project_ref, &jwt_secret_enc],
+        )
+        .await?;
+        for k in keys {
+            tx.execute(
+                "INSERT INTO supactl.api_keys (project_ref, name, type, role, prefix, key_hash, key_enc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&project_ref, &k.name, &k.key_type, &k.role, &k.prefix, &k.hash, &k.key_enc],
+            )
+            .await?;
+        }
+        tx.execute(
+            "UPDATE supactl.projects SET status = $2, updated_at = now() WHERE ref = $1",
+            &[&project_ref, &status],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_status(&self, project_ref: &str, status: &str) -> Result<(), ApiError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE supactl.projects SET status = $2, updated_at = now() WHERE ref = $1",
+            &[&project_ref, &status],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_project(&self, project_ref: &str) -> Result<(), ApiError> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM supactl.projects WHERE ref = $1",
+            &[&project_ref],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn project(&self, project_ref: &str) -> Result<Option<ProjectRow>, ApiError> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {PROJECT_COLS} FROM supactl.projects WHERE ref = $1");
+        Ok(c.query_opt(&sql, &[&project_ref])
+            .await?
+            .as_ref()
+            .map(project_row))
+    }
+
+    pub async fn projects(&self) -> Result<Vec<ProjectRow>, ApiError> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {PROJECT_COLS} FROM supactl.projects ORDER BY created_at, ref");
+        Ok(c.query(&sql, &[]).await?.iter().map(project_row).collect())
+    }
+
+    pub async fn keys(&self, project_ref: &str) -> Result<Vec<KeyRow>, ApiError> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM supactl.api_keys WHERE project_ref = $1 AND status = 'active' ORDER BY created_at, type"
+        );
+        Ok(c.query(&sql, &[&project_ref])
+            .await?
+            .iter()
+            .map(key_row)
+            .collect())
+    }
+
+    /// The active key with this hash, on a project that exists.
+    pub async fn key_by_hash(&self, hash: &[u8]) -> Result<Option<KeyRow>, ApiError> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM supactl.api_keys WHERE key_hash = $1 AND status = 'active'"
+        );
+        Ok(c.query_opt(&sql, &[&hash]).await?.as_ref().map(key_row))
+    }
+
+    /// Sealed JWT secrets that verify tokens, the current one first.
+    pub async fn jwt_secrets(&self, project_ref: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+        let c = self.client().await?;
+        Ok(c
+            .query(
+                "SELECT secret_enc FROM supactl.jwt_secrets WHERE project_ref = $1
+                   AND (status = 'current' OR (status = 'previous' AND (expires_at IS NULL OR expires_at > now())))
+                 ORDER BY status = 'current' DESC, created_at DESC",
+                &[&project_ref],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
