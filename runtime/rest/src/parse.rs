@@ -75,7 +75,8 @@ pub fn parse_request(
         http::Method::GET => Action::Read { head: false },
         http::Method::HEAD => Action::Read { head: true },
         http::Method::POST | http::Method::PATCH => {
-            let (body, keys) = normalise_body(body, method == http::Method::POST)?;
+            let (body, keys) =
+                normalise_body(body, method == http::Method::POST, columns.is_none())?;
             let columns = columns.unwrap_or(keys);
             if method == http::Method::POST {
                 Action::Insert { body, columns }
@@ -297,39 +298,39 @@ pub fn parse_prefer(h: Option<&str>) -> Preferences {
 }
 
 /// Validates the JSON body and returns it as an array (a single object is wrapped) plus the keys of its
-/// first object, which become the insert/update columns unless `columns=` says otherwise.
-fn normalise_body(body: &[u8], allow_array: bool) -> Result<(String, Vec<String>), RestError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
+/// first object, which become the insert/update columns unless `columns=` says otherwise. Without
+/// `columns=`, every object of an array must have the same keys (PostgREST's PGRST102).
+fn normalise_body(
+    body: &[u8],
+    allow_array: bool,
+    uniform_keys: bool,
+) -> Result<(String, Vec<String>), RestError> {
+    use serde_json::Value;
+    let mismatch = || RestError::InvalidBody("All object keys must match".to_string());
+    let value: Value = serde_json::from_slice(body)
         .map_err(|e| RestError::InvalidBody(format!("Empty or invalid json: {e}")))?;
-    let (array, first) = match value {
-        serde_json::Value::Object(ref o) => {
-            (serde_json::Value::Array(vec![value.clone()]), o.clone())
-        }
-        serde_json::Value::Array(ref items) if allow_array => {
-            let first = match items.first() {
-                Some(serde_json::Value::Object(o)) => o.clone(),
-                None => serde_json::Map::new(),
-                Some(_) => {
-                    return Err(RestError::InvalidBody(
-                        "All object keys must match".to_string(),
-                    ))
-                }
-            };
-            if items.iter().any(|i| !i.is_object()) {
-                return Err(RestError::InvalidBody(
-                    "All object keys must match".to_string(),
-                ));
-            }
-            (value.clone(), first)
-        }
+    let value = match value {
+        Value::Object(_) => Value::Array(vec![value]),
+        Value::Array(_) if allow_array => value,
         _ => {
             return Err(RestError::InvalidBody(
                 "Empty or invalid json: expected a JSON object".to_string(),
             ))
         }
     };
-    let keys = first.keys().cloned().collect();
-    Ok((array.to_string(), keys))
+    let items = value.as_array().expect("normalised to an array");
+    let keys: Vec<String> = match items.first() {
+        Some(Value::Object(o)) => o.keys().cloned().collect(),
+        Some(_) => return Err(mismatch()),
+        None => Vec::new(),
+    };
+    for item in items {
+        let o = item.as_object().ok_or_else(mismatch)?;
+        if uniform_keys && (o.len() != keys.len() || !keys.iter().all(|k| o.contains_key(k))) {
+            return Err(mismatch());
+        }
+    }
+    Ok((value.to_string(), keys))
 }
 
 #[cfg(test)]
@@ -407,6 +408,23 @@ mod tests {
         let q = query_pairs("select=id%2Ctitle&title=eq.a+b&done=eq.false");
         assert_eq!(q[0], ("select".into(), "id,title".into()));
         assert_eq!(q[1], ("title".into(), "eq.a b".into()));
+    }
+
+    #[test]
+    fn bulk_bodies_need_uniform_keys_unless_columns_given() {
+        let body = br#"[{"a":1},{"a":2,"b":3}]"#;
+        let r = parse_request(&http::Method::POST, "t", "", None, "public".into(), body);
+        assert!(matches!(r, Err(RestError::InvalidBody(_))));
+        let r = parse_request(
+            &http::Method::POST,
+            "t",
+            "columns=a,b",
+            None,
+            "public".into(),
+            body,
+        )
+        .unwrap();
+        assert!(matches!(r.action, Action::Insert { ref columns, .. } if columns == &["a", "b"]));
     }
 
     #[test]

@@ -76,7 +76,8 @@ async fn template_exists(admin: &tokio_postgres::Client) -> Result<bool, ApiErro
         .is_some())
 }
 
-/// Creates the project's login role and database. On failure, whatever was created is dropped again.
+/// Creates the project's login role and database. When a step fails, the steps already done are undone
+/// (and only those: an object that existed before is never dropped).
 pub async fn create_database(
     worker: &Worker,
     db_name: &str,
@@ -85,22 +86,39 @@ pub async fn create_database(
 ) -> Result<(), ApiError> {
     let admin = connect(&worker.pg_config("postgres")).await?;
     let (db, user) = (quote_ident(db_name), quote_ident(db_user));
-    let steps = [
-        format!(
+    admin
+        .batch_execute(&format!(
             "CREATE ROLE {user} LOGIN NOINHERIT PASSWORD {}; GRANT anon, authenticated, service_role TO {user};",
             quote_literal(password)
-        ),
-        format!("CREATE DATABASE {db} TEMPLATE {}", quote_ident(TEMPLATE_DB)),
-        format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {user};"),
-    ];
-    for step in &steps {
-        if let Err(e) = admin.batch_execute(step).await {
-            let err = ApiError::from(e);
-            drop_database_on(&admin, db_name, db_user).await.ok();
-            return Err(err);
-        }
+        ))
+        .await?;
+    if let Err(e) = admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {db} TEMPLATE {}",
+            quote_ident(TEMPLATE_DB)
+        ))
+        .await
+    {
+        undo(&admin, &format!("DROP ROLE IF EXISTS {user}")).await;
+        return Err(e.into());
+    }
+    if let Err(e) = admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {user};"
+        ))
+        .await
+    {
+        undo(&admin, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+        undo(&admin, &format!("DROP ROLE IF EXISTS {user}")).await;
+        return Err(e.into());
     }
     Ok(())
+}
+
+async fn undo(admin: &tokio_postgres::Client, sql: &str) {
+    if let Err(e) = admin.batch_execute(sql).await {
+        tracing::error!(%sql, error = %e, "rollback step failed");
+    }
 }
 
 /// Drops the project's database (closing its connections) and login role; missing ones are fine.
