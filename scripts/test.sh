@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the Rust unit and integration tests (each starts its own
+# throwaway PostgreSQL cluster), then the end-to-end suite with the real supabase-py client against a
+# real `supactl up`. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+echo "== e2e (supabase-py)"
+cargo build -p supactl
+venv="$HOME/.cache/supactl/venv-e2e"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/requirements.txt "$venv/requirements.txt"; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/requirements.txt"
+fi
+SUPACTL_BIN="$CARGO_TARGET_DIR/debug/supactl" "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
