@@ -6,7 +6,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Map, Value};
@@ -328,7 +327,7 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
     let mut out = http::Request::builder()
         .method(parts.method)
         .uri(uri)
-        .body(Body::from(Bytes::from(body)))
+        .body(Body::from(body))
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
     let h = out.headers_mut();
     for (name, value) in parts.headers.iter() {
