@@ -1,20 +1,22 @@
 //! Running statements: one pool per project (capped, evicted when idle) and one pipelined round trip per
 //! request — `BEGIN`, the role and claims `set_config`, the statement and `COMMIT` are written together
-//! and their replies read together.
+//! and their replies read together. Statements are prepared once per connection (PostgreSQL infers each
+//! parameter's type) and reused by every request of the same shape.
 
 use crate::error::RestError;
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use postgres_types::{to_sql_checked, Format, IsNull, Kind, ToSql, Type};
+use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use supactl_common::keys::Role;
 use supactl_common::wire::DbConfig;
 
-/// A bind parameter sent as text with an unspecified type, so PostgreSQL infers it from context exactly
-/// as it would for a quoted literal (`'42'` compared with an integer column is an integer).
+/// A bind parameter sent in text format. Statements are prepared without parameter types, so PostgreSQL
+/// infers each from its context exactly as for a quoted literal (`'42'` against an integer column is an
+/// integer) and parses the text with that type's input function.
 #[derive(Debug)]
 struct Text<'a>(&'a str);
 
@@ -39,9 +41,19 @@ impl ToSql for Text<'_> {
     to_sql_checked!();
 }
 
-/// OID 0 in a Parse message means "infer this parameter's type".
-fn unspecified() -> Type {
-    Type::new("unknown".into(), 0, Kind::Simple, "pg_catalog".into())
+/// Sets the role and claims for the transaction (PostgREST's GUCs).
+const SETUP: &str =
+    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
+
+/// Errors a re-prepared statement may not hit again.
+fn stale_statement(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::FEATURE_NOT_SUPPORTED
+            || *c == SqlState::DATATYPE_MISMATCH
+            || *c == SqlState::UNDEFINED_FUNCTION
+    )
 }
 
 /// What a statement produced.
@@ -177,10 +189,10 @@ impl Pools {
             .await
             .map_err(|e| RestError::Unavailable(e.to_string()))?;
         let rows = client
-            .query_typed(
+            .query(
                 "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
                  WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
-                &[(&Text(qualified), unspecified())],
+                &[&qualified],
             )
             .await
             .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
@@ -209,30 +221,41 @@ impl Pools {
             .get()
             .await
             .map_err(|e| RestError::Unavailable(e.to_string()))?;
-        let unknown = unspecified();
         let params: Vec<Text> = stmt.params.iter().map(|p| Text(p)).collect();
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
-            .iter()
-            .map(|p| (p as &(dyn ToSql + Sync), unknown.clone()))
-            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let (role_param, claims_param) = (Text(role.as_str()), Text(claims));
-        let setup_params: [(&(dyn ToSql + Sync), Type); 2] = [
-            (&role_param, unknown.clone()),
-            (&claims_param, unknown.clone()),
-        ];
-        let (begin, setup, result, commit) = tokio::join!(
-            client.batch_execute("BEGIN"),
-            client.query_typed(
-                "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
-                &setup_params,
-            ),
-            client.query_typed(&stmt.sql, &typed),
-            client.batch_execute("COMMIT"),
-        );
-        begin.map_err(|e| RestError::from_pg(&e, role))?;
-        setup.map_err(|e| RestError::from_pg(&e, role))?;
-        let rows = result.map_err(|e| RestError::from_pg(&e, role))?;
-        commit.map_err(|e| RestError::from_pg(&e, role))?;
+        let setup_params: [&(dyn ToSql + Sync); 2] = [&role_param, &claims_param];
+        let mut retried = false;
+        let rows = loop {
+            // Prepared once per connection: later requests of the same shape skip parsing and planning.
+            let prepared = async {
+                Ok::<_, tokio_postgres::Error>((
+                    client.prepare_cached(SETUP).await?,
+                    client.prepare_cached(&stmt.sql).await?,
+                ))
+            };
+            let (setup, main) = prepared.await.map_err(|e| RestError::from_pg(&e, role))?;
+            let (begin, set, result, commit) = tokio::join!(
+                client.batch_execute("BEGIN"),
+                client.query(&setup, &setup_params),
+                client.query(&main, &params),
+                client.batch_execute("COMMIT"),
+            );
+            begin.map_err(|e| RestError::from_pg(&e, role))?;
+            set.map_err(|e| RestError::from_pg(&e, role))?;
+            commit.map_err(|e| RestError::from_pg(&e, role))?;
+            match result {
+                Ok(rows) => break rows,
+                // A cached statement can go stale when the schema changes under it (a column's type,
+                // say): forget the connection's statements and prepare again, once.
+                Err(e) if !retried && stale_statement(&e) => {
+                    client.statement_cache.clear();
+                    retried = true;
+                }
+                Err(e) => return Err(RestError::from_pg(&e, role)),
+            }
+        };
         let row = rows
             .first()
             .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
