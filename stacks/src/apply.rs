@@ -595,7 +595,7 @@ impl<'a> Applier<'a> {
                     .at_rest_encryption_enabled(Self::flag(d, "at_rest_encryption"))
                     .auth_token(token)
                     .cache_subnet_group_name(self.prop(d, "cache_subnet_group")?)
-                    .set_security_group_ids(Some(self.resolve_set(d.props.get("security_groups"))?))
+                    .set_security_group_ids(Some(self.resolve_set(d.create_only.get("security_groups"))?))
                     .port(d.create_only.get("port").and_then(Val::as_int).unwrap_or(6379) as i32)
                     .set_tags(Some(ec_tags(&d.tags)))
                     .send()

@@ -396,11 +396,12 @@ pub fn desired(cfg: &Config, azs: &[String]) -> Vec<Desired> {
             ("transit_encryption", Val::Bool(true)),
             ("at_rest_encryption", Val::Bool(true)),
             ("auth_token_enabled", Val::Bool(true)),
-            ("cache_subnet_group", Val::r("cache-subnet-group")),
-            ("security_groups", Val::Set(vec![Val::r("sg/redis")])),
         ]),
         props([
-            // DescribeReplicationGroups has no engine version; it is set on create only
+            // DescribeReplicationGroups has no engine version, subnet group or security groups (they are on the
+            // member clusters, which the emulator does not list): set on create only
+            ("cache_subnet_group", Val::r("cache-subnet-group")),
+            ("security_groups", Val::Set(vec![Val::r("sg/redis")])),
             ("engine_version", Val::str("7.1")),
             ("port", Val::Int(6379)),
             ("auth_token_secret", Val::r("secret/redis-auth-token")),
