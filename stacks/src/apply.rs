@@ -98,7 +98,12 @@ fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_rds::types::Tag> {
 
 fn ec_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_elasticache::types::Tag> {
     tags.iter()
-        .map(|(k, v)| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build())
+        .map(|(k, v)| {
+            aws_sdk_elasticache::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
         .collect()
 }
 
@@ -209,7 +214,7 @@ impl<'a> Applier<'a> {
     pub async fn run(&mut self, plan: &Plan, progress: &dyn Progress) -> Result<(), Error> {
         for ch in plan.pending() {
             progress.start(ch);
-            let r = self.one(ch).await;
+            let r = Box::pin(self.one(ch)).await;
             match &r {
                 Ok(msg) => progress.finish(ch, Ok(msg)),
                 Err(e) => progress.finish(ch, Err(e)),
@@ -232,27 +237,30 @@ impl<'a> Applier<'a> {
             Action::NoOp => Ok("unchanged".into()),
             Action::Create => {
                 let d = self.desired_of(&ch.id)?;
-                let phys = self.create(d).await?;
+                let phys = Box::pin(self.create(d)).await?;
                 self.live.insert(ch.id.clone(), phys.clone());
                 Ok(format!("created {phys}"))
             }
             Action::Update => {
                 let d = self.desired_of(&ch.id)?;
-                let o = observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
-                self.update(d, o, ch).await?;
+                let o =
+                    observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
+                Box::pin(self.update(d, o, ch)).await?;
                 Ok(format!("updated {}", o.physical))
             }
             Action::Replace => {
                 let d = self.desired_of(&ch.id)?;
-                let o = observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
-                self.delete(o).await?;
-                let phys = self.create(d).await?;
+                let o =
+                    observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
+                Box::pin(self.delete(o)).await?;
+                let phys = Box::pin(self.create(d)).await?;
                 self.live.insert(ch.id.clone(), phys.clone());
                 Ok(format!("replaced {} with {phys}", o.physical))
             }
             Action::Delete => {
-                let o = observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
-                let msg = self.delete(o).await?;
+                let o =
+                    observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
+                let msg = Box::pin(self.delete(o)).await?;
                 if self.live.get(&ch.id) == Some(&o.physical) {
                     self.live.remove(&ch.id);
                 }
@@ -273,7 +281,11 @@ impl<'a> Applier<'a> {
         let t = self.opts.timeouts;
         match d.kind {
             Kind::Secret => {
-                let len = d.create_only.get("length").and_then(Val::as_int).unwrap_or(40) as usize;
+                let len = d
+                    .create_only
+                    .get("length")
+                    .and_then(Val::as_int)
+                    .unwrap_or(40) as usize;
                 let r = c
                     .secrets
                     .create_secret()
@@ -283,7 +295,12 @@ impl<'a> Applier<'a> {
                     .set_tags(Some(
                         d.tags
                             .iter()
-                            .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build())
+                            .map(|(k, v)| {
+                                aws_sdk_secretsmanager::types::Tag::builder()
+                                    .key(k)
+                                    .value(v)
+                                    .build()
+                            })
                             .collect(),
                     ))
                     .send()
@@ -300,7 +317,11 @@ impl<'a> Applier<'a> {
                     .send()
                     .await
                     .map_err(aws("ec2:CreateVpc"))?;
-                let id = r.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+                let id = r
+                    .vpc()
+                    .and_then(|v| v.vpc_id())
+                    .unwrap_or_default()
+                    .to_string();
                 use aws_sdk_ec2::client::Waiters;
                 c.ec2
                     .wait_until_vpc_available()
@@ -310,10 +331,12 @@ impl<'a> Applier<'a> {
                     .map_err(|e| waiter_err("vpc to become available", t.network)(e.to_string()))?;
                 // AWS defaults: DNS support on, hostnames off; send only what differs
                 if !Self::flag(d, "enable_dns_support") {
-                    self.vpc_attr(&id, VpcAttributeName::EnableDnsSupport, false).await?;
+                    self.vpc_attr(&id, VpcAttributeName::EnableDnsSupport, false)
+                        .await?;
                 }
                 if Self::flag(d, "enable_dns_hostnames") {
-                    self.vpc_attr(&id, VpcAttributeName::EnableDnsHostnames, true).await?;
+                    self.vpc_attr(&id, VpcAttributeName::EnableDnsHostnames, true)
+                        .await?;
                 }
                 Ok(id)
             }
@@ -328,7 +351,11 @@ impl<'a> Applier<'a> {
                     .send()
                     .await
                     .map_err(aws("ec2:CreateSubnet"))?;
-                let id = r.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_string();
+                let id = r
+                    .subnet()
+                    .and_then(|s| s.subnet_id())
+                    .unwrap_or_default()
+                    .to_string();
                 if Self::flag(d, "map_public_ip_on_launch") {
                     self.subnet_public(&id, true).await?;
                 }
@@ -388,7 +415,9 @@ impl<'a> Applier<'a> {
                     .nat_gateway_ids(&id)
                     .wait(t.network)
                     .await
-                    .map_err(|e| waiter_err("nat gateway to become available", t.network)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("nat gateway to become available", t.network)(e.to_string())
+                    })?;
                 Ok(id)
             }
             Kind::RouteTable => {
@@ -463,8 +492,7 @@ impl<'a> Applier<'a> {
                     .send()
                     .await
                     .map_err(aws("ec2:AuthorizeSecurityGroupIngress"))?;
-                Ok(r
-                    .security_group_rules()
+                Ok(r.security_group_rules()
                     .first()
                     .and_then(|r| r.security_group_rule_id())
                     .unwrap_or_default()
@@ -497,7 +525,12 @@ impl<'a> Applier<'a> {
                 let params: Vec<(String, String)> = d
                     .props
                     .iter()
-                    .filter_map(|(k, v)| Some((k.strip_prefix("parameter:")?.to_string(), v.as_str()?.to_string())))
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix("parameter:")?.to_string(),
+                            v.as_str()?.to_string(),
+                        ))
+                    })
                     .collect();
                 self.set_parameters(&name, &params).await?;
                 Ok(name)
@@ -505,8 +538,18 @@ impl<'a> Applier<'a> {
             Kind::DbCluster => {
                 let ident = self.prop(d, "identifier")?;
                 let scaling = aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
-                    .min_capacity(d.props.get("min_capacity").and_then(Val::as_num).unwrap_or(0.5))
-                    .max_capacity(d.props.get("max_capacity").and_then(Val::as_num).unwrap_or(1.0))
+                    .min_capacity(
+                        d.props
+                            .get("min_capacity")
+                            .and_then(Val::as_num)
+                            .unwrap_or(0.5),
+                    )
+                    .max_capacity(
+                        d.props
+                            .get("max_capacity")
+                            .and_then(Val::as_num)
+                            .unwrap_or(1.0),
+                    )
                     .build();
                 let mut req = c
                     .rds
@@ -520,11 +563,16 @@ impl<'a> Applier<'a> {
                     .manage_master_user_password(Self::flag(d, "manage_master_user_password"))
                     .storage_encrypted(Self::flag(d, "storage_encrypted"))
                     .db_subnet_group_name(self.prop(d, "db_subnet_group")?)
-                    .set_vpc_security_group_ids(Some(self.resolve_set(d.props.get("security_groups"))?))
+                    .set_vpc_security_group_ids(Some(
+                        self.resolve_set(d.props.get("security_groups"))?,
+                    ))
                     .serverless_v2_scaling_configuration(scaling)
                     .deletion_protection(Self::flag(d, "deletion_protection"))
                     .backup_retention_period(
-                        d.props.get("backup_retention_days").and_then(Val::as_int).unwrap_or(7) as i32,
+                        d.props
+                            .get("backup_retention_days")
+                            .and_then(Val::as_int)
+                            .unwrap_or(7) as i32,
                     )
                     .copy_tags_to_snapshot(true)
                     .set_tags(Some(rds_tags(&d.tags)));
@@ -553,7 +601,9 @@ impl<'a> Applier<'a> {
                     .db_instance_identifier(&ident)
                     .wait(t.database)
                     .await
-                    .map_err(|e| waiter_err("db instance to become available", t.database)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("db instance to become available", t.database)(e.to_string())
+                    })?;
                 Ok(ident)
             }
             Kind::CacheSubnetGroup => {
@@ -588,15 +638,27 @@ impl<'a> Applier<'a> {
                     .engine(self.prop(d, "engine")?)
                     .engine_version(self.prop(d, "engine_version")?)
                     .cache_node_type(self.prop(d, "node_type")?)
-                    .num_cache_clusters(d.props.get("num_cache_clusters").and_then(Val::as_int).unwrap_or(1) as i32)
+                    .num_cache_clusters(
+                        d.props
+                            .get("num_cache_clusters")
+                            .and_then(Val::as_int)
+                            .unwrap_or(1) as i32,
+                    )
                     .automatic_failover_enabled(Self::flag(d, "automatic_failover"))
                     .multi_az_enabled(Self::flag(d, "multi_az"))
                     .transit_encryption_enabled(Self::flag(d, "transit_encryption"))
                     .at_rest_encryption_enabled(Self::flag(d, "at_rest_encryption"))
                     .auth_token(token)
                     .cache_subnet_group_name(self.prop(d, "cache_subnet_group")?)
-                    .set_security_group_ids(Some(self.resolve_set(d.create_only.get("security_groups"))?))
-                    .port(d.create_only.get("port").and_then(Val::as_int).unwrap_or(6379) as i32)
+                    .set_security_group_ids(Some(
+                        self.resolve_set(d.create_only.get("security_groups"))?,
+                    ))
+                    .port(
+                        d.create_only
+                            .get("port")
+                            .and_then(Val::as_int)
+                            .unwrap_or(6379) as i32,
+                    )
                     .set_tags(Some(ec_tags(&d.tags)))
                     .send()
                     .await
@@ -607,7 +669,11 @@ impl<'a> Applier<'a> {
                     .replication_group_id(&ident)
                     .wait(t.cache)
                     .await
-                    .map_err(|e| waiter_err("redis replication group to become available", t.cache)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("redis replication group to become available", t.cache)(
+                            e.to_string(),
+                        )
+                    })?;
                 Ok(ident)
             }
         }
@@ -665,7 +731,9 @@ impl<'a> Applier<'a> {
             }
             Kind::RouteTable => {
                 for fc in &ch.fields {
-                    let Some(dest) = fc.field.strip_prefix("route:") else { continue };
+                    let Some(dest) = fc.field.strip_prefix("route:") else {
+                        continue;
+                    };
                     match d.props.get(&fc.field) {
                         Some(v) => {
                             self.route(&o.physical, dest, &self.resolve(v)?, fc.old.is_some())
@@ -683,7 +751,10 @@ impl<'a> Applier<'a> {
                     }
                 }
                 if changed("subnets") {
-                    let want: BTreeSet<String> = self.resolve_set(d.props.get("subnets"))?.into_iter().collect();
+                    let want: BTreeSet<String> = self
+                        .resolve_set(d.props.get("subnets"))?
+                        .into_iter()
+                        .collect();
                     let have: BTreeSet<String> = o
                         .aux
                         .keys()
@@ -704,7 +775,8 @@ impl<'a> Applier<'a> {
             }
             Kind::SecurityGroup => {
                 if changed("egress_all") {
-                    self.egress_all(&o.physical, Self::flag(d, "egress_all")).await?;
+                    self.egress_all(&o.physical, Self::flag(d, "egress_all"))
+                        .await?;
                 }
             }
             Kind::DbSubnetGroup => {
@@ -723,7 +795,9 @@ impl<'a> Applier<'a> {
                 let mut set = Vec::new();
                 let mut reset = Vec::new();
                 for fc in &ch.fields {
-                    let Some(p) = fc.field.strip_prefix("parameter:") else { continue };
+                    let Some(p) = fc.field.strip_prefix("parameter:") else {
+                        continue;
+                    };
                     match &fc.new {
                         Some(v) => set.push((p.to_string(), v.clone())),
                         None => reset.push(p.to_string()),
@@ -740,7 +814,9 @@ impl<'a> Applier<'a> {
                                 .map(|n| {
                                     aws_sdk_rds::types::Parameter::builder()
                                         .parameter_name(n)
-                                        .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+                                        .apply_method(
+                                            aws_sdk_rds::types::ApplyMethod::PendingReboot,
+                                        )
                                         .build()
                                 })
                                 .collect(),
@@ -759,25 +835,44 @@ impl<'a> Applier<'a> {
                 let mut any = false;
                 if changed("engine_version") {
                     let new = self.prop(d, "engine_version")?;
-                    let old_major = o.props.get("engine_version").and_then(Val::as_str).and_then(|v| v.split('.').next().map(str::to_string));
+                    let old_major = o
+                        .props
+                        .get("engine_version")
+                        .and_then(Val::as_str)
+                        .and_then(|v| v.split('.').next().map(str::to_string));
                     let major_change = old_major.as_deref() != new.split('.').next();
-                    req = req.engine_version(new).allow_major_version_upgrade(major_change);
+                    req = req
+                        .engine_version(new)
+                        .allow_major_version_upgrade(major_change);
                     any = true;
                 }
                 if changed("port") {
-                    req = req.port(d.props.get("port").and_then(Val::as_int).unwrap_or(5432) as i32);
+                    req =
+                        req.port(d.props.get("port").and_then(Val::as_int).unwrap_or(5432) as i32);
                     any = true;
                 }
                 if changed("security_groups") {
-                    req = req.set_vpc_security_group_ids(Some(self.resolve_set(d.props.get("security_groups"))?));
+                    req = req.set_vpc_security_group_ids(Some(
+                        self.resolve_set(d.props.get("security_groups"))?,
+                    ));
                     any = true;
                 }
                 if changed("min_capacity") || changed("max_capacity") {
                     // the API takes the scaling configuration as a whole
                     req = req.serverless_v2_scaling_configuration(
                         aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
-                            .min_capacity(d.props.get("min_capacity").and_then(Val::as_num).unwrap_or(0.5))
-                            .max_capacity(d.props.get("max_capacity").and_then(Val::as_num).unwrap_or(1.0))
+                            .min_capacity(
+                                d.props
+                                    .get("min_capacity")
+                                    .and_then(Val::as_num)
+                                    .unwrap_or(0.5),
+                            )
+                            .max_capacity(
+                                d.props
+                                    .get("max_capacity")
+                                    .and_then(Val::as_num)
+                                    .unwrap_or(1.0),
+                            )
                             .build(),
                     );
                     any = true;
@@ -788,7 +883,10 @@ impl<'a> Applier<'a> {
                 }
                 if changed("backup_retention_days") {
                     req = req.backup_retention_period(
-                        d.props.get("backup_retention_days").and_then(Val::as_int).unwrap_or(7) as i32,
+                        d.props
+                            .get("backup_retention_days")
+                            .and_then(Val::as_int)
+                            .unwrap_or(7) as i32,
                     );
                     any = true;
                 }
@@ -797,7 +895,8 @@ impl<'a> Applier<'a> {
                     any = true;
                 }
                 if changed("manage_master_user_password") {
-                    req = req.manage_master_user_password(Self::flag(d, "manage_master_user_password"));
+                    req = req
+                        .manage_master_user_password(Self::flag(d, "manage_master_user_password"));
                     any = true;
                 }
                 if any {
@@ -828,7 +927,7 @@ impl<'a> Applier<'a> {
                         .map_err(aws("elasticache:ModifyCacheSubnetGroup"))?;
                 }
             }
-            Kind::ReplicationGroup => self.update_redis(d, o, ch).await?,
+            Kind::ReplicationGroup => Box::pin(self.update_redis(d, o, ch)).await?,
             Kind::Secret | Kind::ElasticIp | Kind::NatGateway | Kind::SecurityGroupRule => {}
         }
         Ok(())
@@ -837,8 +936,16 @@ impl<'a> Applier<'a> {
     async fn update_redis(&self, d: &Desired, o: &Observed, ch: &Change) -> Result<(), Error> {
         let c = self.c;
         let f = field_map(ch);
-        let want_nodes = d.props.get("num_cache_clusters").and_then(Val::as_int).unwrap_or(1);
-        let have_nodes = o.props.get("num_cache_clusters").and_then(Val::as_int).unwrap_or(1);
+        let want_nodes = d
+            .props
+            .get("num_cache_clusters")
+            .and_then(Val::as_int)
+            .unwrap_or(1);
+        let have_nodes = o
+            .props
+            .get("num_cache_clusters")
+            .and_then(Val::as_int)
+            .unwrap_or(1);
         let modify_needed = ["node_type", "automatic_failover", "multi_az"]
             .iter()
             .any(|k| f.contains_key(k));
@@ -857,7 +964,9 @@ impl<'a> Applier<'a> {
             if f.contains_key("multi_az") {
                 req = req.multi_az_enabled(Self::flag(d, "multi_az"));
             }
-            req.send().await.map_err(aws("elasticache:ModifyReplicationGroup"))?;
+            req.send()
+                .await
+                .map_err(aws("elasticache:ModifyReplicationGroup"))?;
             self.wait_redis(&o.physical).await
         };
         // failover needs ≥ 2 nodes: grow before turning it on, turn it off before shrinking
@@ -899,7 +1008,9 @@ impl<'a> Applier<'a> {
             ($op:literal, $fut:expr) => {
                 match $fut.await {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|s| ec2_is_not_found(s)) => return already(),
+                    Err(e) if e.as_service_error().is_some_and(|s| ec2_is_not_found(s)) => {
+                        return already()
+                    }
                     Err(e) => return Err(Error::Aws(AwsError::new($op, &e))),
                 }
             };
@@ -914,44 +1025,73 @@ impl<'a> Applier<'a> {
                 };
                 match req.send().await {
                     Ok(_) => gone(),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => already(),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        already()
+                    }
                     Err(e) => Err(Error::Aws(AwsError::new("secretsmanager:DeleteSecret", &e))),
                 }
             }
             Kind::Vpc => {
-                ec2_try!("ec2:DeleteVpc", c.ec2.delete_vpc().vpc_id(&o.physical).send());
+                ec2_try!(
+                    "ec2:DeleteVpc",
+                    c.ec2.delete_vpc().vpc_id(&o.physical).send()
+                );
                 gone()
             }
             Kind::Subnet => {
-                ec2_try!("ec2:DeleteSubnet", c.ec2.delete_subnet().subnet_id(&o.physical).send());
+                ec2_try!(
+                    "ec2:DeleteSubnet",
+                    c.ec2.delete_subnet().subnet_id(&o.physical).send()
+                );
                 gone()
             }
             Kind::InternetGateway => {
                 if let Some(vpc) = o.props.get("vpc").and_then(Val::as_str) {
                     ec2_try!(
                         "ec2:DetachInternetGateway",
-                        c.ec2.detach_internet_gateway().internet_gateway_id(&o.physical).vpc_id(vpc).send()
+                        c.ec2
+                            .detach_internet_gateway()
+                            .internet_gateway_id(&o.physical)
+                            .vpc_id(vpc)
+                            .send()
                     );
                 }
                 ec2_try!(
                     "ec2:DeleteInternetGateway",
-                    c.ec2.delete_internet_gateway().internet_gateway_id(&o.physical).send()
+                    c.ec2
+                        .delete_internet_gateway()
+                        .internet_gateway_id(&o.physical)
+                        .send()
                 );
                 gone()
             }
             Kind::ElasticIp => {
-                ec2_try!("ec2:ReleaseAddress", c.ec2.release_address().allocation_id(&o.physical).send());
+                ec2_try!(
+                    "ec2:ReleaseAddress",
+                    c.ec2.release_address().allocation_id(&o.physical).send()
+                );
                 gone()
             }
             Kind::NatGateway => {
-                ec2_try!("ec2:DeleteNatGateway", c.ec2.delete_nat_gateway().nat_gateway_id(&o.physical).send());
+                ec2_try!(
+                    "ec2:DeleteNatGateway",
+                    c.ec2
+                        .delete_nat_gateway()
+                        .nat_gateway_id(&o.physical)
+                        .send()
+                );
                 use aws_sdk_ec2::client::Waiters;
                 c.ec2
                     .wait_until_nat_gateway_deleted()
                     .nat_gateway_ids(&o.physical)
                     .wait(t.network)
                     .await
-                    .map_err(|e| waiter_err("nat gateway to be deleted", t.network)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("nat gateway to be deleted", t.network)(e.to_string())
+                    })?;
                 gone()
             }
             Kind::RouteTable => {
@@ -959,20 +1099,36 @@ impl<'a> Applier<'a> {
                     if k.starts_with("assoc:") {
                         ec2_try!(
                             "ec2:DisassociateRouteTable",
-                            c.ec2.disassociate_route_table().association_id(assoc).send()
+                            c.ec2
+                                .disassociate_route_table()
+                                .association_id(assoc)
+                                .send()
                         );
                     }
                 }
-                ec2_try!("ec2:DeleteRouteTable", c.ec2.delete_route_table().route_table_id(&o.physical).send());
+                ec2_try!(
+                    "ec2:DeleteRouteTable",
+                    c.ec2
+                        .delete_route_table()
+                        .route_table_id(&o.physical)
+                        .send()
+                );
                 gone()
             }
             Kind::SecurityGroup => {
-                ec2_try!("ec2:DeleteSecurityGroup", c.ec2.delete_security_group().group_id(&o.physical).send());
+                ec2_try!(
+                    "ec2:DeleteSecurityGroup",
+                    c.ec2.delete_security_group().group_id(&o.physical).send()
+                );
                 gone()
             }
             Kind::SecurityGroupRule => {
                 // by rule id: the emulator cannot revoke a source-group rule with a description by its permission
-                let group = o.props.get("group").and_then(Val::as_str).unwrap_or_default();
+                let group = o
+                    .props
+                    .get("group")
+                    .and_then(Val::as_str)
+                    .unwrap_or_default();
                 ec2_try!(
                     "ec2:RevokeSecurityGroupIngress",
                     c.ec2
@@ -983,9 +1139,20 @@ impl<'a> Applier<'a> {
                 );
                 gone()
             }
-            Kind::DbSubnetGroup => match c.rds.delete_db_subnet_group().db_subnet_group_name(&o.physical).send().await {
+            Kind::DbSubnetGroup => match c
+                .rds
+                .delete_db_subnet_group()
+                .db_subnet_group_name(&o.physical)
+                .send()
+                .await
+            {
                 Ok(_) => gone(),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_subnet_group_not_found_fault()) => already(),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_db_subnet_group_not_found_fault()) =>
+                {
+                    already()
+                }
                 Err(e) => Err(Error::Aws(AwsError::new("rds:DeleteDBSubnetGroup", &e))),
             },
             Kind::DbClusterParameterGroup => match c
@@ -996,8 +1163,16 @@ impl<'a> Applier<'a> {
                 .await
             {
                 Ok(_) => gone(),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_parameter_group_not_found_fault()) => already(),
-                Err(e) => Err(Error::Aws(AwsError::new("rds:DeleteDBClusterParameterGroup", &e))),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_db_parameter_group_not_found_fault()) =>
+                {
+                    already()
+                }
+                Err(e) => Err(Error::Aws(AwsError::new(
+                    "rds:DeleteDBClusterParameterGroup",
+                    &e,
+                ))),
             },
             Kind::DbCluster => {
                 if o.props.get("deletion_protection").and_then(Val::as_bool) == Some(true) {
@@ -1027,7 +1202,12 @@ impl<'a> Applier<'a> {
                 };
                 match req.send().await {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => return already(),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
+                    {
+                        return already()
+                    }
                     Err(e) => return Err(Error::Aws(AwsError::new("rds:DeleteDBCluster", &e))),
                 }
                 use aws_sdk_rds::client::Waiters;
@@ -1036,13 +1216,26 @@ impl<'a> Applier<'a> {
                     .db_cluster_identifier(&o.physical)
                     .wait(t.database)
                     .await
-                    .map_err(|e| waiter_err("db cluster to be deleted", t.database)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("db cluster to be deleted", t.database)(e.to_string())
+                    })?;
                 gone()
             }
             Kind::DbInstance => {
-                match c.rds.delete_db_instance().db_instance_identifier(&o.physical).send().await {
+                match c
+                    .rds
+                    .delete_db_instance()
+                    .db_instance_identifier(&o.physical)
+                    .send()
+                    .await
+                {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => return already(),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+                    {
+                        return already()
+                    }
                     Err(e) => return Err(Error::Aws(AwsError::new("rds:DeleteDBInstance", &e))),
                 }
                 use aws_sdk_rds::client::Waiters;
@@ -1051,12 +1244,17 @@ impl<'a> Applier<'a> {
                     .db_instance_identifier(&o.physical)
                     .wait(t.database)
                     .await
-                    .map_err(|e| waiter_err("db instance to be deleted", t.database)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("db instance to be deleted", t.database)(e.to_string())
+                    })?;
                 gone()
             }
             Kind::CacheSubnetGroup => {
                 if self.opts.quirks.cache_subnet_group_delete_unimplemented {
-                    return Ok(format!("kept {} (emulator cannot delete cache subnet groups)", o.physical));
+                    return Ok(format!(
+                        "kept {} (emulator cannot delete cache subnet groups)",
+                        o.physical
+                    ));
                 }
                 match c
                     .elasticache
@@ -1066,8 +1264,16 @@ impl<'a> Applier<'a> {
                     .await
                 {
                     Ok(_) => gone(),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_cache_subnet_group_not_found_fault()) => already(),
-                    Err(e) => Err(Error::Aws(AwsError::new("elasticache:DeleteCacheSubnetGroup", &e))),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_cache_subnet_group_not_found_fault()) =>
+                    {
+                        already()
+                    }
+                    Err(e) => Err(Error::Aws(AwsError::new(
+                        "elasticache:DeleteCacheSubnetGroup",
+                        &e,
+                    ))),
                 }
             }
             Kind::ReplicationGroup => {
@@ -1079,19 +1285,45 @@ impl<'a> Applier<'a> {
                     .await
                 {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_replication_group_not_found_fault()) => return already(),
-                    Err(e) => return Err(Error::Aws(AwsError::new("elasticache:DeleteReplicationGroup", &e))),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_replication_group_not_found_fault()) =>
+                    {
+                        return already()
+                    }
+                    Err(e) => {
+                        return Err(Error::Aws(AwsError::new(
+                            "elasticache:DeleteReplicationGroup",
+                            &e,
+                        )))
+                    }
                 }
                 let id = o.physical.clone();
                 let accept_deleting = self.opts.quirks.elasticache_delete_never_finishes;
                 poll_until("redis replication group to be deleted", t.cache, || {
                     let id = id.clone();
                     async move {
-                        match c.elasticache.describe_replication_groups().replication_group_id(&id).send().await {
+                        match c
+                            .elasticache
+                            .describe_replication_groups()
+                            .replication_group_id(&id)
+                            .send()
+                            .await
+                        {
                             Ok(o) => Ok(accept_deleting
-                                && o.replication_groups().iter().all(|g| g.status() == Some("deleting"))),
-                            Err(e) if e.as_service_error().is_some_and(|s| s.is_replication_group_not_found_fault()) => Ok(true),
-                            Err(e) => Err(Error::Aws(AwsError::new("elasticache:DescribeReplicationGroups", &e))),
+                                && o.replication_groups()
+                                    .iter()
+                                    .all(|g| g.status() == Some("deleting"))),
+                            Err(e)
+                                if e.as_service_error()
+                                    .is_some_and(|s| s.is_replication_group_not_found_fault()) =>
+                            {
+                                Ok(true)
+                            }
+                            Err(e) => Err(Error::Aws(AwsError::new(
+                                "elasticache:DescribeReplicationGroups",
+                                &e,
+                            ))),
                         }
                     }
                 })
@@ -1110,14 +1342,22 @@ impl<'a> Applier<'a> {
                     .secret_id(&o.physical)
                     .set_tags(Some(
                         tags.iter()
-                            .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build())
+                            .map(|(k, v)| {
+                                aws_sdk_secretsmanager::types::Tag::builder()
+                                    .key(k)
+                                    .value(v)
+                                    .build()
+                            })
                             .collect(),
                     ))
                     .send()
                     .await
                     .map_err(aws("secretsmanager:TagResource"))?;
             }
-            Kind::DbSubnetGroup | Kind::DbClusterParameterGroup | Kind::DbCluster | Kind::DbInstance => {
+            Kind::DbSubnetGroup
+            | Kind::DbClusterParameterGroup
+            | Kind::DbCluster
+            | Kind::DbInstance => {
                 c.rds
                     .add_tags_to_resource()
                     .resource_name(o.arn.clone().unwrap_or_default())
@@ -1141,7 +1381,9 @@ impl<'a> Applier<'a> {
                     .resources(&o.physical)
                     .set_tags(Some(
                         tags.iter()
-                            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+                            .map(|(k, v)| {
+                                aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()
+                            })
                             .collect(),
                     ))
                     .send()
@@ -1178,7 +1420,10 @@ impl<'a> Applier<'a> {
     async fn route(&self, rt: &str, dest: &str, target: &str, replace: bool) -> Result<(), Error> {
         let ec2 = &self.c.ec2;
         if replace {
-            let mut req = ec2.replace_route().route_table_id(rt).destination_cidr_block(dest);
+            let mut req = ec2
+                .replace_route()
+                .route_table_id(rt)
+                .destination_cidr_block(dest);
             req = if target.starts_with("nat-") {
                 req.nat_gateway_id(target)
             } else {
@@ -1186,7 +1431,10 @@ impl<'a> Applier<'a> {
             };
             req.send().await.map_err(aws("ec2:ReplaceRoute"))?;
         } else {
-            let mut req = ec2.create_route().route_table_id(rt).destination_cidr_block(dest);
+            let mut req = ec2
+                .create_route()
+                .route_table_id(rt)
+                .destination_cidr_block(dest);
             req = if target.starts_with("nat-") {
                 req.nat_gateway_id(target)
             } else {
@@ -1291,7 +1539,9 @@ impl<'a> Applier<'a> {
             .replication_group_id(ident)
             .wait(t)
             .await
-            .map_err(|e| waiter_err("redis replication group to become available", t)(e.to_string()))?;
+            .map_err(|e| {
+                waiter_err("redis replication group to become available", t)(e.to_string())
+            })?;
         Ok(())
     }
 }

@@ -37,7 +37,10 @@ impl CallLog {
     }
     /// Calls that can change something (everything but Describe*/List*/Get*).
     pub fn mutating(&self) -> Vec<String> {
-        self.calls().into_iter().filter(|c| is_mutating(c)).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| is_mutating(c))
+            .collect()
     }
     pub fn clear(&self) {
         if let Ok(mut v) = self.0.lock() {
@@ -138,7 +141,9 @@ impl Clients {
                     .build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&sdk).interceptor(c).build(),
+                aws_sdk_sts::config::Builder::from(&sdk)
+                    .interceptor(c)
+                    .build(),
             ),
             log,
         }
@@ -162,7 +167,9 @@ impl AwsError {
             (Some(c), None) => c.to_string(),
             (None, Some(m)) => m.to_string(),
             // unmodelled answers (e.g. an emulator's HTTP 500 page) have neither
-            (None, None) => format!("{e} (no error code: the endpoint may not implement this operation)"),
+            (None, None) => {
+                format!("{e} (no error code: the endpoint may not implement this operation)")
+            }
         };
         AwsError {
             op: op.into(),
@@ -184,10 +191,16 @@ pub fn ec2_is_not_found(e: &impl ProvideErrorMetadata) -> bool {
 
 /// EC2 "already exists" codes (`InvalidPermission.Duplicate`, `RouteAlreadyExists`, …).
 pub fn ec2_is_duplicate(e: &impl ProvideErrorMetadata) -> bool {
-    ec2_code(e).is_some_and(|c| c.ends_with(".Duplicate") || c.contains("AlreadyExists") || c == "Resource.AlreadyAssociated")
+    ec2_code(e).is_some_and(|c| {
+        c.ends_with(".Duplicate")
+            || c.contains("AlreadyExists")
+            || c == "Resource.AlreadyAssociated"
+    })
 }
 
 /// `map_err` adapter: an SDK error of operation `op` into the engine's error.
-pub fn err<E: ProvideErrorMetadata + std::fmt::Display>(op: &'static str) -> impl Fn(E) -> crate::Error {
+pub fn err<E: ProvideErrorMetadata + std::fmt::Display>(
+    op: &'static str,
+) -> impl Fn(E) -> crate::Error {
     move |e| crate::Error::Aws(AwsError::new(op, &e))
 }

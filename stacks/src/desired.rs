@@ -300,7 +300,10 @@ pub fn desired(cfg: &Config, azs: &[String]) -> Vec<Desired> {
             props([
                 ("vpc", Val::r("vpc")),
                 ("group_name", Val::Str(name)),
-                ("description", Val::Str(format!("supactl: {}", sg.description))),
+                (
+                    "description",
+                    Val::Str(format!("supactl: {}", sg.description)),
+                ),
                 ("egress_all", Val::Bool(sg.egress_all)),
             ]),
             Props::new(),
@@ -448,9 +451,8 @@ fn add_cluster(b: &mut Builder<'_>, db: &DbConfig) {
         p,
         Props::new(),
     );
-    let instances = std::iter::once(("writer".to_string(), format!("{cid}/writer"))).chain(
-        (1..=db.readers).map(|n| (format!("reader-{n}"), format!("{cid}/reader/{n}"))),
-    );
+    let instances = std::iter::once(("writer".to_string(), format!("{cid}/writer")))
+        .chain((1..=db.readers).map(|n| (format!("reader-{n}"), format!("{cid}/reader/{n}"))));
     for (suffix, id) in instances {
         let ident = format!("{}-{suffix}", db.cluster_identifier);
         b.add(

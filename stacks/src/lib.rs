@@ -42,10 +42,16 @@ pub enum Error {
     #[error(transparent)]
     Aws(#[from] aws::AwsError),
     #[error("{kind} {name} exists but is owned by {owner}, not this stack: rename it in the config or remove it")]
-    NotOwned { kind: Kind, name: String, owner: String },
+    NotOwned {
+        kind: Kind,
+        name: String,
+        owner: String,
+    },
     #[error("timed out after {timeout:?} waiting for {what}; re-run the command to resume")]
     Timeout { what: String, timeout: Duration },
-    #[error("gave up waiting for {what} (limit {timeout:?}): {detail}; re-run the command to resume")]
+    #[error(
+        "gave up waiting for {what} (limit {timeout:?}): {detail}; re-run the command to resume"
+    )]
     WaitFailed {
         what: String,
         timeout: Duration,

@@ -82,12 +82,17 @@ impl Sink<'_> {
 
 /// Observes every owned resource. `desired` names the resources found by name (RDS subnet/parameter groups,
 /// ElastiCache); a resource found there that is not owned by this stack is an error, never adopted.
-pub async fn observe(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<Vec<Observed>, Error> {
+pub async fn observe(
+    c: &Clients,
+    cfg: &Config,
+    desired: &[Desired],
+) -> Result<Vec<Observed>, Error> {
+    // boxed: the SDK's futures are large, and four of them side by side would sit on the caller's stack
     let (ec2, rds, ec, sm) = tokio::join!(
-        observe_ec2(c, cfg),
-        observe_rds(c, cfg, desired),
-        observe_elasticache(c, cfg, desired),
-        observe_secrets(c, cfg)
+        Box::pin(observe_ec2(c, cfg)),
+        Box::pin(observe_rds(c, cfg, desired)),
+        Box::pin(observe_elasticache(c, cfg, desired)),
+        Box::pin(observe_secrets(c, cfg))
     );
     let mut out = ec2?;
     out.extend(sm?);
@@ -113,7 +118,13 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
         .map_err(|err| Error::Aws(AwsError::new("ec2:DescribeVpcs", &err)))?;
     for v in vpcs.vpcs() {
         let id = v.vpc_id().unwrap_or_default();
-        let attr = |a| c.ec2.describe_vpc_attribute().vpc_id(id).attribute(a).send();
+        let attr = |a| {
+            c.ec2
+                .describe_vpc_attribute()
+                .vpc_id(id)
+                .attribute(a)
+                .send()
+        };
         let (sup, host) = tokio::join!(
             attr(aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport),
             attr(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
@@ -129,11 +140,19 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
                 ("cidr_block", s(v.cidr_block())),
                 (
                     "enable_dns_support",
-                    Val::Bool(sup.enable_dns_support().and_then(|a| a.value()).unwrap_or(false)),
+                    Val::Bool(
+                        sup.enable_dns_support()
+                            .and_then(|a| a.value())
+                            .unwrap_or(false),
+                    ),
                 ),
                 (
                     "enable_dns_hostnames",
-                    Val::Bool(host.enable_dns_hostnames().and_then(|a| a.value()).unwrap_or(false)),
+                    Val::Bool(
+                        host.enable_dns_hostnames()
+                            .and_then(|a| a.value())
+                            .unwrap_or(false),
+                    ),
                 ),
             ]),
             v.state().map(|s| s.as_str()).unwrap_or(""),
@@ -187,7 +206,11 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
             None,
             ec2_tags(g.tags()),
             p,
-            if attached.is_some() { "attached" } else { "detached" },
+            if attached.is_some() {
+                "attached"
+            } else {
+                "detached"
+            },
             BTreeMap::new(),
         );
     }
@@ -237,7 +260,9 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
                 ("subnet", s(n.subnet_id())),
                 (
                     "allocation",
-                    s(n.nat_gateway_addresses().iter().find_map(|a| a.allocation_id())),
+                    s(n.nat_gateway_addresses()
+                        .iter()
+                        .find_map(|a| a.allocation_id())),
                 ),
             ]),
             state,
@@ -256,8 +281,13 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
         let mut p = props([("vpc", s(rt.vpc_id()))]);
         let mut aux = BTreeMap::new();
         for r in rt.routes() {
-            let Some(dest) = r.destination_cidr_block() else { continue };
-            let target = r.gateway_id().filter(|g| *g != "local").or(r.nat_gateway_id());
+            let Some(dest) = r.destination_cidr_block() else {
+                continue;
+            };
+            let target = r
+                .gateway_id()
+                .filter(|g| *g != "local")
+                .or(r.nat_gateway_id());
             if let Some(t) = target {
                 p.insert(format!("route:{dest}"), Val::str(t));
             }
@@ -294,7 +324,10 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
     let mut sg_ids = Vec::new();
     for g in sgs.security_groups() {
         let egress_all = g.ip_permissions_egress().iter().any(|p| {
-            p.ip_protocol() == Some("-1") && p.ip_ranges().iter().any(|r| r.cidr_ip() == Some("0.0.0.0/0"))
+            p.ip_protocol() == Some("-1")
+                && p.ip_ranges()
+                    .iter()
+                    .any(|r| r.cidr_ip() == Some("0.0.0.0/0"))
         });
         let tags = ec2_tags(g.tags());
         if owned(cfg, &tags) {
@@ -320,7 +353,12 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
         let rules = c
             .ec2
             .describe_security_group_rules()
-            .filters(Filter::builder().name("group-id").set_values(Some(sg_ids)).build())
+            .filters(
+                Filter::builder()
+                    .name("group-id")
+                    .set_values(Some(sg_ids))
+                    .build(),
+            )
             .send()
             .await
             .map_err(crate::aws::err("ec2:DescribeSecurityGroupRules"))?;
@@ -373,17 +411,37 @@ fn named<'a>(desired: &'a [Desired], kind: Kind) -> impl Iterator<Item = &'a Des
     desired.iter().filter(move |d| d.kind == kind)
 }
 
-async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<Vec<Observed>, Error> {
+async fn observe_rds(
+    c: &Clients,
+    cfg: &Config,
+    desired: &[Desired],
+) -> Result<Vec<Observed>, Error> {
     let mut sink = Sink {
         cfg,
         out: Vec::new(),
     };
     for d in named(desired, Kind::DbSubnetGroup) {
-        let r = c.rds.describe_db_subnet_groups().db_subnet_group_name(&d.name).send().await;
+        let r = c
+            .rds
+            .describe_db_subnet_groups()
+            .db_subnet_group_name(&d.name)
+            .send()
+            .await;
         let groups = match r {
             Ok(o) => o.db_subnet_groups,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_db_subnet_group_not_found_fault()) => None,
-            Err(err) => return Err(Error::Aws(AwsError::new("rds:DescribeDBSubnetGroups", &err))),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_db_subnet_group_not_found_fault()) =>
+            {
+                None
+            }
+            Err(err) => {
+                return Err(Error::Aws(AwsError::new(
+                    "rds:DescribeDBSubnetGroups",
+                    &err,
+                )))
+            }
         };
         for g in groups.unwrap_or_default() {
             let arn = g.db_subnet_group_arn().unwrap_or_default().to_string();
@@ -408,7 +466,13 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
                     ("name", s(g.db_subnet_group_name())),
                     (
                         "subnets",
-                        Val::Set(g.subnets().iter().filter_map(|s| s.subnet_identifier()).map(Val::str).collect()),
+                        Val::Set(
+                            g.subnets()
+                                .iter()
+                                .filter_map(|s| s.subnet_identifier())
+                                .map(Val::str)
+                                .collect(),
+                        ),
                     ),
                 ]),
                 g.subnet_group_status().unwrap_or(""),
@@ -425,11 +489,25 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
             .await;
         let groups = match r {
             Ok(o) => o.db_cluster_parameter_groups,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_db_parameter_group_not_found_fault()) => None,
-            Err(err) => return Err(Error::Aws(AwsError::new("rds:DescribeDBClusterParameterGroups", &err))),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_db_parameter_group_not_found_fault()) =>
+            {
+                None
+            }
+            Err(err) => {
+                return Err(Error::Aws(AwsError::new(
+                    "rds:DescribeDBClusterParameterGroups",
+                    &err,
+                )))
+            }
         };
         for g in groups.unwrap_or_default() {
-            let arn = g.db_cluster_parameter_group_arn().unwrap_or_default().to_string();
+            let arn = g
+                .db_cluster_parameter_group_arn()
+                .unwrap_or_default()
+                .to_string();
             let tags = rds_tags(
                 c.rds
                     .list_tags_for_resource()
@@ -449,7 +527,9 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
                 .source("user")
                 .send()
                 .await
-                .map_err(|err| Error::Aws(AwsError::new("rds:DescribeDBClusterParameters", &err)))?;
+                .map_err(|err| {
+                    Error::Aws(AwsError::new("rds:DescribeDBClusterParameters", &err))
+                })?;
             let mut p = props([
                 ("name", s(g.db_cluster_parameter_group_name())),
                 ("family", s(g.db_parameter_group_family())),
@@ -471,7 +551,9 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
         }
     }
 
-    let wanted_clusters: Vec<&str> = named(desired, Kind::DbCluster).map(|d| d.name.as_str()).collect();
+    let wanted_clusters: Vec<&str> = named(desired, Kind::DbCluster)
+        .map(|d| d.name.as_str())
+        .collect();
     let clusters = c
         .rds
         .describe_db_clusters()
@@ -511,8 +593,14 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
                 ("database_name", s(cl.database_name())),
                 ("port", Val::Int(i64::from(cl.port().unwrap_or(0)))),
                 ("master_username", s(cl.master_username())),
-                ("manage_master_user_password", Val::Bool(cl.master_user_secret().is_some())),
-                ("storage_encrypted", Val::Bool(cl.storage_encrypted().unwrap_or(false))),
+                (
+                    "manage_master_user_password",
+                    Val::Bool(cl.master_user_secret().is_some()),
+                ),
+                (
+                    "storage_encrypted",
+                    Val::Bool(cl.storage_encrypted().unwrap_or(false)),
+                ),
                 ("db_subnet_group", s(cl.db_subnet_group())),
                 (
                     "security_groups",
@@ -524,10 +612,22 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
                             .collect(),
                     ),
                 ),
-                ("min_capacity", Val::Num(scaling.and_then(|s| s.min_capacity()).unwrap_or(0.0))),
-                ("max_capacity", Val::Num(scaling.and_then(|s| s.max_capacity()).unwrap_or(0.0))),
-                ("deletion_protection", Val::Bool(cl.deletion_protection().unwrap_or(false))),
-                ("backup_retention_days", Val::Int(i64::from(cl.backup_retention_period().unwrap_or(0)))),
+                (
+                    "min_capacity",
+                    Val::Num(scaling.and_then(|s| s.min_capacity()).unwrap_or(0.0)),
+                ),
+                (
+                    "max_capacity",
+                    Val::Num(scaling.and_then(|s| s.max_capacity()).unwrap_or(0.0)),
+                ),
+                (
+                    "deletion_protection",
+                    Val::Bool(cl.deletion_protection().unwrap_or(false)),
+                ),
+                (
+                    "backup_retention_days",
+                    Val::Int(i64::from(cl.backup_retention_period().unwrap_or(0))),
+                ),
                 ("parameter_group", s(cl.db_cluster_parameter_group())),
             ]),
             state,
@@ -535,7 +635,9 @@ async fn observe_rds(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<V
         );
     }
 
-    let wanted_instances: Vec<&str> = named(desired, Kind::DbInstance).map(|d| d.name.as_str()).collect();
+    let wanted_instances: Vec<&str> = named(desired, Kind::DbInstance)
+        .map(|d| d.name.as_str())
+        .collect();
     let instances = c
         .rds
         .describe_db_instances()
@@ -591,17 +693,37 @@ async fn ec_list_tags(c: &Clients, arn: &str) -> Result<BTreeMap<String, String>
     ))
 }
 
-async fn observe_elasticache(c: &Clients, cfg: &Config, desired: &[Desired]) -> Result<Vec<Observed>, Error> {
+async fn observe_elasticache(
+    c: &Clients,
+    cfg: &Config,
+    desired: &[Desired],
+) -> Result<Vec<Observed>, Error> {
     let mut sink = Sink {
         cfg,
         out: Vec::new(),
     };
     for d in named(desired, Kind::CacheSubnetGroup) {
-        let r = c.elasticache.describe_cache_subnet_groups().cache_subnet_group_name(&d.name).send().await;
+        let r = c
+            .elasticache
+            .describe_cache_subnet_groups()
+            .cache_subnet_group_name(&d.name)
+            .send()
+            .await;
         let groups = match r {
             Ok(o) => o.cache_subnet_groups,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_cache_subnet_group_not_found_fault()) => None,
-            Err(err) => return Err(Error::Aws(AwsError::new("elasticache:DescribeCacheSubnetGroups", &err))),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_cache_subnet_group_not_found_fault()) =>
+            {
+                None
+            }
+            Err(err) => {
+                return Err(Error::Aws(AwsError::new(
+                    "elasticache:DescribeCacheSubnetGroups",
+                    &err,
+                )))
+            }
         };
         for g in groups.unwrap_or_default() {
             let arn = g.arn().unwrap_or_default().to_string();
@@ -618,7 +740,13 @@ async fn observe_elasticache(c: &Clients, cfg: &Config, desired: &[Desired]) -> 
                     ("name", s(g.cache_subnet_group_name())),
                     (
                         "subnets",
-                        Val::Set(g.subnets().iter().filter_map(|s| s.subnet_identifier()).map(Val::str).collect()),
+                        Val::Set(
+                            g.subnets()
+                                .iter()
+                                .filter_map(|s| s.subnet_identifier())
+                                .map(Val::str)
+                                .collect(),
+                        ),
                     ),
                 ]),
                 "available",
@@ -627,11 +755,27 @@ async fn observe_elasticache(c: &Clients, cfg: &Config, desired: &[Desired]) -> 
         }
     }
     for d in named(desired, Kind::ReplicationGroup) {
-        let r = c.elasticache.describe_replication_groups().replication_group_id(&d.name).send().await;
+        let r = c
+            .elasticache
+            .describe_replication_groups()
+            .replication_group_id(&d.name)
+            .send()
+            .await;
         let groups = match r {
             Ok(o) => o.replication_groups,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_replication_group_not_found_fault()) => None,
-            Err(err) => return Err(Error::Aws(AwsError::new("elasticache:DescribeReplicationGroups", &err))),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_replication_group_not_found_fault()) =>
+            {
+                None
+            }
+            Err(err) => {
+                return Err(Error::Aws(AwsError::new(
+                    "elasticache:DescribeReplicationGroups",
+                    &err,
+                )))
+            }
         };
         for g in groups.unwrap_or_default() {
             let state = g.status().unwrap_or("");
@@ -646,7 +790,12 @@ async fn observe_elasticache(c: &Clients, cfg: &Config, desired: &[Desired]) -> 
             }
             use aws_sdk_elasticache::types::{AutomaticFailoverStatus, MultiAzStatus};
             let mut aux = BTreeMap::new();
-            if let Some(ep) = g.node_groups().iter().find_map(|n| n.primary_endpoint()).and_then(|e| e.address()) {
+            if let Some(ep) = g
+                .node_groups()
+                .iter()
+                .find_map(|n| n.primary_endpoint())
+                .and_then(|e| e.address())
+            {
                 aux.insert("endpoint".into(), ep.to_string());
             }
             sink.push(
@@ -658,18 +807,36 @@ async fn observe_elasticache(c: &Clients, cfg: &Config, desired: &[Desired]) -> 
                     ("identifier", s(g.replication_group_id())),
                     ("engine", Val::str(g.engine().unwrap_or("redis"))),
                     ("node_type", s(g.cache_node_type())),
-                    ("num_cache_clusters", Val::Int(g.member_clusters().len() as i64)),
+                    (
+                        "num_cache_clusters",
+                        Val::Int(g.member_clusters().len() as i64),
+                    ),
                     (
                         "automatic_failover",
                         Val::Bool(matches!(
                             g.automatic_failover(),
-                            Some(AutomaticFailoverStatus::Enabled | AutomaticFailoverStatus::Enabling)
+                            Some(
+                                AutomaticFailoverStatus::Enabled
+                                    | AutomaticFailoverStatus::Enabling
+                            )
                         )),
                     ),
-                    ("multi_az", Val::Bool(matches!(g.multi_az(), Some(MultiAzStatus::Enabled)))),
-                    ("transit_encryption", Val::Bool(g.transit_encryption_enabled().unwrap_or(false))),
-                    ("at_rest_encryption", Val::Bool(g.at_rest_encryption_enabled().unwrap_or(false))),
-                    ("auth_token_enabled", Val::Bool(g.auth_token_enabled().unwrap_or(false))),
+                    (
+                        "multi_az",
+                        Val::Bool(matches!(g.multi_az(), Some(MultiAzStatus::Enabled))),
+                    ),
+                    (
+                        "transit_encryption",
+                        Val::Bool(g.transit_encryption_enabled().unwrap_or(false)),
+                    ),
+                    (
+                        "at_rest_encryption",
+                        Val::Bool(g.at_rest_encryption_enabled().unwrap_or(false)),
+                    ),
+                    (
+                        "auth_token_enabled",
+                        Val::Bool(g.auth_token_enabled().unwrap_or(false)),
+                    ),
                 ]),
                 state,
                 aux,
@@ -689,7 +856,12 @@ async fn observe_secrets(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Err
     let list = c
         .secrets
         .list_secrets()
-        .filters(SmFilter::builder().key(FilterNameStringType::Name).values(&prefix).build())
+        .filters(
+            SmFilter::builder()
+                .key(FilterNameStringType::Name)
+                .values(&prefix)
+                .build(),
+        )
         .send()
         .await
         .map_err(|err| Error::Aws(AwsError::new("secretsmanager:ListSecrets", &err)))?;

@@ -93,7 +93,8 @@ impl Session {
                     "the credentials belong to account {account}, the config names {}",
                     self.config.account_id
                 ),
-                fix: "use credentials (--profile) of the config's account, or correct accountId".into(),
+                fix: "use credentials (--profile) of the config's account, or correct accountId"
+                    .into(),
             });
         }
         if self.config.vpc.max_azs > azs.len() {

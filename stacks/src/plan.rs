@@ -206,7 +206,10 @@ pub fn diff(
         .values()
         .filter(|o| !wanted.contains(&o.id))
         .map(|o| (*o, "no longer in the config"))
-        .chain(dups.into_iter().map(|o| (o, "duplicate of an owned resource")))
+        .chain(
+            dups.into_iter()
+                .map(|o| (o, "duplicate of an owned resource")),
+        )
         .collect();
     deletes.sort_by(|a, b| {
         b.0.kind
@@ -218,7 +221,11 @@ pub fn diff(
         changes.push(Change {
             id: o.id.clone(),
             kind: o.kind,
-            name: o.tags.get("Name").cloned().unwrap_or_else(|| o.physical.clone()),
+            name: o
+                .tags
+                .get("Name")
+                .cloned()
+                .unwrap_or_else(|| o.physical.clone()),
             physical: Some(o.physical.clone()),
             action: Action::Delete,
             fields: Vec::new(),
@@ -265,7 +272,14 @@ impl fmt::Display for Plan {
                 .as_deref()
                 .map(|p| format!(" [{p}]"))
                 .unwrap_or_default();
-            write!(f, "{:>3} {} {} ({}){phys}", symbol(c.action), c.kind, c.id, c.name)?;
+            write!(
+                f,
+                "{:>3} {} {} ({}){phys}",
+                symbol(c.action),
+                c.kind,
+                c.id,
+                c.name
+            )?;
             match (&c.action, &c.reason) {
                 (Action::Replace, Some(r)) => writeln!(f, ": replace, {r}")?,
                 (Action::Delete, Some(r)) => writeln!(f, ": {r}")?,

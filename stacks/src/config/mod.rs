@@ -123,7 +123,11 @@ impl Ipv4Cidr {
         if prefix > 32 {
             return None;
         }
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
         if u32::from(addr) & !mask != 0 {
             return None;
         }
@@ -355,56 +359,115 @@ fn check_name(c: &mut Checker, path: &str, v: &str, max: usize) {
         c.err(
             path,
             format!("{v:?} is not a valid name"),
-            format!("use 1-{max} lowercase letters, digits and single hyphens, starting with a letter"),
+            format!(
+                "use 1-{max} lowercase letters, digits and single hyphens, starting with a letter"
+            ),
         );
     }
 }
 
-fn check_db(c: &mut Checker, raw: Option<&RawRds>, key: &str, role: &'static str, ctx: &DbCtx) -> Option<DbConfig> {
+fn check_db(
+    c: &mut Checker,
+    raw: Option<&RawRds>,
+    key: &str,
+    role: &'static str,
+    ctx: &DbCtx,
+) -> Option<DbConfig> {
     let Some(r) = raw else {
-        c.err(key, "is missing", format!("add a \"{key}\" object like the one in config.test.json"));
+        c.err(
+            key,
+            "is missing",
+            format!("add a \"{key}\" object like the one in config.test.json"),
+        );
         return None;
     };
     let p = |f: &str| format!("{key}.{f}");
-    let engine = r.engine.clone().unwrap_or_else(|| "aurora-postgresql".into());
+    let engine = r
+        .engine
+        .clone()
+        .unwrap_or_else(|| "aurora-postgresql".into());
     if engine != "aurora-postgresql" {
-        c.err(&p("engine"), format!("engine {engine:?} is not supported"), "use \"aurora-postgresql\"");
+        c.err(
+            &p("engine"),
+            format!("engine {engine:?} is not supported"),
+            "use \"aurora-postgresql\"",
+        );
     }
-    let engine_version = c.required(&r.engine_version, &p("engineVersion"), "set it, e.g. \"16.6\"");
+    let engine_version = c.required(
+        &r.engine_version,
+        &p("engineVersion"),
+        "set it, e.g. \"16.6\"",
+    );
     let family = engine_version.as_deref().and_then(|v| {
         let major = v.split('.').next()?;
         let n: u32 = major.parse().ok()?;
-        (13..=17).contains(&n).then(|| format!("aurora-postgresql{n}"))
+        (13..=17)
+            .contains(&n)
+            .then(|| format!("aurora-postgresql{n}"))
     });
     if engine_version.is_some() && family.is_none() {
         c.err(
             &p("engineVersion"),
-            format!("{:?} is not an Aurora PostgreSQL version supporting Serverless v2", engine_version.as_deref().unwrap_or("")),
+            format!(
+                "{:?} is not an Aurora PostgreSQL version supporting Serverless v2",
+                engine_version.as_deref().unwrap_or("")
+            ),
             "use a version like \"16.6\" (major 13 to 17)",
         );
     }
-    let database_name = c.required(&r.database_name, &p("databaseName"), "set it, e.g. \"postgres\"");
+    let database_name = c.required(
+        &r.database_name,
+        &p("databaseName"),
+        "set it, e.g. \"postgres\"",
+    );
     if let Some(d) = &database_name {
         let ok = !d.is_empty()
             && d.len() <= 63
             && d.starts_with(|ch: char| ch.is_ascii_alphabetic())
             && d.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
         if !ok {
-            c.err(&p("databaseName"), format!("{d:?} is not a valid database name"), "use 1-63 letters, digits and underscores, starting with a letter");
+            c.err(
+                &p("databaseName"),
+                format!("{d:?} is not a valid database name"),
+                "use 1-63 letters, digits and underscores, starting with a letter",
+            );
         }
     }
     let port = r.port.unwrap_or(5432);
     if !(1150..=65535).contains(&port) {
-        c.err(&p("port"), format!("port {port} is out of range"), "use a port between 1150 and 65535 (usually 5432)");
+        c.err(
+            &p("port"),
+            format!("port {port} is out of range"),
+            "use a port between 1150 and 65535 (usually 5432)",
+        );
     }
-    let min = c.required(&r.serverless_v2_min_capacity, &p("serverlessV2MinCapacity"), "set it, e.g. 0.5");
-    let max = c.required(&r.serverless_v2_max_capacity, &p("serverlessV2MaxCapacity"), "set it, e.g. 4");
-    for (v, f) in [(min, "serverlessV2MinCapacity"), (max, "serverlessV2MaxCapacity")] {
+    let min = c.required(
+        &r.serverless_v2_min_capacity,
+        &p("serverlessV2MinCapacity"),
+        "set it, e.g. 0.5",
+    );
+    let max = c.required(
+        &r.serverless_v2_max_capacity,
+        &p("serverlessV2MaxCapacity"),
+        "set it, e.g. 4",
+    );
+    for (v, f) in [
+        (min, "serverlessV2MinCapacity"),
+        (max, "serverlessV2MaxCapacity"),
+    ] {
         if let Some(v) = v {
             if !(0.5..=256.0).contains(&v) {
-                c.err(&p(f), format!("{v} ACU is outside 0.5 to 256"), "use a capacity between 0.5 and 256 ACU");
+                c.err(
+                    &p(f),
+                    format!("{v} ACU is outside 0.5 to 256"),
+                    "use a capacity between 0.5 and 256 ACU",
+                );
             } else if !is_half_step(v) {
-                c.err(&p(f), format!("{v} ACU is not a multiple of 0.5"), format!("round it to {}", (v * 2.0).round() / 2.0));
+                c.err(
+                    &p(f),
+                    format!("{v} ACU is not a multiple of 0.5"),
+                    format!("round it to {}", (v * 2.0).round() / 2.0),
+                );
             }
         }
     }
@@ -419,11 +482,21 @@ fn check_db(c: &mut Checker, raw: Option<&RawRds>, key: &str, role: &'static str
     }
     let readers = r.readers.unwrap_or(if ctx.production { 1 } else { 0 });
     if !(0..=15).contains(&readers) {
-        c.err(&p("readers"), format!("{readers} readers is out of range"), "use 0 to 15 reader instances");
+        c.err(
+            &p("readers"),
+            format!("{readers} readers is out of range"),
+            "use 0 to 15 reader instances",
+        );
     }
-    let retention = r.backup_retention_days.unwrap_or(if ctx.production { 30 } else { 7 });
+    let retention = r
+        .backup_retention_days
+        .unwrap_or(if ctx.production { 30 } else { 7 });
     if !(1..=35).contains(&retention) {
-        c.err(&p("backupRetentionDays"), format!("{retention} days is out of range"), "use 1 to 35 days");
+        c.err(
+            &p("backupRetentionDays"),
+            format!("{retention} days is out of range"),
+            "use 1 to 35 days",
+        );
     }
     let cluster_identifier = match (&r.cluster_identifier, role) {
         (Some(id), _) => id.clone(),
@@ -459,11 +532,19 @@ impl TryFrom<Unvalidated> for Config {
         let raw = u.raw;
         let mut c = Checker { issues: Vec::new() };
         let project = raw.project.unwrap_or_default();
-        let name = c.required(&project.name, "project.name", "set the stack name, e.g. \"supabase-on-aws\"");
+        let name = c.required(
+            &project.name,
+            "project.name",
+            "set the stack name, e.g. \"supabase-on-aws\"",
+        );
         if let Some(n) = &name {
             check_name(&mut c, "project.name", n, 24);
         }
-        let environment = c.required(&project.environment, "project.environment", "set \"test\" or \"production\"");
+        let environment = c.required(
+            &project.environment,
+            "project.environment",
+            "set \"test\" or \"production\"",
+        );
         if let Some(e) = &environment {
             check_name(&mut c, "project.environment", e, 12);
         }
@@ -474,30 +555,60 @@ impl TryFrom<Unvalidated> for Config {
             .or(project.region.clone())
             .filter(|r| !is_placeholder(r));
         if let Some(r) = &region {
-            let ok = r.split('-').count() >= 3 && r.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+            let ok = r.split('-').count() >= 3
+                && r.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
             if !ok {
-                c.err("project.region", format!("{r:?} is not an AWS region name"), "use a region such as \"eu-west-1\"");
+                c.err(
+                    "project.region",
+                    format!("{r:?} is not an AWS region name"),
+                    "use a region such as \"eu-west-1\"",
+                );
             }
         } else if project.region.is_none() {
-            c.err("project.region", "is missing", "set the AWS region, e.g. \"eu-west-1\", or pass --region");
+            c.err(
+                "project.region",
+                "is missing",
+                "set the AWS region, e.g. \"eu-west-1\", or pass --region",
+            );
         }
-        let account_id = c.required(&project.account_id, "project.accountId", "set the 12-digit AWS account id");
+        let account_id = c.required(
+            &project.account_id,
+            "project.accountId",
+            "set the 12-digit AWS account id",
+        );
         if let Some(a) = &account_id {
             if !is_placeholder(a) && !(a.len() == 12 && a.chars().all(|ch| ch.is_ascii_digit())) {
-                c.err("project.accountId", format!("{a:?} is not a 12-digit AWS account id"), "copy it from `aws sts get-caller-identity`");
+                c.err(
+                    "project.accountId",
+                    format!("{a:?} is not a 12-digit AWS account id"),
+                    "copy it from `aws sts get-caller-identity`",
+                );
             }
         }
-        let prefix = format!("{}-{}", name.as_deref().unwrap_or("x"), environment.as_deref().unwrap_or("x"));
+        let prefix = format!(
+            "{}-{}",
+            name.as_deref().unwrap_or("x"),
+            environment.as_deref().unwrap_or("x")
+        );
 
         let infra = raw.infra_stack.unwrap_or_default();
         let vpc = infra.vpc.unwrap_or_default();
         let max_azs = vpc.max_azs.unwrap_or(2);
         if !(1..=6).contains(&max_azs) {
-            c.err("infraStack.vpc.maxAzs", format!("{max_azs} is out of range"), "use 1 to 6 availability zones (2 or 3 is usual)");
+            c.err(
+                "infraStack.vpc.maxAzs",
+                format!("{max_azs} is out of range"),
+                "use 1 to 6 availability zones (2 or 3 is usual)",
+            );
         }
         let nat = vpc.nat_gateways.unwrap_or(1);
         if nat < 0 {
-            c.err("infraStack.vpc.natGateways", format!("{nat} is negative"), "use 0 (no internet egress from private subnets) up to maxAzs");
+            c.err(
+                "infraStack.vpc.natGateways",
+                format!("{nat} is negative"),
+                "use 0 (no internet egress from private subnets) up to maxAzs",
+            );
         } else if nat > max_azs {
             c.err(
                 "infraStack.vpc.natGateways",
@@ -508,23 +619,46 @@ impl TryFrom<Unvalidated> for Config {
         let cidr_text = vpc.cidr.clone().unwrap_or_else(|| "10.0.0.0/16".into());
         let cidr = Ipv4Cidr::parse(&cidr_text);
         match cidr {
-            None => c.err("infraStack.vpc.cidr", format!("{cidr_text:?} is not an IPv4 network"), "use a block like \"10.0.0.0/16\" (host bits zero)"),
-            Some(b) if !(16..=24).contains(&b.prefix) => c.err("infraStack.vpc.cidr", format!("/{} is not allowed for a VPC here", b.prefix), "use a prefix between /16 and /24"),
+            None => c.err(
+                "infraStack.vpc.cidr",
+                format!("{cidr_text:?} is not an IPv4 network"),
+                "use a block like \"10.0.0.0/16\" (host bits zero)",
+            ),
+            Some(b) if !(16..=24).contains(&b.prefix) => c.err(
+                "infraStack.vpc.cidr",
+                format!("/{} is not allowed for a VPC here", b.prefix),
+                "use a prefix between /16 and /24",
+            ),
             _ => {}
         }
-        let ctx = DbCtx { production, prefix: prefix.clone() };
+        let ctx = DbCtx {
+            production,
+            prefix: prefix.clone(),
+        };
         let platform_db = check_db(&mut c, raw.rds.as_ref(), "rds", "platform", &ctx);
         let worker_db = check_db(&mut c, raw.worker_rds.as_ref(), "workerRds", "worker", &ctx);
         if let (Some(p), Some(w)) = (&platform_db, &worker_db) {
             if p.cluster_identifier == w.cluster_identifier {
-                c.err("workerRds.clusterIdentifier", "is the same as the platform cluster's", "give the worker cluster its own identifier");
+                c.err(
+                    "workerRds.clusterIdentifier",
+                    "is the same as the platform cluster's",
+                    "give the worker cluster its own identifier",
+                );
             }
         }
 
         let redis = raw.redis.unwrap_or_default();
-        let node_type = redis.node_type.clone().unwrap_or_else(|| if production { "cache.r6g.large" } else { "cache.t3.micro" }.into());
+        let node_type = redis.node_type.clone().unwrap_or_else(|| {
+            if production {
+                "cache.r6g.large"
+            } else {
+                "cache.t3.micro"
+            }
+            .into()
+        });
         let parts: Vec<&str> = node_type.split('.').collect();
-        let family_ok = parts.len() == 3 && parts[0] == "cache" && REDIS_FAMILIES.contains(&parts[1]);
+        let family_ok =
+            parts.len() == 3 && parts[0] == "cache" && REDIS_FAMILIES.contains(&parts[1]);
         if !family_ok {
             c.err(
                 "redis.nodeType",
@@ -532,33 +666,65 @@ impl TryFrom<Unvalidated> for Config {
                 "use a current node type such as cache.t4g.micro, cache.t3.micro, cache.m6g.large or cache.r6g.large",
             );
         } else if parts[1].starts_with('t') && !REDIS_BURSTABLE_SIZES.contains(&parts[2]) {
-            c.err("redis.nodeType", format!("burstable family {} has no size {:?}", parts[1], parts[2]), "use micro, small or medium");
+            c.err(
+                "redis.nodeType",
+                format!("burstable family {} has no size {:?}", parts[1], parts[2]),
+                "use micro, small or medium",
+            );
         }
-        let nodes = redis.num_cache_clusters.unwrap_or(if production { 2 } else { 1 });
+        let nodes = redis
+            .num_cache_clusters
+            .unwrap_or(if production { 2 } else { 1 });
         if !(1..=6).contains(&nodes) {
-            c.err("redis.numCacheClusters", format!("{nodes} is out of range"), "use 1 (primary only) to 6 (primary + 5 replicas)");
+            c.err(
+                "redis.numCacheClusters",
+                format!("{nodes} is out of range"),
+                "use 1 (primary only) to 6 (primary + 5 replicas)",
+            );
         }
         let multi_az = redis.multi_az.unwrap_or(nodes >= 2);
         if multi_az && nodes < 2 {
-            c.err("redis.multiAz", format!("Multi-AZ needs at least 2 nodes (got {nodes})"), "set numCacheClusters to 2 or more, or multiAz to false");
+            c.err(
+                "redis.multiAz",
+                format!("Multi-AZ needs at least 2 nodes (got {nodes})"),
+                "set numCacheClusters to 2 or more, or multiAz to false",
+            );
         }
         let rg_id = format!("{prefix}-redis");
         if rg_id.len() > 40 {
-            c.err("project.name", format!("the Redis replication group id {rg_id:?} would be longer than 40 characters"), "shorten project.name or project.environment");
+            c.err(
+                "project.name",
+                format!(
+                    "the Redis replication group id {rg_id:?} would be longer than 40 characters"
+                ),
+                "shorten project.name or project.environment",
+            );
         }
 
         let tags = raw.tags.unwrap_or_default();
         if tags.len() > 40 {
-            c.err("tags", format!("{} tags is too many", tags.len()), "use at most 40 tags (AWS allows 50 and supactl adds its own)");
+            c.err(
+                "tags",
+                format!("{} tags is too many", tags.len()),
+                "use at most 40 tags (AWS allows 50 and supactl adds its own)",
+            );
         }
         for (k, v) in &tags {
             let path = format!("tags.{k}");
             let lower = k.to_ascii_lowercase();
             if lower.starts_with("aws:") || lower.starts_with("supactl:") {
-                c.err(&path, "tag keys starting with aws: or supactl: are reserved", "rename the tag");
+                c.err(
+                    &path,
+                    "tag keys starting with aws: or supactl: are reserved",
+                    "rename the tag",
+                );
             }
             if k.is_empty() || k.len() > 128 || v.len() > 256 {
-                c.err(&path, "tag key must be 1-128 characters and its value at most 256", "shorten the tag");
+                c.err(
+                    &path,
+                    "tag key must be 1-128 characters and its value at most 256",
+                    "shorten the tag",
+                );
             }
         }
 
@@ -566,10 +732,20 @@ impl TryFrom<Unvalidated> for Config {
             return Err(c.issues);
         }
         // every Option below was checked above
-        let (Some(name), Some(environment), Some(account_id), Some(cidr), Some(platform_db), Some(worker_db)) =
-            (name, environment, account_id, cidr, platform_db, worker_db)
+        let (
+            Some(name),
+            Some(environment),
+            Some(account_id),
+            Some(cidr),
+            Some(platform_db),
+            Some(worker_db),
+        ) = (name, environment, account_id, cidr, platform_db, worker_db)
         else {
-            return Err(vec![Issue { path: "$".into(), message: "incomplete config".into(), fix: "see the other messages".into() }]);
+            return Err(vec![Issue {
+                path: "$".into(),
+                message: "incomplete config".into(),
+                fix: "see the other messages".into(),
+            }]);
         };
         Ok(Config {
             name,
