@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "supactl", version, about = "run your own multi-tenant Supabase platform")]
+#[command(
+    name = "supactl",
+    version,
+    about = "run your own multi-tenant Supabase platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

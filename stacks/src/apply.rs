@@ -1008,7 +1008,7 @@ impl<'a> Applier<'a> {
             ($op:literal, $fut:expr) => {
                 match $fut.await {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|s| ec2_is_not_found(s)) => {
+                    Err(e) if e.as_service_error().is_some_and(ec2_is_not_found) => {
                         return already()
                     }
                     Err(e) => return Err(Error::Aws(AwsError::new($op, &e))),
@@ -1442,7 +1442,7 @@ impl<'a> Applier<'a> {
             };
             match req.send().await {
                 Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| ec2_is_duplicate(s)) => {
+                Err(e) if e.as_service_error().is_some_and(ec2_is_duplicate) => {
                     return Box::pin(self.route(rt, dest, target, true)).await
                 }
                 Err(e) => return Err(Error::Aws(AwsError::new("ec2:CreateRoute", &e))),

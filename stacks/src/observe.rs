@@ -407,7 +407,7 @@ fn conflict(kind: Kind, name: &str, tags: &BTreeMap<String, String>) -> Error {
     }
 }
 
-fn named<'a>(desired: &'a [Desired], kind: Kind) -> impl Iterator<Item = &'a Desired> {
+fn named(desired: &[Desired], kind: Kind) -> impl Iterator<Item = &Desired> {
     desired.iter().filter(move |d| d.kind == kind)
 }
 

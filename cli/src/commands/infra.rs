@@ -191,7 +191,9 @@ fn confirm(yes: bool, what: &str) -> Result<(), Error> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        eprintln!("error: refusing to {what} without confirmation: no terminal to ask on, pass --yes");
+        eprintln!(
+            "error: refusing to {what} without confirmation: no terminal to ask on, pass --yes"
+        );
         return Err(Error::NotApproved);
     }
     print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
@@ -377,7 +379,11 @@ impl Progress for Bars {
             Ok(msg) => format!("✓ {} {}: {msg}", c.kind, c.id),
             Err(e) => format!("✗ {} {}: {e}", c.kind, c.id),
         };
-        let pb = self.bars.lock().ok().and_then(|mut b| b.remove(c.id.as_str()));
+        let pb = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|mut b| b.remove(c.id.as_str()));
         match pb {
             Some(pb) => pb.finish_with_message(line),
             None => eprintln!("{line}"),

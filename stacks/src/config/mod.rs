@@ -216,7 +216,7 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
 
     // unknown keys: warned with their path, never fatal
     let mut unknown = Vec::new();
-    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(json_path(&p));
     let raw: RawConfig =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&value, &mut on_unknown))
             .map_err(|e| ConfigError::Invalid {
@@ -245,7 +245,11 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
         }
         let issue = Issue {
             message: format!("placeholder {v} is not filled in"),
-            fix: format!("replace {v} with the real value"),
+            fix: if p == "project.region" {
+                format!("replace {v} with the region, e.g. \"eu-west-1\", or pass --region")
+            } else {
+                format!("replace {v} with the real value")
+            },
             path: p,
         };
         if used_here {
@@ -280,6 +284,26 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
                 issues,
             })
         }
+    }
+}
+
+/// `a.b[0].c` for a serde_ignored path (its own Display marks `Option`s with `?`).
+fn json_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", json_path(parent)),
+        Path::Map { parent, key } => {
+            let head = json_path(parent);
+            if head.is_empty() {
+                key.to_string()
+            } else {
+                format!("{head}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => json_path(parent),
     }
 }
 
@@ -498,11 +522,14 @@ fn check_db(
             "use 1 to 35 days",
         );
     }
-    let cluster_identifier = match (&r.cluster_identifier, role) {
-        (Some(id), _) => id.clone(),
-        (None, _) => format!("{}-{role}", ctx.prefix),
+    let cluster_identifier = match &r.cluster_identifier {
+        Some(id) => {
+            check_name(c, &p("clusterIdentifier"), id, 50);
+            id.clone()
+        }
+        // derived from project.name and environment, which are checked themselves
+        None => format!("{}-{role}", ctx.prefix),
     };
-    check_name(c, &p("clusterIdentifier"), &cluster_identifier, 50);
     Some(DbConfig {
         role,
         cluster_identifier,
@@ -578,7 +605,8 @@ impl TryFrom<Unvalidated> for Config {
             "set the 12-digit AWS account id",
         );
         if let Some(a) = &account_id {
-            if !is_placeholder(a) && !(a.len() == 12 && a.chars().all(|ch| ch.is_ascii_digit())) {
+            let digits12 = a.len() == 12 && a.chars().all(|ch| ch.is_ascii_digit());
+            if !(is_placeholder(a) || digits12) {
                 c.err(
                     "project.accountId",
                     format!("{a:?} is not a 12-digit AWS account id"),
