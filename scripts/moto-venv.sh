@@ -5,6 +5,9 @@
 set -euo pipefail
 MOTO_VERSION="5.2.5"
 VENV="${MOTO_VENV:-$HOME/.cache/supactl/venv-moto}"
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9   # parallel test binaries may ask at once
 if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('moto') != '$MOTO_VERSION')" 2>/dev/null; then
     mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV" >&2

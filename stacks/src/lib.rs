@@ -70,6 +70,8 @@ pub enum Error {
     },
     #[error("aborted: the plan was not approved")]
     NotApproved,
+    #[error("refusing to change anything without confirmation: there is no terminal to ask on, pass --yes")]
+    NeedsConfirmation,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,7 +80,9 @@ impl Error {
     /// Process exit code: 2 for usage/config problems, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Preflight(_) | Error::NoRegion => 2,
+            Error::Config(_) | Error::Preflight(_) | Error::NoRegion | Error::NeedsConfirmation => {
+                2
+            }
             _ => 1,
         }
     }

@@ -227,13 +227,20 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
         if let Some(assoc) = a.association_id() {
             aux.insert("association_id".into(), assoc.to_string());
         }
+        if let Some(ip) = a.public_ip() {
+            aux.insert("endpoint".into(), ip.to_string());
+        }
         sink.push(
             Kind::ElasticIp,
             a.allocation_id().unwrap_or_default(),
             None,
             ec2_tags(a.tags()),
             props([("domain", s(a.domain().map(|d| d.as_str())))]),
-            a.public_ip().unwrap_or("allocated"),
+            if a.association_id().is_some() {
+                "in-use"
+            } else {
+                "allocated"
+            },
             aux,
         );
     }

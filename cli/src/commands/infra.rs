@@ -175,13 +175,20 @@ fn stats(aws: &AwsArgs, s: &Session) {
     }
 }
 
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
 fn print_plan(plan: &Plan, output: Output) {
     match output {
-        Output::Text => print!("{plan}"),
-        Output::Json => println!(
-            "{}",
+        Output::Text => out(&plan.to_string()),
+        Output::Json => out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        ),
+        )),
     }
 }
 
@@ -191,10 +198,7 @@ fn confirm(yes: bool, what: &str) -> Result<(), Error> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "error: refusing to {what} without confirmation: no terminal to ask on, pass --yes"
-        );
-        return Err(Error::NotApproved);
+        return Err(Error::NeedsConfirmation);
     }
     print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
     let _ = std::io::stdout().flush();
@@ -229,7 +233,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                 s.preflight().await?;
                 stats(&aws, &s);
             }
-            println!("{}: ok", path.display());
+            out(&format!("{}: ok\n", path.display()));
             Ok(0)
         }
         InfraCommand::Plan {
@@ -251,7 +255,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
         InfraCommand::Deploy { env, aws, yes } => {
             let s = session(&env, &aws).await?;
             let p = s.plan().await?;
-            print!("{}", p.plan);
+            out(&p.plan.to_string());
             if !p.plan.has_changes() {
                 stats(&aws, &s);
                 return Ok(0);
@@ -261,7 +265,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             // recomputed and compared inside: refuses if anything moved since the plan was shown
             s.deploy(Some(&p.plan), &progress, apply_options(&aws, false))
                 .await?;
-            println!("\nApply complete.");
+            out("\nApply complete.\n");
             stats(&aws, &s);
             Ok(0)
         }
@@ -273,9 +277,9 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
         } => {
             let s = session(&env, &aws).await?;
             let p = s.destroy_plan().await?;
-            print!("{}", p.plan);
+            out(&p.plan.to_string());
             if !p.plan.has_changes() {
-                println!("Nothing to destroy.");
+                out("Nothing to destroy.\n");
                 return Ok(0);
             }
             let protected = Session::protected(&p);
@@ -286,7 +290,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             let progress = Bars::new();
             s.destroy(Some(&p.plan), &progress, apply_options(&aws, force))
                 .await?;
-            println!("\nDestroy complete.");
+            out("\nDestroy complete.\n");
             stats(&aws, &s);
             Ok(0)
         }
@@ -294,13 +298,13 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             let s = session(&env, &aws).await?;
             let rows = s.status().await?;
             match output {
-                Output::Json => println!(
-                    "{}",
+                Output::Json => out(&format!(
+                    "{}\n",
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
-                ),
+                )),
                 Output::Text => {
-                    println!(
-                        "{:<28} {:<26} {:<12} {:<8} PHYSICAL",
+                    let mut t = format!(
+                        "{:<28} {:<26} {:<10} {:<8} PHYSICAL\n",
                         "ID", "KIND", "STATE", "PENDING"
                     );
                     for r in rows {
@@ -311,16 +315,17 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                             Action::Replace => "replace",
                             Action::Delete => "delete",
                         };
-                        println!(
-                            "{:<28} {:<26} {:<12} {:<8} {}{}",
+                        t.push_str(&format!(
+                            "{:<28} {:<26} {:<10} {:<8} {}{}\n",
                             r.id,
                             r.kind,
                             r.state,
                             pending,
                             r.physical.unwrap_or_default(),
                             r.endpoint.map(|e| format!(" ({e})")).unwrap_or_default()
-                        );
+                        ));
                     }
+                    out(&t);
                 }
             }
             stats(&aws, &s);

@@ -23,6 +23,11 @@ pub fn workspace_root() -> PathBuf {
 
 /// `$MOTO_SERVER`, else the venv made by `scripts/moto-venv.sh` (created on first use).
 fn moto_server_path() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(find_moto_server).clone()
+}
+
+fn find_moto_server() -> PathBuf {
     if let Ok(p) = std::env::var("MOTO_SERVER") {
         return PathBuf::from(p);
     }
