@@ -309,3 +309,192 @@ impl fmt::Display for Plan {
 pub fn field_map(c: &Change) -> BTreeMap<&str, &FieldChange> {
     c.fields.iter().map(|f| (f.field.as_str(), f)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Props;
+
+    fn d(kind: Kind, id: &str, props: &[(&str, Val)]) -> Desired {
+        Desired {
+            id: ResId::new(id),
+            kind,
+            name: format!("n-{}", id.replace('/', "-")),
+            props: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            create_only: Props::new(),
+            tags: [("supactl:id".to_string(), id.to_string())].into(),
+        }
+    }
+
+    fn o(kind: Kind, id: &str, phys: &str, props: &[(&str, Val)]) -> Observed {
+        Observed {
+            id: ResId::new(id),
+            kind,
+            physical: phys.into(),
+            arn: None,
+            props: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            tags: [("supactl:id".to_string(), id.to_string())].into(),
+            state: "available".into(),
+            aux: Default::default(),
+        }
+    }
+
+    #[test]
+    fn diff_classifies_and_prints_like_terraform() {
+        let desired = vec![
+            d(
+                Kind::Vpc,
+                "vpc",
+                &[
+                    ("cidr_block", Val::str("10.0.0.0/16")),
+                    ("enable_dns_hostnames", Val::Bool(true)),
+                ],
+            ),
+            d(
+                Kind::Subnet,
+                "subnet/a",
+                &[
+                    ("vpc", Val::r("vpc")),
+                    ("cidr_block", Val::str("10.0.1.0/24")),
+                ],
+            ),
+            d(
+                Kind::Subnet,
+                "subnet/b",
+                &[
+                    ("vpc", Val::r("vpc")),
+                    ("cidr_block", Val::str("10.0.2.0/24")),
+                ],
+            ),
+            d(
+                Kind::RouteTable,
+                "rt",
+                &[
+                    ("vpc", Val::r("vpc")),
+                    (
+                        "subnets",
+                        Val::Set(vec![Val::r("subnet/a"), Val::r("subnet/b")]),
+                    ),
+                ],
+            ),
+            d(Kind::DbCluster, "db", &[("max_capacity", Val::Num(8.0))]),
+        ];
+        let observed = vec![
+            o(
+                Kind::Vpc,
+                "vpc",
+                "vpc-1",
+                &[
+                    ("cidr_block", Val::str("10.0.0.0/16")),
+                    ("enable_dns_hostnames", Val::Bool(true)),
+                ],
+            ),
+            o(
+                Kind::Subnet,
+                "subnet/a",
+                "subnet-a",
+                &[
+                    ("vpc", Val::str("vpc-1")),
+                    ("cidr_block", Val::str("10.0.9.0/24")),
+                ],
+            ),
+            o(
+                Kind::RouteTable,
+                "rt",
+                "rtb-1",
+                &[
+                    ("vpc", Val::str("vpc-1")),
+                    ("subnets", Val::Set(vec![Val::str("subnet-a")])),
+                    ("route:0.0.0.0/0", Val::str("igw-1")),
+                ],
+            ),
+            o(
+                Kind::DbCluster,
+                "db",
+                "db",
+                &[("max_capacity", Val::Num(4.0))],
+            ),
+            o(Kind::NatGateway, "nat/1", "nat-1", &[]),
+        ];
+        let plan = diff("s", "test", "eu-west-1", &desired, &observed);
+        let actions: Vec<(&str, Action)> = plan
+            .changes
+            .iter()
+            .map(|c| (c.id.as_str(), c.action))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("vpc", Action::NoOp),
+                ("subnet/a", Action::Replace),
+                ("subnet/b", Action::Create),
+                ("rt", Action::Update),
+                ("db", Action::Update),
+                ("nat/1", Action::Delete),
+            ]
+        );
+        let expected = "\
+stack s (test) in eu-west-1
+
+-/+ subnet subnet/a (n-subnet-a) [subnet-a]: replace, cidr_block cannot change in place
+        cidr_block: 10.0.9.0/24 → 10.0.1.0/24
+  + subnet subnet/b (n-subnet-b)
+        cidr_block = 10.0.2.0/24
+        vpc = vpc-1
+  ~ route-table rt (n-rt) [rtb-1]
+        subnets: [subnet-a] → (known after apply)
+        route:0.0.0.0/0: igw-1 → (none)
+  ~ db-cluster db (n-db) [db]
+        max_capacity: 4 → 8
+  - nat-gateway nat/1 (nat-1) [nat-1]: no longer in the config
+
+Plan: 1 to add, 2 to change, 1 to replace, 1 to destroy, 1 unchanged.
+";
+        assert_eq!(plan.to_string(), expected);
+        // a plan round-trips through JSON and compares equal (deploy's "plan changed" check)
+        let back: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+        assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn duplicates_are_deleted_and_a_converged_stack_is_a_noop() {
+        let desired = vec![d(
+            Kind::Vpc,
+            "vpc",
+            &[("cidr_block", Val::str("10.0.0.0/16"))],
+        )];
+        let observed = vec![
+            o(
+                Kind::Vpc,
+                "vpc",
+                "vpc-1",
+                &[("cidr_block", Val::str("10.0.0.0/16"))],
+            ),
+            o(
+                Kind::Vpc,
+                "vpc",
+                "vpc-2",
+                &[("cidr_block", Val::str("10.0.0.0/16"))],
+            ),
+        ];
+        let plan = diff("s", "test", "r", &desired, &observed);
+        assert_eq!(plan.changes[0].action, Action::NoOp);
+        assert_eq!(plan.changes[1].action, Action::Delete);
+        assert_eq!(plan.changes[1].physical.as_deref(), Some("vpc-2"));
+        assert_eq!(
+            plan.changes[1].reason.as_deref(),
+            Some("duplicate of an owned resource")
+        );
+        let clean = diff("s", "test", "r", &desired, &observed[..1]);
+        assert!(!clean.has_changes());
+        assert!(clean
+            .to_string()
+            .contains("No changes. 1 resources are up to date."));
+    }
+}
