@@ -564,10 +564,13 @@ async fn observe_rds(
     let clusters = c
         .rds
         .describe_db_clusters()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|err| Error::Aws(AwsError::new("rds:DescribeDBClusters", &err)))?;
-    for cl in clusters.db_clusters() {
+    for cl in &clusters {
         let tags = rds_tags(cl.tag_list());
         let ident = cl.db_cluster_identifier().unwrap_or_default();
         if !owned(cfg, &tags) {
@@ -648,10 +651,13 @@ async fn observe_rds(
     let instances = c
         .rds
         .describe_db_instances()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|err| Error::Aws(AwsError::new("rds:DescribeDBInstances", &err)))?;
-    for i in instances.db_instances() {
+    for i in &instances {
         let tags = rds_tags(i.tag_list());
         let ident = i.db_instance_identifier().unwrap_or_default();
         if !owned(cfg, &tags) {
