@@ -16,7 +16,7 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 WORK="$(mktemp -d)"
 "$MOTO" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
-trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill -KILL "$MOTO_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1 && break
     sleep 0.1
