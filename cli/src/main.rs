@@ -36,6 +36,8 @@ enum Command {
     /// Manage a project's secrets.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCommand),
+    #[command(flatten)]
+    Infra(commands::infra::InfraCommand),
     /// Run one runtime service in this process (as on ECS, or as an extra gateway replica).
     #[command(subcommand)]
     Serve(commands::serve::ServeCommand),
@@ -53,20 +55,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
+    runtime.block_on(async {
+        let result = match cli.command {
+            Command::Infra(cmd) => return commands::infra::run(cmd).await,
             Command::Up(args) => commands::up::run(args).await,
             Command::Project(cmd) => commands::project::run(cmd).await,
             Command::Serve(cmd) => commands::serve::run(cmd).await,
             Command::Worker(cmd) => commands::worker::run(cmd).await,
             Command::Secrets(cmd) => commands::secrets::run(cmd).await,
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(e.exit_code())
+            }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    })
 }

@@ -1,3 +1,4 @@
+pub mod infra;
 pub mod project;
 pub mod secrets;
 pub mod serve;

@@ -37,7 +37,7 @@ pub enum Upstream {
     /// Over HTTP (ECS): base URL such as `http://rest.supactl.local:3000`.
     Http {
         base_url: String,
-        client: HttpClient,
+        client: Box<HttpClient>,
     },
 }
 
@@ -45,7 +45,7 @@ impl Upstream {
     pub fn http(base_url: &str) -> Upstream {
         Upstream::Http {
             base_url: base_url.trim_end_matches('/').to_string(),
-            client: HttpClient::new(Duration::from_secs(60)),
+            client: Box::new(HttpClient::new(Duration::from_secs(60))),
         }
     }
 

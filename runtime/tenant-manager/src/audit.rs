@@ -34,7 +34,12 @@ pub async fn record(State(tm): State<Arc<TenantManager>>, req: Request, next: Ne
         return next.run(req).await;
     }
     let who = actor(&req);
-    let path = req.uri().path().to_string();
+    // Inside the nested admin router the URI has lost its `/admin/v1` prefix; record the full path.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
     let res = next.run(req).await;
     let status = i32::from(res.status().as_u16());
     let outcome = if res.status().is_success() {

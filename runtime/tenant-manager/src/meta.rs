@@ -115,10 +115,11 @@ fn query_for(kind: &str) -> Option<String> {
                 CASE WHEN t.tgtype & 2 = 2 THEN 'BEFORE' WHEN t.tgtype & 64 = 64 THEN 'INSTEAD OF' ELSE 'AFTER' END AS activation,
                 array_remove(ARRAY[CASE WHEN t.tgtype & 4 = 4 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 = 8 THEN 'DELETE' END,
                                    CASE WHEN t.tgtype & 16 = 16 THEN 'UPDATE' END, CASE WHEN t.tgtype & 32 = 32 THEN 'TRUNCATE' END], NULL) AS events,
-                fn.nspname AS function_schema, p.proname AS function_name,
+                fn.function_schema, p.proname AS function_name,
                 (SELECT substring(pg_get_triggerdef(t.oid) FROM 'WHEN \\((.*)\\) EXECUTE')) AS condition
              FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = p.pronamespace
+             JOIN pg_proc p ON p.oid = t.tgfoid
+             JOIN (SELECT oid AS fn_oid, nspname AS function_schema FROM pg_namespace) fn ON fn.fn_oid = p.pronamespace
              WHERE NOT t.tgisinternal AND {f} ORDER BY nspname, c.relname, t.tgname"
         ),
         "policies" => format!(

@@ -1,0 +1,397 @@
+//! `supactl validate|plan|deploy|destroy|status`: the network and data tier in AWS. Argument parsing, output,
+//! confirmation and progress only; the work is done by the `stacks` crate.
+//!
+//! Exit codes: 0 ok, 1 error, 2 usage or config error, 3 (`plan --detailed-exitcode`) changes pending.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use stacks::config::{load, LoadOptions};
+use stacks::{Action, ApplyOptions, AwsOptions, Change, Error, Plan, Progress, Quirks, Session};
+
+/// Which config file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// Environment: reads ./config.<ENV>.json
+    #[arg(long, default_value = "test")]
+    pub env: String,
+    /// Config file to read instead of ./config.<ENV>.json
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// AWS options, on every command that talks to AWS.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// Named profile of the shared AWS config (default: the standard credential chain)
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Region (default: project.region from the config)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Send AWS requests to this endpoint (e.g. an emulator on loopback)
+    #[arg(long, value_name = "URL", env = "SUPACTL_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Print how many AWS API calls were made (and how many could change something) to stderr
+    #[arg(long)]
+    pub api_stats: bool,
+    /// Step around the AWS emulator's known gaps (moto): for tests only
+    #[arg(long, hide = true, env = "SUPACTL_EMULATOR_QUIRKS")]
+    pub emulator_quirks: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum InfraCommand {
+    /// Check the config (and, unless --offline, the AWS account and region it names)
+    Validate {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Only check the file, do not call AWS
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Show what deploy would change
+    Plan {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Exit 3 when changes are pending (0: none)
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Create or update the network and data tier to match the config
+    Deploy {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Do not ask for confirmation (CI)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete every resource of the stack, in reverse order
+    Destroy {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Do not ask for confirmation (CI)
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Turn deletion protection off first
+        #[arg(long)]
+        force: bool,
+    },
+    /// List each resource with its live state
+    Status {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+}
+
+/// Runs one infrastructure command and returns the process exit code.
+pub async fn run(cmd: InfraCommand) -> ExitCode {
+    match run_inner(cmd).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn aws_options(a: &AwsArgs) -> AwsOptions {
+    AwsOptions {
+        profile: a.profile.clone(),
+        region: a.region.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+        no_retries: false,
+    }
+}
+
+fn apply_options(a: &AwsArgs, force: bool) -> ApplyOptions {
+    ApplyOptions {
+        force,
+        quirks: if a.emulator_quirks {
+            Quirks::moto()
+        } else {
+            Quirks::default()
+        },
+        ..ApplyOptions::default()
+    }
+}
+
+async fn session(env: &EnvArgs, aws: &AwsArgs) -> Result<Session, Error> {
+    let path = env
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("config.{}.json", env.env)));
+    let loaded = load(
+        &path,
+        &LoadOptions {
+            region_override: aws.region.clone(),
+        },
+    )?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    Session::connect(loaded.config, &aws_options(aws)).await
+}
+
+fn stats(aws: &AwsArgs, s: &Session) {
+    if aws.api_stats {
+        let calls = s.clients.log.calls();
+        let mutating = s.clients.log.mutating();
+        eprintln!(
+            "api calls: {} ({} mutating{})",
+            calls.len(),
+            mutating.len(),
+            if mutating.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", mutating.join(", "))
+            }
+        );
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+fn print_plan(plan: &Plan, output: Output) {
+    match output {
+        Output::Text => out(&plan.to_string()),
+        Output::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        )),
+    }
+}
+
+/// Asks on a TTY; without one, `--yes` is required.
+fn confirm(yes: bool, what: &str) -> Result<(), Error> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NeedsConfirmation);
+    }
+    print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if line.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::NotApproved)
+    }
+}
+
+async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
+    match cmd {
+        InfraCommand::Validate { env, aws, offline } => {
+            let path = env
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("config.{}.json", env.env)));
+            if offline {
+                let loaded = load(
+                    &path,
+                    &LoadOptions {
+                        region_override: aws.region.clone(),
+                    },
+                )?;
+                for w in &loaded.warnings {
+                    eprintln!("warning: {}: {w}", path.display());
+                }
+            } else {
+                let s = session(&env, &aws).await?;
+                s.preflight().await?;
+                stats(&aws, &s);
+            }
+            out(&format!("{}: ok\n", path.display()));
+            Ok(0)
+        }
+        InfraCommand::Plan {
+            env,
+            aws,
+            output,
+            detailed_exitcode,
+        } => {
+            let s = session(&env, &aws).await?;
+            let p = s.plan().await?;
+            print_plan(&p.plan, output);
+            stats(&aws, &s);
+            Ok(if detailed_exitcode && p.plan.has_changes() {
+                3
+            } else {
+                0
+            })
+        }
+        InfraCommand::Deploy { env, aws, yes } => {
+            let s = session(&env, &aws).await?;
+            let p = s.plan().await?;
+            out(&p.plan.to_string());
+            if !p.plan.has_changes() {
+                stats(&aws, &s);
+                return Ok(0);
+            }
+            confirm(yes, "apply these changes")?;
+            let progress = Bars::new();
+            // recomputed and compared inside: refuses if anything moved since the plan was shown
+            s.deploy(Some(&p.plan), &progress, apply_options(&aws, false))
+                .await?;
+            out("\nApply complete.\n");
+            stats(&aws, &s);
+            Ok(0)
+        }
+        InfraCommand::Destroy {
+            env,
+            aws,
+            yes,
+            force,
+        } => {
+            let s = session(&env, &aws).await?;
+            let p = s.destroy_plan().await?;
+            out(&p.plan.to_string());
+            if !p.plan.has_changes() {
+                out("Nothing to destroy.\n");
+                return Ok(0);
+            }
+            let protected = Session::protected(&p);
+            if !protected.is_empty() && !force {
+                return Err(Error::DeletionProtected { names: protected });
+            }
+            confirm(yes, "destroy every resource listed")?;
+            let progress = Bars::new();
+            s.destroy(Some(&p.plan), &progress, apply_options(&aws, force))
+                .await?;
+            out("\nDestroy complete.\n");
+            stats(&aws, &s);
+            Ok(0)
+        }
+        InfraCommand::Status { env, aws, output } => {
+            let s = session(&env, &aws).await?;
+            let rows = s.status().await?;
+            match output {
+                Output::Json => out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                )),
+                Output::Text => {
+                    let mut t = format!(
+                        "{:<28} {:<26} {:<10} {:<8} PHYSICAL\n",
+                        "ID", "KIND", "STATE", "PENDING"
+                    );
+                    for r in rows {
+                        let pending = match r.action {
+                            Action::NoOp => "-",
+                            Action::Create => "create",
+                            Action::Update => "update",
+                            Action::Replace => "replace",
+                            Action::Delete => "delete",
+                        };
+                        t.push_str(&format!(
+                            "{:<28} {:<26} {:<10} {:<8} {}{}\n",
+                            r.id,
+                            r.kind,
+                            r.state,
+                            pending,
+                            r.physical.unwrap_or_default(),
+                            r.endpoint.map(|e| format!(" ({e})")).unwrap_or_default()
+                        ));
+                    }
+                    out(&t);
+                }
+            }
+            stats(&aws, &s);
+            Ok(0)
+        }
+    }
+}
+
+/// A progress line per resource: indicatif spinners on a terminal, plain lines otherwise.
+struct Bars {
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars {
+            multi: std::io::stderr().is_terminal().then(MultiProgress::new),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn verb(a: Action) -> &'static str {
+    match a {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "deleting",
+        Action::NoOp => "checking",
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, c: &Change) {
+        let line = format!("{} {} {}", verb(c.action), c.kind, c.id);
+        match &self.multi {
+            Some(m) => {
+                let pb = m.add(ProgressBar::new_spinner());
+                pb.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                pb.set_message(line);
+                pb.enable_steady_tick(Duration::from_millis(120));
+                if let Ok(mut b) = self.bars.lock() {
+                    b.insert(c.id.to_string(), pb);
+                }
+            }
+            None => eprintln!("{line} ..."),
+        }
+    }
+
+    fn finish(&self, c: &Change, outcome: Result<&str, &Error>) {
+        let line = match outcome {
+            Ok(msg) => format!("✓ {} {}: {msg}", c.kind, c.id),
+            Err(e) => format!("✗ {} {}: {e}", c.kind, c.id),
+        };
+        let pb = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|mut b| b.remove(c.id.as_str()));
+        match pb {
+            Some(pb) => pb.finish_with_message(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! AWS access: the options every command takes (profile, region, endpoint URL), the SDK clients, a request
+//! counter (proves a no-op deploy sends zero mutating calls), and typed error predicates.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// AWS options shared by every command.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    /// Overrides the config's `project.region`.
+    pub region: Option<String>,
+    /// Points the SDK at another endpoint (the emulator in tests).
+    pub endpoint_url: Option<String>,
+    /// Disable SDK retries (tests: the emulator answers unimplemented calls with HTTP 500, retried 3× otherwise).
+    pub no_retries: bool,
+}
+
+/// Every request sent, as `service:Operation`, in order.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<String>>>);
+
+impl CallLog {
+    pub fn calls(&self) -> Vec<String> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    /// Calls that can change something (everything but Describe*/List*/Get*).
+    pub fn mutating(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| is_mutating(c))
+            .collect()
+    }
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+}
+
+/// Whether a `service:Operation` call can change state.
+pub fn is_mutating(call: &str) -> bool {
+    let op = call.rsplit(':').next().unwrap_or(call);
+    !["Describe", "List", "Get"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+#[derive(Debug, Clone)]
+struct Counter(CallLog);
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "supactl-call-log"
+    }
+
+    // once per attempt, i.e. per HTTP request
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            if let Ok(mut v) = (self.0).0.lock() {
+                v.push(format!("{}:{}", m.service(), m.name()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The SDK clients of this tier, all counting their requests into one [`CallLog`].
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub log: CallLog,
+}
+
+impl Clients {
+    /// Loads credentials through the standard chain (env, profile, SSO, …) and builds the clients.
+    pub async fn new(opts: &AwsOptions, region: &str) -> Clients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .retry_config(if opts.no_retries {
+                RetryConfig::disabled()
+            } else {
+                RetryConfig::standard().with_max_attempts(5)
+            });
+        if let Some(p) = &opts.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &opts.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let sdk = loader.load().await;
+        let log = CallLog::default();
+        let c = Counter(log.clone());
+        Clients {
+            region: region.to_string(),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            elasticache: aws_sdk_elasticache::Client::from_conf(
+                aws_sdk_elasticache::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&sdk)
+                    .interceptor(c)
+                    .build(),
+            ),
+            log,
+        }
+    }
+}
+
+/// An AWS call that failed, with the operation and the service's message.
+#[derive(Debug, thiserror::Error)]
+#[error("aws: {op} failed: {message}")]
+pub struct AwsError {
+    pub op: String,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(op: impl Into<String>, e: &(impl ProvideErrorMetadata + std::fmt::Display)) -> Self {
+        let code = e.code().map(str::to_string);
+        let message = match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            (None, Some(m)) => m.to_string(),
+            // unmodelled answers (e.g. an emulator's HTTP 500 page) have neither
+            (None, None) => {
+                format!("{e} (no error code: the endpoint may not implement this operation)")
+            }
+        };
+        AwsError {
+            op: op.into(),
+            code,
+            message,
+        }
+    }
+}
+
+/// EC2 models no error shapes: its documented error codes are the contract, so they are compared as strings.
+pub fn ec2_code(e: &impl ProvideErrorMetadata) -> Option<&str> {
+    e.code()
+}
+
+/// EC2 "the thing is already gone" codes (`InvalidVpcID.NotFound`, `InvalidGroup.NotFound`, …).
+pub fn ec2_is_not_found(e: &impl ProvideErrorMetadata) -> bool {
+    ec2_code(e).is_some_and(|c| c.ends_with(".NotFound") || c == "InvalidAssociationID.NotFound")
+}
+
+/// EC2 "already exists" codes (`InvalidPermission.Duplicate`, `RouteAlreadyExists`, …).
+pub fn ec2_is_duplicate(e: &impl ProvideErrorMetadata) -> bool {
+    ec2_code(e).is_some_and(|c| {
+        c.ends_with(".Duplicate")
+            || c.contains("AlreadyExists")
+            || c == "Resource.AlreadyAssociated"
+    })
+}
+
+/// `map_err` adapter: an SDK error of operation `op` into the engine's error.
+pub fn err<E: ProvideErrorMetadata + std::fmt::Display>(
+    op: &'static str,
+) -> impl Fn(E) -> crate::Error {
+    move |e| crate::Error::Aws(AwsError::new(op, &e))
+}
