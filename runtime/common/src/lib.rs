@@ -10,6 +10,7 @@ pub mod cache;
 pub mod crypto;
 pub mod directory;
 pub mod error;
+pub mod headers;
 pub mod http_client;
 pub mod ident;
 pub mod invalidation;

@@ -15,12 +15,7 @@ use std::sync::Arc;
 
 /// Which admin key acted, without storing the key: the first 12 hex digits of its SHA-256.
 fn actor(req: &Request) -> String {
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim()))
-        .unwrap_or("");
+    let token = supactl_common::headers::bearer(req.headers()).unwrap_or("");
     format!(
         "admin-key:{}",
         &hex::encode(Sha256::digest(token.as_bytes()))[..12]

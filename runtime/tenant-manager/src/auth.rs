@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use supactl_common::headers::bearer;
 
 /// Constant-time equality of two secrets (hashed first so their lengths do not leak either).
 pub fn secret_eq(given: &str, expected: &str) -> bool {
@@ -19,24 +20,12 @@ pub fn secret_eq(given: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    let v = req
-        .headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
 pub async fn require_admin(
     State(tm): State<Arc<TenantManager>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match bearer(&req) {
+    match bearer(req.headers()) {
         Some(t) if secret_eq(t, &tm.config.admin_key) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
     }
@@ -47,7 +36,7 @@ pub async fn require_service(
     req: Request,
     next: Next,
 ) -> Response {
-    match bearer(&req) {
+    match bearer(req.headers()) {
         Some(t) if secret_eq(t, &tm.config.service_token) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
     }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Key-revocation propagation to a second gateway replica, with and without Redis (see propagation.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
+cargo build --release -q -p supactl
+venv="$HOME/.cache/supactl/venv-e2e"
+[ -x "$venv/bin/python" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install -q -r tests/requirements.txt; }
+SUPACTL_BIN="$CARGO_TARGET_DIR/release/supactl" "$venv/bin/python" bench/propagation.py
