@@ -1,5 +1,5 @@
 //! `supactl up`: PostgreSQL (managed in the data directory, or given by URL), the tenant-manager on the
-//! admin port and the gateway (with REST in-process) on the API port, all on loopback, until SIGINT or
+//! admin port and the gateway (with REST and auth in-process) on the API port, all on loopback, until SIGINT or
 //! SIGTERM; then everything it started is stopped, PostgreSQL included.
 
 use super::{CliError, CliResult};
@@ -173,17 +173,26 @@ async fn serve(
             ..rest::RestConfig::default()
         },
     );
+    let auth = auth::Auth::new(
+        directory.clone(),
+        auth::AuthConfig {
+            api_url_template: format!("{gateway_url}/p/{{ref}}"),
+            ..auth::AuthConfig::default()
+        },
+    );
     {
-        let (directory, rest) = (directory.clone(), rest.clone());
+        let (directory, rest, auth) = (directory.clone(), rest.clone(), auth.clone());
         tm.on_change(Arc::new(move |project_ref: &str| {
             directory.invalidate_project(project_ref);
             rest.pools().remove(project_ref);
+            auth.pools().remove(project_ref);
         }));
     }
-    let gw = gateway::Gateway::new(
+    let gw = gateway::Gateway::with_auth(
         gateway::GatewayConfig::default(),
         directory,
         gateway::Upstream::InProcess(rest::router(rest)),
+        Some(gateway::Upstream::InProcess(auth::router(auth))),
     );
 
     let shutdown = CancellationToken::new();
@@ -194,9 +203,13 @@ async fn serve(
     ] {
         let token = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
+            // With the peer address: the gateway passes it on (auth rate limits per client IP).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
         });
     }
 

@@ -103,7 +103,7 @@ pub async fn user_by_id(tx: &Transaction<'_>, id: &str) -> AuthResult<Option<Use
     if !is_uuid(id) {
         return Ok(None);
     }
-    let sql = select_user("u.id = $1::uuid");
+    let sql = select_user("u.id = $1::text::uuid");
     Ok(row(tx, &sql, &[&id]).await?.as_ref().map(user_from))
 }
 
@@ -161,14 +161,14 @@ pub async fn set_token(
     let (col, sent) = column.columns();
     exec(
         tx,
-        &format!("UPDATE auth.users SET {col} = $2, {sent} = now(), updated_at = now() WHERE id = $1::uuid"),
+        &format!("UPDATE auth.users SET {col} = $2, {sent} = now(), updated_at = now() WHERE id = $1::text::uuid"),
         &[&user_id, &hash],
     )
     .await?;
     exec(
         tx,
         "INSERT INTO auth.one_time_tokens (id, user_id, token_type, token_hash, relates_to) \
-         VALUES (gen_random_uuid(), $1::uuid, $2::text::auth.one_time_token_type, $3, $4) \
+         VALUES (gen_random_uuid(), $1::text::uuid, $2::text::auth.one_time_token_type, $3, $4) \
          ON CONFLICT (user_id, token_type) DO UPDATE SET token_hash = EXCLUDED.token_hash, \
          relates_to = EXCLUDED.relates_to, updated_at = now()",
         &[&user_id, &column.one_time_type(), &hash, &relates_to],
@@ -186,13 +186,13 @@ pub async fn clear_token(
     let (col, _) = column.columns();
     exec(
         tx,
-        &format!("UPDATE auth.users SET {col} = '', updated_at = now() WHERE id = $1::uuid"),
+        &format!("UPDATE auth.users SET {col} = '', updated_at = now() WHERE id = $1::text::uuid"),
         &[&user_id],
     )
     .await?;
     exec(
         tx,
-        "DELETE FROM auth.one_time_tokens WHERE user_id = $1::uuid AND token_type = $2::text::auth.one_time_token_type",
+        "DELETE FROM auth.one_time_tokens WHERE user_id = $1::text::uuid AND token_type = $2::text::auth.one_time_token_type",
         &[&user_id, &column.one_time_type()],
     )
     .await?;
@@ -209,7 +209,7 @@ pub async fn sent_age(
     let r = row(
         tx,
         &format!(
-            "SELECT extract(epoch from now() - {sent})::float8 FROM auth.users WHERE id = $1::uuid"
+            "SELECT extract(epoch from now() - {sent})::float8 FROM auth.users WHERE id = $1::text::uuid"
         ),
         &[&user_id],
     )
@@ -244,7 +244,7 @@ pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Opt
         "INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, \
            raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, confirmation_token, \
            recovery_token, email_change_token_new, email_change) \
-         VALUES ($1::uuid, gen_random_uuid(), 'authenticated', $2, $3, $4, CASE WHEN $5 THEN now() END, \
+         VALUES ($1::text::uuid, gen_random_uuid(), 'authenticated', $2, $3, $4, CASE WHEN $5 THEN now() END, \
            $6::jsonb, $7::jsonb, now(), now(), $8, '', '', '', '') \
          ON CONFLICT (email) WHERE is_sso_user = false DO NOTHING RETURNING id::text",
         &[
@@ -270,14 +270,14 @@ pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Opt
         exec(
             tx,
             "INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at) \
-             VALUES ($1, $1::uuid, $2::jsonb, 'email', now(), now())",
+             VALUES ($1, $1::text::uuid, $2::jsonb, 'email', now(), now())",
             &[&id, &identity],
         )
         .await?;
         exec(
             tx,
             "UPDATE auth.users SET raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb) || $2::jsonb \
-             WHERE id = $1::uuid",
+             WHERE id = $1::text::uuid",
             &[&id, &identity],
         )
         .await?;
@@ -292,14 +292,14 @@ pub async fn confirm_email(tx: &Transaction<'_>, user_id: &str) -> AuthResult<()
         "UPDATE auth.users SET email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now(), \
            raw_user_meta_data = CASE WHEN raw_user_meta_data ? 'email_verified' \
              THEN raw_user_meta_data || '{\"email_verified\": true}'::jsonb ELSE raw_user_meta_data END \
-         WHERE id = $1::uuid",
+         WHERE id = $1::text::uuid",
         &[&user_id],
     )
     .await?;
     exec(
         tx,
         "UPDATE auth.identities SET identity_data = identity_data || '{\"email_verified\": true}'::jsonb, \
-         updated_at = now() WHERE user_id = $1::uuid AND provider = 'email'",
+         updated_at = now() WHERE user_id = $1::text::uuid AND provider = 'email'",
         &[&user_id],
     )
     .await?;
@@ -309,7 +309,7 @@ pub async fn confirm_email(tx: &Transaction<'_>, user_id: &str) -> AuthResult<()
 pub async fn set_password(tx: &Transaction<'_>, user_id: &str, hash: &str) -> AuthResult<()> {
     exec(
         tx,
-        "UPDATE auth.users SET encrypted_password = $2, updated_at = now() WHERE id = $1::uuid",
+        "UPDATE auth.users SET encrypted_password = $2, updated_at = now() WHERE id = $1::text::uuid",
         &[&user_id, &hash],
     )
     .await?;
@@ -326,14 +326,14 @@ pub async fn set_email(tx: &Transaction<'_>, user_id: &str, email: &str) -> Auth
         "UPDATE auth.users SET email = $2, email_change = '', email_change_token_new = '', updated_at = now(), \
            raw_user_meta_data = CASE WHEN raw_user_meta_data ? 'email' \
              THEN raw_user_meta_data || jsonb_build_object('email', $2::text) ELSE raw_user_meta_data END \
-         WHERE id = $1::uuid",
+         WHERE id = $1::text::uuid",
         &[&user_id, &email],
     )
     .await?;
     let n = exec(
         tx,
         "UPDATE auth.identities SET identity_data = identity_data || jsonb_build_object('email', $2::text), \
-         updated_at = now() WHERE user_id = $1::uuid AND provider = 'email'",
+         updated_at = now() WHERE user_id = $1::text::uuid AND provider = 'email'",
         &[&user_id, &email],
     )
     .await?;
@@ -343,7 +343,7 @@ pub async fn set_email(tx: &Transaction<'_>, user_id: &str, email: &str) -> Auth
         exec(
             tx,
             "INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at) \
-             VALUES ($1, $1::uuid, $2::jsonb, 'email', now(), now())",
+             VALUES ($1, $1::text::uuid, $2::jsonb, 'email', now(), now())",
             &[&user_id, &identity],
         )
         .await?;
@@ -352,7 +352,7 @@ pub async fn set_email(tx: &Transaction<'_>, user_id: &str, email: &str) -> Auth
             "UPDATE auth.users SET is_anonymous = false, email_confirmed_at = coalesce(email_confirmed_at, now()), \
                raw_app_meta_data = jsonb_build_object('provider', 'email', 'providers', jsonb_build_array('email')) \
                  || (coalesce(raw_app_meta_data, '{}'::jsonb) - 'provider' - 'providers') \
-             WHERE id = $1::uuid",
+             WHERE id = $1::text::uuid",
             &[&user_id],
         )
         .await?;
@@ -364,7 +364,7 @@ pub async fn set_email(tx: &Transaction<'_>, user_id: &str, email: &str) -> Auth
 pub async fn set_email_change(tx: &Transaction<'_>, user_id: &str, email: &str) -> AuthResult<()> {
     exec(
         tx,
-        "UPDATE auth.users SET email_change = $2, updated_at = now() WHERE id = $1::uuid",
+        "UPDATE auth.users SET email_change = $2, updated_at = now() WHERE id = $1::text::uuid",
         &[&user_id, &email],
     )
     .await?;
@@ -397,7 +397,7 @@ pub async fn merge_metadata(
         tx,
         &format!(
             "UPDATE auth.users SET {col} = (coalesce({col}, '{{}}'::jsonb) || $2::jsonb) - $3::text[], \
-             updated_at = now() WHERE id = $1::uuid"
+             updated_at = now() WHERE id = $1::text::uuid"
         ),
         &[&user_id, &Value::Object(set), &removed],
     )
@@ -408,7 +408,7 @@ pub async fn merge_metadata(
 pub async fn set_role(tx: &Transaction<'_>, user_id: &str, role: &str) -> AuthResult<()> {
     exec(
         tx,
-        "UPDATE auth.users SET role = $2, updated_at = now() WHERE id = $1::uuid",
+        "UPDATE auth.users SET role = $2, updated_at = now() WHERE id = $1::text::uuid",
         &[&user_id, &role],
     )
     .await?;
@@ -420,14 +420,14 @@ pub async fn set_ban(tx: &Transaction<'_>, user_id: &str, secs: Option<f64>) -> 
     exec(
         tx,
         "UPDATE auth.users SET banned_until = now() + make_interval(secs => $2::float8), updated_at = now() \
-         WHERE id = $1::uuid",
+         WHERE id = $1::text::uuid",
         &[&user_id, &secs],
     )
     .await?;
     if secs.is_some() {
         exec(
             tx,
-            "DELETE FROM auth.sessions WHERE user_id = $1::uuid",
+            "DELETE FROM auth.sessions WHERE user_id = $1::text::uuid",
             &[&user_id],
         )
         .await?;
@@ -441,19 +441,19 @@ pub async fn delete_user(tx: &Transaction<'_>, user_id: &str, soft: bool) -> Aut
         let n = exec(
             tx,
             "UPDATE auth.users SET deleted_at = now(), email = NULL, phone = NULL, encrypted_password = '', \
-             raw_user_meta_data = '{}'::jsonb, updated_at = now() WHERE id = $1::uuid AND deleted_at IS NULL",
+             raw_user_meta_data = '{}'::jsonb, updated_at = now() WHERE id = $1::text::uuid AND deleted_at IS NULL",
             &[&user_id],
         )
         .await?;
         exec(
             tx,
-            "DELETE FROM auth.identities WHERE user_id = $1::uuid",
+            "DELETE FROM auth.identities WHERE user_id = $1::text::uuid",
             &[&user_id],
         )
         .await?;
         exec(
             tx,
-            "DELETE FROM auth.sessions WHERE user_id = $1::uuid",
+            "DELETE FROM auth.sessions WHERE user_id = $1::text::uuid",
             &[&user_id],
         )
         .await?;
@@ -461,7 +461,7 @@ pub async fn delete_user(tx: &Transaction<'_>, user_id: &str, soft: bool) -> Aut
     } else {
         exec(
             tx,
-            "DELETE FROM auth.users WHERE id = $1::uuid",
+            "DELETE FROM auth.users WHERE id = $1::text::uuid",
             &[&user_id],
         )
         .await?
@@ -508,16 +508,16 @@ pub async fn create_session(
         tx,
         "WITH s AS (
            INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip)
-           VALUES (gen_random_uuid(), $1::uuid, now(), now(), 'aal1', $3, $4::text::inet) RETURNING id),
+           VALUES (gen_random_uuid(), $1::text::uuid, now(), now(), 'aal1', $3, $4::text::inet) RETURNING id),
          a AS (
            INSERT INTO auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
            SELECT id, now(), now(), $2, gen_random_uuid() FROM s),
          r AS (
            INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-           SELECT $6::uuid, $5, $1, false, now(), now(), id FROM s),
+           SELECT $6::text::uuid, $5, $1, false, now(), now(), id FROM s),
          i AS (
-           UPDATE auth.identities SET last_sign_in_at = now() WHERE user_id = $1::uuid)
-         UPDATE auth.users SET last_sign_in_at = now(), updated_at = now() WHERE id = $1::uuid
+           UPDATE auth.identities SET last_sign_in_at = now() WHERE user_id = $1::text::uuid)
+         UPDATE auth.users SET last_sign_in_at = now(), updated_at = now() WHERE id = $1::text::uuid
          RETURNING (SELECT id::text FROM s)",
         &[&user_id, &method, &user_agent, &ip, &refresh_token, &INSTANCE],
     )
@@ -531,7 +531,7 @@ pub async fn amr(tx: &Transaction<'_>, session_id: &str) -> AuthResult<Vec<Amr>>
     Ok(rows(
         tx,
         "SELECT authentication_method, extract(epoch from created_at)::bigint FROM auth.mfa_amr_claims \
-         WHERE session_id = $1::uuid ORDER BY created_at",
+         WHERE session_id = $1::text::uuid ORDER BY created_at",
         &[&session_id],
     )
     .await?
@@ -550,7 +550,7 @@ pub async fn session_exists(tx: &Transaction<'_>, session_id: &str) -> AuthResul
     }
     Ok(row(
         tx,
-        "SELECT 1 FROM auth.sessions WHERE id = $1::uuid AND (not_after IS NULL OR not_after > now())",
+        "SELECT 1 FROM auth.sessions WHERE id = $1::text::uuid AND (not_after IS NULL OR not_after > now())",
         &[&session_id],
     )
     .await?
@@ -611,8 +611,8 @@ pub async fn rotate(tx: &Transaction<'_>, parent: &RefreshRow, child: &str) -> A
         tx,
         "WITH o AS (UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = $1 RETURNING id),
          n AS (INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
-               VALUES ($6::uuid, $2, $3, false, now(), now(), $4, $5::uuid))
-         UPDATE auth.sessions SET refreshed_at = (now() AT TIME ZONE 'UTC'), updated_at = now() WHERE id = $5::uuid",
+               VALUES ($6::text::uuid, $2, $3, false, now(), now(), $4, $5::text::uuid))
+         UPDATE auth.sessions SET refreshed_at = (now() AT TIME ZONE 'UTC'), updated_at = now() WHERE id = $5::text::uuid",
         &[
             &parent.id,
             &child,
@@ -629,7 +629,7 @@ pub async fn rotate(tx: &Transaction<'_>, parent: &RefreshRow, child: &str) -> A
 pub async fn delete_session(tx: &Transaction<'_>, session_id: &str) -> AuthResult<()> {
     exec(
         tx,
-        "DELETE FROM auth.sessions WHERE id = $1::uuid",
+        "DELETE FROM auth.sessions WHERE id = $1::text::uuid",
         &[&session_id],
     )
     .await?;
@@ -649,9 +649,9 @@ pub async fn logout(
         INSTANCE
     };
     let sql = match scope {
-        "local" => "DELETE FROM auth.sessions WHERE user_id = $1::uuid AND id = $2::uuid",
-        "others" => "DELETE FROM auth.sessions WHERE user_id = $1::uuid AND id <> $2::uuid",
-        _ => "DELETE FROM auth.sessions WHERE user_id = $1::uuid AND $2::uuid IS NOT NULL",
+        "local" => "DELETE FROM auth.sessions WHERE user_id = $1::text::uuid AND id = $2::text::uuid",
+        "others" => "DELETE FROM auth.sessions WHERE user_id = $1::text::uuid AND id <> $2::text::uuid",
+        _ => "DELETE FROM auth.sessions WHERE user_id = $1::text::uuid AND $2::text::uuid IS NOT NULL",
     };
     exec(tx, sql, &[&user_id, &sid]).await?;
     Ok(())
