@@ -110,7 +110,12 @@ impl AuthError {
 
 impl From<tokio_postgres::Error> for AuthError {
     fn from(e: tokio_postgres::Error) -> AuthError {
-        AuthError::internal(format!("database: {e}"))
+        match e.as_db_error() {
+            Some(db) => {
+                AuthError::internal(format!("database: {} ({})", db.message(), db.code().code()))
+            }
+            None => AuthError::internal(format!("database: {e}")),
+        }
     }
 }
 

@@ -33,6 +33,12 @@ use supactl_common::wire::ProjectConfig;
 pub const PROJECT_HEADER: &str = "x-supactl-project";
 /// The client's address as the gateway saw it (the gateway drops any client-sent value).
 pub const CLIENT_IP_HEADER: &str = "x-supactl-client-ip";
+/// Characters escaped in URL query and fragment values: all but RFC 3986's unreserved ones.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 /// GoTrue's default bcrypt cost (Go's `bcrypt.DefaultCost`).
 pub const BCRYPT_COST: u32 = 10;
 
@@ -851,7 +857,7 @@ async fn send_token(
     let link = format!(
         "{}/auth/v1/verify?token={hash}&type={link_type}&redirect_to={}",
         auth.api_url(ctx.project_ref()),
-        percent_encoding::utf8_percent_encode(&redirect, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(&redirect, URL_VALUE)
     );
     mail::deliver(ctx.project_ref(), s, to, kind, &link, &otp).await?;
     Ok((link, otp))
@@ -1081,9 +1087,7 @@ async fn verify_get(
         token: q.get("token").cloned(),
         ..VerifyRequest::default()
     };
-    let enc = |v: &str| {
-        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    let enc = |v: &str| percent_encoding::utf8_percent_encode(v, URL_VALUE).to_string();
     let fragment = match verify(&auth, &ctx, &s, &mut client, v).await {
         Ok(session) => format!(
             "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}",

@@ -323,7 +323,7 @@ pub async fn set_email(tx: &Transaction<'_>, user_id: &str, email: &str) -> Auth
     }
     exec(
         tx,
-        "UPDATE auth.users SET email = $2, email_change = '', email_change_token_new = '', updated_at = now(), \
+        "UPDATE auth.users SET email = $2::text, email_change = '', email_change_token_new = '', updated_at = now(), \
            raw_user_meta_data = CASE WHEN raw_user_meta_data ? 'email' \
              THEN raw_user_meta_data || jsonb_build_object('email', $2::text) ELSE raw_user_meta_data END \
          WHERE id = $1::text::uuid",
