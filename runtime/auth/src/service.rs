@@ -1016,30 +1016,48 @@ async fn verify(
         }
         _ => return Err(AuthError::validation("Verify requires a verification type")),
     };
-    let hash = match (
-        v.token_hash.as_deref(),
-        v.token.as_deref(),
+    let tx = client.transaction().await?;
+    let mut found = None;
+    match (
+        v.token_hash.as_deref().filter(|h| !h.is_empty()),
+        v.token.as_deref().filter(|t| !t.is_empty()),
         v.email.as_deref(),
     ) {
-        (Some(h), _, _) if !h.is_empty() => h.to_lowercase(),
-        (_, Some(t), Some(e)) if !t.is_empty() => {
-            let email = validate::email(e)?;
-            // Email-change codes are bound to the new address.
-            validate::token_hash(&email, t.trim())
+        (None, Some(code), Some(email)) => {
+            // A code typed by the user: compare its hash with the stored one in constant time.
+            let email = validate::email(email)?;
+            let hash = validate::token_hash(&email, code.trim());
+            let user = match store::user_by_email(&tx, &email).await? {
+                Some(u) => Some(u),
+                // Email-change codes go to (and are bound to) the new address.
+                None if kind == "email_change" => store::user_by_email_change(&tx, &email).await?,
+                None => None,
+            };
+            if let Some(mut user) = user {
+                for col in columns {
+                    let (stored, age) = store::token_of(&tx, &user.id, *col).await?;
+                    if !stored.is_empty() && validate::same(&stored, &hash) {
+                        user.sent_at_age = age;
+                        found = Some((user, *col));
+                        break;
+                    }
+                }
+            }
         }
-        (_, Some(t), None) if !t.is_empty() => t.to_lowercase(),
+        (Some(hash), _, _) | (None, Some(hash), None) => {
+            // A link's token is the hash itself: look it up by its index.
+            let hash = hash.to_lowercase();
+            for col in columns {
+                if let Some(u) = store::user_by_token(&tx, *col, &hash).await? {
+                    found = Some((u, *col));
+                    break;
+                }
+            }
+        }
         _ => {
             return Err(AuthError::validation(
                 "Verify requires a token or a token hash",
             ))
-        }
-    };
-    let tx = client.transaction().await?;
-    let mut found = None;
-    for col in columns {
-        if let Some(u) = store::user_by_token(&tx, *col, &hash).await? {
-            found = Some((u, *col));
-            break;
         }
     }
     let (user, col) = found.ok_or_else(otp_expired)?;

@@ -99,6 +99,12 @@ pub async fn user_by_email(tx: &Transaction<'_>, email: &str) -> AuthResult<Opti
     Ok(row(tx, &sql, &[&email]).await?.as_ref().map(user_from))
 }
 
+/// The user with a pending change to this email address.
+pub async fn user_by_email_change(tx: &Transaction<'_>, email: &str) -> AuthResult<Option<User>> {
+    let sql = select_user("u.email_change = $1 AND u.deleted_at IS NULL");
+    Ok(row(tx, &sql, &[&email]).await?.as_ref().map(user_from))
+}
+
 pub async fn user_by_id(tx: &Transaction<'_>, id: &str) -> AuthResult<Option<User>> {
     if !is_uuid(id) {
         return Ok(None);
@@ -175,6 +181,26 @@ pub async fn set_token(
     )
     .await?;
     Ok(())
+}
+
+/// The stored hash of a user's one-time token of `column` ('' when none) and the seconds since it was
+/// sent.
+pub async fn token_of(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    column: TokenColumn,
+) -> AuthResult<(String, Option<f64>)> {
+    let (col, sent) = column.columns();
+    let r = row(
+        tx,
+        &format!(
+            "SELECT coalesce({col}, ''), extract(epoch from now() - {sent})::float8 FROM auth.users \
+             WHERE id = $1::text::uuid"
+        ),
+        &[&user_id],
+    )
+    .await?;
+    Ok(r.map(|r| (r.get(0), r.get(1))).unwrap_or_default())
 }
 
 /// Consumes a one-time token of `user`.
