@@ -489,3 +489,29 @@ def test_mail_is_delivered_through_smtp(platform):
     res = sb.auth.verify_otp({"email": addr, "token": code, "type": "signup"})
     assert res.session and res.user.email_confirmed_at is not None
     assert sb.auth.sign_in_with_password({"email": addr, "password": PASSWORD}).session
+    real_id = res.user.id
+
+    # With confirmations on, a repeated signup does not reveal that the address has an account.
+    dup = create_client(p.url, p.anon).auth.sign_up({"email": addr, "password": PASSWORD})
+    assert dup.session is None and dup.user.id != real_id
+
+    # Email change: a code goes to the new address; verifying it switches the address.
+    new_addr = email()
+    pending = sb.auth.update_user({"email": new_addr}).user
+    assert pending.email == addr.lower() and pending.new_email == new_addr.lower()
+    deadline = time.time() + 10
+    while len(sink.messages) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    change = sink.messages[1]
+    assert "Confirm Email Change" in change and new_addr.lower() in change.lower()
+    code = change.split("enter the code: ")[1][:6]
+    changed = sb.auth.verify_otp({"email": new_addr, "token": code, "type": "email_change"})
+    assert changed.user.email == new_addr.lower() and changed.user.new_email is None
+
+    # Resending within the send interval is refused with GoTrue's code.
+    other = email()
+    create_client(p.url, p.anon).auth.sign_up({"email": other, "password": PASSWORD})
+    with pytest.raises(AuthApiError) as soon:
+        create_client(p.url, p.anon).auth.resend({"type": "signup", "email": other})
+    assert soon.value.status == 429 and soon.value.code == "over_email_send_rate_limit"
+    assert len(sink.messages) == 3

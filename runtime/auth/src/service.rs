@@ -103,6 +103,7 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .route("/otp", post(otp))
         .route("/magiclink", post(magiclink))
         .route("/verify", get(verify_get).post(verify_post))
+        .route("/resend", post(resend))
         .route("/admin/users", get(admin_list).post(admin_create))
         .route(
             "/admin/users/{id}",
@@ -499,11 +500,39 @@ async fn signup(
     )
     .await?;
     let Some(user) = created else {
-        drop(tx);
-        return Err(AuthError::unprocessable(
-            "user_already_exists",
-            "User already registered",
-        ));
+        if s.mailer_autoconfirm {
+            return Err(AuthError::unprocessable(
+                "user_already_exists",
+                "User already registered",
+            ));
+        }
+        // With confirmations on, GoTrue does not reveal which addresses have accounts: an
+        // unconfirmed user gets the confirmation again, a confirmed one a look-alike user.
+        let existing = store::user_by_email(&tx, &email).await?;
+        let answer = match existing {
+            Some(u) if !u.confirmed => {
+                let redirect = q.get("redirect_to").map(String::as_str);
+                send_token(
+                    &auth,
+                    &ctx,
+                    &s,
+                    &tx,
+                    &u,
+                    &email,
+                    MailKind::Confirmation,
+                    redirect,
+                )
+                .await?;
+                store::user_by_id(&tx, &u.id).await?.map(|u| u.json)
+            }
+            _ => None,
+        };
+        let answer = match answer {
+            Some(a) => a,
+            None => store::lookalike_user(&tx, &email).await?,
+        };
+        tx.commit().await?;
+        return Ok(Json(answer).into_response());
     };
     if s.mailer_autoconfirm {
         let session = ctx
@@ -974,6 +1003,80 @@ async fn passwordless(
         }
     };
     send_token(auth, ctx, &s, &tx, &user, &email, kind, redirect_to).await?;
+    tx.commit().await?;
+    Ok(ok_empty())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResendRequest {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    email: Option<String>,
+}
+
+/// `POST /resend`: the signup confirmation or the email-change message again (for a pending one).
+async fn resend(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> AuthResult<Response> {
+    let r: ResendRequest = body(&raw)?;
+    let (mut client, s) = ctx.db(&auth).await?;
+    let email = validate::email(r.email.as_deref().unwrap_or(""))?;
+    ctx.limit(&auth, &s, "otp", s.limit_otp, Some(&email))?;
+    let tx = client.transaction().await?;
+    let redirect = q.get("redirect_to").map(String::as_str);
+    match r.kind.as_deref() {
+        Some("signup") => {
+            if let Some(u) = store::user_by_email(&tx, &email).await? {
+                if u.confirmed {
+                    return Err(AuthError::unprocessable(
+                        "email_address_not_authorized",
+                        "Email address already confirmed",
+                    ));
+                }
+                send_token(
+                    &auth,
+                    &ctx,
+                    &s,
+                    &tx,
+                    &u,
+                    &email,
+                    MailKind::Confirmation,
+                    redirect,
+                )
+                .await?;
+            }
+        }
+        Some("email_change") => {
+            if let Some(u) = store::user_by_email_change(&tx, &email).await? {
+                send_token(
+                    &auth,
+                    &ctx,
+                    &s,
+                    &tx,
+                    &u,
+                    &email,
+                    MailKind::EmailChange,
+                    redirect,
+                )
+                .await?;
+            }
+        }
+        Some("sms" | "phone_change") => {
+            return Err(AuthError::unprocessable(
+                "phone_provider_disabled",
+                "Phone signups are disabled",
+            ))
+        }
+        _ => {
+            return Err(AuthError::validation(
+                "Missing one of these types: signup, email_change, sms, phone_change",
+            ))
+        }
+    }
     tx.commit().await?;
     Ok(ok_empty())
 }

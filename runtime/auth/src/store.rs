@@ -311,6 +311,23 @@ pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Opt
     user_by_id(tx, &id).await
 }
 
+/// A made-up user for `email` with a fresh id, shaped like a real unconfirmed one (answers that must
+/// not reveal whether an address has an account).
+pub async fn lookalike_user(tx: &Transaction<'_>, email: &str) -> AuthResult<Value> {
+    let r = row(
+        tx,
+        "SELECT jsonb_build_object('id', gen_random_uuid(), 'aud', 'authenticated', 'role', 'authenticated', \
+           'email', $1::text, 'phone', '', 'confirmation_sent_at', now(), \
+           'app_metadata', jsonb_build_object('provider', 'email', 'providers', jsonb_build_array('email')), \
+           'user_metadata', '{}'::jsonb, 'identities', '[]'::jsonb, 'created_at', now(), 'updated_at', now(), \
+           'is_anonymous', false)",
+        &[&email],
+    )
+    .await?
+    .ok_or_else(|| AuthError::internal("lookalike user query returned nothing"))?;
+    Ok(r.get(0))
+}
+
 /// Marks the email confirmed (and the identity's `email_verified`).
 pub async fn confirm_email(tx: &Transaction<'_>, user_id: &str) -> AuthResult<()> {
     exec(
