@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of the auth API through the gateway (not tests: they print figures, they assert nothing).
-#  1. Password sign-in (POST /auth/v1/token?grant_type=password) at 8 connections: throughput and p50/p95/p99
-#     latency. Passwords are bcrypt hashes at GoTrue's default cost (10), so this measures mostly bcrypt.
+#  1. Password sign-in (POST /auth/v1/token?grant_type=password) at 8 and at 2 connections: throughput and
+#     p50/p95/p99 latency. Passwords are bcrypt hashes at GoTrue's default cost (10), so this measures
+#     mostly bcrypt.
 #  2. Refresh-token grant (POST /auth/v1/token?grant_type=refresh_token) at 16 connections: each
 #     connection chains the rotated token of its previous answer, so every request is a real rotation.
 # Rate limits are raised for the bench project (they would otherwise answer 429 after 30 sign-ins).
@@ -52,7 +53,9 @@ wrk.headers["apikey"] = "$ANON"
 wrk.headers["content-type"] = "application/json"
 wrk.body = '{"email":"bench@example.com","password":"bench-password-1"}'
 LUA
-wrk -t2 -c8 -d"${DURATION}s" --timeout 10s -s "$DATA/signin.lua" "http://127.0.0.1:$PORT"
+wrk -t2 -c8 -d"${DURATION}s" --timeout 10s -s "$DATA/signin.lua" "http://127.0.0.1:$PORT" | grep '^requests'
+echo "== password sign-in, 2 connections (one per core: latency without queueing), ${DURATION}s"
+wrk -t2 -c2 -d"${DURATION}s" --timeout 10s -s "$DATA/signin.lua" "http://127.0.0.1:$PORT" | grep '^requests'
 
 echo "== refresh-token grant, 16 connections, ${DURATION}s"
 # One session per connection, plus one per thread because wrk calls request() once before the run to
@@ -86,4 +89,4 @@ response = function(status, headers, body)
   if token then table.insert(queue, token) end
 end
 LUA
-wrk -t2 -c16 -d"${DURATION}s" -s "$DATA/refresh.lua" "http://127.0.0.1:$PORT"
+wrk -t2 -c16 -d"${DURATION}s" -s "$DATA/refresh.lua" "http://127.0.0.1:$PORT" | grep '^requests'
