@@ -64,14 +64,13 @@ impl AdminClient {
         })
     }
 
-    /// Sends a request and returns the `data` of a 2xx answer (Null for 204); errors carry the API's
-    /// code and message.
-    pub async fn call(
+    /// Sends a request and returns the status and the JSON body (Null when empty), whatever the status.
+    pub async fn call_raw(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let uri = format!("{}{}", self.url, path);
         let req = Request::builder()
             .method(method)
@@ -87,12 +86,24 @@ impl AdminClient {
                 self.url
             )
         })?;
-        if status == StatusCode::NO_CONTENT {
-            return Ok(Value::Null);
+        if bytes.is_empty() {
+            return Ok((status, Value::Null));
         }
-        let v: Value = serde_json::from_slice(&bytes).with_context(|| {
+        let v = serde_json::from_slice(&bytes).with_context(|| {
             format!("the admin API answered {status} with a body that is not JSON")
         })?;
+        Ok((status, v))
+    }
+
+    /// Sends a request and returns the `data` of a 2xx answer (Null for 204); errors carry the API's
+    /// code and message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, v) = self.call_raw(method, path, body).await?;
         if status.is_success() {
             return Ok(v.get("data").cloned().unwrap_or(Value::Null));
         }

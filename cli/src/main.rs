@@ -7,6 +7,7 @@ mod admin_client;
 mod commands;
 mod local_state;
 mod output;
+mod stack;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,15 @@ enum Command {
     /// Manage projects through the tenant-manager's admin API.
     #[command(subcommand)]
     Project(commands::project::ProjectCommand),
+    /// Manage the PostgreSQL worker servers that hold project databases.
+    #[command(subcommand)]
+    Worker(commands::worker::WorkerCommand),
+    /// Manage a project's secrets.
+    #[command(subcommand)]
+    Secrets(commands::secrets::SecretsCommand),
+    /// Run one runtime service in this process (as on ECS, or as an extra gateway replica).
+    #[command(subcommand)]
+    Serve(commands::serve::ServeCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +57,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => commands::up::run(args).await,
             Command::Project(cmd) => commands::project::run(cmd).await,
+            Command::Serve(cmd) => commands::serve::run(cmd).await,
+            Command::Worker(cmd) => commands::worker::run(cmd).await,
+            Command::Secrets(cmd) => commands::secrets::run(cmd).await,
         }
     });
     match result {

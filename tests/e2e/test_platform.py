@@ -45,8 +45,10 @@ def test_list_show_and_keys(projects, platform):
     assert {a.ref, "e2e-proj-b"} <= listed
     shown = platform.admin("GET", f"/admin/v1/projects/{a.ref}").json()["data"]
     assert shown["name"] == "Project A"
-    keys = platform.admin("GET", f"/admin/v1/projects/{a.ref}/api-keys").json()["data"]
+    keys = platform.admin("GET", f"/admin/v1/projects/{a.ref}/api-keys?reveal=true").json()["data"]
     assert {k["opaque_key"] for k in keys} == {a.anon, a.secret}
+    masked = platform.admin("GET", f"/admin/v1/projects/{a.ref}/api-keys").json()["data"]
+    assert {k["opaque_key"] for k in masked} == {a.anon, None}, "secret keys are shown only on reveal"
     assert platform.admin("GET", "/admin/v1/projects/does-not-exist").status_code == 404
 
 
@@ -181,7 +183,8 @@ def test_cli_project_commands(platform):
     assert human.splitlines()[0].split()[:3] == ["REF", "NAME", "STATUS"]
     shown = json.loads(platform.cli("project", "show", "cli-made", "--output", "json").stdout)
     assert shown["name"] == "From CLI" and len(shown["api_keys"]) == 2
-    assert "sb_secret_" in platform.cli("project", "show", "cli-made").stdout
+    assert "sb_secret_" in platform.cli("project", "show", "cli-made", "--reveal").stdout
+    assert created["api_keys"][1]["opaque_key"] not in platform.cli("project", "show", "cli-made").stdout
     # Explicit flags override the state file; a wrong key is an error with exit code 1.
     bad = platform.cli("project", "list", "--admin-url", platform.admin_url, "--admin-key", "nope", check=False)
     assert bad.returncode == 1 and "401" in bad.stderr

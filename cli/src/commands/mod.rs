@@ -1,5 +1,8 @@
 pub mod project;
+pub mod secrets;
+pub mod serve;
 pub mod up;
+pub mod worker;
 
 /// A command's failure with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,20 @@
-//! `supactl project create|list|show|delete|keys`.
+//! `supactl project …`: projects, their API keys and JWT secrets, through the admin API.
 
-use super::CliResult;
+use super::{CliError, CliResult};
 use crate::admin_client::{AdminArgs, AdminClient};
 use crate::output::{self, Format};
 use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{json, Value};
 
-#[derive(Args, Debug)]
+/// Flags every admin command takes.
+#[derive(Args, Debug, Clone)]
 pub struct Common {
     #[command(flatten)]
-    admin: AdminArgs,
+    pub admin: AdminArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
-    output: Format,
+    pub output: Format,
 }
 
 #[derive(Subcommand, Debug)]
@@ -26,17 +27,44 @@ pub enum ProjectCommand {
         /// Project ref (default: 20 random letters).
         #[arg(long = "ref")]
         project_ref: Option<String>,
+        /// Place it on this worker.
+        #[arg(long)]
+        worker: Option<String>,
+        /// Prefer workers of this region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Placement strategy for this project (least-used, round-robin, weighted, hash, region).
+        #[arg(long)]
+        strategy: Option<String>,
         #[command(flatten)]
         common: Common,
     },
-    /// List projects.
+    /// List projects (paginated; search by ref or name, filter by status).
     List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
         #[command(flatten)]
         common: Common,
     },
-    /// Show a project and its API keys.
+    /// Show a project and its API keys (secret keys masked unless --reveal).
     Show {
         project_ref: String,
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Rename a project.
+    Update {
+        project_ref: String,
+        #[arg(long)]
+        name: String,
         #[command(flatten)]
         common: Common,
     },
@@ -46,15 +74,104 @@ pub enum ProjectCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// List a project's API keys.
-    Keys {
+    /// Pause a project: the gateway answers 503 and its database connections are closed.
+    Pause {
+        project_ref: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Restore a paused project.
+    Restore {
+        project_ref: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check the project's database and REST API.
+    Health {
+        project_ref: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage a project's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Rotate the project's JWT secret (the standby one, or a new one, becomes current; the current one
+    /// keeps verifying for the grace period).
+    RotateJwt {
+        project_ref: String,
+        /// Seconds tokens signed with the outgoing secret stay valid.
+        #[arg(long, default_value_t = 3600)]
+        grace_seconds: i64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage a project's JWT secrets.
+    #[command(subcommand)]
+    Jwt(JwtCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List keys (secret keys masked unless --reveal).
+    List {
+        project_ref: String,
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create a key.
+    Create {
+        project_ref: String,
+        /// publishable or secret.
+        #[arg(long = "type", value_parser = ["publishable", "secret"])]
+        key_type: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print a key in full.
+    Reveal {
+        project_ref: String,
+        key_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a key: every gateway rejects it within a second.
+    Revoke {
+        project_ref: String,
+        key_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JwtCommand {
+    /// List the JWT secrets' ids and states (never their values).
+    List {
+        project_ref: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create the standby secret the next rotation promotes.
+    Standby {
+        project_ref: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// End the grace period now: tokens signed with the previous secret stop verifying.
+    RevokePrevious {
         project_ref: String,
         #[command(flatten)]
         common: Common,
     },
 }
 
-const PROJECT_COLUMNS: &[(&str, &str)] = &[
+pub const PROJECT_COLUMNS: &[(&str, &str)] = &[
     ("REF", "ref"),
     ("NAME", "name"),
     ("STATUS", "status"),
@@ -62,119 +179,37 @@ const PROJECT_COLUMNS: &[(&str, &str)] = &[
     ("CREATED", "created_at"),
 ];
 const KEY_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "id"),
     ("TYPE", "type"),
     ("ROLE", "role"),
     ("NAME", "name"),
     ("KEY", "opaque_key"),
+    ("PREFIX", "prefix"),
+];
+const JWT_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("STATUS", "status"),
+    ("CREATED", "created_at"),
+    ("EXPIRES", "expires_at"),
 ];
 
-pub async fn run(cmd: ProjectCommand) -> CliResult {
-    match cmd {
-        ProjectCommand::Create {
-            name,
-            project_ref,
-            common,
-        } => {
-            let client = AdminClient::from_args(&common.admin)?;
-            let mut body = json!({ "name": name });
-            if let Some(r) = project_ref {
-                body["ref"] = Value::from(r);
-            }
-            let p = client
-                .call(Method::POST, "/admin/v1/projects", Some(body))
-                .await?;
-            match common.output {
-                Format::Json => output::json(&p),
-                Format::Human => {
-                    print_project(&p);
-                    output::line("");
-                    output::table(
-                        p["api_keys"].as_array().map(Vec::as_slice).unwrap_or(&[]),
-                        KEY_COLUMNS,
-                    );
-                }
-            }
-        }
-        ProjectCommand::List { common } => {
-            let client = AdminClient::from_args(&common.admin)?;
-            let list = client.call(Method::GET, "/admin/v1/projects", None).await?;
-            match common.output {
-                Format::Json => output::json(&list),
-                Format::Human => output::table(
-                    list.as_array().map(Vec::as_slice).unwrap_or(&[]),
-                    PROJECT_COLUMNS,
-                ),
-            }
-        }
-        ProjectCommand::Show {
-            project_ref,
-            common,
-        } => {
-            let client = AdminClient::from_args(&common.admin)?;
-            let mut p = client
-                .call(
-                    Method::GET,
-                    &format!("/admin/v1/projects/{project_ref}"),
-                    None,
-                )
-                .await?;
-            let keys = client
-                .call(
-                    Method::GET,
-                    &format!("/admin/v1/projects/{project_ref}/api-keys"),
-                    None,
-                )
-                .await?;
-            p["api_keys"] = keys;
-            match common.output {
-                Format::Json => output::json(&p),
-                Format::Human => {
-                    print_project(&p);
-                    output::line("");
-                    output::table(
-                        p["api_keys"].as_array().map(Vec::as_slice).unwrap_or(&[]),
-                        KEY_COLUMNS,
-                    );
-                }
-            }
-        }
-        ProjectCommand::Delete {
-            project_ref,
-            common,
-        } => {
-            let client = AdminClient::from_args(&common.admin)?;
-            client
-                .call(
-                    Method::DELETE,
-                    &format!("/admin/v1/projects/{project_ref}"),
-                    None,
-                )
-                .await?;
-            match common.output {
-                Format::Json => output::json(&json!({ "ref": project_ref, "deleted": true })),
-                Format::Human => output::line(&format!("deleted project {project_ref}")),
-            }
-        }
-        ProjectCommand::Keys {
-            project_ref,
-            common,
-        } => {
-            let client = AdminClient::from_args(&common.admin)?;
-            let keys = client
-                .call(
-                    Method::GET,
-                    &format!("/admin/v1/projects/{project_ref}/api-keys"),
-                    None,
-                )
-                .await?;
-            match common.output {
-                Format::Json => output::json(&keys),
-                Format::Human => output::table(
-                    keys.as_array().map(Vec::as_slice).unwrap_or(&[]),
-                    KEY_COLUMNS,
-                ),
-            }
-        }
+fn rows(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Runs one admin call and prints the result: JSON as is, or the human rendering.
+pub async fn call_and_print(
+    common: &Common,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    human: impl FnOnce(&Value),
+) -> CliResult {
+    let client = AdminClient::from_args(&common.admin)?;
+    let v = client.call(method, path, body).await?;
+    match common.output {
+        Format::Json => output::json(&v),
+        Format::Human => human(&v),
     }
     Ok(())
 }
@@ -187,4 +222,293 @@ fn print_project(p: &Value) {
             p[*key].as_str().unwrap_or("")
         ));
     }
+    if let Some(keys) = p.get("api_keys") {
+        output::line("");
+        output::table(rows(keys), KEY_COLUMNS);
+    }
+}
+
+fn done(message: String) -> impl FnOnce(&Value) {
+    move |_| output::line(&message)
+}
+
+pub async fn run(cmd: ProjectCommand) -> CliResult {
+    use ProjectCommand as P;
+    match cmd {
+        P::Create {
+            name,
+            project_ref,
+            worker,
+            region,
+            strategy,
+            common,
+        } => {
+            let mut body = json!({ "name": name });
+            for (k, v) in [
+                ("ref", project_ref),
+                ("worker", worker),
+                ("region", region),
+                ("strategy", strategy),
+            ] {
+                if let Some(v) = v {
+                    body[k] = Value::from(v);
+                }
+            }
+            call_and_print(
+                &common,
+                Method::POST,
+                "/admin/v1/projects",
+                Some(body),
+                print_project,
+            )
+            .await
+        }
+        P::List {
+            search,
+            status,
+            page,
+            limit,
+            common,
+        } => {
+            let mut q = format!("/admin/v1/projects?page={page}&limit={limit}");
+            for (k, v) in [("search", search), ("status", status)] {
+                if let Some(v) = v {
+                    q.push_str(&format!("&{k}={}", percent_encode(&v)));
+                }
+            }
+            call_and_print(&common, Method::GET, &q, None, |v| {
+                output::table(rows(v), PROJECT_COLUMNS)
+            })
+            .await
+        }
+        P::Show {
+            project_ref,
+            reveal,
+            common,
+        } => {
+            let client = AdminClient::from_args(&common.admin)?;
+            let mut p = client
+                .call(
+                    Method::GET,
+                    &format!("/admin/v1/projects/{project_ref}"),
+                    None,
+                )
+                .await?;
+            p["api_keys"] = client
+                .call(
+                    Method::GET,
+                    &format!("/admin/v1/projects/{project_ref}/api-keys?reveal={reveal}"),
+                    None,
+                )
+                .await?;
+            match common.output {
+                Format::Json => output::json(&p),
+                Format::Human => print_project(&p),
+            }
+            Ok(())
+        }
+        P::Update {
+            project_ref,
+            name,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}");
+            call_and_print(
+                &common,
+                Method::PATCH,
+                &path,
+                Some(json!({ "name": name })),
+                print_project,
+            )
+            .await
+        }
+        P::Delete {
+            project_ref,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}");
+            let msg = format!("deleted project {project_ref}");
+            let client = AdminClient::from_args(&common.admin)?;
+            client.call(Method::DELETE, &path, None).await?;
+            match common.output {
+                Format::Json => output::json(&json!({ "ref": project_ref, "deleted": true })),
+                Format::Human => output::line(&msg),
+            }
+            Ok(())
+        }
+        P::Pause {
+            project_ref,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/pause");
+            call_and_print(
+                &common,
+                Method::POST,
+                &path,
+                None,
+                done(format!("paused project {project_ref}")),
+            )
+            .await
+        }
+        P::Restore {
+            project_ref,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/restore");
+            call_and_print(
+                &common,
+                Method::POST,
+                &path,
+                None,
+                done(format!("restored project {project_ref}")),
+            )
+            .await
+        }
+        P::Health {
+            project_ref,
+            common,
+        } => {
+            let client = AdminClient::from_args(&common.admin)?;
+            let path = format!("/admin/v1/projects/{project_ref}/health");
+            // 503 still carries the report; show it and fail.
+            let (status, v) = client.call_raw(Method::GET, &path, None).await?;
+            let report = v.get("data").cloned().unwrap_or(v);
+            match common.output {
+                Format::Json => output::json(&report),
+                Format::Human => {
+                    for part in ["database", "rest"] {
+                        let healthy = report[part]["healthy"] == true;
+                        output::line(&format!(
+                            "{part:<9} {}",
+                            if healthy { "ok" } else { "FAILING" }
+                        ));
+                    }
+                }
+            }
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(CliError::Other(anyhow::anyhow!(
+                    "project {project_ref} is not healthy"
+                )))
+            }
+        }
+        P::Keys(k) => keys(k).await,
+        P::RotateJwt {
+            project_ref,
+            grace_seconds,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/jwt-keys/rotate");
+            call_and_print(
+                &common,
+                Method::POST,
+                &path,
+                Some(json!({ "grace_seconds": grace_seconds })),
+                |v| output::table(rows(v), JWT_COLUMNS),
+            )
+            .await
+        }
+        P::Jwt(JwtCommand::List {
+            project_ref,
+            common,
+        }) => {
+            let path = format!("/admin/v1/projects/{project_ref}/jwt-keys");
+            call_and_print(&common, Method::GET, &path, None, |v| {
+                output::table(rows(v), JWT_COLUMNS)
+            })
+            .await
+        }
+        P::Jwt(JwtCommand::Standby {
+            project_ref,
+            common,
+        }) => {
+            let path = format!("/admin/v1/projects/{project_ref}/jwt-keys/standby");
+            call_and_print(&common, Method::POST, &path, None, |v| {
+                output::table(std::slice::from_ref(v), JWT_COLUMNS)
+            })
+            .await
+        }
+        P::Jwt(JwtCommand::RevokePrevious {
+            project_ref,
+            common,
+        }) => {
+            let path = format!("/admin/v1/projects/{project_ref}/jwt-keys/previous");
+            call_and_print(
+                &common,
+                Method::DELETE,
+                &path,
+                None,
+                done("previous JWT secret revoked".into()),
+            )
+            .await
+        }
+    }
+}
+
+async fn keys(cmd: KeysCommand) -> CliResult {
+    match cmd {
+        KeysCommand::List {
+            project_ref,
+            reveal,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/api-keys?reveal={reveal}");
+            call_and_print(&common, Method::GET, &path, None, |v| {
+                output::table(rows(v), KEY_COLUMNS)
+            })
+            .await
+        }
+        KeysCommand::Create {
+            project_ref,
+            key_type,
+            name,
+            description,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/api-keys");
+            let body = json!({ "type": key_type, "name": name, "description": description });
+            call_and_print(&common, Method::POST, &path, Some(body), |v| {
+                output::table(std::slice::from_ref(v), KEY_COLUMNS)
+            })
+            .await
+        }
+        KeysCommand::Reveal {
+            project_ref,
+            key_id,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/api-keys/{key_id}?reveal=true");
+            call_and_print(&common, Method::GET, &path, None, |v| {
+                output::line(v["opaque_key"].as_str().unwrap_or(""))
+            })
+            .await
+        }
+        KeysCommand::Revoke {
+            project_ref,
+            key_id,
+            common,
+        } => {
+            let path = format!("/admin/v1/projects/{project_ref}/api-keys/{key_id}");
+            call_and_print(
+                &common,
+                Method::DELETE,
+                &path,
+                None,
+                done(format!("revoked key {key_id}")),
+            )
+            .await
+        }
+    }
+}
+
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

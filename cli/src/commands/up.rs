@@ -1,19 +1,17 @@
 //! `supactl up`: PostgreSQL (managed in the data directory, or given by URL), the tenant-manager on the
-//! admin port and the gateway (with REST and auth in-process) on the API port, all on loopback, until SIGINT or
+//! admin port and the gateway (with REST in-process) on the API port, all on loopback, until SIGINT or
 //! SIGTERM; then everything it started is stopped, PostgreSQL included.
 
 use super::{CliError, CliResult};
 use crate::local_state::{self, State};
+use crate::stack;
 use anyhow::Context;
 use clap::Args;
 use pgcluster::Cluster;
 use std::fs;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-use supactl_common::directory::{Directory, DirectoryConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -40,19 +38,13 @@ pub struct UpArgs {
     /// Connections per project in the REST engine's pools.
     #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
     pub rest_pool_size: usize,
-}
-
-async fn bind(port: u16, flag: &str) -> CliResult<TcpListener> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpListener::bind(addr).await.map_err(|e| {
-        CliError::Usage(format!(
-            "cannot listen on {addr} ({e}); choose another port with {flag} or stop what is using it"
-        ))
-    })
+    /// Redis for cross-replica cache invalidation (optional locally), e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "SUPACTL_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
-    init_tracing();
+    stack::init_tracing();
     let data_dir = args
         .data_dir
         .clone()
@@ -78,8 +70,8 @@ pub async fn run(args: UpArgs) -> CliResult {
         }
     }
 
-    let gateway_listener = bind(args.port, "--port").await?;
-    let admin_listener = bind(args.admin_port, "--admin-port").await?;
+    let gateway_listener = stack::bind("127.0.0.1", args.port, "--port").await?;
+    let admin_listener = stack::bind("127.0.0.1", args.admin_port, "--admin-port").await?;
     let gateway_url = format!("http://127.0.0.1:{}", args.port);
     let admin_url = format!("http://127.0.0.1:{}", args.admin_port);
 
@@ -153,6 +145,7 @@ async fn serve(
         service_token: secrets.service_token.clone(),
         encryption_key: secrets.encryption_key.clone(),
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
+        redis_url: args.redis_url.clone(),
         local_worker: Some(
             tenant_manager::WorkerSpec::from_url("local", database_url)
                 .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
@@ -161,57 +154,25 @@ async fn serve(
     .await
     .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
 
-    let directory = Arc::new(Directory::new(DirectoryConfig {
-        url: admin_url.to_string(),
+    let (gateway_app, hook) = stack::data_plane(&stack::DataPlane {
+        tenant_manager_url: admin_url.to_string(),
         service_token: secrets.service_token.clone(),
-        ttl: Duration::from_secs(1),
-    }));
-    let rest = rest::Rest::new(
-        directory.clone(),
-        rest::RestConfig {
-            pool_size: args.rest_pool_size,
-            ..rest::RestConfig::default()
-        },
-    );
-    let auth = auth::Auth::new(
-        directory.clone(),
-        auth::AuthConfig {
-            api_url_template: format!("{gateway_url}/p/{{ref}}"),
-            ..auth::AuthConfig::default()
-        },
-    );
-    {
-        let (directory, rest, auth) = (directory.clone(), rest.clone(), auth.clone());
-        tm.on_change(Arc::new(move |project_ref: &str| {
-            directory.invalidate_project(project_ref);
-            rest.pools().remove(project_ref);
-            auth.pools().remove(project_ref);
-        }));
-    }
-    let gw = gateway::Gateway::with_auth(
-        gateway::GatewayConfig::default(),
-        directory,
-        gateway::Upstream::InProcess(rest::router(rest)),
-        Some(gateway::Upstream::InProcess(auth::router(auth))),
-    );
-
+        redis_url: args.redis_url.clone(),
+        cache_ttl: Duration::from_secs(1),
+        rest_pool_size: args.rest_pool_size,
+        base_domain: None,
+        api_url_template: format!("{gateway_url}/p/{{ref}}"),
+    });
+    tm.on_change(hook);
     let shutdown = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (listener, app) in [
-        (admin_listener, tenant_manager::router(tm)),
-        (gateway_listener, gateway::router(gw)),
-    ] {
-        let token = shutdown.clone();
-        tasks.spawn(async move {
-            // With the peer address: the gateway passes it on (auth rate limits per client IP).
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-        });
-    }
+    let tasks = stack::serve_all(
+        vec![
+            (admin_listener, tenant_manager::router(tm)),
+            (gateway_listener, gateway_app),
+        ],
+        shutdown.clone(),
+    )
+    .await;
 
     local_state::write_state(
         data_dir,
@@ -229,39 +190,6 @@ async fn serve(
     println!("  data dir:     {}", data_dir.display());
     println!("Create a project: supactl project create --name demo   (Ctrl-C to stop)");
 
-    tokio::select! {
-        _ = wait_for_signal() => eprintln!("shutting down"),
-        Some(r) = tasks.join_next() => {
-            shutdown.cancel();
-            return Err(anyhow::anyhow!("a server stopped unexpectedly: {r:?}").into());
-        }
-    }
-    shutdown.cancel();
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain)
-        .await
-        .is_err()
-    {
-        eprintln!("warning: servers did not stop within 10 s");
-    }
+    stack::run_until_signal(tasks, shutdown).await?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SUPACTL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

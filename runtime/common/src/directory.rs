@@ -79,6 +79,12 @@ impl Directory {
             .invalidate_where(|_, v| matches!(v, Some(Some(k)) if k.project_ref == project_ref));
     }
 
+    /// Forgets everything cached.
+    pub fn invalidate_all(&self) {
+        self.projects.invalidate_where(|_, _| true);
+        self.keys.invalidate_where(|_, _| true);
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, DirectoryError> {
         let req = Request::builder()
             .method(Method::GET)

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod http_client;
 pub mod ident;
+pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod wire;

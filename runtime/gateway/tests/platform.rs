@@ -52,6 +52,7 @@ impl Platform {
             encryption_key: "test-encryption-key".into(),
             api_url_template: format!("{gateway_url}/p/{{ref}}"),
             local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+            redis_url: None,
         })
         .await
         .unwrap();

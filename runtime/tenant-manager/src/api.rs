@@ -4,18 +4,21 @@ use crate::auth::{require_admin, require_service};
 use crate::error::ApiError;
 use crate::provision;
 use crate::sqlrun;
-use crate::store::{KeyRow, NewKey, ProjectRow};
+use crate::store::{NewKey, ProjectQuery, ProjectRow};
 use crate::TenantManager;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query as AxQuery;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use supactl_common::ident::{self, valid_ref};
 use supactl_common::keys::{self, KeyType};
 use supactl_common::wire::{status, DbConfig, Envelope, KeyInfo, ProjectConfig};
@@ -23,11 +26,60 @@ use supactl_common::wire::{status, DbConfig, Envelope, KeyInfo, ProjectConfig};
 type Tm = State<Arc<TenantManager>>;
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
+    use crate::{api_keys, audit, meta, secrets, workers};
     let admin = Router::new()
         .route("/projects", get(list_projects).post(create_project))
-        .route("/projects/{ref}", get(show_project).delete(delete_project))
-        .route("/projects/{ref}/api-keys", get(list_keys))
+        .route(
+            "/projects/{ref}",
+            get(show_project)
+                .patch(update_project)
+                .delete(delete_project),
+        )
+        .route("/projects/{ref}/pause", post(pause_project))
+        .route("/projects/{ref}/restore", post(restore_project))
+        .route("/projects/{ref}/health", get(health))
+        .route(
+            "/projects/{ref}/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/projects/{ref}/api-keys/{id}",
+            get(api_keys::show).delete(api_keys::revoke),
+        )
+        .route("/projects/{ref}/jwt-keys", get(api_keys::jwt_list))
+        .route(
+            "/projects/{ref}/jwt-keys/standby",
+            post(api_keys::jwt_standby),
+        )
+        .route(
+            "/projects/{ref}/jwt-keys/rotate",
+            post(api_keys::jwt_rotate),
+        )
+        .route(
+            "/projects/{ref}/jwt-keys/previous",
+            delete(api_keys::jwt_revoke_previous),
+        )
+        .route(
+            "/projects/{ref}/secrets",
+            get(secrets::list).post(secrets::set).delete(secrets::unset),
+        )
         .route("/projects/{ref}/database/query", post(query))
+        .route("/projects/{ref}/database/{kind}", get(meta::list))
+        .route("/workers", get(workers::list).post(workers::create))
+        .route(
+            "/workers/{id}",
+            get(workers::show)
+                .patch(workers::update)
+                .delete(workers::remove),
+        )
+        .route("/workers/{id}/drain", post(workers::drain))
+        .route("/workers/{id}/projects", get(workers::projects))
+        .route(
+            "/placement",
+            get(workers::placement).put(workers::set_placement),
+        )
+        .route("/audit", get(audit::list))
+        .layer(from_fn_with_state(tm.clone(), audit::record))
         .layer(from_fn_with_state(tm.clone(), require_admin));
     let internal = Router::new()
         .route("/api-keys/{hash}", get(internal_key))
@@ -42,17 +94,17 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
         .with_state(tm)
 }
 
-fn data(v: Value) -> Json<Value> {
+pub(crate) fn data(v: Value) -> Json<Value> {
     Json(json!({ "data": v }))
 }
 
 /// Parses a JSON body, naming the offending field in the error.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
 }
 
 impl TenantManager {
-    fn project_json(&self, p: &ProjectRow) -> Value {
+    pub(crate) fn project_json(&self, p: &ProjectRow) -> Value {
         json!({
             "ref": p.project_ref,
             "name": p.name,
@@ -62,25 +114,7 @@ impl TenantManager {
         })
     }
 
-    fn key_json(&self, k: &KeyRow) -> Result<Value, ApiError> {
-        let opaque = self
-            .cipher
-            .open_string(&k.key_enc)
-            .map_err(ApiError::internal)?;
-        Ok(json!({
-            "id": k.id,
-            "name": k.name,
-            "type": k.key_type,
-            "role": k.role,
-            "prefix": k.prefix,
-            "opaque_key": opaque,
-            "status": k.status,
-            "description": k.description,
-            "created_at": k.created_at,
-        }))
-    }
-
-    async fn project_or_404(&self, project_ref: &str) -> Result<ProjectRow, ApiError> {
+    pub(crate) async fn project_or_404(&self, project_ref: &str) -> Result<ProjectRow, ApiError> {
         self.store
             .project(project_ref)
             .await?
@@ -88,8 +122,13 @@ impl TenantManager {
     }
 
     /// Provisions a project; on failure every created piece is removed again.
-    async fn create(&self, name: String, project_ref: String) -> Result<Value, ApiError> {
-        let worker = self.store.pick_worker(&self.cipher).await?;
+    async fn create(
+        &self,
+        name: String,
+        project_ref: String,
+        placement: &crate::workers::PlacementRequest,
+    ) -> Result<Value, ApiError> {
+        let worker = crate::workers::place(self, &project_ref, placement).await?;
         let password = keys::random_base62(40);
         let row = ProjectRow {
             db_name: ident::database_name(&project_ref),
@@ -152,7 +191,7 @@ impl TenantManager {
             .keys(&p.project_ref)
             .await?
             .iter()
-            .map(|k| self.key_json(k))
+            .map(|k| self.key_json(k, true))
             .collect::<Result<Vec<_>, _>>()?;
         let mut v = self.project_json(&p);
         v["api_keys"] = Value::Array(keys);
@@ -180,16 +219,15 @@ struct CreateProject {
     name: String,
     #[serde(rename = "ref")]
     project_ref: Option<String>,
+    /// Placement: an explicit worker identifier, a region, or a strategy for this project only.
+    worker: Option<String>,
+    region: Option<String>,
+    strategy: Option<String>,
 }
 
 async fn create_project(State(tm): Tm, bytes: Bytes) -> Result<Response, ApiError> {
     let req: CreateProject = body(&bytes)?;
-    let name = req.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(ApiError::BadRequest(
-            "name: must be 1 to 255 characters".into(),
-        ));
-    }
+    let name = valid_name(&req.name)?;
     let project_ref = match req.project_ref {
         Some(r) if valid_ref(&r) => r,
         Some(_) => {
@@ -199,7 +237,12 @@ async fn create_project(State(tm): Tm, bytes: Bytes) -> Result<Response, ApiErro
         }
         None => random_ref(),
     };
-    let v = tm.create(name, project_ref).await?;
+    let placement = crate::workers::PlacementRequest {
+        worker: req.worker,
+        region: req.region,
+        strategy: req.strategy,
+    };
+    let v = tm.create(name, project_ref, &placement).await?;
     Ok((StatusCode::CREATED, data(v)).into_response())
 }
 
@@ -212,11 +255,125 @@ fn random_ref() -> String {
         .collect()
 }
 
-async fn list_projects(State(tm): Tm) -> Result<Json<Value>, ApiError> {
-    let projects = tm.store.projects().await?;
-    Ok(data(Value::Array(
-        projects.iter().map(|p| tm.project_json(p)).collect(),
-    )))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    page: Option<i64>,
+    limit: Option<i64>,
+    search: Option<String>,
+    status: Option<String>,
+}
+
+async fn list_projects(
+    State(tm): Tm,
+    q: Result<AxQuery<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let AxQuery(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(50);
+    let page = q.page.unwrap_or(1);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit: must be between 1 and 1000".into(),
+        ));
+    }
+    if page < 1 {
+        return Err(ApiError::BadRequest("page: must be 1 or more".into()));
+    }
+    if let Some(s) = &q.status {
+        if ![
+            status::ACTIVE,
+            status::PAUSED,
+            status::COMING_UP,
+            status::GOING_DOWN,
+        ]
+        .contains(&s.as_str())
+        {
+            return Err(ApiError::BadRequest(format!("status: unknown status {s}")));
+        }
+    }
+    let (rows, total) = tm
+        .store
+        .projects(&ProjectQuery {
+            search: q.search.filter(|s| !s.is_empty()),
+            status: q.status,
+            worker_id: None,
+            limit,
+            offset: (page - 1) * limit,
+        })
+        .await?;
+    Ok(Json(json!({
+        "data": rows.iter().map(|p| tm.project_json(p)).collect::<Vec<_>>(),
+        "pagination": {"page": page, "limit": limit, "total": total, "total_pages": (total + limit - 1) / limit},
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateProject {
+    name: String,
+}
+
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ApiError::BadRequest(
+            "name: must be 1 to 255 characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+async fn update_project(
+    State(tm): Tm,
+    Path(project_ref): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: UpdateProject = body(&bytes)?;
+    let name = valid_name(&req.name)?;
+    tm.project_or_404(&project_ref).await?;
+    tm.store.rename_project(&project_ref, &name).await?;
+    let p = tm.project_or_404(&project_ref).await?;
+    Ok(data(tm.project_json(&p)))
+}
+
+/// Pause: the gateway answers 503 for the project and its database connections are closed; its data,
+/// keys and secrets are kept.
+async fn pause_project(
+    State(tm): Tm,
+    Path(project_ref): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = tm.project_or_404(&project_ref).await?;
+    if p.status != status::ACTIVE {
+        return Err(ApiError::Conflict(format!(
+            "project {project_ref} is {}, not ACTIVE_HEALTHY",
+            p.status
+        )));
+    }
+    tm.store.set_status(&project_ref, status::PAUSED).await?;
+    tm.changed(&project_ref);
+    let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
+    provision::set_connect(&worker, &p.db_name, &p.db_user, false).await?;
+    let p = tm.project_or_404(&project_ref).await?;
+    Ok(data(tm.project_json(&p)))
+}
+
+async fn restore_project(
+    State(tm): Tm,
+    Path(project_ref): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = tm.project_or_404(&project_ref).await?;
+    if p.status != status::PAUSED {
+        return Err(ApiError::Conflict(format!(
+            "project {project_ref} is {}, not PAUSED",
+            p.status
+        )));
+    }
+    let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
+    provision::set_connect(&worker, &p.db_name, &p.db_user, true).await?;
+    tm.store.set_status(&project_ref, status::ACTIVE).await?;
+    tm.changed(&project_ref);
+    let p = tm.project_or_404(&project_ref).await?;
+    Ok(data(tm.project_json(&p)))
 }
 
 async fn show_project(
@@ -233,21 +390,6 @@ async fn delete_project(
 ) -> Result<StatusCode, ApiError> {
     tm.delete(&project_ref).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn list_keys(
-    State(tm): Tm,
-    Path(project_ref): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    tm.project_or_404(&project_ref).await?;
-    let keys = tm
-        .store
-        .keys(&project_ref)
-        .await?
-        .iter()
-        .map(|k| tm.key_json(k))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(data(Value::Array(keys)))
 }
 
 #[derive(Deserialize)]
@@ -329,4 +471,45 @@ async fn internal_config(
             },
         },
     }))
+}
+
+/// Per-project health: the database answers as the project's own role, and REST (and auth, once
+/// deployed) answer through the gateway.
+async fn health(State(tm): Tm, Path(project_ref): Path<String>) -> Result<Response, ApiError> {
+    let p = tm.project_or_404(&project_ref).await?;
+    let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
+    let mut cfg = worker.pg_config(&p.db_name);
+    cfg.user(&p.db_user)
+        .password(
+            tm.cipher
+                .open_string(&p.db_password)
+                .map_err(ApiError::internal)?,
+        )
+        .connect_timeout(Duration::from_secs(3));
+    let started = Instant::now();
+    let database = match tokio::time::timeout(Duration::from_secs(5), async {
+        let c = crate::store::connect(&cfg).await?;
+        c.simple_query("SELECT 1").await.map_err(ApiError::from)
+    })
+    .await
+    {
+        Ok(Ok(_)) => json!({"healthy": true, "latency_ms": started.elapsed().as_millis() as u64}),
+        Ok(Err(e)) => json!({"healthy": false, "error": e.to_string()}),
+        Err(_) => json!({"healthy": false, "error": "timed out"}),
+    };
+    let rest = tm
+        .probe(
+            &format!("{}/rest/v1/", tm.api_url(&project_ref)),
+            &project_ref,
+        )
+        .await;
+    let healthy =
+        database["healthy"] == true && rest["healthy"] == true && p.status == status::ACTIVE;
+    let body = json!({"data": {"ref": project_ref, "status": p.status, "healthy": healthy, "database": database, "rest": rest}});
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(body)).into_response())
 }

@@ -7,11 +7,16 @@
 //! the internal endpoint with the service token; nothing here is reachable through the gateway.
 
 mod api;
+mod api_keys;
+mod audit;
 mod auth;
 mod error;
+mod meta;
 mod provision;
+mod secrets;
 mod sqlrun;
 mod store;
+mod workers;
 
 pub use error::ApiError;
 pub use store::WorkerSpec;
@@ -19,10 +24,12 @@ pub use store::WorkerSpec;
 use axum::Router;
 use std::sync::{Arc, RwLock};
 use supactl_common::crypto::Cipher;
+use supactl_common::http_client::HttpClient;
+use supactl_common::invalidation::Publisher;
 
 /// Called with a project ref whenever that project's keys or config change, so in-process caches of
 /// the data plane can drop it at once.
-pub type ChangeHook = Arc<dyn Fn(&str) + Send + Sync>;
+pub type ChangeHook = supactl_common::invalidation::ProjectHook;
 
 #[derive(Clone)]
 pub struct Config {
@@ -35,6 +42,8 @@ pub struct Config {
     pub api_url_template: String,
     /// A worker to register (or refresh) at startup; locally, the platform's own server.
     pub local_worker: Option<WorkerSpec>,
+    /// Redis to publish invalidations on, so every gateway and REST replica drops a changed project.
+    pub redis_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -50,6 +59,8 @@ pub struct TenantManager {
     cipher: Cipher,
     store: store::Store,
     hooks: RwLock<Vec<ChangeHook>>,
+    http: HttpClient,
+    publisher: Option<Publisher>,
 }
 
 impl TenantManager {
@@ -64,11 +75,21 @@ impl TenantManager {
         for worker in store.workers(&cipher).await? {
             provision::ensure_template(&worker).await?;
         }
+        let publisher = match &config.redis_url {
+            Some(url) => Some(
+                Publisher::connect(url)
+                    .await
+                    .map_err(|e| ApiError::BadRequest(format!("redis url: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Arc::new(TenantManager {
             config,
             cipher,
             store,
             hooks: RwLock::new(Vec::new()),
+            http: HttpClient::new(std::time::Duration::from_secs(5)),
+            publisher,
         }))
     }
 
@@ -77,14 +98,53 @@ impl TenantManager {
         self.hooks.write().expect("hooks lock").push(hook);
     }
 
+    /// Tells every cache of the data plane that the project changed: in-process hooks at once, other
+    /// replicas through Redis when it is configured (their cache TTL bounds the delay otherwise).
     fn changed(&self, project_ref: &str) {
         for hook in self.hooks.read().expect("hooks lock").iter() {
             hook(project_ref);
+        }
+        if let Some(p) = self.publisher.clone() {
+            let r = project_ref.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = p.publish(&r).await {
+                    tracing::warn!(error = %e, project = %r, "cannot publish an invalidation");
+                }
+            });
         }
     }
 
     fn api_url(&self, project_ref: &str) -> String {
         self.config.api_url_template.replace("{ref}", project_ref)
+    }
+
+    /// Whether a data-plane URL of the project answers (any status below 500), with its publishable key.
+    async fn probe(&self, url: &str, project_ref: &str) -> serde_json::Value {
+        let key = match self.store.keys(project_ref).await {
+            Ok(keys) => keys
+                .iter()
+                .find(|k| k.key_type == "publishable")
+                .and_then(|k| self.cipher.open_string(&k.key_enc).ok()),
+            Err(_) => None,
+        };
+        let Some(key) = key else {
+            return serde_json::json!({"healthy": false, "error": "the project has no publishable key"});
+        };
+        let req = http::Request::builder()
+            .uri(url)
+            .header("apikey", key)
+            .body(http_body_util::Full::new(bytes::Bytes::new()));
+        let started = std::time::Instant::now();
+        match req {
+            Ok(req) => match self.http.send(req).await {
+                Ok((status, _)) if status.as_u16() < 500 => serde_json::json!({
+                    "healthy": true, "status": status.as_u16(), "latency_ms": started.elapsed().as_millis() as u64
+                }),
+                Ok((status, _)) => serde_json::json!({"healthy": false, "status": status.as_u16()}),
+                Err(e) => serde_json::json!({"healthy": false, "error": e.to_string()}),
+            },
+            Err(e) => serde_json::json!({"healthy": false, "error": e.to_string()}),
+        }
     }
 }
 

@@ -146,3 +146,31 @@ async fn drop_database_on(
         .await?;
     Ok(())
 }
+
+/// Lets the project's login role connect to its database again, or stops it and closes its sessions
+/// (pause).
+pub async fn set_connect(
+    worker: &Worker,
+    db_name: &str,
+    db_user: &str,
+    allowed: bool,
+) -> Result<(), ApiError> {
+    let admin = connect(&worker.pg_config("postgres")).await?;
+    let (db, user) = (quote_ident(db_name), quote_ident(db_user));
+    if allowed {
+        admin
+            .batch_execute(&format!("GRANT CONNECT ON DATABASE {db} TO {user}"))
+            .await?;
+    } else {
+        admin
+            .batch_execute(&format!("REVOKE CONNECT ON DATABASE {db} FROM {user}"))
+            .await?;
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = $2",
+                &[&db_name, &db_user],
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -9,7 +9,10 @@ use tokio_postgres::NoTls;
 
 pub const PLATFORM_DB: &str = "supactl_platform";
 
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_control_plane.sql")),
+];
 
 /// A worker as registered (connection details in clear, for the caller's use only).
 #[derive(Clone)]
@@ -100,6 +103,16 @@ pub struct KeyRow {
     pub created_at: String,
 }
 
+/// Filters and page of a project listing.
+#[derive(Debug, Default)]
+pub struct ProjectQuery {
+    pub search: Option<String>,
+    pub status: Option<String>,
+    pub worker_id: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 /// A key about to be stored.
 pub struct NewKey {
     pub name: String,
@@ -143,7 +156,7 @@ fn project_row(r: &tokio_postgres::Row) -> ProjectRow {
 
 const KEY_COLS: &str = "id::text, project_ref, name, type, role, prefix, key_enc, status, description, to_json(created_at) #>> '{}'";
 
-fn key_row(r: &tokio_postgres::Row) -> KeyRow {
+pub fn key_row(r: &tokio_postgres::Row) -> KeyRow {
     KeyRow {
         id: r.get(0),
         project_ref: r.get(1),
@@ -298,25 +311,6 @@ impl Store {
         Self::worker_from_row(&r, cipher)
     }
 
-    /// The least-used active worker with room for one more database.
-    pub async fn pick_worker(&self, cipher: &Cipher) -> Result<Worker, ApiError> {
-        let c = self.client().await?;
-        let r = c
-            .query_opt(
-                "SELECT w.id, w.identifier, w.host, w.port, w.admin_user, w.admin_password
-                 FROM supactl.workers w LEFT JOIN supactl.projects p ON p.worker_id = w.id
-                 WHERE w.status = 'active'
-                 GROUP BY w.id
-                 HAVING count(p.ref) < w.max_databases
-                 ORDER BY count(p.ref)::float8 / w.max_databases, w.id
-                 LIMIT 1",
-                &[],
-            )
-            .await?
-            .ok_or(ApiError::NoCapacity)?;
-        Self::worker_from_row(&r, cipher)
-    }
-
     /// Reserves a ref (status COMING_UP). A taken ref is a conflict.
     pub async fn insert_project(&self, p: &ProjectRow) -> Result<(), ApiError> {
         let c = self.client().await?;
@@ -405,10 +399,42 @@ impl Store {
             .map(project_row))
     }
 
-    pub async fn projects(&self) -> Result<Vec<ProjectRow>, ApiError> {
+    /// One page of projects matching an optional search (ref or name, case-insensitive) and status, with
+    /// the total number of matches.
+    pub async fn projects(&self, q: &ProjectQuery) -> Result<(Vec<ProjectRow>, i64), ApiError> {
         let c = self.client().await?;
-        let sql = format!("SELECT {PROJECT_COLS} FROM supactl.projects ORDER BY created_at, ref");
-        Ok(c.query(&sql, &[]).await?.iter().map(project_row).collect())
+        let filter = "($1::text IS NULL OR ref ILIKE '%' || $1 || '%' OR name ILIKE '%' || $1 || '%')
+                      AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR worker_id = $3)";
+        let sql = format!(
+            "SELECT {PROJECT_COLS} FROM supactl.projects WHERE {filter} ORDER BY created_at, ref LIMIT $4 OFFSET $5"
+        );
+        let rows = c
+            .query(
+                &sql,
+                &[&q.search, &q.status, &q.worker_id, &q.limit, &q.offset],
+            )
+            .await?
+            .iter()
+            .map(project_row)
+            .collect();
+        let total: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM supactl.projects WHERE {filter}"),
+                &[&q.search, &q.status, &q.worker_id],
+            )
+            .await?
+            .get(0);
+        Ok((rows, total))
+    }
+
+    pub async fn rename_project(&self, project_ref: &str, name: &str) -> Result<(), ApiError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE supactl.projects SET name = $2, updated_at = now() WHERE ref = $1",
+            &[&project_ref, &name],
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn keys(&self, project_ref: &str) -> Result<Vec<KeyRow>, ApiError> {

@@ -1,0 +1,126 @@
+//! `supactl serve gateway|tenant-manager`: one runtime service per process, as on ECS (or as a second
+//! gateway replica beside `supactl up`). Secrets come from the environment, never from flags' values in
+//! process listings: SUPACTL_SERVICE_TOKEN, SUPACTL_ADMIN_KEY, SUPACTL_ENCRYPTION_KEY, SUPACTL_DATABASE_URL.
+
+use super::{CliError, CliResult};
+use crate::stack;
+use clap::{Args, Subcommand};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Subcommand, Debug)]
+pub enum ServeCommand {
+    /// The API gateway with the REST engine in-process.
+    Gateway(GatewayArgs),
+    /// The tenant-manager (admin API and internal config endpoint).
+    TenantManager(TenantManagerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    #[arg(long, env = "SUPACTL_PORT", default_value_t = 8000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "SUPACTL_LISTEN", default_value = "127.0.0.1")]
+    listen: String,
+    /// Base URL of the tenant-manager's internal endpoint.
+    #[arg(long, env = "SUPACTL_TENANT_MANAGER_URL")]
+    tenant_manager_url: String,
+    #[arg(long, env = "SUPACTL_SERVICE_TOKEN", hide_env_values = true)]
+    service_token: String,
+    #[arg(long, env = "SUPACTL_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Seconds a key or project lookup is trusted (the bound on staleness without Redis).
+    #[arg(long, env = "SUPACTL_CACHE_TTL", default_value_t = 1.0)]
+    cache_ttl: f64,
+    /// Route `<ref>.<base-domain>` by Host, besides the `/p/<ref>` path prefix.
+    #[arg(long, env = "SUPACTL_BASE_DOMAIN")]
+    base_domain: Option<String>,
+    #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
+    rest_pool_size: usize,
+    /// Public URL of a project, with `{ref}` in it (the issuer of auth tokens and the base of email
+    /// links; the tenant-manager's setting of the same name).
+    #[arg(long, env = "SUPACTL_API_URL_TEMPLATE")]
+    api_url_template: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TenantManagerArgs {
+    #[arg(long, env = "SUPACTL_ADMIN_PORT", default_value_t = 3001)]
+    port: u16,
+    #[arg(long, env = "SUPACTL_LISTEN", default_value = "127.0.0.1")]
+    listen: String,
+    /// Superuser URL of the platform database server.
+    #[arg(long, env = "SUPACTL_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    #[arg(long, env = "SUPACTL_ADMIN_KEY", hide_env_values = true)]
+    admin_key: String,
+    #[arg(long, env = "SUPACTL_SERVICE_TOKEN", hide_env_values = true)]
+    service_token: String,
+    #[arg(long, env = "SUPACTL_ENCRYPTION_KEY", hide_env_values = true)]
+    encryption_key: String,
+    /// Public URL of a project, with `{ref}` in it.
+    #[arg(long, env = "SUPACTL_API_URL_TEMPLATE")]
+    api_url_template: String,
+    #[arg(long, env = "SUPACTL_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Register the database server as worker `local` too.
+    #[arg(long)]
+    register_local_worker: bool,
+}
+
+pub async fn run(cmd: ServeCommand) -> CliResult {
+    stack::init_tracing();
+    let shutdown = CancellationToken::new();
+    let tasks = match cmd {
+        ServeCommand::Gateway(a) => {
+            if !(0.0..=3600.0).contains(&a.cache_ttl) {
+                return Err(CliError::Usage(
+                    "--cache-ttl must be between 0 and 3600 seconds".into(),
+                ));
+            }
+            let listener = stack::bind(&a.listen, a.port, "--port").await?;
+            let (app, _) = stack::data_plane(&stack::DataPlane {
+                tenant_manager_url: a.tenant_manager_url,
+                service_token: a.service_token,
+                redis_url: a.redis_url,
+                cache_ttl: Duration::from_secs_f64(a.cache_ttl),
+                rest_pool_size: a.rest_pool_size,
+                base_domain: a.base_domain,
+                api_url_template: a.api_url_template,
+            });
+            eprintln!("gateway listening on {}:{}", a.listen, a.port);
+            stack::serve_all(vec![(listener, app)], shutdown.clone()).await
+        }
+        ServeCommand::TenantManager(a) => {
+            let listener = stack::bind(&a.listen, a.port, "--port").await?;
+            let local_worker = if a.register_local_worker {
+                Some(
+                    tenant_manager::WorkerSpec::from_url("local", &a.database_url)
+                        .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
+                )
+            } else {
+                None
+            };
+            let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
+                database_url: a.database_url,
+                admin_key: a.admin_key,
+                service_token: a.service_token,
+                encryption_key: a.encryption_key,
+                api_url_template: a.api_url_template,
+                local_worker,
+                redis_url: a.redis_url,
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
+            eprintln!("tenant-manager listening on {}:{}", a.listen, a.port);
+            stack::serve_all(
+                vec![(listener, tenant_manager::router(tm))],
+                shutdown.clone(),
+            )
+            .await
+        }
+    };
+    stack::run_until_signal(tasks, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Assembling the runtime services from their libraries, shared by `supactl up` (everything in one
+//! process) and `supactl serve` (one service per process, as on ECS).
+
+use std::sync::Arc;
+use std::time::Duration;
+use supactl_common::directory::{Directory, DirectoryConfig};
+use supactl_common::invalidation;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Options of the data plane (gateway with REST and auth in-process).
+pub struct DataPlane {
+    pub tenant_manager_url: String,
+    pub service_token: String,
+    pub redis_url: Option<String>,
+    pub cache_ttl: Duration,
+    pub rest_pool_size: usize,
+    pub base_domain: Option<String>,
+    /// Public URL of a project with `{ref}` in it: auth's token issuer and email links derive from it.
+    pub api_url_template: String,
+}
+
+/// The gateway router and a hook that drops everything cached about a project.
+pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
+    let directory = Arc::new(Directory::new(DirectoryConfig {
+        url: o.tenant_manager_url.clone(),
+        service_token: o.service_token.clone(),
+        ttl: o.cache_ttl,
+    }));
+    let rest = rest::Rest::new(
+        directory.clone(),
+        rest::RestConfig {
+            pool_size: o.rest_pool_size,
+            ..rest::RestConfig::default()
+        },
+    );
+    let auth = auth::Auth::new(
+        directory.clone(),
+        auth::AuthConfig {
+            api_url_template: o.api_url_template.clone(),
+            pool_size: o.rest_pool_size,
+            ..auth::AuthConfig::default()
+        },
+    );
+    let drop_pool: invalidation::ProjectHook = {
+        let (rest, auth) = (rest.clone(), auth.clone());
+        Arc::new(move |r: &str| {
+            rest.pools().remove(r);
+            auth.pools().remove(r);
+        })
+    };
+    if let Some(url) = &o.redis_url {
+        invalidation::subscribe(
+            url.clone(),
+            invalidation::directory_subscriber(directory.clone(), Some(drop_pool.clone())),
+        );
+    }
+    let hook: tenant_manager::ChangeHook = {
+        let directory = directory.clone();
+        Arc::new(move |r: &str| {
+            directory.invalidate_project(r);
+            drop_pool(r);
+        })
+    };
+    let gw = gateway::Gateway::with_auth(
+        gateway::GatewayConfig {
+            base_domain: o.base_domain.clone(),
+            ..gateway::GatewayConfig::default()
+        },
+        directory,
+        gateway::Upstream::InProcess(rest::router(rest)),
+        Some(gateway::Upstream::InProcess(auth::router(auth))),
+    );
+    (gateway::router(gw), hook)
+}
+
+/// Serves each router on its listener until `shutdown`; returns when one server fails or all stopped.
+pub async fn serve_all(
+    apps: Vec<(TcpListener, axum::Router)>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinSet<std::io::Result<()>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listener, app) in apps {
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            // With the peer address: the gateway passes it on (auth rate limits per client IP).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+        });
+    }
+    tasks
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Runs servers until a signal, then drains them for up to 10 s.
+pub async fn run_until_signal(
+    mut tasks: tokio::task::JoinSet<std::io::Result<()>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        _ = wait_for_signal() => eprintln!("shutting down"),
+        Some(r) = tasks.join_next() => {
+            shutdown.cancel();
+            return Err(anyhow::anyhow!("a server stopped unexpectedly: {r:?}"));
+        }
+    }
+    shutdown.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        eprintln!("warning: servers did not stop within 10 s");
+    }
+    Ok(())
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SUPACTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Binds 127.0.0.1:`port`, naming the flag to change in the error.
+pub async fn bind(
+    host: &str,
+    port: u16,
+    flag: &str,
+) -> Result<TcpListener, crate::commands::CliError> {
+    let addr = format!("{host}:{port}");
+    TcpListener::bind(&addr).await.map_err(|e| {
+        crate::commands::CliError::Usage(format!(
+            "cannot listen on {addr} ({e}); choose another port with {flag} or stop what is using it"
+        ))
+    })
+}

@@ -1,0 +1,100 @@
+//! Cross-replica cache invalidation over Redis pub/sub: the tenant-manager publishes the ref of every
+//! project whose keys, secrets or status change; every gateway and REST replica drops what it cached
+//! about that project. After a lost connection a subscriber drops everything, since it may have missed
+//! messages, and the directory's TTL stays the bound when Redis is unreachable.
+
+use crate::directory::Directory;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The channel project refs are published on.
+pub const CHANNEL: &str = "supactl:invalidate";
+
+#[derive(Debug, thiserror::Error)]
+#[error("redis: {0}")]
+pub struct RedisError(String);
+
+impl From<redis::RedisError> for RedisError {
+    fn from(e: redis::RedisError) -> RedisError {
+        RedisError(e.to_string())
+    }
+}
+
+/// Publishes invalidations.
+#[derive(Clone)]
+pub struct Publisher {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Publisher {
+    pub async fn connect(url: &str) -> Result<Publisher, RedisError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        Ok(Publisher { conn })
+    }
+
+    pub async fn publish(&self, project_ref: &str) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(project_ref)
+            .query_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Something to run with the ref of a changed project.
+pub type ProjectHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a subscriber does with a project ref.
+pub type OnInvalidate = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// Subscribes for as long as the process lives, reconnecting with backoff. `on` gets `Some(ref)` per
+/// message and `None` after a reconnect (drop everything).
+pub fn subscribe(url: String, on: OnInvalidate) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        let mut first = true;
+        loop {
+            match listen(&url, &on, &mut first).await {
+                Ok(()) => tracing::warn!("redis subscription ended; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, "redis subscription failed; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+async fn listen(url: &str, on: &OnInvalidate, first: &mut bool) -> Result<(), RedisError> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    if !*first {
+        on(None);
+    }
+    *first = false;
+    let mut stream = pubsub.on_message();
+    while let Some(msg) = stream.next().await {
+        match msg.get_payload::<String>() {
+            Ok(r) => on(Some(&r)),
+            Err(e) => tracing::warn!(error = %e, "unreadable invalidation message"),
+        }
+    }
+    Ok(())
+}
+
+/// The usual subscriber: forget the project in `directory`, then run `also` (e.g. drop a REST pool).
+pub fn directory_subscriber(directory: Arc<Directory>, also: Option<ProjectHook>) -> OnInvalidate {
+    Arc::new(move |r: Option<&str>| match r {
+        Some(r) => {
+            directory.invalidate_project(r);
+            if let Some(f) = &also {
+                f(r);
+            }
+        }
+        None => directory.invalidate_all(),
+    })
+}
