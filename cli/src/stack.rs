@@ -8,7 +8,7 @@ use supactl_common::invalidation;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Options of the data plane (gateway with REST in-process).
+/// Options of the data plane (gateway with REST and auth in-process).
 pub struct DataPlane {
     pub tenant_manager_url: String,
     pub service_token: String,
@@ -16,6 +16,8 @@ pub struct DataPlane {
     pub cache_ttl: Duration,
     pub rest_pool_size: usize,
     pub base_domain: Option<String>,
+    /// Public URL of a project with `{ref}` in it: auth's token issuer and email links derive from it.
+    pub api_url_template: String,
 }
 
 /// The gateway router and a hook that drops everything cached about a project.
@@ -32,9 +34,20 @@ pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
             ..rest::RestConfig::default()
         },
     );
+    let auth = auth::Auth::new(
+        directory.clone(),
+        auth::AuthConfig {
+            api_url_template: o.api_url_template.clone(),
+            pool_size: o.rest_pool_size,
+            ..auth::AuthConfig::default()
+        },
+    );
     let drop_pool: invalidation::ProjectHook = {
-        let rest = rest.clone();
-        Arc::new(move |r: &str| rest.pools().remove(r))
+        let (rest, auth) = (rest.clone(), auth.clone());
+        Arc::new(move |r: &str| {
+            rest.pools().remove(r);
+            auth.pools().remove(r);
+        })
     };
     if let Some(url) = &o.redis_url {
         invalidation::subscribe(
@@ -49,13 +62,14 @@ pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
             drop_pool(r);
         })
     };
-    let gw = gateway::Gateway::new(
+    let gw = gateway::Gateway::with_auth(
         gateway::GatewayConfig {
             base_domain: o.base_domain.clone(),
             ..gateway::GatewayConfig::default()
         },
         directory,
         gateway::Upstream::InProcess(rest::router(rest)),
+        Some(gateway::Upstream::InProcess(auth::router(auth))),
     );
     (gateway::router(gw), hook)
 }
@@ -69,9 +83,13 @@ pub async fn serve_all(
     for (listener, app) in apps {
         let token = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
+            // With the peer address: the gateway passes it on (auth rate limits per client IP).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
         });
     }
     tasks

@@ -38,6 +38,11 @@ pub struct GatewayArgs {
     base_domain: Option<String>,
     #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
     rest_pool_size: usize,
+    /// Public URL of a project, with `{ref}` in it (the issuer of auth tokens and the base of email
+    /// links; the tenant-manager's setting of the same name). Default: `https://{ref}.<base-domain>`
+    /// with a base domain, else `http://<listen>:<port>/p/{ref}`.
+    #[arg(long, env = "SUPACTL_API_URL_TEMPLATE")]
+    api_url_template: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +81,11 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 ));
             }
             let listener = stack::bind(&a.listen, a.port, "--port").await?;
+            let api_url_template = match (&a.api_url_template, &a.base_domain) {
+                (Some(t), _) => t.clone(),
+                (None, Some(d)) => format!("https://{{ref}}.{d}"),
+                (None, None) => format!("http://{}:{}/p/{{ref}}", a.listen, a.port),
+            };
             let (app, _) = stack::data_plane(&stack::DataPlane {
                 tenant_manager_url: a.tenant_manager_url,
                 service_token: a.service_token,
@@ -83,6 +93,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 cache_ttl: Duration::from_secs_f64(a.cache_ttl),
                 rest_pool_size: a.rest_pool_size,
                 base_domain: a.base_domain,
+                api_url_template,
             });
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
             stack::serve_all(vec![(listener, app)], shutdown.clone()).await

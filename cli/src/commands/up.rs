@@ -161,6 +161,7 @@ async fn serve(
         cache_ttl: Duration::from_secs(1),
         rest_pool_size: args.rest_pool_size,
         base_domain: None,
+        api_url_template: format!("{gateway_url}/p/{{ref}}"),
     });
     tm.on_change(hook);
     let shutdown = CancellationToken::new();

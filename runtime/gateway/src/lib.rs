@@ -4,7 +4,8 @@
 //! (`{ref}.{base_domain}`) or from the path prefix `/p/{ref}`; authenticate the opaque API key by its
 //! SHA-256 through the cached project directory; choose the role (secret key → service_role, publishable
 //! key → anon, or authenticated with the claims of a valid user JWT); mint a 5-minute HS256 JWT with the
-//! project's secret; forward to the service (in-process or over HTTP). CORS is answered here.
+//! project's secret; forward to the service (REST at `/rest/v1`, auth at `/auth/v1`; in-process or over
+//! HTTP) with the client's address in `x-supactl-client-ip`. CORS is answered here.
 //! The gateway never sees worker credentials and never routes to the tenant-manager.
 
 mod cors;

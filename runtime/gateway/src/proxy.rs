@@ -2,13 +2,14 @@
 
 use crate::cors;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
@@ -26,6 +27,8 @@ pub const PATH_PREFIX: &str = "/p/";
 pub const PROJECT_HEADER: &str = rest::PROJECT_HEADER;
 /// Largest body forwarded.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Header telling services the client's address (any client-sent value is dropped).
+pub const CLIENT_IP_HEADER: &str = auth::CLIENT_IP_HEADER;
 /// Claims the gateway sets itself; a user token cannot override them.
 const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
 
@@ -111,14 +114,26 @@ pub struct Gateway {
     config: GatewayConfig,
     directory: Arc<Directory>,
     rest: Upstream,
+    auth: Option<Upstream>,
 }
 
 impl Gateway {
     pub fn new(config: GatewayConfig, directory: Arc<Directory>, rest: Upstream) -> Arc<Gateway> {
+        Gateway::with_auth(config, directory, rest, None)
+    }
+
+    /// A gateway that also routes `/auth/v1` to the auth service.
+    pub fn with_auth(
+        config: GatewayConfig,
+        directory: Arc<Directory>,
+        rest: Upstream,
+        auth: Option<Upstream>,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             config,
             directory,
             rest,
+            auth,
         })
     }
 
@@ -248,41 +263,49 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
             "no project in the request path or host",
         )
     })?;
-    let (upstream, service_path) = match below.strip_prefix("/rest/v1") {
-        Some(p) if p.is_empty() || p.starts_with('/') => (
-            &gw.rest,
-            if p.is_empty() {
-                "/".to_string()
-            } else {
-                p.to_string()
-            },
-        ),
-        _ => {
-            return Err(HttpError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no service at {below}"),
-            ))
-        }
+    let below_service = |prefix: &str| {
+        below
+            .strip_prefix(prefix)
+            .filter(|p| p.is_empty() || p.starts_with('/'))
+            .map(|p| if p.is_empty() { "/" } else { p }.to_string())
+    };
+    let (upstream, service_path, open) = match (below_service("/rest/v1"), &gw.auth) {
+        (Some(p), _) => (&gw.rest, p, false),
+        (None, Some(auth)) => match below_service("/auth/v1") {
+            // Email links (`GET /auth/v1/verify`) are opened by browsers, which send no API key;
+            // Supabase leaves that route open too. They run as anon.
+            Some(p) => {
+                let open = p == "/verify" && req.method() == Method::GET;
+                (auth, p, open)
+            }
+            None => return Err(no_service(below)),
+        },
+        (None, None) => return Err(no_service(below)),
     };
 
     // Authenticate the key.
-    let key = api_key(req.headers())?;
-    if keys::parse_type(key).is_none() {
-        return Err(unauthorized("invalid_api_key", "Invalid API key"));
-    }
-    let info = gw
-        .directory
-        .key(&keys::hash(key))
-        .await
-        .map_err(directory_down)?
-        .ok_or_else(|| unauthorized("invalid_api_key", "Invalid API key"))?;
-    if info.project_ref != project_ref {
-        return Err(unauthorized(
-            "invalid_api_key",
-            "API key does not belong to this project",
-        ));
-    }
+    let key_role = match api_key(req.headers()) {
+        Err(_) if open && bearer(req.headers()).is_none() => Role::Anon,
+        key => {
+            let key = key?;
+            if keys::parse_type(key).is_none() {
+                return Err(unauthorized("invalid_api_key", "Invalid API key"));
+            }
+            let info = gw
+                .directory
+                .key(&keys::hash(key))
+                .await
+                .map_err(directory_down)?
+                .ok_or_else(|| unauthorized("invalid_api_key", "Invalid API key"))?;
+            if info.project_ref != project_ref {
+                return Err(unauthorized(
+                    "invalid_api_key",
+                    "API key does not belong to this project",
+                ));
+            }
+            info.role
+        }
+    };
     let project = project_config(gw, &project_ref).await?;
 
     // Role: a user JWT decides when present; otherwise the key type does.
@@ -295,7 +318,7 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
     let role = match claims.get("role").and_then(Value::as_str) {
         Some(r) => Role::parse(r)
             .ok_or_else(|| unauthorized("invalid_jwt", "Invalid JWT: unknown role"))?,
-        None if claims.is_empty() => info.role,
+        None if claims.is_empty() => key_role,
         None => Role::Authenticated,
     };
     for k in PROTECTED_CLAIMS {
@@ -312,6 +335,10 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
     let minted = jwt::sign(&claims, project.signing_secret());
 
     // Forward.
+    let client_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         HttpError::new(
@@ -343,6 +370,12 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
         PROJECT_HEADER,
         HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
     );
+    if let Some(ip) = client_ip {
+        h.insert(
+            CLIENT_IP_HEADER,
+            HeaderValue::from_str(&ip).expect("an IP address is header-safe"),
+        );
+    }
     upstream.call(out).await
 }
 
@@ -363,4 +396,13 @@ fn forwardable(name: &HeaderName) -> bool {
             | "proxy-connection"
             | "content-length"
     ) && name.as_str() != PROJECT_HEADER
+        && name.as_str() != CLIENT_IP_HEADER
+}
+
+fn no_service(below: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no service at {below}"),
+    )
 }

@@ -8,12 +8,14 @@ use supactl_common::ident::{quote_ident, quote_literal};
 pub const TEMPLATE_DB: &str = "supactl_template";
 const ROLES_SQL: &str = include_str!("../../../templates/roles.sql");
 const TENANT_SQL: &str = include_str!("../../../templates/tenant.sql");
+const AUTH_SQL: &str = include_str!("../../../templates/auth.sql");
 
 /// Identifies the template's content, so a changed template is rebuilt.
 fn template_version() -> String {
     let mut h = Sha256::new();
     h.update(ROLES_SQL);
     h.update(TENANT_SQL);
+    h.update(AUTH_SQL);
     format!("supactl template {}", &hex::encode(h.finalize())[..16])
 }
 
@@ -56,6 +58,7 @@ async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Resu
     admin.batch_execute(&format!("CREATE DATABASE {t}")).await?;
     let tpl = connect(&worker.pg_config(TEMPLATE_DB)).await?;
     tpl.batch_execute(TENANT_SQL).await?;
+    tpl.batch_execute(AUTH_SQL).await?;
     drop(tpl);
     admin
         .batch_execute(&format!(
@@ -88,7 +91,7 @@ pub async fn create_database(
     let (db, user) = (quote_ident(db_name), quote_ident(db_user));
     admin
         .batch_execute(&format!(
-            "CREATE ROLE {user} LOGIN NOINHERIT PASSWORD {}; GRANT anon, authenticated, service_role TO {user};",
+            "CREATE ROLE {user} LOGIN NOINHERIT PASSWORD {}; GRANT anon, authenticated, service_role, supabase_auth_admin TO {user};",
             quote_literal(password)
         ))
         .await?;

@@ -1,0 +1,197 @@
+//! Connections to project databases and the project's auth settings.
+//!
+//! One small pool per project, dropped when idle. Connections log in as the project's own login role
+//! (from the project directory, never worker admin credentials) and start with
+//! `role=supabase_auth_admin`: the owner of the `auth` tables, which that login role may `SET ROLE` to
+//! and which has no privilege outside the `auth` schema. Timestamps are rendered in UTC.
+
+use crate::error::AuthError;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use supactl_common::wire::DbConfig;
+use tokio_postgres::Row;
+
+struct Entry {
+    pool: Pool,
+    db: DbConfig,
+    last_used: Instant,
+}
+
+pub struct Pools {
+    max_size: usize,
+    idle: Duration,
+    map: Mutex<(HashMap<String, Entry>, Instant)>,
+}
+
+impl Pools {
+    pub fn new(max_size: usize, idle: Duration) -> Pools {
+        Pools {
+            max_size,
+            idle,
+            map: Mutex::new((HashMap::new(), Instant::now())),
+        }
+    }
+
+    /// Drops a project's pool (deleted or paused project, changed credentials).
+    pub fn remove(&self, project_ref: &str) {
+        self.map.lock().expect("pools lock").0.remove(project_ref);
+    }
+
+    fn pool(&self, project_ref: &str, db: &DbConfig) -> Pool {
+        let mut guard = self.map.lock().expect("pools lock");
+        let (map, last_sweep) = &mut *guard;
+        let now = Instant::now();
+        if now.duration_since(*last_sweep) > self.idle / 4 {
+            let idle = self.idle;
+            map.retain(|_, e| now.duration_since(e.last_used) < idle);
+            *last_sweep = now;
+        }
+        if let Some(e) = map.get_mut(project_ref) {
+            if e.db == *db {
+                e.last_used = now;
+                return e.pool.clone();
+            }
+        }
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&db.host)
+            .port(db.port)
+            .dbname(&db.dbname)
+            .user(&db.user)
+            .password(&db.password)
+            .application_name("supactl-auth")
+            .options("-c role=supabase_auth_admin -c TimeZone=UTC")
+            .connect_timeout(Duration::from_secs(5));
+        let mgr = Manager::from_config(
+            cfg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(self.max_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .expect("pool config is valid");
+        map.insert(
+            project_ref.to_string(),
+            Entry {
+                pool: pool.clone(),
+                db: db.clone(),
+                last_used: now,
+            },
+        );
+        pool
+    }
+
+    pub async fn get(&self, project_ref: &str, db: &DbConfig) -> Result<Object, AuthError> {
+        Ok(self.pool(project_ref, db).get().await?)
+    }
+}
+
+/// The outgoing mail server of a project.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub admin_email: String,
+    pub sender_name: Option<String>,
+    pub tls: String,
+}
+
+/// `auth.supactl_settings`: what GoTrue reads from its environment, per project.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub site_url: String,
+    pub uri_allow_list: Vec<String>,
+    pub disable_signup: bool,
+    pub mailer_autoconfirm: bool,
+    pub anonymous_users: bool,
+    pub password_min_length: usize,
+    pub jwt_exp: i64,
+    pub reuse_interval: i64,
+    pub otp_exp: i64,
+    pub window: Duration,
+    pub limit_sign_in: u32,
+    pub limit_refresh: u32,
+    pub limit_otp: u32,
+    pub limit_verify: u32,
+    pub limit_per_email: u32,
+    pub max_frequency: i64,
+    pub smtp: Option<Smtp>,
+}
+
+const SETTINGS_SQL: &str = "SELECT site_url, uri_allow_list, disable_signup, mailer_autoconfirm, \
+    anonymous_users_enabled, password_min_length, jwt_exp, refresh_token_reuse_interval, mailer_otp_exp, \
+    rate_limit_window_secs, rate_limit_sign_in_sign_ups, rate_limit_token_refresh, rate_limit_otp, \
+    rate_limit_verify, rate_limit_per_email, smtp_max_frequency, smtp_host, smtp_port, smtp_user, \
+    smtp_pass, smtp_admin_email, smtp_sender_name, smtp_tls FROM auth.supactl_settings";
+
+fn count(r: &Row, i: usize) -> u32 {
+    r.get::<_, i32>(i).max(0) as u32
+}
+
+impl Settings {
+    /// Reads the project's settings (one indexed row, a prepared statement per connection).
+    pub async fn load(client: &Object) -> Result<Settings, AuthError> {
+        let stmt = client.prepare_cached(SETTINGS_SQL).await?;
+        let r = client
+            .query_opt(&stmt, &[])
+            .await?
+            .ok_or_else(|| AuthError::internal("auth.supactl_settings has no row"))?;
+        let smtp = r.get::<_, Option<String>>(16).map(|host| Smtp {
+            host,
+            port: r.get::<_, i32>(17).clamp(1, 65535) as u16,
+            user: r.get(18),
+            pass: r.get(19),
+            admin_email: r
+                .get::<_, Option<String>>(20)
+                .unwrap_or_else(|| "noreply@localhost".into()),
+            sender_name: r.get(21),
+            tls: r.get(22),
+        });
+        Ok(Settings {
+            site_url: r.get(0),
+            uri_allow_list: r.get(1),
+            disable_signup: r.get(2),
+            mailer_autoconfirm: r.get(3),
+            anonymous_users: r.get(4),
+            password_min_length: r.get::<_, i32>(5).max(6) as usize,
+            jwt_exp: r.get::<_, i32>(6).into(),
+            reuse_interval: r.get::<_, i32>(7).into(),
+            otp_exp: r.get::<_, i32>(8).into(),
+            window: Duration::from_secs(r.get::<_, i32>(9).max(1) as u64),
+            limit_sign_in: count(&r, 10),
+            limit_refresh: count(&r, 11),
+            limit_otp: count(&r, 12),
+            limit_verify: count(&r, 13),
+            limit_per_email: count(&r, 14),
+            max_frequency: r.get::<_, i32>(15).into(),
+            smtp,
+        })
+    }
+
+    /// The redirect target for links: `requested` when it is the site URL or in the allow list
+    /// (prefix match), otherwise the site URL, as GoTrue does.
+    pub fn redirect(&self, requested: Option<&str>) -> String {
+        match requested {
+            Some(r)
+                if !r.is_empty()
+                    && (r.starts_with(&self.site_url)
+                        || self
+                            .uri_allow_list
+                            .iter()
+                            .any(|a| !a.is_empty() && r.starts_with(a.as_str()))) =>
+            {
+                r.to_string()
+            }
+            _ => self.site_url.clone(),
+        }
+    }
+}

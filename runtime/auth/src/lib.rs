@@ -1,0 +1,25 @@
+//! A GoTrue-compatible auth API (Supabase Auth) for many projects, served at `{api_url}/auth/v1`
+//! behind the gateway, so supabase-js / supabase-py auth clients and `auth.uid()` policies work
+//! unchanged.
+//!
+//! It owns each project's `auth` schema (GoTrue's tables, created by `templates/auth.sql`): users with
+//! bcrypt password hashes, identities, sessions, rotating refresh tokens and one-time tokens. It issues
+//! HS256 access tokens with GoTrue's claims, signed with the project's current JWT secret, which the
+//! gateway and the REST engine accept. Per-project settings (autoconfirm, anonymous sign-ins, password
+//! length, token lifetime, rate limits, SMTP) live in `auth.supactl_settings`.
+//!
+//! It trusts only a JWT minted by the gateway for the project in [`PROJECT_HEADER`] (verified again
+//! here); admin routes require that JWT's role to be `service_role`. It reads project configs from the
+//! [`supactl_common::directory::Directory`] and must not touch platform state or any schema but `auth`.
+//! No password, token or hash is ever logged.
+
+pub mod db;
+pub mod error;
+pub mod mail;
+pub mod ratelimit;
+pub mod service;
+pub mod store;
+pub mod token;
+pub mod validate;
+
+pub use service::{router, Auth, AuthConfig, BCRYPT_COST, CLIENT_IP_HEADER, PROJECT_HEADER};

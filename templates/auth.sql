@@ -1,0 +1,241 @@
+-- The auth schema of a project database, with GoTrue's (Supabase Auth's) table and column names so that
+-- `references auth.users(id)`, policies and queries written for Supabase work unchanged. Run after
+-- tenant.sql, as the worker's superuser, when the template is built.
+--
+-- Ownership and privileges (least privilege): the tables belong to `supabase_auth_admin`, a NOLOGIN role
+-- without BYPASSRLS. The auth service connects as the project's own login role and switches to it with
+-- `SET ROLE`; that login role can only connect to its own project's database, so it can only ever touch
+-- that project's users. The API roles (anon, authenticated, service_role) get no privilege on these tables:
+-- users reach them only through the auth API, exactly as on Supabase.
+
+GRANT USAGE, CREATE ON SCHEMA auth TO supabase_auth_admin;
+GRANT USAGE ON SCHEMA extensions TO supabase_auth_admin;
+
+SET ROLE supabase_auth_admin;
+
+CREATE TYPE auth.aal_level AS ENUM ('aal1', 'aal2', 'aal3');
+CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone');
+CREATE TYPE auth.factor_status AS ENUM ('unverified', 'verified');
+CREATE TYPE auth.code_challenge_method AS ENUM ('s256', 'plain');
+CREATE TYPE auth.one_time_token_type AS ENUM (
+  'confirmation_token', 'reauthentication_token', 'recovery_token',
+  'email_change_token_new', 'email_change_token_current', 'phone_change_token'
+);
+
+CREATE TABLE auth.instances (
+  id uuid NOT NULL PRIMARY KEY,
+  uuid uuid,
+  raw_base_config text,
+  created_at timestamptz,
+  updated_at timestamptz
+);
+
+CREATE TABLE auth.schema_migrations (version varchar(255) NOT NULL PRIMARY KEY);
+
+CREATE TABLE auth.users (
+  instance_id uuid,
+  id uuid NOT NULL PRIMARY KEY,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255),
+  encrypted_password varchar(255),
+  email_confirmed_at timestamptz,
+  invited_at timestamptz,
+  confirmation_token varchar(255),
+  confirmation_sent_at timestamptz,
+  recovery_token varchar(255),
+  recovery_sent_at timestamptz,
+  email_change_token_new varchar(255),
+  email_change varchar(255),
+  email_change_sent_at timestamptz,
+  last_sign_in_at timestamptz,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  is_super_admin boolean,
+  created_at timestamptz,
+  updated_at timestamptz,
+  phone text UNIQUE DEFAULT NULL,
+  phone_confirmed_at timestamptz,
+  phone_change text DEFAULT '',
+  phone_change_token varchar(255) DEFAULT '',
+  phone_change_sent_at timestamptz,
+  confirmed_at timestamptz GENERATED ALWAYS AS (least(email_confirmed_at, phone_confirmed_at)) STORED,
+  email_change_token_current varchar(255) DEFAULT '',
+  email_change_confirm_status smallint DEFAULT 0
+    CHECK (email_change_confirm_status >= 0 AND email_change_confirm_status <= 2),
+  banned_until timestamptz,
+  reauthentication_token varchar(255) DEFAULT '',
+  reauthentication_sent_at timestamptz,
+  is_sso_user boolean NOT NULL DEFAULT false,
+  deleted_at timestamptz,
+  is_anonymous boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE auth.users IS 'Auth: Stores user login data within a secure schema.';
+-- Emails are stored normalised (trimmed, lower case), so one unique index covers case variants.
+CREATE UNIQUE INDEX users_email_partial_key ON auth.users (email) WHERE is_sso_user = false;
+CREATE INDEX users_instance_id_idx ON auth.users (instance_id);
+CREATE INDEX users_instance_id_email_idx ON auth.users (instance_id, lower(email));
+CREATE INDEX users_is_anonymous_idx ON auth.users (is_anonymous);
+CREATE UNIQUE INDEX confirmation_token_idx ON auth.users (confirmation_token)
+  WHERE confirmation_token !~ '^[0-9 ]*$';
+CREATE UNIQUE INDEX recovery_token_idx ON auth.users (recovery_token)
+  WHERE recovery_token !~ '^[0-9 ]*$';
+CREATE UNIQUE INDEX email_change_token_new_idx ON auth.users (email_change_token_new)
+  WHERE email_change_token_new !~ '^[0-9 ]*$';
+CREATE UNIQUE INDEX email_change_token_current_idx ON auth.users (email_change_token_current)
+  WHERE email_change_token_current !~ '^[0-9 ]*$';
+CREATE UNIQUE INDEX reauthentication_token_idx ON auth.users (reauthentication_token)
+  WHERE reauthentication_token !~ '^[0-9 ]*$';
+
+CREATE TABLE auth.identities (
+  provider_id text NOT NULL,
+  user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+  identity_data jsonb NOT NULL,
+  provider text NOT NULL,
+  last_sign_in_at timestamptz,
+  created_at timestamptz,
+  updated_at timestamptz,
+  email text GENERATED ALWAYS AS (lower(identity_data ->> 'email')) STORED,
+  id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  CONSTRAINT identities_provider_id_provider_unique UNIQUE (provider_id, provider)
+);
+CREATE INDEX identities_user_id_idx ON auth.identities (user_id);
+CREATE INDEX identities_email_idx ON auth.identities (email text_pattern_ops);
+
+CREATE TABLE auth.sessions (
+  id uuid NOT NULL PRIMARY KEY,
+  user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+  created_at timestamptz,
+  updated_at timestamptz,
+  factor_id uuid,
+  aal auth.aal_level,
+  not_after timestamptz,
+  refreshed_at timestamp,
+  user_agent text,
+  ip inet,
+  tag text
+);
+CREATE INDEX sessions_user_id_idx ON auth.sessions (user_id);
+CREATE INDEX user_id_created_at_idx ON auth.sessions (user_id, created_at);
+CREATE INDEX sessions_not_after_idx ON auth.sessions (not_after DESC);
+
+CREATE TABLE auth.refresh_tokens (
+  instance_id uuid,
+  id bigserial NOT NULL PRIMARY KEY,
+  token varchar(255) UNIQUE,
+  user_id varchar(255),
+  revoked boolean,
+  created_at timestamptz,
+  updated_at timestamptz,
+  parent varchar(255),
+  session_id uuid REFERENCES auth.sessions (id) ON DELETE CASCADE
+);
+CREATE INDEX refresh_tokens_instance_id_idx ON auth.refresh_tokens (instance_id);
+CREATE INDEX refresh_tokens_instance_id_user_id_idx ON auth.refresh_tokens (instance_id, user_id);
+CREATE INDEX refresh_tokens_parent_idx ON auth.refresh_tokens (parent);
+CREATE INDEX refresh_tokens_session_id_revoked_idx ON auth.refresh_tokens (session_id, revoked);
+CREATE INDEX refresh_tokens_updated_at_idx ON auth.refresh_tokens (updated_at DESC);
+
+CREATE TABLE auth.mfa_factors (
+  id uuid NOT NULL PRIMARY KEY,
+  user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+  friendly_name text,
+  factor_type auth.factor_type NOT NULL,
+  status auth.factor_status NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  secret text,
+  phone text,
+  last_challenged_at timestamptz UNIQUE
+);
+CREATE INDEX factor_id_created_at_idx ON auth.mfa_factors (user_id, created_at);
+
+CREATE TABLE auth.mfa_challenges (
+  id uuid NOT NULL PRIMARY KEY,
+  factor_id uuid NOT NULL REFERENCES auth.mfa_factors (id) ON DELETE CASCADE,
+  created_at timestamptz NOT NULL,
+  verified_at timestamptz,
+  ip_address inet NOT NULL,
+  otp_code text
+);
+
+CREATE TABLE auth.mfa_amr_claims (
+  session_id uuid NOT NULL REFERENCES auth.sessions (id) ON DELETE CASCADE,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  authentication_method text NOT NULL,
+  id uuid NOT NULL PRIMARY KEY,
+  CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey UNIQUE (session_id, authentication_method)
+);
+
+CREATE TABLE auth.flow_state (
+  id uuid NOT NULL PRIMARY KEY,
+  user_id uuid,
+  auth_code text NOT NULL,
+  code_challenge_method auth.code_challenge_method NOT NULL,
+  code_challenge text NOT NULL,
+  provider_type text NOT NULL,
+  provider_access_token text,
+  provider_refresh_token text,
+  created_at timestamptz,
+  updated_at timestamptz,
+  authentication_method text NOT NULL,
+  auth_code_issued_at timestamptz
+);
+
+CREATE TABLE auth.one_time_tokens (
+  id uuid NOT NULL PRIMARY KEY,
+  user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+  token_type auth.one_time_token_type NOT NULL,
+  token_hash text NOT NULL CHECK (char_length(token_hash) > 0),
+  relates_to text NOT NULL,
+  created_at timestamp NOT NULL DEFAULT now(),
+  updated_at timestamp NOT NULL DEFAULT now(),
+  CONSTRAINT one_time_tokens_user_id_token_type_key UNIQUE (user_id, token_type)
+);
+CREATE INDEX one_time_tokens_token_hash_hash_idx ON auth.one_time_tokens USING hash (token_hash);
+CREATE INDEX one_time_tokens_relates_to_hash_idx ON auth.one_time_tokens USING hash (relates_to);
+
+CREATE TABLE auth.audit_log_entries (
+  instance_id uuid,
+  id uuid NOT NULL PRIMARY KEY,
+  payload json,
+  created_at timestamptz,
+  ip_address varchar(64) NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_logs_instance_id_idx ON auth.audit_log_entries (instance_id);
+
+-- The project's auth settings (what GoTrue reads from its environment), one row, read by the auth
+-- service on every request: change them with SQL and they apply at once. Not a GoTrue table.
+CREATE TABLE auth.supactl_settings (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  site_url text NOT NULL DEFAULT 'http://localhost:3000',
+  uri_allow_list text[] NOT NULL DEFAULT '{}',
+  disable_signup boolean NOT NULL DEFAULT false,
+  mailer_autoconfirm boolean NOT NULL DEFAULT true,
+  anonymous_users_enabled boolean NOT NULL DEFAULT false,
+  password_min_length integer NOT NULL DEFAULT 6 CHECK (password_min_length >= 6),
+  jwt_exp integer NOT NULL DEFAULT 3600 CHECK (jwt_exp > 0),
+  refresh_token_reuse_interval integer NOT NULL DEFAULT 10 CHECK (refresh_token_reuse_interval >= 0),
+  mailer_otp_exp integer NOT NULL DEFAULT 3600 CHECK (mailer_otp_exp > 0),
+  -- Rate limits: requests per window per client IP, and per email address.
+  rate_limit_window_secs integer NOT NULL DEFAULT 300 CHECK (rate_limit_window_secs > 0),
+  rate_limit_sign_in_sign_ups integer NOT NULL DEFAULT 30,
+  rate_limit_token_refresh integer NOT NULL DEFAULT 150,
+  rate_limit_otp integer NOT NULL DEFAULT 30,
+  rate_limit_verify integer NOT NULL DEFAULT 30,
+  rate_limit_per_email integer NOT NULL DEFAULT 30,
+  -- Minimum seconds between two emails of one kind to one user (GoTrue's SMTP max frequency).
+  smtp_max_frequency integer NOT NULL DEFAULT 60,
+  -- Outgoing mail; no host means no mailer (the service logs that and answers as GoTrue does).
+  smtp_host text,
+  smtp_port integer NOT NULL DEFAULT 587,
+  smtp_user text,
+  smtp_pass text,
+  smtp_admin_email text,
+  smtp_sender_name text,
+  smtp_tls text NOT NULL DEFAULT 'starttls' CHECK (smtp_tls IN ('starttls', 'tls', 'none'))
+);
+INSERT INTO auth.supactl_settings DEFAULT VALUES;
+
+RESET ROLE;
