@@ -22,9 +22,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use supactl_common::keys::Role;
 use supactl_common::wire::DbConfig;
@@ -410,28 +411,74 @@ impl Pools {
             TxEnd::Rollback => "ROLLBACK",
             _ => "COMMIT",
         };
+        let setup = client
+            .prepare_cached(SETUP)
+            .await
+            .map_err(|e| RestError::from_pg(&e, role))?;
         let mut retried = false;
         let rows = loop {
-            // Prepared once per connection: later requests of the same shape skip parsing and planning.
-            let prepared = async {
-                Ok::<_, tokio_postgres::Error>((
-                    client.prepare_cached(SETUP).await?,
-                    client.prepare_cached(&stmt.sql).await?,
-                ))
-            };
-            let (setup, main) = match prepared.await {
-                Ok(p) => p,
-                Err(e) if !retried && stale_statement(&e) => {
-                    client.statement_cache.clear();
-                    retried = true;
-                    continue;
-                }
-                Err(e) => return Err(RestError::from_pg(&e, role)),
-            };
-            let pre = async {
+            let begin_f = client.batch_execute(begin);
+            let set_f = client.query(&setup, &setup_params);
+            let pre_f = async {
                 match &ctx.pre_request {
                     Some(sql) => client.batch_execute(sql).await,
                     None => Ok(()),
+                }
+            };
+            let (mut begin_f, mut set_f, mut pre_f) = (pin!(begin_f), pin!(set_f), pin!(pre_f));
+            let (mut begin_r, mut set_r, mut pre_r) = (None, None, None);
+            // One poll each writes BEGIN, the GUCs and the pre-request call to the connection...
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = begin_f.as_mut().poll(cx) {
+                    begin_r = Some(r);
+                }
+                if let Poll::Ready(r) = set_f.as_mut().poll(cx) {
+                    set_r = Some(r);
+                }
+                if let Poll::Ready(r) = pre_f.as_mut().poll(cx) {
+                    pre_r = Some(r);
+                }
+                Poll::Ready(())
+            })
+            .await;
+            // ...so that a statement not yet prepared on this connection is parsed inside the
+            // transaction, as the request's role (which may use schemas the login role cannot). A
+            // statement already prepared costs nothing here, and the whole request stays one round
+            // trip; a new one costs one more, once per connection.
+            let prepared = client.prepare_cached(&stmt.sql).await;
+            let begin_done = async {
+                match begin_r.take() {
+                    Some(r) => r,
+                    None => begin_f.await,
+                }
+            };
+            let set_done = async {
+                match set_r.take() {
+                    Some(r) => r.map(|_| ()),
+                    None => set_f.await.map(|_| ()),
+                }
+            };
+            let pre_done = async {
+                match pre_r.take() {
+                    Some(r) => r,
+                    None => pre_f.await,
+                }
+            };
+            let main = match prepared {
+                Ok(m) => m,
+                Err(e) => {
+                    let (b, st, p) = tokio::join!(begin_done, set_done, pre_done);
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    // An earlier failure (the pre-request function, say) is the one to report.
+                    if let Err(first) = b.and(st).and(p) {
+                        return Err(RestError::from_pg(&first, role));
+                    }
+                    if !retried && stale_statement(&e) {
+                        client.statement_cache.clear();
+                        retried = true;
+                        continue;
+                    }
+                    return Err(RestError::from_pg(&e, role));
                 }
             };
             let finish = async {
@@ -442,15 +489,14 @@ impl Pools {
                 }
             };
             let (begin, set, pre, result, commit) = tokio::join!(
-                client.batch_execute(begin),
-                client.query(&setup, &setup_params),
-                pre,
+                begin_done,
+                set_done,
+                pre_done,
                 client.query(&main, &params),
                 finish,
             );
-            begin.map_err(|e| RestError::from_pg(&e, role))?;
-            set.map_err(|e| RestError::from_pg(&e, role))?;
-            if let Err(e) = pre {
+            let early = begin.and(set).and(pre);
+            if let Err(e) = early {
                 if ctx.end == TxEnd::CommitIfOne {
                     let _ = client.batch_execute("ROLLBACK").await;
                 }

@@ -45,6 +45,9 @@ pub fn parse_query(query: &str, rpc_get: bool) -> Result<(Query, Extras), RestEr
     };
     let mut extras = Extras::default();
     for (key, value) in query_pairs(query) {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(failed("query", &key, "NUL characters are not allowed"));
+        }
         match key.as_str() {
             "select" => q.select = parse_select(&value)?,
             "on_conflict" => extras.on_conflict = Some(parse_column_list(&value)?),

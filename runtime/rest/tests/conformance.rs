@@ -266,3 +266,130 @@ async fn schema_cache_reloads_after_ddl_and_notify() {
     }
     assert_eq!(env.rest.pools().len(), 1);
 }
+
+/// PostgREST's in-database configuration per project: aggregates, a pre-request function, the
+/// `tx=rollback` override and extra exposed schemas (Accept-Profile / Content-Profile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_settings_in_database() {
+    let env = Env::start().await;
+    let t = env.token("service_role", None);
+    let db = supactl_common::ident::database_name(&env.project_ref);
+    env.db
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET pgrst.db_aggregates_enabled = 'true';
+             ALTER DATABASE {db} SET pgrst.db_pre_request = 'public.check_request';
+             ALTER DATABASE {db} SET pgrst.db_tx_end = 'commit-allow-override';
+             ALTER DATABASE {db} SET pgrst.db_schemas = 'public, api';
+             CREATE FUNCTION public.check_request() RETURNS void LANGUAGE plpgsql AS $$
+             BEGIN
+               IF current_setting('request.headers', true)::json->>'x-block' = 'yes' THEN
+                 RAISE sqlstate 'PT403' USING message = 'blocked by pre-request';
+               END IF;
+               PERFORM set_config('response.headers', '[{{\"X-Pre\": \"ran\"}}]', true);
+             END $$;
+             CREATE SCHEMA api;
+             GRANT USAGE ON SCHEMA api TO anon, authenticated, service_role;
+             CREATE TABLE api.things (id int PRIMARY KEY, label text);
+             GRANT ALL ON api.things TO anon, authenticated, service_role;
+             INSERT INTO api.things VALUES (1, 'api thing');"
+        ))
+        .await
+        .unwrap();
+    // The CREATE SCHEMA above notified; make sure the reload happened before asserting.
+    let mut r = env
+        .call("GET", "/things", &[("accept-profile", "api")], None, &t)
+        .await;
+    for _ in 0..40 {
+        if r.status == http::StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = env
+            .call("GET", "/things", &[("accept-profile", "api")], None, &t)
+            .await;
+    }
+    assert_eq!(
+        r.json(),
+        json!([{"id": 1, "label": "api thing"}]),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.header("x-pre"), Some("ran"), "pre-request ran");
+
+    let r = env
+        .call("GET", "/authors", &[("x-block", "yes")], None, &t)
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.text);
+    assert_eq!(r.json()["message"], "blocked by pre-request");
+
+    let r = env
+        .call("GET", "/things", &[("accept-profile", "nope")], None, &t)
+        .await;
+    assert_eq!(r.status.as_u16(), 406);
+    assert_eq!(
+        r.json()["message"],
+        "The schema must be one of the following: public, api"
+    );
+    let r = env
+        .call(
+            "POST",
+            "/things",
+            &[
+                ("content-profile", "api"),
+                ("prefer", "return=representation"),
+            ],
+            Some(r#"{"id": 2, "label": "posted"}"#),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+
+    let r = env
+        .call(
+            "GET",
+            "/books?select=pages.sum(),total:price.max()::text",
+            &[],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!([{"sum": 1466, "total": "12.50"}]),
+        "{}",
+        r.text
+    );
+    let r = env
+        .call(
+            "GET",
+            "/books?select=author_id,count()&author_id=not.is.null&order=author_id",
+            &[],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!([{"author_id": 1, "count": 2}, {"author_id": 2, "count": 2}, {"author_id": 3, "count": 1}]),
+        "{}",
+        r.text
+    );
+
+    // tx=rollback is honoured now, and says so.
+    let r = env
+        .call(
+            "POST",
+            "/kv",
+            &[("prefer", "tx=rollback, return=representation")],
+            Some(r#"{"k": "gone", "v": "1"}"#),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    assert_eq!(
+        r.header("preference-applied"),
+        Some("return=representation, tx=rollback")
+    );
+    let r = env.call("GET", "/kv?k=eq.gone", &[], None, &t).await;
+    assert_eq!(r.json(), json!([]));
+}
