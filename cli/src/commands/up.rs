@@ -40,6 +40,12 @@ pub struct UpArgs {
     /// Connections per project in the REST engine's pools.
     #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
     pub rest_pool_size: usize,
+    /// Seconds a REST project pool (and its schema cache) lives without requests.
+    #[arg(long, env = "SUPACTL_REST_IDLE_SECS", default_value_t = 300)]
+    pub rest_idle_secs: u64,
+    /// Seconds an unused pooled REST connection stays open.
+    #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
+    pub rest_connection_idle_secs: u64,
 }
 
 async fn bind(port: u16, flag: &str) -> CliResult<TcpListener> {
@@ -170,6 +176,8 @@ async fn serve(
         directory.clone(),
         rest::RestConfig {
             pool_size: args.rest_pool_size,
+            idle_timeout: std::time::Duration::from_secs(args.rest_idle_secs),
+            connection_idle_timeout: std::time::Duration::from_secs(args.rest_connection_idle_secs),
             ..rest::RestConfig::default()
         },
     );
