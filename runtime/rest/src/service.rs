@@ -105,6 +105,10 @@ pub(crate) enum Media {
     Object,
     Csv,
     OpenApi,
+    /// `application/vnd.pgrst.array+json;nulls=stripped`.
+    JsonStripped,
+    /// `application/vnd.pgrst.object+json;nulls=stripped`.
+    ObjectStripped,
 }
 
 impl Media {
@@ -114,6 +118,23 @@ impl Media {
             Media::Object => "application/vnd.pgrst.object+json; charset=utf-8",
             Media::Csv => "text/csv; charset=utf-8",
             Media::OpenApi => "application/openapi+json; charset=utf-8",
+            Media::JsonStripped => "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
+            Media::ObjectStripped => {
+                "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8"
+            }
+        }
+    }
+
+    /// The singular (one object) flavours.
+    pub(crate) fn singular(self) -> bool {
+        matches!(self, Media::Object | Media::ObjectStripped)
+    }
+
+    fn render(self) -> Render {
+        match self {
+            Media::Csv => Render::Csv,
+            Media::JsonStripped | Media::ObjectStripped => Render::JsonStripped,
+            _ => Render::Json,
         }
     }
 }
@@ -122,9 +143,19 @@ fn accept(headers: &HeaderMap) -> Result<Media, RestError> {
     let Some(v) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Media::Json);
     };
-    for m in v.split(',') {
-        let m = m.split(';').next().unwrap_or("").trim();
+    for item in v.split(',') {
+        let m = item.split(';').next().unwrap_or("").trim();
+        let stripped = item.replace(' ', "").contains(";nulls=stripped");
         match m {
+            "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" if stripped => {
+                return Ok(Media::JsonStripped)
+            }
+            "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => {
+                return Ok(Media::Json)
+            }
+            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
+                return Ok(Media::ObjectStripped)
+            }
             "" | "*/*" | "application/*" | "application/json" => return Ok(Media::Json),
             "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => {
                 return Ok(Media::Object)
@@ -484,11 +515,7 @@ impl RequestCtx<'_> {
         match *self.method {
             Method::GET | Method::HEAD => {
                 let head = *self.method == Method::HEAD;
-                let render = match (head, media) {
-                    (true, _) => Render::None,
-                    (false, Media::Csv) => Render::Csv,
-                    _ => Render::Json,
-                };
+                let render = if head { Render::None } else { media.render() };
                 let stmt = b.read(table, render, self.prefer.count, limit, offset)?;
                 let out = self.run(&stmt, true, self.tx_end(false)).await?;
                 self.read_response(out, offset.unwrap_or(0), head, false)
@@ -540,10 +567,9 @@ impl RequestCtx<'_> {
                         }
                     }
                 }
-                let singular = media == Media::Object;
-                let render = match (ret, media) {
-                    (Return::Representation, Media::Csv) => Render::Csv,
-                    (Return::Representation, _) => Render::Json,
+                let singular = media.singular();
+                let render = match ret {
+                    Return::Representation => media.render(),
                     _ => Render::None,
                 };
                 let stmt = b.write(
@@ -825,10 +851,10 @@ impl RequestCtx<'_> {
         }
         let (limit, offset) = self.window(&query);
         let head = *self.method == Method::HEAD;
-        let render = match (head, self.media) {
-            (true, _) => Render::None,
-            (false, Media::Csv) => Render::Csv,
-            _ => Render::Json,
+        let render = if head {
+            Render::None
+        } else {
+            self.media.render()
         };
         let single_row = f.returns_rows() && !f.retset;
         let b = Builder::new(self.cache, &query);
@@ -841,7 +867,7 @@ impl RequestCtx<'_> {
             return Ok(res);
         }
         if f.returns_rows() {
-            if single_row && self.media != Media::Object {
+            if single_row && !self.media.singular() {
                 // A function returning one composite answers with that object.
                 let mut out = out;
                 out.body = unwrap_single(&out.body).unwrap_or_else(|| "null".into());
@@ -954,7 +980,7 @@ impl RequestCtx<'_> {
             }
         }
         let mut body = out.body.clone();
-        if self.media == Media::Object && !scalar {
+        if self.media.singular() && !scalar {
             if out.page != 1 {
                 return Err(Self::singular_error(out.page));
             }
@@ -992,12 +1018,12 @@ impl RequestCtx<'_> {
         table: &Table,
         ret: Return,
     ) -> Result<Response, RestError> {
-        if self.media == Media::Object && out.page != 1 {
+        if self.media.singular() && out.page != 1 {
             return Err(Self::singular_error(out.page));
         }
         let representation = ret == Return::Representation;
         let mut body = out.body.clone();
-        if representation && self.media == Media::Object {
+        if representation && self.media.singular() {
             body = unwrap_single(&body).unwrap_or(body);
         }
         let (status, range) = match *self.method {

@@ -26,6 +26,8 @@ pub struct Statement {
 pub enum Render {
     /// A JSON array of rows (also used for `vnd.pgrst.object+json`, unwrapped by the caller).
     Json,
+    /// The same without null-valued keys (`nulls=stripped`).
+    JsonStripped,
     Csv,
     /// No body (HEAD, `return=minimal`).
     None,
@@ -812,6 +814,9 @@ impl<'a> Builder<'a> {
 fn body_expr(render: Render) -> &'static str {
     match render {
         Render::Json => "coalesce(json_agg(\"pgrst_r\"), '[]')::text",
+        Render::JsonStripped => {
+            "coalesce(json_agg(json_strip_nulls(row_to_json(\"pgrst_r\"))), '[]')::text"
+        }
         Render::Csv => "coalesce((SELECT string_agg(k, ',') FROM json_object_keys((array_agg(row_to_json(\"pgrst_r\")))[1]) AS k) || chr(10) || string_agg(substring(\"pgrst_r\"::text, 2, length(\"pgrst_r\"::text) - 2), chr(10)), '')",
         Render::None => "''::text",
         Render::Scalar => "coalesce((json_agg(\"pgrst_r\".\"pgrst_scalar\")->0)::text, 'null')",
@@ -1102,8 +1107,10 @@ impl<'a> Builder<'a> {
                 format!("SELECT {call} AS \"pgrst_scalar\" FROM {from}")
             };
             let render = match render {
-                Render::Json | Render::Scalar if f.retset => Render::ScalarSet,
-                Render::Json => Render::Scalar,
+                Render::Json | Render::JsonStripped | Render::Scalar if f.retset => {
+                    Render::ScalarSet
+                }
+                Render::Json | Render::JsonStripped => Render::Scalar,
                 r => r,
             };
             return Ok(Statement {
