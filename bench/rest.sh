@@ -7,7 +7,8 @@
 #     database when it can be installed.
 #  2. Memory: MEM_PROJECTS projects (default 1000) of 20 tables each, queried round-robin; resident bytes
 #     per project with warm schema caches, then idle projects evicted.
-# Usage: bench/rest.sh [seconds per run, default 10]   (MEM_PROJECTS=0 skips part 2)
+# Usage: bench/rest.sh [seconds per run, default 10]   (MEM_PROJECTS=0 skips part 2; SKIP_POSTRUST=1 does
+# not install postrust-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -19,7 +20,7 @@ BIN="$CARGO_TARGET_DIR/release/supactl"
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 POSTRUST_ROOT="$HOME/.cache/supactl/postrust"
 POSTRUST="$POSTRUST_ROOT/bin/postrust"
-if [ ! -x "$POSTRUST" ]; then
+if [ ! -x "$POSTRUST" ] && [ -z "${SKIP_POSTRUST:-}" ]; then
   echo "== installing postrust-server 3.1.0 (once)"
   CARGO_TARGET_DIR="$HOME/.cache/supactl/postrust-target" cargo install -q postrust-server --version 3.1.0 \
     --features compat-key-order --root "$POSTRUST_ROOT" || echo "postrust-server could not be installed"
@@ -28,7 +29,7 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA="$(mktemp -d /tmp/supactl-bench-XXXX)"
 PORT=$(free_port); ADMIN=$(free_port); DB=$(free_port); PR_PORT=$(free_port)
-SUPACTL_REST_IDLE_SECS="${SUPACTL_REST_IDLE_SECS:-60}" SUPACTL_REST_CONNECTION_IDLE_SECS=2 SUPACTL_LOG="${SUPACTL_LOG:-info,rest=debug}" \
+SUPACTL_REST_POOL_SIZE="${SUPACTL_REST_POOL_SIZE:-16}" SUPACTL_REST_IDLE_SECS="${SUPACTL_REST_IDLE_SECS:-60}" SUPACTL_REST_CONNECTION_IDLE_SECS=2 SUPACTL_LOG="${SUPACTL_LOG:-info,rest=debug}" \
   "$BIN" up --data-dir "$DATA" --port "$PORT" --admin-port "$ADMIN" --db-port "$DB" >"$DATA/up.log" 2>&1 &
 UP_PID=$!
 PR_PID=""
@@ -44,13 +45,16 @@ export PGPASSWORD
 admin() { curl -sf -H "Authorization: Bearer $KEY" -H 'content-type: application/json' "$@"; }
 
 admin -X POST "http://127.0.0.1:$ADMIN/admin/v1/projects" -o /dev/null -d '{"name":"bench","ref":"bench-1"}'
-admin -X POST "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-1/database/query" -o /dev/null -d '{"query":
- "create table cats (id int primary key, name text not null); insert into cats select g, '"'"'cat '"'"' || g from generate_series(1, 100) g;
-  create table items (id int primary key, name text not null, cat_id int references cats(id)); insert into items select g, md5(g::text), 1 + g % 100 from generate_series(1, 10000) g;
-  create index on items (cat_id);
-  alter table items enable row level security; create policy read_all on items for select to anon using (true);
-  alter table cats enable row level security; create policy read_all on cats for select to anon using (true);
-  analyze items; analyze cats;"}'
+SCHEMA_SQL="create table cats (id int primary key, name text not null);
+insert into cats select g, 'cat ' || g from generate_series(1, 100) g;
+create table items (id int primary key, name text not null, cat_id int references cats(id));
+insert into items select g, md5(g::text), 1 + g % 100 from generate_series(1, 10000) g;
+create index on items (cat_id);
+alter table items enable row level security; create policy read_all on items for select to anon using (true);
+alter table cats enable row level security; create policy read_all on cats for select to anon using (true);
+analyze items; analyze cats;"
+admin -X POST "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-1/database/query" -o /dev/null \
+  -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$SCHEMA_SQL")"
 ANON=$(admin "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-1/api-keys" | python3 -c "import json,sys;print([k['opaque_key'] for k in json.load(sys.stdin)['data'] if k['type']=='publishable'][0])")
 
 wrk_run() { # name url-prefix lua-body -> prints req/s
