@@ -90,14 +90,16 @@ if [ -x "$POSTRUST" ]; then
     PGRST_DB_SCHEMAS=public PGRST_SERVER_HOST=127.0.0.1 PGRST_SERVER_PORT=$PR_PORT PGRST_DB_POOL=10 \
     PGRST_JWT_SECRET=bench-secret-bench-secret-bench-secret-0 "$POSTRUST" >"$DATA/postrust.log" 2>&1 &
   PR_PID=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PR_PORT/items?id=eq.1" >/dev/null 2>&1 && break; sleep 0.2; done
-  if curl -sf "http://127.0.0.1:$PR_PORT/items?id=eq.1" >/dev/null 2>&1; then
-    PR_GET=$(wrk_run pr_get "http://127.0.0.1:$PR_PORT" "PREFIX = ''
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PR_PORT/api/items?id=eq.1" >/dev/null 2>&1 && break; sleep 0.2; done
+  if curl -sf "http://127.0.0.1:$PR_PORT/api/items?id=eq.1" >/dev/null 2>&1; then
+    # postrust-server serves its PostgREST API under /api.
+    PR_GET=$(wrk_run pr_get "http://127.0.0.1:$PR_PORT" "PREFIX = '/api'
 $GET_LUA")
-    PR_LIST=$(wrk_run pr_list "http://127.0.0.1:$PR_PORT" "PREFIX = ''
+    PR_LIST=$(wrk_run pr_list "http://127.0.0.1:$PR_PORT" "PREFIX = '/api'
 $LIST_LUA")
+    grep -h "Non-2xx" "$DATA"/pr_*.txt || true
   else
-    echo "postrust-server did not start: $(tail -5 "$DATA/postrust.log")"
+    echo "postrust-server did not answer: $(curl -s -i "http://127.0.0.1:$PR_PORT/api/items?id=eq.1" | head -12)"
   fi
   kill "$PR_PID" 2>/dev/null || true; PR_PID=""
 else
