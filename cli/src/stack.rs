@@ -14,7 +14,8 @@ pub struct DataPlane {
     pub service_token: String,
     pub redis_url: Option<String>,
     pub cache_ttl: Duration,
-    pub rest_pool_size: usize,
+    /// The REST engine's pools (size and idle timeouts); auth's pools use the same size.
+    pub rest: rest::RestConfig,
     pub base_domain: Option<String>,
     /// Public URL of a project with `{ref}` in it: auth's token issuer and email links derive from it.
     pub api_url_template: String,
@@ -27,18 +28,12 @@ pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
         service_token: o.service_token.clone(),
         ttl: o.cache_ttl,
     }));
-    let rest = rest::Rest::new(
-        directory.clone(),
-        rest::RestConfig {
-            pool_size: o.rest_pool_size,
-            ..rest::RestConfig::default()
-        },
-    );
+    let rest = rest::Rest::new(directory.clone(), o.rest.clone());
     let auth = auth::Auth::new(
         directory.clone(),
         auth::AuthConfig {
             api_url_template: o.api_url_template.clone(),
-            pool_size: o.rest_pool_size,
+            pool_size: o.rest.pool_size,
             ..auth::AuthConfig::default()
         },
     );

@@ -91,7 +91,10 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 service_token: a.service_token,
                 redis_url: a.redis_url,
                 cache_ttl: Duration::from_secs_f64(a.cache_ttl),
-                rest_pool_size: a.rest_pool_size,
+                rest: rest::RestConfig {
+                    pool_size: a.rest_pool_size,
+                    ..rest::RestConfig::default()
+                },
                 base_domain: a.base_domain,
                 api_url_template,
             });

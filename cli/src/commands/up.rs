@@ -41,6 +41,12 @@ pub struct UpArgs {
     /// Redis for cross-replica cache invalidation (optional locally), e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "SUPACTL_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Seconds a REST project pool (and its schema cache) lives without requests.
+    #[arg(long, env = "SUPACTL_REST_IDLE_SECS", default_value_t = 300)]
+    pub rest_idle_secs: u64,
+    /// Seconds an unused pooled REST connection stays open.
+    #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
+    pub rest_connection_idle_secs: u64,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
@@ -159,7 +165,12 @@ async fn serve(
         service_token: secrets.service_token.clone(),
         redis_url: args.redis_url.clone(),
         cache_ttl: Duration::from_secs(1),
-        rest_pool_size: args.rest_pool_size,
+        rest: rest::RestConfig {
+            pool_size: args.rest_pool_size,
+            idle_timeout: Duration::from_secs(args.rest_idle_secs),
+            connection_idle_timeout: Duration::from_secs(args.rest_connection_idle_secs),
+            ..rest::RestConfig::default()
+        },
         base_domain: None,
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
     });

@@ -1,31 +1,44 @@
-//! Errors in PostgREST's shape (`code`, `message`, `details`, `hint`) with its HTTP statuses.
+//! Errors in PostgREST's shape (`code`, `message`, `details`, `hint`) with its codes and HTTP statuses.
 
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{header, HeaderName, HeaderValue, StatusCode};
+use serde_json::{json, Value};
 use supactl_common::error::HttpError;
 use supactl_common::keys::Role;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
     /// PGRST100: the query string does not parse.
-    #[error("{0}")]
-    Parse(String),
+    #[error("{message}")]
+    Parse {
+        message: String,
+        details: Option<String>,
+    },
     /// PGRST102: the body is not valid JSON of the expected shape.
     #[error("{0}")]
     InvalidBody(String),
     /// PGRST106: schema not exposed.
-    #[error("the schema must be one of the following: {0}")]
+    #[error("The schema must be one of the following: {0}")]
     Schema(String),
     /// PGRST301/PGRST303: the JWT does not verify or has expired.
     #[error("{0}")]
     Jwt(String),
+    /// PGRST125: no such path.
     #[error("{0}")]
     NotFound(String),
-    #[error("method {0} is not allowed")]
-    MethodNotAllowed(String),
     /// PGRST000: the database cannot be reached.
     #[error("database unavailable")]
     Unavailable(String),
+    /// An error PostgREST itself raises, fully shaped.
+    #[error("{message}")]
+    Api {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Value,
+        hint: Value,
+    },
     /// An error raised by PostgreSQL while running the statement, with the role it ran as.
     #[error("{}", .0.message)]
     Db(Box<DbError>, Role),
@@ -41,8 +54,53 @@ pub struct DbError {
 }
 
 impl RestError {
-    pub fn parse(message: String) -> RestError {
-        RestError::Parse(message)
+    pub fn api(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        details: Option<String>,
+        hint: Option<String>,
+    ) -> RestError {
+        RestError::Api {
+            status,
+            code,
+            message: message.into(),
+            details: details.map(Value::String).unwrap_or(Value::Null),
+            hint: hint.map(Value::String).unwrap_or(Value::Null),
+        }
+    }
+
+    /// A parse error found inside a larger parameter keeps its detail but names the whole parameter.
+    pub fn within(self, what: &str, whole: &str) -> RestError {
+        match self {
+            RestError::Parse { details, .. } => RestError::Parse {
+                message: format!("\"failed to parse {what} parameter ({whole})\""),
+                details,
+            },
+            e => e,
+        }
+    }
+
+    /// PGRST204.
+    pub fn no_column(column: &str, table: &str) -> RestError {
+        RestError::api(
+            StatusCode::BAD_REQUEST,
+            "PGRST204",
+            format!("Could not find the '{column}' column of '{table}' in the schema cache"),
+            None,
+            None,
+        )
+    }
+
+    /// PGRST205.
+    pub fn no_table(schema: &str, name: &str) -> RestError {
+        RestError::api(
+            StatusCode::NOT_FOUND,
+            "PGRST205",
+            format!("Could not find the table '{schema}.{name}' in the schema cache"),
+            None,
+            None,
+        )
     }
 
     pub fn from_pg(e: &tokio_postgres::Error, role: Role) -> RestError {
@@ -60,17 +118,31 @@ impl RestError {
         }
     }
 
+    /// The error code, for the `Proxy-Status` header and logs.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RestError::Parse { .. } | RestError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            RestError::Schema(_) => StatusCode::NOT_ACCEPTABLE,
+            RestError::Jwt(_) => StatusCode::UNAUTHORIZED,
+            RestError::NotFound(_) => StatusCode::NOT_FOUND,
+            RestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RestError::Api { status, .. } => *status,
+            RestError::Db(db, role) => status_for_sqlstate(&db.code, *role),
+        }
+    }
+
     pub fn into_http(self) -> HttpError {
         match self {
-            RestError::Parse(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST100", m),
-            RestError::InvalidBody(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST102", m),
-            RestError::Schema(list) => {
-                HttpError::new(StatusCode::NOT_ACCEPTABLE, "PGRST106", "Invalid schema")
-                    .with_details(
-                        None,
-                        Some(format!("Only the following schemas are exposed: {list}")),
-                    )
+            RestError::Parse { message, details } => {
+                HttpError::new(StatusCode::BAD_REQUEST, "PGRST100", message)
+                    .with_details(details, None)
             }
+            RestError::InvalidBody(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST102", m),
+            RestError::Schema(list) => HttpError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "PGRST106",
+                format!("The schema must be one of the following: {list}"),
+            ),
             RestError::Jwt(m) => {
                 let code = if m.contains("expired") {
                     "PGRST303"
@@ -80,11 +152,6 @@ impl RestError {
                 HttpError::new(StatusCode::UNAUTHORIZED, code, m)
             }
             RestError::NotFound(m) => HttpError::new(StatusCode::NOT_FOUND, "PGRST125", m),
-            RestError::MethodNotAllowed(m) => HttpError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "PGRST117",
-                format!("Unsupported HTTP method: {m}"),
-            ),
             RestError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 HttpError::new(
@@ -92,6 +159,20 @@ impl RestError {
                     "PGRST000",
                     "Database connection error. Retrying the connection.",
                 )
+            }
+            RestError::Api {
+                status,
+                code,
+                message,
+                details,
+                hint,
+            } => {
+                let s = |v: Value| match v {
+                    Value::Null => None,
+                    Value::String(s) => Some(s),
+                    other => Some(other.to_string()),
+                };
+                HttpError::new(status, code, message).with_details(s(details), s(hint))
             }
             RestError::Db(db, role) => {
                 let status = status_for_sqlstate(&db.code, role);
@@ -101,8 +182,13 @@ impl RestError {
     }
 }
 
-/// PostgREST's SQLSTATE → HTTP status table.
+/// PostgREST's SQLSTATE → HTTP status table, plus `PTxyz` → xyz.
 pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
+    if let Some(n) = code.strip_prefix("PT").and_then(|n| n.parse::<u16>().ok()) {
+        if let Ok(s) = StatusCode::from_u16(n) {
+            return s;
+        }
+    }
     let class = &code[..code.len().min(2)];
     match code {
         "23503" | "23505" => StatusCode::CONFLICT,
@@ -111,7 +197,7 @@ pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
         "42501" if role == Role::Anon => StatusCode::UNAUTHORIZED,
         "42501" => StatusCode::FORBIDDEN,
         "P0001" => StatusCode::BAD_REQUEST,
-        "42P17" => StatusCode::INTERNAL_SERVER_ERROR,
+        "42P17" | "53400" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => match class {
             "08" | "53" => StatusCode::SERVICE_UNAVAILABLE,
             "0L" | "0P" | "28" => StatusCode::FORBIDDEN,
@@ -122,9 +208,89 @@ pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
     }
 }
 
+/// `RAISE SQLSTATE 'PGRST' USING message = '{json}', detail = '{"status":…,"headers":{…}}'`: the
+/// function chooses the whole response. Unparseable JSON is PGRST121.
+fn custom_raise(db: &DbError) -> Response {
+    let body: Option<Value> = serde_json::from_str(&db.message).ok();
+    let detail: Option<Value> = db
+        .details
+        .as_deref()
+        .map(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Some(json!({})));
+    let (Some(Value::Object(body)), Some(Value::Object(detail))) = (body, detail) else {
+        return HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PGRST121",
+            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+        )
+        .with_details(
+            Some(format!("Invalid JSON value for MESSAGE: '{}'", db.message)),
+            None,
+        )
+        .into_response();
+    };
+    let status = detail
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::BAD_REQUEST);
+    let out = json!({
+        "code": body.get("code").cloned().unwrap_or(Value::Null),
+        "message": body.get("message").cloned().unwrap_or(Value::Null),
+        "details": body.get("details").cloned().unwrap_or(Value::Null),
+        "hint": body.get("hint").cloned().unwrap_or(Value::Null),
+    });
+    let mut res = Response::new(Body::from(out.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Some(Value::Object(h)) = detail.get("headers") {
+        for (k, v) in h {
+            if let (Ok(k), Some(Ok(v))) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
+                res.headers_mut().insert(k, v);
+            }
+        }
+    }
+    res
+}
+
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
-        self.into_http().into_response()
+        if let RestError::Db(db, _) = &self {
+            if db.code == "PGRST" {
+                return custom_raise(db);
+            }
+        }
+        let (details, hint) = match &self {
+            RestError::Api { details, hint, .. } => (details.clone(), hint.clone()),
+            _ => (Value::Null, Value::Null),
+        };
+        let structured = details.is_array() || details.is_object();
+        let http = self.into_http();
+        let code = http.body.code.clone();
+        let mut res = if structured {
+            // PGRST201 lists the candidate relationships as objects, not as a string.
+            let body = json!({"code": http.body.code, "message": http.body.message, "details": details, "hint": hint});
+            let mut r = Response::new(Body::from(body.to_string()));
+            *r.status_mut() = http.status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            r
+        } else {
+            http.into_response()
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!("PostgREST; error={code}")) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("proxy-status"), v);
+        }
+        res
     }
 }
 
@@ -161,6 +327,10 @@ mod tests {
         assert_eq!(
             status_for_sqlstate("XX000", Role::Anon),
             StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status_for_sqlstate("PT402", Role::Anon),
+            StatusCode::PAYMENT_REQUIRED
         );
     }
 }

@@ -1,18 +1,38 @@
-//! Running statements: one pool per project (capped, evicted when idle) and one pipelined round trip per
-//! request — `BEGIN`, the role and claims `set_config`, the statement and `COMMIT` are written together
+//! Running statements: one pool per project (capped, evicted when idle, idle connections closed) with
+//! the project's schema cache beside it, and one pipelined round trip per request — `BEGIN`, the GUCs
+//! (`set_config`), the optional pre-request function, the statement and `COMMIT` are written together
 //! and their replies read together. Statements are prepared once per connection (PostgreSQL infers each
-//! parameter's type) and reused by every request of the same shape.
+//! parameter's type) and reused by every request of the same shape; each connection keeps at most
+//! [`MAX_STATEMENTS`] of them.
+//!
+//! ## Schema-cache invalidation without a listener per project
+//! `NOTIFY` never crosses databases, so one listener connection per server cannot hear every project,
+//! and a dedicated listener per project would double the connections. Instead every pooled connection
+//! runs `LISTEN pgrst` once when it is opened, and its driver task watches for notifications: PostgreSQL
+//! delivers them to idle sessions at once, so the first connection to hear `NOTIFY pgrst` (sent by the
+//! user, or by the template's DDL event trigger in `templates/rest.sql`) drops the project's cache.
+//! That costs no extra connection at all. A project whose connections were all closed may have missed a
+//! notification, so its cache is dropped when its first new connection opens.
 
 use crate::error::RestError;
+use crate::schema::{SchemaCache, LOAD_SQL};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use supactl_common::keys::Role;
 use supactl_common::wire::DbConfig;
+use tokio_postgres::AsyncMessage;
+
+/// Prepared statements kept per connection; past this the connection's cache is emptied.
+pub const MAX_STATEMENTS: usize = 256;
 
 /// A bind parameter sent in text format. Statements are prepared without parameter types, so PostgreSQL
 /// infers each from its context exactly as for a quoted literal (`'42'` against an integer column is an
@@ -41,9 +61,12 @@ impl ToSql for Text<'_> {
     to_sql_checked!();
 }
 
-/// Sets the role and claims for the transaction (PostgREST's GUCs).
+/// Sets the role and PostgREST's request GUCs for the transaction.
 const SETUP: &str =
-    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
+    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+     set_config('request.method', $3, true), set_config('request.path', $4, true), \
+     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
+     set_config('search_path', $7, true)";
 
 /// Errors a re-prepared statement may not hit again.
 fn stale_statement(e: &tokio_postgres::Error) -> bool {
@@ -53,6 +76,8 @@ fn stale_statement(e: &tokio_postgres::Error) -> bool {
         Some(c) if *c == SqlState::FEATURE_NOT_SUPPORTED
             || *c == SqlState::DATATYPE_MISMATCH
             || *c == SqlState::UNDEFINED_FUNCTION
+            || *c == SqlState::UNDEFINED_COLUMN
+            || *c == SqlState::UNDEFINED_TABLE
     )
 }
 
@@ -62,34 +87,145 @@ pub struct Outcome {
     pub body: String,
     pub page: i64,
     pub total: Option<i64>,
+    /// `response.headers` as set by the statement (a JSON array of objects), if any.
+    pub headers: Option<String>,
+    /// `response.status`, if set.
+    pub status: Option<String>,
+    /// The primary key of the first written row as a JSON object (for `Location`).
+    pub location: Option<String>,
+}
+
+/// How the transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEnd {
+    Commit,
+    Rollback,
+    /// Commit only when the statement affected exactly one row (singular writes); costs a second
+    /// round trip, since the decision needs the result.
+    CommitIfOne,
+}
+
+/// Everything about the request the transaction needs besides the statement.
+#[derive(Debug)]
+pub struct TxContext<'a> {
+    pub role: Role,
+    pub claims: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a str,
+    pub cookies: &'a str,
+    pub search_path: &'a str,
+    pub read_only: bool,
+    /// `SELECT "schema"."fn"()`, run after the GUCs are set.
+    pub pre_request: Option<String>,
+    pub end: TxEnd,
+}
+
+/// Per-project state shared with the connections' driver tasks.
+#[derive(Default)]
+struct ProjectState {
+    cache: Mutex<Option<Arc<SchemaCache>>>,
+    /// Bumped on every invalidation, so a load that raced with one is not installed.
+    generation: AtomicU64,
+    live_connections: AtomicUsize,
+    load: tokio::sync::Mutex<()>,
+}
+
+impl ProjectState {
+    fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.cache.lock().expect("cache lock") = None;
+    }
+}
+
+/// Opens connections that `LISTEN pgrst` and report notifications to the project's state.
+struct ListeningConnect {
+    state: Weak<ProjectState>,
+}
+
+type ConnectFuture<'a> = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    (tokio_postgres::Client, tokio::task::JoinHandle<()>),
+                    tokio_postgres::Error,
+                >,
+            > + Send
+            + 'a,
+    >,
+>;
+
+impl deadpool_postgres::Connect for ListeningConnect {
+    fn connect(&self, cfg: &tokio_postgres::Config) -> ConnectFuture<'_> {
+        let cfg = cfg.clone();
+        let state = self.state.clone();
+        Box::pin(async move {
+            let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            if let Some(s) = state.upgrade() {
+                if s.live_connections.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Nobody was listening: a notification may have been missed.
+                    s.invalidate();
+                }
+            }
+            let task_state = state.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    let msg = std::future::poll_fn(|cx| conn.poll_message(cx)).await;
+                    match msg {
+                        Some(Ok(AsyncMessage::Notification(n))) if n.channel() == "pgrst" => {
+                            if let Some(s) = task_state.upgrade() {
+                                tracing::debug!(payload = n.payload(), "schema cache reload");
+                                s.invalidate();
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "rest connection closed");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if let Some(s) = task_state.upgrade() {
+                    s.live_connections.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+            client.batch_execute("LISTEN pgrst").await?;
+            Ok((client, task))
+        })
+    }
 }
 
 struct Entry {
     pool: Pool,
     db: DbConfig,
     last_used: Instant,
-    primary_keys: HashMap<String, Arc<Vec<String>>>,
+    state: Arc<ProjectState>,
 }
 
-/// Per-project pools.
+/// Per-project pools and schema caches.
 pub struct Pools {
     max_size: usize,
     idle: Duration,
+    connection_idle: Duration,
     map: Mutex<HashMap<String, Entry>>,
 }
 
 impl Pools {
-    /// Pools of at most `max_size` connections, dropped after `idle` without use (checked by a
-    /// background task that ends with the last reference).
-    pub fn new(max_size: usize, idle: Duration) -> Arc<Pools> {
+    /// Pools of at most `max_size` connections, dropped (with the schema cache) after `idle` without
+    /// use; single connections are closed after `connection_idle` unused. A background task that ends
+    /// with the last reference does the sweeping.
+    pub fn new(max_size: usize, idle: Duration, connection_idle: Duration) -> Arc<Pools> {
         let pools = Arc::new(Pools {
             max_size,
             idle,
+            connection_idle,
             map: Mutex::new(HashMap::new()),
         });
         let weak: Weak<Pools> = Arc::downgrade(&pools);
         tokio::spawn(async move {
-            let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+            let period = (idle.min(connection_idle) / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(30));
             loop {
                 tokio::time::sleep(period).await;
                 let Some(p) = weak.upgrade() else { break };
@@ -106,12 +242,15 @@ impl Pools {
             let keep = now.duration_since(e.last_used) < self.idle;
             if !keep {
                 tracing::debug!(%project, "evicting idle project pool");
+            } else {
+                let limit = self.connection_idle;
+                e.pool.retain(|_, m| m.last_used() < limit);
             }
             keep
         });
     }
 
-    /// Drops a project's pool (deleted or paused project).
+    /// Drops a project's pool and cache (deleted or paused project).
     pub fn remove(&self, project_ref: &str) {
         self.map.lock().expect("pools lock").remove(project_ref);
     }
@@ -125,12 +264,19 @@ impl Pools {
         self.len() == 0
     }
 
-    fn pool(&self, project_ref: &str, db: &DbConfig) -> Pool {
+    /// Drops every project's schema cache (tests, admin tooling).
+    pub fn invalidate(&self, project_ref: &str) {
+        if let Some(e) = self.map.lock().expect("pools lock").get(project_ref) {
+            e.state.invalidate();
+        }
+    }
+
+    fn entry(&self, project_ref: &str, db: &DbConfig) -> (Pool, Arc<ProjectState>) {
         let mut map = self.map.lock().expect("pools lock");
         if let Some(e) = map.get_mut(project_ref) {
             if e.db == *db {
                 e.last_used = Instant::now();
-                return e.pool.clone();
+                return (e.pool.clone(), e.state.clone());
             }
         }
         let mut cfg = tokio_postgres::Config::new();
@@ -141,9 +287,12 @@ impl Pools {
             .password(&db.password)
             .application_name("supactl-rest")
             .connect_timeout(Duration::from_secs(5));
-        let mgr = Manager::from_config(
+        let state = Arc::new(ProjectState::default());
+        let mgr = Manager::from_connect(
             cfg,
-            tokio_postgres::NoTls,
+            ListeningConnect {
+                state: Arc::downgrade(&state),
+            },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -161,108 +310,236 @@ impl Pools {
                 pool: pool.clone(),
                 db: db.clone(),
                 last_used: Instant::now(),
-                primary_keys: HashMap::new(),
+                state: state.clone(),
             },
         );
-        pool
+        (pool, state)
     }
 
-    /// The primary-key columns of `schema.relation` (cached per project until its pool is dropped).
-    pub async fn primary_key(
+    /// The project's schema cache over `schemas`, loaded on first use and after invalidation.
+    pub async fn schema(
         &self,
         project_ref: &str,
         db: &DbConfig,
-        qualified: &str,
-    ) -> Result<Arc<Vec<String>>, RestError> {
-        let pool = self.pool(project_ref, db);
-        if let Some(pk) = self
-            .map
-            .lock()
-            .expect("pools lock")
-            .get(project_ref)
-            .and_then(|e| e.primary_keys.get(qualified).cloned())
-        {
-            return Ok(pk);
+        schemas: &[String],
+    ) -> Result<Arc<SchemaCache>, RestError> {
+        let (pool, state) = self.entry(project_ref, db);
+        if let Some(c) = state.cache.lock().expect("cache lock").clone() {
+            return Ok(c);
+        }
+        let _loading = state.load.lock().await;
+        if let Some(c) = state.cache.lock().expect("cache lock").clone() {
+            return Ok(c);
         }
         let client = pool
             .get()
             .await
             .map_err(|e| RestError::Unavailable(e.to_string()))?;
-        let rows = client
-            .query(
-                "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-                 WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
-                &[&qualified],
-            )
-            .await
-            .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
-        let pk = Arc::new(
-            rows.iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>(),
-        );
-        if let Some(e) = self.map.lock().expect("pools lock").get_mut(project_ref) {
-            e.primary_keys.insert(qualified.to_string(), pk.clone());
+        let generation = state.generation.load(Ordering::SeqCst);
+        let load = |schemas: Vec<String>| {
+            let client = &client;
+            async move {
+                let row = client
+                    .query_one(LOAD_SQL, &[&schemas])
+                    .await
+                    .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+                let text: String = row.get(0);
+                SchemaCache::from_json(&text)
+                    .map_err(|e| RestError::Unavailable(format!("schema cache: {e}")))
+            }
+        };
+        let mut cache = load(schemas.to_vec()).await?;
+        cache.schemas = schemas.to_vec();
+        // `pgrst.db_schemas` set in the database overrides the platform's default exposure.
+        if let Some(list) = cache.settings.db_schemas.clone() {
+            let wanted: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+            if wanted != schemas {
+                let settings = cache.settings.clone();
+                cache = load(wanted.clone()).await?;
+                cache.settings = settings;
+                cache.schemas = wanted;
+            }
         }
-        Ok(pk)
+        let cache = Arc::new(cache);
+        // The connection's statements may name dropped objects: start afresh.
+        client.statement_cache.clear();
+        if state.generation.load(Ordering::SeqCst) == generation {
+            *state.cache.lock().expect("cache lock") = Some(cache.clone());
+        }
+        Ok(cache)
     }
 
-    /// Runs `stmt` as `role` with `claims` in one transaction and one round trip.
+    /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIfOne`]) one round trip.
     pub async fn run(
         &self,
         project_ref: &str,
         db: &DbConfig,
-        role: Role,
-        claims: &str,
+        ctx: &TxContext<'_>,
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
-        let pool = self.pool(project_ref, db);
+        let role = ctx.role;
+        let (pool, _) = self.entry(project_ref, db);
         let client = pool
             .get()
             .await
             .map_err(|e| RestError::Unavailable(e.to_string()))?;
+        if client.statement_cache.size() > MAX_STATEMENTS {
+            client.statement_cache.clear();
+        }
         let params: Vec<Text> = stmt.params.iter().map(|p| Text(p)).collect();
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let (role_param, claims_param) = (Text(role.as_str()), Text(claims));
-        let setup_params: [&(dyn ToSql + Sync); 2] = [&role_param, &claims_param];
+        let setup_values = [
+            Text(role.as_str()),
+            Text(ctx.claims),
+            Text(ctx.method),
+            Text(ctx.path),
+            Text(ctx.headers),
+            Text(ctx.cookies),
+            Text(ctx.search_path),
+        ];
+        let setup_params: Vec<&(dyn ToSql + Sync)> = setup_values
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        let begin = if ctx.read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        };
+        let end = match ctx.end {
+            TxEnd::Rollback => "ROLLBACK",
+            _ => "COMMIT",
+        };
+        let setup = client
+            .prepare_cached(SETUP)
+            .await
+            .map_err(|e| RestError::from_pg(&e, role))?;
         let mut retried = false;
         let rows = loop {
-            // Prepared once per connection: later requests of the same shape skip parsing and planning.
-            let prepared = async {
-                Ok::<_, tokio_postgres::Error>((
-                    client.prepare_cached(SETUP).await?,
-                    client.prepare_cached(&stmt.sql).await?,
-                ))
-            };
-            let (setup, main) = prepared.await.map_err(|e| RestError::from_pg(&e, role))?;
-            let (begin, set, result, commit) = tokio::join!(
-                client.batch_execute("BEGIN"),
-                client.query(&setup, &setup_params),
-                client.query(&main, &params),
-                client.batch_execute("COMMIT"),
-            );
-            begin.map_err(|e| RestError::from_pg(&e, role))?;
-            set.map_err(|e| RestError::from_pg(&e, role))?;
-            commit.map_err(|e| RestError::from_pg(&e, role))?;
-            match result {
-                Ok(rows) => break rows,
-                // A cached statement can go stale when the schema changes under it (a column's type,
-                // say): forget the connection's statements and prepare again, once.
-                Err(e) if !retried && stale_statement(&e) => {
-                    client.statement_cache.clear();
-                    retried = true;
+            let begin_f = client.batch_execute(begin);
+            let set_f = client.query(&setup, &setup_params);
+            let pre_f = async {
+                match &ctx.pre_request {
+                    Some(sql) => client.batch_execute(sql).await,
+                    None => Ok(()),
                 }
-                Err(e) => return Err(RestError::from_pg(&e, role)),
+            };
+            let (mut begin_f, mut set_f, mut pre_f) = (pin!(begin_f), pin!(set_f), pin!(pre_f));
+            let (mut begin_r, mut set_r, mut pre_r) = (None, None, None);
+            // One poll each writes BEGIN, the GUCs and the pre-request call to the connection...
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = begin_f.as_mut().poll(cx) {
+                    begin_r = Some(r);
+                }
+                if let Poll::Ready(r) = set_f.as_mut().poll(cx) {
+                    set_r = Some(r);
+                }
+                if let Poll::Ready(r) = pre_f.as_mut().poll(cx) {
+                    pre_r = Some(r);
+                }
+                Poll::Ready(())
+            })
+            .await;
+            // ...so that a statement not yet prepared on this connection is parsed inside the
+            // transaction, as the request's role (which may use schemas the login role cannot). A
+            // statement already prepared costs nothing here, and the whole request stays one round
+            // trip; a new one costs one more, once per connection.
+            let prepared = client.prepare_cached(&stmt.sql).await;
+            let begin_done = async {
+                match begin_r.take() {
+                    Some(r) => r,
+                    None => begin_f.await,
+                }
+            };
+            let set_done = async {
+                match set_r.take() {
+                    Some(r) => r.map(|_| ()),
+                    None => set_f.await.map(|_| ()),
+                }
+            };
+            let pre_done = async {
+                match pre_r.take() {
+                    Some(r) => r,
+                    None => pre_f.await,
+                }
+            };
+            let main = match prepared {
+                Ok(m) => m,
+                Err(e) => {
+                    let (b, st, p) = tokio::join!(begin_done, set_done, pre_done);
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    // An earlier failure (the pre-request function, say) is the one to report.
+                    if let Err(first) = b.and(st).and(p) {
+                        return Err(RestError::from_pg(&first, role));
+                    }
+                    if !retried && stale_statement(&e) {
+                        client.statement_cache.clear();
+                        retried = true;
+                        continue;
+                    }
+                    return Err(RestError::from_pg(&e, role));
+                }
+            };
+            let finish = async {
+                if ctx.end == TxEnd::CommitIfOne {
+                    Ok(())
+                } else {
+                    client.batch_execute(end).await
+                }
+            };
+            let (begin, set, pre, result, commit) = tokio::join!(
+                begin_done,
+                set_done,
+                pre_done,
+                client.query(&main, &params),
+                finish,
+            );
+            let early = begin.and(set).and(pre);
+            if let Err(e) = early {
+                if ctx.end == TxEnd::CommitIfOne {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                return Err(RestError::from_pg(&e, role));
+            }
+            match result {
+                Ok(rows) => {
+                    commit.map_err(|e| RestError::from_pg(&e, role))?;
+                    break rows;
+                }
+                Err(e) => {
+                    if ctx.end == TxEnd::CommitIfOne {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                    }
+                    // A cached statement can go stale when the schema changes under it (a column's
+                    // type, say): forget the connection's statements and prepare again, once.
+                    if !retried && stale_statement(&e) {
+                        client.statement_cache.clear();
+                        retried = true;
+                        continue;
+                    }
+                    return Err(RestError::from_pg(&e, role));
+                }
             }
         };
         let row = rows
             .first()
             .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
-        Ok(Outcome {
+        let out = Outcome {
             body: row.get(0),
             page: row.get(1),
             total: row.get(2),
-        })
+            headers: row.get::<_, Option<String>>(3).filter(|s| !s.is_empty()),
+            status: row.get::<_, Option<String>>(4).filter(|s| !s.is_empty()),
+            location: row.get(5),
+        };
+        if ctx.end == TxEnd::CommitIfOne {
+            let end = if out.page == 1 { "COMMIT" } else { "ROLLBACK" };
+            client
+                .batch_execute(end)
+                .await
+                .map_err(|e| RestError::from_pg(&e, role))?;
+        }
+        Ok(out)
     }
 }

@@ -1,19 +1,23 @@
 //! A PostgREST-compatible REST engine for many projects.
 //!
-//! A request goes through three stages kept apart (STYLE.md "Services"): [`parse`] turns the PostgREST
-//! query string, headers and body into an [`plan::ApiRequest`]; [`sql`] turns that into one parameterised
-//! statement whose result PostgreSQL already renders as JSON; [`exec`] runs it on the project's own pool in
-//! one pipelined round trip (`BEGIN`, role and claims `set_config`, the statement, `COMMIT`).
+//! A request goes through stages kept apart (STYLE.md "Services"): [`parse`] turns the PostgREST query
+//! string, headers and body into a [`plan::Query`]; [`sql`] checks it against the project's
+//! [`schema::SchemaCache`] and turns it into one parameterised statement whose result PostgreSQL already
+//! renders as JSON; [`exec`] runs it on the project's own pool in one pipelined round trip (`BEGIN`, the
+//! role and request GUCs, the statement, `COMMIT`); [`service`] shapes the HTTP response.
 //!
 //! The engine trusts nothing from the gateway but a JWT it verifies again with the project's secrets
 //! (defence in depth) and then lets row-level security decide. Values are always bind parameters and
 //! identifiers always quoted. This crate owns no platform state: project configs come from the
 //! [`supactl_common::directory::Directory`].
 
+pub mod csv;
 pub mod error;
 pub mod exec;
+mod openapi;
 pub mod parse;
 pub mod plan;
+pub mod schema;
 pub mod service;
 pub mod sql;
 

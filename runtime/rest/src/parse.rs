@@ -1,19 +1,9 @@
-//! PostgREST request syntax → [`ApiRequest`]. Malformed input is refused here (PGRST100) and never
-//! reaches PostgreSQL.
+//! PostgREST request syntax → [`Query`] and [`Preferences`]. Malformed input is refused here (PGRST100)
+//! and never reaches PostgreSQL. Nothing here knows the schema: names are checked by [`crate::resolve`].
 
 use crate::error::RestError;
 use crate::plan::*;
 use percent_encoding::percent_decode_str;
-
-/// Query-string keys that are not filters.
-const RESERVED: &[&str] = &[
-    "select",
-    "order",
-    "limit",
-    "offset",
-    "on_conflict",
-    "columns",
-];
 
 /// Splits a raw query string into decoded `(key, value)` pairs (`+` is a space, as PostgREST decodes).
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
@@ -32,62 +22,73 @@ fn decode(s: &str) -> String {
     percent_decode_str(&s).decode_utf8_lossy().into_owned()
 }
 
-/// Parses one request. `relation` is the path segment after the service prefix.
-pub fn parse_request(
-    method: &http::Method,
-    relation: &str,
-    query: &str,
-    prefer: Option<&str>,
-    schema: String,
-    body: &[u8],
-) -> Result<ApiRequest, RestError> {
-    if relation.is_empty() || relation.contains('/') {
-        return Err(RestError::NotFound(format!("no route for /{relation}")));
+fn failed(what: &str, value: &str, detail: impl Into<String>) -> RestError {
+    RestError::Parse {
+        message: format!("\"failed to parse {what} parameter ({value})\""),
+        details: Some(detail.into()),
     }
-    let mut req = ApiRequest {
-        schema,
-        relation: relation.to_string(),
-        action: Action::Delete,
+}
+
+/// What the query string carries besides the read query.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Extras {
+    pub on_conflict: Option<Vec<String>>,
+    pub columns: Option<Vec<String>>,
+}
+
+/// Parses the query string. With `rpc_get`, keys that are not PostgREST syntax are kept raw in
+/// [`Query::extra`] (the resolver decides which are function arguments and which are filters).
+pub fn parse_query(query: &str, rpc_get: bool) -> Result<(Query, Extras), RestError> {
+    let mut q = Query {
         select: vec![SelectItem::Star],
-        filters: Vec::new(),
-        order: Vec::new(),
-        limit: None,
-        offset: None,
-        on_conflict: None,
-        prefer: parse_prefer(prefer),
+        ..Query::default()
     };
-    let mut columns: Option<Vec<String>> = None;
+    let mut extras = Extras::default();
     for (key, value) in query_pairs(query) {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(failed("query", &key, "NUL characters are not allowed"));
+        }
         match key.as_str() {
-            "select" => req.select = parse_select(&value)?,
-            "order" => req.order = parse_order(&value)?,
-            "limit" => req.limit = Some(parse_int("limit", &value)?),
-            "offset" => req.offset = Some(parse_int("offset", &value)?),
-            "on_conflict" => req.on_conflict = Some(parse_column_list(&value)?),
-            "columns" => columns = Some(parse_column_list(&value)?),
+            "select" => q.select = parse_select(&value)?,
+            "on_conflict" => extras.on_conflict = Some(parse_column_list(&value)?),
+            "columns" => extras.columns = Some(parse_column_list(&value)?),
             _ => {
-                debug_assert!(!RESERVED.contains(&key.as_str()));
-                req.filters.push(parse_filter(&key, &value)?);
+                let mut path: Vec<String> = key.split('.').map(str::to_string).collect();
+                let last = path.pop().unwrap_or_default();
+                // `not.or` / `a.not.and`
+                let (last, negated) = match path.last().map(String::as_str) {
+                    Some("not") if last == "or" || last == "and" => {
+                        path.pop();
+                        (last, true)
+                    }
+                    _ => (last, false),
+                };
+                match last.as_str() {
+                    "order" => q.order.push((path, parse_order(&value)?)),
+                    "limit" => q.limit.push((path, parse_int("limit", &value)?)),
+                    "offset" => q.offset.push((path, parse_int("offset", &value)?)),
+                    "or" | "and" => {
+                        let children = parse_logic_list(&value)?;
+                        q.filters.push((
+                            path,
+                            Cond::Logic {
+                                or: last == "or",
+                                negated,
+                                children,
+                            },
+                        ));
+                    }
+                    _ if rpc_get && path.is_empty() => q.extra.push((key, value)),
+                    _ => {
+                        let field = parse_field(&last)?;
+                        q.filters
+                            .push((path, Cond::Filter(parse_filter(field, &value, false)?)));
+                    }
+                }
             }
         }
     }
-    req.action = match *method {
-        http::Method::GET => Action::Read { head: false },
-        http::Method::HEAD => Action::Read { head: true },
-        http::Method::POST | http::Method::PATCH => {
-            let (body, keys) =
-                normalise_body(body, method == http::Method::POST, columns.is_none())?;
-            let columns = columns.unwrap_or(keys);
-            if method == http::Method::POST {
-                Action::Insert { body, columns }
-            } else {
-                Action::Update { body, columns }
-            }
-        }
-        http::Method::DELETE => Action::Delete,
-        _ => return Err(RestError::MethodNotAllowed(method.to_string())),
-    };
-    Ok(req)
+    Ok((q, extras))
 }
 
 fn parse_int(what: &str, v: &str) -> Result<i64, RestError> {
@@ -95,19 +96,53 @@ fn parse_int(what: &str, v: &str) -> Result<i64, RestError> {
         .parse::<i64>()
         .ok()
         .filter(|n| *n >= 0)
-        .ok_or_else(|| RestError::parse(format!("\"failed to parse {what} parameter ({v})\"")))
+        .ok_or_else(|| failed(what, v, "expected a non-negative integer"))
 }
 
-/// A column name: letters, digits, `_`, `$` and spaces are accepted (PostgREST quotes them all); the
-/// characters that carry syntax in the query language are not.
+/// Splits at `sep` outside parentheses and double quotes.
+fn split_top(s: &str, sep: char) -> Result<Vec<&str>, RestError> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if quoted => {
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '(' | '{' if !quoted => depth += 1,
+            ')' | '}' if !quoted => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(failed("query", s, "unbalanced parentheses"));
+                }
+            }
+            c if c == sep && !quoted && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 || quoted {
+        return Err(failed("query", s, "unbalanced parentheses or quotes"));
+    }
+    out.push(&s[start..]);
+    Ok(out)
+}
+
+/// A column or alias name. Quoted names (`"my col"`) may hold any character but `"`; bare names may
+/// not hold the characters that carry syntax.
 fn parse_name(s: &str) -> Result<String, RestError> {
     let s = s.trim();
-    let s = s
-        .strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .unwrap_or(s);
+    if let Some(inner) = s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        if inner.is_empty() || inner.contains('"') || inner.chars().any(char::is_control) {
+            return Err(failed("name", s, "invalid quoted name"));
+        }
+        return Ok(inner.to_string());
+    }
     if s.is_empty() || s.chars().any(|c| "(),.:!\"'".contains(c) || c.is_control()) {
-        return Err(RestError::parse(format!("unexpected column name \"{s}\"")));
+        return Err(failed("name", s, format!("unexpected name \"{s}\"")));
     }
     Ok(s.to_string())
 }
@@ -124,67 +159,228 @@ fn parse_cast(s: &str) -> Result<String, RestError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ' || c == '[' || c == ']')
     {
-        return Err(RestError::parse(format!("unexpected cast \"{s}\"")));
+        return Err(failed("select", s, format!("unexpected cast \"{s}\"")));
     }
     Ok(s.to_string())
 }
 
-/// `select=*,id,alias:col::text`.
+/// `name->a->>b->0` → [`Field`].
+pub fn parse_field(s: &str) -> Result<Field, RestError> {
+    let s = s.trim();
+    let mut parts = s.split("->");
+    let name = parse_name(parts.next().unwrap_or(""))?;
+    let mut json = Vec::new();
+    for p in parts {
+        let (text, key) = match p.strip_prefix('>') {
+            Some(k) => (true, k),
+            None => (false, p),
+        };
+        let key = key.trim();
+        let key = key
+            .strip_prefix('\'')
+            .and_then(|k| k.strip_suffix('\''))
+            .unwrap_or(key);
+        if key.is_empty() || key.chars().any(|c| "(),:!\"".contains(c) || c.is_control()) {
+            return Err(failed("field", s, "invalid JSON path"));
+        }
+        json.push(JsonStep {
+            text,
+            key: key.to_string(),
+        });
+    }
+    Ok(Field { name, json })
+}
+
+/// Finds the alias separator `:` (not part of `::`) outside quotes.
+fn alias_split(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    let mut quoted = false;
+    for i in 0..b.len() {
+        match b[i] {
+            b'(' if !quoted => return None,
+            b'"' => quoted = !quoted,
+            b':' if !quoted => {
+                let prev = i > 0 && b[i - 1] == b':';
+                let next = i + 1 < b.len() && b[i + 1] == b':';
+                if !prev && !next {
+                    return Some((&s[..i], &s[i + 1..]));
+                }
+                if next {
+                    return None; // a cast comes first: no alias
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `select=*,id,alias:col::text,author:authors!fk!inner(name),...tags(name),amount.sum()`.
 pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
     if v.trim().is_empty() {
         return Ok(vec![SelectItem::Star]);
     }
-    if v.contains('(') {
-        return Err(RestError::parse(
-            "embedded resources are not supported yet".to_string(),
-        ));
-    }
-    v.split(',')
-        .map(|item| {
-            let item = item.trim();
-            if item == "*" {
-                return Ok(SelectItem::Star);
-            }
-            let (item, cast) = match item.split_once("::") {
-                Some((a, c)) => (a, Some(parse_cast(c)?)),
-                None => (item, None),
-            };
-            let (alias, name) = match item.split_once(':') {
-                Some((a, n)) => (Some(parse_name(a)?), n),
-                None => (None, item),
-            };
-            Ok(SelectItem::Column {
-                field: Field {
-                    name: parse_name(name)?,
-                },
-                alias,
-                cast,
-            })
-        })
+    split_top(v, ',')
+        .map_err(|_| failed("select", v, "unbalanced parentheses"))?
+        .into_iter()
+        .map(|item| parse_select_item(item.trim()).map_err(|e| e.within("select", v)))
         .collect()
 }
 
-/// `order=a.desc.nullslast,b`.
+fn parse_select_item(item: &str) -> Result<SelectItem, RestError> {
+    if item == "*" {
+        return Ok(SelectItem::Star);
+    }
+    if item.is_empty() {
+        return Err(failed("select", item, "empty select item"));
+    }
+    let (spread, item) = match item.strip_prefix("...") {
+        Some(rest) => (true, rest),
+        None => (false, item),
+    };
+    let (alias, body) = match alias_split(item) {
+        Some((a, b)) => (Some(parse_name(a)?), b.trim()),
+        None => (None, item),
+    };
+    // `count()` / `col.sum()` end in `()` (maybe followed by a cast); an embed ends in `(…)`.
+    let (body_nocast, final_cast) = match body.rfind("::") {
+        Some(i) if body[..i].ends_with("()") => (&body[..i], Some(parse_cast(&body[i + 2..])?)),
+        _ => (body, None),
+    };
+    let aggregate_like = body_nocast
+        .strip_suffix("()")
+        .is_some_and(|h| h == "count" || (h.contains('.') && !h.contains('(')));
+    if let (true, Some(head)) = (aggregate_like, body_nocast.strip_suffix("()")) {
+        if spread {
+            return Err(failed("select", item, "spread needs a relation"));
+        }
+        if head == "count" {
+            if final_cast.is_some() {
+                return Err(failed("select", item, "count() takes no cast"));
+            }
+            return Ok(SelectItem::Count { alias });
+        }
+        let (col, agg) = head
+            .rsplit_once('.')
+            .ok_or_else(|| failed("select", item, "unknown function"))?;
+        let aggregate = match agg {
+            "count" => Aggregate::Count,
+            "sum" => Aggregate::Sum,
+            "avg" => Aggregate::Avg,
+            "max" => Aggregate::Max,
+            "min" => Aggregate::Min,
+            other => {
+                return Err(failed(
+                    "select",
+                    item,
+                    format!("unknown aggregate \"{other}\""),
+                ))
+            }
+        };
+        let (col, cast) = match col.split_once("::") {
+            Some((c, t)) => (c, Some(parse_cast(t)?)),
+            None => (col, None),
+        };
+        return Ok(SelectItem::Column {
+            field: parse_field(col)?,
+            alias,
+            cast,
+            aggregate: Some(aggregate),
+            aggregate_cast: final_cast,
+        });
+    }
+    if let Some(open) = body.find('(') {
+        let inner = body[open + 1..]
+            .strip_suffix(')')
+            .ok_or_else(|| failed("select", item, "expected \")\" at the end of an embed"))?;
+        let mut parts = body[..open].split('!');
+        let name = parse_name(parts.next().unwrap_or(""))?;
+        let (mut hint, mut join) = (None, None);
+        for p in parts {
+            match p {
+                "inner" => join = Some(JoinType::Inner),
+                "left" => join = Some(JoinType::Left),
+                h if hint.is_none() => hint = Some(parse_name(h)?),
+                _ => return Err(failed("select", item, "too many hints")),
+            }
+        }
+        return Ok(SelectItem::Embed(Box::new(EmbedRequest {
+            name,
+            alias,
+            hint,
+            join,
+            spread,
+            select: if inner.trim().is_empty() {
+                Vec::new()
+            } else {
+                parse_select(inner)?
+            },
+        })));
+    }
+    if spread {
+        return Err(failed("select", item, "spread needs a relation"));
+    }
+    let (col, cast) = match body.split_once("::") {
+        Some((c, t)) => (c, Some(parse_cast(t)?)),
+        None => (body, None),
+    };
+    Ok(SelectItem::Column {
+        field: parse_field(col)?,
+        alias,
+        cast,
+        aggregate: None,
+        aggregate_cast: None,
+    })
+}
+
+/// `order=a.desc.nullslast,data->>x,author(name).asc`.
 pub fn parse_order(v: &str) -> Result<Vec<OrderTerm>, RestError> {
-    v.split(',')
+    split_top(v, ',')
+        .map_err(|_| failed("order", v, "unbalanced parentheses"))?
+        .into_iter()
         .map(|term| {
-            let mut parts = term.split('.');
-            let name = parse_name(parts.next().unwrap_or(""))?;
+            let term = term.trim();
+            let (relation, field, mods) = if let Some(open) = term.find('(') {
+                let close = term
+                    .find(')')
+                    .ok_or_else(|| failed("order", v, "expected \")\""))?;
+                if close < open {
+                    return Err(failed("order", v, "unexpected \")\""));
+                }
+                let rest = &term[close + 1..];
+                let mods = match rest {
+                    "" => "",
+                    r => r
+                        .strip_prefix('.')
+                        .ok_or_else(|| failed("order", v, "expected \".\" after \")\""))?,
+                };
+                (
+                    Some(parse_name(&term[..open])?),
+                    parse_field(&term[open + 1..close])?,
+                    mods,
+                )
+            } else {
+                let (f, m) = term.split_once('.').unwrap_or((term, ""));
+                (None, parse_field(f)?, m)
+            };
             let mut t = OrderTerm {
-                field: Field { name },
+                relation,
+                field,
                 descending: false,
                 nulls: None,
             };
-            for p in parts {
+            for p in mods.split('.').filter(|p| !p.is_empty()) {
                 match p {
                     "asc" => t.descending = false,
                     "desc" => t.descending = true,
                     "nullsfirst" => t.nulls = Some(Nulls::First),
                     "nullslast" => t.nulls = Some(Nulls::Last),
                     other => {
-                        return Err(RestError::parse(format!(
-                            "unexpected order modifier \"{other}\" in \"{term}\""
-                        )))
+                        return Err(failed(
+                            "order",
+                            v,
+                            format!("unexpected order modifier \"{other}\""),
+                        ))
                     }
                 }
             }
@@ -193,44 +389,150 @@ pub fn parse_order(v: &str) -> Result<Vec<OrderTerm>, RestError> {
         .collect()
 }
 
-/// `col=[not.]op.value`.
-pub fn parse_filter(key: &str, value: &str) -> Result<Filter, RestError> {
-    let field = Field {
-        name: parse_name(key)?,
+/// `(a.eq.1,or(b.gt.2,not.and(c.is.null,d.in.(1,2))))` → children.
+fn parse_logic_list(v: &str) -> Result<Vec<Cond>, RestError> {
+    let inner = v
+        .trim()
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .ok_or_else(|| failed("logic tree", v, "expected \"(\""))?;
+    split_top(inner, ',')
+        .map_err(|_| failed("logic tree", v, "unbalanced parentheses"))?
+        .into_iter()
+        .map(|item| parse_logic_item(item.trim()).map_err(|e| e.within("logic tree", v)))
+        .collect()
+}
+
+fn parse_logic_item(item: &str) -> Result<Cond, RestError> {
+    let (negated, rest) = match item.strip_prefix("not.") {
+        Some(r) if r.starts_with("and(") || r.starts_with("or(") => (true, r),
+        _ => (false, item),
     };
+    for (prefix, or) in [("and(", false), ("or(", true)] {
+        if rest.starts_with(prefix) {
+            return Ok(Cond::Logic {
+                or,
+                negated,
+                children: parse_logic_list(&rest[prefix.len() - 1..])?,
+            });
+        }
+    }
+    let (field, value) = item
+        .split_once('.')
+        .ok_or_else(|| failed("logic tree", item, "expected a filter"))?;
+    Ok(Cond::Filter(parse_filter(
+        parse_field(field)?,
+        value,
+        true,
+    )?))
+}
+
+/// In a logic tree a value may be double-quoted to carry `,` `(` `)`; `\` escapes inside quotes.
+fn unquote(v: &str) -> String {
+    match v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        None => v.to_string(),
+    }
+}
+
+/// `[not.]op[(modifier)].value` for `field`.
+pub fn parse_filter(field: Field, value: &str, in_logic: bool) -> Result<Filter, RestError> {
+    let bad = |d: &str| failed("filter", value, d.to_string());
     let (negated, rest) = match value.strip_prefix("not.") {
         Some(r) => (true, r),
         None => (false, value),
     };
     let (op, operand) = rest
         .split_once('.')
-        .ok_or_else(|| RestError::parse(format!("\"failed to parse filter ({value})\"")))?;
+        .ok_or_else(|| bad("expected operator.value"))?;
+    let (op, modifier) = match op.split_once('(') {
+        Some((o, m)) => (
+            o,
+            Some(
+                m.strip_suffix(')')
+                    .ok_or_else(|| bad("expected \")\" after the modifier"))?,
+            ),
+        ),
+        None => (op, None),
+    };
+    let operand = if in_logic {
+        unquote(operand)
+    } else {
+        operand.to_string()
+    };
+    let star = |s: &str| s.replace('*', "%");
     let predicate = match op {
-        "eq" => cmp(Op::Eq, operand),
-        "neq" => cmp(Op::Neq, operand),
-        "gt" => cmp(Op::Gt, operand),
-        "gte" => cmp(Op::Gte, operand),
-        "lt" => cmp(Op::Lt, operand),
-        "lte" => cmp(Op::Lte, operand),
-        "like" => cmp(Op::Like, &operand.replace('*', "%")),
-        "ilike" => cmp(Op::Ilike, &operand.replace('*', "%")),
-        "in" => Predicate::In(parse_list(operand)?),
-        "is" => Predicate::Is(match operand.to_ascii_lowercase().as_str() {
+        "in" if modifier.is_none() => Predicate::In(parse_list(&operand)?),
+        "is" if modifier.is_none() => Predicate::Is(match operand.to_ascii_lowercase().as_str() {
             "null" => IsValue::Null,
             "not_null" => IsValue::NotNull,
             "true" => IsValue::True,
             "false" => IsValue::False,
             "unknown" => IsValue::Unknown,
-            _ => {
-                return Err(RestError::parse(format!(
-                    "\"failed to parse filter (is.{operand})\""
-                )))
-            }
+            _ => return Err(bad("is accepts null, not_null, true, false or unknown")),
         }),
+        "fts" | "plfts" | "phfts" | "wfts" => {
+            let language = match modifier {
+                Some(l) => {
+                    if l.is_empty()
+                        || !l
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    {
+                        return Err(bad("invalid text search language"));
+                    }
+                    Some(l.to_string())
+                }
+                None => None,
+            };
+            Predicate::Fts {
+                kind: match op {
+                    "fts" => Fts::Fts,
+                    "plfts" => Fts::Plain,
+                    "phfts" => Fts::Phrase,
+                    _ => Fts::Websearch,
+                },
+                language,
+                value: operand,
+            }
+        }
         _ => {
-            return Err(RestError::parse(format!(
-                "\"failed to parse filter ({value})\" (unknown operator \"{op}\")"
-            )))
+            let op = Op::from_name(op).ok_or_else(|| bad(&format!("unknown operator \"{op}\"")))?;
+            let quantifier = match modifier {
+                None => None,
+                Some("any") if op.quantifiable() => Some(Quantifier::Any),
+                Some("all") if op.quantifiable() => Some(Quantifier::All),
+                Some(m) => return Err(bad(&format!("unexpected modifier \"{m}\""))),
+            };
+            let value = match (op, quantifier) {
+                (Op::Like | Op::Ilike, Some(_)) => {
+                    // `{a*,b*}`: the stars of each element.
+                    star(&operand)
+                }
+                (Op::Like | Op::Ilike, None) => star(&operand),
+                _ => operand,
+            };
+            if quantifier.is_some() && !(value.starts_with('{') && value.ends_with('}')) {
+                return Err(bad("(any)/(all) expect a list in braces: {a,b}"));
+            }
+            Predicate::Compare {
+                op,
+                quantifier,
+                value,
+            }
         }
     };
     Ok(Filter {
@@ -240,19 +542,18 @@ pub fn parse_filter(key: &str, value: &str) -> Result<Filter, RestError> {
     })
 }
 
-fn cmp(op: Op, value: &str) -> Predicate {
-    Predicate::Compare {
-        op,
-        value: value.to_string(),
-    }
-}
-
 /// `(a,"b,c",d)` → items; double quotes protect commas and parentheses, `\` escapes inside quotes.
 pub fn parse_list(v: &str) -> Result<Vec<String>, RestError> {
     let inner = v
         .strip_prefix('(')
         .and_then(|x| x.strip_suffix(')'))
-        .ok_or_else(|| RestError::parse(format!("\"failed to parse filter (in.{v})\"")))?;
+        .ok_or_else(|| {
+            failed(
+                "filter",
+                &format!("in.{v}"),
+                "expected a list in parentheses",
+            )
+        })?;
     let mut items = Vec::new();
     if inner.is_empty() {
         return Ok(items);
@@ -273,48 +574,76 @@ pub fn parse_list(v: &str) -> Result<Vec<String>, RestError> {
         }
     }
     if quoted {
-        return Err(RestError::parse(format!("unterminated quote in \"{v}\"")));
+        return Err(failed("filter", v, "unterminated quote"));
     }
     items.push(cur);
     Ok(items)
 }
 
-/// `Prefer: return=representation, resolution=merge-duplicates, count=exact`.
+/// `Prefer: return=representation, resolution=merge-duplicates, count=exact, …` (several headers are
+/// joined with commas by the caller).
 pub fn parse_prefer(h: Option<&str>) -> Preferences {
     let mut p = Preferences::default();
     for item in h.unwrap_or("").split(',').map(str::trim) {
         match item {
-            "return=representation" => p.ret = Return::Representation,
-            "return=minimal" => p.ret = Return::Minimal,
-            "return=headers-only" => p.ret = Return::HeadersOnly,
+            "" => {}
+            "return=representation" => p.ret = Some(Return::Representation),
+            "return=minimal" => p.ret = Some(Return::Minimal),
+            "return=headers-only" => p.ret = Some(Return::HeadersOnly),
             "resolution=merge-duplicates" => p.resolution = Some(Resolution::MergeDuplicates),
             "resolution=ignore-duplicates" => p.resolution = Some(Resolution::IgnoreDuplicates),
-            "count=exact" => p.count_exact = true,
+            "count=exact" => p.count = Some(Count::Exact),
+            "count=planned" => p.count = Some(Count::Planned),
+            "count=estimated" => p.count = Some(Count::Estimated),
             "missing=default" => p.missing_default = true,
-            _ => {}
+            "missing=null" => p.missing_default = false,
+            "params=single-object" => p.params_single_object = true,
+            "tx=commit" => p.tx = Some(true),
+            "tx=rollback" => p.tx = Some(false),
+            "handling=strict" => p.strict = true,
+            "handling=lenient" => p.strict = false,
+            other => match other
+                .strip_prefix("max-affected=")
+                .and_then(|n| n.parse().ok())
+            {
+                Some(n) => p.max_affected = Some(n),
+                None if other.starts_with("timezone=") => {}
+                None => p.invalid.push(other.to_string()),
+            },
         }
     }
     p
 }
 
-/// Validates the JSON body and returns it as an array (a single object is wrapped) plus the keys of its
+/// A JSON body made uniform: an array of objects plus the keys that become the written columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The body as a JSON array text.
+    pub json: String,
+    pub keys: Vec<String>,
+    /// Rows in the body.
+    pub rows: usize,
+    /// The body was a single object (not an array).
+    pub single: bool,
+    /// Keys present in every row.
+    pub complete: Vec<String>,
+}
+
+/// Validates a JSON body and returns it as an array (a single object is wrapped) plus the keys of its
 /// first object, which become the insert/update columns unless `columns=` says otherwise. Without
 /// `columns=`, every object of an array must have the same keys (PostgREST's PGRST102).
-fn normalise_body(
-    body: &[u8],
-    allow_array: bool,
-    uniform_keys: bool,
-) -> Result<(String, Vec<String>), RestError> {
+pub fn parse_json_payload(body: &[u8], uniform_keys: bool) -> Result<Payload, RestError> {
     use serde_json::Value;
     let mismatch = || RestError::InvalidBody("All object keys must match".to_string());
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| RestError::InvalidBody(format!("Empty or invalid json: {e}")))?;
+    let single = value.is_object();
     let value = match value {
         Value::Object(_) => Value::Array(vec![value]),
-        Value::Array(_) if allow_array => value,
+        Value::Array(_) => value,
         _ => {
             return Err(RestError::InvalidBody(
-                "Empty or invalid json: expected a JSON object".to_string(),
+                "Empty or invalid json: expected an object or an array of objects".to_string(),
             ))
         }
     };
@@ -324,67 +653,174 @@ fn normalise_body(
         Some(_) => return Err(mismatch()),
         None => Vec::new(),
     };
+    let mut complete = keys.clone();
     for item in items {
         let o = item.as_object().ok_or_else(mismatch)?;
         if uniform_keys && (o.len() != keys.len() || !keys.iter().all(|k| o.contains_key(k))) {
             return Err(mismatch());
         }
+        complete.retain(|k| o.contains_key(k));
     }
-    Ok((value.to_string(), keys))
+    Ok(Payload {
+        rows: items.len(),
+        json: value.to_string(),
+        keys,
+        single,
+        complete,
+    })
+}
+
+/// A CSV body (first line: column names) → the same payload as JSON, every value a string; an
+/// unquoted `NULL` is SQL NULL, as PostgREST reads it.
+pub fn parse_csv_payload(body: &[u8]) -> Result<Payload, RestError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| RestError::InvalidBody("CSV body is not UTF-8".into()))?;
+    let records = crate::csv::read(text)?;
+    let mut it = records.into_iter();
+    let header: Vec<String> = it
+        .next()
+        .ok_or_else(|| RestError::InvalidBody("Empty CSV body".into()))?
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    let mut rows = Vec::new();
+    for rec in it {
+        if rec.len() == 1 && rec[0].0.is_empty() && !rec[0].1 {
+            continue; // trailing newline
+        }
+        if rec.len() != header.len() {
+            return Err(RestError::InvalidBody(
+                "CSV rows must have as many fields as the header".into(),
+            ));
+        }
+        let mut o = serde_json::Map::new();
+        for (k, (v, quoted)) in header.iter().zip(rec) {
+            let v = if !quoted && v == "NULL" {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(v)
+            };
+            o.insert(k.clone(), v);
+        }
+        rows.push(serde_json::Value::Object(o));
+    }
+    Ok(Payload {
+        rows: rows.len(),
+        json: serde_json::Value::Array(rows).to_string(),
+        complete: header.clone(),
+        keys: header,
+        single: false,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn col(name: &str) -> SelectItem {
+        SelectItem::Column {
+            field: Field::plain(name),
+            alias: None,
+            cast: None,
+            aggregate: None,
+            aggregate_cast: None,
+        }
+    }
+
     #[test]
-    fn select_with_alias_and_cast() {
+    fn select_with_alias_cast_embed_and_spread() {
         let s = parse_select("id,author:name,price::text,*").unwrap();
         assert_eq!(s.len(), 4);
-        assert_eq!(
-            s[1],
-            SelectItem::Column {
-                field: Field {
-                    name: "name".into()
-                },
-                alias: Some("author".into()),
-                cast: None
-            }
-        );
+        assert_eq!(s[0], col("id"));
+        assert!(matches!(&s[1], SelectItem::Column { alias: Some(a), .. } if a == "author"));
         assert!(matches!(&s[2], SelectItem::Column { cast: Some(c), .. } if c == "text"));
-        assert!(
-            parse_select("id;drop").is_ok(),
-            "odd names are quoted, not refused"
-        );
+        let s = parse_select(
+            "title,writer:authors!books_author_id_fkey!inner(name,books(id)),...tags(name)",
+        )
+        .unwrap();
+        let SelectItem::Embed(e) = &s[1] else {
+            panic!("{s:?}")
+        };
+        assert_eq!(e.name, "authors");
+        assert_eq!(e.alias.as_deref(), Some("writer"));
+        assert_eq!(e.hint.as_deref(), Some("books_author_id_fkey"));
+        assert_eq!(e.join, Some(JoinType::Inner));
+        assert!(matches!(&e.select[1], SelectItem::Embed(b) if b.name == "books"));
+        assert!(matches!(&s[2], SelectItem::Embed(t) if t.spread && t.name == "tags"));
         assert!(parse_select("a::text;drop").is_err());
+        assert!(parse_select("authors(name").is_err());
+    }
+
+    #[test]
+    fn select_aggregates_and_json_paths() {
+        let s = parse_select("total:amount.sum()::int,count(),data->a->>b").unwrap();
+        assert!(
+            matches!(&s[0], SelectItem::Column { aggregate: Some(Aggregate::Sum), aggregate_cast: Some(c), alias: Some(a), .. } if c == "int" && a == "total")
+        );
+        assert_eq!(s[1], SelectItem::Count { alias: None });
+        let SelectItem::Column { field, .. } = &s[2] else {
+            panic!()
+        };
+        assert_eq!(field.name, "data");
+        assert_eq!(field.json.len(), 2);
+        assert!(!field.json[0].text && field.json[1].text);
+        assert_eq!(field.default_alias(), "b");
     }
 
     #[test]
     fn filters_and_lists() {
-        let f = parse_filter("age", "not.gte.18").unwrap();
+        let f = parse_filter(Field::plain("age"), "not.gte.18", false).unwrap();
         assert!(f.negated);
-        assert_eq!(
+        assert!(matches!(
             f.predicate,
-            Predicate::Compare {
-                op: Op::Gte,
-                value: "18".into()
-            }
-        );
-        let f = parse_filter("name", "in.(a,\"b,c\",d)").unwrap();
+            Predicate::Compare { op: Op::Gte, ref value, .. } if value == "18"
+        ));
+        let f = parse_filter(Field::plain("name"), "in.(a,\"b,c\",d)", false).unwrap();
         assert_eq!(
             f.predicate,
             Predicate::In(vec!["a".into(), "b,c".into(), "d".into()])
         );
-        assert_eq!(
-            parse_filter("t", "like.*x*").unwrap().predicate,
-            Predicate::Compare {
-                op: Op::Like,
-                value: "%x%".into()
-            }
+        let f = parse_filter(Field::plain("t"), "like(any).{a*,*b}", false).unwrap();
+        assert!(
+            matches!(f.predicate, Predicate::Compare { quantifier: Some(Quantifier::Any), ref value, .. } if value == "{a%,%b}")
         );
-        assert!(parse_filter("a", "bogus.1").is_err());
-        assert!(parse_filter("a", "eq").is_err());
-        assert!(parse_filter("a", "is.maybe").is_err());
+        let f = parse_filter(Field::plain("t"), "wfts(english).cat dog", false).unwrap();
+        assert!(
+            matches!(f.predicate, Predicate::Fts { kind: Fts::Websearch, language: Some(ref l), .. } if l == "english")
+        );
+        assert!(parse_filter(Field::plain("a"), "bogus.1", false).is_err());
+        assert!(parse_filter(Field::plain("a"), "eq", false).is_err());
+        assert!(parse_filter(Field::plain("a"), "is.maybe", false).is_err());
+        assert!(parse_filter(Field::plain("a"), "fts(en;drop).x", false).is_err());
+        assert!(parse_filter(Field::plain("a"), "gt(any).1", false).is_err());
+    }
+
+    #[test]
+    fn logic_trees_nest() {
+        let (q, _) = parse_query(
+            "or=(a.eq.1,and(b.gt.2,c.is.null),not.or(d.in.(1,2),e.eq.\"x,y\"))&books.not.and=(id.lt.3)",
+            false,
+        )
+        .unwrap();
+        let (path, Cond::Logic { or, children, .. }) = &q.filters[0] else {
+            panic!()
+        };
+        assert!(path.is_empty() && *or && children.len() == 3);
+        let Cond::Logic {
+            negated, children, ..
+        } = &children[2]
+        else {
+            panic!()
+        };
+        assert!(*negated);
+        assert!(
+            matches!(&children[1], Cond::Filter(Filter { predicate: Predicate::Compare { value, .. }, .. }) if value == "x,y")
+        );
+        assert!(
+            matches!(&q.filters[1], (p, Cond::Logic { negated: true, or: false, .. }) if p == &["books"])
+        );
+        assert!(parse_query("or=(a.eq.1", false).is_err());
+        assert!(parse_query("or=a.eq.1", false).is_err());
     }
 
     #[test]
@@ -397,10 +833,27 @@ mod tests {
 
     #[test]
     fn order_terms() {
-        let o = parse_order("a.desc.nullslast,b").unwrap();
+        let o = parse_order("a.desc.nullslast,b,author(name).desc,data->>x.asc").unwrap();
         assert!(o[0].descending && o[0].nulls == Some(Nulls::Last));
         assert!(!o[1].descending);
+        assert_eq!(o[2].relation.as_deref(), Some("author"));
+        assert!(o[2].descending);
+        assert_eq!(o[3].field.json[0].key, "x");
         assert!(parse_order("a.sideways").is_err());
+    }
+
+    #[test]
+    fn nested_parameters_have_paths() {
+        let (q, x) = parse_query(
+            "select=*,books(*)&books.order=id.desc&books.limit=2&books.title=eq.x&limit=1&columns=\"a\",b",
+            false,
+        )
+        .unwrap();
+        assert_eq!(q.limit_at(&["books".to_string()]), Some(2));
+        assert_eq!(q.limit_at(&[]), Some(1));
+        assert_eq!(q.order[0].0, vec!["books"]);
+        assert_eq!(q.filters[0].0, vec!["books"]);
+        assert_eq!(x.columns.unwrap(), vec!["a", "b"]);
     }
 
     #[test]
@@ -413,27 +866,33 @@ mod tests {
     #[test]
     fn bulk_bodies_need_uniform_keys_unless_columns_given() {
         let body = br#"[{"a":1},{"a":2,"b":3}]"#;
-        let r = parse_request(&http::Method::POST, "t", "", None, "public".into(), body);
-        assert!(matches!(r, Err(RestError::InvalidBody(_))));
-        let r = parse_request(
-            &http::Method::POST,
-            "t",
-            "columns=a,b",
-            None,
-            "public".into(),
-            body,
-        )
-        .unwrap();
-        assert!(matches!(r.action, Action::Insert { ref columns, .. } if columns == &["a", "b"]));
+        assert!(matches!(
+            parse_json_payload(body, true),
+            Err(RestError::InvalidBody(_))
+        ));
+        let p = parse_json_payload(body, false).unwrap();
+        assert_eq!(p.rows, 2);
+        assert!(!p.single);
+    }
+
+    #[test]
+    fn csv_bodies() {
+        let p = parse_csv_payload(b"id,name\n1,\"a,b\"\n2,NULL\n").unwrap();
+        assert_eq!(p.keys, vec!["id", "name"]);
+        assert_eq!(
+            p.json,
+            r#"[{"id":"1","name":"a,b"},{"id":"2","name":null}]"#
+        );
     }
 
     #[test]
     fn prefer_header() {
         let p = parse_prefer(Some(
-            "return=representation, resolution=merge-duplicates,count=exact",
+            "return=representation, resolution=merge-duplicates,count=exact,bogus=1",
         ));
-        assert_eq!(p.ret, Return::Representation);
+        assert_eq!(p.ret, Some(Return::Representation));
         assert_eq!(p.resolution, Some(Resolution::MergeDuplicates));
-        assert!(p.count_exact);
+        assert_eq!(p.count, Some(Count::Exact));
+        assert_eq!(p.invalid, vec!["bogus=1"]);
     }
 }

@@ -1,12 +1,16 @@
-//! [`ApiRequest`] → one SQL statement with text bind parameters.
+//! A parsed request + the schema cache → one SQL statement with text bind parameters.
 //!
-//! Every statement yields exactly one row `(body text, page bigint, total bigint)`: PostgreSQL renders the
-//! JSON body itself (`json_agg`), so rows are never decoded into Rust values and re-encoded. Parameters are
-//! sent untyped in text format, so PostgreSQL infers each one's type from its column, as it would for a
-//! literal in the query.
+//! Every statement yields exactly one row `(body, page, total, response.headers, response.status,
+//! location)`: PostgreSQL renders the body itself (`json_agg`, `row_to_json`), so rows are never decoded
+//! into Rust values and re-encoded. Embeds are `LEFT JOIN LATERAL` subqueries; writes are data-modifying
+//! CTEs read by the same select machinery. Parameters are sent untyped in text format, so PostgreSQL
+//! infers each one's type from its context, as it would for a quoted literal. Identifiers are always
+//! quoted; casts and JSON keys are validated by the parser and keys are bound as parameters too.
 
 use crate::error::RestError;
 use crate::plan::*;
+use crate::schema::{Function, QName, Relationship, SchemaCache, Table};
+use http::StatusCode;
 use std::fmt::Write;
 use supactl_common::ident::quote_ident;
 
@@ -17,52 +21,472 @@ pub struct Statement {
     pub params: Vec<String>,
 }
 
-struct Builder {
+/// How the body is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// A JSON array of rows (also used for `vnd.pgrst.object+json`, unwrapped by the caller).
+    Json,
+    /// The same without null-valued keys (`nulls=stripped`).
+    JsonStripped,
+    Csv,
+    /// No body (HEAD, `return=minimal`).
+    None,
+    /// One scalar function result.
+    Scalar,
+    /// A set of scalar function results, as a JSON array.
+    ScalarSet,
+}
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub enum Write_ {
+    Insert {
+        json: String,
+        columns: Vec<String>,
+        /// Columns present in every row (the others take their default under `missing=default`).
+        complete: Vec<String>,
+        on_conflict: Option<Vec<String>>,
+    },
+    Update {
+        json: String,
+        columns: Vec<String>,
+    },
+    Delete,
+}
+
+/// A statement and what the caller needs to shape the response.
+#[derive(Debug)]
+pub struct Built {
+    pub stmt: Statement,
+    /// The read's offset, for Content-Range.
+    pub offset: i64,
+}
+
+/// Where a read takes its rows from.
+struct Source<'a> {
+    /// SQL for the FROM item (a qualified table, a CTE name or a function call subquery).
+    from: String,
+    /// The relation whose columns and relationships apply (None for a `RETURNS TABLE` function).
+    table: Option<&'a Table>,
+    /// Name used for relationships and messages.
+    qname: QName,
+}
+
+struct Lateral {
     sql: String,
-    params: Vec<String>,
+    /// Needed by the WHERE clause (inner join or a null filter on the embed), so the count query keeps it.
+    filtering: bool,
 }
 
-impl Builder {
-    fn param(&mut self, v: String) -> String {
-        self.params.push(v);
-        format!("${}", self.params.len())
-    }
+/// The pieces of one level of a read.
+struct Level {
+    select: Vec<String>,
+    group_by: Vec<String>,
+    has_aggregate: bool,
+    laterals: Vec<Lateral>,
+    conds: Vec<String>,
+    order: Vec<String>,
+    /// Embeds at this level: label → (lateral alias, to_one).
+    embeds: Vec<(String, String, bool)>,
 }
 
-fn qualified(req: &ApiRequest) -> String {
-    format!(
-        "{}.{}",
-        quote_ident(&req.schema),
-        quote_ident(&req.relation)
+pub struct Builder<'a> {
+    cache: &'a SchemaCache,
+    query: &'a Query,
+    pub params: Vec<String>,
+    n: usize,
+    /// Writes apply top-level filters to the DML, not to the rows read back.
+    skip_top_filters: bool,
+    /// Embed paths the select list has, to refuse parameters for others (PGRST108).
+    seen_paths: Vec<Vec<String>>,
+}
+
+/// Whether a value/key is an integer (JSON array index).
+fn is_index(s: &str) -> bool {
+    let d = s.strip_prefix('-').unwrap_or(s);
+    !d.is_empty() && d.len() < 10 && d.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn column_error(table: &str, column: &str) -> RestError {
+    RestError::Db(
+        Box::new(crate::error::DbError {
+            code: "42703".into(),
+            message: format!("column {table}.{column} does not exist"),
+            details: None,
+            hint: None,
+        }),
+        supactl_common::keys::Role::Anon,
     )
 }
 
-/// Renders `select=` over the relation aliased `q`.
-fn select_list(items: &[SelectItem], q: &str) -> String {
-    let mut out = String::new();
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
+impl<'a> Builder<'a> {
+    pub fn new(cache: &'a SchemaCache, query: &'a Query) -> Builder<'a> {
+        Builder {
+            cache,
+            query,
+            params: Vec::new(),
+            n: 0,
+            skip_top_filters: false,
+            seen_paths: Vec::new(),
         }
-        match item {
-            SelectItem::Star => {
-                let _ = write!(out, "{q}.*");
+    }
+
+    fn param(&mut self, v: impl Into<String>) -> String {
+        self.params.push(v.into());
+        format!("${}", self.params.len())
+    }
+
+    fn next_alias(&mut self, base: &str) -> String {
+        self.n += 1;
+        format!("{base}_{}", self.n)
+    }
+
+    fn check_column(&self, src: &Source, alias: &str, name: &str) -> Result<(), RestError> {
+        if let Some(t) = src.table {
+            if t.column(name).is_none() {
+                return Err(column_error(alias, name));
             }
-            SelectItem::Column { field, alias, cast } => {
-                let col = quote_ident(&field.name);
-                let name = quote_ident(alias.as_deref().unwrap_or(&field.name));
-                match cast {
-                    Some(c) => {
-                        let _ = write!(out, "{q}.{col}::{c} AS {name}");
+        }
+        Ok(())
+    }
+
+    /// `"alias"."col"->$1::text->>$2::text`.
+    fn field(&mut self, src: &Source, alias: &str, f: &Field) -> Result<String, RestError> {
+        self.check_column(src, alias, &f.name)?;
+        let mut s = format!("{}.{}", quote_ident(alias), quote_ident(&f.name));
+        for step in &f.json {
+            let p = self.param(step.key.clone());
+            let ty = if is_index(&step.key) { "int" } else { "text" };
+            let _ = write!(s, "{}{p}::{ty}", if step.text { "->>" } else { "->" });
+        }
+        Ok(s)
+    }
+
+    fn column_type<'t>(&self, src: &'t Source, name: &str) -> Option<&'t str> {
+        src.table
+            .and_then(|t| t.column(name))
+            .map(|c| c.data_type.as_str())
+    }
+
+    fn filter(
+        &mut self,
+        src: &Source,
+        alias: &str,
+        f: &Filter,
+        embeds: &[(String, String, bool)],
+    ) -> Result<String, RestError> {
+        // `embed=is.null` / `embed=not.is.null`: anti-join / semi-join on an embed.
+        if f.field.json.is_empty() {
+            if let Some((_, lat, _)) = embeds.iter().find(|(l, _, _)| *l == f.field.name) {
+                let null = match f.predicate {
+                    Predicate::Is(IsValue::Null) => !f.negated,
+                    Predicate::Is(IsValue::NotNull) => f.negated,
+                    _ => return Err(RestError::api(
+                        StatusCode::BAD_REQUEST,
+                        "PGRST120",
+                        format!("Bad operator on the '{}' embedded resource", f.field.name),
+                        Some(
+                            "Only is null or not is null filters are allowed on embedded resources"
+                                .into(),
+                        ),
+                        None,
+                    )),
+                };
+                return Ok(format!(
+                    "{}.\"pgrst_v\" IS {}NULL",
+                    quote_ident(lat),
+                    if null { "" } else { "NOT " }
+                ));
+            }
+        }
+        let col = self.field(src, alias, &f.field)?;
+        let expr = match &f.predicate {
+            Predicate::Compare {
+                op,
+                quantifier,
+                value,
+            } => {
+                let p = self.param(value.clone());
+                match quantifier {
+                    Some(Quantifier::Any) => format!("{col} {} ANY({p})", op.sql()),
+                    Some(Quantifier::All) => format!("{col} {} ALL({p})", op.sql()),
+                    None => format!("{col} {} {p}", op.sql()),
+                }
+            }
+            Predicate::In(items) if items.is_empty() => "false".to_string(),
+            Predicate::In(items) => {
+                let p = self.param(array_literal(items));
+                format!("{col} = ANY({p})")
+            }
+            Predicate::Is(v) => format!(
+                "{col} IS {}",
+                match v {
+                    IsValue::Null => "NULL",
+                    IsValue::NotNull => "NOT NULL",
+                    IsValue::True => "TRUE",
+                    IsValue::False => "FALSE",
+                    IsValue::Unknown => "UNKNOWN",
+                }
+            ),
+            Predicate::Fts {
+                kind,
+                language,
+                value,
+            } => {
+                let lang = language.as_ref().map(|l| self.param(l.clone()));
+                let p = self.param(value.clone());
+                let is_tsvector = f.field.json.is_empty()
+                    && self.column_type(src, &f.field.name) == Some("tsvector");
+                let lhs = match (&lang, is_tsvector) {
+                    (_, true) => col,
+                    (Some(l), false) => format!("to_tsvector({l}::regconfig, {col})"),
+                    (None, false) => format!("to_tsvector({col})"),
+                };
+                match lang {
+                    Some(l) => format!("{lhs} @@ {}({l}::regconfig, {p})", kind.function()),
+                    None => format!("{lhs} @@ {}({p})", kind.function()),
+                }
+            }
+        };
+        Ok(if f.negated {
+            format!("NOT ({expr})")
+        } else {
+            expr
+        })
+    }
+
+    fn cond(
+        &mut self,
+        src: &Source,
+        alias: &str,
+        c: &Cond,
+        embeds: &[(String, String, bool)],
+    ) -> Result<String, RestError> {
+        match c {
+            Cond::Filter(f) => self.filter(src, alias, f, embeds),
+            Cond::Logic {
+                or,
+                negated,
+                children,
+            } => {
+                let mut parts = Vec::with_capacity(children.len());
+                for ch in children {
+                    parts.push(self.cond(src, alias, ch, embeds)?);
+                }
+                let joined = if parts.is_empty() {
+                    "true".to_string()
+                } else {
+                    parts.join(if *or { " OR " } else { " AND " })
+                };
+                Ok(if *negated {
+                    format!("NOT ({joined})")
+                } else {
+                    format!("({joined})")
+                })
+            }
+        }
+    }
+
+    fn order_terms(
+        &mut self,
+        src: &Source,
+        alias: &str,
+        terms: &[OrderTerm],
+        embeds: &[(String, String, bool)],
+    ) -> Result<Vec<String>, RestError> {
+        let mut out = Vec::new();
+        for t in terms {
+            let mut s = match &t.relation {
+                None => self.field(src, alias, &t.field)?,
+                Some(rel) => {
+                    let (_, lat, to_one) = embeds
+                        .iter()
+                        .find(|(l, _, _)| l == rel)
+                        .ok_or_else(|| not_embedded(rel))?;
+                    if !to_one {
+                        return Err(RestError::api(
+                            StatusCode::BAD_REQUEST,
+                            "PGRST118",
+                            format!("A related order on '{rel}' is not possible"),
+                            Some(format!("'{}' and '{rel}' do not form a many-to-one or one-to-one relationship", src.qname.1)),
+                            None,
+                        ));
                     }
-                    None => {
-                        let _ = write!(out, "{q}.{col} AS {name}");
+                    let mut s = format!("{}.{}", quote_ident(lat), quote_ident(&t.field.name));
+                    for step in &t.field.json {
+                        let p = self.param(step.key.clone());
+                        let ty = if is_index(&step.key) { "int" } else { "text" };
+                        let _ = write!(s, "{}{p}::{ty}", if step.text { "->>" } else { "->" });
+                    }
+                    s
+                }
+            };
+            if t.descending {
+                s.push_str(" DESC");
+            }
+            match t.nulls {
+                Some(Nulls::First) => s.push_str(" NULLS FIRST"),
+                Some(Nulls::Last) => s.push_str(" NULLS LAST"),
+                None => {}
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// Builds one level of a read: select list, laterals for embeds, conditions and order.
+    fn level(
+        &mut self,
+        src: &Source,
+        alias: &str,
+        select: &[SelectItem],
+        path: &[String],
+    ) -> Result<Level, RestError> {
+        self.seen_paths.push(path.to_vec());
+        let mut lv = Level {
+            select: Vec::new(),
+            group_by: Vec::new(),
+            has_aggregate: false,
+            laterals: Vec::new(),
+            conds: Vec::new(),
+            order: Vec::new(),
+            embeds: Vec::new(),
+        };
+        // Embeds first, so filters and order can refer to them.
+        let mut embed_sql: Vec<Vec<String>> = Vec::new();
+        for item in select {
+            if let SelectItem::Embed(e) = item {
+                let emb = self.embed(src, alias, e, path)?;
+                lv.embeds
+                    .push((e.label().to_string(), emb.alias.clone(), emb.to_one));
+                embed_sql.push(emb.columns);
+                let inner = e.join == Some(JoinType::Inner);
+                if inner {
+                    lv.conds.push(format!(
+                        "{}.\"pgrst_v\" IS NOT NULL",
+                        quote_ident(&emb.alias)
+                    ));
+                }
+                lv.laterals.push(Lateral {
+                    sql: emb.lateral,
+                    filtering: inner,
+                });
+            }
+        }
+        let mut embed_iter = embed_sql.into_iter();
+        for item in select {
+            match item {
+                SelectItem::Star => lv.select.push(format!("{}.*", quote_ident(alias))),
+                SelectItem::Count { alias: a } => {
+                    self.aggregates_allowed()?;
+                    lv.has_aggregate = true;
+                    lv.select.push(format!(
+                        "count(*) AS {}",
+                        quote_ident(a.as_deref().unwrap_or("count"))
+                    ));
+                }
+                SelectItem::Column {
+                    field,
+                    alias: a,
+                    cast,
+                    aggregate,
+                    aggregate_cast,
+                } => {
+                    let mut expr = self.field(src, alias, field)?;
+                    if let Some(c) = cast {
+                        expr = format!("CAST({expr} AS {c})");
+                    }
+                    let name = match aggregate {
+                        Some(agg) => {
+                            self.aggregates_allowed()?;
+                            lv.has_aggregate = true;
+                            expr = format!("{}({expr})", agg.sql());
+                            if let Some(c) = aggregate_cast {
+                                expr = format!("CAST({expr} AS {c})");
+                            }
+                            a.clone().unwrap_or_else(|| agg.sql().to_string())
+                        }
+                        None => {
+                            lv.group_by.push(expr.clone());
+                            a.clone()
+                                .unwrap_or_else(|| field.default_alias().to_string())
+                        }
+                    };
+                    lv.select.push(format!("{expr} AS {}", quote_ident(&name)));
+                }
+                SelectItem::Embed(_) => {
+                    if let Some(cols) = embed_iter.next() {
+                        lv.select.extend(cols);
                     }
                 }
             }
         }
+        // Filters, logic trees and order at this path.
+        for (p, c) in &self.query.filters {
+            if p.as_slice() == path && !(path.is_empty() && self.skip_top_filters) {
+                let c = self.cond(src, alias, c, &lv.embeds)?;
+                if c.contains("\"pgrst_v\"") {
+                    // A null filter on an embed: the count query needs the embeds.
+                    for l in lv.laterals.iter_mut() {
+                        l.filtering = true;
+                    }
+                }
+                lv.conds.push(c);
+            }
+        }
+        for (p, terms) in &self.query.order {
+            if p.as_slice() == path {
+                let t = self.order_terms(src, alias, terms, &lv.embeds)?;
+                lv.order.extend(t);
+            }
+        }
+        Ok(lv)
     }
-    out
+
+    /// Every nested parameter must name an embed of the select list.
+    fn check_paths(&self) -> Result<(), RestError> {
+        let q = self.query;
+        let paths = q
+            .filters
+            .iter()
+            .map(|x| &x.0)
+            .chain(q.order.iter().map(|x| &x.0))
+            .chain(q.limit.iter().map(|x| &x.0))
+            .chain(q.offset.iter().map(|x| &x.0));
+        for p in paths {
+            if !p.is_empty() && !self.seen_paths.contains(p) {
+                return Err(not_embedded(&p.join(".")));
+            }
+        }
+        Ok(())
+    }
+
+    fn aggregates_allowed(&self) -> Result<(), RestError> {
+        if self.cache.settings.db_aggregates_enabled {
+            Ok(())
+        } else {
+            Err(RestError::api(
+                StatusCode::BAD_REQUEST,
+                "PGRST123",
+                "Use of aggregate functions is not allowed",
+                None,
+                None,
+            ))
+        }
+    }
+}
+
+/// PGRST108.
+fn not_embedded(label: &str) -> RestError {
+    RestError::api(
+        StatusCode::BAD_REQUEST,
+        "PGRST108",
+        format!("'{label}' is not an embedded resource in this request"),
+        None,
+        Some(format!(
+            "Verify that '{label}' is included in the 'select' query parameter."
+        )),
+    )
 }
 
 /// A PostgreSQL array literal for `= ANY($n)`: every element double-quoted.
@@ -85,268 +509,633 @@ fn array_literal(items: &[String]) -> String {
     out
 }
 
-fn where_clause(b: &mut Builder, filters: &[Filter], q: &str) -> String {
-    if filters.is_empty() {
-        return String::new();
-    }
-    let mut parts = Vec::with_capacity(filters.len());
-    for f in filters {
-        let col = format!("{q}.{}", quote_ident(&f.field.name));
-        let expr = match &f.predicate {
-            Predicate::Compare { op, value } => {
-                let p = b.param(value.clone());
-                format!("{col} {} {p}", op.sql())
-            }
-            Predicate::In(items) if items.is_empty() => "false".to_string(),
-            Predicate::In(items) => {
-                let p = b.param(array_literal(items));
-                format!("{col} = ANY({p})")
-            }
-            Predicate::Is(v) => format!(
-                "{col} IS {}",
-                match v {
-                    IsValue::Null => "NULL",
-                    IsValue::NotNull => "NOT NULL",
-                    IsValue::True => "TRUE",
-                    IsValue::False => "FALSE",
-                    IsValue::Unknown => "UNKNOWN",
+/// One embed, rendered.
+struct Embedded {
+    /// Alias of the lateral subquery.
+    alias: String,
+    lateral: String,
+    /// What the parent selects from it (nothing for an empty embed, several columns for a spread).
+    columns: Vec<String>,
+    to_one: bool,
+}
+
+/// What an RPC call passes.
+pub enum RpcArgs<'f> {
+    None,
+    /// JSON object text and the chosen input arguments, bound through `json_to_record`.
+    Named(String, Vec<&'f crate::schema::Arg>),
+    /// The whole body to a single json/jsonb argument.
+    Single(String),
+}
+
+impl<'a> Builder<'a> {
+    /// Output keys of a select list over `table` (for spreads).
+    fn output_names(&self, table: Option<&Table>, select: &[SelectItem]) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in select {
+            match item {
+                SelectItem::Star => {
+                    if let Some(t) = table {
+                        out.extend(t.columns.iter().map(|c| c.name.clone()));
+                    }
                 }
-            ),
+                SelectItem::Count { alias } => {
+                    out.push(alias.clone().unwrap_or_else(|| "count".into()))
+                }
+                SelectItem::Column {
+                    field,
+                    alias,
+                    aggregate,
+                    ..
+                } => out.push(alias.clone().unwrap_or_else(|| match aggregate {
+                    Some(a) => a.sql().to_string(),
+                    None => field.default_alias().to_string(),
+                })),
+                SelectItem::Embed(e) if e.spread => {
+                    let (target, _) = self.cache.relationships(
+                        &table
+                            .map(|t| (t.schema.clone(), t.name.clone()))
+                            .unwrap_or_default(),
+                        &e.name,
+                        e.hint.as_deref(),
+                    );
+                    let t = target.and_then(|q| self.cache.tables.get(&q));
+                    out.extend(self.output_names(t, &e.select));
+                }
+                SelectItem::Embed(e) if !e.select.is_empty() => out.push(e.label().to_string()),
+                SelectItem::Embed(_) => {}
+            }
+        }
+        out
+    }
+
+    fn embed(
+        &mut self,
+        parent: &Source,
+        parent_alias: &str,
+        e: &EmbedRequest,
+        path: &[String],
+    ) -> Result<Embedded, RestError> {
+        let origin = &parent.qname;
+        let (target, mut rels) = self.cache.relationships(origin, &e.name, e.hint.as_deref());
+        let rel = match rels.len() {
+            0 => {
+                return Err(RestError::api(
+                    StatusCode::BAD_REQUEST,
+                    "PGRST200",
+                    format!(
+                        "Could not find a relationship between '{}' and '{}' in the schema cache",
+                        origin.1, e.name
+                    ),
+                    Some(format!(
+                        "Searched for a foreign key relationship between '{}' and '{}'{} in the schema '{}', but no matches were found.",
+                        origin.1,
+                        e.name,
+                        e.hint.as_ref().map(|h| format!(" using the hint '{h}'")).unwrap_or_default(),
+                        origin.0
+                    )),
+                    None,
+                ))
+            }
+            1 => rels.pop().expect("one relationship"),
+            _ => {
+                let details: Vec<serde_json::Value> = rels
+                    .iter()
+                    .map(|r| r.describe(&origin.1, &e.name))
+                    .collect();
+                let hints: Vec<String> = rels
+                    .iter()
+                    .map(|r| format!("'{}!{}'", e.name, r.hint_name()))
+                    .collect();
+                return Err(RestError::Api {
+                    status: StatusCode::MULTIPLE_CHOICES,
+                    code: "PGRST201",
+                    message: format!(
+                        "Could not embed because more than one relationship was found for '{}' and '{}'",
+                        origin.1, e.name
+                    ),
+                    details: serde_json::Value::Array(details),
+                    hint: serde_json::Value::String(format!(
+                        "Try changing '{}' to one of the following: {}. Find the desired relationship in the 'details' key.",
+                        e.name,
+                        hints.join(", ")
+                    )),
+                });
+            }
         };
-        parts.push(if f.negated {
-            format!("NOT ({expr})")
+        let target = target.expect("a relationship has a target");
+        let table = self
+            .cache
+            .tables
+            .get(&target)
+            .ok_or_else(|| RestError::no_table(&target.0, &target.1))?;
+        let child_alias = self.next_alias(&target.1);
+        let lat_alias = self.next_alias("pgrst");
+        let child_src = Source {
+            from: format!("{}.{}", quote_ident(&target.0), quote_ident(&target.1)),
+            table: Some(table),
+            qname: target.clone(),
+        };
+        let mut child_path = path.to_vec();
+        child_path.push(e.label().to_string());
+        let select: Vec<SelectItem> = if e.select.is_empty() {
+            Vec::new()
         } else {
-            expr
-        });
-    }
-    format!(" WHERE {}", parts.join(" AND "))
-}
-
-fn order_clause(order: &[OrderTerm], q: &str) -> String {
-    if order.is_empty() {
-        return String::new();
-    }
-    let terms: Vec<String> = order
-        .iter()
-        .map(|t| {
-            let mut s = format!("{q}.{}", quote_ident(&t.field.name));
-            if t.descending {
-                s.push_str(" DESC");
-            }
-            match t.nulls {
-                Some(Nulls::First) => s.push_str(" NULLS FIRST"),
-                Some(Nulls::Last) => s.push_str(" NULLS LAST"),
-                None => {}
-            }
-            s
-        })
-        .collect();
-    format!(" ORDER BY {}", terms.join(", "))
-}
-
-/// The outer query over the subquery `_supactl_r` that renders the body.
-fn render(body: bool) -> &'static str {
-    if body {
-        "coalesce(json_agg(_supactl_r), '[]')::text"
-    } else {
-        "''::text"
-    }
-}
-
-/// Builds the statement. `primary_key` is the relation's key, needed for upserts without `on_conflict`.
-pub fn build(req: &ApiRequest, primary_key: &[String]) -> Result<Statement, RestError> {
-    let mut b = Builder {
-        sql: String::with_capacity(256),
-        params: Vec::new(),
-    };
-    let table = qualified(req);
-    // The relation's own name is its alias, so PostgreSQL's messages and hints name it as PostgREST's do.
-    let q = quote_ident(&req.relation);
-    let q = q.as_str();
-    let want_body = req.prefer.ret == Return::Representation;
-    match &req.action {
-        Action::Read { head } => {
-            let where_ = where_clause(&mut b, &req.filters, q);
-            let total = if req.prefer.count_exact {
-                // The same filters again, over the whole relation.
-                let where_total = where_clause(&mut b, &req.filters, q);
-                format!("(SELECT count(*) FROM {table} AS {q}{where_total})")
-            } else {
-                "NULL::bigint".to_string()
-            };
-            let mut inner = format!(
-                "SELECT {} FROM {table} AS {q}{where_}{}",
-                select_list(&req.select, q),
-                order_clause(&req.order, q)
-            );
-            if let Some(l) = req.limit {
-                let p = b.param(l.to_string());
-                let _ = write!(inner, " LIMIT {p}");
-            }
-            if let Some(o) = req.offset {
-                let p = b.param(o.to_string());
-                let _ = write!(inner, " OFFSET {p}");
-            }
-            b.sql = format!(
-                "SELECT {}, count(*), {total} FROM ({inner}) _supactl_r",
-                render(!head)
-            );
-        }
-        Action::Insert { body, columns } => {
-            let p = b.param(body.clone());
-            let insert = if columns.is_empty() {
-                format!("INSERT INTO {table} AS {q} DEFAULT VALUES")
-            } else {
-                let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-                let cols = cols.join(", ");
-                let mut s = format!(
-                    "INSERT INTO {table} AS {q} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, {p}::json) _supactl_b"
-                );
-                if let Some(res) = req.prefer.resolution {
-                    let target = req.on_conflict.as_deref().unwrap_or(primary_key);
-                    if target.is_empty() {
-                        return Err(RestError::parse(
-                            "upsert needs on_conflict or a primary key on the relation".to_string(),
-                        ));
-                    }
-                    let target: Vec<String> = target.iter().map(|c| quote_ident(c)).collect();
-                    let _ = write!(s, " ON CONFLICT ({})", target.join(", "));
-                    match res {
-                        Resolution::IgnoreDuplicates => s.push_str(" DO NOTHING"),
-                        Resolution::MergeDuplicates => {
-                            let sets: Vec<String> = columns
-                                .iter()
-                                .map(|c| {
-                                    let c = quote_ident(c);
-                                    format!("{c} = EXCLUDED.{c}")
-                                })
-                                .collect();
-                            let _ = write!(s, " DO UPDATE SET {}", sets.join(", "));
-                        }
-                    }
+            e.select.clone()
+        };
+        let mut lv = self.level(&child_src, &child_alias, &select, &child_path)?;
+        let (c, p) = (quote_ident(&child_alias), quote_ident(parent_alias));
+        match &rel {
+            Relationship::ManyToOne(fk) => {
+                for (col, fcol) in fk.columns.iter().zip(&fk.fcolumns) {
+                    lv.conds.push(format!(
+                        "{c}.{} = {p}.{}",
+                        quote_ident(fcol),
+                        quote_ident(col)
+                    ));
                 }
-                s
-            };
-            b.sql = format!(
-                "WITH {q} AS ({insert} RETURNING {q}.*) SELECT {}, count(*), NULL::bigint FROM (SELECT {} FROM {q}) _supactl_r",
-                render(want_body),
-                select_list(&req.select, q)
-            );
-        }
-        Action::Update { body, columns } => {
-            if columns.is_empty() {
-                return Err(RestError::InvalidBody(
-                    "Empty or invalid json: nothing to update".to_string(),
+            }
+            Relationship::OneToMany { fk, .. } => {
+                for (col, fcol) in fk.columns.iter().zip(&fk.fcolumns) {
+                    lv.conds.push(format!(
+                        "{c}.{} = {p}.{}",
+                        quote_ident(col),
+                        quote_ident(fcol)
+                    ));
+                }
+            }
+            Relationship::ManyToMany {
+                junction,
+                to_origin,
+                to_target,
+            } => {
+                let j = quote_ident(&self.next_alias(&junction.1));
+                let mut on = Vec::new();
+                for (col, fcol) in to_target.columns.iter().zip(&to_target.fcolumns) {
+                    on.push(format!(
+                        "{j}.{} = {c}.{}",
+                        quote_ident(col),
+                        quote_ident(fcol)
+                    ));
+                }
+                for (col, fcol) in to_origin.columns.iter().zip(&to_origin.fcolumns) {
+                    on.push(format!(
+                        "{j}.{} = {p}.{}",
+                        quote_ident(col),
+                        quote_ident(fcol)
+                    ));
+                }
+                lv.conds.push(format!(
+                    "EXISTS (SELECT 1 FROM {}.{} AS {j} WHERE {})",
+                    quote_ident(&junction.0),
+                    quote_ident(&junction.1),
+                    on.join(" AND ")
                 ));
             }
-            let p = b.param(body.clone());
-            let sets: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    let c = quote_ident(c);
-                    format!("{c} = _supactl_b.{c}")
-                })
-                .collect();
-            let where_ = where_clause(&mut b, &req.filters, q);
-            b.sql = format!(
-                "WITH {q} AS (UPDATE {table} AS {q} SET {} FROM (SELECT * FROM json_populate_record(NULL::{table}, ({p}::json)->0)) _supactl_b{where_} RETURNING {q}.*) \
-                 SELECT {}, count(*), NULL::bigint FROM (SELECT {} FROM {q}) _supactl_r",
-                sets.join(", "),
-                render(want_body),
-                select_list(&req.select, q)
-            );
         }
-        Action::Delete => {
-            let where_ = where_clause(&mut b, &req.filters, q);
-            b.sql = format!(
-                "WITH {q} AS (DELETE FROM {table} AS {q}{where_} RETURNING {q}.*) \
-                 SELECT {}, count(*), NULL::bigint FROM (SELECT {} FROM {q}) _supactl_r",
-                render(want_body),
-                select_list(&req.select, q)
-            );
+        let to_one = rel.to_one();
+        if lv.select.is_empty() {
+            lv.select.push("true AS \"pgrst_empty\"".into());
         }
+        let limit = if to_one {
+            None
+        } else {
+            self.query.limit_at(&child_path)
+        };
+        let offset = if to_one {
+            None
+        } else {
+            self.query.offset_at(&child_path)
+        };
+        let inner = self.select_sql(&child_src.from, &child_alias, &lv, limit, offset, true);
+        let l = quote_ident(&lat_alias);
+        let label = quote_ident(e.label());
+        let (lateral, columns) = if to_one {
+            let columns = if e.select.is_empty() {
+                Vec::new()
+            } else if e.spread {
+                self.output_names(Some(table), &e.select)
+                    .iter()
+                    .map(|n| format!("{l}.{} AS {}", quote_ident(n), quote_ident(n)))
+                    .collect()
+            } else {
+                vec![format!("{l}.\"pgrst_v\" AS {label}")]
+            };
+            (
+                format!(
+                    " LEFT JOIN LATERAL (SELECT row_to_json(\"pgrst_x\".*) AS \"pgrst_v\", \"pgrst_x\".* FROM ({inner}) AS \"pgrst_x\") AS {l} ON TRUE"
+                ),
+                columns,
+            )
+        } else {
+            if e.spread {
+                return Err(RestError::api(
+                    StatusCode::BAD_REQUEST,
+                    "PGRST127",
+                    "Feature not implemented",
+                    Some(format!(
+                        "A spread operation on '{}' is only possible on a to-one relationship",
+                        e.name
+                    )),
+                    None,
+                ));
+            }
+            let columns = if e.select.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!("coalesce({l}.\"pgrst_v\", '[]') AS {label}")]
+            };
+            (
+                format!(
+                    " LEFT JOIN LATERAL (SELECT json_agg(\"pgrst_x\") AS \"pgrst_v\" FROM ({inner}) AS \"pgrst_x\") AS {l} ON TRUE"
+                ),
+                columns,
+            )
+        };
+        Ok(Embedded {
+            alias: lat_alias,
+            lateral,
+            columns,
+            to_one,
+        })
     }
-    Ok(Statement {
-        sql: b.sql,
-        params: b.params,
-    })
+
+    /// `SELECT … FROM from AS alias <laterals> WHERE … GROUP BY … ORDER BY … LIMIT … OFFSET …`.
+    fn select_sql(
+        &mut self,
+        from: &str,
+        alias: &str,
+        lv: &Level,
+        limit: Option<i64>,
+        offset: Option<i64>,
+        with_conds: bool,
+    ) -> String {
+        let mut s = format!(
+            "SELECT {} FROM {from} AS {}",
+            lv.select.join(", "),
+            quote_ident(alias)
+        );
+        for l in &lv.laterals {
+            s.push_str(&l.sql);
+        }
+        if with_conds && !lv.conds.is_empty() {
+            let _ = write!(s, " WHERE {}", lv.conds.join(" AND "));
+        }
+        if lv.has_aggregate && !lv.group_by.is_empty() {
+            let _ = write!(s, " GROUP BY {}", lv.group_by.join(", "));
+        }
+        if !lv.order.is_empty() {
+            let _ = write!(s, " ORDER BY {}", lv.order.join(", "));
+        }
+        if let Some(l) = limit {
+            let p = self.param(l.to_string());
+            let _ = write!(s, " LIMIT {p}");
+        }
+        if let Some(o) = offset {
+            let p = self.param(o.to_string());
+            let _ = write!(s, " OFFSET {p}");
+        }
+        s
+    }
+
+    /// The count of the whole filtered relation (for `Prefer: count=`), reusing the level's conditions.
+    fn count_sql(&self, from: &str, alias: &str, lv: &Level) -> String {
+        let mut s = format!("SELECT count(*) FROM {from} AS {}", quote_ident(alias));
+        for l in lv.laterals.iter().filter(|l| l.filtering) {
+            s.push_str(&l.sql);
+        }
+        if !lv.conds.is_empty() {
+            let _ = write!(s, " WHERE {}", lv.conds.join(" AND "));
+        }
+        s
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parse::parse_request;
-    use http::Method;
-
-    fn req(method: Method, q: &str, prefer: Option<&str>, body: &str) -> ApiRequest {
-        parse_request(
-            &method,
-            "todos",
-            q,
-            prefer,
-            "public".into(),
-            body.as_bytes(),
-        )
-        .unwrap()
+fn body_expr(render: Render) -> &'static str {
+    match render {
+        Render::Json => "coalesce(json_agg(\"pgrst_r\"), '[]')::text",
+        Render::JsonStripped => {
+            "coalesce(json_agg(json_strip_nulls(row_to_json(\"pgrst_r\"))), '[]')::text"
+        }
+        Render::Csv => "coalesce((SELECT string_agg(k, ',') FROM json_object_keys((array_agg(row_to_json(\"pgrst_r\")))[1]) AS k) || chr(10) || string_agg(substring(\"pgrst_r\"::text, 2, length(\"pgrst_r\"::text) - 2), chr(10)), '')",
+        Render::None => "''::text",
+        Render::Scalar => "coalesce((json_agg(\"pgrst_r\".\"pgrst_scalar\")->0)::text, 'null')",
+        Render::ScalarSet => "coalesce(json_agg(\"pgrst_r\".\"pgrst_scalar\"), '[]')::text",
     }
+}
 
-    #[test]
-    fn read_binds_every_value() {
-        let s = build(
-            &req(
-                Method::GET,
-                "select=id,title&done=eq.false&id=in.(1,2)&order=id.desc&limit=5",
-                None,
-                "",
+/// The final projection over the rows `pgrst_r`.
+fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> String {
+    format!(
+        "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location} FROM ({inner}) AS \"pgrst_r\"",
+        body_expr(render)
+    )
+}
+
+/// What the count preference turns into.
+fn total_expr(count: Option<Count>, count_query: &str, table: Option<&QName>) -> String {
+    match (count, table) {
+        (Some(Count::Exact | Count::Estimated), _) | (Some(Count::Planned), None) => {
+            format!("({count_query})")
+        }
+        // The planner's estimate of the relation's size (the filters are not estimated).
+        (Some(Count::Planned), Some(q)) => format!(
+            "(SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = {})",
+            supactl_common::ident::quote_literal(&q.0),
+            supactl_common::ident::quote_literal(&q.1)
+        ),
+        (None, _) => "NULL::bigint".to_string(),
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// A read of a table or view.
+    pub fn read(
+        mut self,
+        table: &Table,
+        render: Render,
+        count: Option<Count>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<Statement, RestError> {
+        let src = Source {
+            from: format!(
+                "{}.{}",
+                quote_ident(&table.schema),
+                quote_ident(&table.name)
             ),
-            &[],
-        )
-        .unwrap();
-        assert_eq!(s.params, vec!["false", "{\"1\",\"2\"}", "5"]);
-        assert!(s.sql.contains(r#""todos"."done" = $1"#), "{}", s.sql);
-        assert!(s.sql.contains(r#""todos"."id" = ANY($2)"#));
-        assert!(s.sql.contains(r#"ORDER BY "todos"."id" DESC LIMIT $3"#));
-        assert!(!s.sql.contains("false'"));
+            table: Some(table),
+            qname: (table.schema.clone(), table.name.clone()),
+        };
+        let alias = table.name.clone();
+        let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
+        self.check_paths()?;
+        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
+        let total = total_expr(
+            count,
+            &self.count_sql(&src.from, &alias, &lv),
+            Some(&src.qname),
+        );
+        Ok(Statement {
+            sql: wrap(&inner, render, &total, "NULL::text", ""),
+            params: self.params,
+        })
     }
 
-    #[test]
-    fn hostile_identifiers_are_quoted() {
-        let quote = parse_request(
-            &Method::GET,
-            "todos",
-            "x%22y=eq.1",
-            None,
-            "public".into(),
-            b"",
+    /// An insert (with optional upsert), update or delete, its result read back through `select=`.
+    pub fn write(
+        mut self,
+        table: &Table,
+        w: &Write_,
+        render: Render,
+        missing_default: bool,
+        resolution: Option<Resolution>,
+        want_location: bool,
+    ) -> Result<Statement, RestError> {
+        let qt = format!(
+            "{}.{}",
+            quote_ident(&table.schema),
+            quote_ident(&table.name)
         );
-        assert!(
-            quote.is_err(),
-            "a double quote in a column name is refused before SQL"
-        );
-        let s = build(&req(Method::GET, "select=drop table x", None, ""), &[]).unwrap();
-        assert!(s.sql.contains(r#""todos"."drop table x""#));
+        let alias = table.name.clone();
+        let a = quote_ident(&alias);
+        let src = Source {
+            from: qt.clone(),
+            table: Some(table),
+            qname: (table.schema.clone(), table.name.clone()),
+        };
+        // Top-level filters go to the DML's WHERE; the rest of the query shapes what is returned.
+        let mut dml_conds = Vec::new();
+        let filtered = !matches!(w, Write_::Insert { .. });
+        for (p, c) in &self.query.filters {
+            if p.is_empty() && filtered {
+                let c = self.cond(&src, &alias, c, &[])?;
+                dml_conds.push(c);
+            }
+        }
+        let where_ = if dml_conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", dml_conds.join(" AND "))
+        };
+        let dml = match w {
+            Write_::Insert {
+                json,
+                columns,
+                complete,
+                on_conflict,
+            } => {
+                for c in columns {
+                    if table.column(c).is_none() {
+                        return Err(RestError::no_column(c, &table.name));
+                    }
+                }
+                if columns.is_empty() {
+                    if json == "[]" {
+                        format!("SELECT * FROM {qt} WHERE false")
+                    } else {
+                        format!("INSERT INTO {qt} AS {a} DEFAULT VALUES RETURNING {a}.*")
+                    }
+                } else {
+                    let p = self.param(json.clone());
+                    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                    let mut exprs = Vec::with_capacity(columns.len());
+                    for c in columns {
+                        let col = format!("\"pgrst_body\".{}", quote_ident(c));
+                        if missing_default && !complete.contains(c) {
+                            let k = self.param(c.clone());
+                            let default = table
+                                .column(c)
+                                .and_then(|x| x.default.clone())
+                                .unwrap_or_else(|| "NULL".into());
+                            exprs.push(format!(
+                                "CASE WHEN \"pgrst_j\"::jsonb ? {k}::text THEN {col} ELSE {default} END"
+                            ));
+                        } else {
+                            exprs.push(col);
+                        }
+                    }
+                    let mut s = format!(
+                        "INSERT INTO {qt} AS {a} ({}) SELECT {} FROM json_array_elements({p}::json) AS \"pgrst_e\"(\"pgrst_j\"), LATERAL json_populate_record(NULL::{qt}, \"pgrst_j\") AS \"pgrst_body\"",
+                        cols.join(", "),
+                        exprs.join(", ")
+                    );
+                    if let Some(res) = resolution {
+                        let target = on_conflict.as_deref().unwrap_or(&table.pk);
+                        if target.is_empty() {
+                            return Err(RestError::api(
+                                StatusCode::BAD_REQUEST,
+                                "PGRST100",
+                                "an upsert needs on_conflict or a primary key on the relation",
+                                None,
+                                None,
+                            ));
+                        }
+                        let target: Vec<String> = target.iter().map(|c| quote_ident(c)).collect();
+                        let _ = write!(s, " ON CONFLICT ({})", target.join(", "));
+                        match res {
+                            Resolution::IgnoreDuplicates => s.push_str(" DO NOTHING"),
+                            Resolution::MergeDuplicates => {
+                                let sets: Vec<String> =
+                                    cols.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+                                let _ = write!(s, " DO UPDATE SET {}", sets.join(", "));
+                            }
+                        }
+                    }
+                    let _ = write!(s, " RETURNING {a}.*");
+                    s
+                }
+            }
+            Write_::Update { json, columns } => {
+                for c in columns {
+                    if table.column(c).is_none() {
+                        return Err(RestError::no_column(c, &table.name));
+                    }
+                }
+                if columns.is_empty() {
+                    format!("SELECT * FROM {qt} WHERE false")
+                } else {
+                    let p = self.param(json.clone());
+                    let sets: Vec<String> = columns
+                        .iter()
+                        .map(|c| {
+                            let c = quote_ident(c);
+                            format!("{c} = \"pgrst_body\".{c}")
+                        })
+                        .collect();
+                    format!(
+                        "UPDATE {qt} AS {a} SET {} FROM (SELECT * FROM json_populate_record(NULL::{qt}, {p}::json)) AS \"pgrst_body\"{where_} RETURNING {a}.*",
+                        sets.join(", ")
+                    )
+                }
+            }
+            Write_::Delete => format!("DELETE FROM {qt} AS {a}{where_} RETURNING {a}.*"),
+        };
+        self.skip_top_filters = true;
+        let ret_src = Source {
+            from: "\"pgrst_source\"".to_string(),
+            table: Some(table),
+            qname: src.qname.clone(),
+        };
+        let lv = self.level(&ret_src, &alias, &self.query.select.clone(), &[])?;
+        self.check_paths()?;
+        let inner = self.select_sql(&ret_src.from, &alias, &lv, None, None, true);
+        let location = if want_location && !table.pk.is_empty() {
+            let pk: Vec<String> = table.pk.iter().map(|c| quote_ident(c)).collect();
+            format!(
+                "(SELECT row_to_json(\"pgrst_l\")::text FROM (SELECT {} FROM \"pgrst_source\" LIMIT 1) AS \"pgrst_l\")",
+                pk.join(", ")
+            )
+        } else {
+            "NULL::text".to_string()
+        };
+        Ok(Statement {
+            sql: wrap(
+                &inner,
+                render,
+                "NULL::bigint",
+                &location,
+                &format!("WITH \"pgrst_source\" AS ({dml}) "),
+            ),
+            params: self.params,
+        })
     }
+}
 
-    #[test]
-    fn upsert_uses_primary_key_by_default() {
-        let r = req(
-            Method::POST,
-            "",
-            Some("resolution=merge-duplicates,return=representation"),
-            r#"{"id":1,"title":"x"}"#,
-        );
-        let s = build(&r, &["id".to_string()]).unwrap();
-        assert!(s.sql.contains(r#"ON CONFLICT ("id") DO UPDATE SET "id" = EXCLUDED."id", "title" = EXCLUDED."title""#), "{}", s.sql);
-        assert!(build(&r, &[]).is_err());
-        let r = req(
-            Method::POST,
-            "on_conflict=title",
-            Some("resolution=ignore-duplicates"),
-            r#"[{"title":"x"}]"#,
-        );
-        assert!(build(&r, &[])
-            .unwrap()
-            .sql
-            .contains(r#"ON CONFLICT ("title") DO NOTHING"#));
+impl<'a> Builder<'a> {
+    /// A function call. Row-returning functions are read like relations (select, filters, order,
+    /// embeds through the returned table type); scalar ones return their value.
+    pub fn rpc(
+        mut self,
+        f: &Function,
+        args: &RpcArgs,
+        render: Render,
+        count: Option<Count>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<Statement, RestError> {
+        let fq = format!("{}.{}", quote_ident(&f.schema), quote_ident(&f.name));
+        let (prefix, call) = match args {
+            RpcArgs::None => (String::new(), format!("{fq}()")),
+            RpcArgs::Single(json) => {
+                let p = self.param(json.clone());
+                let ty = f
+                    .inputs()
+                    .next()
+                    .map(|a| a.data_type.as_str())
+                    .unwrap_or("json");
+                let ty = if ty == "jsonb" { "jsonb" } else { "json" };
+                (String::new(), format!("{fq}({p}::{ty})"))
+            }
+            RpcArgs::Named(json, chosen) => {
+                if chosen.is_empty() {
+                    (String::new(), format!("{fq}()"))
+                } else {
+                    let p = self.param(json.clone());
+                    let defs: Vec<String> = chosen
+                        .iter()
+                        .map(|a| format!("{} {}", quote_ident(&a.name), a.data_type))
+                        .collect();
+                    let passed: Vec<String> = chosen
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "{}{} := \"pgrst_args\".{}",
+                                if a.mode == "v" { "VARIADIC " } else { "" },
+                                quote_ident(&a.name),
+                                quote_ident(&a.name)
+                            )
+                        })
+                        .collect();
+                    (
+                        format!(
+                            "json_to_record({p}::json) AS \"pgrst_args\"({}) CROSS JOIN LATERAL ",
+                            defs.join(", ")
+                        ),
+                        format!("{fq}({})", passed.join(", ")),
+                    )
+                }
+            }
+        };
+        if !f.returns_rows() {
+            let inner = if f.retset {
+                format!("SELECT \"pgrst_call\" AS \"pgrst_scalar\" FROM {prefix}{call} AS \"pgrst_call\"")
+            } else if prefix.is_empty() {
+                format!("SELECT {call} AS \"pgrst_scalar\"")
+            } else {
+                let from = prefix.trim_end().trim_end_matches("CROSS JOIN LATERAL");
+                format!("SELECT {call} AS \"pgrst_scalar\" FROM {from}")
+            };
+            let render = match render {
+                Render::Json | Render::JsonStripped | Render::Scalar if f.retset => {
+                    Render::ScalarSet
+                }
+                Render::Json | Render::JsonStripped => Render::Scalar,
+                r => r,
+            };
+            return Ok(Statement {
+                sql: wrap(&inner, render, "NULL::bigint", "NULL::text", ""),
+                params: self.params,
+            });
+        }
+        let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));
+        let qname = f
+            .retrel
+            .clone()
+            .unwrap_or_else(|| (f.schema.clone(), f.name.clone()));
+        let src = Source {
+            from: format!("(SELECT \"pgrst_call\".* FROM {prefix}{call} AS \"pgrst_call\")"),
+            table,
+            qname,
+        };
+        let alias = f.name.clone();
+        let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
+        self.check_paths()?;
+        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
+        let total = total_expr(count, &self.count_sql(&src.from, &alias, &lv), None);
+        Ok(Statement {
+            sql: wrap(&inner, render, &total, "NULL::text", ""),
+            params: self.params,
+        })
     }
 }

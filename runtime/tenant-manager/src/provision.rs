@@ -9,6 +9,8 @@ pub const TEMPLATE_DB: &str = "supactl_template";
 const ROLES_SQL: &str = include_str!("../../../templates/roles.sql");
 const TENANT_SQL: &str = include_str!("../../../templates/tenant.sql");
 const AUTH_SQL: &str = include_str!("../../../templates/auth.sql");
+/// What the REST engine needs in each tenant database (schema-cache reload on DDL).
+const REST_SQL: &str = include_str!("../../../templates/rest.sql");
 
 /// Identifies the template's content, so a changed template is rebuilt.
 fn template_version() -> String {
@@ -16,6 +18,7 @@ fn template_version() -> String {
     h.update(ROLES_SQL);
     h.update(TENANT_SQL);
     h.update(AUTH_SQL);
+    h.update(REST_SQL);
     format!("supactl template {}", &hex::encode(h.finalize())[..16])
 }
 
@@ -59,6 +62,7 @@ async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Resu
     let tpl = connect(&worker.pg_config(TEMPLATE_DB)).await?;
     tpl.batch_execute(TENANT_SQL).await?;
     tpl.batch_execute(AUTH_SQL).await?;
+    tpl.batch_execute(REST_SQL).await?;
     drop(tpl);
     admin
         .batch_execute(&format!(

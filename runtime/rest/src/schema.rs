@@ -1,0 +1,547 @@
+//! The schema cache of one project: relations, columns, primary and foreign keys (also followed through
+//! views), functions and the project's `pgrst.*` settings, read from the catalog in one query whose
+//! result PostgreSQL renders as JSON.
+//!
+//! Loaded lazily on a project's first request and dropped with its pool; reloaded after DDL and on
+//! `NOTIFY pgrst` (see [`crate::exec`] for how the notification arrives without a listener per project).
+
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// `(schema, name)`.
+pub type QName = (String, String);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` of the column, e.g. `integer`, `character varying(20)`, `text[]`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+    /// The default expression, inlined for `Prefer: missing=default` (the catalog's own SQL).
+    pub default: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+    /// `r`, `p`, `v`, `m`, `f`.
+    pub kind: String,
+    pub insertable: bool,
+    pub description: Option<String>,
+    pub columns: Vec<Column>,
+    #[serde(default)]
+    pub pk: Vec<String>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn is_view(&self) -> bool {
+        matches!(self.kind.as_str(), "v" | "m")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub name: String,
+    pub schema: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub fschema: String,
+    pub ftable: String,
+    pub fcolumns: Vec<String>,
+    /// Synthesised for a view over the constrained (or referenced) table.
+    #[serde(default)]
+    pub via_view: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Arg {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// `i`, `o`, `b`, `v`, `t` as in `pg_proc.proargmodes`.
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Function {
+    pub schema: String,
+    pub name: String,
+    pub args: Vec<Arg>,
+    /// How many trailing input arguments have defaults.
+    pub ndefaults: usize,
+    pub retset: bool,
+    pub rettype: String,
+    /// `typtype` of the return type: `b` base, `c` composite, `p` pseudo (void, record), `d` domain…
+    pub rettyptype: String,
+    /// The relation whose row type is returned, when composite.
+    pub retrel: Option<QName>,
+    /// `i`, `s`, `v`.
+    pub volatility: String,
+    pub description: Option<String>,
+}
+
+impl Function {
+    /// Input arguments (in, inout, variadic), in order.
+    pub fn inputs(&self) -> impl Iterator<Item = &Arg> {
+        self.args
+            .iter()
+            .filter(|a| matches!(a.mode.as_str(), "i" | "b" | "v"))
+    }
+
+    /// Output columns of `RETURNS TABLE(...)` / OUT parameters.
+    pub fn outputs(&self) -> Vec<&Arg> {
+        self.args
+            .iter()
+            .filter(|a| matches!(a.mode.as_str(), "o" | "b" | "t"))
+            .collect()
+    }
+
+    pub fn returns_void(&self) -> bool {
+        self.rettype == "void"
+    }
+
+    /// Returns rows (a composite or `RETURNS TABLE`), as opposed to scalars.
+    pub fn returns_rows(&self) -> bool {
+        self.rettyptype == "c" || (self.rettype == "record" && !self.outputs().is_empty())
+    }
+
+    pub fn required_inputs(&self) -> usize {
+        self.inputs().count().saturating_sub(self.ndefaults)
+    }
+
+    pub fn is_variadic(&self) -> bool {
+        self.args.iter().any(|a| a.mode == "v")
+    }
+}
+
+/// `pgrst.*` settings of the project (PostgREST's in-database configuration), read from
+/// `ALTER DATABASE … SET` / `ALTER ROLE … SET`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub db_aggregates_enabled: bool,
+    pub db_pre_request: Option<String>,
+    #[serde(default)]
+    pub db_tx_end: Option<String>,
+    pub db_schemas: Option<String>,
+}
+
+impl Settings {
+    /// `tx=commit|rollback` is honoured only when the project allows an override.
+    pub fn tx_override(&self) -> bool {
+        self.db_tx_end
+            .as_deref()
+            .is_some_and(|s| s.ends_with("-allow-override"))
+    }
+
+    /// Whether transactions end in ROLLBACK by default (`db-tx-end = rollback…`).
+    pub fn rollback_default(&self) -> bool {
+        self.db_tx_end
+            .as_deref()
+            .is_some_and(|s| s.starts_with("rollback"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Raw {
+    tables: Vec<Table>,
+    fks: Vec<ForeignKey>,
+    view_columns: Vec<ViewColumn>,
+    functions: Vec<Function>,
+    settings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewColumn {
+    vschema: String,
+    vname: String,
+    tschema: String,
+    tname: String,
+    column: String,
+}
+
+/// One project's cache.
+#[derive(Debug, Default)]
+pub struct SchemaCache {
+    /// Exposed schemas, the default first.
+    pub schemas: Vec<String>,
+    pub tables: HashMap<QName, Table>,
+    pub fks: Vec<ForeignKey>,
+    pub functions: HashMap<QName, Vec<Function>>,
+    pub settings: Settings,
+}
+
+/// The catalog query. `$1` is the exposed schemas. Readable by any role (catalogs only).
+pub const LOAD_SQL: &str = r#"
+WITH rels AS (
+  SELECT c.oid, n.nspname, c.relname, c.relkind
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r','p','v','m','f')
+)
+SELECT json_build_object(
+  'tables', (SELECT coalesce(json_agg(json_build_object(
+      'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
+      'insertable', r.relkind IN ('r','p') OR pg_relation_is_updatable(r.oid, true) & 8 = 8,
+      'description', obj_description(r.oid, 'pg_class'),
+      'columns', (SELECT coalesce(json_agg(json_build_object(
+            'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+            'nullable', NOT a.attnotnull,
+            'default', pg_get_expr(d.adbin, d.adrelid),
+            'description', col_description(r.oid, a.attnum)) ORDER BY a.attnum), '[]')
+          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
+      'pk', (SELECT coalesce(json_agg(a.attname ORDER BY array_position(i.indkey::int2[], a.attnum)), '[]')
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+          WHERE i.indrelid = r.oid AND i.indisprimary))), '[]') FROM rels r),
+  'fks', (SELECT coalesce(json_agg(json_build_object(
+      'name', con.conname, 'schema', sn.nspname, 'table', s.relname,
+      'columns', (SELECT json_agg(a.attname ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n),
+      'fschema', fn.nspname, 'ftable', f.relname,
+      'fcolumns', (SELECT json_agg(a.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n))), '[]')
+    FROM pg_constraint con
+    JOIN pg_class s ON s.oid = con.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
+    JOIN pg_class f ON f.oid = con.confrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace
+    WHERE con.contype = 'f'),
+  'view_columns', (SELECT coalesce(json_agg(DISTINCT jsonb_build_object(
+      'vschema', vn.nspname, 'vname', v.relname, 'tschema', tn.nspname, 'tname', t.relname, 'column', a.attname)), '[]')
+    FROM pg_rewrite rw
+    JOIN pg_class v ON v.oid = rw.ev_class AND v.relkind IN ('v','m')
+    JOIN pg_namespace vn ON vn.oid = v.relnamespace
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+      AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.refobjid <> v.oid
+    JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+    JOIN pg_attribute va ON va.attrelid = v.oid AND va.attname = a.attname
+    WHERE vn.nspname = ANY($1::text[])),
+  'functions', (SELECT coalesce(json_agg(json_build_object(
+      'schema', n.nspname, 'name', p.proname,
+      'args', (SELECT coalesce(json_agg(json_build_object(
+            'name', coalesce(p.proargnames[u.i], ''), 'type', format_type(u.t, NULL),
+            'mode', coalesce(p.proargmodes[u.i]::text, 'i')) ORDER BY u.i), '[]')
+          FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) WITH ORDINALITY u(t, i)),
+      'ndefaults', p.pronargdefaults, 'retset', p.proretset,
+      'rettype', format_type(p.prorettype, NULL), 'rettyptype', rt.typtype,
+      'retrel', (SELECT json_build_array(rn.nspname, rc.relname) FROM pg_class rc
+                 JOIN pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = rt.typrelid),
+      'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'))), '[]')
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
+    WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'),
+  'settings', (SELECT coalesce(json_agg(s.x), '[]') FROM (
+      SELECT unnest(setconfig) AS x FROM pg_db_role_setting
+      WHERE setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+        AND setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = session_user))
+      ORDER BY setrole, setdatabase) s WHERE s.x LIKE 'pgrst.%')
+)::text
+"#;
+
+impl SchemaCache {
+    /// Builds the cache from [`LOAD_SQL`]'s output.
+    pub fn from_json(text: &str) -> Result<SchemaCache, serde_json::Error> {
+        let raw: Raw = serde_json::from_str(text)?;
+        let mut settings = serde_json::Map::new();
+        for s in &raw.settings {
+            if let Some((k, v)) = s.strip_prefix("pgrst.").and_then(|s| s.split_once('=')) {
+                let v = match v {
+                    "true" | "on" => serde_json::Value::Bool(true),
+                    "false" | "off" => serde_json::Value::Bool(false),
+                    v => serde_json::Value::String(v.to_string()),
+                };
+                settings.insert(k.replace('-', "_"), v);
+            }
+        }
+        let settings: Settings =
+            serde_json::from_value(serde_json::Value::Object(settings)).unwrap_or_default();
+        let mut tables: HashMap<QName, Table> = raw
+            .tables
+            .into_iter()
+            .map(|t| ((t.schema.clone(), t.name.clone()), t))
+            .collect();
+        let mut functions: HashMap<QName, Vec<Function>> = HashMap::new();
+        for f in raw.functions {
+            functions
+                .entry((f.schema.clone(), f.name.clone()))
+                .or_default()
+                .push(f);
+        }
+        // Relationships through views: a view column that takes its name from a base-table column it
+        // depends on stands for that column (renamed columns are not followed).
+        let mut view_map: HashMap<QName, Vec<(QName, String)>> = HashMap::new();
+        for vc in raw.view_columns {
+            view_map
+                .entry((vc.vschema, vc.vname))
+                .or_default()
+                .push(((vc.tschema, vc.tname), vc.column));
+        }
+        let mut fks = raw.fks;
+        let base = fks.clone();
+        let covers = |view: &QName, table: (&str, &str), cols: &[String]| {
+            view_map.get(view).is_some_and(|m| {
+                cols.iter().all(|c| {
+                    m.iter()
+                        .any(|(t, col)| t.0 == table.0 && t.1 == table.1 && col == c)
+                })
+            })
+        };
+        for fk in &base {
+            for view in view_map.keys() {
+                if covers(view, (&fk.schema, &fk.table), &fk.columns) {
+                    fks.push(ForeignKey {
+                        schema: view.0.clone(),
+                        table: view.1.clone(),
+                        via_view: true,
+                        ..fk.clone()
+                    });
+                }
+                if covers(view, (&fk.fschema, &fk.ftable), &fk.fcolumns) {
+                    fks.push(ForeignKey {
+                        fschema: view.0.clone(),
+                        ftable: view.1.clone(),
+                        via_view: true,
+                        ..fk.clone()
+                    });
+                }
+            }
+        }
+        // A view over one table keeps that table's primary key when it exposes all of its columns.
+        for (view, m) in &view_map {
+            let mut sources: Vec<&QName> = m.iter().map(|(t, _)| t).collect();
+            sources.dedup();
+            if let [src] = sources.as_slice() {
+                let pk = tables.get(*src).map(|t| t.pk.clone()).unwrap_or_default();
+                if !pk.is_empty() && pk.iter().all(|c| m.iter().any(|(_, col)| col == c)) {
+                    if let Some(v) = tables.get_mut(view) {
+                        v.pk = pk;
+                    }
+                }
+            }
+        }
+        fks.retain(|fk| {
+            tables.contains_key(&(fk.schema.clone(), fk.table.clone()))
+                && tables.contains_key(&(fk.fschema.clone(), fk.ftable.clone()))
+        });
+        Ok(SchemaCache {
+            schemas: Vec::new(),
+            tables,
+            fks,
+            functions,
+            settings,
+        })
+    }
+
+    pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
+        self.tables.get(&(schema.to_string(), name.to_string()))
+    }
+
+    /// Approximate heap bytes held (for the memory benchmark's sanity, not for accounting).
+    pub fn approx_bytes(&self) -> usize {
+        let s = |x: &String| x.capacity();
+        let mut n = 0;
+        for t in self.tables.values() {
+            n += 128 + s(&t.schema) * 2 + s(&t.name) * 2;
+            for c in &t.columns {
+                n += 96 + s(&c.name) + s(&c.data_type) + c.default.as_ref().map_or(0, s);
+            }
+        }
+        for f in &self.fks {
+            n += 160 + f.columns.iter().chain(&f.fcolumns).map(s).sum::<usize>();
+        }
+        for fs in self.functions.values() {
+            for f in fs {
+                n += 200
+                    + f.args
+                        .iter()
+                        .map(|a| 64 + s(&a.name) + s(&a.data_type))
+                        .sum::<usize>();
+            }
+        }
+        n
+    }
+}
+
+/// How an embedded relation joins its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relationship {
+    /// The parent holds the foreign key (`books → authors`): to-one.
+    ManyToOne(Box<ForeignKey>),
+    /// The embedded relation holds the foreign key (`authors → books`): to-many, or to-one when the
+    /// key's columns are unique (here: the embedded relation's primary key).
+    OneToMany { fk: Box<ForeignKey>, to_one: bool },
+    /// Through a junction table holding keys to both sides.
+    ManyToMany {
+        junction: QName,
+        to_origin: Box<ForeignKey>,
+        to_target: Box<ForeignKey>,
+    },
+}
+
+impl Relationship {
+    pub fn to_one(&self) -> bool {
+        match self {
+            Relationship::ManyToOne(_) => true,
+            Relationship::OneToMany { to_one, .. } => *to_one,
+            Relationship::ManyToMany { .. } => false,
+        }
+    }
+
+    /// The `details` entry of an ambiguity error (PGRST201).
+    pub fn describe(&self, origin: &str, target: &str) -> serde_json::Value {
+        let (card, rel) = match self {
+            Relationship::ManyToOne(fk) => (
+                "many-to-one",
+                format!(
+                    "{} using {}({}) and {}({})",
+                    fk.name,
+                    fk.table,
+                    fk.columns.join(", "),
+                    fk.ftable,
+                    fk.fcolumns.join(", ")
+                ),
+            ),
+            Relationship::OneToMany { fk, to_one } => (
+                if *to_one { "one-to-one" } else { "one-to-many" },
+                format!(
+                    "{} using {}({}) and {}({})",
+                    fk.name,
+                    fk.ftable,
+                    fk.fcolumns.join(", "),
+                    fk.table,
+                    fk.columns.join(", ")
+                ),
+            ),
+            Relationship::ManyToMany {
+                junction,
+                to_origin,
+                to_target,
+            } => (
+                "many-to-many",
+                format!(
+                    "{}.{} using {}({}) and {}({})",
+                    junction.0,
+                    junction.1,
+                    to_origin.name,
+                    to_origin.columns.join(", "),
+                    to_target.name,
+                    to_target.columns.join(", ")
+                ),
+            ),
+        };
+        serde_json::json!({
+            "cardinality": card,
+            "embedding": format!("{origin} with {target}"),
+            "relationship": rel,
+        })
+    }
+
+    /// The hint PostgREST suggests to pick this relationship.
+    pub fn hint_name(&self) -> String {
+        match self {
+            Relationship::ManyToOne(fk) | Relationship::OneToMany { fk, .. } => fk.name.clone(),
+            Relationship::ManyToMany { junction, .. } => junction.1.clone(),
+        }
+    }
+}
+
+impl SchemaCache {
+    /// Relationships from `origin` to the relation, FK column or constraint called `target`, narrowed
+    /// by `hint`. Returns the embedded relation and the candidates.
+    pub fn relationships(
+        &self,
+        origin: &QName,
+        target: &str,
+        hint: Option<&str>,
+    ) -> (Option<QName>, Vec<Relationship>) {
+        let is_origin = |s: &str, t: &str| s == origin.0 && t == origin.1;
+        let mut out = Vec::new();
+        let target_q = (origin.0.clone(), target.to_string());
+        if self.tables.contains_key(&target_q) {
+            let is_target = |s: &str, t: &str| s == target_q.0 && t == target_q.1;
+            let self_ref = origin == &target_q;
+            for fk in &self.fks {
+                if is_origin(&fk.schema, &fk.table) && is_target(&fk.fschema, &fk.ftable) {
+                    let ok = hint.is_none_or(|h| h == fk.name || fk.columns == [h]);
+                    if ok {
+                        out.push(Relationship::ManyToOne(Box::new(fk.clone())));
+                    }
+                }
+                if is_target(&fk.schema, &fk.table) && is_origin(&fk.fschema, &fk.ftable) {
+                    let ok = hint.is_none_or(|h| {
+                        h == fk.name || (!self_ref && (fk.columns == [h] || fk.fcolumns == [h]))
+                    });
+                    if ok {
+                        let to_one = self
+                            .tables
+                            .get(&target_q)
+                            .is_some_and(|t| !t.pk.is_empty() && same_set(&t.pk, &fk.columns));
+                        out.push(Relationship::OneToMany {
+                            fk: Box::new(fk.clone()),
+                            to_one,
+                        });
+                    }
+                }
+            }
+            // Junctions: a relation with keys to both sides whose columns are part of its primary key.
+            for a in &self.fks {
+                if !is_origin(&a.fschema, &a.ftable) {
+                    continue;
+                }
+                let junction = (a.schema.clone(), a.table.clone());
+                let Some(jt) = self.tables.get(&junction) else {
+                    continue;
+                };
+                if junction == *origin || junction == target_q {
+                    continue;
+                }
+                for b in &self.fks {
+                    if b == a
+                        || b.schema != a.schema
+                        || b.table != a.table
+                        || !is_target(&b.fschema, &b.ftable)
+                    {
+                        continue;
+                    }
+                    let in_pk = |cols: &[String]| cols.iter().all(|c| jt.pk.contains(c));
+                    if !in_pk(&a.columns) || !in_pk(&b.columns) {
+                        continue;
+                    }
+                    let ok = hint.is_none_or(|h| h == jt.name || h == a.name || h == b.name);
+                    if ok {
+                        out.push(Relationship::ManyToMany {
+                            junction: junction.clone(),
+                            to_origin: Box::new(a.clone()),
+                            to_target: Box::new(b.clone()),
+                        });
+                    }
+                }
+            }
+            return (Some(target_q), out);
+        }
+        // Embedding by a foreign-key column or constraint of the origin: many-to-one.
+        let mut target_rel = None;
+        for fk in &self.fks {
+            if !fk.via_view
+                && is_origin(&fk.schema, &fk.table)
+                && (fk.name == target || fk.columns == [target])
+            {
+                let ok = hint.is_none_or(|h| h == fk.ftable);
+                if ok {
+                    target_rel = Some((fk.fschema.clone(), fk.ftable.clone()));
+                    out.push(Relationship::ManyToOne(Box::new(fk.clone())));
+                }
+            }
+        }
+        (target_rel, out)
+    }
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}

@@ -1,0 +1,148 @@
+"""The REST engine through the gateway with the real supabase-py client: embedding, filters, `or_`,
+ranges, counts, single/maybe_single, RPC, bulk insert and upsert, CSV, schema reload after DDL."""
+
+import time
+
+import pytest
+from postgrest.exceptions import APIError
+from supabase import create_client
+
+SCHEMA = """
+create table authors (id int primary key, name text not null, country text);
+create table books (
+  id int primary key, title text not null, author_id int references authors(id),
+  pages int, genres text[] not null default '{}', summary text,
+  search tsvector generated always as (to_tsvector('english', coalesce(summary, ''))) stored
+);
+create table tags (id int primary key, name text unique not null);
+create table book_tags (book_id int references books(id), tag_id int references tags(id), primary key (book_id, tag_id));
+create table employees (id int primary key, name text not null, manager_id int references employees(id));
+create table kv (k text primary key, v text);
+insert into authors values (1, 'Le Guin', 'US'), (2, 'Lem', 'PL'), (3, 'Butler', 'US');
+insert into books (id, title, author_id, pages, genres, summary) values
+  (1, 'The Left Hand of Darkness', 1, 304, '{scifi,classic}', 'a winter planet'),
+  (2, 'The Dispossessed', 1, 387, '{scifi,utopia}', 'an anarchist moon'),
+  (3, 'Solaris', 2, 204, '{scifi}', 'a living ocean planet'),
+  (4, 'Kindred', 3, 264, '{historical}', 'pulled back in time');
+insert into tags values (1, 'classic'), (2, 'award');
+insert into book_tags values (1, 1), (1, 2), (3, 1);
+insert into employees values (1, 'Ada', null), (2, 'Bob', 1);
+create function add_them(a int, b int) returns int language sql immutable as $$ select a + b $$;
+create function books_by(author int) returns setof books language sql stable as
+  $$ select * from books where author_id = author order by id $$;
+create function noop() returns void language sql as $$ select $$;
+"""
+
+
+@pytest.fixture(scope="module")
+def sb(platform):
+    p = platform.create_project("REST e2e")
+    platform.sql(p, SCHEMA)
+    return create_client(p.url, p.secret)
+
+
+def test_embedding_many_to_one_one_to_many_and_many_to_many(sb):
+    rows = sb.table("books").select("title,authors(name)").eq("id", 3).execute().data
+    assert rows == [{"title": "Solaris", "authors": {"name": "Lem"}}]
+    rows = (sb.table("authors").select("name,books(title)").eq("id", 1)
+            .order("id", foreign_table="books").execute().data)
+    assert rows == [{"name": "Le Guin", "books": [{"title": "The Left Hand of Darkness"}, {"title": "The Dispossessed"}]}]
+    rows = sb.table("books").select("id,tags(name)").eq("id", 1).order("id", foreign_table="tags").execute().data
+    assert rows == [{"id": 1, "tags": [{"name": "classic"}, {"name": "award"}]}]
+    rows = sb.table("employees").select("name,manager:employees!manager_id(name)").eq("id", 2).execute().data
+    assert rows == [{"name": "Bob", "manager": {"name": "Ada"}}]
+    rows = (sb.table("authors").select("name,books!inner(title)").eq("books.title", "Solaris").execute().data)
+    assert rows == [{"name": "Lem", "books": [{"title": "Solaris"}]}]
+    rows = sb.table("books").select("title,...authors(writer:name)").eq("id", 4).execute().data
+    assert rows == [{"title": "Kindred", "writer": "Butler"}]
+    rows = (sb.table("authors").select("id,books(id)").eq("id", 1)
+            .order("id", desc=True, foreign_table="books").limit(1, foreign_table="books").execute().data)
+    assert rows == [{"id": 1, "books": [{"id": 2}]}]
+
+
+def test_filters_and_or(sb):
+    ids = lambda q: [r["id"] for r in q.order("id").execute().data]
+    t = lambda: sb.table("books").select("id")
+    assert ids(t().gt("pages", 300)) == [1, 2]
+    assert ids(t().gte("pages", 264).lt("pages", 350)) == [1, 4]
+    assert ids(t().neq("id", 1).lte("pages", 264)) == [3, 4]
+    assert ids(t().like("title", "%Dark%")) == [1]
+    assert ids(t().ilike("title", "%SOLARIS%")) == [3]
+    assert ids(t().in_("id", [2, 4])) == [2, 4]
+    assert ids(t().is_("author_id", "null")) == []
+    assert ids(t().contains("genres", ["scifi", "utopia"])) == [2]
+    assert ids(t().contained_by("genres", ["scifi", "classic", "utopia"])) == [1, 2, 3]
+    assert ids(t().overlaps("genres", ["historical", "utopia"])) == [2, 4]
+    assert ids(t().text_search("search", "planet", options={"config": "english"})) == [1, 3]
+    assert ids(t().not_.eq("id", 1)) == [2, 3, 4]
+    assert ids(t().or_("id.eq.1,pages.lt.210")) == [1, 3]
+    assert ids(t().or_("id.eq.4,and(pages.gt.300,title.like.*Dis*)")) == [2, 4]
+    assert ids(t().filter("title", "imatch", "^the")) == [1, 2]
+    rows = (sb.table("authors").select("id,books(id)").eq("id", 2)
+            .or_("id.eq.1,id.eq.3", reference_table="books").execute().data)
+    assert rows == [{"id": 2, "books": [{"id": 3}]}]
+    with pytest.raises(APIError) as e:
+        sb.table("books").select("id").filter("id", "bogus", "1").execute()
+    assert e.value.code == "PGRST100"
+
+
+def test_range_count_single_and_maybe_single(sb):
+    res = sb.table("books").select("id", count="exact").order("id").range(1, 2).execute()
+    assert [r["id"] for r in res.data] == [2, 3]
+    assert res.count == 4
+    res = sb.table("books").select("id", count="exact", head=True).execute()
+    assert res.count == 4 and not res.data
+    one = sb.table("books").select("title").eq("id", 2).single().execute().data
+    assert one == {"title": "The Dispossessed"}
+    with pytest.raises(APIError) as e:
+        sb.table("books").select("title").single().execute()
+    assert e.value.code == "PGRST116"
+    assert sb.table("books").select("title").eq("id", 99).maybe_single().execute() is None
+    assert sb.table("books").select("title").eq("id", 1).maybe_single().execute().data == {
+        "title": "The Left Hand of Darkness"}
+
+
+def test_rpc(sb):
+    assert sb.rpc("add_them", {"a": 2, "b": 3}).execute().data == 5
+    assert sb.rpc("add_them", {"a": 2, "b": 3}, get=True).execute().data == 5
+    rows = sb.rpc("books_by", {"author": 1}).select("id,title").gt("id", 1).execute().data
+    assert rows == [{"id": 2, "title": "The Dispossessed"}]
+    assert sb.rpc("noop").execute().data in (None, "", [])
+    with pytest.raises(APIError) as e:
+        sb.rpc("nope", {}).execute()
+    assert e.value.code == "PGRST202"
+
+
+def test_bulk_insert_upsert_update_delete_and_csv(sb):
+    rows = sb.table("kv").insert([{"k": "a", "v": "1"}, {"k": "b", "v": "2"}]).execute().data
+    assert rows == [{"k": "a", "v": "1"}, {"k": "b", "v": "2"}]
+    rows = sb.table("kv").upsert([{"k": "b", "v": "two"}, {"k": "c", "v": "3"}]).execute().data
+    assert rows == [{"k": "b", "v": "two"}, {"k": "c", "v": "3"}]
+    rows = sb.table("kv").upsert({"k": "c", "v": "ignored"}, ignore_duplicates=True).execute().data
+    assert rows == []
+    rows = sb.table("kv").upsert({"k": "a", "v": "uno"}, on_conflict="k").execute().data
+    assert rows == [{"k": "a", "v": "uno"}]
+    rows = sb.table("kv").insert([{"k": "d"}, {"k": "e", "v": "5"}], default_to_null=False).execute().data
+    assert rows == [{"k": "d", "v": None}, {"k": "e", "v": "5"}]
+    assert sb.table("kv").update({"v": "x"}).in_("k", ["d", "e"]).execute().data == [
+        {"k": "d", "v": "x"}, {"k": "e", "v": "x"}]
+    assert sb.table("kv").delete().eq("k", "e").execute().data == [{"k": "e", "v": "x"}]
+    csv = sb.table("kv").select("k,v").order("k").csv().execute().data
+    assert csv == "k,v\na,uno\nb,two\nc,3\nd,x"
+
+
+def test_table_created_later_is_queryable_at_once(platform):
+    p = platform.create_project("REST reload")
+    client = create_client(p.url, p.secret)
+    with pytest.raises(APIError) as e:
+        client.table("fresh").select("*").execute()
+    assert e.value.code == "PGRST205"
+    platform.sql(p, "create table fresh (id int primary key); insert into fresh values (1);")
+    deadline = time.time() + 2
+    while True:
+        try:
+            assert client.table("fresh").select("*").execute().data == [{"id": 1}]
+            break
+        except APIError:
+            assert time.time() < deadline, "not visible within 2 s"
+            time.sleep(0.05)
