@@ -151,17 +151,13 @@ impl FromRequestParts<Arc<Auth>> for Ctx {
             .ok_or_else(|| {
                 AuthError::new(StatusCode::NOT_FOUND, "not_found", "Project not found")
             })?;
-        let token = text(header::AUTHORIZATION.as_str())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .ok_or_else(|| {
-                AuthError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "no_authorization",
-                    "This endpoint requires a valid Bearer token",
-                )
-            })?;
+        let token = supactl_common::headers::bearer(h).ok_or_else(|| {
+            AuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_authorization",
+                "This endpoint requires a valid Bearer token",
+            )
+        })?;
         let claims =
             jwt::verify(token, &project.verification_secrets(), jwt::now()).map_err(|e| {
                 AuthError::forbidden(

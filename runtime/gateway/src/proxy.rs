@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
+use supactl_common::headers::bearer;
 use supactl_common::http_client::HttpClient;
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
@@ -185,14 +186,6 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 
 fn unauthorized(code: &str, message: &str) -> HttpError {
     HttpError::new(StatusCode::UNAUTHORIZED, code, message)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
 }
 
 /// The opaque key of the request: the `apikey` header, or an `Authorization: Bearer sb_…` equal to it.

@@ -21,6 +21,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
+use supactl_common::headers::bearer;
 use supactl_common::ident::quote_ident;
 use supactl_common::jwt;
 use supactl_common::keys::Role;
@@ -88,14 +89,6 @@ async fn handle(State(rest): State<Arc<Rest>>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
 }
 
 /// The response media type asked for by `Accept`.
