@@ -197,7 +197,14 @@ pub fn layers(opts: &BuildOptions) -> Result<Layers, Error> {
     for (in_image, on_disk) in &libs {
         system.file(in_image, 0o755, read(on_disk)?);
     }
-    system.file(CA_BUNDLE, 0o644, read(&opts.ca_bundle)?);
+    let ca = std::fs::read(&opts.ca_bundle).map_err(|e| Error::Tool {
+        tool: "ca-certificates",
+        detail: format!(
+            "cannot read {}: {e} (install Debian's ca-certificates package)",
+            opts.ca_bundle.display()
+        ),
+    })?;
+    system.file(CA_BUNDLE, 0o644, ca);
     system.file(
         "etc/passwd",
         0o644,
