@@ -4,7 +4,7 @@
 # real `supactl up`. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh docker-registry skopeo  # the image tests: a real registry and a real client
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 export CARGO_TERM_COLOR=never
 

@@ -38,6 +38,8 @@ enum Command {
     Secrets(commands::secrets::SecretsCommand),
     #[command(flatten)]
     Infra(commands::infra::InfraCommand),
+    #[command(flatten)]
+    Image(commands::image::ImageCommand),
     /// Run one runtime service in this process (as on ECS, or as an extra gateway replica).
     #[command(subcommand)]
     Serve(commands::serve::ServeCommand),
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         let result = match cli.command {
             Command::Infra(cmd) => return commands::infra::run(cmd).await,
             Command::Up(args) => commands::up::run(args).await,
+            Command::Image(cmd) => commands::image::run(cmd).await,
             Command::Project(cmd) => commands::project::run(cmd).await,
             Command::Serve(cmd) => commands::serve::run(cmd).await,
             Command::Worker(cmd) => commands::worker::run(cmd).await,

@@ -81,6 +81,31 @@ impl Intercept for Counter {
     }
 }
 
+/// The SDK config every client is built from: credentials through the standard chain (env, profile, SSO, …),
+/// the region, timeouts, retries and the endpoint override.
+pub async fn sdk_config(opts: &AwsOptions, region: &str) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .retry_config(if opts.no_retries {
+            RetryConfig::disabled()
+        } else {
+            RetryConfig::standard().with_max_attempts(5)
+        });
+    if let Some(p) = &opts.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(u) = &opts.endpoint_url {
+        loader = loader.endpoint_url(u);
+    }
+    loader.load().await
+}
+
 /// The SDK clients of this tier, all counting their requests into one [`CallLog`].
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -96,26 +121,7 @@ pub struct Clients {
 impl Clients {
     /// Loads credentials through the standard chain (env, profile, SSO, …) and builds the clients.
     pub async fn new(opts: &AwsOptions, region: &str) -> Clients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            .retry_config(if opts.no_retries {
-                RetryConfig::disabled()
-            } else {
-                RetryConfig::standard().with_max_attempts(5)
-            });
-        if let Some(p) = &opts.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(u) = &opts.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        let sdk = loader.load().await;
+        let sdk = sdk_config(opts, region).await;
         let log = CallLog::default();
         let c = Counter(log.clone());
         Clients {

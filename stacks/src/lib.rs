@@ -16,6 +16,7 @@ pub mod apply;
 pub mod aws;
 pub mod config;
 pub mod desired;
+pub mod ecr;
 pub mod model;
 pub mod observe;
 pub mod ops;

@@ -1,3 +1,4 @@
+pub mod image;
 pub mod infra;
 pub mod project;
 pub mod secrets;
