@@ -4,13 +4,15 @@
 # `supactl up` provides PostgreSQL and the tenant-manager; bench/lambda_runtime_api.py stands in for
 # AWS's Lambda Runtime API on loopback (Lambda itself cannot run here) and times each run with a fresh
 # process. Target: <= 150 ms.
-# Usage: bench/lambda-cold-start.sh [runs, default 10]
+# Usage: bench/lambda-cold-start.sh [runs, default 10]   (PROFILE=debug times an unoptimised build instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
-cargo build --release -q -p supactl
-BIN="$CARGO_TARGET_DIR/release/supactl"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then cargo build --release -q -p supactl; else cargo build -q -p supactl; fi
+BIN="$CARGO_TARGET_DIR/$PROFILE/supactl"
+echo "binary: $PROFILE build"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA="$(mktemp -d /tmp/supactl-bench-lambda-XXXX)"
