@@ -1,5 +1,5 @@
-//! `supactl serve gateway|tenant-manager`: one runtime service per process, as on ECS (or as a second
-//! gateway replica beside `supactl up`). Secrets come from the environment, never from flags' values in
+//! `supactl serve gateway|tenant-manager|rest-lambda`: one runtime service per process, as on ECS (or as a
+//! second gateway replica beside `supactl up`), or the REST engine as a project's Lambda function. Secrets come from the environment, never from flags' values in
 //! process listings: SUPACTL_SERVICE_TOKEN, SUPACTL_ADMIN_KEY, SUPACTL_ENCRYPTION_KEY, SUPACTL_DATABASE_URL.
 
 use super::{CliError, CliResult};
@@ -14,6 +14,11 @@ pub enum ServeCommand {
     Gateway(GatewayArgs),
     /// The tenant-manager (admin API and internal config endpoint).
     TenantManager(TenantManagerArgs),
+    /// The REST engine for one project as an AWS Lambda function (the REST image's entrypoint),
+    /// configured from the environment: SUPACTL_PROJECT_REF, SUPACTL_TENANT_MANAGER_URL,
+    /// SUPACTL_SERVICE_TOKEN (optional SUPACTL_CACHE_TTL, SUPACTL_REST_POOL_SIZE), plus the variables
+    /// Lambda sets (AWS_LAMBDA_RUNTIME_API, …).
+    RestLambda,
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +79,14 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
     stack::init_tracing();
     let shutdown = CancellationToken::new();
     let tasks = match cmd {
+        ServeCommand::RestLambda => {
+            let config = rest::lambda::LambdaConfig::from_env()
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            rest::lambda::run(config)
+                .await
+                .map_err(anyhow::Error::from)?;
+            return Ok(());
+        }
         ServeCommand::Gateway(a) => {
             if !(0.0..=3600.0).contains(&a.cache_ttl) {
                 return Err(CliError::Usage(

@@ -10,10 +10,15 @@
 //! (defence in depth) and then lets row-level security decide. Values are always bind parameters and
 //! identifiers always quoted. This crate owns no platform state: project configs come from the
 //! [`supactl_common::directory::Directory`].
+//!
+//! Two ways to serve: [`router`] for many projects (the gateway names the project in a header), and,
+//! with the `lambda` feature, [`lambda`] for one project per AWS Lambda function behind a Function URL.
 
 pub mod csv;
 pub mod error;
 pub mod exec;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod openapi;
 pub mod parse;
 pub mod plan;

@@ -57,9 +57,9 @@ impl Default for RestConfig {
 }
 
 pub struct Rest {
-    directory: Arc<Directory>,
-    pools: Arc<Pools>,
-    config: RestConfig,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) pools: Arc<Pools>,
+    pub(crate) config: RestConfig,
 }
 
 impl Rest {
