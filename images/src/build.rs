@@ -38,6 +38,13 @@ pub const SERVICES: &[Service] = &[
         port: 3001,
         port_env: "SUPACTL_ADMIN_PORT",
     },
+    // One project per function behind a Function URL; Lambda ignores the port.
+    Service {
+        name: "rest-lambda",
+        args: &["serve", "rest-lambda"],
+        port: 8080,
+        port_env: "SUPACTL_PORT",
+    },
 ];
 
 /// Looks a service up by name; the error lists the known ones.

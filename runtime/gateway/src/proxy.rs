@@ -6,8 +6,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +14,6 @@ use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
 use supactl_common::headers::bearer;
-use supactl_common::http_client::HttpClient;
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
 use supactl_common::keys::{self, Role};
@@ -33,26 +31,14 @@ pub const CLIENT_IP_HEADER: &str = auth::CLIENT_IP_HEADER;
 /// Claims the gateway sets itself; a user token cannot override them.
 const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
 
-/// Where a service runs.
+/// Where a service runs. Today every service runs in the gateway's process (`supactl up`, `supactl serve
+/// gateway`); the Function URL upstream with SigV4 arrives with the compute tier (issue 6).
 #[derive(Clone)]
 pub enum Upstream {
-    /// In the same process (`supactl up`).
     InProcess(Router),
-    /// Over HTTP (ECS): base URL such as `http://rest.supactl.local:3000`.
-    Http {
-        base_url: String,
-        client: Box<HttpClient>,
-    },
 }
 
 impl Upstream {
-    pub fn http(base_url: &str) -> Upstream {
-        Upstream::Http {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            client: Box::new(HttpClient::new(Duration::from_secs(60))),
-        }
-    }
-
     async fn call(&self, req: Request) -> Result<Response, HttpError> {
         match self {
             Upstream::InProcess(router) => Ok(router
@@ -60,38 +46,8 @@ impl Upstream {
                 .oneshot(req)
                 .await
                 .unwrap_or_else(|never| match never {})),
-            Upstream::Http { base_url, client } => {
-                let (mut parts, body) = req.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map_err(|_| bad_gateway("cannot read request body"))?
-                    .to_bytes();
-                let pq = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
-                parts.uri = format!("{base_url}{pq}")
-                    .parse::<Uri>()
-                    .map_err(|_| bad_gateway("bad upstream url"))?;
-                let (status, bytes) = client
-                    .send(http::Request::from_parts(parts, Full::new(body)))
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "upstream failed");
-                        bad_gateway("upstream service unavailable")
-                    })?;
-                let mut res = Response::new(Body::from(bytes));
-                *res.status_mut() = status;
-                Ok(res)
-            }
         }
     }
-}
-
-fn bad_gateway(m: &str) -> HttpError {
-    HttpError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m)
 }
 
 #[derive(Debug, Clone)]
