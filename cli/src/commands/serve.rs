@@ -43,6 +43,9 @@ pub struct GatewayArgs {
     base_domain: Option<String>,
     #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
     rest_pool_size: usize,
+    /// REST connections open across all projects before idle ones of other projects are closed.
+    #[arg(long, env = "SUPACTL_REST_MAX_CONNECTIONS", default_value_t = 200)]
+    rest_max_connections: usize,
     /// Public URL of a project, with `{ref}` in it (the issuer of auth tokens and the base of email
     /// links; the tenant-manager's setting of the same name). Default: `https://{ref}.<base-domain>`
     /// with a base domain, else `http://<listen>:<port>/p/{ref}`.
@@ -106,6 +109,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 cache_ttl: Duration::from_secs_f64(a.cache_ttl),
                 rest: rest::RestConfig {
                     pool_size: a.rest_pool_size,
+                    max_connections: a.rest_max_connections,
                     ..rest::RestConfig::default()
                 },
                 base_domain: a.base_domain,

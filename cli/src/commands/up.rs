@@ -38,6 +38,10 @@ pub struct UpArgs {
     /// Connections per project in the REST engine's pools.
     #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
     pub rest_pool_size: usize,
+    /// Connections the REST engine keeps open across all projects before closing idle ones of the least
+    /// recently used projects (keep it below PostgreSQL's max_connections, 400 in the managed cluster).
+    #[arg(long, env = "SUPACTL_REST_MAX_CONNECTIONS", default_value_t = 200)]
+    pub rest_max_connections: usize,
     /// Redis for cross-replica cache invalidation (optional locally), e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "SUPACTL_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -167,6 +171,7 @@ async fn serve(
         cache_ttl: Duration::from_secs(1),
         rest: rest::RestConfig {
             pool_size: args.rest_pool_size,
+            max_connections: args.rest_max_connections,
             idle_timeout: Duration::from_secs(args.rest_idle_secs),
             connection_idle_timeout: Duration::from_secs(args.rest_connection_idle_secs),
             ..rest::RestConfig::default()

@@ -1,7 +1,8 @@
 //! Running statements: one pool per project (capped, evicted when idle, idle connections closed) with
 //! the project's schema cache beside it, and one pipelined round trip per request — `BEGIN`, the GUCs
 //! (`set_config`), the optional pre-request function, the statement and `COMMIT` are written together
-//! and their replies read together. Statements are prepared once per connection (PostgreSQL infers each
+//! and their replies read together (a plain read needs only the GUCs and the statement, see
+//! [`Pools::run`]). Statements are prepared once per connection (PostgreSQL infers each
 //! parameter's type) and reused by every request of the same shape; each connection keeps at most
 //! [`MAX_STATEMENTS`] of them.
 //!
@@ -13,6 +14,12 @@
 //! user, or by the template's DDL event trigger in `templates/rest.sql`) drops the project's cache.
 //! That costs no extra connection at all. A project whose connections were all closed may have missed a
 //! notification, so its cache is dropped when its first new connection opens.
+//!
+//! ## A connection budget across projects
+//! Thousands of projects share a few database servers whose `max_connections` is in the hundreds, so the
+//! process keeps a budget of open connections over all its pools: opening one past the budget first
+//! closes the idle connections of the least recently used other project. Idle projects therefore give
+//! their connections to busy ones instead of the server refusing new sessions.
 
 use crate::error::RestError;
 use crate::schema::{SchemaCache, LOAD_SQL};
@@ -61,12 +68,50 @@ impl ToSql for Text<'_> {
     to_sql_checked!();
 }
 
-/// Sets the role and PostgREST's request GUCs for the transaction.
+/// A column read as its text, whatever its type (`EXPLAIN (FORMAT JSON)` returns `json`, whose binary
+/// form is its text).
+struct AnyText(String);
+
+impl<'a> postgres_types::FromSql<'a> for AnyText {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> Result<AnyText, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(AnyText(std::str::from_utf8(raw)?.to_string()))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The top plan node's row estimate from `EXPLAIN (FORMAT JSON)` output.
+fn plan_rows(explain: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(explain).ok()?;
+    v.get(0)?
+        .get("Plan")?
+        .get("Plan Rows")?
+        .as_f64()
+        .map(|n| n as i64)
+}
+
+/// Sets the role and PostgREST's request GUCs for the transaction (and hides response GUCs a function
+/// may have left on the session).
 const SETUP: &str =
     "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
      set_config('request.method', $3, true), set_config('request.path', $4, true), \
      set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-     set_config('search_path', $7, true)";
+     set_config('search_path', $7, true), set_config('response.headers', '', true), \
+     set_config('response.status', '', true)";
+
+/// The same GUCs at session level, for reads in one implicit transaction (see [`Pools::run`]): also
+/// makes the read's transaction read-only and clears response GUCs a function may have left behind.
+const SETUP_SESSION: &str =
+    "SELECT set_config('role', $1, false), set_config('request.jwt.claims', $2, false), \
+     set_config('request.method', $3, false), set_config('request.path', $4, false), \
+     set_config('request.headers', $5, false), set_config('request.cookies', $6, false), \
+     set_config('search_path', $7, false), set_config('default_transaction_read_only', 'on', false), \
+     set_config('response.headers', '', false), set_config('response.status', '', false)";
 
 /// Errors a re-prepared statement may not hit again.
 fn stale_statement(e: &tokio_postgres::Error) -> bool {
@@ -93,6 +138,26 @@ pub struct Outcome {
     pub status: Option<String>,
     /// The primary key of the first written row as a JSON object (for `Location`).
     pub location: Option<String>,
+}
+
+impl Outcome {
+    /// The one row every statement of [`crate::sql`] returns.
+    fn from_rows(
+        rows: &[tokio_postgres::Row],
+        planned_total: Option<i64>,
+    ) -> Result<Outcome, RestError> {
+        let row = rows
+            .first()
+            .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
+        Ok(Outcome {
+            body: row.get(0),
+            page: row.get(1),
+            total: planned_total.or(row.get(2)),
+            headers: row.get::<_, Option<String>>(3).filter(|s| !s.is_empty()),
+            status: row.get::<_, Option<String>>(4).filter(|s| !s.is_empty()),
+            location: row.get(5),
+        })
+    }
 }
 
 /// How the transaction ends.
@@ -138,9 +203,30 @@ impl ProjectState {
     }
 }
 
-/// Opens connections that `LISTEN pgrst` and report notifications to the project's state.
+/// Opens connections that `LISTEN pgrst` and report notifications to the project's state, within the
+/// process-wide connection budget.
 struct ListeningConnect {
     state: Weak<ProjectState>,
+    shared: Weak<Shared>,
+    project: String,
+}
+
+/// Counts a connection in its project and in the budget for as long as its driver task lives (the task
+/// is aborted when the pool drops the client, so this must be a guard, not code after the loop).
+struct OpenGuard {
+    state: Weak<ProjectState>,
+    shared: Weak<Shared>,
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.state.upgrade() {
+            s.live_connections.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Some(sh) = self.shared.upgrade() {
+            sh.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 type ConnectFuture<'a> = Pin<
@@ -159,6 +245,12 @@ impl deadpool_postgres::Connect for ListeningConnect {
     fn connect(&self, cfg: &tokio_postgres::Config) -> ConnectFuture<'_> {
         let cfg = cfg.clone();
         let state = self.state.clone();
+        let shared = self.shared.clone();
+        if let Some(sh) = shared.upgrade() {
+            if sh.open.load(Ordering::SeqCst) >= sh.max_open {
+                sh.shed(&self.project);
+            }
+        }
         Box::pin(async move {
             let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
             if let Some(s) = state.upgrade() {
@@ -167,8 +259,16 @@ impl deadpool_postgres::Connect for ListeningConnect {
                     s.invalidate();
                 }
             }
+            if let Some(sh) = shared.upgrade() {
+                sh.open.fetch_add(1, Ordering::SeqCst);
+            }
+            let guard = OpenGuard {
+                state: state.clone(),
+                shared,
+            };
             let task_state = state.clone();
             let task = tokio::spawn(async move {
+                let _guard = guard;
                 loop {
                     let msg = std::future::poll_fn(|cx| conn.poll_message(cx)).await;
                     match msg {
@@ -186,9 +286,6 @@ impl deadpool_postgres::Connect for ListeningConnect {
                         None => break,
                     }
                 }
-                if let Some(s) = task_state.upgrade() {
-                    s.live_connections.fetch_sub(1, Ordering::SeqCst);
-                }
             });
             client.batch_execute("LISTEN pgrst").await?;
             Ok((client, task))
@@ -203,24 +300,118 @@ struct Entry {
     state: Arc<ProjectState>,
 }
 
+/// What the pools and their connections' driver tasks share.
+struct Shared {
+    map: Mutex<HashMap<String, Entry>>,
+    /// Connections open across every project.
+    open: AtomicUsize,
+    max_open: usize,
+}
+
+impl Shared {
+    /// Closes the idle connections of the least recently used project other than `except` that has
+    /// any. Soft: when every connection is busy nothing is closed and the new one opens anyway (the
+    /// per-project cap still bounds the total).
+    fn shed(&self, except: &str) {
+        let map = self.map.lock().expect("pools lock");
+        let victim = map
+            .iter()
+            .filter(|(r, e)| r.as_str() != except && e.pool.status().available > 0)
+            .min_by_key(|(_, e)| e.last_used);
+        if let Some((project, e)) = victim {
+            let closed = e.pool.retain(|_, _| false).removed.len();
+            tracing::debug!(%project, closed, "connection budget: closed idle connections");
+        }
+    }
+}
+
 /// Per-project pools and schema caches.
 pub struct Pools {
     max_size: usize,
     idle: Duration,
     connection_idle: Duration,
-    map: Mutex<HashMap<String, Entry>>,
+    shared: Arc<Shared>,
 }
 
 impl Pools {
+    /// The two-statement read of [`Pools::run`]: session GUCs, then the statement, pipelined.
+    async fn read_on_session(
+        client: &deadpool_postgres::Client,
+        setup_params: &[&(dyn ToSql + Sync)],
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        role: Role,
+    ) -> Result<Vec<tokio_postgres::Row>, RestError> {
+        let setup = client
+            .prepare_cached(SETUP_SESSION)
+            .await
+            .map_err(|e| RestError::from_pg(&e, role))?;
+        let mut retried = false;
+        loop {
+            let set_f = client.query(&setup, setup_params);
+            let mut set_f = pin!(set_f);
+            let mut set_r = None;
+            // Write the GUCs first, so that a statement new to this connection is parsed after them,
+            // as the request's role.
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = set_f.as_mut().poll(cx) {
+                    set_r = Some(r);
+                }
+                Poll::Ready(())
+            })
+            .await;
+            let prepared = client.prepare_cached(sql).await;
+            let set_done = async {
+                match set_r.take() {
+                    Some(r) => r.map(|_| ()),
+                    None => set_f.await.map(|_| ()),
+                }
+            };
+            let main = match prepared {
+                Ok(m) => m,
+                Err(e) => {
+                    set_done.await.map_err(|e| RestError::from_pg(&e, role))?;
+                    if !retried && stale_statement(&e) {
+                        client.statement_cache.clear();
+                        retried = true;
+                        continue;
+                    }
+                    return Err(RestError::from_pg(&e, role));
+                }
+            };
+            let (set, result) = tokio::join!(set_done, client.query(&main, params));
+            // Never use a result read under GUCs this request did not set.
+            set.map_err(|e| RestError::from_pg(&e, role))?;
+            match result {
+                Ok(rows) => return Ok(rows),
+                Err(e) if !retried && stale_statement(&e) => {
+                    client.statement_cache.clear();
+                    retried = true;
+                }
+                Err(e) => return Err(RestError::from_pg(&e, role)),
+            }
+        }
+    }
+
     /// Pools of at most `max_size` connections, dropped (with the schema cache) after `idle` without
-    /// use; single connections are closed after `connection_idle` unused. A background task that ends
-    /// with the last reference does the sweeping.
-    pub fn new(max_size: usize, idle: Duration, connection_idle: Duration) -> Arc<Pools> {
+    /// use; single connections are closed after `connection_idle` unused, and idle ones of other
+    /// projects when `max_open` connections are open in all. A background task that ends with the last
+    /// reference does the sweeping.
+    pub fn new(
+        max_size: usize,
+        max_open: usize,
+        idle: Duration,
+        connection_idle: Duration,
+    ) -> Arc<Pools> {
         let pools = Arc::new(Pools {
             max_size,
             idle,
             connection_idle,
-            map: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                map: Mutex::new(HashMap::new()),
+                open: AtomicUsize::new(0),
+                max_open,
+            }),
         });
         let weak: Weak<Pools> = Arc::downgrade(&pools);
         tokio::spawn(async move {
@@ -237,7 +428,7 @@ impl Pools {
 
     fn evict_idle(&self) {
         let now = Instant::now();
-        let mut map = self.map.lock().expect("pools lock");
+        let mut map = self.shared.map.lock().expect("pools lock");
         map.retain(|project, e| {
             let keep = now.duration_since(e.last_used) < self.idle;
             if !keep {
@@ -252,27 +443,36 @@ impl Pools {
 
     /// Drops a project's pool and cache (deleted or paused project).
     pub fn remove(&self, project_ref: &str) {
-        self.map.lock().expect("pools lock").remove(project_ref);
+        self.shared
+            .map
+            .lock()
+            .expect("pools lock")
+            .remove(project_ref);
     }
 
     /// Number of projects holding a pool.
     pub fn len(&self) -> usize {
-        self.map.lock().expect("pools lock").len()
+        self.shared.map.lock().expect("pools lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Connections open across every project.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
     /// Drops every project's schema cache (tests, admin tooling).
     pub fn invalidate(&self, project_ref: &str) {
-        if let Some(e) = self.map.lock().expect("pools lock").get(project_ref) {
+        if let Some(e) = self.shared.map.lock().expect("pools lock").get(project_ref) {
             e.state.invalidate();
         }
     }
 
     fn entry(&self, project_ref: &str, db: &DbConfig) -> (Pool, Arc<ProjectState>) {
-        let mut map = self.map.lock().expect("pools lock");
+        let mut map = self.shared.map.lock().expect("pools lock");
         if let Some(e) = map.get_mut(project_ref) {
             if e.db == *db {
                 e.last_used = Instant::now();
@@ -292,6 +492,8 @@ impl Pools {
             cfg,
             ListeningConnect {
                 state: Arc::downgrade(&state),
+                shared: Arc::downgrade(&self.shared),
+                project: project_ref.to_string(),
             },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -335,6 +537,11 @@ impl Pools {
             .get()
             .await
             .map_err(|e| RestError::Unavailable(e.to_string()))?;
+        // Reads leave the request's role and GUCs set on the session: load as the login role.
+        client
+            .batch_execute("RESET ROLE; RESET search_path; RESET default_transaction_read_only")
+            .await
+            .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
         let generation = state.generation.load(Ordering::SeqCst);
         let load = |schemas: Vec<String>| {
             let client = &client;
@@ -370,6 +577,12 @@ impl Pools {
     }
 
     /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIfOne`]) one round trip.
+    ///
+    /// A plain read (no pre-request function, no planned count, committed) takes two statements
+    /// instead of four: the GUCs set at session level, then the statement in its own implicit
+    /// read-only transaction. That is safe because every request sets every GUC before its statement
+    /// (nothing a previous request left on the session is used), and the statement's result is thrown
+    /// away unless the GUCs were set. Writes keep `BEGIN` … `COMMIT` with `set_config(…, true)`.
     pub async fn run(
         &self,
         project_ref: &str,
@@ -402,20 +615,31 @@ impl Pools {
             .iter()
             .map(|p| p as &(dyn ToSql + Sync))
             .collect();
+        // Explicit either way: a read may have left `default_transaction_read_only` on the session.
         let begin = if ctx.read_only {
             "BEGIN READ ONLY"
         } else {
-            "BEGIN"
+            "BEGIN READ WRITE"
         };
         let end = match ctx.end {
             TxEnd::Rollback => "ROLLBACK",
             _ => "COMMIT",
         };
+        let plain_read = ctx.read_only
+            && ctx.pre_request.is_none()
+            && ctx.end == TxEnd::Commit
+            && stmt.explain.is_none();
+        if plain_read {
+            let rows =
+                Self::read_on_session(&client, &setup_params, &stmt.sql, &params, role).await?;
+            return Outcome::from_rows(&rows, None);
+        }
         let setup = client
             .prepare_cached(SETUP)
             .await
             .map_err(|e| RestError::from_pg(&e, role))?;
         let mut retried = false;
+        let mut planned_total = None;
         let rows = loop {
             let begin_f = client.batch_execute(begin);
             let set_f = client.query(&setup, &setup_params);
@@ -446,6 +670,15 @@ impl Pools {
             // statement already prepared costs nothing here, and the whole request stays one round
             // trip; a new one costs one more, once per connection.
             let prepared = client.prepare_cached(&stmt.sql).await;
+            let explain = match &stmt.explain {
+                Some(sql) => Some(client.prepare_cached(sql).await),
+                None => None,
+            };
+            let (prepared, explain) = match explain {
+                Some(Err(e)) => (Err(e), None),
+                Some(Ok(x)) => (prepared, Some(x)),
+                None => (prepared, None),
+            };
             let begin_done = async {
                 match begin_r.take() {
                     Some(r) => r,
@@ -488,14 +721,27 @@ impl Pools {
                     client.batch_execute(end).await
                 }
             };
-            let (begin, set, pre, result, commit) = tokio::join!(
+            let explained = async {
+                match &explain {
+                    Some(x) => client
+                        .query_one(x, &params)
+                        .await
+                        .map(|row| plan_rows(&row.get::<_, AnyText>(0).0)),
+                    None => Ok(None),
+                }
+            };
+            let (begin, set, pre, planned, result, commit) = tokio::join!(
                 begin_done,
                 set_done,
                 pre_done,
+                explained,
                 client.query(&main, &params),
                 finish,
             );
-            let early = begin.and(set).and(pre);
+            let early = begin
+                .and(set)
+                .and(pre)
+                .and(planned.map(|p| planned_total = p));
             if let Err(e) = early {
                 if ctx.end == TxEnd::CommitIfOne {
                     let _ = client.batch_execute("ROLLBACK").await;
@@ -522,17 +768,7 @@ impl Pools {
                 }
             }
         };
-        let row = rows
-            .first()
-            .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
-        let out = Outcome {
-            body: row.get(0),
-            page: row.get(1),
-            total: row.get(2),
-            headers: row.get::<_, Option<String>>(3).filter(|s| !s.is_empty()),
-            status: row.get::<_, Option<String>>(4).filter(|s| !s.is_empty()),
-            location: row.get(5),
-        };
+        let out = Outcome::from_rows(&rows, planned_total)?;
         if ctx.end == TxEnd::CommitIfOne {
             let end = if out.page == 1 { "COMMIT" } else { "ROLLBACK" };
             client

@@ -3,8 +3,9 @@
 //! A request goes through stages kept apart (STYLE.md "Services"): [`parse`] turns the PostgREST query
 //! string, headers and body into a [`plan::Query`]; [`sql`] checks it against the project's
 //! [`schema::SchemaCache`] and turns it into one parameterised statement whose result PostgreSQL already
-//! renders as JSON; [`exec`] runs it on the project's own pool in one pipelined round trip (`BEGIN`, the
-//! role and request GUCs, the statement, `COMMIT`); [`service`] shapes the HTTP response.
+//! renders as JSON; [`exec`] runs it on the project's own pool in one pipelined round trip (reads: the
+//! role and request GUCs, then the statement; writes: `BEGIN`, the GUCs, the statement, `COMMIT`);
+//! [`service`] shapes the HTTP response.
 //!
 //! The engine trusts nothing from the gateway but a JWT it verifies again with the project's secrets
 //! (defence in depth) and then lets row-level security decide. Values are always bind parameters and

@@ -39,6 +39,9 @@ pub struct RestConfig {
     pub schemas: Vec<String>,
     /// Connections per project pool.
     pub pool_size: usize,
+    /// Connections open across all projects before idle ones of other projects are closed (keep it
+    /// below the database servers' `max_connections`).
+    pub max_connections: usize,
     /// A project's pool and schema cache are dropped after this long without requests.
     pub idle_timeout: Duration,
     /// A pooled connection is closed after this long unused.
@@ -50,6 +53,7 @@ impl Default for RestConfig {
         RestConfig {
             schemas: vec!["public".to_string()],
             pool_size: 10,
+            max_connections: 200,
             idle_timeout: Duration::from_secs(300),
             connection_idle_timeout: Duration::from_secs(60),
         }
@@ -67,6 +71,7 @@ impl Rest {
         Arc::new(Rest {
             pools: Pools::new(
                 config.pool_size,
+                config.max_connections,
                 config.idle_timeout,
                 config.connection_idle_timeout,
             ),

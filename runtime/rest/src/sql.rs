@@ -19,6 +19,9 @@ use supactl_common::ident::quote_ident;
 pub struct Statement {
     pub sql: String,
     pub params: Vec<String>,
+    /// `Prefer: count=planned`: an `EXPLAIN (FORMAT JSON)` of the filtered relation over the same
+    /// parameters, run before `sql` in the same transaction; its top node's `Plan Rows` is the total.
+    pub explain: Option<String>,
 }
 
 /// How the body is rendered.
@@ -729,16 +732,44 @@ impl<'a> Builder<'a> {
             )
         } else {
             if e.spread {
-                return Err(RestError::api(
-                    StatusCode::BAD_REQUEST,
-                    "PGRST127",
-                    "Feature not implemented",
-                    Some(format!(
-                        "A spread operation on '{}' is only possible on a to-one relationship",
-                        e.name
-                    )),
-                    None,
-                ));
+                // PostgREST 13: each spread column of a to-many embed becomes an array of its values,
+                // in the embed's order.
+                if lv.has_aggregate {
+                    return Err(RestError::api(
+                        StatusCode::BAD_REQUEST,
+                        "PGRST127",
+                        "Feature not implemented",
+                        Some(format!(
+                            "Aggregates are not supported in a spread of the to-many relationship '{}'",
+                            e.name
+                        )),
+                        None,
+                    ));
+                }
+                let names = self.output_names(Some(table), &e.select);
+                let aggs: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        let q = quote_ident(n);
+                        format!("json_agg(\"pgrst_x\".{q}) AS {q}")
+                    })
+                    .collect();
+                let columns = names
+                    .iter()
+                    .map(|n| {
+                        let q = quote_ident(n);
+                        format!("coalesce({l}.{q}, '[]') AS {q}")
+                    })
+                    .collect();
+                return Ok(Embedded {
+                    alias: lat_alias.clone(),
+                    lateral: format!(
+                        " LEFT JOIN LATERAL (SELECT {} FROM ({inner}) AS \"pgrst_x\") AS {l} ON TRUE",
+                        if aggs.is_empty() { "true AS \"pgrst_empty\"".to_string() } else { aggs.join(", ") }
+                    ),
+                    columns,
+                    to_one: false,
+                });
             }
             let columns = if e.select.is_empty() {
                 Vec::new()
@@ -798,9 +829,10 @@ impl<'a> Builder<'a> {
         s
     }
 
-    /// The count of the whole filtered relation (for `Prefer: count=`), reusing the level's conditions.
-    fn count_sql(&self, from: &str, alias: &str, lv: &Level) -> String {
-        let mut s = format!("SELECT count(*) FROM {from} AS {}", quote_ident(alias));
+    /// `SELECT <what>` over the whole filtered relation (for `Prefer: count=`: `count(*)`, or `1` to
+    /// be explained), reusing the level's conditions.
+    fn count_sql(&self, what: &str, from: &str, alias: &str, lv: &Level) -> String {
+        let mut s = format!("SELECT {what} FROM {from} AS {}", quote_ident(alias));
         for l in lv.laterals.iter().filter(|l| l.filtering) {
             s.push_str(&l.sql);
         }
@@ -832,20 +864,46 @@ fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> 
     )
 }
 
-/// What the count preference turns into.
-fn total_expr(count: Option<Count>, count_query: &str, table: Option<&QName>) -> String {
-    match (count, table) {
-        (Some(Count::Exact | Count::Estimated), _) | (Some(Count::Planned), None) => {
-            format!("({count_query})")
-        }
-        // The planner's estimate of the relation's size (the filters are not estimated).
-        (Some(Count::Planned), Some(q)) => format!(
-            "(SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = {})",
-            supactl_common::ident::quote_literal(&q.0),
-            supactl_common::ident::quote_literal(&q.1)
-        ),
-        (None, _) => "NULL::bigint".to_string(),
+/// What the count preference turns into (`count=planned` is read from an `EXPLAIN` instead, see
+/// [`Statement::explain`]).
+fn total_expr(count: Option<Count>, count_query: &str) -> String {
+    match count {
+        Some(Count::Exact | Count::Estimated) => format!("({count_query})"),
+        Some(Count::Planned) | None => "NULL::bigint".to_string(),
     }
+}
+
+/// `EXPLAIN (FORMAT JSON)` of the rows a count counts. The statement is prepared with the main
+/// statement's parameters, and PostgreSQL cannot type a parameter the text never mentions, so those
+/// the count does not use (limit, offset, select-list values) are mentioned in a one-row join that
+/// leaves the estimate unchanged.
+fn explain_sql(count: Option<Count>, rows_query: &str, nparams: usize) -> Option<String> {
+    if count != Some(Count::Planned) {
+        return None;
+    }
+    let unused: Vec<String> = (1..=nparams)
+        .filter(|i| !mentions_param(rows_query, *i))
+        .map(|i| format!("${i}::text"))
+        .collect();
+    Some(if unused.is_empty() {
+        format!("EXPLAIN (FORMAT JSON) {rows_query}")
+    } else {
+        format!(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM ({rows_query}) AS \"pgrst_rows\", (SELECT {}) AS \"pgrst_unused\"",
+            unused.join(", ")
+        )
+    })
+}
+
+/// Whether `sql` contains the placeholder `$i` (not as a prefix of `$i0`).
+fn mentions_param(sql: &str, i: usize) -> bool {
+    let needle = format!("${i}");
+    sql.match_indices(&needle).any(|(at, _)| {
+        !sql[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 impl<'a> Builder<'a> {
@@ -871,14 +929,16 @@ impl<'a> Builder<'a> {
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
-        let total = total_expr(
+        let total = total_expr(count, &self.count_sql("count(*)", &src.from, &alias, &lv));
+        let explain = explain_sql(
             count,
-            &self.count_sql(&src.from, &alias, &lv),
-            Some(&src.qname),
+            &self.count_sql("1", &src.from, &alias, &lv),
+            self.params.len(),
         );
         Ok(Statement {
             sql: wrap(&inner, render, &total, "NULL::text", ""),
             params: self.params,
+            explain,
         })
     }
 
@@ -1038,6 +1098,7 @@ impl<'a> Builder<'a> {
                 &format!("WITH \"pgrst_source\" AS ({dml}) "),
             ),
             params: self.params,
+            explain: None,
         })
     }
 }
@@ -1116,6 +1177,7 @@ impl<'a> Builder<'a> {
             return Ok(Statement {
                 sql: wrap(&inner, render, "NULL::bigint", "NULL::text", ""),
                 params: self.params,
+                explain: None,
             });
         }
         let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));
@@ -1132,10 +1194,44 @@ impl<'a> Builder<'a> {
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
-        let total = total_expr(count, &self.count_sql(&src.from, &alias, &lv), None);
+        let total = total_expr(count, &self.count_sql("count(*)", &src.from, &alias, &lv));
+        let explain = explain_sql(
+            count,
+            &self.count_sql("1", &src.from, &alias, &lv),
+            self.params.len(),
+        );
         Ok(Statement {
             sql: wrap(&inner, render, &total, "NULL::text", ""),
             params: self.params,
+            explain,
         })
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_matched_whole() {
+        assert!(mentions_param("a = $1 AND b = $12", 1));
+        assert!(mentions_param("a = $1 AND b = $12", 12));
+        assert!(!mentions_param("a = $12", 1));
+        assert!(!mentions_param("a = $12", 2));
+        assert!(mentions_param("LIMIT $3", 3));
+    }
+
+    #[test]
+    fn unused_parameters_are_mentioned_once() {
+        let sql = explain_sql(Some(Count::Planned), "SELECT 1 FROM t WHERE id = $2", 3).unwrap();
+        assert!(
+            sql.ends_with("(SELECT $1::text, $3::text) AS \"pgrst_unused\""),
+            "{sql}"
+        );
+        assert_eq!(
+            explain_sql(Some(Count::Planned), "SELECT 1 FROM t WHERE id = $1", 1).unwrap(),
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM t WHERE id = $1"
+        );
+        assert!(explain_sql(Some(Count::Exact), "SELECT 1", 0).is_none());
     }
 }

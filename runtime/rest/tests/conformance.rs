@@ -394,3 +394,143 @@ async fn project_settings_in_database() {
     let r = env.call("GET", "/kv?k=eq.gone", &[], None, &t).await;
     assert_eq!(r.json(), json!([]));
 }
+
+/// `Prefer: count=planned` is the planner's estimate of the *filtered* relation (PostgREST runs
+/// `EXPLAIN` of the count query): with fresh statistics on a small table the estimate is exact, and
+/// limit/offset parameters the count does not use must not break the statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_count_estimates_the_filtered_relation() {
+    let env = Env::start().await;
+    let t = env.token("service_role", None);
+    env.db.batch_execute("ANALYZE books").await.unwrap();
+    let planned = [("prefer", "count=planned")];
+    let r = env
+        .call(
+            "GET",
+            "/books?select=id&published=is.true",
+            &planned,
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.header("content-range"), Some("0-3/4"));
+    let r = env
+        .call(
+            "GET",
+            "/books?select=id,title&published=is.true&order=id&limit=1&offset=1",
+            &planned,
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{}", r.text);
+    assert_eq!(r.header("content-range"), Some("1-1/4"));
+    assert_eq!(r.json(), json!([{"id": 2, "title": "The Dispossessed"}]));
+    let r = env
+        .call("GET", "/books?select=id&id=eq.3", &planned, None, &t)
+        .await;
+    assert_eq!(r.header("content-range"), Some("0-0/1"));
+    let r = env
+        .call("HEAD", "/books?published=is.false", &planned, None, &t)
+        .await;
+    assert_eq!(r.header("content-range"), Some("0-1/2"));
+}
+
+/// Reads leave their role and GUCs on the pooled session (two statements instead of four): requests
+/// that follow on the same connection must never see them — a user after the service role, a write
+/// after a read-only read, a function that leaves `response.headers` behind at session level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_state_never_leaks_between_requests() {
+    let env = Env::start().await;
+    env.db
+        .batch_execute(
+            "CREATE FUNCTION leave_header() RETURNS int LANGUAGE sql AS $$
+               SELECT 1 FROM (SELECT set_config('response.headers', '[{\"X-Left\": \"behind\"}]', false)) s $$;
+             GRANT EXECUTE ON FUNCTION leave_header() TO anon, authenticated, service_role;
+             NOTIFY pgrst, 'reload schema';",
+        )
+        .await
+        .unwrap();
+    let service = env.token("service_role", None);
+    let alice = env.token(
+        "authenticated",
+        Some(json!({"sub": "11111111-1111-1111-1111-111111111111"})),
+    );
+    let anon = env.token("anon", None);
+    for _ in 0..3 {
+        // Sequential requests reuse the one pooled connection.
+        let r = env
+            .call("GET", "/secrets?select=id&order=id", &[], None, &service)
+            .await;
+        assert_eq!(r.json(), json!([{"id": 1}, {"id": 2}]));
+        let r = env
+            .call("GET", "/secrets?select=id&order=id", &[], None, &alice)
+            .await;
+        assert_eq!(r.json(), json!([{"id": 1}]), "the service role leaked");
+        let r = env
+            .call("GET", "/secrets?select=id", &[], None, &anon)
+            .await;
+        assert_eq!(r.json(), json!([]), "a user's claims leaked");
+        let r = env
+            .call(
+                "POST",
+                "/secrets",
+                &[("prefer", "return=minimal")],
+                Some(r#"{"id": 9, "owner": "11111111-1111-1111-1111-111111111111", "value": "w"}"#),
+                &alice,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "a read left the session read-only: {}",
+            r.text
+        );
+        let r = env
+            .call("DELETE", "/secrets?id=eq.9", &[], None, &alice)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    }
+    let mut r = env
+        .call("POST", "/rpc/leave_header", &[], Some("{}"), &anon)
+        .await;
+    for _ in 0..40 {
+        if r.status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = env
+            .call("POST", "/rpc/leave_header", &[], Some("{}"), &anon)
+            .await;
+    }
+    assert_eq!(r.header("x-left"), Some("behind"), "{}", r.text);
+    let r = env
+        .call("GET", "/books?select=id&id=eq.1", &[], None, &anon)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("x-left"),
+        None,
+        "response.headers leaked into the next read"
+    );
+    let r = env
+        .call("POST", "/rpc/leave_header", &[], Some("{}"), &anon)
+        .await;
+    assert_eq!(r.header("x-left"), Some("behind"));
+    let r = env
+        .call(
+            "POST",
+            "/rpc/add_them",
+            &[],
+            Some(r#"{"a": 1, "b": 2}"#),
+            &anon,
+        )
+        .await;
+    assert_eq!(r.text, "3");
+    assert_eq!(
+        r.header("x-left"),
+        None,
+        "response.headers leaked into the next write"
+    );
+}

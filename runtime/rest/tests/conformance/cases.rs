@@ -378,7 +378,10 @@ fn embedding() -> Vec<Case> {
         get("/tags?select=id,books(authors(name))&id=eq.3").json(json!([{"id": 3, "books": [{"authors": {"name": "Octavia E. Butler"}}]}])),
         get("/books?select=title,...authors(name,country)&id=eq.3").json(json!([{"title": "Solaris", "name": "Stanisław Lem", "country": "PL"}])).named("spread"),
         get("/books?select=id,...authors(writer:name)&id=eq.6").json(json!([{"id": 6, "writer": null}])),
-        get("/authors?select=...books(id)").status(400).code("PGRST127").named("spread on to-many"),
+        get("/authors?select=name,...books(titles:title,pages)&id=in.(1,4)&order=id&books.order=id.desc").json(json!([
+            {"name": "Ursula K. Le Guin", "titles": ["The Dispossessed", "The Left Hand of Darkness"], "pages": [387, 304]},
+            {"name": "Nobody", "titles": [], "pages": []}])).named("spread on to-many (PostgREST 13)"),
+        get("/books?select=title,...tags(tags:name)&id=eq.1&tags.order=id").json(json!([{"title": "The Left Hand of Darkness", "tags": ["classic", "award"]}])).named("spread on many-to-many"),
         get("/employees?select=name,manager:employees!manager_id(name)&id=eq.4").json(json!([{"name": "Di", "manager": {"name": "Bob"}}])).named("self-reference many-to-one"),
         get("/employees?select=name,employees(name)&id=eq.1").status(300).code("PGRST201").named("self-reference is ambiguous"),
         get("/orders?select=name,addresses(line)").status(300).code("PGRST201")
@@ -461,9 +464,11 @@ fn pagination_and_count() -> Vec<Case> {
             .h("prefer", "count=exact")
             .status(416)
             .code("PGRST103"),
-        get("/books?select=id")
+        get("/books?select=id&id=eq.1")
             .h("prefer", "count=planned")
-            .header("preference-applied", "count=planned"),
+            .header("preference-applied", "count=planned")
+            .header("content-range", "0-0/1")
+            .named("planned count of a primary-key lookup (a unique index: one row)"),
         get("/books?select=id")
             .h("prefer", "count=estimated")
             .header("content-range", "0-5/6"),

@@ -1,0 +1,95 @@
+//! The REST engine's connection budget across projects, against a real PostgreSQL cluster: with more
+//! projects than the budget allows connections for, opening a connection for one project closes the idle
+//! connections of the least recently used other project, so the server never sees more than the budget.
+
+use pgcluster::TestCluster;
+use rest::exec::Pools;
+use std::time::Duration;
+use supactl_common::wire::DbConfig;
+
+/// Sessions of `supactl-rest` the server itself reports (the guard counts can lag a closed socket).
+async fn server_sessions(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'supactl-rest'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_of_other_projects_make_room() {
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .unwrap();
+    let url = cluster.url("postgres");
+    let cfg: tokio_postgres::Config = url.parse().unwrap();
+    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let projects = ["p1", "p2", "p3", "p4"];
+    for p in projects {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {p}"))
+            .await
+            .unwrap();
+    }
+    let db = |name: &str| DbConfig {
+        host: "127.0.0.1".into(),
+        port: cluster.cluster.port(),
+        dbname: name.into(),
+        user: "postgres".into(),
+        password: password.clone(),
+    };
+
+    // Two connections per project at most, three across all projects.
+    let pools = Pools::new(2, 3, Duration::from_secs(300), Duration::from_secs(300));
+    let schemas = vec!["public".to_string()];
+    for p in projects {
+        pools.schema(p, &db(p), &schemas).await.unwrap();
+        // Let closed connections' driver tasks finish before counting.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            pools.open_connections() <= 3,
+            "{} open after {p}",
+            pools.open_connections()
+        );
+    }
+    assert_eq!(pools.len(), 4, "every project keeps its pool and cache");
+    let mut sessions = server_sessions(&admin).await;
+    for _ in 0..50 {
+        if sessions <= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sessions = server_sessions(&admin).await;
+    }
+    assert!(sessions <= 3, "server sees {sessions} REST sessions");
+
+    // The least recently used project was the one shed: p1 has no connection left, p4 has one.
+    let per_db = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'supactl-rest' AND datname = $1",
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(per_db("p1").await, 0);
+    assert_eq!(per_db("p4").await, 1);
+    // A shed project still works: it opens a connection again (shedding another one).
+    pools.schema("p1", &db("p1"), &schemas).await.unwrap();
+    pools.invalidate("p1");
+    pools.schema("p1", &db("p1"), &schemas).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(pools.open_connections() <= 3);
+}
