@@ -68,6 +68,49 @@ impl ToSql for Text<'_> {
     to_sql_checked!();
 }
 
+/// A request future polled early, to write its messages to the connection ahead of later ones, whose
+/// output is kept until asked for. It must keep being polled while the task awaits anything else on the
+/// same connection: tokio-postgres delivers each request's replies through a channel of two messages,
+/// and a reply nobody reads stops the connection from reading the replies after it.
+struct Early<'a, F: Future> {
+    fut: Pin<&'a mut F>,
+    out: Option<F::Output>,
+}
+
+impl<'a, F: Future> Early<'a, F> {
+    fn new(fut: Pin<&'a mut F>) -> Self {
+        Early { fut, out: None }
+    }
+
+    fn poll_now(&mut self, cx: &mut std::task::Context<'_>) {
+        if self.out.is_none() {
+            if let Poll::Ready(r) = self.fut.as_mut().poll(cx) {
+                self.out = Some(r);
+            }
+        }
+    }
+
+    async fn finish(mut self) -> F::Output {
+        match self.out.take() {
+            Some(r) => r,
+            None => self.fut.await,
+        }
+    }
+}
+
+/// Awaits `fut` while polling what `drain` polls (see [`Early`]).
+async fn draining<F: Future>(
+    fut: F,
+    mut drain: impl FnMut(&mut std::task::Context<'_>),
+) -> F::Output {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        drain(cx);
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// A column read as its text, whatever its type (`EXPLAIN (FORMAT JSON)` returns `json`, whose binary
 /// form is its text).
 struct AnyText(String);
@@ -348,25 +391,17 @@ impl Pools {
             .map_err(|e| RestError::from_pg(&e, role))?;
         let mut retried = false;
         loop {
-            let set_f = client.query(&setup, setup_params);
-            let mut set_f = pin!(set_f);
-            let mut set_r = None;
+            let set_f = pin!(client.query(&setup, setup_params));
+            let mut set = Early::new(set_f);
             // Write the GUCs first, so that a statement new to this connection is parsed after them,
             // as the request's role.
             std::future::poll_fn(|cx| {
-                if let Poll::Ready(r) = set_f.as_mut().poll(cx) {
-                    set_r = Some(r);
-                }
+                set.poll_now(cx);
                 Poll::Ready(())
             })
             .await;
-            let prepared = client.prepare_cached(sql).await;
-            let set_done = async {
-                match set_r.take() {
-                    Some(r) => r.map(|_| ()),
-                    None => set_f.await.map(|_| ()),
-                }
-            };
+            let prepared = draining(client.prepare_cached(sql), |cx| set.poll_now(cx)).await;
+            let set_done = async { set.finish().await.map(|_| ()) };
             let main = match prepared {
                 Ok(m) => m,
                 Err(e) => {
@@ -649,19 +684,17 @@ impl Pools {
                     None => Ok(()),
                 }
             };
-            let (mut begin_f, mut set_f, mut pre_f) = (pin!(begin_f), pin!(set_f), pin!(pre_f));
-            let (mut begin_r, mut set_r, mut pre_r) = (None, None, None);
+            let (begin_f, set_f, pre_f) = (pin!(begin_f), pin!(set_f), pin!(pre_f));
+            let (mut begin_e, mut set_e, mut pre_e) =
+                (Early::new(begin_f), Early::new(set_f), Early::new(pre_f));
+            let mut drain = |cx: &mut std::task::Context<'_>| {
+                begin_e.poll_now(cx);
+                set_e.poll_now(cx);
+                pre_e.poll_now(cx);
+            };
             // One poll each writes BEGIN, the GUCs and the pre-request call to the connection...
             std::future::poll_fn(|cx| {
-                if let Poll::Ready(r) = begin_f.as_mut().poll(cx) {
-                    begin_r = Some(r);
-                }
-                if let Poll::Ready(r) = set_f.as_mut().poll(cx) {
-                    set_r = Some(r);
-                }
-                if let Poll::Ready(r) = pre_f.as_mut().poll(cx) {
-                    pre_r = Some(r);
-                }
+                drain(cx);
                 Poll::Ready(())
             })
             .await;
@@ -669,9 +702,9 @@ impl Pools {
             // transaction, as the request's role (which may use schemas the login role cannot). A
             // statement already prepared costs nothing here, and the whole request stays one round
             // trip; a new one costs one more, once per connection.
-            let prepared = client.prepare_cached(&stmt.sql).await;
+            let prepared = draining(client.prepare_cached(&stmt.sql), &mut drain).await;
             let explain = match &stmt.explain {
-                Some(sql) => Some(client.prepare_cached(sql).await),
+                Some(sql) => Some(draining(client.prepare_cached(sql), &mut drain).await),
                 None => None,
             };
             let (prepared, explain) = match explain {
@@ -679,24 +712,9 @@ impl Pools {
                 Some(Ok(x)) => (prepared, Some(x)),
                 None => (prepared, None),
             };
-            let begin_done = async {
-                match begin_r.take() {
-                    Some(r) => r,
-                    None => begin_f.await,
-                }
-            };
-            let set_done = async {
-                match set_r.take() {
-                    Some(r) => r.map(|_| ()),
-                    None => set_f.await.map(|_| ()),
-                }
-            };
-            let pre_done = async {
-                match pre_r.take() {
-                    Some(r) => r,
-                    None => pre_f.await,
-                }
-            };
+            let begin_done = begin_e.finish();
+            let set_done = async { set_e.finish().await.map(|_| ()) };
+            let pre_done = pre_e.finish();
             let main = match prepared {
                 Ok(m) => m,
                 Err(e) => {
