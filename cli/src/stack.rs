@@ -161,11 +161,14 @@ pub async fn bind(
 /// credentials. The gateway caches what this returns until shortly before it expires.
 #[derive(Debug, Default)]
 pub struct LazyDefaultCredentials {
-    chain: tokio::sync::OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
+    chain:
+        tokio::sync::OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
 }
 
 impl aws_credential_types::provider::ProvideCredentials for LazyDefaultCredentials {
-    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
     where
         Self: 'a,
     {

@@ -53,7 +53,11 @@ pub struct GatewayArgs {
     #[arg(long, env = "AWS_REGION")]
     aws_region: Option<String>,
     /// Seconds to wait for a project's REST function to answer.
-    #[arg(long, env = "SUPACTL_REST_FUNCTION_TIMEOUT_SECONDS", default_value_t = 35)]
+    #[arg(
+        long,
+        env = "SUPACTL_REST_FUNCTION_TIMEOUT_SECONDS",
+        default_value_t = 35
+    )]
     rest_function_timeout: u64,
 }
 
@@ -113,7 +117,11 @@ struct RestLambdaArgs {
     rest_lambda_security_groups: Option<String>,
     #[arg(long, env = "SUPACTL_REST_LAMBDA_MEMORY_MB", default_value_t = 512)]
     rest_lambda_memory_mb: i32,
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
     rest_lambda_timeout_seconds: i32,
     /// This tenant-manager's internal URL as the functions reach it.
     #[arg(long, env = "SUPACTL_TENANT_MANAGER_INTERNAL_URL")]
@@ -180,14 +188,14 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             .map_err(anyhow::Error::from)?;
             let (app, _) = stack::data_plane_with(
                 &stack::DataPlane {
-                tenant_manager_url: a.tenant_manager_url,
-                service_token: a.service_token,
-                redis_url: a.redis_url,
-                cache_ttl: Duration::from_secs_f64(a.cache_ttl),
-                rest: rest::RestConfig {
-                    pool_size: a.rest_pool_size,
-                    ..rest::RestConfig::default()
-                },
+                    tenant_manager_url: a.tenant_manager_url,
+                    service_token: a.service_token,
+                    redis_url: a.redis_url,
+                    cache_ttl: Duration::from_secs_f64(a.cache_ttl),
+                    rest: rest::RestConfig {
+                        pool_size: a.rest_pool_size,
+                        ..rest::RestConfig::default()
+                    },
                     base_domain: a.base_domain,
                     api_url_template,
                 },

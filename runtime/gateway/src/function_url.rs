@@ -77,6 +77,20 @@ pub enum FunctionUrlError {
     Tls(String),
 }
 
+/// A REST request on its way to a function.
+pub(crate) struct Outgoing<'a> {
+    pub method: Method,
+    /// The path below `/rest/v1`, as the client sent it.
+    pub path: &'a str,
+    /// The raw query string.
+    pub query: Option<&'a str>,
+    /// The forwardable client headers plus the gateway's own.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The minted JWT.
+    pub jwt: &'a str,
+}
+
 /// The Function URL upstream (see the module docs).
 pub struct FunctionUrls {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -147,18 +161,20 @@ impl FunctionUrls {
         Ok(c)
     }
 
-    /// Forwards one REST request (path below `/rest/v1`, raw query, forwardable headers) to
-    /// `function_url` with the minted JWT, signed.
+    /// Forwards one REST request to `function_url` with the minted JWT, signed.
     pub(crate) async fn forward(
         &self,
         function_url: &str,
-        method: Method,
-        path: &str,
-        query: Option<&str>,
-        mut headers: HeaderMap,
-        body: Bytes,
-        jwt: &str,
+        request: Outgoing<'_>,
     ) -> Result<Response, HttpError> {
+        let Outgoing {
+            method,
+            path,
+            query,
+            mut headers,
+            body,
+            jwt,
+        } = request;
         let misconfigured = |what: &str| {
             tracing::error!(url = %function_url, %what, "bad REST function URL");
             failed(
@@ -476,7 +492,9 @@ mod tests {
         assert!(lambda_failure(StatusCode::FORBIDDEN, &json).is_none());
         let text = HeaderMap::new();
         assert_eq!(
-            lambda_failure(StatusCode::BAD_GATEWAY, &text).unwrap().status,
+            lambda_failure(StatusCode::BAD_GATEWAY, &text)
+                .unwrap()
+                .status,
             StatusCode::BAD_GATEWAY
         );
         let mut aws = json.clone();

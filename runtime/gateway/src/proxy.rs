@@ -1,7 +1,7 @@
 //! The request phases: resolve project → authenticate key → choose role → mint token → forward.
 
 use crate::cors;
-use crate::function_url::{FunctionUrls, FUNCTION_URL_JWT_HEADER};
+use crate::function_url::{FunctionUrls, Outgoing, FUNCTION_URL_JWT_HEADER};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -338,17 +338,15 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
                 "the project's REST function is not reachable from this gateway",
             ));
         };
-        return function_urls
-            .forward(
-                url,
-                parts.method,
-                &service_path,
-                parts.uri.query(),
-                h,
-                body,
-                &minted,
-            )
-            .await;
+        let request = Outgoing {
+            method: parts.method,
+            path: &service_path,
+            query: parts.uri.query(),
+            headers: h,
+            body,
+            jwt: &minted,
+        };
+        return function_urls.forward(url, request).await;
     }
 
     h.insert(

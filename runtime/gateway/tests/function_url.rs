@@ -115,7 +115,8 @@ fn venv_python() -> PathBuf {
     let moto_server = match std::env::var("MOTO_SERVER") {
         Ok(p) => PathBuf::from(p),
         Err(_) => {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/moto-venv.sh");
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/moto-venv.sh");
             let out = Command::new("bash")
                 .arg(script)
                 .stderr(Stdio::inherit())
@@ -183,12 +184,10 @@ fn botocore_authorization(python: &PathBuf, seen: &Seen, port: u16) -> String {
 }
 
 async fn set_function_url(p: &Platform, project_ref: &str, url: &str) {
-    let (db, conn) = tokio_postgres::connect(
-        &p.cluster.url("supactl_platform"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
+    let (db, conn) =
+        tokio_postgres::connect(&p.cluster.url("supactl_platform"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let n = db
         .execute(
@@ -260,7 +259,12 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
     .unwrap();
     let p = Platform::start_with(Some(function_urls)).await;
     let project = p.create("fnurl").await;
-    set_function_url(&p, &project.project_ref, &format!("http://127.0.0.1:{port}/")).await;
+    set_function_url(
+        &p,
+        &project.project_ref,
+        &format!("http://127.0.0.1:{port}/"),
+    )
+    .await;
     let secret = p.jwt_secret(&project).await;
     let rest = format!("{}/rest/v1", project.api_url);
 
@@ -290,15 +294,15 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
     assert_eq!(headers["content-range"], "0-0/2");
     assert_eq!(headers["preference-applied"], "count=exact");
     assert_eq!(headers["location"], "/todos?id=eq.1");
-    assert_eq!(
-        headers["content-type"],
-        "application/json; charset=utf-8"
-    );
+    assert_eq!(headers["content-type"], "application/json; charset=utf-8");
     let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
     assert_eq!(cookies, ["a=1; Path=/", "b=2; Path=/"]);
     assert!(headers.get("x-amzn-requestid").is_none());
     assert!(headers.get("x-amzn-trace-id").is_none());
-    assert!(headers.get("access-control-allow-origin").is_some(), "CORS is the gateway's");
+    assert!(
+        headers.get("access-control-allow-origin").is_some(),
+        "CORS is the gateway's"
+    );
 
     // What the function received.
     let seen = log.lock().unwrap().last().cloned().unwrap();
@@ -316,7 +320,13 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
     // The minted JWT, in its own header, never the client's; `apikey` is not passed on.
     assert!(seen.headers.get("apikey").is_none());
     let jwt_header = seen.headers["x-supactl-authorization"].to_str().unwrap();
-    assert_eq!(seen.headers.get_all("x-supactl-authorization").iter().count(), 1);
+    assert_eq!(
+        seen.headers
+            .get_all("x-supactl-authorization")
+            .iter()
+            .count(),
+        1
+    );
     let token = jwt_header.strip_prefix("Bearer ").unwrap();
     let claims = jwt::verify(token, &[secret.as_bytes()], jwt::now()).unwrap();
     assert_eq!(claims["role"], "service_role");
@@ -372,7 +382,9 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
     assert_eq!(claims["role"], "anon");
     let authorization = seen.headers["authorization"].to_str().unwrap().to_string();
     assert!(
-        authorization.contains("SignedHeaders=host;x-amz-date;x-amz-security-token;x-supactl-authorization,"),
+        authorization.contains(
+            "SignedHeaders=host;x-amz-date;x-amz-security-token;x-supactl-authorization,"
+        ),
         "{authorization}"
     );
     let expected = tokio::task::spawn_blocking({
@@ -393,14 +405,28 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
-    assert_eq!(serde_json::from_slice::<Value>(&got).unwrap()["code"], "PGRST205");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got).unwrap()["code"],
+        "PGRST205"
+    );
 
     // 4. Lambda-level failures become a clear JSON 502/504 that leaks nothing.
     for (path, want, code) in [
         ("/crash", StatusCode::BAD_GATEWAY, "rest_function_failed"),
-        ("/forbidden", StatusCode::BAD_GATEWAY, "rest_function_failed"),
-        ("/slow", StatusCode::GATEWAY_TIMEOUT, "rest_function_timeout"),
+        (
+            "/forbidden",
+            StatusCode::BAD_GATEWAY,
+            "rest_function_failed",
+        ),
+        (
+            "/slow",
+            StatusCode::GATEWAY_TIMEOUT,
+            "rest_function_timeout",
+        ),
     ] {
         let (status, headers, got) = send(
             &p,
@@ -411,11 +437,17 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
         )
         .await;
         assert_eq!(status, want, "{path}");
-        assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
         let v: Value = serde_json::from_slice(&got).unwrap();
         assert_eq!(v["code"], code, "{path}: {v}");
         let text = String::from_utf8_lossy(&got);
-        assert!(!text.contains("stack trace") && !text.contains("Forbidden"), "{text}");
+        assert!(
+            !text.contains("stack trace") && !text.contains("Forbidden"),
+            "{text}"
+        );
     }
 
     // 5. A function that cannot be reached at all (nothing listens): 502.
@@ -424,7 +456,12 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    set_function_url(&p, &down.project_ref, &format!("http://127.0.0.1:{closed}/")).await;
+    set_function_url(
+        &p,
+        &down.project_ref,
+        &format!("http://127.0.0.1:{closed}/"),
+    )
+    .await;
     let (status, _, got) = send(
         &p,
         Method::GET,
@@ -457,7 +494,12 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
 async fn a_gateway_without_the_function_url_upstream_answers_502() {
     let p = Platform::start().await;
     let project = p.create("fnurl-none").await;
-    set_function_url(&p, &project.project_ref, "https://abc.lambda-url.us-east-1.on.aws/").await;
+    set_function_url(
+        &p,
+        &project.project_ref,
+        "https://abc.lambda-url.us-east-1.on.aws/",
+    )
+    .await;
     let (status, _, got) = send(
         &p,
         Method::GET,

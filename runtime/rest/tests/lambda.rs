@@ -462,6 +462,18 @@ async fn scenario(runtime_api: std::net::TcpListener) {
     assert_eq!(r.status, 401, "{r:?}");
     assert!(r.body.contains("No JWT"), "{r:?}");
 
+    // The header of older gateways (`X-Client-Authorization`) is not read either.
+    let r = fx
+        .invoke(event(
+            "GET",
+            "/todos",
+            "",
+            &[("x-client-authorization", &anon)],
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+
     assert!(!function.is_finished(), "the runtime loop keeps polling");
     function.abort();
 }

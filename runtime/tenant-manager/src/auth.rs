@@ -6,10 +6,10 @@ use crate::TenantManager;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http::Method;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use http::Method;
 use supactl_common::headers::bearer;
 use supactl_common::ident::valid_ref;
 use supactl_common::tokens::project_token;
@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn config_paths() {
         assert_eq!(config_path_ref("/projects/abc/config"), Some("abc"));
-        assert_eq!(config_path_ref("/internal/v1/projects/abc/config"), Some("abc"));
+        assert_eq!(
+            config_path_ref("/internal/v1/projects/abc/config"),
+            Some("abc")
+        );
         assert_eq!(config_path_ref("/projects/abc/def/config"), None);
         assert_eq!(config_path_ref("/projects/abc/config/x"), None);
         assert_eq!(config_path_ref("/api-keys/abc"), None);

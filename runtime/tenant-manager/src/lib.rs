@@ -137,9 +137,10 @@ impl TenantManager {
     /// Whether projects get a REST function on Lambda.
     fn lambda_mode(&self) -> bool {
         #[cfg(feature = "lambda")]
-        return self.rest_lambda.is_some();
+        let on = self.rest_lambda.is_some();
         #[cfg(not(feature = "lambda"))]
-        false
+        let on = false;
+        on
     }
 
     /// Deletes a project's REST function and URL (already gone is fine).

@@ -259,7 +259,13 @@ impl RestLambda {
                     .is_some_and(|e| e.is_resource_not_found_exception()) => {}
             Err(e) => return Err(aws_failed("DeleteFunctionUrlConfig", name, e)),
         }
-        match self.client.delete_function().function_name(name).send().await {
+        match self
+            .client
+            .delete_function()
+            .function_name(name)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e)
                 if e.as_service_error()

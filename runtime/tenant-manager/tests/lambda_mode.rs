@@ -46,7 +46,10 @@ impl Moto {
             Ok(p) => PathBuf::from(p),
             Err(_) => {
                 let out = Command::new("bash")
-                    .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/moto-venv.sh"))
+                    .arg(
+                        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                            .join("../../scripts/moto-venv.sh"),
+                    )
                     .stderr(Stdio::inherit())
                     .output()
                     .expect("run scripts/moto-venv.sh");
@@ -151,7 +154,13 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.url))
@@ -202,10 +211,7 @@ async fn create_role(moto: &Moto, http: &HttpClient) {
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
 }
 
-async fn start_tm(
-    cluster: &TestCluster,
-    lambda: RestLambda,
-) -> String {
+async fn start_tm(cluster: &TestCluster, lambda: RestLambda) -> String {
     let db_url = cluster.url("postgres");
     let tm = tenant_manager::TenantManager::start_with_rest_lambda(
         tenant_manager::Config {
@@ -271,7 +277,12 @@ async fn scenario(moto: &Moto) {
         "{url}"
     );
     let (s, v) = tm
-        .call(Method::GET, "/admin/v1/projects/lambda-one", ADMIN_KEY, None)
+        .call(
+            Method::GET,
+            "/admin/v1/projects/lambda-one",
+            ADMIN_KEY,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["rest_function_url"], json!(url));
@@ -285,7 +296,11 @@ async fn scenario(moto: &Moto) {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["data"]["rest_function_url"], json!(url), "the gateway learns the URL here");
+    assert_eq!(
+        v["data"]["rest_function_url"],
+        json!(url),
+        "the gateway learns the URL here"
+    );
 
     let f = lambda
         .get_function()
@@ -311,7 +326,8 @@ async fn scenario(moto: &Moto) {
     let token = env["SUPACTL_PROJECT_TOKEN"].clone();
     assert_eq!(token, project_token(SERVICE_TOKEN, "lambda-one"));
     assert!(
-        env.values().all(|v| !v.contains(SERVICE_TOKEN)) && !env.contains_key("SUPACTL_SERVICE_TOKEN"),
+        env.values().all(|v| !v.contains(SERVICE_TOKEN))
+            && !env.contains_key("SUPACTL_SERVICE_TOKEN"),
         "the service token never goes into a function's environment: {env:?}"
     );
     let tags = f.tags().unwrap();
@@ -336,7 +352,12 @@ async fn scenario(moto: &Moto) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, v) = tm
-        .call(Method::GET, "/internal/v1/projects/lambda-one/config", &token, None)
+        .call(
+            Method::GET,
+            "/internal/v1/projects/lambda-one/config",
+            &token,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["project_ref"], "lambda-one");
@@ -365,11 +386,19 @@ async fn scenario(moto: &Moto) {
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "the service token still reads every project");
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the service token still reads every project"
+    );
 
     // 3. A function AWS refuses (its role does not exist in IAM): nothing is left behind.
     let bad = Api {
-        url: start_tm(&cluster, RestLambda::from_env(settings("no-such-role")).await).await,
+        url: start_tm(
+            &cluster,
+            RestLambda::from_env(settings("no-such-role")).await,
+        )
+        .await,
         http: HttpClient::new(Duration::from_secs(60)),
     };
     let (s, v) = bad
@@ -382,13 +411,27 @@ async fn scenario(moto: &Moto) {
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
     assert_eq!(v["code"], "rest_function_failed", "{v}");
-    assert!(!v.to_string().contains("no-such-role"), "no AWS detail in the answer: {v}");
+    assert!(
+        !v.to_string().contains("no-such-role"),
+        "no AWS detail in the answer: {v}"
+    );
     let (s, _) = tm
-        .call(Method::GET, "/admin/v1/projects/lambda-bad", ADMIN_KEY, None)
+        .call(
+            Method::GET,
+            "/admin/v1/projects/lambda-bad",
+            ADMIN_KEY,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "no project row");
-    assert!(!exists(&su, db_exists, "project_lambda_bad").await, "no database");
-    assert!(!exists(&su, role_exists, "authenticator_lambda_bad").await, "no login role");
+    assert!(
+        !exists(&su, db_exists, "project_lambda_bad").await,
+        "no database"
+    );
+    assert!(
+        !exists(&su, role_exists, "authenticator_lambda_bad").await,
+        "no login role"
+    );
     let e = lambda
         .get_function()
         .function_name("rest-lambda-bad")
@@ -446,7 +489,12 @@ async fn scenario(moto: &Moto) {
 
     // 5. Delete removes URL and function, then the database and the rows.
     let (s, v) = tm
-        .call(Method::DELETE, "/admin/v1/projects/lambda-one", ADMIN_KEY, None)
+        .call(
+            Method::DELETE,
+            "/admin/v1/projects/lambda-one",
+            ADMIN_KEY,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let e = lambda
@@ -469,7 +517,12 @@ async fn scenario(moto: &Moto) {
         .is_some_and(|e| e.is_resource_not_found_exception()));
     assert!(!exists(&su, db_exists, "project_lambda_one").await);
     let (s, _) = tm
-        .call(Method::GET, "/internal/v1/projects/lambda-one/config", &token, None)
+        .call(
+            Method::GET,
+            "/internal/v1/projects/lambda-one/config",
+            &token,
+            None,
+        )
         .await;
     assert!(s == StatusCode::NOT_FOUND, "{s}");
 
@@ -481,12 +534,22 @@ async fn scenario(moto: &Moto) {
         .await
         .unwrap();
     let (s, v) = tm
-        .call(Method::DELETE, "/admin/v1/projects/lambda-two", ADMIN_KEY, None)
+        .call(
+            Method::DELETE,
+            "/admin/v1/projects/lambda-two",
+            ADMIN_KEY,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     assert!(!exists(&su, db_exists, "project_lambda_two").await);
     let (s, _) = tm
-        .call(Method::DELETE, "/admin/v1/projects/lambda-bad", ADMIN_KEY, None)
+        .call(
+            Method::DELETE,
+            "/admin/v1/projects/lambda-bad",
+            ADMIN_KEY,
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
