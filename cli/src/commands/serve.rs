@@ -16,7 +16,8 @@ pub enum ServeCommand {
     TenantManager(TenantManagerArgs),
     /// The REST engine for one project as an AWS Lambda function (the REST image's entrypoint),
     /// configured from the environment: SUPACTL_PROJECT_REF, SUPACTL_TENANT_MANAGER_URL,
-    /// SUPACTL_SERVICE_TOKEN (optional SUPACTL_CACHE_TTL, SUPACTL_REST_POOL_SIZE), plus the variables
+    /// SUPACTL_PROJECT_TOKEN (or SUPACTL_SERVICE_TOKEN locally; optional SUPACTL_CACHE_TTL,
+    /// SUPACTL_REST_POOL_SIZE), plus the variables
     /// Lambda sets (AWS_LAMBDA_RUNTIME_API, …).
     RestLambda,
 }
