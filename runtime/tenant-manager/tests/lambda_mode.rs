@@ -5,7 +5,9 @@
 //!
 //! Project create makes `rest-<ref>` (Image, role, VPC, memory, timeout, environment with the project's
 //! token and never the service token, tags) and its `AWS_IAM` Function URL, records and returns the URL;
-//! a function AWS refuses (a role that does not exist) leaves no database, role, row or function; delete
+//! a function AWS refuses (a role that does not exist) leaves no database, role, row or function, and
+//! neither does a failure after the function and its URL exist (keys refused by a trigger); a same-named
+//! function that is not ours is left alone; delete
 //! removes URL and function (also when they are already gone); the project token reads its own
 //! project's config and nothing else.
 //!
@@ -486,6 +488,60 @@ async fn scenario(moto: &Moto) {
         .send()
         .await
         .expect("the pre-existing function is still there");
+
+    // 4b. A failure after the function and its URL exist (storing the keys fails: a trigger in the
+    //     platform database refuses this project's JWT secret): URL, function, database, role, keys and
+    //     row are all undone.
+    let (platform, conn) =
+        tokio_postgres::connect(&cluster.url("supactl_platform"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    platform
+        .batch_execute(
+            "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON supactl.jwt_secrets FOR EACH ROW
+               WHEN (NEW.project_ref = 'lambda-late') EXECUTE FUNCTION public.refuse();",
+        )
+        .await
+        .unwrap();
+    let (s, v) = tm
+        .call(
+            Method::POST,
+            "/admin/v1/projects",
+            ADMIN_KEY,
+            Some(json!({"name": "Late", "ref": "lambda-late"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    let e = lambda
+        .get_function()
+        .function_name("rest-lambda-late")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "the function created before the failure is deleted"
+    );
+    assert!(!exists(&su, db_exists, "project_lambda_late").await);
+    assert!(!exists(&su, role_exists, "authenticator_lambda_late").await);
+    let keys: i64 = platform
+        .query_one(
+            "SELECT (SELECT count(*) FROM supactl.api_keys WHERE project_ref = 'lambda-late')
+                  + (SELECT count(*) FROM supactl.projects WHERE ref = 'lambda-late')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 0, "no keys, no row");
+    platform
+        .batch_execute("DROP TRIGGER refuse ON supactl.jwt_secrets")
+        .await
+        .unwrap();
 
     // 5. Delete removes URL and function, then the database and the rows.
     let (s, v) = tm
