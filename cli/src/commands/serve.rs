@@ -92,7 +92,7 @@ pub struct TenantManagerArgs {
 /// Where REST runs for the projects this tenant-manager creates.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum RestMode {
-    /// In the gateway's process (or an HTTP service beside it).
+    /// In the gateway's process.
     Service,
     /// One `rest-<ref>` Lambda function per project behind an AWS_IAM Function URL.
     Lambda,
