@@ -8,6 +8,8 @@ beyond the response being a 200.
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import queue
@@ -26,7 +28,7 @@ def function_url_event(path, query, jwt):
         "rawQueryString": query,
         "headers": {
             "host": "bench.lambda-url.us-east-1.on.aws",
-            "x-client-authorization": f"Bearer {jwt}",
+            "x-supactl-authorization": f"Bearer {jwt}",
         },
         "requestContext": {
             "accountId": "000000000000",
@@ -111,7 +113,10 @@ def main():
     p.add_argument("--path", default="/bench")
     p.add_argument("--query", default="select=*&id=eq.1")
     a = p.parse_args()
-    service_token = os.environ["SUPACTL_SERVICE_TOKEN"]
+    # The function gets its project's token, as the tenant-manager sets it (runtime/common/src/tokens.rs).
+    project_token = hmac.new(
+        os.environ["SUPACTL_SERVICE_TOKEN"].encode(), f"rest-lambda:{a.project}".encode(), hashlib.sha256
+    ).hexdigest()
 
     cold, warm = [], []
     for i in range(a.runs):
@@ -125,7 +130,7 @@ def main():
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "SUPACTL_PROJECT_REF": a.project,
             "SUPACTL_TENANT_MANAGER_URL": a.tenant_manager_url,
-            "SUPACTL_SERVICE_TOKEN": service_token,
+            "SUPACTL_PROJECT_TOKEN": project_token,
         }
         event = function_url_event(a.path, a.query, a.jwt)
         # The first event is queued before the process starts: the clock covers exec, cold-start

@@ -23,6 +23,14 @@ pub struct DataPlane {
 
 /// The gateway router and a hook that drops everything cached about a project.
 pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
+    data_plane_with(o, None)
+}
+
+/// As [`data_plane`], with the Function URL upstream for projects whose REST runs on Lambda.
+pub fn data_plane_with(
+    o: &DataPlane,
+    function_urls: Option<gateway::FunctionUrls>,
+) -> (axum::Router, tenant_manager::ChangeHook) {
     let directory = Arc::new(Directory::new(DirectoryConfig {
         url: o.tenant_manager_url.clone(),
         service_token: o.service_token.clone(),
@@ -57,7 +65,7 @@ pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
             drop_pool(r);
         })
     };
-    let gw = gateway::Gateway::with_auth(
+    let gw = gateway::Gateway::with_function_urls(
         gateway::GatewayConfig {
             base_domain: o.base_domain.clone(),
             ..gateway::GatewayConfig::default()
@@ -65,6 +73,7 @@ pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
         directory,
         gateway::Upstream::InProcess(rest::router(rest)),
         Some(gateway::Upstream::InProcess(auth::router(auth))),
+        function_urls,
     );
     (gateway::router(gw), hook)
 }
@@ -145,4 +154,34 @@ pub async fn bind(
             "cannot listen on {addr} ({e}); choose another port with {flag} or stop what is using it"
         ))
     })
+}
+
+/// AWS credentials from aws-config's default provider chain (environment, profile, web identity, the ECS
+/// task role, …), built on first use: a gateway whose projects all run REST in-process never looks for
+/// credentials. The gateway caches what this returns until shortly before it expires.
+#[derive(Debug, Default)]
+pub struct LazyDefaultCredentials {
+    chain:
+        tokio::sync::OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for LazyDefaultCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| async {
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .build()
+                        .await
+                })
+                .await;
+            chain.provide_credentials().await
+        })
+    }
 }

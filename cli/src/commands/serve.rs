@@ -16,7 +16,8 @@ pub enum ServeCommand {
     TenantManager(TenantManagerArgs),
     /// The REST engine for one project as an AWS Lambda function (the REST image's entrypoint),
     /// configured from the environment: SUPACTL_PROJECT_REF, SUPACTL_TENANT_MANAGER_URL,
-    /// SUPACTL_SERVICE_TOKEN (optional SUPACTL_CACHE_TTL, SUPACTL_REST_POOL_SIZE), plus the variables
+    /// SUPACTL_PROJECT_TOKEN (or SUPACTL_SERVICE_TOKEN locally; optional SUPACTL_CACHE_TTL,
+    /// SUPACTL_REST_POOL_SIZE), plus the variables
     /// Lambda sets (AWS_LAMBDA_RUNTIME_API, …).
     RestLambda,
 }
@@ -51,6 +52,17 @@ pub struct GatewayArgs {
     /// with a base domain, else `http://<listen>:<port>/p/{ref}`.
     #[arg(long, env = "SUPACTL_API_URL_TEMPLATE")]
     api_url_template: Option<String>,
+    /// Region to sign Function URL requests for when the URL's host names none (projects with REST on
+    /// Lambda; credentials come from aws-config's default chain, on first use).
+    #[arg(long, env = "AWS_REGION")]
+    aws_region: Option<String>,
+    /// Seconds to wait for a project's REST function to answer.
+    #[arg(
+        long,
+        env = "SUPACTL_REST_FUNCTION_TIMEOUT_SECONDS",
+        default_value_t = 35
+    )]
+    rest_function_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +88,71 @@ pub struct TenantManagerArgs {
     /// Register the database server as worker `local` too.
     #[arg(long)]
     register_local_worker: bool,
+    #[command(flatten)]
+    rest_lambda: RestLambdaArgs,
+}
+
+/// Where REST runs for the projects this tenant-manager creates.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum RestMode {
+    /// In the gateway's process.
+    Service,
+    /// One `rest-<ref>` Lambda function per project behind an AWS_IAM Function URL.
+    Lambda,
+}
+
+/// Lambda mode for REST. AWS region, credentials and endpoint come from aws-config's standard chain
+/// (AWS_REGION, the ECS task role, AWS_ENDPOINT_URL, …).
+#[derive(Args, Debug)]
+struct RestLambdaArgs {
+    #[arg(long, env = "SUPACTL_REST_MODE", value_enum, default_value_t = RestMode::Service)]
+    rest_mode: RestMode,
+    /// The REST image by digest (`<registry>/<repository>@sha256:<hex>`).
+    #[arg(long, env = "SUPACTL_REST_LAMBDA_IMAGE")]
+    rest_lambda_image: Option<String>,
+    /// The functions' execution role.
+    #[arg(long, env = "SUPACTL_REST_LAMBDA_ROLE_ARN")]
+    rest_lambda_role_arn: Option<String>,
+    /// Comma-separated subnet ids the functions run in.
+    #[arg(long, env = "SUPACTL_REST_LAMBDA_SUBNETS")]
+    rest_lambda_subnets: Option<String>,
+    /// Comma-separated security group ids of the functions.
+    #[arg(long, env = "SUPACTL_REST_LAMBDA_SECURITY_GROUPS")]
+    rest_lambda_security_groups: Option<String>,
+    #[arg(long, env = "SUPACTL_REST_LAMBDA_MEMORY_MB", default_value_t = 512)]
+    rest_lambda_memory_mb: i32,
+    #[arg(
+        long,
+        env = "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    rest_lambda_timeout_seconds: i32,
+    /// This tenant-manager's internal URL as the functions reach it.
+    #[arg(long, env = "SUPACTL_TENANT_MANAGER_INTERNAL_URL")]
+    tenant_manager_internal_url: Option<String>,
+}
+
+impl RestLambdaArgs {
+    /// The validated Lambda settings in lambda mode, None in service mode.
+    fn settings(
+        &self,
+    ) -> Result<Option<tenant_manager::rest_lambda::RestLambdaSettings>, CliError> {
+        use tenant_manager::rest_lambda::{RawRestLambdaSettings, RestLambdaSettings};
+        if self.rest_mode == RestMode::Service {
+            return Ok(None);
+        }
+        RestLambdaSettings::new(RawRestLambdaSettings {
+            image_uri: self.rest_lambda_image.clone(),
+            role_arn: self.rest_lambda_role_arn.clone(),
+            subnets: self.rest_lambda_subnets.clone(),
+            security_groups: self.rest_lambda_security_groups.clone(),
+            memory_mb: self.rest_lambda_memory_mb,
+            timeout_seconds: self.rest_lambda_timeout_seconds,
+            internal_url: self.tenant_manager_internal_url.clone(),
+        })
+        .map(Some)
+        .map_err(|e| CliError::Usage(format!("SUPACTL_REST_MODE=lambda: {e}")))
+    }
 }
 
 pub async fn run(cmd: ServeCommand) -> CliResult {
@@ -102,19 +179,33 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 (None, Some(d)) => format!("https://{{ref}}.{d}"),
                 (None, None) => format!("http://{}:{}/p/{{ref}}", a.listen, a.port),
             };
-            let (app, _) = stack::data_plane(&stack::DataPlane {
-                tenant_manager_url: a.tenant_manager_url,
-                service_token: a.service_token,
-                redis_url: a.redis_url,
-                cache_ttl: Duration::from_secs_f64(a.cache_ttl),
-                rest: rest::RestConfig {
-                    pool_size: a.rest_pool_size,
-                    max_connections: a.rest_max_connections,
-                    ..rest::RestConfig::default()
+            let function_urls = gateway::FunctionUrls::new(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    stack::LazyDefaultCredentials::default(),
+                ),
+                gateway::FunctionUrlConfig {
+                    region: a.aws_region.clone(),
+                    timeout: Duration::from_secs(a.rest_function_timeout),
+                    ..gateway::FunctionUrlConfig::default()
                 },
-                base_domain: a.base_domain,
-                api_url_template,
-            });
+            )
+            .map_err(anyhow::Error::from)?;
+            let (app, _) = stack::data_plane_with(
+                &stack::DataPlane {
+                    tenant_manager_url: a.tenant_manager_url,
+                    service_token: a.service_token,
+                    redis_url: a.redis_url,
+                    cache_ttl: Duration::from_secs_f64(a.cache_ttl),
+                    rest: rest::RestConfig {
+                        pool_size: a.rest_pool_size,
+                        max_connections: a.rest_max_connections,
+                        ..rest::RestConfig::default()
+                    },
+                    base_domain: a.base_domain,
+                    api_url_template,
+                },
+                Some(function_urls),
+            );
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
             stack::serve_all(vec![(listener, app)], shutdown.clone()).await
         }
@@ -128,7 +219,8 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             } else {
                 None
             };
-            let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
+            let rest_lambda = a.rest_lambda.settings()?;
+            let config = tenant_manager::Config {
                 database_url: a.database_url,
                 admin_key: a.admin_key,
                 service_token: a.service_token,
@@ -136,8 +228,14 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 api_url_template: a.api_url_template,
                 local_worker,
                 redis_url: a.redis_url,
-            })
-            .await
+            };
+            let tm = match rest_lambda {
+                None => tenant_manager::TenantManager::start(config).await,
+                Some(settings) => {
+                    let lambda = tenant_manager::rest_lambda::RestLambda::from_env(settings).await;
+                    tenant_manager::TenantManager::start_with_rest_lambda(config, lambda).await
+                }
+            }
             .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
             eprintln!("tenant-manager listening on {}:{}", a.listen, a.port);
             stack::serve_all(

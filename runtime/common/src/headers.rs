@@ -2,6 +2,11 @@
 
 use http::{header, HeaderMap};
 
+/// The header carrying the gateway's minted JWT to a project's REST Lambda Function URL: the URL's
+/// `AWS_IAM` auth consumes `Authorization` (the SigV4 signature), so the JWT cannot travel there. The
+/// gateway drops any client-sent value; REST in Lambda mode reads the JWT from here only.
+pub const FUNCTION_URL_JWT_HEADER: &str = "x-supactl-authorization";
+
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive), if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

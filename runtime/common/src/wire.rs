@@ -46,6 +46,10 @@ pub struct ProjectConfig {
     /// Secrets that verify tokens, the signing (current) one first.
     pub jwt_secrets: Vec<String>,
     pub db: DbConfig,
+    /// The project's REST Lambda Function URL (`AWS_IAM` auth) when REST runs on Lambda for it; the
+    /// gateway then forwards `/rest/v1` there, signed with SigV4. None: REST is served in-process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_function_url: Option<String>,
 }
 
 impl ProjectConfig {

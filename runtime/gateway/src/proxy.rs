@@ -1,6 +1,7 @@
 //! The request phases: resolve project → authenticate key → choose role → mint token → forward.
 
 use crate::cors;
+use crate::function_url::{FunctionUrls, Outgoing, FUNCTION_URL_JWT_HEADER};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -31,8 +32,8 @@ pub const CLIENT_IP_HEADER: &str = auth::CLIENT_IP_HEADER;
 /// Claims the gateway sets itself; a user token cannot override them.
 const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
 
-/// Where a service runs. Today every service runs in the gateway's process (`supactl up`, `supactl serve
-/// gateway`); the Function URL upstream with SigV4 arrives with the compute tier (issue 6).
+/// Where a service runs: in the gateway's process (`supactl up`, `supactl serve gateway`). REST of a
+/// project whose config names a Function URL goes there instead ([`FunctionUrls`]).
 #[derive(Clone)]
 pub enum Upstream {
     InProcess(Router),
@@ -72,6 +73,7 @@ pub struct Gateway {
     directory: Arc<Directory>,
     rest: Upstream,
     auth: Option<Upstream>,
+    function_urls: Option<FunctionUrls>,
 }
 
 impl Gateway {
@@ -86,11 +88,24 @@ impl Gateway {
         rest: Upstream,
         auth: Option<Upstream>,
     ) -> Arc<Gateway> {
+        Gateway::with_function_urls(config, directory, rest, auth, None)
+    }
+
+    /// A gateway that also forwards REST of projects on Lambda to their Function URLs, signed with
+    /// SigV4. Without it such projects answer 502.
+    pub fn with_function_urls(
+        config: GatewayConfig,
+        directory: Arc<Directory>,
+        rest: Upstream,
+        auth: Option<Upstream>,
+        function_urls: Option<FunctionUrls>,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             config,
             directory,
             rest,
             auth,
+            function_urls,
         })
     }
 
@@ -218,14 +233,14 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
             .filter(|p| p.is_empty() || p.starts_with('/'))
             .map(|p| if p.is_empty() { "/" } else { p }.to_string())
     };
-    let (upstream, service_path, open) = match (below_service("/rest/v1"), &gw.auth) {
-        (Some(p), _) => (&gw.rest, p, false),
+    let (upstream, service_path, open, is_rest) = match (below_service("/rest/v1"), &gw.auth) {
+        (Some(p), _) => (&gw.rest, p, false, true),
         (None, Some(auth)) => match below_service("/auth/v1") {
             // Email links (`GET /auth/v1/verify`) are opened by browsers, which send no API key;
             // Supabase leaves that route open too. They run as anon.
             Some(p) => {
                 let open = p == "/verify" && req.method() == Method::GET;
-                (auth, p, open)
+                (auth, p, open, false)
             }
             None => return Err(no_service(below)),
         },
@@ -296,25 +311,12 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
             "request body too large",
         )
     })?;
-    let uri = match parts.uri.query() {
-        Some(q) => format!("{service_path}?{q}"),
-        None => service_path,
-    };
-    let mut out = http::Request::builder()
-        .method(parts.method)
-        .uri(uri)
-        .body(Body::from(body))
-        .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
-    let h = out.headers_mut();
+    let mut h = HeaderMap::new();
     for (name, value) in parts.headers.iter() {
         if forwardable(name) {
             h.append(name.clone(), value.clone());
         }
     }
-    h.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {minted}")).expect("a JWT is a valid header value"),
-    );
     h.insert(
         PROJECT_HEADER,
         HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
@@ -325,10 +327,47 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
             HeaderValue::from_str(&ip).expect("an IP address is header-safe"),
         );
     }
+
+    // REST on Lambda: the project's Function URL, signed; the JWT in its own header.
+    if let Some(url) = project.rest_function_url.as_deref().filter(|_| is_rest) {
+        let Some(function_urls) = &gw.function_urls else {
+            tracing::error!(project = %project_ref, "project's REST runs on Lambda but this gateway has no Function URL upstream");
+            return Err(HttpError::new(
+                StatusCode::BAD_GATEWAY,
+                "rest_function_unavailable",
+                "the project's REST function is not reachable from this gateway",
+            ));
+        };
+        let request = Outgoing {
+            method: parts.method,
+            path: &service_path,
+            query: parts.uri.query(),
+            headers: h,
+            body,
+            jwt: &minted,
+        };
+        return function_urls.forward(url, request).await;
+    }
+
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {minted}")).expect("a JWT is a valid header value"),
+    );
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{service_path}?{q}"),
+        None => service_path,
+    };
+    let mut out = http::Request::builder()
+        .method(parts.method)
+        .uri(uri)
+        .body(Body::from(body))
+        .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
+    *out.headers_mut() = h;
     upstream.call(out).await
 }
 
-/// Hop-by-hop headers, credentials and our own routing header are not passed on.
+/// Hop-by-hop headers, credentials, our own routing headers and AWS signing headers are not passed on
+/// (the gateway sets the ones it needs itself).
 fn forwardable(name: &HeaderName) -> bool {
     !matches!(
         name.as_str(),
@@ -346,6 +385,8 @@ fn forwardable(name: &HeaderName) -> bool {
             | "content-length"
     ) && name.as_str() != PROJECT_HEADER
         && name.as_str() != CLIENT_IP_HEADER
+        && name.as_str() != FUNCTION_URL_JWT_HEADER
+        && !name.as_str().starts_with("x-amz")
 }
 
 fn no_service(below: &str) -> HttpError {

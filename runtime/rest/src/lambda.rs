@@ -1,9 +1,11 @@
 //! Lambda mode: the same engine serving ONE project per function, behind a Lambda Function URL.
 //!
 //! The function is configured from its environment at cold start ([`LambdaConfig::from_env`]): its
-//! project ref (`SUPACTL_PROJECT_REF`) and the tenant-manager's internal endpoint with the service token
-//! (`SUPACTL_TENANT_MANAGER_URL`, `SUPACTL_SERVICE_TOKEN`), from which the project's database and JWT
-//! secrets are read through the usual [`Directory`]. Requests arrive over the Lambda Runtime API as
+//! project ref (`SUPACTL_PROJECT_REF`) and the tenant-manager's internal endpoint
+//! (`SUPACTL_TENANT_MANAGER_URL`) with the project's own token (`SUPACTL_PROJECT_TOKEN`, which the
+//! tenant-manager puts there and accepts for this project's config only; `SUPACTL_SERVICE_TOKEN` is
+//! accepted instead for local use), from which the project's database and JWT secrets are read through
+//! the usual [`Directory`]. Requests arrive over the Lambda Runtime API as
 //! Function URL events (API Gateway v2 payloads) and are turned into HTTP requests by `lambda_http`;
 //! [`service`] then adapts them to the server-mode [`router`]:
 //!
@@ -27,7 +29,7 @@ use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::ident::valid_ref;
 
 /// The header in which the gateway sends the minted JWT to a Function URL.
-pub const CLIENT_AUTHORIZATION_HEADER: &str = "x-client-authorization";
+pub const CLIENT_AUTHORIZATION_HEADER: &str = supactl_common::headers::FUNCTION_URL_JWT_HEADER;
 
 /// Errors of the Lambda mode's start-up and runtime loop.
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +48,16 @@ pub struct LambdaConfig {
     pub project_ref: String,
     /// Base URL of the tenant-manager's internal endpoint.
     pub tenant_manager_url: String,
-    pub service_token: String,
+    /// The project's token (or, locally, the service token) for the internal endpoint.
+    pub token: String,
     /// How long the project's config (database, JWT secrets) is trusted before it is read again.
     pub cache_ttl: Duration,
     pub rest: RestConfig,
 }
 
 impl LambdaConfig {
-    /// Reads `SUPACTL_PROJECT_REF`, `SUPACTL_TENANT_MANAGER_URL`, `SUPACTL_SERVICE_TOKEN` and the optional
+    /// Reads `SUPACTL_PROJECT_REF`, `SUPACTL_TENANT_MANAGER_URL`, `SUPACTL_PROJECT_TOKEN` (or
+    /// `SUPACTL_SERVICE_TOKEN`) and the optional
     /// `SUPACTL_CACHE_TTL` (seconds, default 5) and `SUPACTL_REST_POOL_SIZE` (default 2: a Lambda instance
     /// serves one request at a time).
     pub fn from_env() -> Result<LambdaConfig, LambdaError> {
@@ -85,7 +89,9 @@ impl LambdaConfig {
                 message: format!("{tenant_manager_url:?} is not an http(s) URL"),
             });
         }
-        let service_token = required("SUPACTL_SERVICE_TOKEN")?;
+        let token = required("SUPACTL_PROJECT_TOKEN")
+            .or_else(|_| required("SUPACTL_SERVICE_TOKEN"))
+            .map_err(|_| LambdaError::MissingEnv("SUPACTL_PROJECT_TOKEN"))?;
         let cache_ttl = match get("SUPACTL_CACHE_TTL") {
             None => Duration::from_secs(5),
             Some(v) => v
@@ -114,7 +120,7 @@ impl LambdaConfig {
         Ok(LambdaConfig {
             project_ref,
             tenant_manager_url,
-            service_token,
+            token,
             cache_ttl,
             rest: RestConfig {
                 pool_size,
@@ -154,7 +160,7 @@ async fn adapt_request(State(project): State<HeaderValue>, mut req: Request) -> 
 pub async fn prepare(config: &LambdaConfig) -> Router {
     let directory = Arc::new(Directory::new(DirectoryConfig {
         url: config.tenant_manager_url.clone(),
-        service_token: config.service_token.clone(),
+        service_token: config.token.clone(),
         ttl: config.cache_ttl,
     }));
     let rest = Rest::new(directory, config.rest.clone());
@@ -197,13 +203,29 @@ mod tests {
     const BASE: &[(&str, &str)] = &[
         ("SUPACTL_PROJECT_REF", "abcdefghijklmnopqrst"),
         ("SUPACTL_TENANT_MANAGER_URL", "http://tm.internal:3001"),
-        ("SUPACTL_SERVICE_TOKEN", "token"),
+        ("SUPACTL_PROJECT_TOKEN", "project-token"),
     ];
 
     #[test]
     fn config_from_variables() {
         let c = LambdaConfig::from_lookup(lookup(BASE)).unwrap();
         assert_eq!(c.project_ref, "abcdefghijklmnopqrst");
+        assert_eq!(c.token, "project-token");
+
+        // Locally the service token does too; the project token wins when both are set.
+        let mut v = BASE[..2].to_vec();
+        v.push(("SUPACTL_SERVICE_TOKEN", "service-token"));
+        assert_eq!(
+            LambdaConfig::from_lookup(lookup(&v)).unwrap().token,
+            "service-token"
+        );
+        v.push(("SUPACTL_PROJECT_TOKEN", "project-token"));
+        assert_eq!(
+            LambdaConfig::from_lookup(lookup(&v)).unwrap().token,
+            "project-token"
+        );
+        let e = LambdaConfig::from_lookup(lookup(&BASE[..2])).unwrap_err();
+        assert!(e.to_string().contains("SUPACTL_PROJECT_TOKEN"), "{e}");
         assert_eq!(c.cache_ttl, Duration::from_secs(5));
         assert_eq!(c.rest.pool_size, 2);
 

@@ -306,10 +306,12 @@ async fn scenario(runtime_api: std::net::TcpListener) {
         .with_state(api);
     let listener = tokio::net::TcpListener::from_std(runtime_api).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    // The function reads its config with the project's own token, as the tenant-manager sets it in the
+    // function's environment (never the service token).
     let config = rest::lambda::LambdaConfig {
         project_ref: project_ref.clone(),
         tenant_manager_url: tm_url.clone(),
-        service_token: service_token.clone(),
+        token: supactl_common::tokens::project_token(&service_token, &project_ref),
         cache_ttl: Duration::from_secs(5),
         rest: rest::RestConfig::default(),
     };
@@ -330,7 +332,7 @@ async fn scenario(runtime_api: std::net::TcpListener) {
             "/todos",
             "select=id,title&order=id.asc",
             &[
-                ("x-client-authorization", &anon),
+                ("x-supactl-authorization", &anon),
                 ("prefer", "count=exact"),
                 ("x-supactl-project", "someone-else"),
             ],
@@ -355,7 +357,7 @@ async fn scenario(runtime_api: std::net::TcpListener) {
             "GET",
             "/todos",
             "select=title&title=like.*cold*",
-            &[("x-client-authorization", &anon)],
+            &[("x-supactl-authorization", &anon)],
             None,
         ))
         .await;
@@ -370,7 +372,7 @@ async fn scenario(runtime_api: std::net::TcpListener) {
             "/todos",
             "select=id,title,done",
             &[
-                ("x-client-authorization", &service),
+                ("x-supactl-authorization", &service),
                 ("content-type", "application/json"),
                 ("prefer", "return=representation"),
             ],
@@ -392,7 +394,7 @@ async fn scenario(runtime_api: std::net::TcpListener) {
             "/todos",
             "",
             &[
-                ("x-client-authorization", &service),
+                ("x-supactl-authorization", &service),
                 ("content-type", "application/json"),
                 ("prefer", "return=representation"),
             ],
@@ -422,7 +424,7 @@ async fn scenario(runtime_api: std::net::TcpListener) {
             "GET",
             "/todos",
             "",
-            &[("x-client-authorization", &forged)],
+            &[("x-supactl-authorization", &forged)],
             None,
         ))
         .await;
@@ -436,18 +438,18 @@ async fn scenario(runtime_api: std::net::TcpListener) {
             "GET",
             "/todos",
             "",
-            &[("x-client-authorization", &other)],
+            &[("x-supactl-authorization", &other)],
             None,
         ))
         .await;
     assert_eq!(r.status, 401, "{r:?}");
 
-    // Without X-Client-Authorization nothing authenticates the request: the SigV4 `Authorization` the
+    // Without X-Supactl-Authorization nothing authenticates the request: the SigV4 `Authorization` the
     // Function URL saw is not a JWT, and is never taken for one.
     let r = fx.invoke(event("GET", "/todos", "", &[], None)).await;
     assert_eq!(r.status, 401, "{r:?}");
     assert!(r.body.contains("No JWT"), "{r:?}");
-    // Nor is a JWT in `Authorization`: only X-Client-Authorization carries the caller's token.
+    // Nor is a JWT in `Authorization`: only X-Supactl-Authorization carries the caller's token.
     let r = fx
         .invoke(event(
             "GET",
@@ -459,6 +461,18 @@ async fn scenario(runtime_api: std::net::TcpListener) {
         .await;
     assert_eq!(r.status, 401, "{r:?}");
     assert!(r.body.contains("No JWT"), "{r:?}");
+
+    // The header of older gateways (`X-Client-Authorization`) is not read either.
+    let r = fx
+        .invoke(event(
+            "GET",
+            "/todos",
+            "",
+            &[("x-client-authorization", &anon)],
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
 
     assert!(!function.is_finished(), "the runtime loop keeps polling");
     function.abort();

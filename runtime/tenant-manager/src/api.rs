@@ -1,6 +1,6 @@
 //! Routes and handlers: `/health`, the admin API and the internal config endpoint.
 
-use crate::auth::{require_admin, require_service};
+use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
 use crate::provision;
 use crate::sqlrun;
@@ -84,7 +84,7 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
     let internal = Router::new()
         .route("/api-keys/{hash}", get(internal_key))
         .route("/projects/{ref}/config", get(internal_config))
-        .layer(from_fn_with_state(tm.clone(), require_service));
+        .layer(from_fn_with_state(tm.clone(), require_internal));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .nest("/admin/v1", admin)
@@ -110,6 +110,7 @@ impl TenantManager {
             "name": p.name,
             "status": p.status,
             "api_url": self.api_url(&p.project_ref),
+            "rest_function_url": p.rest_function_url,
             "created_at": p.created_at,
         })
     }
@@ -139,10 +140,22 @@ impl TenantManager {
             worker_id: worker.id,
             status: status::COMING_UP.to_string(),
             created_at: String::new(),
+            rest_function_name: None,
+            rest_function_url: None,
         };
         self.store.insert_project(&row).await?;
         let result = async {
             provision::create_database(&worker, &row.db_name, &row.db_user, &password).await?;
+            // Lambda mode: the project's REST function and its URL (gone again if this fails).
+            let function = match self.create_rest_function(&row.project_ref).await {
+                Ok(f) => f,
+                Err(e) => {
+                    provision::drop_database(&worker, &row.db_name, &row.db_user)
+                        .await
+                        .ok();
+                    return Err(e);
+                }
+            };
             let jwt_secret = keys::random_base62(48);
             let mut new_keys = Vec::new();
             let mut plain = Vec::new();
@@ -167,10 +180,16 @@ impl TenantManager {
                     &row.project_ref,
                     &self.cipher.seal(jwt_secret.as_bytes()),
                     &new_keys,
+                    function.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
                     status::ACTIVE,
                 )
                 .await;
             if let Err(e) = activated {
+                if let Some((name, _)) = &function {
+                    if let Err(cleanup) = self.delete_rest_function(name).await {
+                        tracing::error!(function = %name, error = %cleanup, "rollback of the REST function failed");
+                    }
+                }
                 provision::drop_database(&worker, &row.db_name, &row.db_user)
                     .await
                     .ok();
@@ -198,13 +217,23 @@ impl TenantManager {
         Ok(v)
     }
 
-    /// Deprovisions a project: stops its keys first, then drops its database and role, then its rows.
+    /// Deprovisions a project: stops its keys first, then removes its REST function and URL (Lambda mode),
+    /// drops its database and role, then its rows.
     async fn delete(&self, project_ref: &str) -> Result<(), ApiError> {
         let p = self.project_or_404(project_ref).await?;
+        if p.rest_function_name.is_some() && !self.lambda_mode() {
+            return Err(ApiError::Conflict(format!(
+                "project {project_ref} has a REST function on Lambda but this tenant-manager is not in \
+                 lambda mode (SUPACTL_REST_MODE=lambda), so it cannot delete it"
+            )));
+        }
         self.store
             .set_status(project_ref, status::GOING_DOWN)
             .await?;
         self.changed(project_ref);
+        if let Some(name) = &p.rest_function_name {
+            self.delete_rest_function(name).await?;
+        }
         let worker = self.store.worker(p.worker_id, &self.cipher).await?;
         provision::drop_database(&worker, &p.db_name, &p.db_user).await?;
         self.store.delete_project(project_ref).await?;
@@ -469,6 +498,7 @@ async fn internal_config(
                     .open_string(&p.db_password)
                     .map_err(ApiError::internal)?,
             },
+            rest_function_url: p.rest_function_url,
         },
     }))
 }

@@ -1,15 +1,18 @@
-//! Bearer-token guards for the admin API (admin key) and the internal endpoint (service token), compared
-//! in constant time.
+//! Bearer-token guards for the admin API (admin key) and the internal endpoint (service token, or a
+//! project's own token for its own config), compared in constant time.
 
 use crate::error::ApiError;
 use crate::TenantManager;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http::Method;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use supactl_common::headers::bearer;
+use supactl_common::ident::valid_ref;
+use supactl_common::tokens::project_token;
 
 /// Constant-time equality of two secrets (hashed first so their lengths do not leak either).
 pub fn secret_eq(given: &str, expected: &str) -> bool {
@@ -31,13 +34,53 @@ pub async fn require_admin(
     }
 }
 
-pub async fn require_service(
+/// The internal endpoint: the service token reads everything; a project's token (see
+/// [`supactl_common::tokens`]) reads `GET /projects/{ref}/config` of its own project and nothing else.
+pub async fn require_internal(
     State(tm): State<Arc<TenantManager>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match bearer(req.headers()) {
-        Some(t) if secret_eq(t, &tm.config.service_token) => next.run(req).await,
-        _ => ApiError::Unauthorized.into_response(),
+    let Some(token) = bearer(req.headers()) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    if secret_eq(token, &tm.config.service_token) {
+        return next.run(req).await;
+    }
+    let own_config = (req.method() == Method::GET)
+        .then(|| config_path_ref(req.uri().path()))
+        .flatten()
+        .is_some_and(|r| secret_eq(token, &project_token(&tm.config.service_token, r)));
+    if own_config {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+/// The ref of a project-config path, `/projects/{ref}/config` (as nested) or with `/internal/v1` in
+/// front.
+fn config_path_ref(path: &str) -> Option<&str> {
+    let path = path.strip_prefix("/internal/v1").unwrap_or(path);
+    path.strip_prefix("/projects/")?
+        .strip_suffix("/config")
+        .filter(|r| valid_ref(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_paths() {
+        assert_eq!(config_path_ref("/projects/abc/config"), Some("abc"));
+        assert_eq!(
+            config_path_ref("/internal/v1/projects/abc/config"),
+            Some("abc")
+        );
+        assert_eq!(config_path_ref("/projects/abc/def/config"), None);
+        assert_eq!(config_path_ref("/projects/abc/config/x"), None);
+        assert_eq!(config_path_ref("/api-keys/abc"), None);
+        assert_eq!(config_path_ref("/projects//config"), None);
     }
 }

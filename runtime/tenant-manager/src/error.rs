@@ -25,6 +25,10 @@ pub enum ApiError {
     },
     #[error("no worker can take a new project")]
     NoCapacity,
+    /// A call to AWS Lambda for the project's REST function failed (the detail is logged where it
+    /// happened).
+    #[error("rest function: {0}")]
+    RestFunction(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -73,6 +77,15 @@ impl IntoResponse for ApiError {
                 "no_capacity",
                 "no active worker has room for a new project",
             ),
+            ApiError::RestFunction(step) => {
+                tracing::error!(%step, "REST function step failed");
+                HttpError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "rest_function_failed",
+                    "AWS Lambda refused or failed a step of the project's REST function; nothing was \
+                     kept; see the tenant-manager log",
+                )
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 HttpError::new(

@@ -3,8 +3,10 @@
 //! It owns the platform database (`supactl_platform`: workers, projects, API keys, JWT secrets, all
 //! secrets encrypted at rest) and is the only service holding worker admin credentials. Provisioning
 //! creates each project's database from the tenant template (`templates/`) together with the project's
-//! own login role, and undoes every step when one fails. Data-plane services read project configs from
-//! the internal endpoint with the service token; nothing here is reachable through the gateway.
+//! own login role (and, in Lambda mode, the project's `rest-<ref>` function and its Function URL: see
+//! [`rest_lambda`], feature `lambda`), and undoes every step when one fails. Data-plane services read
+//! project configs from the internal endpoint with the service token, a project's REST function its own
+//! config only, with its project token; nothing here is reachable through the gateway.
 
 mod api;
 mod api_keys;
@@ -13,6 +15,8 @@ mod auth;
 mod error;
 mod meta;
 mod provision;
+#[cfg(feature = "lambda")]
+pub mod rest_lambda;
 mod secrets;
 mod sqlrun;
 mod store;
@@ -61,12 +65,31 @@ pub struct TenantManager {
     hooks: RwLock<Vec<ChangeHook>>,
     http: HttpClient,
     publisher: Option<Publisher>,
+    /// Lambda mode for REST: each project gets its own function.
+    #[cfg(feature = "lambda")]
+    rest_lambda: Option<rest_lambda::RestLambda>,
 }
 
 impl TenantManager {
     /// Connects to the platform server, creates and migrates the platform database, registers the
     /// local worker and makes sure every worker has the current tenant template.
     pub async fn start(config: Config) -> Result<Arc<TenantManager>, ApiError> {
+        Ok(Arc::new(TenantManager::open(config).await?))
+    }
+
+    /// As [`TenantManager::start`], in Lambda mode: every project created gets its own REST function
+    /// and Function URL.
+    #[cfg(feature = "lambda")]
+    pub async fn start_with_rest_lambda(
+        config: Config,
+        rest_lambda: rest_lambda::RestLambda,
+    ) -> Result<Arc<TenantManager>, ApiError> {
+        let mut tm = TenantManager::open(config).await?;
+        tm.rest_lambda = Some(rest_lambda);
+        Ok(Arc::new(tm))
+    }
+
+    async fn open(config: Config) -> Result<TenantManager, ApiError> {
         let cipher = Cipher::new(&config.encryption_key);
         let store = store::Store::open(&config.database_url).await?;
         if let Some(w) = &config.local_worker {
@@ -83,14 +106,53 @@ impl TenantManager {
             ),
             None => None,
         };
-        Ok(Arc::new(TenantManager {
+        Ok(TenantManager {
             config,
             cipher,
             store,
             hooks: RwLock::new(Vec::new()),
             http: HttpClient::new(std::time::Duration::from_secs(5)),
             publisher,
-        }))
+            #[cfg(feature = "lambda")]
+            rest_lambda: None,
+        })
+    }
+
+    /// In Lambda mode, creates the project's REST function and its URL (undone by itself on failure).
+    async fn create_rest_function(
+        &self,
+        project_ref: &str,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        #[cfg(feature = "lambda")]
+        if let Some(l) = &self.rest_lambda {
+            let token =
+                supactl_common::tokens::project_token(&self.config.service_token, project_ref);
+            let f = l.create(project_ref, &token).await?;
+            return Ok(Some((f.name, f.url)));
+        }
+        let _ = project_ref;
+        Ok(None)
+    }
+
+    /// Whether projects get a REST function on Lambda.
+    fn lambda_mode(&self) -> bool {
+        #[cfg(feature = "lambda")]
+        let on = self.rest_lambda.is_some();
+        #[cfg(not(feature = "lambda"))]
+        let on = false;
+        on
+    }
+
+    /// Deletes a project's REST function and URL (already gone is fine).
+    async fn delete_rest_function(&self, name: &str) -> Result<(), ApiError> {
+        #[cfg(feature = "lambda")]
+        if let Some(l) = &self.rest_lambda {
+            return l.delete(name).await;
+        }
+        Err(ApiError::Conflict(format!(
+            "the project has the REST function {name} but this tenant-manager is not in lambda mode \
+             (SUPACTL_REST_MODE=lambda): it cannot delete it"
+        )))
     }
 
     /// Registers a hook run after every change to a project's keys or status.

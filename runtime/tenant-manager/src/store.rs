@@ -12,6 +12,7 @@ pub const PLATFORM_DB: &str = "supactl_platform";
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_control_plane.sql")),
+    (3, include_str!("../migrations/0003_rest_lambda.sql")),
 ];
 
 /// A worker as registered (connection details in clear, for the caller's use only).
@@ -86,6 +87,9 @@ pub struct ProjectRow {
     pub db_password: Vec<u8>,
     pub status: String,
     pub created_at: String,
+    /// The REST Lambda function and its URL, in Lambda mode.
+    pub rest_function_name: Option<String>,
+    pub rest_function_url: Option<String>,
 }
 
 /// A key row (ciphertext still sealed).
@@ -138,8 +142,8 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::
     Ok(client)
 }
 
-const PROJECT_COLS: &str =
-    "ref, name, worker_id, db_name, db_user, db_password, status, to_json(created_at) #>> '{}'";
+const PROJECT_COLS: &str = "ref, name, worker_id, db_name, db_user, db_password, status, \
+     to_json(created_at) #>> '{}', rest_function_name, rest_function_url";
 
 fn project_row(r: &tokio_postgres::Row) -> ProjectRow {
     ProjectRow {
@@ -151,6 +155,8 @@ fn project_row(r: &tokio_postgres::Row) -> ProjectRow {
         db_password: r.get(5),
         status: r.get(6),
         created_at: r.get(7),
+        rest_function_name: r.get(8),
+        rest_function_url: r.get(9),
     }
 }
 
@@ -338,12 +344,14 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the project's JWT secret and keys and marks it active, all or nothing.
+    /// Stores the project's JWT secret, keys and REST function (Lambda mode) and marks it active, all or
+    /// nothing.
     pub async fn activate_project(
         &self,
         project_ref: &str,
         jwt_secret_enc: &[u8],
         keys: &[NewKey],
+        rest_function: Option<(&str, &str)>,
         status: &str,
     ) -> Result<(), ApiError> {
         let mut c = self.client().await?;
@@ -361,9 +369,11 @@ impl Store {
             )
             .await?;
         }
+        let (function_name, function_url) = rest_function.unzip();
         tx.execute(
-            "UPDATE supactl.projects SET status = $2, updated_at = now() WHERE ref = $1",
-            &[&project_ref, &status],
+            "UPDATE supactl.projects SET status = $2, rest_function_name = $3, rest_function_url = $4,
+               updated_at = now() WHERE ref = $1",
+            &[&project_ref, &status, &function_name, &function_url],
         )
         .await?;
         tx.commit().await?;

@@ -36,6 +36,11 @@ async fn listen() -> (TcpListener, String) {
 
 impl Platform {
     pub async fn start() -> Platform {
+        Platform::start_with(None).await
+    }
+
+    /// A platform whose gateway also has the Function URL upstream (REST on Lambda).
+    pub async fn start_with(function_urls: Option<gateway::FunctionUrls>) -> Platform {
         let cluster = tokio::task::spawn_blocking(TestCluster::start)
             .await
             .unwrap();
@@ -61,10 +66,12 @@ impl Platform {
             ttl: Duration::from_secs(1),
         }));
         let rest = rest::Rest::new(directory.clone(), rest::RestConfig::default());
-        let gw = gateway::Gateway::new(
+        let gw = gateway::Gateway::with_function_urls(
             gateway::GatewayConfig::default(),
             directory,
             gateway::Upstream::InProcess(rest::router(rest)),
+            None,
+            function_urls,
         );
         // No change hook on purpose: revocation must also work through the directory's TTL alone.
         tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
