@@ -123,6 +123,7 @@ pub(super) struct Ctx<'a> {
     pub production: bool,
     pub region: Option<&'a str>,
     pub max_azs: i64,
+    pub nat_gateways: i64,
 }
 
 /// Checks the compute tier's fields; returns the validated part (when its own fields are valid) and warnings.
@@ -169,6 +170,13 @@ pub(super) fn check(
             "infraStack.studioLoadBalancer.name",
             "is the same as infraStack.loadBalancer.name",
             "give the admin load balancer its own name",
+        );
+    }
+    if (1..=6).contains(&ctx.max_azs) && ctx.nat_gateways == 0 {
+        c.err(
+            "infraStack.vpc.natGateways",
+            "the ECS tasks and REST functions run in the private subnets and reach ECR, Secrets Manager and CloudWatch Logs through a NAT gateway; with none they cannot start",
+            "set natGateways to 1 or more",
         );
     }
     if ctx.max_azs == 1 {

@@ -671,6 +671,7 @@ impl TryFrom<Unvalidated> for Config {
                 production,
                 region: region.as_deref(),
                 max_azs,
+                nat_gateways: nat,
             },
         );
 

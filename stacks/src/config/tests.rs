@@ -267,6 +267,10 @@ fn compute_rules_aws_enforces_are_checked_offline() {
     assert!(has("rest.memoryMb: 64 MB is outside Lambda's range"), "{msgs:#?}");
 
     let mut v = filled("config.test.json");
+    v["infraStack"]["vpc"]["natGateways"] = 0.into();
+    assert_eq!(issue_paths(&v), vec!["infraStack.vpc.natGateways"]);
+
+    let mut v = filled("config.test.json");
     v["infraStack"]["vpc"]["maxAzs"] = 1.into();
     v["infraStack"]["vpc"]["natGateways"] = 1.into();
     v["infraStack"]["studioLoadBalancer"]["name"] = "infrastack-alb".into();
