@@ -210,16 +210,15 @@ impl Session {
         })
     }
 
-    /// Creates or updates the ECR repositories only (before the first push; see [`Session::plan_kinds`]).
+    /// Creates the missing ECR repositories, nothing else (before the first push; see [`Session::plan_kinds`]).
     pub async fn ensure_repositories(
         &self,
         progress: &dyn Progress,
         opts: ApplyOptions,
     ) -> Result<Plan, Error> {
-        let p = self.plan_kinds(&[crate::model::Kind::EcrRepository]).await?;
-        // only creates and updates: a repository the config dropped is left to `deploy`
-        let mut p = p;
-        p.plan.changes.retain(|c| c.action != Action::Delete);
+        let mut p = self.plan_kinds(&[crate::model::Kind::EcrRepository]).await?;
+        // only the missing ones: changes to existing repositories are `deploy`'s, shown and confirmed there
+        p.plan.changes.retain(|c| c.action == Action::Create);
         self.apply(&p, progress, opts).await?;
         Ok(p.plan)
     }

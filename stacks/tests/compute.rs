@@ -1073,3 +1073,140 @@ async fn destroy_removes_the_compute_tier() {
     let ids: Vec<&str> = left.observed.iter().map(|o| o.id.as_str()).collect();
     assert_eq!(ids, vec!["cache-subnet-group"]);
 }
+
+#[tokio::test]
+async fn out_of_band_changes_to_the_compute_tier_are_drift_and_get_repaired() {
+    let moto = Moto::start();
+    let s = moto.session(common::test_config()).await;
+    s.deploy(None, &Quiet, opts()).await.expect("deploy");
+    let c = &s.clients;
+    let prefix = "supabase-on-aws-test";
+    // someone widens the gateway's role, changes a health check, the log retention and drops the ECR policy
+    c.iam
+        .put_role_policy()
+        .role_name(format!("{prefix}-{REGION}-gateway"))
+        .policy_name("invoke-rest")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"], "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tgs = c.elb.describe_target_groups().names(format!("{prefix}-gw")).send().await.unwrap();
+    c.elb
+        .modify_target_group()
+        .target_group_arn(tgs.target_groups()[0].target_group_arn().unwrap())
+        .health_check_path("/")
+        .send()
+        .await
+        .unwrap();
+    c.logs
+        .put_retention_policy()
+        .log_group_name(format!("/ecs/{prefix}"))
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    c.ecr
+        .delete_repository_policy()
+        .repository_name(format!("{prefix}/rest-lambda"))
+        .send()
+        .await
+        .unwrap();
+
+    let p = s.plan().await.unwrap();
+    let changed: Vec<(String, Action, Vec<String>)> = p
+        .plan
+        .pending()
+        .map(|c| {
+            (
+                c.id.to_string(),
+                c.action,
+                c.fields.iter().map(|f| f.field.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            ("ecr/rest-lambda".into(), Action::Update, vec!["repository_policy".into()]),
+            ("logs/ecs".into(), Action::Update, vec!["retention_days".into()]),
+            ("iam/role/gateway".into(), Action::Update, vec!["policy:invoke-rest".into()]),
+            ("tg/gateway".into(), Action::Update, vec!["health_check_path".into()]),
+        ],
+        "{}",
+        p.plan
+    );
+    s.clients.log.clear();
+    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("repair");
+    assert_eq!(
+        s.clients.log.mutating(),
+        vec![
+            "ECR:SetRepositoryPolicy".to_string(),
+            "CloudWatch Logs:PutRetentionPolicy".to_string(),
+            "IAM:PutRolePolicy".to_string(),
+            "Elastic Load Balancing v2:ModifyTargetGroup".to_string(),
+        ]
+    );
+    assert!(!s.plan().await.unwrap().plan.has_changes());
+    let gw = role_policy(&s, "gateway", "invoke-rest").await;
+    assert_eq!(strings(&statements(&gw)[0]["Action"]), vec!["lambda:InvokeFunctionUrl"]);
+}
+
+#[tokio::test]
+async fn rest_in_the_gateway_drops_the_lambda_permissions() {
+    let moto = Moto::start();
+    let s = moto.session(common::test_config()).await;
+    s.deploy(None, &Quiet, opts()).await.expect("deploy");
+    let s = moto
+        .session(config_from("config.test.json", |v| {
+            v["rest"]["mode"] = "service".into();
+        }))
+        .await;
+    let p = s.plan().await.unwrap();
+    let got: Vec<(String, Action)> = p.plan.pending().map(|c| (c.id.to_string(), c.action)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ecr/rest-lambda".to_string(), Action::Update),
+            ("iam/role/gateway".to_string(), Action::Update),
+            ("iam/role/tenant-manager".to_string(), Action::Update),
+            ("taskdef/gateway".to_string(), Action::Replace),
+            ("taskdef/tenant-manager".to_string(), Action::Replace),
+            ("ecs/gateway".to_string(), Action::Update),
+            ("ecs/tenant-manager".to_string(), Action::Update),
+            ("iam/role/rest-lambda".to_string(), Action::Delete),
+            ("iam/policy/rest-lambda-boundary".to_string(), Action::Delete),
+        ],
+        "{}",
+        p.plan
+    );
+    let gw_role = p.plan.get("iam/role/gateway").unwrap();
+    assert_eq!(gw_role.fields[0].field, "policy:invoke-rest");
+    assert_eq!(gw_role.fields[0].new, None, "the invoke policy goes");
+    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("switch");
+    assert!(!s.plan().await.unwrap().plan.has_changes());
+    let c = &s.clients;
+    let gw = c
+        .iam
+        .list_role_policies()
+        .role_name(format!("supabase-on-aws-test-{REGION}-gateway"))
+        .send()
+        .await
+        .unwrap();
+    assert!(gw.policy_names().is_empty());
+    let (_, env, _) = task_definition(&s, "supabase-on-aws-test-tenant-manager").await;
+    assert_eq!(env["SUPACTL_REST_MODE"], "service");
+    assert!(!env.contains_key("SUPACTL_REST_LAMBDA_IMAGE"));
+    let tm = role_policy(&s, "tenant-manager", "control-plane").await;
+    assert_eq!(statements(&tm).len(), 1, "only the project secrets remain: {tm}");
+    assert!(c
+        .ecr
+        .get_repository_policy()
+        .repository_name("supabase-on-aws-test/rest-lambda")
+        .send()
+        .await
+        .is_err());
+}
