@@ -324,6 +324,9 @@ pub const REDIRECT_TO_HTTPS: &str = "redirect:HTTPS:443:#{host}:/#{path}:#{query
 /// The TLS policy of the HTTPS listeners: TLS 1.3, with TLS 1.2 for older clients.
 pub const SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
+/// A role to create: logical key, trust policy, inline policies (name, document), bounded by the boundary.
+type Role = (&'static str, Value, Vec<(&'static str, Value)>, bool);
+
 /// Appends the compute tier to `b`.
 pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     let cfg = b.cfg;
@@ -433,7 +436,7 @@ pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
             "Resource": task_images}));
     }
     let functions = format!("arn:{p}:lambda:{region}:{acct}:function:rest-*");
-    let mut roles: Vec<(&str, Value, Vec<(&str, Value)>, bool)> = vec![
+    let mut roles: Vec<Role> = vec![
         ("execution", ecs_trust(cfg), vec![("pull-and-log", statements(exec))], false),
         (
             "gateway",

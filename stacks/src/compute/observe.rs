@@ -17,7 +17,7 @@ use super::desired::{family, iam_path, log_group_name, scaling_resource_id};
 use super::policy::normalize;
 use super::{NAMESPACE, SERVICES};
 
-fn named<'a>(desired: &'a [Desired], kind: Kind) -> impl Iterator<Item = &'a Desired> {
+fn named(desired: &[Desired], kind: Kind) -> impl Iterator<Item = &Desired> {
     desired.iter().filter(move |d| d.kind == kind)
 }
 
@@ -805,7 +805,7 @@ pub fn render_action(a: &aws_sdk_elasticloadbalancingv2::types::Action) -> Strin
                     .unwrap_or_default()
             )
         }
-        other => format!("{}", other.map(|t| t.as_str()).unwrap_or("unknown")),
+        other => other.map(|t| t.as_str()).unwrap_or("unknown").to_string(),
     }
 }
 

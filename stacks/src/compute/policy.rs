@@ -89,10 +89,11 @@ fn canonical(v: &Value, parent_key: Option<&str>) -> Value {
                     };
                     stmts.sort_by_key(|s| s.to_string());
                     Value::Array(stmts)
-                } else if SET_KEYS.contains(&k.as_str()) {
-                    sorted_strings(val)
-                } else if matches!(parent_key, Some("Principal") | Some("NotPrincipal"))
-                    || parent_key == Some("ConditionOperator")
+                } else if SET_KEYS.contains(&k.as_str())
+                    || matches!(
+                        parent_key,
+                        Some("Principal") | Some("NotPrincipal") | Some("ConditionOperator")
+                    )
                 {
                     sorted_strings(val)
                 } else if k == "Principal" || k == "NotPrincipal" {
