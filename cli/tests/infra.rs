@@ -149,13 +149,14 @@ fn plan_deploy_status_destroy_through_the_cli() {
         .unwrap()
         .starts_with("infrastack-alb"));
     let o = supactl(&["outputs", "--config", cfg], Some(&ep));
-    assert!(text(&o).0.contains("DNS records to create:"), "{}", text(&o).0);
+    assert!(
+        text(&o).0.contains("DNS records to create:"),
+        "{}",
+        text(&o).0
+    );
 
     // an image tag nobody pushed: a preflight error naming the repository and the fix, exit 2
-    let o = supactl(
-        &["plan", "--config", cfg, "--image-tag", "nope"],
-        Some(&ep),
-    );
+    let o = supactl(&["plan", "--config", cfg, "--image-tag", "nope"], Some(&ep));
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(

@@ -124,7 +124,11 @@ pub fn generate_secret(len: usize) -> String {
 }
 
 /// Polls `check` with backoff until it returns true, under `timeout`.
-pub(crate) async fn poll_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<(), Error>
+pub(crate) async fn poll_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, Error>>,
@@ -752,7 +756,9 @@ impl<'a> Applier<'a> {
                     })?;
                 Ok(ident)
             }
-            other => Err(Error::Internal(format!("{other} is created by the compute tier"))),
+            other => Err(Error::Internal(format!(
+                "{other} is created by the compute tier"
+            ))),
         }
     }
 
@@ -1436,7 +1442,9 @@ impl<'a> Applier<'a> {
                 .await?;
                 gone()
             }
-            other => Err(Error::Internal(format!("{other} is deleted by the compute tier"))),
+            other => Err(Error::Internal(format!(
+                "{other} is deleted by the compute tier"
+            ))),
         }
     }
 

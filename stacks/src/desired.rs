@@ -163,7 +163,14 @@ pub(crate) struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    pub(crate) fn add(&mut self, kind: Kind, id: &str, name: String, props: Props, create_only: Props) {
+    pub(crate) fn add(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        name: String,
+        props: Props,
+        create_only: Props,
+    ) {
         let mut tags = self.cfg.tags.clone();
         tags.insert("Name".into(), name.clone());
         tags.insert(TAG_STACK.into(), self.cfg.name.clone());

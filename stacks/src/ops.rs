@@ -130,7 +130,12 @@ impl Session {
     pub async fn compute_preflight(&self) -> Result<BTreeMap<String, String>, Error> {
         let (cert, images) = tokio::join!(
             crate::compute::images::check_certificate(&self.clients, &self.config),
-            crate::compute::images::resolve(&self.clients, &self.config, &self.region, &self.image_tag)
+            crate::compute::images::resolve(
+                &self.clients,
+                &self.config,
+                &self.region,
+                &self.image_tag
+            )
         );
         let mut issues = cert?;
         let images = match images {
@@ -191,7 +196,10 @@ impl Session {
             },
         );
         let observed = observe(&self.clients, &self.config, &all).await?;
-        let desired: Vec<Desired> = all.into_iter().filter(|d| kinds.contains(&d.kind)).collect();
+        let desired: Vec<Desired> = all
+            .into_iter()
+            .filter(|d| kinds.contains(&d.kind))
+            .collect();
         let observed: Vec<Observed> = observed
             .into_iter()
             .filter(|o| kinds.contains(&o.kind))
@@ -216,7 +224,9 @@ impl Session {
         progress: &dyn Progress,
         opts: ApplyOptions,
     ) -> Result<Plan, Error> {
-        let mut p = self.plan_kinds(&[crate::model::Kind::EcrRepository]).await?;
+        let mut p = self
+            .plan_kinds(&[crate::model::Kind::EcrRepository])
+            .await?;
         // only the missing ones: changes to existing repositories are `deploy`'s, shown and confirmed there
         p.plan.changes.retain(|c| c.action == Action::Create);
         self.apply(&p, progress, opts).await?;
@@ -374,14 +384,21 @@ fn status_rows(p: &Planned) -> Vec<StatusRow> {
                 },
                 action: c.action,
                 endpoint: o.and_then(|o| o.aux.get("endpoint").cloned()),
-                detail: o.filter(|o| o.kind == crate::model::Kind::EcsService).map(|o| {
-                    let a = |k: &str| o.aux.get(k).cloned().unwrap_or_else(|| "?".into());
-                    let mut d = format!("running {}/{}, pending {}", a("running"), a("desired"), a("pending"));
-                    if let Some(r) = o.aux.get("rollout") {
-                        d.push_str(&format!(", rollout {}", r.to_ascii_lowercase()));
-                    }
-                    d
-                }),
+                detail: o
+                    .filter(|o| o.kind == crate::model::Kind::EcsService)
+                    .map(|o| {
+                        let a = |k: &str| o.aux.get(k).cloned().unwrap_or_else(|| "?".into());
+                        let mut d = format!(
+                            "running {}/{}, pending {}",
+                            a("running"),
+                            a("desired"),
+                            a("pending")
+                        );
+                        if let Some(r) = o.aux.get("rollout") {
+                            d.push_str(&format!(", rollout {}", r.to_ascii_lowercase()));
+                        }
+                        d
+                    }),
             }
         })
         .collect()

@@ -91,7 +91,11 @@ async fn master_secret(s: &Session, cluster: &str) -> (String, String) {
         .unwrap();
     let cl = &c.db_clusters()[0];
     (
-        cl.master_user_secret().unwrap().secret_arn().unwrap().to_string(),
+        cl.master_user_secret()
+            .unwrap()
+            .secret_arn()
+            .unwrap()
+            .to_string(),
         cl.endpoint().unwrap().to_string(),
     )
 }
@@ -99,7 +103,11 @@ async fn master_secret(s: &Session, cluster: &str) -> (String, String) {
 async fn task_definition(
     s: &Session,
     family: &str,
-) -> (aws_sdk_ecs::types::TaskDefinition, BTreeMap<String, String>, BTreeMap<String, String>) {
+) -> (
+    aws_sdk_ecs::types::TaskDefinition,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+) {
     let r = s
         .clients
         .ecs
@@ -113,7 +121,12 @@ async fn task_definition(
     let env = cd
         .environment()
         .iter()
-        .map(|kv| (kv.name().unwrap().to_string(), kv.value().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv.name().unwrap().to_string(),
+                kv.value().unwrap().to_string(),
+            )
+        })
         .collect();
     let secrets = cd
         .secrets()
@@ -145,9 +158,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert!(plan.count(Action::Create) > 70, "{plan}");
     let c = &s.clients;
     let prefix = "supabase-on-aws-test";
-    let repo = |image: &str| {
-        format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{prefix}/{image}")
-    };
+    let repo = |image: &str| format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{prefix}/{image}");
 
     // ECR: scan on push, lifecycle policy, the Lambda pull policy on the REST image only
     for image in ["gateway", "tenant-manager", "rest-lambda"] {
@@ -173,7 +184,12 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         assert_eq!(lc["rules"][0]["selection"]["tagStatus"], "untagged");
         assert_eq!(lc["rules"][0]["selection"]["countNumber"], 10);
         assert_eq!(lc["rules"][0]["action"]["type"], "expire");
-        let policy = c.ecr.get_repository_policy().repository_name(&name).send().await;
+        let policy = c
+            .ecr
+            .get_repository_policy()
+            .repository_name(&name)
+            .send()
+            .await;
         if image == "rest-lambda" {
             let p: Value = serde_json::from_str(policy.unwrap().policy_text().unwrap()).unwrap();
             let st = &statements(&p)[0];
@@ -182,7 +198,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
                 strings(&st["Action"]),
                 vec!["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
             );
-            assert_eq!(one(&st["Condition"]["StringEquals"]["aws:SourceAccount"]), ACCOUNT);
+            assert_eq!(
+                one(&st["Condition"]["StringEquals"]["aws:SourceAccount"]),
+                ACCOUNT
+            );
             assert_eq!(
                 one(&st["Condition"]["StringLike"]["aws:SourceArn"]),
                 format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:rest-*")
@@ -238,7 +257,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let trust = doc(exec.role().unwrap().assume_role_policy_document().unwrap());
     let st = &statements(&trust)[0];
     assert_eq!(one(&st["Principal"]["Service"]), "ecs-tasks.amazonaws.com");
-    assert_eq!(one(&st["Condition"]["StringEquals"]["aws:SourceAccount"]), ACCOUNT);
+    assert_eq!(
+        one(&st["Condition"]["StringEquals"]["aws:SourceAccount"]),
+        ACCOUNT
+    );
     assert!(exec.role().unwrap().permissions_boundary().is_none());
 
     let (platform_secret, platform_endpoint) =
@@ -261,8 +283,15 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     ];
     want_secrets.sort();
     let injected = by_sid(&pull, "InjectedSecrets");
-    assert_eq!(strings(&injected["Action"]), vec!["secretsmanager:GetSecretValue"]);
-    assert_eq!(strings(&injected["Resource"]), want_secrets, "exactly the secrets injected");
+    assert_eq!(
+        strings(&injected["Action"]),
+        vec!["secretsmanager:GetSecretValue"]
+    );
+    assert_eq!(
+        strings(&injected["Resource"]),
+        want_secrets,
+        "exactly the secrets injected"
+    );
     assert_eq!(
         strings(&by_sid(&pull, "PullImages")["Resource"]),
         vec![
@@ -272,17 +301,27 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     );
     assert_eq!(
         strings(&by_sid(&pull, "Logs")["Resource"]),
-        vec![format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{prefix}:*")]
+        vec![format!(
+            "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{prefix}:*"
+        )]
     );
     let functions = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:rest-*");
     let gw = role_policy(&s, "gateway", "invoke-rest").await;
-    assert_eq!(statements(&gw).len(), 1, "the gateway may only invoke Function URLs");
-    assert_eq!(strings(&statements(&gw)[0]["Action"]), vec!["lambda:InvokeFunctionUrl"]);
-    assert_eq!(strings(&statements(&gw)[0]["Resource"]), vec![functions.clone()]);
-    let tm = role_policy(&s, "tenant-manager", "control-plane").await;
-    let lambda_role_arn = format!(
-        "arn:aws:iam::{ACCOUNT}:role{path}{prefix}-{REGION}-rest-lambda"
+    assert_eq!(
+        statements(&gw).len(),
+        1,
+        "the gateway may only invoke Function URLs"
     );
+    assert_eq!(
+        strings(&statements(&gw)[0]["Action"]),
+        vec!["lambda:InvokeFunctionUrl"]
+    );
+    assert_eq!(
+        strings(&statements(&gw)[0]["Resource"]),
+        vec![functions.clone()]
+    );
+    let tm = role_policy(&s, "tenant-manager", "control-plane").await;
+    let lambda_role_arn = format!("arn:aws:iam::{ACCOUNT}:role{path}{prefix}-{REGION}-rest-lambda");
     let pass = by_sid(&tm, "PassRestRole");
     assert_eq!(strings(&pass["Resource"]), vec![lambda_role_arn.clone()]);
     assert_eq!(
@@ -304,7 +343,9 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     }
     assert_eq!(
         strings(&by_sid(&tm, "ProjectSecrets")["Resource"]),
-        vec![format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:postgrest/*")]
+        vec![format!(
+            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:postgrest/*"
+        )]
     );
     let lambda_role = c
         .iam
@@ -316,7 +357,9 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let lr = lambda_role.role().unwrap();
     assert_eq!(lr.arn(), lambda_role_arn);
     assert_eq!(
-        one(&statements(&doc(lr.assume_role_policy_document().unwrap()))[0]["Principal"]["Service"]),
+        one(
+            &statements(&doc(lr.assume_role_policy_document().unwrap()))[0]["Principal"]["Service"]
+        ),
         "lambda.amazonaws.com"
     );
     let boundary_arn = lr
@@ -345,11 +388,15 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
             format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/rest-*:*"),
         ]
     );
-    assert!(strings(&by_sid(&boundary, "VpcNetworkInterfaces")["Action"])
-        .contains(&"ec2:CreateNetworkInterface".to_string()));
+    assert!(
+        strings(&by_sid(&boundary, "VpcNetworkInterfaces")["Action"])
+            .contains(&"ec2:CreateNetworkInterface".to_string())
+    );
     assert_eq!(
         strings(&by_sid(&boundary, "PullRestImage")["Resource"]),
-        vec![format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/rest-lambda")]
+        vec![format!(
+            "arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/rest-lambda"
+        )]
     );
 
     // the cluster with Container Insights
@@ -408,9 +455,11 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
             .send()
             .await
             .unwrap();
-        assert!(attrs.attributes().iter().any(|a| a.key()
-            == Some("deregistration_delay.timeout_seconds")
-            && a.value() == Some("30")));
+        assert!(attrs
+            .attributes()
+            .iter()
+            .any(|a| a.key() == Some("deregistration_delay.timeout_seconds")
+                && a.value() == Some("30")));
     }
     let lbs = c.elb.describe_load_balancers().send().await.unwrap();
     let lb = |name: &str| {
@@ -446,9 +495,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
             .send()
             .await
             .unwrap();
-        assert!(attrs.attributes().iter().any(
-            |a| a.key() == Some("idle_timeout.timeout_seconds") && a.value() == Some(idle)
-        ));
+        assert!(attrs
+            .attributes()
+            .iter()
+            .any(|a| a.key() == Some("idle_timeout.timeout_seconds") && a.value() == Some(idle)));
         let ls = c
             .elb
             .describe_listeners()
@@ -528,11 +578,13 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         .iter()
         .find(|g| g.group_name() == Some(format!("{prefix}-tenant-manager").as_str()))
         .unwrap();
-    assert!(tm_sg.ip_permissions().iter().any(|p| p.from_port() == Some(3001)
-        && p
-            .user_id_group_pairs()
-            .iter()
-            .any(|g| g.group_id() == Some(sg("admin-alb").as_str()))));
+    assert!(tm_sg
+        .ip_permissions()
+        .iter()
+        .any(|p| p.from_port() == Some(3001)
+            && p.user_id_group_pairs()
+                .iter()
+                .any(|g| g.group_id() == Some(sg("admin-alb").as_str()))));
 
     // task definitions: images by digest, sizes, environment, secrets, health check, logs
     let redis = c
@@ -588,20 +640,35 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(gw_td.network_mode().map(|m| m.as_str()), Some("awsvpc"));
     assert_eq!(gw_td.requires_compatibilities()[0].as_str(), "FARGATE");
     assert_eq!(gw_td.execution_role_arn(), Some(exec.role().unwrap().arn()));
-    assert!(gw_td.task_role_arn().unwrap().ends_with(&format!("{prefix}-{REGION}-gateway")));
+    assert!(gw_td
+        .task_role_arn()
+        .unwrap()
+        .ends_with(&format!("{prefix}-{REGION}-gateway")));
     assert_eq!(gw_env["SUPACTL_LISTEN"], "0.0.0.0");
     assert_eq!(gw_env["SUPACTL_PORT"], "8000");
-    assert_eq!(gw_env["SUPACTL_TENANT_MANAGER_URL"], "http://tenant-manager.supactl.local:3001");
+    assert_eq!(
+        gw_env["SUPACTL_TENANT_MANAGER_URL"],
+        "http://tenant-manager.supactl.local:3001"
+    );
     assert_eq!(gw_env["SUPACTL_BASE_DOMAIN"], BASE_DOMAIN);
-    assert_eq!(gw_env["SUPACTL_API_URL_TEMPLATE"], format!("https://{{ref}}.{BASE_DOMAIN}"));
+    assert_eq!(
+        gw_env["SUPACTL_API_URL_TEMPLATE"],
+        format!("https://{{ref}}.{BASE_DOMAIN}")
+    );
     assert_eq!(gw_env["AWS_REGION"], REGION);
     assert_eq!(gw_env["SUPACTL_REDIS_HOST"], redis_host);
     assert_eq!(gw_env["SUPACTL_REDIS_TLS"], "true");
     assert_eq!(
         gw_secrets,
         BTreeMap::from([
-            ("SUPACTL_REDIS_PASSWORD".to_string(), secret_arn(&s, "redis-auth-token").await),
-            ("SUPACTL_SERVICE_TOKEN".to_string(), secret_arn(&s, "service-token").await),
+            (
+                "SUPACTL_REDIS_PASSWORD".to_string(),
+                secret_arn(&s, "redis-auth-token").await
+            ),
+            (
+                "SUPACTL_SERVICE_TOKEN".to_string(),
+                secret_arn(&s, "service-token").await
+            ),
         ]),
         "the gateway gets neither the admin key nor the database password"
     );
@@ -609,7 +676,12 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let hc = cd.health_check().unwrap();
     assert_eq!(
         hc.command(),
-        ["CMD", "/usr/local/bin/supactl", "healthcheck", "http://127.0.0.1:8000/health"]
+        [
+            "CMD",
+            "/usr/local/bin/supactl",
+            "healthcheck",
+            "http://127.0.0.1:8000/health"
+        ]
     );
     assert_eq!((hc.interval(), hc.retries()), (Some(30), Some(3)));
     let logs = cd.log_configuration().unwrap();
@@ -630,7 +702,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(tm_env["SUPACTL_DATABASE_USER"], "postgres");
     assert_eq!(tm_env["SUPACTL_DATABASE_NAME"], "supabase");
     assert_eq!(tm_env["SUPACTL_WORKER_HOST"], worker_endpoint);
-    assert_eq!(tm_env["SUPACTL_WORKER_IDENTIFIER"], "supabase-worker-cluster");
+    assert_eq!(
+        tm_env["SUPACTL_WORKER_IDENTIFIER"],
+        "supabase-worker-cluster"
+    );
     assert_eq!(tm_env["SUPACTL_REST_MODE"], "lambda");
     assert_eq!(
         tm_env["SUPACTL_REST_LAMBDA_IMAGE"],
@@ -638,7 +713,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     );
     assert_eq!(tm_env["SUPACTL_REST_LAMBDA_ROLE_ARN"], lambda_role_arn);
     assert_eq!(tm_env["SUPACTL_REST_LAMBDA_SUBNETS"], private.join(","));
-    assert_eq!(tm_env["SUPACTL_REST_LAMBDA_SECURITY_GROUPS"], sg("rest-lambda"));
+    assert_eq!(
+        tm_env["SUPACTL_REST_LAMBDA_SECURITY_GROUPS"],
+        sg("rest-lambda")
+    );
     assert_eq!(tm_env["SUPACTL_REST_LAMBDA_MEMORY_MB"], "512");
     assert_eq!(tm_env["SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS"], "30");
     assert_eq!(
@@ -646,11 +724,26 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         "http://tenant-manager.supactl.local:3001"
     );
     assert_eq!(tm_env["AWS_REGION"], REGION);
-    assert_eq!(tm_secrets["SUPACTL_DATABASE_PASSWORD"], format!("{platform_secret}:password::"));
-    assert_eq!(tm_secrets["SUPACTL_WORKER_PASSWORD"], format!("{worker_secret}:password::"));
-    assert_eq!(tm_secrets["SUPACTL_ADMIN_KEY"], secret_arn(&s, "admin-api-key").await);
-    assert_eq!(tm_secrets["SUPACTL_ENCRYPTION_KEY"], secret_arn(&s, "encryption-key").await);
-    assert_eq!(tm_secrets["SUPACTL_SERVICE_TOKEN"], secret_arn(&s, "service-token").await);
+    assert_eq!(
+        tm_secrets["SUPACTL_DATABASE_PASSWORD"],
+        format!("{platform_secret}:password::")
+    );
+    assert_eq!(
+        tm_secrets["SUPACTL_WORKER_PASSWORD"],
+        format!("{worker_secret}:password::")
+    );
+    assert_eq!(
+        tm_secrets["SUPACTL_ADMIN_KEY"],
+        secret_arn(&s, "admin-api-key").await
+    );
+    assert_eq!(
+        tm_secrets["SUPACTL_ENCRYPTION_KEY"],
+        secret_arn(&s, "encryption-key").await
+    );
+    assert_eq!(
+        tm_secrets["SUPACTL_SERVICE_TOKEN"],
+        secret_arn(&s, "service-token").await
+    );
 
     // services: Fargate in the private subnets with their own group, the load balancer, Cloud Map,
     // the circuit breaker with rollback
@@ -663,7 +756,11 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         assert_eq!(sv.desired_count(), 1);
         assert_eq!(sv.launch_type().map(|l| l.as_str()), Some("FARGATE"));
         assert_eq!(sv.task_definition(), td.task_definition_arn());
-        let net = sv.network_configuration().unwrap().awsvpc_configuration().unwrap();
+        let net = sv
+            .network_configuration()
+            .unwrap()
+            .awsvpc_configuration()
+            .unwrap();
         let mut got = net.subnets().to_vec();
         got.sort();
         let mut want = private.clone();
@@ -673,12 +770,21 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         assert_eq!(net.assign_public_ip().map(|a| a.as_str()), Some("DISABLED"));
         let lb = &sv.load_balancers()[0];
         assert_eq!(lb.target_group_arn(), tg.target_group_arn());
-        assert_eq!((lb.container_name(), lb.container_port()), (Some(name), Some(port)));
-        assert_eq!(sv.service_registries()[0].registry_arn(), Some(sd_arn(name).as_str()));
+        assert_eq!(
+            (lb.container_name(), lb.container_port()),
+            (Some(name), Some(port))
+        );
+        assert_eq!(
+            sv.service_registries()[0].registry_arn(),
+            Some(sd_arn(name).as_str())
+        );
         let dc = sv.deployment_configuration().unwrap();
         let cb = dc.deployment_circuit_breaker().unwrap();
         assert!(cb.enable() && cb.rollback());
-        assert_eq!((dc.minimum_healthy_percent(), dc.maximum_percent()), (Some(100), Some(200)));
+        assert_eq!(
+            (dc.minimum_healthy_percent(), dc.maximum_percent()),
+            (Some(100), Some(200))
+        );
     }
 
     // autoscaling on the gateway only (the tenant-manager's range is 1..1)
@@ -705,9 +811,15 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         .target_tracking_scaling_policy_configuration()
         .unwrap();
     assert_eq!(tt.target_value(), 70.0);
-    assert_eq!((tt.scale_in_cooldown(), tt.scale_out_cooldown()), (Some(300), Some(60)));
     assert_eq!(
-        tt.predefined_metric_specification().unwrap().predefined_metric_type().as_str(),
+        (tt.scale_in_cooldown(), tt.scale_out_cooldown()),
+        (Some(300), Some(60))
+    );
+    assert_eq!(
+        tt.predefined_metric_specification()
+            .unwrap()
+            .predefined_metric_type()
+            .as_str(),
         "ECSServiceAverageCPUUtilization"
     );
 
@@ -745,7 +857,11 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     let moto = Moto::start();
     let s = moto.session(common::test_config()).await;
     s.deploy(None, &Quiet, opts()).await.expect("deploy");
-    let gw_td_1 = service(&s, "gateway").await.task_definition().unwrap().to_string();
+    let gw_td_1 = service(&s, "gateway")
+        .await
+        .task_definition()
+        .unwrap()
+        .to_string();
 
     // desiredCount of the gateway: one UpdateService, nothing else written
     let s = moto
@@ -764,10 +880,18 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
         "{}",
         p.plan
     );
-    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("scale");
-    assert_eq!(s.clients.log.mutating(), vec!["ECS:UpdateService".to_string()]);
+    s.deploy(Some(&p.plan), &Quiet, opts())
+        .await
+        .expect("scale");
+    assert_eq!(
+        s.clients.log.mutating(),
+        vec!["ECS:UpdateService".to_string()]
+    );
     assert_eq!(service(&s, "gateway").await.desired_count(), 2);
-    assert_eq!(service(&s, "gateway").await.task_definition(), Some(gw_td_1.as_str()));
+    assert_eq!(
+        service(&s, "gateway").await.task_definition(),
+        Some(gw_td_1.as_str())
+    );
 
     // the tenant-manager's cpu: a new task definition revision and the service moved to it, nothing else
     let cfg = config_from("config.test.json", |v| {
@@ -776,7 +900,11 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
         v["ecsTaskStack"]["services"]["tenantManager"]["memory"] = 2048.into();
     });
     let s = moto.session(cfg).await;
-    let tm_before = service(&s, "tenant-manager").await.task_definition().unwrap().to_string();
+    let tm_before = service(&s, "tenant-manager")
+        .await
+        .task_definition()
+        .unwrap()
+        .to_string();
     let p = s.plan().await.unwrap();
     let got = pending(&p.plan);
     assert_eq!(got.len(), 2, "{}", p.plan);
@@ -784,17 +912,24 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     assert_eq!(got[0].1, Action::Replace);
     assert_eq!(
         got[0].2,
-        vec!["cpu: 512 -> 1024".to_string(), "memory: 1024 -> 2048".to_string()]
+        vec![
+            "cpu: 512 -> 1024".to_string(),
+            "memory: 1024 -> 2048".to_string()
+        ]
     );
     assert_eq!(
         got[1],
         (
             "ecs/tenant-manager".to_string(),
             Action::Update,
-            vec![format!("task_definition: {tm_before} -> (known after apply)")]
+            vec![format!(
+                "task_definition: {tm_before} -> (known after apply)"
+            )]
         )
     );
-    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("resize");
+    s.deploy(Some(&p.plan), &Quiet, opts())
+        .await
+        .expect("resize");
     let writes = s.clients.log.mutating();
     assert_eq!(
         writes,
@@ -805,8 +940,15 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
         ],
         "a new revision, the old one retired, the service moved: nothing else"
     );
-    let tm_after = service(&s, "tenant-manager").await.task_definition().unwrap().to_string();
-    assert!(tm_before.ends_with(":1") && tm_after.ends_with(":2"), "{tm_before} {tm_after}");
+    let tm_after = service(&s, "tenant-manager")
+        .await
+        .task_definition()
+        .unwrap()
+        .to_string();
+    assert!(
+        tm_before.ends_with(":1") && tm_after.ends_with(":2"),
+        "{tm_before} {tm_after}"
+    );
     let (td, _, _) = task_definition(&s, &tm_after).await;
     assert_eq!((td.cpu(), td.memory()), (Some("1024"), Some("2048")));
     let old = s
@@ -827,7 +969,11 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     let digests = push_images(&s, "latest", 2).await;
     s.clients.log.clear();
     let p = s.plan().await.unwrap();
-    let ids: Vec<(String, Action)> = p.plan.pending().map(|c| (c.id.to_string(), c.action)).collect();
+    let ids: Vec<(String, Action)> = p
+        .plan
+        .pending()
+        .map(|c| (c.id.to_string(), c.action))
+        .collect();
     assert_eq!(
         ids,
         vec![
@@ -842,15 +988,24 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     let gw_change = p.plan.get("taskdef/gateway").unwrap();
     assert_eq!(gw_change.fields.len(), 1);
     assert_eq!(gw_change.fields[0].field, "image");
-    assert!(gw_change.fields[0].new.as_deref().unwrap().ends_with(&digests["gateway"]));
+    assert!(gw_change.fields[0]
+        .new
+        .as_deref()
+        .unwrap()
+        .ends_with(&digests["gateway"]));
     // the REST Lambda image the tenant-manager hands out moves with it
     let tm_change = p.plan.get("taskdef/tenant-manager").unwrap();
     let fields: Vec<&str> = tm_change.fields.iter().map(|f| f.field.as_str()).collect();
     assert_eq!(fields, vec!["env:SUPACTL_REST_LAMBDA_IMAGE", "image"]);
-    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("roll out");
+    s.deploy(Some(&p.plan), &Quiet, opts())
+        .await
+        .expect("roll out");
     let gw = service(&s, "gateway").await;
     let (td, _, _) = task_definition(&s, gw.task_definition().unwrap()).await;
-    assert!(td.container_definitions()[0].image().unwrap().ends_with(&digests["gateway"]));
+    assert!(td.container_definitions()[0]
+        .image()
+        .unwrap()
+        .ends_with(&digests["gateway"]));
     assert_eq!(td.revision(), 2);
     assert!(!s.plan().await.unwrap().plan.has_changes());
 
@@ -876,8 +1031,14 @@ async fn missing_images_and_a_wrong_certificate_stop_the_plan_before_any_write()
         text.contains("ecr:supabase-on-aws-test/gateway: the ECR repository supabase-on-aws-test/gateway does not exist (so it has no image latest)"),
         "{text}"
     );
-    assert!(text.contains("run `supactl build` and `supactl push --env test`"), "{text}");
-    assert!(text.contains("ecr:supabase-on-aws-test/rest-lambda"), "{text}");
+    assert!(
+        text.contains("run `supactl build` and `supactl push --env test`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ecr:supabase-on-aws-test/rest-lambda"),
+        "{text}"
+    );
     assert_eq!(err.exit_code(), 2);
     assert!(s.clients.log.mutating().is_empty());
 
@@ -885,7 +1046,9 @@ async fn missing_images_and_a_wrong_certificate_stop_the_plan_before_any_write()
     push_images(&s, "v1", 1).await;
     let err = s.plan().await.err().expect("preflight error").to_string();
     assert!(
-        err.contains("the ECR repository supabase-on-aws-test/tenant-manager has no image tagged latest"),
+        err.contains(
+            "the ECR repository supabase-on-aws-test/tenant-manager has no image tagged latest"
+        ),
         "{err}"
     );
 
@@ -894,7 +1057,10 @@ async fn missing_images_and_a_wrong_certificate_stop_the_plan_before_any_write()
     s.config.compute.certificate_arn =
         format!("arn:aws:acm:{REGION}:{ACCOUNT}:certificate/00000000-0000-0000-0000-000000000000");
     let err = s.plan().await.err().expect("no certificate").to_string();
-    assert!(err.contains("infraStack.certificate.arn: no ACM certificate"), "{err}");
+    assert!(
+        err.contains("infraStack.certificate.arn: no ACM certificate"),
+        "{err}"
+    );
     let other = s
         .clients
         .acm
@@ -924,9 +1090,16 @@ async fn missing_images_and_a_wrong_certificate_stop_the_plan_before_any_write()
         .await;
     s.image_tag = "latest".into();
     let p = s.plan().await.expect("plan with a pinned image");
-    let td = p.desired.iter().find(|d| d.id.as_str() == "taskdef/gateway").unwrap();
+    let td = p
+        .desired
+        .iter()
+        .find(|d| d.id.as_str() == "taskdef/gateway")
+        .unwrap();
     assert_eq!(td.props["image"].as_str(), Some(pinned.as_str()));
-    assert!(p.desired.iter().all(|d| d.id.as_str() != "ecr/gateway"), "no repository of our own");
+    assert!(
+        p.desired.iter().all(|d| d.id.as_str() != "ecr/gateway"),
+        "no repository of our own"
+    );
 }
 
 #[tokio::test]
@@ -936,7 +1109,10 @@ async fn outputs_and_status_report_the_deployed_stack() {
     s.deploy(None, &Quiet, opts()).await.expect("deploy");
     let o = s.outputs().await.unwrap();
     assert_eq!(o.api_url, format!("https://api.{BASE_DOMAIN}"));
-    assert_eq!(o.project_url_pattern, format!("https://<ref>.{BASE_DOMAIN}"));
+    assert_eq!(
+        o.project_url_pattern,
+        format!("https://<ref>.{BASE_DOMAIN}")
+    );
     assert_eq!(o.admin_url, format!("https://admin.{BASE_DOMAIN}"));
     let public = o.public_load_balancer_dns.clone().unwrap();
     assert!(public.starts_with("infrastack-alb"), "{public}");
@@ -958,7 +1134,11 @@ async fn outputs_and_status_report_the_deployed_stack() {
             "worker-db-master"
         ]
     );
-    assert!(o.rest_lambda_role_arn.as_deref().unwrap().ends_with("-rest-lambda"));
+    assert!(o
+        .rest_lambda_role_arn
+        .as_deref()
+        .unwrap()
+        .ends_with("-rest-lambda"));
     assert_eq!(o.ecr_repositories.len(), 3);
     let text = o.to_string();
     assert!(text.contains(&format!("*.{BASE_DOMAIN}")), "{text}");
@@ -967,7 +1147,10 @@ async fn outputs_and_status_report_the_deployed_stack() {
 
     // REST functions: ours by prefix (and tags when present), not another stack's
     let role = o.rest_lambda_role_arn.clone().unwrap();
-    for (name, stack) in [("rest-abcdefghij", "supabase-on-aws"), ("rest-otherstack", "someone-else")] {
+    for (name, stack) in [
+        ("rest-abcdefghij", "supabase-on-aws"),
+        ("rest-otherstack", "someone-else"),
+    ] {
         s.clients
             .lambda
             .create_function()
@@ -976,7 +1159,11 @@ async fn outputs_and_status_report_the_deployed_stack() {
             .package_type(aws_sdk_lambda::types::PackageType::Image)
             .code(
                 aws_sdk_lambda::types::FunctionCode::builder()
-                    .image_uri(format!("{}@sha256:{}", o.ecr_repositories["rest-lambda"], "b".repeat(64)))
+                    .image_uri(format!(
+                        "{}@sha256:{}",
+                        o.ecr_repositories["rest-lambda"],
+                        "b".repeat(64)
+                    ))
                     .build(),
             )
             .tags("supactl:stack", stack)
@@ -989,7 +1176,10 @@ async fn outputs_and_status_report_the_deployed_stack() {
     let gw = rows.iter().find(|r| r.id == "ecs/gateway").unwrap();
     // (moto never refreshes the deployment, so its rollout stays "in_progress")
     assert!(
-        gw.detail.as_deref().unwrap().starts_with("running 1/1, pending 0"),
+        gw.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("running 1/1, pending 0"),
         "{gw:?}"
     );
     let fns: Vec<(&str, &str)> = rows
@@ -1016,7 +1206,10 @@ async fn destroy_removes_the_compute_tier() {
         .await
         .unwrap();
     assert!(cl.clusters().iter().all(|c| c.status() == Some("INACTIVE")));
-    for fam in ["supabase-on-aws-test-gateway", "supabase-on-aws-test-tenant-manager"] {
+    for fam in [
+        "supabase-on-aws-test-gateway",
+        "supabase-on-aws-test-tenant-manager",
+    ] {
         let active = c
             .ecs
             .list_task_definitions()
@@ -1027,10 +1220,32 @@ async fn destroy_removes_the_compute_tier() {
             .unwrap();
         assert!(active.task_definition_arns().is_empty(), "{fam}");
     }
-    assert!(c.elb.describe_load_balancers().send().await.unwrap().load_balancers().is_empty());
-    assert!(c.elb.describe_target_groups().send().await.unwrap().target_groups().is_empty());
+    assert!(c
+        .elb
+        .describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()
+        .is_empty());
+    assert!(c
+        .elb
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()
+        .is_empty());
     let path = format!("/supactl/supabase-on-aws/test/{REGION}/");
-    assert!(c.iam.list_roles().path_prefix(&path).send().await.unwrap().roles().is_empty());
+    assert!(c
+        .iam
+        .list_roles()
+        .path_prefix(&path)
+        .send()
+        .await
+        .unwrap()
+        .roles()
+        .is_empty());
     assert!(c
         .iam
         .list_policies()
@@ -1041,7 +1256,14 @@ async fn destroy_removes_the_compute_tier() {
         .unwrap()
         .policies()
         .is_empty());
-    assert!(c.ecr.describe_repositories().send().await.unwrap().repositories().is_empty());
+    assert!(c
+        .ecr
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap()
+        .repositories()
+        .is_empty());
     assert!(c
         .logs
         .describe_log_groups()
@@ -1059,7 +1281,14 @@ async fn destroy_removes_the_compute_tier() {
         .unwrap()
         .namespaces()
         .is_empty());
-    assert!(c.discovery.list_services().send().await.unwrap().services().is_empty());
+    assert!(c
+        .discovery
+        .list_services()
+        .send()
+        .await
+        .unwrap()
+        .services()
+        .is_empty());
     let targets = c
         .autoscaling
         .describe_scalable_targets()
@@ -1094,7 +1323,13 @@ async fn out_of_band_changes_to_the_compute_tier_are_drift_and_get_repaired() {
         .send()
         .await
         .unwrap();
-    let tgs = c.elb.describe_target_groups().names(format!("{prefix}-gw")).send().await.unwrap();
+    let tgs = c
+        .elb
+        .describe_target_groups()
+        .names(format!("{prefix}-gw"))
+        .send()
+        .await
+        .unwrap();
     c.elb
         .modify_target_group()
         .target_group_arn(tgs.target_groups()[0].target_group_arn().unwrap())
@@ -1131,16 +1366,34 @@ async fn out_of_band_changes_to_the_compute_tier_are_drift_and_get_repaired() {
     assert_eq!(
         changed,
         vec![
-            ("ecr/rest-lambda".into(), Action::Update, vec!["repository_policy".into()]),
-            ("logs/ecs".into(), Action::Update, vec!["retention_days".into()]),
-            ("iam/role/gateway".into(), Action::Update, vec!["policy:invoke-rest".into()]),
-            ("tg/gateway".into(), Action::Update, vec!["health_check_path".into()]),
+            (
+                "ecr/rest-lambda".into(),
+                Action::Update,
+                vec!["repository_policy".into()]
+            ),
+            (
+                "logs/ecs".into(),
+                Action::Update,
+                vec!["retention_days".into()]
+            ),
+            (
+                "iam/role/gateway".into(),
+                Action::Update,
+                vec!["policy:invoke-rest".into()]
+            ),
+            (
+                "tg/gateway".into(),
+                Action::Update,
+                vec!["health_check_path".into()]
+            ),
         ],
         "{}",
         p.plan
     );
     s.clients.log.clear();
-    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("repair");
+    s.deploy(Some(&p.plan), &Quiet, opts())
+        .await
+        .expect("repair");
     assert_eq!(
         s.clients.log.mutating(),
         vec![
@@ -1152,7 +1405,10 @@ async fn out_of_band_changes_to_the_compute_tier_are_drift_and_get_repaired() {
     );
     assert!(!s.plan().await.unwrap().plan.has_changes());
     let gw = role_policy(&s, "gateway", "invoke-rest").await;
-    assert_eq!(strings(&statements(&gw)[0]["Action"]), vec!["lambda:InvokeFunctionUrl"]);
+    assert_eq!(
+        strings(&statements(&gw)[0]["Action"]),
+        vec!["lambda:InvokeFunctionUrl"]
+    );
 }
 
 #[tokio::test]
@@ -1166,7 +1422,11 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
         }))
         .await;
     let p = s.plan().await.unwrap();
-    let got: Vec<(String, Action)> = p.plan.pending().map(|c| (c.id.to_string(), c.action)).collect();
+    let got: Vec<(String, Action)> = p
+        .plan
+        .pending()
+        .map(|c| (c.id.to_string(), c.action))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -1178,7 +1438,10 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
             ("ecs/gateway".to_string(), Action::Update),
             ("ecs/tenant-manager".to_string(), Action::Update),
             ("iam/role/rest-lambda".to_string(), Action::Delete),
-            ("iam/policy/rest-lambda-boundary".to_string(), Action::Delete),
+            (
+                "iam/policy/rest-lambda-boundary".to_string(),
+                Action::Delete
+            ),
         ],
         "{}",
         p.plan
@@ -1186,7 +1449,9 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
     let gw_role = p.plan.get("iam/role/gateway").unwrap();
     assert_eq!(gw_role.fields[0].field, "policy:invoke-rest");
     assert_eq!(gw_role.fields[0].new, None, "the invoke policy goes");
-    s.deploy(Some(&p.plan), &Quiet, opts()).await.expect("switch");
+    s.deploy(Some(&p.plan), &Quiet, opts())
+        .await
+        .expect("switch");
     assert!(!s.plan().await.unwrap().plan.has_changes());
     let c = &s.clients;
     let gw = c
@@ -1201,7 +1466,11 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
     assert_eq!(env["SUPACTL_REST_MODE"], "service");
     assert!(!env.contains_key("SUPACTL_REST_LAMBDA_IMAGE"));
     let tm = role_policy(&s, "tenant-manager", "control-plane").await;
-    assert_eq!(statements(&tm).len(), 1, "only the project secrets remain: {tm}");
+    assert_eq!(
+        statements(&tm).len(),
+        1,
+        "only the project secrets remain: {tm}"
+    );
     assert!(c
         .ecr
         .get_repository_policy()

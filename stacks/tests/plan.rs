@@ -21,7 +21,10 @@ async fn production_config_plans_three_azs_two_nats_readers_two_redis_nodes_and_
         .filter(|c| c.action == Action::NoOp)
         .map(|c| c.id.as_str())
         .collect();
-    assert_eq!(ecr, vec!["ecr/gateway", "ecr/tenant-manager", "ecr/rest-lambda"]);
+    assert_eq!(
+        ecr,
+        vec!["ecr/gateway", "ecr/tenant-manager", "ecr/rest-lambda"]
+    );
     assert_eq!(
         plan.count(Action::Create),
         plan.changes.len() - 3,

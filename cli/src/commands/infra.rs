@@ -50,7 +50,12 @@ pub struct AwsArgs {
 pub struct ImageArgs {
     /// Image tag to deploy: resolved to a digest in ECR at plan time (task definitions reference images by
     /// digest, so a new image under the same tag is a new revision)
-    #[arg(long, value_name = "TAG", default_value = "latest", env = "SUPACTL_IMAGE_TAG")]
+    #[arg(
+        long,
+        value_name = "TAG",
+        default_value = "latest",
+        env = "SUPACTL_IMAGE_TAG"
+    )]
     pub image_tag: String,
 }
 

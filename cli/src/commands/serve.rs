@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Subcommand, Debug)]
 pub enum ServeCommand {
     /// The API gateway with the REST engine in-process.
-    Gateway(GatewayArgs),
+    Gateway(Box<GatewayArgs>),
     /// The tenant-manager (admin API and internal config endpoint).
-    TenantManager(TenantManagerArgs),
+    TenantManager(Box<TenantManagerArgs>),
     /// The REST engine for one project as an AWS Lambda function (the REST image's entrypoint),
     /// configured from the environment: SUPACTL_PROJECT_REF, SUPACTL_TENANT_MANAGER_URL,
     /// SUPACTL_SERVICE_TOKEN (optional SUPACTL_CACHE_TTL, SUPACTL_REST_POOL_SIZE), plus the variables
@@ -97,6 +97,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             return Ok(());
         }
         ServeCommand::Gateway(a) => {
+            let a = *a;
             if !(0.0..=3600.0).contains(&a.cache_ttl) {
                 return Err(CliError::Usage(
                     "--cache-ttl must be between 0 and 3600 seconds".into(),
@@ -124,6 +125,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             stack::serve_all(vec![(listener, app)], shutdown.clone()).await
         }
         ServeCommand::TenantManager(a) => {
+            let a = *a;
             let database_url = a
                 .database_url
                 .clone()

@@ -102,7 +102,9 @@ fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<aws_sdk_iam::types::T
         .collect()
 }
 
-fn sd_tags(tags: &BTreeMap<String, String>) -> Result<Vec<aws_sdk_servicediscovery::types::Tag>, Error> {
+fn sd_tags(
+    tags: &BTreeMap<String, String>,
+) -> Result<Vec<aws_sdk_servicediscovery::types::Tag>, Error> {
     tags.iter()
         .map(|(k, v)| {
             build(
@@ -151,7 +153,9 @@ fn health_check(text: &str) -> Result<aws_sdk_ecs::types::HealthCheck, Error> {
     build(b.build())
 }
 
-fn deployment_configuration(text: &str) -> Result<aws_sdk_ecs::types::DeploymentConfiguration, Error> {
+fn deployment_configuration(
+    text: &str,
+) -> Result<aws_sdk_ecs::types::DeploymentConfiguration, Error> {
     use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
     let mut min = 100;
     let mut max = 200;
@@ -178,10 +182,7 @@ fn deployment_configuration(text: &str) -> Result<aws_sdk_ecs::types::Deployment
 }
 
 impl Applier<'_> {
-    fn ecs_network(
-        &self,
-        d: &Desired,
-    ) -> Result<aws_sdk_ecs::types::NetworkConfiguration, Error> {
+    fn ecs_network(&self, d: &Desired) -> Result<aws_sdk_ecs::types::NetworkConfiguration, Error> {
         use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration};
         Ok(NetworkConfiguration::builder()
             .awsvpc_configuration(build(
@@ -211,7 +212,12 @@ impl Applier<'_> {
 
     /// Waits until a service runs `task_definition` steadily; a deployment the circuit breaker rolled back or
     /// marked failed is an error.
-    async fn wait_service(&self, cluster: &str, service: &str, task_definition: &str) -> Result<(), Error> {
+    async fn wait_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<(), Error> {
         let c = self.c;
         let t = self.opts.timeouts.service;
         let no_refresh = self.opts.quirks.ecs_deployments_not_refreshed;
@@ -341,7 +347,8 @@ impl Applier<'_> {
                     .map_err(aws("iam:CreateRole"))?;
                 for (k, v) in &d.props {
                     if let Some(pname) = k.strip_prefix("policy:") {
-                        self.put_role_policy(&name, pname, &self.resolve(v)?).await?;
+                        self.put_role_policy(&name, pname, &self.resolve(v)?)
+                            .await?;
                     }
                 }
                 let arn = r.role().map(|r| r.arn()).unwrap_or_default().to_string();
@@ -432,7 +439,9 @@ impl Applier<'_> {
                 ))
             }
             Kind::TargetGroup => {
-                use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetTypeEnum};
+                use aws_sdk_elasticloadbalancingv2::types::{
+                    Matcher, ProtocolEnum, TargetTypeEnum,
+                };
                 let r = c
                     .elb
                     .create_target_group()
@@ -446,7 +455,11 @@ impl Applier<'_> {
                     .health_check_timeout_seconds(int(d, "health_check_timeout") as i32)
                     .healthy_threshold_count(int(d, "healthy_threshold") as i32)
                     .unhealthy_threshold_count(int(d, "unhealthy_threshold") as i32)
-                    .matcher(Matcher::builder().http_code(self.prop(d, "matcher")?).build())
+                    .matcher(
+                        Matcher::builder()
+                            .http_code(self.prop(d, "matcher")?)
+                            .build(),
+                    )
                     .set_tags(Some(elb_tags(&d.tags)))
                     .send()
                     .await
@@ -471,7 +484,9 @@ impl Applier<'_> {
                     .name(self.prop(d, "name")?)
                     .set_subnets(Some(self.resolve_set(d.props.get("subnets"))?))
                     .set_security_groups(Some(self.resolve_set(d.props.get("security_groups"))?))
-                    .scheme(LoadBalancerSchemeEnum::from(self.prop(d, "scheme")?.as_str()))
+                    .scheme(LoadBalancerSchemeEnum::from(
+                        self.prop(d, "scheme")?.as_str(),
+                    ))
                     .r#type(LoadBalancerTypeEnum::from(self.prop(d, "type")?.as_str()))
                     .ip_address_type(IpAddressType::Ipv4)
                     .set_tags(Some(elb_tags(&d.tags)))
@@ -572,8 +587,8 @@ impl Applier<'_> {
 
     async fn register_task_definition(&self, d: &Desired) -> Result<(String, Aux), Error> {
         use aws_sdk_ecs::types::{
-            Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode,
-            PortMapping, Secret, TransportProtocol,
+            Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver,
+            NetworkMode, PortMapping, Secret, TransportProtocol,
         };
         let name = d
             .props
@@ -585,10 +600,18 @@ impl Applier<'_> {
         let mut secrets = Vec::new();
         for (k, v) in &d.props {
             if let Some(n) = k.strip_prefix("env:") {
-                env.push(KeyValuePair::builder().name(n).value(self.resolve(v)?).build());
+                env.push(
+                    KeyValuePair::builder()
+                        .name(n)
+                        .value(self.resolve(v)?)
+                        .build(),
+                );
             } else if let Some(n) = k.strip_prefix("secret:") {
                 secrets.push(build(
-                    Secret::builder().name(n).value_from(self.resolve(v)?).build(),
+                    Secret::builder()
+                        .name(n)
+                        .value_from(self.resolve(v)?)
+                        .build(),
                 )?);
             }
         }
@@ -841,17 +864,31 @@ impl Applier<'_> {
         Ok(id)
     }
 
-    async fn ecr_policies(&self, d: &Desired, name: &str, lifecycle: bool, policy: bool) -> Result<(), Error> {
+    async fn ecr_policies(
+        &self,
+        d: &Desired,
+        name: &str,
+        lifecycle: bool,
+        policy: bool,
+    ) -> Result<(), Error> {
         let c = self.c;
         if lifecycle {
             let text = self.prop(d, "lifecycle_policy")?;
             if text.is_empty() {
-                match c.ecr.delete_lifecycle_policy().repository_name(name).send().await {
+                match c
+                    .ecr
+                    .delete_lifecycle_policy()
+                    .repository_name(name)
+                    .send()
+                    .await
+                {
                     Ok(_) => {}
                     Err(e)
                         if e.as_service_error()
                             .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => {}
-                    Err(e) => return Err(Error::Aws(AwsError::new("ecr:DeleteLifecyclePolicy", &e))),
+                    Err(e) => {
+                        return Err(Error::Aws(AwsError::new("ecr:DeleteLifecyclePolicy", &e)))
+                    }
                 }
             } else {
                 c.ecr
@@ -866,12 +903,20 @@ impl Applier<'_> {
         if policy {
             let text = self.prop(d, "repository_policy")?;
             if text.is_empty() {
-                match c.ecr.delete_repository_policy().repository_name(name).send().await {
+                match c
+                    .ecr
+                    .delete_repository_policy()
+                    .repository_name(name)
+                    .send()
+                    .await
+                {
                     Ok(_) => {}
                     Err(e)
                         if e.as_service_error()
                             .is_some_and(|s| s.is_repository_policy_not_found_exception()) => {}
-                    Err(e) => return Err(Error::Aws(AwsError::new("ecr:DeleteRepositoryPolicy", &e))),
+                    Err(e) => {
+                        return Err(Error::Aws(AwsError::new("ecr:DeleteRepositoryPolicy", &e)))
+                    }
                 }
             } else {
                 c.ecr
@@ -938,7 +983,13 @@ impl Applier<'_> {
         Ok(())
     }
 
-    async fn lb_attributes(&self, d: &Desired, arn: &str, idle: bool, drop: bool) -> Result<(), Error> {
+    async fn lb_attributes(
+        &self,
+        d: &Desired,
+        arn: &str,
+        idle: bool,
+        drop: bool,
+    ) -> Result<(), Error> {
         use aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute as A;
         let mut attrs = Vec::new();
         if idle {
@@ -1013,7 +1064,8 @@ impl Applier<'_> {
             }
             Kind::LogGroup => {
                 if changed("retention_days") {
-                    self.log_retention(&o.physical, int(d, "retention_days")).await?;
+                    self.log_retention(&o.physical, int(d, "retention_days"))
+                        .await?;
                 }
             }
             Kind::IamPolicy => {
@@ -1088,7 +1140,10 @@ impl Applier<'_> {
                         continue;
                     };
                     match d.props.get(&fc.field) {
-                        Some(v) => self.put_role_policy(&name, pname, &self.resolve(v)?).await?,
+                        Some(v) => {
+                            self.put_role_policy(&name, pname, &self.resolve(v)?)
+                                .await?
+                        }
                         None => {
                             c.iam
                                 .delete_role_policy()
@@ -1164,10 +1219,12 @@ impl Applier<'_> {
                         req = req.health_check_path(self.prop(d, "health_check_path")?);
                     }
                     if changed("health_check_interval") {
-                        req = req.health_check_interval_seconds(int(d, "health_check_interval") as i32);
+                        req = req
+                            .health_check_interval_seconds(int(d, "health_check_interval") as i32);
                     }
                     if changed("health_check_timeout") {
-                        req = req.health_check_timeout_seconds(int(d, "health_check_timeout") as i32);
+                        req =
+                            req.health_check_timeout_seconds(int(d, "health_check_timeout") as i32);
                     }
                     if changed("healthy_threshold") {
                         req = req.healthy_threshold_count(int(d, "healthy_threshold") as i32);
@@ -1205,12 +1262,17 @@ impl Applier<'_> {
                     c.elb
                         .set_security_groups()
                         .load_balancer_arn(&o.physical)
-                        .set_security_groups(Some(self.resolve_set(d.props.get("security_groups"))?))
+                        .set_security_groups(Some(
+                            self.resolve_set(d.props.get("security_groups"))?,
+                        ))
                         .send()
                         .await
                         .map_err(aws("elasticloadbalancing:SetSecurityGroups"))?;
                 }
-                let (idle, drop) = (changed("idle_timeout"), changed("drop_invalid_header_fields"));
+                let (idle, drop) = (
+                    changed("idle_timeout"),
+                    changed("drop_invalid_header_fields"),
+                );
                 if idle || drop {
                     self.lb_attributes(d, &o.physical, idle, drop).await?;
                 }
@@ -1245,7 +1307,8 @@ impl Applier<'_> {
                 if changed("paths") || changed("action") {
                     let mut req = c.elb.modify_rule().rule_arn(&o.physical);
                     if changed("paths") {
-                        req = req.conditions(path_condition(self.resolve_set(d.props.get("paths"))?));
+                        req =
+                            req.conditions(path_condition(self.resolve_set(d.props.get("paths"))?));
                     }
                     if changed("action") {
                         req = req.actions(elb_action(&self.prop(d, "action")?)?);
@@ -1309,7 +1372,9 @@ impl Applier<'_> {
                     any = true;
                 }
                 if changed("health_check_grace_period") {
-                    req = req.health_check_grace_period_seconds(int(d, "health_check_grace_period") as i32);
+                    req = req.health_check_grace_period_seconds(
+                        int(d, "health_check_grace_period") as i32,
+                    );
                     any = true;
                 }
                 if any {
@@ -1381,10 +1446,15 @@ impl Applier<'_> {
                     .await;
                 let entities = match entities {
                     Ok(e) => e,
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                    {
                         return already()
                     }
-                    Err(e) => return Err(Error::Aws(AwsError::new("iam:ListEntitiesForPolicy", &e))),
+                    Err(e) => {
+                        return Err(Error::Aws(AwsError::new("iam:ListEntitiesForPolicy", &e)))
+                    }
                 };
                 for r in entities.policy_roles() {
                     if let Some(name) = r.role_name() {
@@ -1425,14 +1495,19 @@ impl Applier<'_> {
                 gone()
             }
             Kind::IamRole => {
-                let name = o
-                    .aux
-                    .get("name")
-                    .cloned()
-                    .unwrap_or_else(|| o.physical.rsplit('/').next().unwrap_or_default().to_string());
+                let name = o.aux.get("name").cloned().unwrap_or_else(|| {
+                    o.physical
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                });
                 let inline = match c.iam.list_role_policies().role_name(&name).send().await {
                     Ok(r) => r,
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                    {
                         return already()
                     }
                     Err(e) => return Err(Error::Aws(AwsError::new("iam:ListRolePolicies", &e))),
@@ -1488,8 +1563,16 @@ impl Applier<'_> {
                         }
                         gone()
                     }
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_namespace_not_found()) => already(),
-                    Err(e) => Err(Error::Aws(AwsError::new("servicediscovery:DeleteNamespace", &e))),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_namespace_not_found()) =>
+                    {
+                        already()
+                    }
+                    Err(e) => Err(Error::Aws(AwsError::new(
+                        "servicediscovery:DeleteNamespace",
+                        &e,
+                    ))),
                 }
             }
             Kind::ServiceDiscoveryService => {
@@ -1502,12 +1585,22 @@ impl Applier<'_> {
                     async move {
                         match c.discovery.delete_service().id(&id).send().await {
                             Ok(_) => Ok(true),
-                            Err(e) if e.as_service_error().is_some_and(|s| s.is_service_not_found()) => {
+                            Err(e)
+                                if e.as_service_error()
+                                    .is_some_and(|s| s.is_service_not_found()) =>
+                            {
                                 done_ref.store(true, std::sync::atomic::Ordering::Relaxed);
                                 Ok(true)
                             }
-                            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use()) => Ok(false),
-                            Err(e) => Err(Error::Aws(AwsError::new("servicediscovery:DeleteService", &e))),
+                            Err(e)
+                                if e.as_service_error().is_some_and(|s| s.is_resource_in_use()) =>
+                            {
+                                Ok(false)
+                            }
+                            Err(e) => Err(Error::Aws(AwsError::new(
+                                "servicediscovery:DeleteService",
+                                &e,
+                            ))),
                         }
                     }
                 })
@@ -1521,21 +1614,34 @@ impl Applier<'_> {
             Kind::TargetGroup => {
                 // a target group is in use until the listeners and rules pointing at it are gone
                 let arn = o.physical.clone();
-                poll_until("target group to be released by its listeners", t.network, || {
-                    let arn = arn.clone();
-                    async move {
-                        match c.elb.delete_target_group().target_group_arn(&arn).send().await {
-                            Ok(_) => Ok(true),
-                            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
-                                Ok(false)
+                poll_until(
+                    "target group to be released by its listeners",
+                    t.network,
+                    || {
+                        let arn = arn.clone();
+                        async move {
+                            match c
+                                .elb
+                                .delete_target_group()
+                                .target_group_arn(&arn)
+                                .send()
+                                .await
+                            {
+                                Ok(_) => Ok(true),
+                                Err(e)
+                                    if e.as_service_error()
+                                        .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                                {
+                                    Ok(false)
+                                }
+                                Err(e) => Err(Error::Aws(AwsError::new(
+                                    "elasticloadbalancing:DeleteTargetGroup",
+                                    &e,
+                                ))),
                             }
-                            Err(e) => Err(Error::Aws(AwsError::new(
-                                "elasticloadbalancing:DeleteTargetGroup",
-                                &e,
-                            ))),
                         }
-                    }
-                })
+                    },
+                )
                 .await?;
                 gone()
             }
@@ -1554,7 +1660,9 @@ impl Applier<'_> {
                     .load_balancer_arns(&o.physical)
                     .wait(t.network)
                     .await
-                    .map_err(|e| waiter_err("load balancer to be deleted", t.network)(e.to_string()))?;
+                    .map_err(|e| {
+                        waiter_err("load balancer to be deleted", t.network)(e.to_string())
+                    })?;
                 gone()
             }
             Kind::Listener => {

@@ -100,7 +100,10 @@ pub fn parse_ecr_uri(uri: &str) -> Option<(String, String, String)> {
 /// The ARN of the ECR repository an image is pulled from, when it is one.
 fn repository_arn(cfg: &Config, region: &str, image: &str) -> Option<String> {
     let (acct, r, repo) = parse_ecr_uri(&repository_uri(cfg, region, image))?;
-    Some(format!("arn:{}:ecr:{r}:{acct}:repository/{repo}", partition(&r)))
+    Some(format!(
+        "arn:{}:ecr:{r}:{acct}:repository/{repo}",
+        partition(&r)
+    ))
 }
 
 /// The family of a service's task definitions.
@@ -120,11 +123,9 @@ pub fn elb_name(prefix: &str, suffix: &str) -> String {
     if full.len() <= 32 {
         return full;
     }
-    let hash = full
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let tag = format!("{:06x}", hash & 0xff_ffff);
     let keep = 32 - suffix.len() - tag.len() - 2;
     let head = prefix[..keep.min(prefix.len())].trim_end_matches('-');
@@ -212,7 +213,10 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
     };
     env.insert("SUPACTL_LISTEN".into(), Val::str("0.0.0.0"));
     env.insert("AWS_REGION".into(), Val::str(inputs.region));
-    env.insert("SUPACTL_API_URL_TEMPLATE".into(), Val::Str(c.project_url_template()));
+    env.insert(
+        "SUPACTL_API_URL_TEMPLATE".into(),
+        Val::Str(c.project_url_template()),
+    );
     env.insert("SUPACTL_REST_MODE".into(), Val::str(c.rest.mode.as_str()));
     // Redis (ElastiCache, TLS + AUTH): the URL is composed by `supactl serve` from these parts
     env.insert("SUPACTL_REDIS_HOST".into(), Val::attr("redis", "endpoint"));
@@ -223,22 +227,43 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
     match svc.name {
         "gateway" => {
             env.insert("SUPACTL_PORT".into(), Val::Int(port));
-            env.insert("SUPACTL_TENANT_MANAGER_URL".into(), Val::Str(tenant_manager_url()));
-            env.insert("SUPACTL_BASE_DOMAIN".into(), Val::Str(c.base_domain.clone()));
+            env.insert(
+                "SUPACTL_TENANT_MANAGER_URL".into(),
+                Val::Str(tenant_manager_url()),
+            );
+            env.insert(
+                "SUPACTL_BASE_DOMAIN".into(),
+                Val::Str(c.base_domain.clone()),
+            );
         }
         _ => {
             env.insert("SUPACTL_ADMIN_PORT".into(), Val::Int(port));
             // the platform database: the RDS-managed master secret's `password` key
             let db = &cfg.platform_db;
-            env.insert("SUPACTL_DATABASE_HOST".into(), Val::attr("db/platform", "endpoint"));
+            env.insert(
+                "SUPACTL_DATABASE_HOST".into(),
+                Val::attr("db/platform", "endpoint"),
+            );
             env.insert("SUPACTL_DATABASE_PORT".into(), Val::Int(i64::from(db.port)));
             env.insert("SUPACTL_DATABASE_USER".into(), Val::str("postgres"));
-            env.insert("SUPACTL_DATABASE_NAME".into(), Val::Str(db.database_name.clone()));
-            secrets.insert("SUPACTL_DATABASE_PASSWORD".into(), master_password("platform"));
+            env.insert(
+                "SUPACTL_DATABASE_NAME".into(),
+                Val::Str(db.database_name.clone()),
+            );
+            secrets.insert(
+                "SUPACTL_DATABASE_PASSWORD".into(),
+                master_password("platform"),
+            );
             // the worker cluster, registered as a worker at start-up
             let w = &cfg.worker_db;
-            env.insert("SUPACTL_WORKER_IDENTIFIER".into(), Val::Str(w.cluster_identifier.clone()));
-            env.insert("SUPACTL_WORKER_HOST".into(), Val::attr("db/worker", "endpoint"));
+            env.insert(
+                "SUPACTL_WORKER_IDENTIFIER".into(),
+                Val::Str(w.cluster_identifier.clone()),
+            );
+            env.insert(
+                "SUPACTL_WORKER_HOST".into(),
+                Val::attr("db/worker", "endpoint"),
+            );
             env.insert("SUPACTL_WORKER_PORT".into(), Val::Int(i64::from(w.port)));
             env.insert("SUPACTL_WORKER_USER".into(), Val::str("postgres"));
             secrets.insert("SUPACTL_WORKER_PASSWORD".into(), master_password("worker"));
@@ -249,9 +274,16 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 Val::Str(tenant_manager_url()),
             );
             if c.rest.mode == RestMode::Lambda {
-                let image = inputs.images.get("rest-lambda").cloned().unwrap_or_default();
+                let image = inputs
+                    .images
+                    .get("rest-lambda")
+                    .cloned()
+                    .unwrap_or_default();
                 env.insert("SUPACTL_REST_LAMBDA_IMAGE".into(), Val::Str(image));
-                env.insert("SUPACTL_REST_LAMBDA_ROLE_ARN".into(), Val::r("iam/role/rest-lambda"));
+                env.insert(
+                    "SUPACTL_REST_LAMBDA_ROLE_ARN".into(),
+                    Val::r("iam/role/rest-lambda"),
+                );
                 let n_az = cfg.vpc.max_azs.min(inputs.azs.len());
                 let mut subnets = vec![];
                 for i in 0..n_az {
@@ -261,8 +293,14 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                     subnets.push(Val::Ref(ResId(format!("subnet/private/{i}"))));
                 }
                 env.insert("SUPACTL_REST_LAMBDA_SUBNETS".into(), Val::Concat(subnets));
-                env.insert("SUPACTL_REST_LAMBDA_SECURITY_GROUPS".into(), Val::r("sg/rest-lambda"));
-                env.insert("SUPACTL_REST_LAMBDA_MEMORY_MB".into(), Val::Int(c.rest.memory_mb));
+                env.insert(
+                    "SUPACTL_REST_LAMBDA_SECURITY_GROUPS".into(),
+                    Val::r("sg/rest-lambda"),
+                );
+                env.insert(
+                    "SUPACTL_REST_LAMBDA_MEMORY_MB".into(),
+                    Val::Int(c.rest.memory_mb),
+                );
                 env.insert(
                     "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS".into(),
                     Val::Int(c.rest.timeout_seconds),
@@ -308,7 +346,8 @@ fn injected_secrets(cfg: &Config, inputs: &Inputs<'_>) -> Vec<String> {
     out
 }
 
-const NOT_FOUND_BODY: &str = r#"{"code":"not_found","message":"no such route on this load balancer"}"#;
+const NOT_FOUND_BODY: &str =
+    r#"{"code":"not_found","message":"no such route on this load balancer"}"#;
 
 /// A listener or rule action rendered the way observation renders live ones.
 pub fn fixed_response(status: u16, body: &str) -> Val {
@@ -437,15 +476,22 @@ pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     }
     let functions = format!("arn:{p}:lambda:{region}:{acct}:function:rest-*");
     let mut roles: Vec<Role> = vec![
-        ("execution", ecs_trust(cfg), vec![("pull-and-log", statements(exec))], false),
+        (
+            "execution",
+            ecs_trust(cfg),
+            vec![("pull-and-log", statements(exec))],
+            false,
+        ),
         (
             "gateway",
             ecs_trust(cfg),
             if lambda_mode {
                 vec![(
                     "invoke-rest",
-                    statements(vec![json!({"Sid": "InvokeRestFunctionUrls", "Effect": "Allow",
-                        "Action": "lambda:InvokeFunctionUrl", "Resource": functions})]),
+                    statements(vec![
+                        json!({"Sid": "InvokeRestFunctionUrls", "Effect": "Allow",
+                        "Action": "lambda:InvokeFunctionUrl", "Resource": functions}),
+                    ]),
                 )]
             } else {
                 vec![]
@@ -496,11 +542,19 @@ pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
             "rest-lambda",
             json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
                 "Principal": {"Service": "lambda.amazonaws.com"}, "Action": ASSUME}]}),
-            vec![("rest-lambda", statements(rest_lambda_statements(cfg, region)))],
+            vec![(
+                "rest-lambda",
+                statements(rest_lambda_statements(cfg, region)),
+            )],
             true,
         ));
     }
-    roles.push(("tenant-manager", ecs_trust(cfg), vec![("control-plane", statements(tm))], false));
+    roles.push((
+        "tenant-manager",
+        ecs_trust(cfg),
+        vec![("control-plane", statements(tm))],
+        false,
+    ));
     for (key, trust, inline, bounded) in roles {
         let name = role_name(cfg, region, key);
         let mut p = props([
@@ -598,7 +652,12 @@ pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     let public_subnets: Vec<Val> = (0..n_az)
         .map(|i| Val::Ref(ResId(format!("subnet/public/{i}"))))
         .collect();
-    let subnet_azs: Vec<Val> = inputs.azs.iter().take(n_az).map(|a| Val::str(a.as_str())).collect();
+    let subnet_azs: Vec<Val> = inputs
+        .azs
+        .iter()
+        .take(n_az)
+        .map(|a| Val::str(a.as_str()))
+        .collect();
     for (key, name, sg, idle) in [
         ("public", &c.public_alb_name, "sg/alb", 180),
         ("admin", &c.admin_alb_name, "sg/admin-alb", 400),
@@ -622,7 +681,14 @@ pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
 
     let has = |svc: &str| c.service(svc).is_some();
     for (alb, default_https) in [
-        ("public", if has("gateway") { forward("tg/gateway") } else { fixed_response(404, NOT_FOUND_BODY) }),
+        (
+            "public",
+            if has("gateway") {
+                forward("tg/gateway")
+            } else {
+                fixed_response(404, NOT_FOUND_BODY)
+            },
+        ),
         ("admin", fixed_response(404, NOT_FOUND_BODY)),
     ] {
         b.add(
@@ -708,10 +774,7 @@ pub(crate) fn add(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
                 Val::Str(inputs.images.get(svc.name).cloned().unwrap_or_default()),
             ),
             ("container_port", Val::Int(spec.port)),
-            (
-                "health_check",
-                Val::Str(health_check(spec.port)),
-            ),
+            ("health_check", Val::Str(health_check(spec.port))),
             ("log_group", Val::r("logs/ecs")),
             ("log_region", Val::str(region)),
             ("log_stream_prefix", Val::str(svc.name)),
@@ -829,7 +892,10 @@ mod tests {
 
     #[test]
     fn elb_names_fit_in_32_characters() {
-        assert_eq!(elb_name("supabase-on-aws-test", "gw"), "supabase-on-aws-test-gw");
+        assert_eq!(
+            elb_name("supabase-on-aws-test", "gw"),
+            "supabase-on-aws-test-gw"
+        );
         let long = elb_name("a-very-long-stack-name-production", "tm");
         assert!(long.len() <= 32, "{long}");
         assert!(long.ends_with("-tm") && long.starts_with("a-very-long"));
@@ -840,7 +906,11 @@ mod tests {
     fn ecr_uris() {
         assert_eq!(
             parse_ecr_uri("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a/gateway@sha256:ab"),
-            Some(("123456789012".into(), "eu-west-1".into(), "a/gateway".into()))
+            Some((
+                "123456789012".into(),
+                "eu-west-1".into(),
+                "a/gateway".into()
+            ))
         );
         assert_eq!(parse_ecr_uri("ghcr.io/org/gateway"), None);
     }

@@ -65,7 +65,11 @@ pub async fn resolve(
             .describe_images()
             .registry_id(&registry)
             .repository_name(&repo)
-            .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(tag)
+                    .build(),
+            )
             .send()
             .await;
         let push = if overridden {
@@ -137,7 +141,12 @@ pub fn certificate_hosts(cfg: &Config) -> Vec<String> {
 pub async fn check_certificate(c: &Clients, cfg: &Config) -> Result<Vec<Issue>, Error> {
     let arn = &cfg.compute.certificate_arn;
     let path = "infraStack.certificate.arn".to_string();
-    let r = c.acm.describe_certificate().certificate_arn(arn).send().await;
+    let r = c
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await;
     let cert = match r {
         Ok(o) => o.certificate,
         Err(e)

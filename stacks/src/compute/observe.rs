@@ -122,7 +122,13 @@ async fn observe_ecr(
             }
             continue;
         }
-        let lifecycle = match c.ecr.get_lifecycle_policy().repository_name(name).send().await {
+        let lifecycle = match c
+            .ecr
+            .get_lifecycle_policy()
+            .repository_name(name)
+            .send()
+            .await
+        {
             Ok(o) => normalize(o.lifecycle_policy_text().unwrap_or_default()),
             Err(e)
                 if e.as_service_error()
@@ -132,7 +138,13 @@ async fn observe_ecr(
             }
             Err(e) => return Err(Error::Aws(AwsError::new("ecr:GetLifecyclePolicy", &e))),
         };
-        let policy = match c.ecr.get_repository_policy().repository_name(name).send().await {
+        let policy = match c
+            .ecr
+            .get_repository_policy()
+            .repository_name(name)
+            .send()
+            .await
+        {
             Ok(o) => normalize(o.policy_text().unwrap_or_default()),
             Err(e)
                 if e.as_service_error()
@@ -295,7 +307,10 @@ async fn observe_iam(
                 ("document", Val::Str(document)),
             ]),
             "available",
-            BTreeMap::from([("name".to_string(), p.policy_name().unwrap_or_default().to_string())]),
+            BTreeMap::from([(
+                "name".to_string(),
+                p.policy_name().unwrap_or_default().to_string(),
+            )]),
         );
     }
 
@@ -327,7 +342,9 @@ async fn observe_iam(
             ("path", Val::str(r.path())),
             (
                 "trust",
-                Val::Str(normalize(r.assume_role_policy_document().unwrap_or_default())),
+                Val::Str(normalize(
+                    r.assume_role_policy_document().unwrap_or_default(),
+                )),
             ),
             (
                 "boundary",
@@ -480,7 +497,12 @@ async fn observe_ecs(
         let out = match r {
             Ok(o) => o,
             // ECS answers an unknown family with a ClientException
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_client_exception()) => continue,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_client_exception()) =>
+            {
+                continue
+            }
             Err(e) => return Err(Error::Aws(AwsError::new("ecs:DescribeTaskDefinition", &e))),
         };
         let Some(td) = out.task_definition() else {
@@ -499,7 +521,10 @@ async fn observe_ecs(
         }
         let mut p = props([
             ("family", s(td.family())),
-            ("cpu", Val::Int(td.cpu().and_then(|x| x.parse().ok()).unwrap_or(0))),
+            (
+                "cpu",
+                Val::Int(td.cpu().and_then(|x| x.parse().ok()).unwrap_or(0)),
+            ),
             (
                 "memory",
                 Val::Int(td.memory().and_then(|x| x.parse().ok()).unwrap_or(0)),
@@ -531,7 +556,11 @@ async fn observe_ecs(
             );
             p.insert(
                 "health_check".into(),
-                Val::Str(cd.health_check().map(render_health_check).unwrap_or_default()),
+                Val::Str(
+                    cd.health_check()
+                        .map(render_health_check)
+                        .unwrap_or_default(),
+                ),
             );
             let opts = cd.log_configuration().and_then(|l| l.options());
             let opt = |k: &str| s(opts.and_then(|o| o.get(k)).map(String::as_str));
@@ -600,7 +629,11 @@ async fn observe_ecs(
                 ("running".to_string(), sv.running_count().to_string()),
                 ("pending".to_string(), sv.pending_count().to_string()),
             ]);
-            if let Some(d) = sv.deployments().iter().find(|d| d.status() == Some("PRIMARY")) {
+            if let Some(d) = sv
+                .deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+            {
                 if let Some(r) = d.rollout_state() {
                     aux.insert("rollout".into(), r.as_str().to_string());
                 }
@@ -638,9 +671,7 @@ async fn observe_ecs(
                     ),
                     (
                         "assign_public_ip",
-                        s(net
-                            .and_then(|n| n.assign_public_ip())
-                            .map(|a| a.as_str())),
+                        s(net.and_then(|n| n.assign_public_ip()).map(|a| a.as_str())),
                     ),
                     ("load_balancer", Val::Str(lb)),
                     (
@@ -655,7 +686,9 @@ async fn observe_ecs(
                     ),
                     (
                         "health_check_grace_period",
-                        Val::Int(i64::from(sv.health_check_grace_period_seconds().unwrap_or(0))),
+                        Val::Int(i64::from(
+                            sv.health_check_grace_period_seconds().unwrap_or(0),
+                        )),
                     ),
                 ]),
                 sv.status().unwrap_or(""),
@@ -827,7 +860,9 @@ async fn elb_tags(
                 d.resource_arn().unwrap_or_default().to_string(),
                 d.tags()
                     .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+                    .filter_map(|t| {
+                        Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                    })
                     .collect(),
             );
         }
@@ -862,7 +897,10 @@ async fn observe_elb(
     let arns: Vec<String> = lbs
         .iter()
         .filter_map(|l| l.load_balancer_arn().map(str::to_string))
-        .chain(tgs.iter().filter_map(|t| t.target_group_arn().map(str::to_string)))
+        .chain(
+            tgs.iter()
+                .filter_map(|t| t.target_group_arn().map(str::to_string)),
+        )
         .collect();
     let tags = elb_tags(c, &arns).await?;
     let no_tags = BTreeMap::new();
@@ -883,7 +921,9 @@ async fn observe_elb(
             .target_group_arn(arn)
             .send()
             .await
-            .map_err(aws_err("elasticloadbalancing:DescribeTargetGroupAttributes"))?;
+            .map_err(aws_err(
+                "elasticloadbalancing:DescribeTargetGroupAttributes",
+            ))?;
         let delay = attrs
             .attributes()
             .iter()
@@ -945,7 +985,9 @@ async fn observe_elb(
             .load_balancer_arn(arn)
             .send()
             .await
-            .map_err(aws_err("elasticloadbalancing:DescribeLoadBalancerAttributes"))?;
+            .map_err(aws_err(
+                "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            ))?;
         let attr = |k: &str| {
             attrs
                 .attributes()
@@ -984,7 +1026,12 @@ async fn observe_elb(
                 ),
                 (
                     "security_groups",
-                    Val::Set(lb.security_groups().iter().map(|g| Val::str(g.as_str())).collect()),
+                    Val::Set(
+                        lb.security_groups()
+                            .iter()
+                            .map(|g| Val::str(g.as_str()))
+                            .collect(),
+                    ),
                 ),
                 (
                     "idle_timeout",
@@ -1027,14 +1074,21 @@ async fn observe_elb(
             .map_err(aws_err("elasticloadbalancing:DescribeRules"))?;
         for rule in r.rules() {
             if !rule.is_default().unwrap_or(false) {
-                rules.push((l.listener_arn().unwrap_or_default().to_string(), rule.clone()));
+                rules.push((
+                    l.listener_arn().unwrap_or_default().to_string(),
+                    rule.clone(),
+                ));
             }
         }
     }
     let more: Vec<String> = listener_arns
         .iter()
         .cloned()
-        .chain(rules.iter().filter_map(|(_, r)| r.rule_arn().map(str::to_string)))
+        .chain(
+            rules
+                .iter()
+                .filter_map(|(_, r)| r.rule_arn().map(str::to_string)),
+        )
         .collect();
     let tags = elb_tags(c, &more).await?;
     for l in &listeners {
@@ -1046,7 +1100,12 @@ async fn observe_elb(
             ("protocol", Val::str(protocol)),
             (
                 "default_action",
-                Val::Str(l.default_actions().first().map(render_action).unwrap_or_default()),
+                Val::Str(
+                    l.default_actions()
+                        .first()
+                        .map(render_action)
+                        .unwrap_or_default(),
+                ),
             ),
         ]);
         if protocol == "HTTPS" {
@@ -1165,15 +1224,22 @@ async fn observe_scaling(
                     s(tt.and_then(|t| t.predefined_metric_specification())
                         .map(|m| m.predefined_metric_type().as_str())),
                 ),
-                ("target", Val::Num(tt.map(|t| t.target_value()).unwrap_or(0.0))),
+                (
+                    "target",
+                    Val::Num(tt.map(|t| t.target_value()).unwrap_or(0.0)),
+                ),
             ]);
             pp.insert(
                 "scale_in_cooldown".into(),
-                Val::Int(i64::from(tt.and_then(|t| t.scale_in_cooldown()).unwrap_or(0))),
+                Val::Int(i64::from(
+                    tt.and_then(|t| t.scale_in_cooldown()).unwrap_or(0),
+                )),
             );
             pp.insert(
                 "scale_out_cooldown".into(),
-                Val::Int(i64::from(tt.and_then(|t| t.scale_out_cooldown()).unwrap_or(0))),
+                Val::Int(i64::from(
+                    tt.and_then(|t| t.scale_out_cooldown()).unwrap_or(0),
+                )),
             );
             sink.push(
                 Kind::ScalingPolicy,

@@ -57,7 +57,10 @@ pub fn outputs(cfg: &Config, region: &str, observed: &[Observed]) -> Outputs {
     let public = aux("alb/public", "dns_name");
     let admin = aux("alb/admin", "dns_name");
     let mut secrets = BTreeMap::new();
-    for o in observed.iter().filter(|o| o.kind == crate::model::Kind::Secret) {
+    for o in observed
+        .iter()
+        .filter(|o| o.kind == crate::model::Kind::Secret)
+    {
         let key = o.id.as_str().trim_start_matches("secret/").to_string();
         secrets.insert(key, o.physical.clone());
     }
@@ -71,7 +74,9 @@ pub fn outputs(cfg: &Config, region: &str, observed: &[Observed]) -> Outputs {
         let own = by(&format!("ecr/{image}")).and_then(|o| o.aux.get("endpoint").cloned());
         let uri = match own {
             Some(u) => Some(u),
-            None if c.ecr_overrides.contains_key(*image) => Some(repository_uri(cfg, region, image)),
+            None if c.ecr_overrides.contains_key(*image) => {
+                Some(repository_uri(cfg, region, image))
+            }
             None => None,
         };
         if let Some(u) = uri {
@@ -112,17 +117,41 @@ pub fn outputs(cfg: &Config, region: &str, observed: &[Observed]) -> Outputs {
 impl std::fmt::Display for Outputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not deployed)".into());
-        writeln!(f, "stack {} ({}) in {}\n", self.stack, self.environment, self.region)?;
+        writeln!(
+            f,
+            "stack {} ({}) in {}\n",
+            self.stack, self.environment, self.region
+        )?;
         writeln!(f, "api url                 {}", self.api_url)?;
         writeln!(f, "project urls            {}", self.project_url_pattern)?;
         writeln!(f, "admin url               {}", self.admin_url)?;
-        writeln!(f, "public load balancer    {}", or(&self.public_load_balancer_dns))?;
-        writeln!(f, "admin load balancer     {}", or(&self.admin_load_balancer_dns))?;
-        writeln!(f, "platform database       {}", or(&self.platform_db_endpoint))?;
-        writeln!(f, "worker database         {}", or(&self.worker_db_endpoint))?;
+        writeln!(
+            f,
+            "public load balancer    {}",
+            or(&self.public_load_balancer_dns)
+        )?;
+        writeln!(
+            f,
+            "admin load balancer     {}",
+            or(&self.admin_load_balancer_dns)
+        )?;
+        writeln!(
+            f,
+            "platform database       {}",
+            or(&self.platform_db_endpoint)
+        )?;
+        writeln!(
+            f,
+            "worker database         {}",
+            or(&self.worker_db_endpoint)
+        )?;
         writeln!(f, "redis                   {}", or(&self.redis_endpoint))?;
         writeln!(f, "ecs cluster             {}", or(&self.ecs_cluster))?;
-        writeln!(f, "rest lambda role        {}", or(&self.rest_lambda_role_arn))?;
+        writeln!(
+            f,
+            "rest lambda role        {}",
+            or(&self.rest_lambda_role_arn)
+        )?;
         writeln!(f, "\nDNS records to create:")?;
         for r in &self.dns_records {
             writeln!(f, "  {:<32} {} {}", r.name, r.kind, or(&r.value))?;

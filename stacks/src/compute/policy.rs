@@ -84,7 +84,9 @@ fn canonical(v: &Value, parent_key: Option<&str>) -> Value {
                 let val = &m[k];
                 let c = if k == "Statement" {
                     let mut stmts: Vec<Value> = match val {
-                        Value::Array(a) => a.iter().map(|s| canonical(s, Some("Statement"))).collect(),
+                        Value::Array(a) => {
+                            a.iter().map(|s| canonical(s, Some("Statement"))).collect()
+                        }
                         other => vec![canonical(other, Some("Statement"))],
                     };
                     stmts.sort_by_key(|s| s.to_string());
@@ -108,7 +110,10 @@ fn canonical(v: &Value, parent_key: Option<&str>) -> Value {
                             keys.sort();
                             let mut out = Map::new();
                             for op in keys {
-                                out.insert(op.clone(), canonical(&ops[op], Some("ConditionOperator")));
+                                out.insert(
+                                    op.clone(),
+                                    canonical(&ops[op], Some("ConditionOperator")),
+                                );
                             }
                             Value::Object(out)
                         }
@@ -145,15 +150,18 @@ mod tests {
         assert_eq!(normalize(&a.to_string()), normalize(b));
         // IAM's URL encoding
         let encoded: String =
-            percent_encoding::utf8_percent_encode(b, percent_encoding::NON_ALPHANUMERIC).to_string();
+            percent_encoding::utf8_percent_encode(b, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         assert!(encoded.starts_with("%7B"));
         assert_eq!(normalize(&encoded), normalize(b));
         // a real difference stays one
         let c = b.replace("s3:GetObject", "s3:PutObject");
         assert_ne!(normalize(&c), normalize(b));
         // statement order does not matter
-        let two = json!({"Statement": [{"Sid": "B", "Effect": "Allow"}, {"Sid": "A", "Effect": "Deny"}]});
-        let swapped = json!({"Statement": [{"Sid": "A", "Effect": "Deny"}, {"Sid": "B", "Effect": "Allow"}]});
+        let two =
+            json!({"Statement": [{"Sid": "B", "Effect": "Allow"}, {"Sid": "A", "Effect": "Deny"}]});
+        let swapped =
+            json!({"Statement": [{"Sid": "A", "Effect": "Deny"}, {"Sid": "B", "Effect": "Allow"}]});
         assert_eq!(normalize(&two.to_string()), normalize(&swapped.to_string()));
         assert_eq!(normalize("not json"), "not json");
     }
@@ -161,7 +169,9 @@ mod tests {
     #[test]
     fn documents_carry_references() {
         let v = json!({"Resource": [r("secret/a"), format!("{}:password::", r("db/platform#master_secret_arn"))]});
-        let Val::Policy(inner) = doc(&v) else { panic!() };
+        let Val::Policy(inner) = doc(&v) else {
+            panic!()
+        };
         let Val::Concat(parts) = *inner else { panic!() };
         assert_eq!(parts[0], Val::str("{\"Resource\":[\""));
         assert_eq!(parts[1], Val::r("secret/a"));

@@ -114,7 +114,11 @@ pub fn check_desired(desired: &[Desired]) -> Vec<Issue> {
         }
     }
     for d in desired.iter().filter(|d| d.kind == Kind::TaskDefinition) {
-        let fargate = d.props.get("requires_compatibilities").and_then(Val::as_str) == Some("FARGATE");
+        let fargate = d
+            .props
+            .get("requires_compatibilities")
+            .and_then(Val::as_str)
+            == Some("FARGATE");
         let awsvpc = d.props.get("network_mode").and_then(Val::as_str) == Some("awsvpc");
         if fargate && !awsvpc {
             issues.push(Issue {
@@ -126,7 +130,10 @@ pub fn check_desired(desired: &[Desired]) -> Vec<Issue> {
     }
     for d in desired.iter().filter(|d| d.kind == Kind::LoadBalancer) {
         let azs: Vec<String> = match d.create_only.get("subnet_azs") {
-            Some(Val::Set(v)) => v.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Some(Val::Set(v)) => v
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
             _ => Vec::new(),
         };
         if let Err(m) = alb_subnets(&azs) {
@@ -194,7 +201,10 @@ mod tests {
     #[test]
     fn wildcard_certificates_cover_one_label() {
         assert!(name_covers("*.example.com", "api.example.com"));
-        assert!(name_covers("*.Example.com", "abcdefghijklmnopqrst.example.COM"));
+        assert!(name_covers(
+            "*.Example.com",
+            "abcdefghijklmnopqrst.example.COM"
+        ));
         assert!(!name_covers("*.example.com", "example.com"));
         assert!(!name_covers("*.example.com", "a.b.example.com"));
         assert!(!name_covers("*.example.com", "api.example.org"));

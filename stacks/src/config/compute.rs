@@ -97,8 +97,8 @@ pub struct RestConfig {
 
 /// CloudWatch Logs' allowed retention periods.
 const RETENTION_DAYS: &[i64] = &[
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
-    3653,
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
 ];
 
 fn is_label(s: &str) -> bool {
@@ -149,10 +149,8 @@ pub(super) fn check(
             "use up to 255 letters, digits, hyphens and underscores",
         );
     }
-    let public_alb_name =
-        name_of(infra.load_balancer).unwrap_or_else(|| "infrastack-alb".into());
-    let admin_alb_name =
-        name_of(infra.studio_load_balancer).unwrap_or_else(|| "studio-alb".into());
+    let public_alb_name = name_of(infra.load_balancer).unwrap_or_else(|| "infrastack-alb".into());
+    let admin_alb_name = name_of(infra.studio_load_balancer).unwrap_or_else(|| "studio-alb".into());
     for (path, n) in [
         ("infraStack.loadBalancer.name", &public_alb_name),
         ("infraStack.studioLoadBalancer.name", &admin_alb_name),
@@ -224,11 +222,7 @@ pub(super) fn check(
     }
 
     let mut ecr_overrides = BTreeMap::new();
-    for (k, v) in infra
-        .ecr
-        .and_then(|e| e.repositories)
-        .unwrap_or_default()
-    {
+    for (k, v) in infra.ecr.and_then(|e| e.repositories).unwrap_or_default() {
         let path = format!("infraStack.ecr.repositories.{k}");
         if !REPOSITORIES.contains(&k.as_str()) {
             c.err(
@@ -255,9 +249,10 @@ pub(super) fn check(
         }
     }
 
-    let log_retention_days = infra
-        .log_retention_days
-        .unwrap_or(if ctx.production { 90 } else { 30 });
+    let log_retention_days =
+        infra
+            .log_retention_days
+            .unwrap_or(if ctx.production { 90 } else { 30 });
     if !RETENTION_DAYS.contains(&log_retention_days) {
         c.err(
             "infraStack.logRetentionDays",
@@ -426,7 +421,11 @@ fn check_service(
     let before = c.issues.len();
     let p = |f: &str| format!("{path}.{f}");
     let cpu = c.required(&r.cpu, &p("cpu"), "set the task's CPU units, e.g. 512");
-    let memory = c.required(&r.memory, &p("memory"), "set the task's memory in MiB, e.g. 1024");
+    let memory = c.required(
+        &r.memory,
+        &p("memory"),
+        "set the task's memory in MiB, e.g. 1024",
+    );
     if let (Some(cpu), Some(memory)) = (cpu, memory) {
         if let Err(m) = fargate_size(cpu, memory) {
             let path = if m.starts_with("cpu") {
@@ -491,7 +490,8 @@ pub(super) fn service_warnings(value: &serde_json::Value) -> Vec<Warning> {
             Some((_, why)) => out.push(Issue {
                 path,
                 message: format!("not deployed in this release ({why})"),
-                fix: "nothing to do; the entry is validated and kept for when the service ships".into(),
+                fix: "nothing to do; the entry is validated and kept for when the service ships"
+                    .into(),
             }),
             None => out.push(Issue {
                 path,

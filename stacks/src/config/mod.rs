@@ -768,7 +768,15 @@ impl TryFrom<Unvalidated> for Config {
             Some(platform_db),
             Some(worker_db),
             Some(compute),
-        ) = (name, environment, account_id, cidr, platform_db, worker_db, compute)
+        ) = (
+            name,
+            environment,
+            account_id,
+            cidr,
+            platform_db,
+            worker_db,
+            compute,
+        )
         else {
             return Err(vec![Issue {
                 path: "$".into(),

@@ -89,7 +89,10 @@ fn filled_templates_validate_with_environment_defaults() {
     );
     let cc = &c.compute;
     assert_eq!(cc.cluster_name, "infrastack-cluster");
-    assert_eq!((cc.public_alb_name.as_str(), cc.admin_alb_name.as_str()), ("infrastack-alb", "studio-alb"));
+    assert_eq!(
+        (cc.public_alb_name.as_str(), cc.admin_alb_name.as_str()),
+        ("infrastack-alb", "studio-alb")
+    );
     assert_eq!(cc.api_url(), "https://api.supabase.example.com");
     assert_eq!(cc.admin_url(), "https://admin.supabase.example.com");
     assert_eq!(cc.secrets_prefix, "postgrest/");
@@ -97,7 +100,10 @@ fn filled_templates_validate_with_environment_defaults() {
     assert_eq!(cc.rest.mode, RestMode::Lambda);
     assert_eq!((cc.rest.memory_mb, cc.rest.timeout_seconds), (512, 30));
     let gw = cc.service("gateway").unwrap();
-    assert_eq!((gw.config_key, gw.cpu, gw.memory, gw.desired_count), ("kong", 512, 1024, 1));
+    assert_eq!(
+        (gw.config_key, gw.cpu, gw.memory, gw.desired_count),
+        ("kong", 512, 1024, 1)
+    );
     // no autoscaling unless the range says so (the original forced min 2, max 20)
     assert_eq!((gw.min_count, gw.max_count, gw.autoscaled()), (1, 1, false));
     assert_eq!(cc.services.len(), 2);
@@ -259,12 +265,27 @@ fn compute_rules_aws_enforces_are_checked_offline() {
     let msgs: Vec<String> = e.issues().iter().map(|i| i.to_string()).collect();
     let has = |p: &str| msgs.iter().any(|m| m.starts_with(p));
     assert!(has("ecsTaskStack.services.kong.memory: memory 1536 MiB does not go with cpu 512 on Fargate: use 1024 to 4096 in steps of 1024"), "{msgs:#?}");
-    assert!(has("ecsTaskStack.services.tenantManager.cpu: cpu 300 is not a Fargate size"), "{msgs:#?}");
-    assert!(has("ecsTaskStack.services.studio.memory: memory 8192 MiB does not go with cpu 512"), "{msgs:#?}");
-    assert!(has("ecsTaskStack.services.kong.desiredCount: 1 is outside minCount..maxCount (3..3)"), "{msgs:#?}");
+    assert!(
+        has("ecsTaskStack.services.tenantManager.cpu: cpu 300 is not a Fargate size"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has("ecsTaskStack.services.studio.memory: memory 8192 MiB does not go with cpu 512"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has("ecsTaskStack.services.kong.desiredCount: 1 is outside minCount..maxCount (3..3)"),
+        "{msgs:#?}"
+    );
     assert!(has("infraStack.certificate.arn: the certificate is in region us-east-1, the load balancers in eu-west-1"), "{msgs:#?}");
-    assert!(has("rest.mode: \"lambdas\" is not a REST mode"), "{msgs:#?}");
-    assert!(has("rest.memoryMb: 64 MB is outside Lambda's range"), "{msgs:#?}");
+    assert!(
+        has("rest.mode: \"lambdas\" is not a REST mode"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has("rest.memoryMb: 64 MB is outside Lambda's range"),
+        "{msgs:#?}"
+    );
 
     let mut v = filled("config.test.json");
     v["infraStack"]["vpc"]["natGateways"] = 0.into();
@@ -276,7 +297,10 @@ fn compute_rules_aws_enforces_are_checked_offline() {
     v["infraStack"]["studioLoadBalancer"]["name"] = "infrastack-alb".into();
     v["domain"]["baseDomain"] = "https://Example.com".into();
     v["infraStack"]["ecr"]["repositories"]["kong"] = serde_json::json!({"uri": "x"});
-    v["ecsTaskStack"]["services"].as_object_mut().unwrap().remove("kong");
+    v["ecsTaskStack"]["services"]
+        .as_object_mut()
+        .unwrap()
+        .remove("kong");
     assert_eq!(
         issue_paths(&v),
         vec![
@@ -301,5 +325,6 @@ fn compute_rules_aws_enforces_are_checked_offline() {
     assert!(l
         .warnings
         .iter()
-        .any(|w| w.path == "ecsTaskStack.services.realtime" && w.message == "unknown service, ignored"));
+        .any(|w| w.path == "ecsTaskStack.services.realtime"
+            && w.message == "unknown service, ignored"));
 }

@@ -3,11 +3,11 @@
 //! client gets the emulator's endpoint URL.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::collections::BTreeMap;
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
