@@ -174,3 +174,31 @@ fn plan_deploy_status_destroy_through_the_cli() {
     assert!(out.contains("Destroy complete."), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn healthcheck_exits_0_on_a_2xx_answer_and_1_otherwise() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (i, s) in listener.incoming().enumerate() {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let status = if i == 0 {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            );
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/health");
+    assert_eq!(supactl(&["healthcheck", &url], None).status.code(), Some(0));
+    let o = supactl(&["healthcheck", &url], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("answered 503"), "{}", text(&o).1);
+}

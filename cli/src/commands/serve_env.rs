@@ -114,6 +114,45 @@ impl WorkerParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        redis: RedisParts,
+        #[command(flatten)]
+        worker: WorkerParts,
+    }
+
+    #[test]
+    fn parts_come_from_the_environment_as_ecs_sets_it() {
+        // the only test of this binary that sets these variables
+        std::env::set_var("SUPACTL_REDIS_HOST", "master.example");
+        std::env::set_var("SUPACTL_REDIS_TLS", "true");
+        std::env::set_var("SUPACTL_REDIS_PASSWORD", "tok");
+        std::env::set_var("SUPACTL_WORKER_HOST", "worker.example");
+        std::env::set_var("SUPACTL_WORKER_IDENTIFIER", "supabase-worker-cluster");
+        std::env::set_var("SUPACTL_WORKER_PASSWORD", "pw");
+        let c = Cmd::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.redis.url().unwrap(), "rediss://:tok@master.example:6379");
+        let w = c.worker.spec().unwrap();
+        assert_eq!(
+            (
+                w.identifier.as_str(),
+                w.host.as_str(),
+                w.port,
+                w.admin_user.as_str(),
+                w.admin_password.as_str()
+            ),
+            (
+                "supabase-worker-cluster",
+                "worker.example",
+                5432,
+                "postgres",
+                "pw"
+            )
+        );
+    }
 
     #[test]
     fn parts_compose_urls() {
