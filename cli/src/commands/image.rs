@@ -377,6 +377,7 @@ async fn destination(a: &PushArgs) -> CliResult<(Registry, Option<images::Creden
         &path,
         &stacks::LoadOptions {
             region_override: a.aws.region.clone(),
+            images_only: true,
         },
     )
     .map_err(|e| CliError::Usage(e.to_string()))?;

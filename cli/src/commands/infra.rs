@@ -179,6 +179,7 @@ async fn session(env: &EnvArgs, aws: &AwsArgs) -> Result<Session, Error> {
         &path,
         &LoadOptions {
             region_override: aws.region.clone(),
+            ..Default::default()
         },
     )?;
     for w in &loaded.warnings {
@@ -252,6 +253,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                     &path,
                     &LoadOptions {
                         region_override: aws.region.clone(),
+                        ..Default::default()
                     },
                 )?;
                 for w in &loaded.warnings {

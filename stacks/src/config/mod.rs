@@ -69,6 +69,9 @@ impl ConfigError {
 pub struct LoadOptions {
     /// `--region`: when given, a placeholder or missing `project.region` is not an error.
     pub region_override: Option<String>,
+    /// `supactl push --env`: only the account and region matter, so other placeholders (the domain, the
+    /// certificate) are warnings.
+    pub images_only: bool,
 }
 
 /// A config file that passed validation, with its warnings.
@@ -238,7 +241,7 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
         if p == "project.region" && opts.region_override.is_some() {
             continue;
         }
-        issues.push(Issue {
+        let issue = Issue {
             message: format!("placeholder {v} is not filled in"),
             fix: if p == "project.region" {
                 format!("replace {v} with the region, e.g. \"eu-west-1\", or pass --region")
@@ -246,7 +249,12 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
                 format!("replace {v} with the real value")
             },
             path: p,
-        });
+        };
+        if opts.images_only && !issue.path.starts_with("project.") {
+            warnings.push(issue);
+        } else {
+            issues.push(issue);
+        }
     }
     warnings.extend(compute::service_warnings(&value));
 

@@ -50,6 +50,7 @@ fn templates_report_unfilled_placeholders_with_paths() {
         Path::new("config.production.json"),
         &LoadOptions {
             region_override: Some("eu-west-1".into()),
+            ..Default::default()
         },
     )
     .unwrap_err();
@@ -327,4 +328,33 @@ fn compute_rules_aws_enforces_are_checked_offline() {
         .iter()
         .any(|w| w.path == "ecsTaskStack.services.realtime"
             && w.message == "unknown service, ignored"));
+}
+
+#[test]
+fn push_needs_only_the_account_and_region() {
+    let mut v = template("config.test.json");
+    v["project"]["region"] = "eu-west-1".into();
+    v["project"]["accountId"] = "123456789012".into();
+    let opts = LoadOptions {
+        images_only: true,
+        ..Default::default()
+    };
+    let l = parse(&v.to_string(), Path::new("c.json"), &opts).unwrap();
+    let warned: Vec<&str> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("placeholder"))
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        vec![
+            "domain.baseDomain",
+            "infraStack.certificate.arn",
+            "tags.DeploymentDate"
+        ]
+    );
+    v["project"]["accountId"] = "<your-aws-account-id>".into();
+    let e = parse(&v.to_string(), Path::new("c.json"), &opts).unwrap_err();
+    assert_eq!(e.issues()[0].path, "project.accountId");
 }
