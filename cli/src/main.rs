@@ -43,10 +43,15 @@ enum Command {
     /// Run one runtime service in this process (as on ECS, or as an extra gateway replica).
     #[command(subcommand)]
     Serve(commands::serve::ServeCommand),
+    /// Ask a service's health endpoint (the images' container health check): exit 0 when it answers 2xx.
+    Healthcheck(commands::health::HealthArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rustls is compiled with two crypto providers in this workspace (aws-lc-rs, and ring through the mailer):
+    // name the default so TLS clients that use it (Redis `rediss://`) can build their config
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
             Command::Serve(cmd) => commands::serve::run(cmd).await,
             Command::Worker(cmd) => commands::worker::run(cmd).await,
             Command::Secrets(cmd) => commands::secrets::run(cmd).await,
+            Command::Healthcheck(args) => commands::health::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -52,14 +52,9 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let cfg = dir.join("config.test.json");
     let template =
         std::fs::read_to_string(common::workspace_root().join("config.test.json")).unwrap();
-    std::fs::write(
-        &cfg,
-        template
-            .replace("<your-aws-region>", common::REGION)
-            .replace("<your-aws-account-id>", common::ACCOUNT)
-            .replace("<deployment-date>", "2026-11-26"),
-    )
-    .unwrap();
+    // what a user has done first: an ACM certificate for the domain, `supactl push --env test`
+    let cert = common::seed_blocking(&moto);
+    std::fs::write(&cfg, common::fill_placeholders(&template, &cert)).unwrap();
     let cfg = cfg.to_str().unwrap();
 
     let o = supactl(
@@ -76,7 +71,8 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "changes pending: {err}");
     let plan: serde_json::Value = serde_json::from_str(&out).expect("plan json");
-    assert_eq!(plan["changes"].as_array().unwrap().len(), 51);
+    // 51 network and data resources, 31 of the compute tier (3 ECR repositories already made by the push)
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 82);
 
     let o = supactl(&["deploy", "--config", cfg], Some(&ep));
     assert_eq!(
@@ -112,7 +108,7 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        out.contains("No changes. 51 resources are up to date."),
+        out.contains("No changes. 82 resources are up to date."),
         "{out}"
     );
     assert!(err.contains("(0 mutating)"), "{err}");
@@ -128,6 +124,46 @@ fn plan_deploy_status_destroy_through_the_cli() {
     assert_eq!(vpc["state"], "available");
     assert_eq!(vpc["action"], "no-op");
 
+    let gateway = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "ecs/gateway")
+        .unwrap();
+    assert!(
+        gateway["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("running 1/1"),
+        "{gateway}"
+    );
+
+    let o = supactl(&["outputs", "--config", cfg, "--output", "json"], Some(&ep));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let outputs: serde_json::Value = serde_json::from_str(&out).expect("outputs json");
+    assert_eq!(outputs["api_url"], "https://api.supabase.example.com");
+    assert_eq!(outputs["dns_records"][0]["name"], "*.supabase.example.com");
+    assert!(outputs["public_load_balancer_dns"]
+        .as_str()
+        .unwrap()
+        .starts_with("infrastack-alb"));
+    let o = supactl(&["outputs", "--config", cfg], Some(&ep));
+    assert!(
+        text(&o).0.contains("DNS records to create:"),
+        "{}",
+        text(&o).0
+    );
+
+    // an image tag nobody pushed: a preflight error naming the repository and the fix, exit 2
+    let o = supactl(&["plan", "--config", cfg, "--image-tag", "nope"], Some(&ep));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("has no image tagged nope") && err.contains("supactl push --env test"),
+        "{err}"
+    );
+
     // moto gaps (ElastiCache deletes never finish, DeleteCacheSubnetGroup unimplemented): hidden quirks flag
     let o = supactl(
         &["destroy", "--config", cfg, "--yes", "--emulator-quirks"],
@@ -137,4 +173,32 @@ fn plan_deploy_status_destroy_through_the_cli() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(out.contains("Destroy complete."), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn healthcheck_exits_0_on_a_2xx_answer_and_1_otherwise() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (i, s) in listener.incoming().enumerate() {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let status = if i == 0 {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            );
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/health");
+    assert_eq!(supactl(&["healthcheck", &url], None).status.code(), Some(0));
+    let o = supactl(&["healthcheck", &url], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("answered 503"), "{}", text(&o).1);
 }

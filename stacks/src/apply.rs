@@ -26,6 +26,9 @@ pub struct Quirks {
     pub elasticache_delete_never_finishes: bool,
     /// `DeleteCacheSubnetGroup` is not implemented (HTTP 500): skip it with a warning.
     pub cache_subnet_group_delete_unimplemented: bool,
+    /// An ECS service's deployment list is never refreshed (rollout state and task definition stay as
+    /// created): judge a service steady by its counts and its task definition only.
+    pub ecs_deployments_not_refreshed: bool,
 }
 
 impl Quirks {
@@ -34,6 +37,7 @@ impl Quirks {
         Quirks {
             elasticache_delete_never_finishes: true,
             cache_subnet_group_delete_unimplemented: true,
+            ecs_deployments_not_refreshed: true,
         }
     }
 }
@@ -44,6 +48,8 @@ pub struct Timeouts {
     pub network: Duration,
     pub database: Duration,
     pub cache: Duration,
+    /// An ECS service deployment to reach a steady state.
+    pub service: Duration,
 }
 
 impl Default for Timeouts {
@@ -52,6 +58,7 @@ impl Default for Timeouts {
             network: Duration::from_secs(10 * 60),
             database: Duration::from_secs(45 * 60),
             cache: Duration::from_secs(45 * 60),
+            service: crate::compute::apply::SERVICE_TIMEOUT,
         }
     }
 }
@@ -117,7 +124,11 @@ pub fn generate_secret(len: usize) -> String {
 }
 
 /// Polls `check` with backoff until it returns true, under `timeout`.
-async fn poll_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<(), Error>
+pub(crate) async fn poll_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, Error>>,
@@ -140,7 +151,7 @@ where
         })?
 }
 
-fn waiter_err(what: &str, timeout: Duration) -> impl Fn(String) -> Error + '_ {
+pub(crate) fn waiter_err(what: &str, timeout: Duration) -> impl Fn(String) -> Error + '_ {
     move |detail| Error::WaitFailed {
         what: what.to_string(),
         timeout,
@@ -150,13 +161,13 @@ fn waiter_err(what: &str, timeout: Duration) -> impl Fn(String) -> Error + '_ {
 
 /// Carries out changes.
 pub struct Applier<'a> {
-    c: &'a Clients,
-    cfg: &'a Config,
+    pub(crate) c: &'a Clients,
+    pub(crate) cfg: &'a Config,
     desired: HashMap<&'a ResId, &'a Desired>,
     observed: HashMap<(ResId, String), &'a Observed>,
-    /// physical ids known so far, updated as resources are created
+    /// physical ids known so far (and `id#attr` attributes), updated as resources are created
     live: HashMap<ResId, String>,
-    opts: ApplyOptions,
+    pub(crate) opts: ApplyOptions,
 }
 
 impl<'a> Applier<'a> {
@@ -168,6 +179,15 @@ impl<'a> Applier<'a> {
         opts: ApplyOptions,
     ) -> Self {
         let (primary, _) = crate::plan::index_observed(observed);
+        let mut live: HashMap<ResId, String> = primary
+            .iter()
+            .map(|(k, o)| (k.clone(), o.physical.clone()))
+            .collect();
+        for (k, o) in &primary {
+            for (a, v) in &o.aux {
+                live.insert(ResId(format!("{k}#{a}")), v.clone());
+            }
+        }
         Applier {
             c,
             cfg,
@@ -176,20 +196,17 @@ impl<'a> Applier<'a> {
                 .iter()
                 .map(|o| ((o.id.clone(), o.physical.clone()), o))
                 .collect(),
-            live: primary
-                .iter()
-                .map(|(k, o)| (k.clone(), o.physical.clone()))
-                .collect(),
+            live,
             opts,
         }
     }
 
-    fn resolve(&self, v: &Val) -> Result<String, Error> {
+    pub(crate) fn resolve(&self, v: &Val) -> Result<String, Error> {
         crate::plan::render(v, &|id| self.live.get(id).cloned())
             .ok_or_else(|| Error::Internal(format!("a reference in {v:?} is not created yet")))
     }
 
-    fn resolve_set(&self, v: Option<&Val>) -> Result<Vec<String>, Error> {
+    pub(crate) fn resolve_set(&self, v: Option<&Val>) -> Result<Vec<String>, Error> {
         match v {
             Some(Val::Set(items)) => items.iter().map(|i| self.resolve(i)).collect(),
             Some(other) => Ok(vec![self.resolve(other)?]),
@@ -197,7 +214,7 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn prop(&self, d: &Desired, k: &str) -> Result<String, Error> {
+    pub(crate) fn prop(&self, d: &Desired, k: &str) -> Result<String, Error> {
         let v = d
             .props
             .get(k)
@@ -206,7 +223,7 @@ impl<'a> Applier<'a> {
         self.resolve(v)
     }
 
-    fn flag(d: &Desired, k: &str) -> bool {
+    pub(crate) fn flag(d: &Desired, k: &str) -> bool {
         d.props.get(k).and_then(Val::as_bool).unwrap_or(false)
     }
 
@@ -237,8 +254,7 @@ impl<'a> Applier<'a> {
             Action::NoOp => Ok("unchanged".into()),
             Action::Create => {
                 let d = self.desired_of(&ch.id)?;
-                let phys = Box::pin(self.create(d)).await?;
-                self.live.insert(ch.id.clone(), phys.clone());
+                let phys = self.create_recorded(d).await?;
                 Ok(format!("created {phys}"))
             }
             Action::Update => {
@@ -252,9 +268,14 @@ impl<'a> Applier<'a> {
                 let d = self.desired_of(&ch.id)?;
                 let o =
                     observed.ok_or_else(|| Error::Internal(format!("{} not observed", ch.id)))?;
+                if d.kind == Kind::TaskDefinition {
+                    // create before delete: a new revision, then the old ones retired
+                    let phys = self.create_recorded(d).await?;
+                    let retired = Box::pin(self.retire_revisions(o, &phys)).await?;
+                    return Ok(format!("registered {phys}; {retired}"));
+                }
                 Box::pin(self.delete(o)).await?;
-                let phys = Box::pin(self.create(d)).await?;
-                self.live.insert(ch.id.clone(), phys.clone());
+                let phys = self.create_recorded(d).await?;
                 Ok(format!("replaced {} with {phys}", o.physical))
             }
             Action::Delete => {
@@ -269,6 +290,16 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Creates `d` and records its physical id and attributes for the references that follow.
+    async fn create_recorded(&mut self, d: &Desired) -> Result<String, Error> {
+        let (phys, aux) = Box::pin(self.create(d)).await?;
+        self.live.insert(d.id.clone(), phys.clone());
+        for (a, v) in aux {
+            self.live.insert(ResId(format!("{}#{a}", d.id)), v);
+        }
+        Ok(phys)
+    }
+
     fn desired_of(&self, id: &ResId) -> Result<&'a Desired, Error> {
         self.desired
             .get(id)
@@ -276,7 +307,56 @@ impl<'a> Applier<'a> {
             .ok_or_else(|| Error::Internal(format!("{id} is not desired")))
     }
 
-    async fn create(&self, d: &Desired) -> Result<String, Error> {
+    /// Creates a resource; returns its physical id and the attributes other resources refer to.
+    async fn create(&self, d: &Desired) -> Result<(String, BTreeMap<String, String>), Error> {
+        if d.kind >= Kind::EcrRepository {
+            return Box::pin(self.create_compute(d)).await;
+        }
+        let phys = Box::pin(self.create_base(d)).await?;
+        let mut aux = BTreeMap::new();
+        match d.kind {
+            Kind::DbCluster => {
+                let r = self
+                    .c
+                    .rds
+                    .describe_db_clusters()
+                    .db_cluster_identifier(&phys)
+                    .send()
+                    .await
+                    .map_err(aws("rds:DescribeDBClusters"))?;
+                if let Some(cl) = r.db_clusters().first() {
+                    if let Some(e) = cl.endpoint() {
+                        aux.insert("endpoint".to_string(), e.to_string());
+                    }
+                    if let Some(s) = cl.master_user_secret().and_then(|m| m.secret_arn()) {
+                        aux.insert("master_secret_arn".to_string(), s.to_string());
+                    }
+                }
+            }
+            Kind::ReplicationGroup => {
+                let r = self
+                    .c
+                    .elasticache
+                    .describe_replication_groups()
+                    .replication_group_id(&phys)
+                    .send()
+                    .await
+                    .map_err(aws("elasticache:DescribeReplicationGroups"))?;
+                if let Some(e) = r
+                    .replication_groups()
+                    .first()
+                    .and_then(|g| g.node_groups().iter().find_map(|n| n.primary_endpoint()))
+                    .and_then(|e| e.address())
+                {
+                    aux.insert("endpoint".to_string(), e.to_string());
+                }
+            }
+            _ => {}
+        }
+        Ok((phys, aux))
+    }
+
+    async fn create_base(&self, d: &Desired) -> Result<String, Error> {
         let c = self.c;
         let t = self.opts.timeouts;
         match d.kind {
@@ -676,6 +756,9 @@ impl<'a> Applier<'a> {
                     })?;
                 Ok(ident)
             }
+            other => Err(Error::Internal(format!(
+                "{other} is created by the compute tier"
+            ))),
         }
     }
 
@@ -929,6 +1012,7 @@ impl<'a> Applier<'a> {
             }
             Kind::ReplicationGroup => Box::pin(self.update_redis(d, o, ch)).await?,
             Kind::Secret | Kind::ElasticIp | Kind::NatGateway | Kind::SecurityGroupRule => {}
+            _ => Box::pin(self.update_compute(d, o, ch)).await?,
         }
         Ok(())
     }
@@ -1014,6 +1098,9 @@ impl<'a> Applier<'a> {
                     Err(e) => return Err(Error::Aws(AwsError::new($op, &e))),
                 }
             };
+        }
+        if o.kind >= Kind::EcrRepository {
+            return Box::pin(self.delete_compute(o)).await;
         }
         match o.kind {
             Kind::Secret => {
@@ -1116,11 +1203,36 @@ impl<'a> Applier<'a> {
                 gone()
             }
             Kind::SecurityGroup => {
-                ec2_try!(
-                    "ec2:DeleteSecurityGroup",
-                    c.ec2.delete_security_group().group_id(&o.physical).send()
-                );
-                gone()
+                // a load balancer's or task's network interfaces linger a while after it is deleted: retry
+                // while the group is still in use (DependencyViolation)
+                let id = o.physical.clone();
+                let was_gone = std::sync::atomic::AtomicBool::new(false);
+                let was_gone_ref = &was_gone;
+                poll_until("security group to be released", t.network, || {
+                    let id = id.clone();
+                    async move {
+                        match c.ec2.delete_security_group().group_id(&id).send().await {
+                            Ok(_) => Ok(true),
+                            Err(e) if e.as_service_error().is_some_and(ec2_is_not_found) => {
+                                was_gone_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                                Ok(true)
+                            }
+                            Err(e)
+                                if e.as_service_error().and_then(|s| crate::aws::ec2_code(s))
+                                    == Some("DependencyViolation") =>
+                            {
+                                Ok(false)
+                            }
+                            Err(e) => Err(Error::Aws(AwsError::new("ec2:DeleteSecurityGroup", &e))),
+                        }
+                    }
+                })
+                .await?;
+                if was_gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    already()
+                } else {
+                    gone()
+                }
             }
             Kind::SecurityGroupRule => {
                 // by rule id: the emulator cannot revoke a source-group rule with a description by its permission
@@ -1330,11 +1442,17 @@ impl<'a> Applier<'a> {
                 .await?;
                 gone()
             }
+            other => Err(Error::Internal(format!(
+                "{other} is deleted by the compute tier"
+            ))),
         }
     }
 
     async fn tag(&self, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         let c = self.c;
+        if o.kind >= Kind::EcrRepository {
+            return Box::pin(self.tag_compute(o, tags)).await;
+        }
         match o.kind {
             Kind::Secret => {
                 c.secrets

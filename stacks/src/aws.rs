@@ -106,7 +106,7 @@ pub async fn sdk_config(opts: &AwsOptions, region: &str) -> aws_config::SdkConfi
     loader.load().await
 }
 
-/// The SDK clients of this tier, all counting their requests into one [`CallLog`].
+/// The SDK clients of the stack, all counting their requests into one [`CallLog`].
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub region: String,
@@ -115,6 +115,15 @@ pub struct Clients {
     pub elasticache: aws_sdk_elasticache::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sts: aws_sdk_sts::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub discovery: aws_sdk_servicediscovery::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub lambda: aws_sdk_lambda::Client,
     pub log: CallLog,
 }
 
@@ -148,7 +157,52 @@ impl Clients {
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(&sdk)
-                    .interceptor(c)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            ecr: aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            ecs: aws_sdk_ecs::Client::from_conf(
+                aws_sdk_ecs::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(
+                aws_sdk_applicationautoscaling::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            discovery: aws_sdk_servicediscovery::Client::from_conf(
+                aws_sdk_servicediscovery::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            acm: aws_sdk_acm::Client::from_conf(
+                aws_sdk_acm::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
                     .build(),
             ),
             log,

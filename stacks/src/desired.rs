@@ -1,5 +1,6 @@
 //! Desired state: the list of resources a validated [`Config`] asks for, in forward dependency order. Pure: the
-//! only outside input is the region's availability zones.
+//! only outside inputs ([`Inputs`]) are the region, its availability zones and the image digests resolved from
+//! ECR. The compute tier's resources are added by [`crate::compute::desired`].
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,12 @@ pub const SECURITY_GROUPS: &[SgSpec] = &[
         ingress: &[(80, "cidr:0.0.0.0/0"), (443, "cidr:0.0.0.0/0")],
     },
     SgSpec {
+        key: "admin-alb",
+        description: "admin load balancer in front of the tenant-manager's admin API",
+        egress_all: true,
+        ingress: &[(80, "cidr:0.0.0.0/0"), (443, "cidr:0.0.0.0/0")],
+    },
+    SgSpec {
         key: "gateway",
         description: "gateway service",
         egress_all: true,
@@ -42,6 +49,7 @@ pub const SECURITY_GROUPS: &[SgSpec] = &[
             (3001, "rest-lambda"),
             (3001, "rest"),
             (3001, "auth"),
+            (3001, "admin-alb"),
         ],
     },
     SgSpec {
@@ -137,13 +145,32 @@ fn db_port(cfg: &Config, group: &str, port: i64) -> i64 {
     }
 }
 
-struct Builder<'a> {
-    cfg: &'a Config,
-    out: Vec<Desired>,
+/// What the desired state depends on besides the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The region's availability zones, sorted (the first `maxAzs` are used).
+    pub azs: &'a [String],
+    /// The region deployed to (ARNs, log configuration).
+    pub region: &'a str,
+    /// Image references by repository (`gateway`, `tenant-manager`, `rest-lambda`): `<uri>@sha256:…`.
+    /// Missing entries render as an empty image (destroy needs only names).
+    pub images: &'a BTreeMap<String, String>,
+}
+
+pub(crate) struct Builder<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) out: Vec<Desired>,
 }
 
 impl Builder<'_> {
-    fn add(&mut self, kind: Kind, id: &str, name: String, props: Props, create_only: Props) {
+    pub(crate) fn add(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        name: String,
+        props: Props,
+        create_only: Props,
+    ) {
         let mut tags = self.cfg.tags.clone();
         tags.insert("Name".into(), name.clone());
         tags.insert(TAG_STACK.into(), self.cfg.name.clone());
@@ -160,12 +187,13 @@ impl Builder<'_> {
     }
 }
 
-fn props<const N: usize>(kv: [(&str, Val); N]) -> Props {
+pub(crate) fn props<const N: usize>(kv: [(&str, Val); N]) -> Props {
     kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// Computes the desired resources of the stack over the given AZs (the first `maxAzs` are used).
-pub fn desired(cfg: &Config, azs: &[String]) -> Vec<Desired> {
+/// Computes the desired resources of the stack.
+pub fn desired(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Desired> {
+    let azs = inputs.azs;
     let mut b = Builder {
         cfg,
         out: Vec::new(),
@@ -411,6 +439,7 @@ pub fn desired(cfg: &Config, azs: &[String]) -> Vec<Desired> {
             ("description", Val::str("supactl: redis key cache")),
         ]),
     );
+    crate::compute::desired::add(&mut b, inputs);
     b.out
 }
 

@@ -1,12 +1,14 @@
-//! `stacks`: supactl's infrastructure engine for the **network and data tier** of a platform in the
-//! operator's own AWS account, reconciled straight through the AWS SDK (no CloudFormation, no CDK).
+//! `stacks`: supactl's infrastructure engine for a platform in the operator's own AWS account (network, data
+//! and compute tiers), reconciled straight through the AWS SDK (no CloudFormation, no CDK).
 //!
 //! It owns: the environment config model and its validation ([`config`]), the desired resources computed from
 //! it ([`desired`]), observation of what exists by ownership tags ([`observe`]), the pure diff into a [`plan`],
 //! and [`apply`] (create/update/replace/delete in dependency order with waiters and timeouts), plus the
-//! commands built on them ([`ops`]: validate, plan, deploy, destroy, status). Resources: VPC, subnets, internet
-//! and NAT gateways, route tables, security groups and rules, Aurora Serverless v2 clusters and instances,
-//! ElastiCache Redis, and the platform's Secrets Manager secrets.
+//! commands built on them ([`ops`]: validate, plan, deploy, destroy, status, outputs). Resources: VPC, subnets,
+//! internet and NAT gateways, route tables, security groups and rules, Aurora Serverless v2 clusters and
+//! instances, ElastiCache Redis, the platform's Secrets Manager secrets, and the compute tier ([`compute`]): ECR,
+//! IAM, CloudWatch Logs, ECS (cluster, task definitions by image digest, services), Cloud Map, Application Auto
+//! Scaling and two ALBs.
 //!
 //! It must not touch anything it does not own: every resource carries the tags `supactl:stack`, `supactl:env`
 //! and `supactl:id`, and a resource found under one of our names without our tags is an error, never adopted.
@@ -14,6 +16,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod compute;
 pub mod config;
 pub mod desired;
 pub mod ecr;

@@ -26,10 +26,26 @@ pub enum Kind {
     DbInstance,
     CacheSubnetGroup,
     ReplicationGroup,
+    // compute tier (crate::compute)
+    EcrRepository,
+    LogGroup,
+    IamPolicy,
+    IamRole,
+    EcsCluster,
+    ServiceDiscoveryNamespace,
+    ServiceDiscoveryService,
+    TargetGroup,
+    LoadBalancer,
+    Listener,
+    ListenerRule,
+    TaskDefinition,
+    EcsService,
+    ScalableTarget,
+    ScalingPolicy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 30] = [
         Kind::Secret,
         Kind::Vpc,
         Kind::Subnet,
@@ -45,6 +61,21 @@ impl Kind {
         Kind::DbInstance,
         Kind::CacheSubnetGroup,
         Kind::ReplicationGroup,
+        Kind::EcrRepository,
+        Kind::LogGroup,
+        Kind::IamPolicy,
+        Kind::IamRole,
+        Kind::EcsCluster,
+        Kind::ServiceDiscoveryNamespace,
+        Kind::ServiceDiscoveryService,
+        Kind::TargetGroup,
+        Kind::LoadBalancer,
+        Kind::Listener,
+        Kind::ListenerRule,
+        Kind::TaskDefinition,
+        Kind::EcsService,
+        Kind::ScalableTarget,
+        Kind::ScalingPolicy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +95,21 @@ impl Kind {
             Kind::DbInstance => "db-instance",
             Kind::CacheSubnetGroup => "cache-subnet-group",
             Kind::ReplicationGroup => "replication-group",
+            Kind::EcrRepository => "ecr-repository",
+            Kind::LogGroup => "log-group",
+            Kind::IamPolicy => "iam-policy",
+            Kind::IamRole => "iam-role",
+            Kind::EcsCluster => "ecs-cluster",
+            Kind::ServiceDiscoveryNamespace => "service-discovery-namespace",
+            Kind::ServiceDiscoveryService => "service-discovery-service",
+            Kind::TargetGroup => "target-group",
+            Kind::LoadBalancer => "load-balancer",
+            Kind::Listener => "listener",
+            Kind::ListenerRule => "listener-rule",
+            Kind::TaskDefinition => "task-definition",
+            Kind::EcsService => "ecs-service",
+            Kind::ScalableTarget => "scalable-target",
+            Kind::ScalingPolicy => "scaling-policy",
         }
     }
 
@@ -98,7 +144,28 @@ impl Kind {
                 "at_rest_encryption",
                 "cache_subnet_group",
             ],
+            Kind::EcrRepository => &["name"],
+            Kind::LogGroup => &["name"],
+            Kind::IamPolicy => &["name", "path"],
+            Kind::IamRole => &["name", "path"],
+            Kind::EcsCluster => &["name"],
+            Kind::ServiceDiscoveryNamespace => &["name"],
+            Kind::ServiceDiscoveryService => &["name", "namespace"],
+            Kind::TargetGroup => &["name", "protocol", "port", "vpc", "target_type"],
+            Kind::LoadBalancer => &["name", "scheme", "type"],
+            Kind::Listener => &["load_balancer"],
+            Kind::ListenerRule => &["listener"],
+            // every field: a task definition revision is immutable (a change registers a new one)
+            Kind::TaskDefinition => &[],
+            Kind::EcsService => &["name", "cluster", "launch_type"],
+            Kind::ScalableTarget => &["resource_id"],
+            Kind::ScalingPolicy => &["name", "resource_id"],
         }
+    }
+
+    /// Whether a change of `field` replaces the resource.
+    pub fn replaces(self, field: &str) -> bool {
+        self == Kind::TaskDefinition || self.replace_fields().contains(&field)
     }
 }
 
@@ -120,6 +187,13 @@ impl ResId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// `id#attr` refers to an attribute of resource `id` (an endpoint, an ARN) rather than its physical id.
+    pub fn split_attr(&self) -> (&str, Option<&str>) {
+        match self.0.split_once('#') {
+            Some((id, attr)) => (id, Some(attr)),
+            None => (&self.0, None),
+        }
+    }
 }
 
 impl fmt::Display for ResId {
@@ -128,7 +202,9 @@ impl fmt::Display for ResId {
     }
 }
 
-/// A property value. `Ref` points at another resource and resolves to its physical id; `Set` is unordered.
+/// A property value. `Ref` points at another resource and resolves to its physical id (or, for an `id#attr`
+/// reference, to that attribute of it); `Set` is unordered; `Concat` joins its parts' renderings; `Policy` is a
+/// JSON document compared in canonical form ([`crate::compute::policy`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
     Bool(bool),
@@ -137,6 +213,8 @@ pub enum Val {
     Str(String),
     Ref(ResId),
     Set(Vec<Val>),
+    Concat(Vec<Val>),
+    Policy(Box<Val>),
 }
 
 impl Val {
@@ -145,6 +223,10 @@ impl Val {
     }
     pub fn r(id: &str) -> Val {
         Val::Ref(ResId::new(id))
+    }
+    /// A reference to attribute `attr` of resource `id` (kept in its observed `aux`).
+    pub fn attr(id: &str, attr: &str) -> Val {
+        Val::Ref(ResId(format!("{id}#{attr}")))
     }
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -1,5 +1,6 @@
 //! Observation: find every resource this stack owns (by ownership tags, or by name for services whose describe
-//! calls cannot filter by tag) and read its live properties into the same shape as the desired ones.
+//! calls cannot filter by tag) and read its live properties into the same shape as the desired ones. The compute
+//! tier's kinds are read by [`crate::compute::observe`].
 //! Read-only: only Describe/List/Get calls.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ fn ec2_tags(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn owned(cfg: &Config, tags: &BTreeMap<String, String>) -> bool {
+pub(crate) fn owned(cfg: &Config, tags: &BTreeMap<String, String>) -> bool {
     tags.get(TAG_STACK) == Some(&cfg.name) && tags.get(TAG_ENV) == Some(&cfg.environment)
 }
 
@@ -38,22 +39,22 @@ fn owner_filters(cfg: &Config) -> Vec<Filter> {
     ]
 }
 
-fn props<const N: usize>(kv: [(&str, Val); N]) -> Props {
+pub(crate) fn props<const N: usize>(kv: [(&str, Val); N]) -> Props {
     kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-fn s(v: Option<&str>) -> Val {
+pub(crate) fn s(v: Option<&str>) -> Val {
     Val::Str(v.unwrap_or("").to_string())
 }
 
-struct Sink<'a> {
-    cfg: &'a Config,
-    out: Vec<Observed>,
+pub(crate) struct Sink<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) out: Vec<Observed>,
 }
 
 impl Sink<'_> {
     #[allow(clippy::too_many_arguments)]
-    fn push(
+    pub(crate) fn push(
         &mut self,
         kind: Kind,
         physical: &str,
@@ -87,17 +88,19 @@ pub async fn observe(
     cfg: &Config,
     desired: &[Desired],
 ) -> Result<Vec<Observed>, Error> {
-    // boxed: the SDK's futures are large, and four of them side by side would sit on the caller's stack
-    let (ec2, rds, ec, sm) = tokio::join!(
+    // boxed: the SDK's futures are large, and several of them side by side would sit on the caller's stack
+    let (ec2, rds, ec, sm, compute) = tokio::join!(
         Box::pin(observe_ec2(c, cfg)),
         Box::pin(observe_rds(c, cfg, desired)),
         Box::pin(observe_elasticache(c, cfg, desired)),
-        Box::pin(observe_secrets(c, cfg))
+        Box::pin(observe_secrets(c, cfg)),
+        Box::pin(crate::compute::observe::observe(c, cfg, desired))
     );
     let mut out = ec2?;
     out.extend(sm?);
     out.extend(rds?);
     out.extend(ec?);
+    out.extend(compute?);
     out.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
 }
@@ -403,7 +406,7 @@ fn rds_tags(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn conflict(kind: Kind, name: &str, tags: &BTreeMap<String, String>) -> Error {
+pub(crate) fn conflict(kind: Kind, name: &str, tags: &BTreeMap<String, String>) -> Error {
     Error::NotOwned {
         kind,
         name: name.to_string(),

@@ -1,12 +1,14 @@
 //! The commands, as library calls: preflight, plan, deploy, destroy, status. The CLI only parses arguments,
 //! prints and asks for confirmation.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::apply::{Applier, ApplyOptions, Progress};
 use crate::aws::{AwsError, AwsOptions, Clients};
 use crate::config::{Config, Issue};
-use crate::desired::desired;
+use crate::desired::{desired, Inputs};
 use crate::model::{Desired, Observed};
 use crate::observe::observe;
 use crate::plan::{diff, Action, Change, Plan};
@@ -17,6 +19,8 @@ pub struct Session {
     pub config: Config,
     pub clients: Clients,
     pub region: String,
+    /// The image tag resolved to digests at plan time (`--image-tag`, default `latest`).
+    pub image_tag: String,
 }
 
 /// One resource's live state.
@@ -32,6 +36,9 @@ pub struct StatusRow {
     pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Live counts of an ECS service (`running 2/2`, with pending and the rollout when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Session {
@@ -47,6 +54,7 @@ impl Session {
             config,
             clients,
             region,
+            image_tag: "latest".into(),
         })
     }
 
@@ -116,10 +124,50 @@ impl Session {
         }
     }
 
+    /// The compute tier's checks against the account (AWS enforces them, the emulator does not): the listener
+    /// certificate exists, is ISSUED and covers the hosts, and every image tag resolves to a digest in ECR.
+    /// Returns the image references by digest.
+    pub async fn compute_preflight(&self) -> Result<BTreeMap<String, String>, Error> {
+        let (cert, images) = tokio::join!(
+            crate::compute::images::check_certificate(&self.clients, &self.config),
+            crate::compute::images::resolve(
+                &self.clients,
+                &self.config,
+                &self.region,
+                &self.image_tag
+            )
+        );
+        let mut issues = cert?;
+        let images = match images {
+            Ok(m) => m,
+            Err(more) => {
+                issues.extend(more);
+                BTreeMap::new()
+            }
+        };
+        if issues.is_empty() {
+            Ok(images)
+        } else {
+            Err(Error::Preflight(issues))
+        }
+    }
+
     /// Preflight, desired state, observation and diff.
     pub async fn plan(&self) -> Result<Planned, Error> {
         let azs = self.preflight().await?;
-        let desired = desired(&self.config, &azs);
+        let images = self.compute_preflight().await?;
+        let desired = desired(
+            &self.config,
+            &Inputs {
+                azs: &azs,
+                region: &self.region,
+                images: &images,
+            },
+        );
+        let issues = crate::compute::rules::check_desired(&desired);
+        if !issues.is_empty() {
+            return Err(Error::Preflight(issues));
+        }
         let observed = observe(&self.clients, &self.config, &desired).await?;
         let plan = diff(
             &self.config.name,
@@ -133,6 +181,56 @@ impl Session {
             desired,
             observed,
         })
+    }
+
+    /// A plan restricted to some kinds (nothing else is created, changed or deleted), without the image and
+    /// certificate checks: what `supactl push --env` uses to create the ECR repositories it pushes to.
+    pub async fn plan_kinds(&self, kinds: &[crate::model::Kind]) -> Result<Planned, Error> {
+        let azs = self.preflight().await?;
+        let all = desired(
+            &self.config,
+            &Inputs {
+                azs: &azs,
+                region: &self.region,
+                images: &BTreeMap::new(),
+            },
+        );
+        let observed = observe(&self.clients, &self.config, &all).await?;
+        let desired: Vec<Desired> = all
+            .into_iter()
+            .filter(|d| kinds.contains(&d.kind))
+            .collect();
+        let observed: Vec<Observed> = observed
+            .into_iter()
+            .filter(|o| kinds.contains(&o.kind))
+            .collect();
+        let plan = diff(
+            &self.config.name,
+            &self.config.environment,
+            &self.region,
+            &desired,
+            &observed,
+        );
+        Ok(Planned {
+            plan,
+            desired,
+            observed,
+        })
+    }
+
+    /// Creates the missing ECR repositories, nothing else (before the first push; see [`Session::plan_kinds`]).
+    pub async fn ensure_repositories(
+        &self,
+        progress: &dyn Progress,
+        opts: ApplyOptions,
+    ) -> Result<Plan, Error> {
+        let mut p = self
+            .plan_kinds(&[crate::model::Kind::EcrRepository])
+            .await?;
+        // only the missing ones: changes to existing repositories are `deploy`'s, shown and confirmed there
+        p.plan.changes.retain(|c| c.action == Action::Create);
+        self.apply(&p, progress, opts).await?;
+        Ok(p.plan)
     }
 
     /// Recomputes the plan, refuses if it differs from `approved` (when given), then applies it.
@@ -167,7 +265,14 @@ impl Session {
     pub async fn destroy_plan(&self) -> Result<Planned, Error> {
         // desired names are needed to find the resources looked up by name
         let azs = self.availability_zones().await?;
-        let desired = desired(&self.config, &azs);
+        let desired = desired(
+            &self.config,
+            &Inputs {
+                azs: &azs,
+                region: &self.region,
+                images: &BTreeMap::new(),
+            },
+        );
         let observed = observe(&self.clients, &self.config, &desired).await?;
         let plan = diff(
             &self.config.name,
@@ -220,9 +325,34 @@ impl Session {
     }
 
     /// Every desired or owned resource with its live state.
+    /// Every desired or owned resource with its live state, then the REST functions the tenant-manager
+    /// created (kind `lambda-function`).
     pub async fn status(&self) -> Result<Vec<StatusRow>, Error> {
         let p = self.plan().await?;
-        Ok(status_rows(&p))
+        let mut rows = status_rows(&p);
+        for f in crate::compute::outputs::rest_functions(&self.clients, &self.config).await? {
+            rows.push(StatusRow {
+                id: format!("function/{}", f.name),
+                kind: "lambda-function".into(),
+                name: f.name.clone(),
+                physical: Some(f.name),
+                state: f.state,
+                action: Action::NoOp,
+                endpoint: None,
+                detail: f.image,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// What the deployed stack gives its operator (read-only; needs no image or certificate checks).
+    pub async fn outputs(&self) -> Result<crate::compute::outputs::Outputs, Error> {
+        let p = self.destroy_plan().await?;
+        Ok(crate::compute::outputs::outputs(
+            &self.config,
+            &self.region,
+            &p.observed,
+        ))
     }
 }
 
@@ -254,6 +384,21 @@ fn status_rows(p: &Planned) -> Vec<StatusRow> {
                 },
                 action: c.action,
                 endpoint: o.and_then(|o| o.aux.get("endpoint").cloned()),
+                detail: o
+                    .filter(|o| o.kind == crate::model::Kind::EcsService)
+                    .map(|o| {
+                        let a = |k: &str| o.aux.get(k).cloned().unwrap_or_else(|| "?".into());
+                        let mut d = format!(
+                            "running {}/{}, pending {}",
+                            a("running"),
+                            a("desired"),
+                            a("pending")
+                        );
+                        if let Some(r) = o.aux.get("rollout") {
+                            d.push_str(&format!(", rollout {}", r.to_ascii_lowercase()));
+                        }
+                        d
+                    }),
             }
         })
         .collect()

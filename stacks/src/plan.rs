@@ -69,6 +69,11 @@ pub fn render(v: &Val, phys: &dyn Fn(&ResId) -> Option<String>) -> Option<String
             parts.sort();
             format!("[{}]", parts.join(", "))
         }
+        Val::Concat(parts) => parts
+            .iter()
+            .map(|p| render(p, phys))
+            .collect::<Option<String>>()?,
+        Val::Policy(inner) => crate::compute::policy::normalize(&render(inner, phys)?),
     })
 }
 
@@ -119,10 +124,15 @@ pub fn diff(
     let mut changes = Vec::new();
     for d in desired {
         let phys = |id: &ResId| -> Option<String> {
-            if pending.contains(id) {
-                None
-            } else {
-                by_id.get(id).map(|o| o.physical.clone())
+            let (base, attr) = id.split_attr();
+            let base = ResId::new(base);
+            if pending.contains(&base) {
+                return None;
+            }
+            let o = by_id.get(&base)?;
+            match attr {
+                None => Some(o.physical.clone()),
+                Some(a) => o.aux.get(a).cloned(),
             }
         };
         let Some(o) = by_id.get(&d.id) else {
@@ -153,7 +163,7 @@ pub fn diff(
             let new = render(v, &phys);
             let old = o.props.get(k).and_then(|ov| render(ov, &|_| None));
             if new.is_none() || new != old {
-                if d.kind.replace_fields().contains(&k.as_str()) && replace_because.is_none() {
+                if d.kind.replaces(k) && replace_because.is_none() {
                     replace_because = Some(format!("{k} cannot change in place"));
                 }
                 fields.push(FieldChange {

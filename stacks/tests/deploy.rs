@@ -156,7 +156,7 @@ async fn deploy_from_empty_creates_every_resource_with_its_settings() {
         .send()
         .await
         .unwrap();
-    assert_eq!(sgs.security_groups().len(), 10);
+    assert_eq!(sgs.security_groups().len(), 11);
     let sg = |key: &str| {
         sgs.security_groups()
             .iter()
@@ -797,7 +797,7 @@ async fn interrupted_deploy_converges_without_duplicates() {
             .unwrap()
             .security_groups()
             .len(),
-        10
+        11
     );
     assert_eq!(
         c.ec2

@@ -14,12 +14,28 @@ async fn production_config_plans_three_azs_two_nats_readers_two_redis_nodes_and_
         .await;
     let p = s.plan().await.expect("plan");
     let plan = &p.plan;
+    // everything is new but the image repositories (`supactl push` made them)
+    let ecr: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::NoOp)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        ecr,
+        vec!["ecr/gateway", "ecr/tenant-manager", "ecr/rest-lambda"]
+    );
     assert_eq!(
         plan.count(Action::Create),
-        plan.changes.len(),
-        "everything is new: {plan}"
+        plan.changes.len() - 3,
+        "everything else is new: {plan}"
     );
     let count = |k: Kind| plan.changes.iter().filter(|c| c.kind == k).count();
+    // production: autoscaling on both services, 90 days of logs
+    assert_eq!(count(Kind::ScalableTarget), 2);
+    assert_eq!(count(Kind::ScalingPolicy), 2);
+    assert_eq!(count(Kind::EcsService), 2);
+    assert_eq!(count(Kind::Listener), 4);
     assert_eq!(count(Kind::Subnet), 6, "public + private in 3 AZs");
     let azs: std::collections::BTreeSet<_> = p
         .desired
@@ -61,6 +77,18 @@ async fn production_config_plans_three_azs_two_nats_readers_two_redis_nodes_and_
     assert_eq!(field("redis", "num_cache_clusters"), "2");
     assert_eq!(field("redis", "node_type"), "cache.r6g.large");
     assert_eq!(field("redis", "multi_az"), "true");
+    assert_eq!(field("logs/ecs", "retention_days"), "90");
+    assert_eq!(field("scaling/gateway", "min"), "2");
+    assert_eq!(field("scaling/gateway", "max"), "10");
+    assert_eq!(field("taskdef/gateway", "cpu"), "2048");
+    assert!(
+        plan.get("ecs/gateway")
+            .unwrap()
+            .fields
+            .iter()
+            .all(|f| f.field != "desired_count"),
+        "with autoscaling on, the running count is not reset by a deploy"
+    );
     assert_eq!(field("redis", "automatic_failover"), "true");
     // the third AZ's private table shares the first NAT gateway
     assert_eq!(
@@ -80,8 +108,9 @@ async fn production_config_plans_three_azs_two_nats_readers_two_redis_nodes_and_
 #[tokio::test]
 async fn preflight_checks_the_account_and_the_regions_azs() {
     let moto = Moto::start();
+    // (nothing can be pushed to an account the credentials do not belong to)
     let s = moto
-        .session(config_from("config.test.json", |v| {
+        .session_without_images(config_from("config.test.json", |v| {
             v["project"]["accountId"] = "111111111111".into();
         }))
         .await;

@@ -67,7 +67,8 @@ pub struct PushArgs {
         required_unless_present = "env"
     )]
     registry: Option<String>,
-    /// ECR of the account and region in ./config.<ENV>.json (repositories <name>-<env>/<service>)
+    /// ECR of the account and region in ./config.<ENV>.json (repositories <name>-<env>/<service>, created
+    /// when missing)
     #[arg(long)]
     env: Option<String>,
     /// Config file to read instead of ./config.<ENV>.json
@@ -376,6 +377,7 @@ async fn destination(a: &PushArgs) -> CliResult<(Registry, Option<images::Creden
         &path,
         &stacks::LoadOptions {
             region_override: a.aws.region.clone(),
+            images_only: true,
         },
     )
     .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -385,12 +387,24 @@ async fn destination(a: &PushArgs) -> CliResult<(Registry, Option<images::Creden
         endpoint_url: a.aws.endpoint_url.clone(),
         no_retries: false,
     };
+    let stack_err = |e: stacks::Error| match e.exit_code() {
+        2 => CliError::Usage(e.to_string()),
+        _ => CliError::Other(e.into()),
+    };
+    // ECR does not create repositories on push: make the stack's own (tagged, scan on push, lifecycle policy)
+    let session = stacks::Session::connect(loaded.config.clone(), &opts)
+        .await
+        .map_err(stack_err)?;
+    let plan = session
+        .ensure_repositories(&stacks::Quiet, stacks::ApplyOptions::default())
+        .await
+        .map_err(stack_err)?;
+    for c in plan.pending() {
+        eprintln!("{:?} ecr repository {}", c.action, c.name);
+    }
     let login = stacks::ecr::login(&loaded.config, &opts)
         .await
-        .map_err(|e| match e.exit_code() {
-            2 => CliError::Usage(e.to_string()),
-            _ => CliError::Other(e.into()),
-        })?;
+        .map_err(stack_err)?;
     let registry: Registry = format!("https://{}/{}", login.host, login.prefix)
         .parse()
         .map_err(usage)?;

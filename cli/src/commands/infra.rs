@@ -1,5 +1,5 @@
-//! `supactl validate|plan|deploy|destroy|status`: the network and data tier in AWS. Argument parsing, output,
-//! confirmation and progress only; the work is done by the `stacks` crate.
+//! `supactl validate|plan|deploy|destroy|status|outputs`: the platform's AWS stack (network, data and compute
+//! tiers). Argument parsing, output, confirmation and progress only; the work is done by the `stacks` crate.
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage or config error, 3 (`plan --detailed-exitcode`) changes pending.
 
@@ -45,6 +45,20 @@ pub struct AwsArgs {
     pub emulator_quirks: bool,
 }
 
+/// Which images to deploy.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ImageArgs {
+    /// Image tag to deploy: resolved to a digest in ECR at plan time (task definitions reference images by
+    /// digest, so a new image under the same tag is a new revision)
+    #[arg(
+        long,
+        value_name = "TAG",
+        default_value = "latest",
+        env = "SUPACTL_IMAGE_TAG"
+    )]
+    pub image_tag: String,
+}
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     Text,
@@ -69,18 +83,22 @@ pub enum InfraCommand {
         env: EnvArgs,
         #[command(flatten)]
         aws: AwsArgs,
+        #[command(flatten)]
+        images: ImageArgs,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
         /// Exit 3 when changes are pending (0: none)
         #[arg(long)]
         detailed_exitcode: bool,
     },
-    /// Create or update the network and data tier to match the config
+    /// Create or update the stack (network, data and compute tiers) to match the config
     Deploy {
         #[command(flatten)]
         env: EnvArgs,
         #[command(flatten)]
         aws: AwsArgs,
+        #[command(flatten)]
+        images: ImageArgs,
         /// Do not ask for confirmation (CI)
         #[arg(long, short = 'y')]
         yes: bool,
@@ -98,8 +116,19 @@ pub enum InfraCommand {
         #[arg(long)]
         force: bool,
     },
-    /// List each resource with its live state
+    /// List each resource with its live state, ECS services' task counts and the REST functions
     Status {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        #[command(flatten)]
+        images: ImageArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Print what the deployed stack gives you: URLs, the DNS records to create, endpoints, secret ARNs
+    Outputs {
         #[command(flatten)]
         env: EnvArgs,
         #[command(flatten)]
@@ -150,6 +179,7 @@ async fn session(env: &EnvArgs, aws: &AwsArgs) -> Result<Session, Error> {
         &path,
         &LoadOptions {
             region_override: aws.region.clone(),
+            ..Default::default()
         },
     )?;
     for w in &loaded.warnings {
@@ -223,6 +253,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                     &path,
                     &LoadOptions {
                         region_override: aws.region.clone(),
+                        ..Default::default()
                     },
                 )?;
                 for w in &loaded.warnings {
@@ -231,6 +262,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             } else {
                 let s = session(&env, &aws).await?;
                 s.preflight().await?;
+                s.compute_preflight().await?;
                 stats(&aws, &s);
             }
             out(&format!("{}: ok\n", path.display()));
@@ -239,10 +271,12 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
         InfraCommand::Plan {
             env,
             aws,
+            images,
             output,
             detailed_exitcode,
         } => {
-            let s = session(&env, &aws).await?;
+            let mut s = session(&env, &aws).await?;
+            s.image_tag = images.image_tag;
             let p = s.plan().await?;
             print_plan(&p.plan, output);
             stats(&aws, &s);
@@ -252,8 +286,14 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                 0
             })
         }
-        InfraCommand::Deploy { env, aws, yes } => {
-            let s = session(&env, &aws).await?;
+        InfraCommand::Deploy {
+            env,
+            aws,
+            images,
+            yes,
+        } => {
+            let mut s = session(&env, &aws).await?;
+            s.image_tag = images.image_tag;
             let p = s.plan().await?;
             out(&p.plan.to_string());
             if !p.plan.has_changes() {
@@ -294,8 +334,27 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             stats(&aws, &s);
             Ok(0)
         }
-        InfraCommand::Status { env, aws, output } => {
+        InfraCommand::Outputs { env, aws, output } => {
             let s = session(&env, &aws).await?;
+            let o = s.outputs().await?;
+            match output {
+                Output::Json => out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&o).unwrap_or_default()
+                )),
+                Output::Text => out(&o.to_string()),
+            }
+            stats(&aws, &s);
+            Ok(0)
+        }
+        InfraCommand::Status {
+            env,
+            aws,
+            images,
+            output,
+        } => {
+            let mut s = session(&env, &aws).await?;
+            s.image_tag = images.image_tag;
             let rows = s.status().await?;
             match output {
                 Output::Json => out(&format!(
@@ -316,13 +375,14 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                             Action::Delete => "delete",
                         };
                         t.push_str(&format!(
-                            "{:<28} {:<26} {:<10} {:<8} {}{}\n",
+                            "{:<28} {:<26} {:<10} {:<8} {}{}{}\n",
                             r.id,
                             r.kind,
                             r.state,
                             pending,
                             r.physical.unwrap_or_default(),
-                            r.endpoint.map(|e| format!(" ({e})")).unwrap_or_default()
+                            r.endpoint.map(|e| format!(" ({e})")).unwrap_or_default(),
+                            r.detail.map(|d| format!(" [{d}]")).unwrap_or_default()
                         ));
                     }
                     out(&t);

@@ -1,8 +1,10 @@
+pub mod health;
 pub mod image;
 pub mod infra;
 pub mod project;
 pub mod secrets;
 pub mod serve;
+pub mod serve_env;
 pub mod up;
 pub mod worker;
 

@@ -2,7 +2,7 @@
 //! second gateway replica beside `supactl up`), or the REST engine as a project's Lambda function. Secrets come from the environment, never from flags' values in
 //! process listings: SUPACTL_SERVICE_TOKEN, SUPACTL_ADMIN_KEY, SUPACTL_ENCRYPTION_KEY, SUPACTL_DATABASE_URL.
 
-use super::{CliError, CliResult};
+use super::{serve_env, CliError, CliResult};
 use crate::stack;
 use clap::{Args, Subcommand};
 use std::time::Duration;
@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Subcommand, Debug)]
 pub enum ServeCommand {
     /// The API gateway with the REST engine in-process.
-    Gateway(GatewayArgs),
+    Gateway(Box<GatewayArgs>),
     /// The tenant-manager (admin API and internal config endpoint).
-    TenantManager(TenantManagerArgs),
+    TenantManager(Box<TenantManagerArgs>),
     /// The REST engine for one project as an AWS Lambda function (the REST image's entrypoint),
     /// configured from the environment: SUPACTL_PROJECT_REF, SUPACTL_TENANT_MANAGER_URL,
     /// SUPACTL_PROJECT_TOKEN (or SUPACTL_SERVICE_TOKEN locally; optional SUPACTL_CACHE_TTL,
@@ -36,6 +36,8 @@ pub struct GatewayArgs {
     service_token: String,
     #[arg(long, env = "SUPACTL_REDIS_URL")]
     redis_url: Option<String>,
+    #[command(flatten)]
+    redis_parts: serve_env::RedisParts,
     /// Seconds a key or project lookup is trusted (the bound on staleness without Redis).
     #[arg(long, env = "SUPACTL_CACHE_TTL", default_value_t = 1.0)]
     cache_ttl: f64,
@@ -71,9 +73,11 @@ pub struct TenantManagerArgs {
     port: u16,
     #[arg(long, env = "SUPACTL_LISTEN", default_value = "127.0.0.1")]
     listen: String,
-    /// Superuser URL of the platform database server.
+    /// Superuser URL of the platform database server (or its parts: SUPACTL_DATABASE_HOST, …).
     #[arg(long, env = "SUPACTL_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
+    #[command(flatten)]
+    database_parts: serve_env::DatabaseParts,
     #[arg(long, env = "SUPACTL_ADMIN_KEY", hide_env_values = true)]
     admin_key: String,
     #[arg(long, env = "SUPACTL_SERVICE_TOKEN", hide_env_values = true)]
@@ -85,9 +89,14 @@ pub struct TenantManagerArgs {
     api_url_template: String,
     #[arg(long, env = "SUPACTL_REDIS_URL")]
     redis_url: Option<String>,
+    #[command(flatten)]
+    redis_parts: serve_env::RedisParts,
     /// Register the database server as worker `local` too.
     #[arg(long)]
     register_local_worker: bool,
+    /// A worker server to register at start-up (SUPACTL_WORKER_HOST, …).
+    #[command(flatten)]
+    worker: serve_env::WorkerParts,
     #[command(flatten)]
     rest_lambda: RestLambdaArgs,
 }
@@ -168,6 +177,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             return Ok(());
         }
         ServeCommand::Gateway(a) => {
+            let a = *a;
             if !(0.0..=3600.0).contains(&a.cache_ttl) {
                 return Err(CliError::Usage(
                     "--cache-ttl must be between 0 and 3600 seconds".into(),
@@ -194,7 +204,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 &stack::DataPlane {
                     tenant_manager_url: a.tenant_manager_url,
                     service_token: a.service_token,
-                    redis_url: a.redis_url,
+                    redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
                     cache_ttl: Duration::from_secs_f64(a.cache_ttl),
                     rest: rest::RestConfig {
                         pool_size: a.rest_pool_size,
@@ -210,24 +220,34 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             stack::serve_all(vec![(listener, app)], shutdown.clone()).await
         }
         ServeCommand::TenantManager(a) => {
+            let a = *a;
+            let database_url = a
+                .database_url
+                .clone()
+                .or_else(|| a.database_parts.connection_string())
+                .ok_or_else(|| {
+                    CliError::Usage(
+                        "the platform database is not set: pass --database-url (SUPACTL_DATABASE_URL) or SUPACTL_DATABASE_HOST and its parts".into(),
+                    )
+                })?;
             let listener = stack::bind(&a.listen, a.port, "--port").await?;
             let local_worker = if a.register_local_worker {
                 Some(
-                    tenant_manager::WorkerSpec::from_url("local", &a.database_url)
+                    tenant_manager::WorkerSpec::from_url("local", &database_url)
                         .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
                 )
             } else {
-                None
+                a.worker.spec()
             };
             let rest_lambda = a.rest_lambda.settings()?;
             let config = tenant_manager::Config {
-                database_url: a.database_url,
+                database_url,
                 admin_key: a.admin_key,
                 service_token: a.service_token,
                 encryption_key: a.encryption_key,
                 api_url_template: a.api_url_template,
                 local_worker,
-                redis_url: a.redis_url,
+                redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
             };
             let tm = match rest_lambda {
                 None => tenant_manager::TenantManager::start(config).await,

@@ -4,7 +4,10 @@
 //! Problems are collected, not returned one at a time: every [`Issue`] carries the JSON path, what is wrong and
 //! how to fix it. Unknown keys and placeholders in fields another tier uses are [`Warning`]s.
 
+pub mod compute;
 pub mod raw;
+
+pub use compute::{ComputeConfig, RestConfig, RestMode, ServiceConfig};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,6 +69,9 @@ impl ConfigError {
 pub struct LoadOptions {
     /// `--region`: when given, a placeholder or missing `project.region` is not an error.
     pub region_override: Option<String>,
+    /// `supactl push --env`: only the account and region matter, so other placeholders (the domain, the
+    /// certificate) are warnings.
+    pub images_only: bool,
 }
 
 /// A config file that passed validation, with its warnings.
@@ -76,7 +82,7 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
-/// The validated config of the network + data tier.
+/// The validated config of the whole stack: network, data and compute tiers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `project.name`: the stack name (tag `supactl:stack`, prefix of every resource name).
@@ -91,6 +97,8 @@ pub struct Config {
     pub platform_db: DbConfig,
     pub worker_db: DbConfig,
     pub redis: RedisConfig,
+    /// The compute tier: ECR, IAM, ECS, load balancers, REST on Lambda.
+    pub compute: ComputeConfig,
     /// `tags`: applied to every resource.
     pub tags: BTreeMap<String, String>,
 }
@@ -184,15 +192,6 @@ impl RedisConfig {
     }
 }
 
-const ENV_FIELDS_OF_THIS_TIER: &[&str] = &[
-    "project.",
-    "tags.",
-    "rds.",
-    "workerRds.",
-    "redis.",
-    "infraStack.vpc.",
-];
-
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -239,7 +238,6 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
     let mut placeholders = Vec::new();
     find_placeholders(&value, String::new(), &mut placeholders);
     for (p, v) in placeholders {
-        let used_here = ENV_FIELDS_OF_THIS_TIER.iter().any(|f| p.starts_with(f));
         if p == "project.region" && opts.region_override.is_some() {
             continue;
         }
@@ -252,15 +250,13 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
             },
             path: p,
         };
-        if used_here {
-            issues.push(issue);
+        if opts.images_only && !issue.path.starts_with("project.") {
+            warnings.push(issue);
         } else {
-            warnings.push(Issue {
-                message: format!("{} (not used by the network and data tier)", issue.message),
-                ..issue
-            });
+            issues.push(issue);
         }
     }
+    warnings.extend(compute::service_warnings(&value));
 
     match Config::try_from(Unvalidated {
         raw,
@@ -556,9 +552,9 @@ impl TryFrom<Unvalidated> for Config {
     type Error = Vec<Issue>;
 
     fn try_from(u: Unvalidated) -> Result<Self, Self::Error> {
-        let raw = u.raw;
+        let mut raw = u.raw;
         let mut c = Checker { issues: Vec::new() };
-        let project = raw.project.unwrap_or_default();
+        let project = raw.project.take().unwrap_or_default();
         let name = c.required(
             &project.name,
             "project.name",
@@ -620,8 +616,8 @@ impl TryFrom<Unvalidated> for Config {
             environment.as_deref().unwrap_or("x")
         );
 
-        let infra = raw.infra_stack.unwrap_or_default();
-        let vpc = infra.vpc.unwrap_or_default();
+        let mut infra = raw.infra_stack.take().unwrap_or_default();
+        let vpc = infra.vpc.take().unwrap_or_default();
         let max_azs = vpc.max_azs.unwrap_or(2);
         if !(1..=6).contains(&max_azs) {
             c.err(
@@ -675,7 +671,19 @@ impl TryFrom<Unvalidated> for Config {
             }
         }
 
-        let redis = raw.redis.unwrap_or_default();
+        let compute = compute::check(
+            &mut c,
+            infra,
+            &mut raw,
+            &compute::Ctx {
+                production,
+                region: region.as_deref(),
+                max_azs,
+                nat_gateways: nat,
+            },
+        );
+
+        let redis = raw.redis.take().unwrap_or_default();
         let node_type = redis.node_type.clone().unwrap_or_else(|| {
             if production {
                 "cache.r6g.large"
@@ -729,7 +737,7 @@ impl TryFrom<Unvalidated> for Config {
             );
         }
 
-        let tags = raw.tags.unwrap_or_default();
+        let tags = raw.tags.take().unwrap_or_default();
         if tags.len() > 40 {
             c.err(
                 "tags",
@@ -767,7 +775,16 @@ impl TryFrom<Unvalidated> for Config {
             Some(cidr),
             Some(platform_db),
             Some(worker_db),
-        ) = (name, environment, account_id, cidr, platform_db, worker_db)
+            Some(compute),
+        ) = (
+            name,
+            environment,
+            account_id,
+            cidr,
+            platform_db,
+            worker_db,
+            compute,
+        )
         else {
             return Err(vec![Issue {
                 path: "$".into(),
@@ -793,6 +810,7 @@ impl TryFrom<Unvalidated> for Config {
                 nodes: nodes as usize,
                 multi_az,
             },
+            compute,
             tags,
         })
     }

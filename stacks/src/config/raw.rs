@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub redis: Option<RawRedis>,
     /// Compute tier (its own issue); parsed so unknown keys inside it are reported.
     pub ecs_task_stack: Option<RawEcsTaskStack>,
+    /// Not in the original: how REST runs (Lambda per project, or inside the gateway).
+    pub rest: Option<RawRest>,
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -40,6 +42,8 @@ pub struct RawInfraStack {
     pub studio_load_balancer: Option<RawNamed>,
     pub certificate: Option<RawCertificate>,
     pub ecr: Option<RawEcr>,
+    /// Not in the original (3 months there); optional override of the ECS log group's retention.
+    pub log_retention_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +80,8 @@ pub struct RawEcrRepository {
 pub struct RawDomain {
     pub base_domain: Option<String>,
     pub api_subdomain: Option<String>,
+    /// Not in the original (Studio's `studio.` there): the admin ALB's host name label, default `admin`.
+    pub admin_subdomain: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,4 +130,17 @@ pub struct RawEcsService {
     pub cpu: Option<i64>,
     pub memory: Option<i64>,
     pub desired_count: Option<i64>,
+    /// Not in the original (autoscaling was min 2, max 20 on every service there): the autoscaling range,
+    /// both default to `desiredCount` (no autoscaling).
+    pub min_count: Option<i64>,
+    pub max_count: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawRest {
+    /// `lambda` (one function per project, the default as in the original) or `service` (inside the gateway).
+    pub mode: Option<String>,
+    pub memory_mb: Option<i64>,
+    pub timeout_seconds: Option<i64>,
 }

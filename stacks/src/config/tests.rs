@@ -10,6 +10,9 @@ fn filled(file: &str) -> serde_json::Value {
     v["project"]["region"] = "eu-west-1".into();
     v["project"]["accountId"] = "123456789012".into();
     v["tags"]["DeploymentDate"] = "2026-11-26".into();
+    v["domain"]["baseDomain"] = "supabase.example.com".into();
+    v["infraStack"]["certificate"]["arn"] =
+        "arn:aws:acm:eu-west-1:123456789012:certificate/0000-1111".into();
     v
 }
 
@@ -33,7 +36,13 @@ fn templates_report_unfilled_placeholders_with_paths() {
     let paths = issue_paths(&template("config.test.json"));
     assert_eq!(
         paths,
-        vec!["project.accountId", "project.region", "tags.DeploymentDate"]
+        vec![
+            "domain.baseDomain",
+            "infraStack.certificate.arn",
+            "project.accountId",
+            "project.region",
+            "tags.DeploymentDate"
+        ]
     );
     // with --region the region placeholder is fine
     let e = parse(
@@ -41,6 +50,7 @@ fn templates_report_unfilled_placeholders_with_paths() {
         Path::new("config.production.json"),
         &LoadOptions {
             region_override: Some("eu-west-1".into()),
+            ..Default::default()
         },
     )
     .unwrap_err();
@@ -66,17 +76,47 @@ fn filled_templates_validate_with_environment_defaults() {
     assert!(!c.platform_db.deletion_protection);
     assert_eq!(c.platform_db.backup_retention_days, 7);
     assert!(c.worker_db.logical_replication && !c.platform_db.logical_replication);
-    // placeholders of other tiers are warnings, not errors
-    let warned: Vec<&str> = test.warnings.iter().map(|w| w.path.as_str()).collect();
+    // the original's services without an image here are validated, then warned about
+    let warned: Vec<String> = test.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(
         warned,
-        vec!["domain.baseDomain", "infraStack.certificate.arn"]
+        vec![
+            "ecsTaskStack.services.auth: not deployed in this release (auth runs inside the gateway) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.functionDeploy: not deployed in this release (no function-deploy image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.functionsService: not deployed in this release (no functions image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.postgresMeta: not deployed in this release (no postgres-meta image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.studio: not deployed in this release (no studio image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+        ]
     );
+    let cc = &c.compute;
+    assert_eq!(cc.cluster_name, "infrastack-cluster");
+    assert_eq!(
+        (cc.public_alb_name.as_str(), cc.admin_alb_name.as_str()),
+        ("infrastack-alb", "studio-alb")
+    );
+    assert_eq!(cc.api_url(), "https://api.supabase.example.com");
+    assert_eq!(cc.admin_url(), "https://admin.supabase.example.com");
+    assert_eq!(cc.secrets_prefix, "postgrest/");
+    assert_eq!(cc.log_retention_days, 30);
+    assert_eq!(cc.rest.mode, RestMode::Lambda);
+    assert_eq!((cc.rest.memory_mb, cc.rest.timeout_seconds), (512, 30));
+    let gw = cc.service("gateway").unwrap();
+    assert_eq!(
+        (gw.config_key, gw.cpu, gw.memory, gw.desired_count),
+        ("kong", 512, 1024, 1)
+    );
+    // no autoscaling unless the range says so (the original forced min 2, max 20)
+    assert_eq!((gw.min_count, gw.max_count, gw.autoscaled()), (1, 1, false));
+    assert_eq!(cc.services.len(), 2);
 
     let prod = check(&filled("config.production.json")).unwrap().config;
     assert!(prod.production);
     assert!(prod.platform_db.deletion_protection && prod.worker_db.deletion_protection);
     assert_eq!(prod.worker_db.backup_retention_days, 30);
+    assert_eq!(prod.compute.log_retention_days, 90);
+    let gw = prod.compute.service("gateway").unwrap();
+    assert_eq!((gw.min_count, gw.desired_count, gw.max_count), (2, 2, 10));
+    assert!(gw.autoscaled());
     assert_eq!(
         (
             prod.redis.nodes,
@@ -210,4 +250,111 @@ fn subnet_blocks_are_computed_from_the_vpc_block() {
     let b = Ipv4Cidr::parse("10.0.0.0/16").unwrap();
     assert_eq!(b.subnet(19, 5).to_string(), "10.0.160.0/19");
     assert!(Ipv4Cidr::parse("10.0.0.1/16").is_none());
+}
+
+#[test]
+fn compute_rules_aws_enforces_are_checked_offline() {
+    let mut v = filled("config.test.json");
+    v["ecsTaskStack"]["services"]["kong"]["memory"] = 1536.into();
+    v["ecsTaskStack"]["services"]["tenantManager"]["cpu"] = 300.into();
+    v["ecsTaskStack"]["services"]["studio"]["memory"] = 8192.into();
+    v["ecsTaskStack"]["services"]["kong"]["minCount"] = 3.into();
+    v["infraStack"]["certificate"]["arn"] =
+        "arn:aws:acm:us-east-1:123456789012:certificate/abc".into();
+    v["rest"] = serde_json::json!({"mode": "lambdas", "memoryMb": 64});
+    let e = check(&v).unwrap_err();
+    let msgs: Vec<String> = e.issues().iter().map(|i| i.to_string()).collect();
+    let has = |p: &str| msgs.iter().any(|m| m.starts_with(p));
+    assert!(has("ecsTaskStack.services.kong.memory: memory 1536 MiB does not go with cpu 512 on Fargate: use 1024 to 4096 in steps of 1024"), "{msgs:#?}");
+    assert!(
+        has("ecsTaskStack.services.tenantManager.cpu: cpu 300 is not a Fargate size"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has("ecsTaskStack.services.studio.memory: memory 8192 MiB does not go with cpu 512"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has("ecsTaskStack.services.kong.desiredCount: 1 is outside minCount..maxCount (3..3)"),
+        "{msgs:#?}"
+    );
+    assert!(has("infraStack.certificate.arn: the certificate is in region us-east-1, the load balancers in eu-west-1"), "{msgs:#?}");
+    assert!(
+        has("rest.mode: \"lambdas\" is not a REST mode"),
+        "{msgs:#?}"
+    );
+    assert!(
+        has("rest.memoryMb: 64 MB is outside Lambda's range"),
+        "{msgs:#?}"
+    );
+
+    let mut v = filled("config.test.json");
+    v["infraStack"]["vpc"]["natGateways"] = 0.into();
+    assert_eq!(issue_paths(&v), vec!["infraStack.vpc.natGateways"]);
+
+    let mut v = filled("config.test.json");
+    v["infraStack"]["vpc"]["maxAzs"] = 1.into();
+    v["infraStack"]["vpc"]["natGateways"] = 1.into();
+    v["infraStack"]["studioLoadBalancer"]["name"] = "infrastack-alb".into();
+    v["domain"]["baseDomain"] = "https://Example.com".into();
+    v["infraStack"]["ecr"]["repositories"]["kong"] = serde_json::json!({"uri": "x"});
+    v["ecsTaskStack"]["services"]
+        .as_object_mut()
+        .unwrap()
+        .remove("kong");
+    assert_eq!(
+        issue_paths(&v),
+        vec![
+            "infraStack.studioLoadBalancer.name",
+            "infraStack.vpc.maxAzs",
+            "infraStack.ecr.repositories.kong",
+            "domain.baseDomain",
+            "ecsTaskStack.services.kong",
+        ]
+    );
+
+    // the autoscaling range, and an unknown service is a warning
+    let mut v = filled("config.test.json");
+    v["ecsTaskStack"]["services"]["kong"]["minCount"] = 1.into();
+    v["ecsTaskStack"]["services"]["kong"]["maxCount"] = 4.into();
+    v["ecsTaskStack"]["services"]["realtime"] = serde_json::json!({"cpu": 256, "memory": 512});
+    v["rest"] = serde_json::json!({"mode": "service"});
+    let l = check(&v).unwrap();
+    let gw = l.config.compute.service("gateway").unwrap();
+    assert_eq!((gw.min_count, gw.max_count, gw.autoscaled()), (1, 4, true));
+    assert_eq!(l.config.compute.rest.mode, RestMode::Service);
+    assert!(l
+        .warnings
+        .iter()
+        .any(|w| w.path == "ecsTaskStack.services.realtime"
+            && w.message == "unknown service, ignored"));
+}
+
+#[test]
+fn push_needs_only_the_account_and_region() {
+    let mut v = template("config.test.json");
+    v["project"]["region"] = "eu-west-1".into();
+    v["project"]["accountId"] = "123456789012".into();
+    let opts = LoadOptions {
+        images_only: true,
+        ..Default::default()
+    };
+    let l = parse(&v.to_string(), Path::new("c.json"), &opts).unwrap();
+    let warned: Vec<&str> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("placeholder"))
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        vec![
+            "domain.baseDomain",
+            "infraStack.certificate.arn",
+            "tags.DeploymentDate"
+        ]
+    );
+    v["project"]["accountId"] = "<your-aws-account-id>".into();
+    let e = parse(&v.to_string(), Path::new("c.json"), &opts).unwrap_err();
+    assert_eq!(e.issues()[0].path, "project.accountId");
 }

@@ -1,0 +1,195 @@
+//! Connection settings `supactl serve` composes from parts, for ECS: a task gets a secret from Secrets Manager
+//! only as a whole value (the RDS-managed master secret's `password` key, the Redis AUTH token), so the URLs
+//! cannot be injected ready-made. Each part has its own variable; a full `SUPACTL_DATABASE_URL` /
+//! `SUPACTL_REDIS_URL` still wins.
+
+use clap::Args;
+
+/// `SUPACTL_DATABASE_HOST`/`PORT`/`USER`/`NAME`/`PASSWORD`: the platform database server.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseParts {
+    #[arg(long, env = "SUPACTL_DATABASE_HOST")]
+    pub database_host: Option<String>,
+    #[arg(long, env = "SUPACTL_DATABASE_PORT", default_value_t = 5432)]
+    pub database_port: u16,
+    #[arg(long, env = "SUPACTL_DATABASE_USER", default_value = "postgres")]
+    pub database_user: String,
+    #[arg(long, env = "SUPACTL_DATABASE_NAME", default_value = "postgres")]
+    pub database_name: String,
+    #[arg(long, env = "SUPACTL_DATABASE_PASSWORD", hide_env_values = true)]
+    pub database_password: Option<String>,
+}
+
+/// A libpq key/value value: quoted, with `\` and `'` escaped.
+fn quoted(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl DatabaseParts {
+    /// A libpq key/value connection string (no URL escaping needed for generated passwords).
+    pub fn connection_string(&self) -> Option<String> {
+        let host = self.database_host.as_ref()?;
+        Some(format!(
+            "host={} port={} user={} dbname={} password={}",
+            quoted(host),
+            self.database_port,
+            quoted(&self.database_user),
+            quoted(&self.database_name),
+            quoted(self.database_password.as_deref().unwrap_or(""))
+        ))
+    }
+}
+
+/// `SUPACTL_REDIS_HOST`/`PORT`/`PASSWORD`/`TLS`: Redis (ElastiCache with in-transit encryption and AUTH).
+#[derive(Args, Debug, Clone)]
+pub struct RedisParts {
+    #[arg(long, env = "SUPACTL_REDIS_HOST")]
+    pub redis_host: Option<String>,
+    #[arg(long, env = "SUPACTL_REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+    #[arg(long, env = "SUPACTL_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+    /// Connect with TLS (`rediss://`)
+    #[arg(long, env = "SUPACTL_REDIS_TLS")]
+    pub redis_tls: bool,
+}
+
+/// Percent-encodes what is not unreserved in a URL's userinfo.
+fn userinfo(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl RedisParts {
+    pub fn url(&self) -> Option<String> {
+        let host = self.redis_host.as_ref()?;
+        let scheme = if self.redis_tls { "rediss" } else { "redis" };
+        let auth = match &self.redis_password {
+            Some(p) if !p.is_empty() => format!(":{}@", userinfo(p)),
+            _ => String::new(),
+        };
+        Some(format!("{scheme}://{auth}{host}:{}", self.redis_port))
+    }
+}
+
+/// `SUPACTL_WORKER_IDENTIFIER`/`HOST`/`PORT`/`USER`/`PASSWORD`: a worker server registered at start-up (on AWS,
+/// the worker Aurora cluster).
+#[derive(Args, Debug, Clone)]
+pub struct WorkerParts {
+    #[arg(long, env = "SUPACTL_WORKER_IDENTIFIER")]
+    pub worker_identifier: Option<String>,
+    #[arg(long, env = "SUPACTL_WORKER_HOST")]
+    pub worker_host: Option<String>,
+    #[arg(long, env = "SUPACTL_WORKER_PORT", default_value_t = 5432)]
+    pub worker_port: u16,
+    #[arg(long, env = "SUPACTL_WORKER_USER", default_value = "postgres")]
+    pub worker_user: String,
+    #[arg(long, env = "SUPACTL_WORKER_PASSWORD", hide_env_values = true)]
+    pub worker_password: Option<String>,
+}
+
+impl WorkerParts {
+    pub fn spec(&self) -> Option<tenant_manager::WorkerSpec> {
+        let host = self.worker_host.clone()?;
+        Some(tenant_manager::WorkerSpec {
+            identifier: self
+                .worker_identifier
+                .clone()
+                .unwrap_or_else(|| "worker-1".into()),
+            host,
+            port: self.worker_port,
+            admin_user: self.worker_user.clone(),
+            admin_password: self.worker_password.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        redis: RedisParts,
+        #[command(flatten)]
+        worker: WorkerParts,
+    }
+
+    #[test]
+    fn parts_come_from_the_environment_as_ecs_sets_it() {
+        // the only test of this binary that sets these variables
+        std::env::set_var("SUPACTL_REDIS_HOST", "master.example");
+        std::env::set_var("SUPACTL_REDIS_TLS", "true");
+        std::env::set_var("SUPACTL_REDIS_PASSWORD", "tok");
+        std::env::set_var("SUPACTL_WORKER_HOST", "worker.example");
+        std::env::set_var("SUPACTL_WORKER_IDENTIFIER", "supabase-worker-cluster");
+        std::env::set_var("SUPACTL_WORKER_PASSWORD", "pw");
+        let c = Cmd::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.redis.url().unwrap(), "rediss://:tok@master.example:6379");
+        let w = c.worker.spec().unwrap();
+        assert_eq!(
+            (
+                w.identifier.as_str(),
+                w.host.as_str(),
+                w.port,
+                w.admin_user.as_str(),
+                w.admin_password.as_str()
+            ),
+            (
+                "supabase-worker-cluster",
+                "worker.example",
+                5432,
+                "postgres",
+                "pw"
+            )
+        );
+    }
+
+    #[test]
+    fn parts_compose_urls() {
+        let db = DatabaseParts {
+            database_host: Some("db.example".into()),
+            database_port: 5433,
+            database_user: "postgres".into(),
+            database_name: "supabase".into(),
+            database_password: Some("p@ss w'rd\\".into()),
+        };
+        let s = db.connection_string().unwrap();
+        assert_eq!(
+            s,
+            r"host='db.example' port=5433 user='postgres' dbname='supabase' password='p@ss w\'rd\\'"
+        );
+        // what the tenant-manager's libpq parser makes of it
+        let w = tenant_manager::WorkerSpec::from_url("x", &s).unwrap();
+        assert_eq!(w.admin_password, "p@ss w'rd\\");
+        assert_eq!((w.host.as_str(), w.port), ("db.example", 5433));
+
+        let r = RedisParts {
+            redis_host: Some("master.x.cache.amazonaws.com".into()),
+            redis_port: 6379,
+            redis_password: Some("a/b:c".into()),
+            redis_tls: true,
+        };
+        assert_eq!(
+            r.url().unwrap(),
+            "rediss://:a%2Fb%3Ac@master.x.cache.amazonaws.com:6379"
+        );
+        assert_eq!(
+            RedisParts {
+                redis_host: None,
+                ..r
+            }
+            .url(),
+            None
+        );
+    }
+}

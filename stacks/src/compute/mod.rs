@@ -1,0 +1,72 @@
+//! The compute tier: ECR repositories, IAM roles and the REST Lambda permission boundary, the ECS log group,
+//! cluster, Cloud Map namespace and services, task definitions (images by digest), ECS services, Application
+//! Auto Scaling, and the two ALBs with their target groups, listeners and rules.
+//!
+//! Same machinery as the network and data tier: [`desired`] adds resources to the stack's desired list,
+//! [`observe`] reads them back by ownership tags (or by name/path where a service cannot filter by tag),
+//! the generic diff plans them, and [`apply`] creates, updates (only changed fields) and deletes them, dispatched
+//! from [`crate::apply`]'s match arms. [`rules`] holds the checks AWS enforces but the emulator does not;
+//! [`images`] resolves image tags to digests and checks the listener certificate before anything is planned.
+
+pub mod apply;
+pub mod desired;
+pub mod images;
+pub mod observe;
+pub mod outputs;
+pub mod policy;
+pub mod rules;
+
+/// A deployed ECS service: our name, its key under `ecsTaskStack.services`, its port, and a short form for
+/// names with tight length limits (target groups: 32 characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: &'static str,
+    pub config_key: &'static str,
+    pub port: i64,
+    pub short: &'static str,
+}
+
+/// The services this release deploys. `kong` keeps the original's config key: our gateway replaces Kong (and
+/// runs auth in-process).
+pub const SERVICES: &[ServiceSpec] = &[
+    ServiceSpec {
+        name: "gateway",
+        config_key: "kong",
+        port: 8000,
+        short: "gw",
+    },
+    ServiceSpec {
+        name: "tenant-manager",
+        config_key: "tenantManager",
+        port: 3001,
+        short: "tm",
+    },
+];
+
+/// `ecsTaskStack.services` entries of the original that are validated but not deployed, and why.
+pub const NOT_DEPLOYED: &[(&str, &str)] = &[
+    ("functionsService", "no functions image yet"),
+    ("postgresMeta", "no postgres-meta image yet"),
+    ("studio", "no studio image yet"),
+    ("functionDeploy", "no function-deploy image yet"),
+    ("auth", "auth runs inside the gateway"),
+];
+
+/// The images supactl builds and deploys (one ECR repository each), as in `images/src/build.rs`'s SERVICES.
+pub const REPOSITORIES: &[&str] = &["gateway", "tenant-manager", "rest-lambda"];
+
+/// The Cloud Map private DNS namespace the services register in (`tenant-manager.supactl.local`).
+pub const NAMESPACE: &str = "supactl.local";
+
+/// Where a service answers health checks (the ALB's target group and the container health check).
+pub const HEALTH_PATH: &str = "/health";
+
+/// The spec of a deployed service by name.
+pub fn service(name: &str) -> Option<&'static ServiceSpec> {
+    SERVICES.iter().find(|s| s.name == name)
+}
+
+/// The internal URL of the tenant-manager (what the gateway and the REST Lambdas call).
+pub fn tenant_manager_url() -> String {
+    format!("http://tenant-manager.{NAMESPACE}:3001")
+}
