@@ -139,6 +139,9 @@ struct RestLambdaArgs {
     /// This tenant-manager's internal URL as the functions reach it.
     #[arg(long, env = "SUPACTL_TENANT_MANAGER_INTERNAL_URL")]
     tenant_manager_internal_url: Option<String>,
+    /// Extra tags on the functions, `key=value,…` (the stack's ownership tags on ECS).
+    #[arg(long, env = "SUPACTL_REST_LAMBDA_TAGS")]
+    rest_lambda_tags: Option<String>,
 }
 
 impl RestLambdaArgs {
@@ -158,6 +161,7 @@ impl RestLambdaArgs {
             memory_mb: self.rest_lambda_memory_mb,
             timeout_seconds: self.rest_lambda_timeout_seconds,
             internal_url: self.tenant_manager_internal_url.clone(),
+            tags: self.rest_lambda_tags.clone(),
         })
         .map(Some)
         .map_err(|e| CliError::Usage(format!("SUPACTL_REST_MODE=lambda: {e}")))

@@ -34,6 +34,9 @@ pub struct RestLambdaSettings {
     pub internal_url: String,
     /// How long project creation waits for a new function to become `Active`.
     pub active_timeout: Duration,
+    /// Extra tags on every function (`SUPACTL_REST_LAMBDA_TAGS=k=v,k=v`): the stack's ownership tags,
+    /// so `supactl status` tells this stack's functions from another's in the same region.
+    pub tags: Vec<(String, String)>,
 }
 
 /// The settings as given (environment or flags), before validation.
@@ -48,6 +51,8 @@ pub struct RawRestLambdaSettings {
     pub memory_mb: i32,
     pub timeout_seconds: i32,
     pub internal_url: Option<String>,
+    /// Comma-separated `key=value` pairs.
+    pub tags: Option<String>,
 }
 
 /// A setting that is missing or wrong, named as the environment variable that sets it.
@@ -80,6 +85,27 @@ fn list(name: &'static str, v: Option<String>, prefix: &str) -> Result<Vec<Strin
         return Err(bad(name, format!("{i:?} is not a {prefix}… id")));
     }
     Ok(items)
+}
+
+fn tag_list(v: Option<String>) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut tags = Vec::new();
+    for pair in v.unwrap_or_default().split(',').map(str::trim) {
+        if pair.is_empty() {
+            continue;
+        }
+        match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !k.starts_with("aws:") => {
+                tags.push((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => {
+                return Err(bad(
+                    "SUPACTL_REST_LAMBDA_TAGS",
+                    format!("{pair:?} is not key=value (keys may not start with aws:)"),
+                ))
+            }
+        }
+    }
+    Ok(tags)
 }
 
 impl RestLambdaSettings {
@@ -141,6 +167,7 @@ impl RestLambdaSettings {
             timeout_seconds: raw.timeout_seconds,
             internal_url: internal_url.trim_end_matches('/').to_string(),
             active_timeout: Duration::from_secs(300),
+            tags: tag_list(raw.tags)?,
         })
     }
 }
@@ -195,6 +222,15 @@ impl RestLambda {
             .variables("SUPACTL_TENANT_MANAGER_URL", &s.internal_url)
             .variables("SUPACTL_PROJECT_TOKEN", project_token)
             .build();
+        let tags = s
+            .tags
+            .iter()
+            .cloned()
+            .chain([
+                ("supactl:project".to_string(), project_ref.to_string()),
+                ("supactl:component".to_string(), "rest".to_string()),
+            ])
+            .collect();
         self.client
             .create_function()
             .function_name(&name)
@@ -211,8 +247,7 @@ impl RestLambda {
             .memory_size(s.memory_mb)
             .timeout(s.timeout_seconds)
             .environment(environment)
-            .tags("supactl:project", project_ref)
-            .tags("supactl:component", "rest")
+            .set_tags(Some(tags))
             .send()
             .await
             .map_err(|e| aws_failed("CreateFunction", &name, e))?;
@@ -300,6 +335,7 @@ mod tests {
             memory_mb: 512,
             timeout_seconds: 30,
             internal_url: Some("http://tenant-manager.supactl.local:3001/".into()),
+            tags: Some("supactl:stack=demo,supactl:env=test".into()),
         }
     }
 
@@ -310,6 +346,13 @@ mod tests {
         assert_eq!(s.security_groups, ["sg-1"]);
         assert_eq!(s.internal_url, "http://tenant-manager.supactl.local:3001");
         assert_eq!(function_name("abc"), "rest-abc");
+        assert_eq!(
+            s.tags,
+            [
+                ("supactl:stack".to_string(), "demo".to_string()),
+                ("supactl:env".to_string(), "test".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -370,6 +413,13 @@ mod tests {
                     ..raw()
                 },
                 "SUPACTL_TENANT_MANAGER_INTERNAL_URL",
+            ),
+            (
+                RawRestLambdaSettings {
+                    tags: Some("supactl:stack".into()),
+                    ..raw()
+                },
+                "SUPACTL_REST_LAMBDA_TAGS",
             ),
         ];
         for (r, name) in cases {

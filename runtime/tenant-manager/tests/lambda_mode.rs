@@ -139,6 +139,7 @@ fn settings(role: &str) -> RestLambdaSettings {
         memory_mb: 512,
         timeout_seconds: 30,
         internal_url: Some(INTERNAL_URL.into()),
+        tags: Some("supactl:stack=demo, supactl:env=test".into()),
     })
     .unwrap()
 }
@@ -334,6 +335,11 @@ async fn scenario(moto: &Moto) {
     );
     let tags = f.tags().unwrap();
     assert_eq!(tags["supactl:project"], "lambda-one");
+    assert_eq!(
+        tags["supactl:stack"], "demo",
+        "the stack's tags from SUPACTL_REST_LAMBDA_TAGS"
+    );
+    assert_eq!(tags["supactl:env"], "test");
     let u = lambda
         .get_function_url_config()
         .function_name("rest-lambda-one")
