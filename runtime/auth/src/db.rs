@@ -6,7 +6,7 @@
 //! and which has no privilege outside the `auth` schema. Timestamps are rendered in UTC.
 
 use crate::error::AuthError;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -54,15 +54,8 @@ impl Pools {
                 return e.pool.clone();
             }
         }
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&db.host)
-            .port(db.port)
-            .dbname(&db.dbname)
-            .user(&db.user)
-            .password(&db.password)
-            .application_name("supactl-auth")
-            .options("-c role=supabase_auth_admin -c TimeZone=UTC")
-            .connect_timeout(Duration::from_secs(5));
+        let mut cfg = supactl_common::pg::project_config(db, "supactl-auth");
+        cfg.options("-c role=supabase_auth_admin -c TimeZone=UTC");
         let mgr = Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -70,13 +63,7 @@ impl Pools {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(mgr)
-            .max_size(self.max_size)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(5)))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .expect("pool config is valid");
+        let pool = supactl_common::pg::pool(mgr, self.max_size);
         map.insert(
             project_ref.to_string(),
             Entry {

@@ -3,8 +3,9 @@
 //! This crate owns the formats and protocols that more than one service must agree on: opaque API keys
 //! (`sb_publishable_…` / `sb_secret_…`) and their hashes, HS256 JWTs (minting and verification), the
 //! encryption of secrets at rest, the wire types of the tenant-manager's internal config endpoint and the
-//! cached client that gateway and REST use to read it and the per-project tokens it accepts, and the JSON error body every HTTP service answers with.
-//! It holds no state and talks to no database; services build on it and must not copy its logic.
+//! cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON error
+//! body every HTTP service answers with, and how data-plane services connect to a project's database
+//! ([`pg`]). It holds no state; services build on it and must not copy its logic.
 
 pub mod cache;
 pub mod crypto;
@@ -16,5 +17,6 @@ pub mod ident;
 pub mod invalidation;
 pub mod jwt;
 pub mod keys;
+pub mod pg;
 pub mod tokens;
 pub mod wire;

@@ -25,7 +25,7 @@ use crate::error::RestError;
 use crate::schema::{SchemaCache, LOAD_SQL};
 use crate::sql::Statement;
 use bytes::BytesMut;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use std::collections::HashMap;
 use std::future::Future;
@@ -514,14 +514,7 @@ impl Pools {
                 return (e.pool.clone(), e.state.clone());
             }
         }
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&db.host)
-            .port(db.port)
-            .dbname(&db.dbname)
-            .user(&db.user)
-            .password(&db.password)
-            .application_name("supactl-rest")
-            .connect_timeout(Duration::from_secs(5));
+        let cfg = supactl_common::pg::project_config(db, "supactl-rest");
         let state = Arc::new(ProjectState::default());
         let mgr = Manager::from_connect(
             cfg,
@@ -534,13 +527,7 @@ impl Pools {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(mgr)
-            .max_size(self.max_size)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(5)))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .expect("pool config is valid");
+        let pool = supactl_common::pg::pool(mgr, self.max_size);
         map.insert(
             project_ref.to_string(),
             Entry {
