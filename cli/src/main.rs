@@ -47,6 +47,9 @@ enum Command {
     Healthcheck(commands::health::HealthArgs),
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // rustls is compiled with two crypto providers in this workspace (aws-lc-rs, and ring through the mailer):
