@@ -8,15 +8,19 @@
 #  2. Memory: MEM_PROJECTS projects (default 1000) of 20 tables each, queried round-robin; resident bytes
 #     per project with warm schema caches, then idle projects evicted.
 # Usage: bench/rest.sh [seconds per run, default 10]   (MEM_PROJECTS=0 skips part 2; SKIP_POSTRUST=1 does
-# not install postrust-server)
+# not install postrust-server; SUPACTL_BIN=path uses that release binary instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 MEM_PROJECTS="${MEM_PROJECTS:-1000}"
 scripts/setup.sh wrk
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
-cargo build --release -q -p supactl
-BIN="$CARGO_TARGET_DIR/release/supactl"
+if [ -n "${SUPACTL_BIN:-}" ]; then
+  BIN="$SUPACTL_BIN"   # an already built release binary
+else
+  cargo build --release -q -p supactl
+  BIN="$CARGO_TARGET_DIR/release/supactl"
+fi
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 POSTRUST_ROOT="$HOME/.cache/supactl/postrust"
 POSTRUST="$POSTRUST_ROOT/bin/postrust"
