@@ -467,7 +467,7 @@ impl Pools {
         map.retain(|project, e| {
             let keep = now.duration_since(e.last_used) < self.idle;
             if !keep {
-                tracing::debug!(%project, "evicting idle project pool");
+                tracing::info!(%project, "evicting idle project pool");
             } else {
                 let limit = self.connection_idle;
                 e.pool.retain(|_, m| m.last_used() < limit);
