@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{config_from, opts, push_images, Moto, ACCOUNT, BASE_DOMAIN, REGION};
+use common::{config_from, opts, pending, push_images, Moto, ACCOUNT, BASE_DOMAIN, REGION};
 use serde_json::{json, Value};
 use stacks::plan::Action;
 use stacks::{Error, Quiet, Session};
@@ -828,28 +828,6 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let again = s.deploy(None, &Quiet, opts()).await.expect("redeploy");
     assert!(!again.has_changes(), "{again}");
     assert_eq!(s.clients.log.mutating(), Vec::<String>::new());
-}
-
-fn pending(plan: &stacks::Plan) -> Vec<(String, Action, Vec<String>)> {
-    plan.pending()
-        .map(|c| {
-            (
-                c.id.to_string(),
-                c.action,
-                c.fields
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{}: {} -> {}",
-                            f.field,
-                            f.old.as_deref().unwrap_or("-"),
-                            f.new.as_deref().unwrap_or("-")
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

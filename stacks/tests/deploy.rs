@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::Filter;
-use common::{config_from, opts, test_config, Moto};
+use common::{config_from, opts, pending, test_config, Moto};
 use stacks::plan::Action;
 use stacks::Quiet;
 
@@ -338,29 +338,6 @@ async fn second_deploy_makes_zero_mutating_calls_and_keeps_secrets() {
         before,
         "secrets are generated once"
     );
-}
-
-fn pending(plan: &stacks::Plan) -> Vec<(String, Action, Vec<String>)> {
-    plan.pending()
-        .map(|c| {
-            (
-                c.id.to_string(),
-                c.action,
-                c.fields
-                    .iter()
-                    .filter(|_| c.action != Action::Create)
-                    .map(|f| {
-                        format!(
-                            "{}: {} -> {}",
-                            f.field,
-                            f.old.as_deref().unwrap_or("-"),
-                            f.new.as_deref().unwrap_or("-")
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use stacks::apply::Timeouts;
 use stacks::config::{parse, LoadOptions};
-use stacks::{ApplyOptions, AwsOptions, Config, Quiet, Quirks, Session};
+use stacks::{Action, ApplyOptions, AwsOptions, Config, Quiet, Quirks, Session};
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
@@ -292,4 +292,28 @@ pub fn opts() -> ApplyOptions {
             service: Duration::from_secs(60),
         },
     }
+}
+
+/// A plan's pending changes as `(id, action, ["field: old -> new"])` (no fields for creates).
+pub fn pending(plan: &stacks::Plan) -> Vec<(String, Action, Vec<String>)> {
+    plan.pending()
+        .map(|c| {
+            (
+                c.id.to_string(),
+                c.action,
+                c.fields
+                    .iter()
+                    .filter(|_| c.action != Action::Create)
+                    .map(|f| {
+                        format!(
+                            "{}: {} -> {}",
+                            f.field,
+                            f.old.as_deref().unwrap_or("-"),
+                            f.new.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
