@@ -4,16 +4,13 @@
 //! provisioning a project from the real template (with `templates/rest.sql`), and the REST router driven
 //! in-process with JWTs signed by the project's secret.
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use pgcluster::TestCluster;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use supactl_common::directory::{Directory, DirectoryConfig};
-use supactl_common::http_client::HttpClient;
 use supactl_common::jwt;
+use testkit::ControlPlane;
 use tower::ServiceExt;
 
 #[path = "conformance/cases.rs"]
@@ -22,7 +19,7 @@ mod cases;
 const FIXTURE: &str = include_str!("conformance/fixture.sql");
 
 pub struct Env {
-    _cluster: TestCluster,
+    _cp: ControlPlane,
     router: axum::Router,
     project_ref: String,
     secret: String,
@@ -49,82 +46,20 @@ impl Reply {
 
 impl Env {
     async fn start() -> Env {
-        let cluster = tokio::task::spawn_blocking(TestCluster::start)
-            .await
-            .unwrap();
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_url = format!("http://{}", l.local_addr().unwrap());
-        let admin_key = "conformance-admin-key-0123456789".to_string();
-        let service_token = "conformance-service-token-0123456789".to_string();
-        let db_url = cluster.url("postgres");
-        let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
-            database_url: db_url.clone(),
-            admin_key: admin_key.clone(),
-            service_token: service_token.clone(),
-            encryption_key: "conformance-encryption-key".into(),
-            api_url_template: "http://127.0.0.1:1/p/{ref}".into(),
-            local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
-            redis_url: None,
-        })
-        .await
-        .unwrap();
-        tokio::spawn(async move { axum::serve(l, tenant_manager::router(tm)).await });
-        let http = HttpClient::new(Duration::from_secs(60));
-        let send = |method: Method, url: String, auth: String, body: Option<Value>| {
-            let http = &http;
-            async move {
-                let req = Request::builder()
-                    .method(method)
-                    .uri(url)
-                    .header("authorization", auth)
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(
-                        body.map(|b| b.to_string()).unwrap_or_default(),
-                    )))
-                    .unwrap();
-                let (s, b) = http.send(req).await.unwrap();
-                (
-                    s,
-                    serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
-                )
-            }
-        };
-        let (s, v) = send(
-            Method::POST,
-            format!("{admin_url}/admin/v1/projects"),
-            format!("Bearer {admin_key}"),
-            Some(json!({"name": "Conformance", "ref": "conformance"})),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        let project_ref = v["data"]["ref"].as_str().unwrap().to_string();
-        let (s, v) = send(
-            Method::GET,
-            format!("{admin_url}/internal/v1/projects/{project_ref}/config"),
-            format!("Bearer {service_token}"),
-            None,
-        )
-        .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        let secret = v["data"]["jwt_secrets"][0].as_str().unwrap().to_string();
-
-        let dbname = supactl_common::ident::database_name(&project_ref);
-        let (db, conn) = tokio_postgres::connect(&cluster.url(&dbname), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let cp = ControlPlane::start("http://127.0.0.1:1/p/{ref}").await;
+        let project_ref = cp.create_project("Conformance", "conformance").await["ref"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let secret = cp.jwt_secret(&project_ref).await;
+        let db = cp.project_db(&project_ref).await;
         db.batch_execute(FIXTURE).await.unwrap();
-
-        let directory = Arc::new(Directory::new(DirectoryConfig {
-            url: admin_url,
-            service_token,
-            ttl: Duration::from_secs(60),
-        }));
+        let directory = cp.directory(Duration::from_secs(60));
         let rest = rest::Rest::new(directory, rest::RestConfig::default());
         Env {
             router: rest::router(rest.clone()),
             rest,
-            _cluster: cluster,
+            _cp: cp,
             project_ref,
             secret,
             db,

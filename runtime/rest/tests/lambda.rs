@@ -15,14 +15,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::Full;
-use pgcluster::TestCluster;
+use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use supactl_common::http_client::HttpClient;
 use supactl_common::jwt;
+use testkit::ControlPlane;
 use tokio::sync::{mpsc, Mutex};
 
 /// The loopback stand-in for the Lambda Runtime API (see the file docs).
@@ -215,69 +213,15 @@ fn function_url_events_are_served_by_the_rest_lambda() {
 
 async fn scenario(runtime_api: std::net::TcpListener) {
     // The platform: PostgreSQL, the tenant-manager, one project with a table.
-    let cluster = tokio::task::spawn_blocking(TestCluster::start)
-        .await
-        .unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tm_url = format!("http://{}", l.local_addr().unwrap());
-    let admin_key = "lambda-test-admin-key-0123456789".to_string();
-    let service_token = "lambda-test-service-token-0123456789".to_string();
-    let db_url = cluster.url("postgres");
-    let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
-        database_url: db_url.clone(),
-        admin_key: admin_key.clone(),
-        service_token: service_token.clone(),
-        encryption_key: "lambda-test-encryption-key".into(),
-        api_url_template: "http://127.0.0.1:1/p/{ref}".into(),
-        local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
-        redis_url: None,
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { axum::serve(l, tenant_manager::router(tm)).await });
-    let http = HttpClient::new(Duration::from_secs(60));
-    let send = |method: Method, url: String, auth: String, body: Option<Value>| {
-        let http = &http;
-        async move {
-            let req = Request::builder()
-                .method(method)
-                .uri(url)
-                .header("authorization", auth)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(
-                    body.map(|b| b.to_string()).unwrap_or_default(),
-                )))
-                .unwrap();
-            let (s, b) = http.send(req).await.unwrap();
-            (
-                s,
-                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
-            )
-        }
-    };
-    let (s, v) = send(
-        Method::POST,
-        format!("{tm_url}/admin/v1/projects"),
-        format!("Bearer {admin_key}"),
-        Some(json!({"name": "Lambda", "ref": "lambdatest"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let project_ref = v["data"]["ref"].as_str().unwrap().to_string();
-    let (s, v) = send(
-        Method::GET,
-        format!("{tm_url}/internal/v1/projects/{project_ref}/config"),
-        format!("Bearer {service_token}"),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let secret = v["data"]["jwt_secrets"][0].as_str().unwrap().to_string();
-    let dbname = supactl_common::ident::database_name(&project_ref);
-    let (db, conn) = tokio_postgres::connect(&cluster.url(&dbname), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let cp = ControlPlane::start("http://127.0.0.1:1/p/{ref}").await;
+    let tm_url = cp.admin_url.clone();
+    let service_token = cp.service_token.clone();
+    let project_ref = cp.create_project("Lambda", "lambdatest").await["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = cp.jwt_secret(&project_ref).await;
+    let db = cp.project_db(&project_ref).await;
     db.batch_execute(
         "create table public.todos (id bigint generated always as identity primary key, \
            title text not null, done boolean not null default false);

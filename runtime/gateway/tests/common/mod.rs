@@ -1,24 +1,22 @@
 //! The in-process platform the integration tests drive.
 #![allow(dead_code)]
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
-use pgcluster::TestCluster;
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
-use supactl_common::directory::{Directory, DirectoryConfig};
-use supactl_common::http_client::HttpClient;
-use tokio::net::TcpListener;
+use testkit::{listen, ControlPlane};
 
+/// The shared control plane (`testkit`) plus a gateway with in-process REST in front of it.
 pub struct Platform {
-    pub cluster: TestCluster,
-    pub admin_url: String,
+    pub cp: ControlPlane,
     pub gateway_url: String,
-    pub admin_key: String,
-    pub service_token: String,
-    pub http: HttpClient,
+}
+
+impl std::ops::Deref for Platform {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cp
+    }
 }
 
 pub struct Project {
@@ -28,12 +26,6 @@ pub struct Project {
     pub secret: String,
 }
 
-async fn listen() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    (l, url)
-}
-
 impl Platform {
     pub async fn start() -> Platform {
         Platform::start_with(None).await
@@ -41,30 +33,9 @@ impl Platform {
 
     /// A platform whose gateway also has the Function URL upstream (REST on Lambda).
     pub async fn start_with(function_urls: Option<gateway::FunctionUrls>) -> Platform {
-        let cluster = tokio::task::spawn_blocking(TestCluster::start)
-            .await
-            .unwrap();
-        let (admin_l, admin_url) = listen().await;
         let (gw_l, gateway_url) = listen().await;
-        let admin_key = "test-admin-key-0123456789".to_string();
-        let service_token = "test-service-token-0123456789".to_string();
-        let db_url = cluster.url("postgres");
-        let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
-            database_url: db_url.clone(),
-            admin_key: admin_key.clone(),
-            service_token: service_token.clone(),
-            encryption_key: "test-encryption-key".into(),
-            api_url_template: format!("{gateway_url}/p/{{ref}}"),
-            local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
-            redis_url: None,
-        })
-        .await
-        .unwrap();
-        let directory = Arc::new(Directory::new(DirectoryConfig {
-            url: admin_url.clone(),
-            service_token: service_token.clone(),
-            ttl: Duration::from_secs(1),
-        }));
+        let cp = ControlPlane::start(&format!("{gateway_url}/p/{{ref}}")).await;
+        let directory = cp.directory(Duration::from_secs(1));
         let rest = rest::Rest::new(directory.clone(), rest::RestConfig::default());
         let gw = gateway::Gateway::with_function_urls(
             gateway::GatewayConfig::default(),
@@ -74,70 +45,13 @@ impl Platform {
             function_urls,
         );
         // No change hook on purpose: revocation must also work through the directory's TTL alone.
-        tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
         tokio::spawn(async move { axum::serve(gw_l, gateway::router(gw)).await });
-        Platform {
-            cluster,
-            admin_url,
-            gateway_url,
-            admin_key,
-            service_token,
-            http: HttpClient::new(Duration::from_secs(30)),
-        }
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut b = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = body.map(|v| v.to_string()).unwrap_or_default();
-        let (status, bytes) = self
-            .http
-            .send(b.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .unwrap();
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        (status, v)
-    }
-
-    pub async fn admin(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let auth = format!("Bearer {}", self.admin_key);
-        self.call(
-            method,
-            &format!("{}{path}", self.admin_url),
-            &[("authorization", &auth)],
-            body,
-        )
-        .await
+        Platform { cp, gateway_url }
     }
 
     pub async fn create(&self, project_ref: &str) -> Project {
-        let (s, v) = self
-            .admin(
-                Method::POST,
-                "/admin/v1/projects",
-                Some(json!({"name": "Test", "ref": project_ref})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        let d = &v["data"];
+        let data = self.cp.create_project("Test", project_ref).await;
+        let d = &data;
         let key = |t: &str| {
             d["api_keys"]
                 .as_array()
@@ -187,29 +101,11 @@ impl Platform {
     }
 
     pub async fn superuser(&self) -> tokio_postgres::Client {
-        let (c, conn) =
-            tokio_postgres::connect(&self.cluster.url("postgres"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        c
+        self.cp.connect("postgres").await
     }
 
     /// The project's current JWT secret, from the internal endpoint.
     pub async fn jwt_secret(&self, p: &Project) -> String {
-        let auth = format!("Bearer {}", self.service_token);
-        let (s, v) = self
-            .call(
-                Method::GET,
-                &format!(
-                    "{}/internal/v1/projects/{}/config",
-                    self.admin_url, p.project_ref
-                ),
-                &[("authorization", &auth)],
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
-        v["data"]["jwt_secrets"][0].as_str().unwrap().to_string()
+        self.cp.jwt_secret(&p.project_ref).await
     }
 }

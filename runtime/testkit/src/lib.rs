@@ -1,0 +1,164 @@
+//! Test-only: the in-process control plane that the services' integration tests start — a throwaway
+//! PostgreSQL cluster with a tenant-manager serving its admin and internal APIs on a loopback port — and
+//! helpers to drive it. Only ever a `[dev-dependencies]` entry; no service may depend on it.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use pgcluster::TestCluster;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use supactl_common::directory::{Directory, DirectoryConfig};
+use supactl_common::http_client::HttpClient;
+use tokio::net::TcpListener;
+
+/// A loopback listener on a free port and its `http://` URL.
+pub async fn listen() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
+pub struct ControlPlane {
+    pub cluster: TestCluster,
+    pub admin_url: String,
+    pub admin_key: String,
+    pub service_token: String,
+    pub http: HttpClient,
+}
+
+impl ControlPlane {
+    /// A cluster and a tenant-manager whose projects' `api_url` follows `api_url_template` (`{ref}` in
+    /// it); the cluster itself is the one worker.
+    pub async fn start(api_url_template: &str) -> ControlPlane {
+        let cluster = tokio::task::spawn_blocking(TestCluster::start)
+            .await
+            .unwrap();
+        let (admin_l, admin_url) = listen().await;
+        let admin_key = "test-admin-key-0123456789".to_string();
+        let service_token = "test-service-token-0123456789".to_string();
+        let db_url = cluster.url("postgres");
+        let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
+            database_url: db_url.clone(),
+            admin_key: admin_key.clone(),
+            service_token: service_token.clone(),
+            encryption_key: "test-encryption-key".into(),
+            api_url_template: api_url_template.to_string(),
+            local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+            redis_url: None,
+        })
+        .await
+        .unwrap();
+        tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
+        ControlPlane {
+            cluster,
+            admin_url,
+            admin_key,
+            service_token,
+            http: HttpClient::new(Duration::from_secs(60)),
+        }
+    }
+
+    /// The project directory a data-plane service reads configs through.
+    pub fn directory(&self, ttl: Duration) -> Arc<Directory> {
+        Arc::new(Directory::new(DirectoryConfig {
+            url: self.admin_url.clone(),
+            service_token: self.service_token.clone(),
+            ttl,
+        }))
+    }
+
+    /// Any HTTP call; the body comes back as JSON (a string when it is not JSON, null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let body = body.map(|v| v.to_string()).unwrap_or_default();
+        let (status, bytes) = self
+            .http
+            .send(b.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .unwrap();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, v)
+    }
+
+    /// A call to the admin API with the admin key.
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let auth = format!("Bearer {}", self.admin_key);
+        self.call(
+            method,
+            &format!("{}{path}", self.admin_url),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+        .await
+    }
+
+    /// Creates a project (asserting 201) and returns the API's `data`: ref, api_url, api_keys, ….
+    pub async fn create_project(&self, name: &str, project_ref: &str) -> Value {
+        let (s, v) = self
+            .admin(
+                Method::POST,
+                "/admin/v1/projects",
+                Some(json!({"name": name, "ref": project_ref})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["data"].clone()
+    }
+
+    /// The project's current JWT secret, read from the internal endpoint with the service token.
+    pub async fn jwt_secret(&self, project_ref: &str) -> String {
+        let auth = format!("Bearer {}", self.service_token);
+        let (s, v) = self
+            .call(
+                Method::GET,
+                &format!(
+                    "{}/internal/v1/projects/{project_ref}/config",
+                    self.admin_url
+                ),
+                &[("authorization", &auth)],
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["data"]["jwt_secrets"][0].as_str().unwrap().to_string()
+    }
+
+    /// A superuser session on `dbname` (fixtures, inspection).
+    pub async fn connect(&self, dbname: &str) -> tokio_postgres::Client {
+        let (c, conn) = tokio_postgres::connect(&self.cluster.url(dbname), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    }
+
+    /// A superuser session on a project's own database.
+    pub async fn project_db(&self, project_ref: &str) -> tokio_postgres::Client {
+        self.connect(&supactl_common::ident::database_name(project_ref))
+            .await
+    }
+}
