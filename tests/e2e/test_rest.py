@@ -58,6 +58,10 @@ def test_embedding_many_to_one_one_to_many_and_many_to_many(sb):
     rows = (sb.table("authors").select("id,books(id)").eq("id", 1)
             .order("id", desc=True, foreign_table="books").limit(1, foreign_table="books").execute().data)
     assert rows == [{"id": 1, "books": [{"id": 2}]}]
+    # PostgREST 13's spread of a to-many relationship: one array per column
+    rows = (sb.table("authors").select("name,...books(titles:title)").eq("id", 1)
+            .order("id", foreign_table="books").execute().data)
+    assert rows == [{"name": "Le Guin", "titles": ["The Left Hand of Darkness", "The Dispossessed"]}]
 
 
 def test_filters_and_or(sb):
@@ -92,6 +96,9 @@ def test_range_count_single_and_maybe_single(sb):
     assert res.count == 4
     res = sb.table("books").select("id", count="exact", head=True).execute()
     assert res.count == 4 and not res.data
+    # planned: the planner's estimate of the filtered rows (a primary-key lookup is one row)
+    res = sb.table("books").select("id", count="planned").eq("id", 3).execute()
+    assert res.data == [{"id": 3}] and res.count == 1
     one = sb.table("books").select("title").eq("id", 2).single().execute().data
     assert one == {"title": "The Dispossessed"}
     with pytest.raises(APIError) as e:
