@@ -187,6 +187,7 @@ impl Outcome {
     /// The one row every statement of [`crate::sql`] returns.
     fn from_rows(
         rows: &[tokio_postgres::Row],
+        stmt: &Statement,
         planned_total: Option<i64>,
     ) -> Result<Outcome, RestError> {
         let row = rows
@@ -195,7 +196,7 @@ impl Outcome {
         Ok(Outcome {
             body: row.get(0),
             page: row.get(1),
-            total: planned_total.or(row.get(2)),
+            total: stmt.total(row.get(2), planned_total),
             headers: row.get::<_, Option<String>>(3).filter(|s| !s.is_empty()),
             status: row.get::<_, Option<String>>(4).filter(|s| !s.is_empty()),
             location: row.get(5),
@@ -654,7 +655,7 @@ impl Pools {
         if plain_read {
             let rows =
                 Self::read_on_session(&client, &setup_params, &stmt.sql, &params, role).await?;
-            return Outcome::from_rows(&rows, None);
+            return Outcome::from_rows(&rows, stmt, None);
         }
         let setup = client
             .prepare_cached(SETUP)
@@ -773,7 +774,7 @@ impl Pools {
                 }
             }
         };
-        let out = Outcome::from_rows(&rows, planned_total)?;
+        let out = Outcome::from_rows(&rows, stmt, planned_total)?;
         if ctx.end == TxEnd::CommitIfOne {
             let end = if out.page == 1 { "COMMIT" } else { "ROLLBACK" };
             client

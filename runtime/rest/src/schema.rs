@@ -131,9 +131,19 @@ pub struct Settings {
     #[serde(default)]
     pub db_tx_end: Option<String>,
     pub db_schemas: Option<String>,
+    /// `db-max-rows`: the most rows a read or RPC returns (Supabase's default is 1,000).
+    pub db_max_rows: Option<String>,
 }
 
 impl Settings {
+    /// `db-max-rows` as a positive number, if set.
+    pub fn max_rows(&self) -> Option<i64> {
+        self.db_max_rows
+            .as_deref()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|n| *n > 0)
+    }
+
     /// `tx=commit|rollback` is honoured only when the project allows an override.
     pub fn tx_override(&self) -> bool {
         self.db_tx_end

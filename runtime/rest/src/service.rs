@@ -501,6 +501,10 @@ impl RequestCtx<'_> {
                 (a, b) => a.or(b),
             };
         }
+        // `db-max-rows` caps every read, whatever the client asked for.
+        if let Some(max) = self.cache.settings.max_rows() {
+            limit = Some(limit.map_or(max, |l| l.min(max)));
+        }
         (limit, offset)
     }
 

@@ -22,6 +22,20 @@ pub struct Statement {
     /// `Prefer: count=planned`: an `EXPLAIN (FORMAT JSON)` of the filtered relation over the same
     /// parameters, run before `sql` in the same transaction; its top node's `Plan Rows` is the total.
     pub explain: Option<String>,
+    /// `count=estimated` under `db-max-rows`: the statement counts at most this many rows plus one,
+    /// and a count above it is replaced by the planner's estimate (PostgREST's rule).
+    pub estimate_above: Option<i64>,
+}
+
+impl Statement {
+    /// The total to report from the statement's own count and the explained estimate.
+    pub fn total(&self, counted: Option<i64>, planned: Option<i64>) -> Option<i64> {
+        match (self.estimate_above, counted) {
+            (Some(max), Some(n)) if n > max => planned.or(Some(n)),
+            (Some(_), n) => n,
+            (None, n) => planned.or(n),
+        }
+    }
 }
 
 /// How the body is rendered.
@@ -829,10 +843,10 @@ impl<'a> Builder<'a> {
         s
     }
 
-    /// `SELECT <what>` over the whole filtered relation (for `Prefer: count=`: `count(*)`, or `1` to
-    /// be explained), reusing the level's conditions.
-    fn count_sql(&self, what: &str, from: &str, alias: &str, lv: &Level) -> String {
-        let mut s = format!("SELECT {what} FROM {from} AS {}", quote_ident(alias));
+    /// `SELECT 1` over the whole filtered relation (for `Prefer: count=`: counted, or explained),
+    /// reusing the level's conditions.
+    fn count_sql(&self, from: &str, alias: &str, lv: &Level) -> String {
+        let mut s = format!("SELECT 1 FROM {from} AS {}", quote_ident(alias));
         for l in lv.laterals.iter().filter(|l| l.filtering) {
             s.push_str(&l.sql);
         }
@@ -866,10 +880,17 @@ fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> 
 
 /// What the count preference turns into (`count=planned` is read from an `EXPLAIN` instead, see
 /// [`Statement::explain`]).
-fn total_expr(count: Option<Count>, count_query: &str) -> String {
-    match count {
-        Some(Count::Exact | Count::Estimated) => format!("({count_query})"),
-        Some(Count::Planned) | None => "NULL::bigint".to_string(),
+fn total_expr(count: Option<Count>, rows_query: &str, max_rows: Option<i64>) -> String {
+    match (count, max_rows) {
+        // Counting past db-max-rows is what `estimated` avoids: stop one row after it.
+        (Some(Count::Estimated), Some(max)) => format!(
+            "(SELECT count(*) FROM ({rows_query} LIMIT {}) AS \"pgrst_counted\")",
+            max + 1
+        ),
+        (Some(Count::Exact | Count::Estimated), _) => {
+            format!("(SELECT count(*) FROM ({rows_query}) AS \"pgrst_counted\")")
+        }
+        (Some(Count::Planned), _) | (None, _) => "NULL::bigint".to_string(),
     }
 }
 
@@ -877,8 +898,18 @@ fn total_expr(count: Option<Count>, count_query: &str) -> String {
 /// statement's parameters, and PostgreSQL cannot type a parameter the text never mentions, so those
 /// the count does not use (limit, offset, select-list values) are mentioned in a one-row join that
 /// leaves the estimate unchanged.
-fn explain_sql(count: Option<Count>, rows_query: &str, nparams: usize) -> Option<String> {
-    if count != Some(Count::Planned) {
+fn explain_sql(
+    count: Option<Count>,
+    rows_query: &str,
+    nparams: usize,
+    max_rows: Option<i64>,
+) -> Option<String> {
+    let wanted = match count {
+        Some(Count::Planned) => true,
+        Some(Count::Estimated) => max_rows.is_some(),
+        _ => false,
+    };
+    if !wanted {
         return None;
     }
     let unused: Vec<String> = (1..=nparams)
@@ -929,16 +960,20 @@ impl<'a> Builder<'a> {
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
-        let total = total_expr(count, &self.count_sql("count(*)", &src.from, &alias, &lv));
+        let max_rows = self.cache.settings.max_rows();
+        let total = total_expr(count, &self.count_sql(&src.from, &alias, &lv), max_rows);
         let explain = explain_sql(
             count,
-            &self.count_sql("1", &src.from, &alias, &lv),
+            &self.count_sql(&src.from, &alias, &lv),
             self.params.len(),
+            max_rows,
         );
+        let estimate_above = max_rows.filter(|_| count == Some(Count::Estimated));
         Ok(Statement {
             sql: wrap(&inner, render, &total, "NULL::text", ""),
             params: self.params,
             explain,
+            estimate_above,
         })
     }
 
@@ -1099,6 +1134,7 @@ impl<'a> Builder<'a> {
             ),
             params: self.params,
             explain: None,
+            estimate_above: None,
         })
     }
 }
@@ -1178,6 +1214,7 @@ impl<'a> Builder<'a> {
                 sql: wrap(&inner, render, "NULL::bigint", "NULL::text", ""),
                 params: self.params,
                 explain: None,
+                estimate_above: None,
             });
         }
         let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));
@@ -1194,16 +1231,20 @@ impl<'a> Builder<'a> {
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
-        let total = total_expr(count, &self.count_sql("count(*)", &src.from, &alias, &lv));
+        let max_rows = self.cache.settings.max_rows();
+        let total = total_expr(count, &self.count_sql(&src.from, &alias, &lv), max_rows);
         let explain = explain_sql(
             count,
-            &self.count_sql("1", &src.from, &alias, &lv),
+            &self.count_sql(&src.from, &alias, &lv),
             self.params.len(),
+            max_rows,
         );
+        let estimate_above = max_rows.filter(|_| count == Some(Count::Estimated));
         Ok(Statement {
             sql: wrap(&inner, render, &total, "NULL::text", ""),
             params: self.params,
             explain,
+            estimate_above,
         })
     }
 }
@@ -1223,15 +1264,29 @@ mod explain_tests {
 
     #[test]
     fn unused_parameters_are_mentioned_once() {
-        let sql = explain_sql(Some(Count::Planned), "SELECT 1 FROM t WHERE id = $2", 3).unwrap();
+        let sql = explain_sql(
+            Some(Count::Planned),
+            "SELECT 1 FROM t WHERE id = $2",
+            3,
+            None,
+        )
+        .unwrap();
         assert!(
             sql.ends_with("(SELECT $1::text, $3::text) AS \"pgrst_unused\""),
             "{sql}"
         );
         assert_eq!(
-            explain_sql(Some(Count::Planned), "SELECT 1 FROM t WHERE id = $1", 1).unwrap(),
+            explain_sql(
+                Some(Count::Planned),
+                "SELECT 1 FROM t WHERE id = $1",
+                1,
+                None
+            )
+            .unwrap(),
             "EXPLAIN (FORMAT JSON) SELECT 1 FROM t WHERE id = $1"
         );
-        assert!(explain_sql(Some(Count::Exact), "SELECT 1", 0).is_none());
+        assert!(explain_sql(Some(Count::Exact), "SELECT 1", 0, None).is_none());
+        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0, None).is_none());
+        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0, Some(10)).is_some());
     }
 }

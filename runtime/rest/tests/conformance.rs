@@ -469,3 +469,84 @@ async fn session_state_never_leaks_between_requests() {
         "response.headers leaked into the next write"
     );
 }
+
+/// `pgrst.db_max_rows` (Supabase's "max rows", 1,000 on its platform): every read returns at most that
+/// many rows whatever `limit` asks, and `count=estimated` counts exactly up to it and takes the
+/// planner's estimate above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_rows_caps_reads_and_estimated_counts() {
+    let env = Env::start().await;
+    let t = env.token("service_role", None);
+    let db = supactl_common::ident::database_name(&env.project_ref);
+    env.db
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET pgrst.db_max_rows = '2'; ANALYZE books; NOTIFY pgrst, 'reload config';"
+        ))
+        .await
+        .unwrap();
+    let mut r = env
+        .call("GET", "/books?select=id&order=id", &[], None, &t)
+        .await;
+    for _ in 0..40 {
+        if r.json() == json!([{"id": 1}, {"id": 2}]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = env
+            .call("GET", "/books?select=id&order=id", &[], None, &t)
+            .await;
+    }
+    assert_eq!(r.json(), json!([{"id": 1}, {"id": 2}]), "{}", r.text);
+    let r = env
+        .call(
+            "GET",
+            "/books?select=id&order=id&limit=5&offset=1",
+            &[],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.json(), json!([{"id": 2}, {"id": 3}]));
+    let r = env
+        .call(
+            "GET",
+            "/books?select=id&order=id",
+            &[("prefer", "count=exact")],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.header("content-range"), Some("0-1/6"));
+    // Above the cap the estimate (exact here: fresh statistics), at or below it the exact count.
+    let estimated = [("prefer", "count=estimated")];
+    let r = env
+        .call("GET", "/books?select=id&order=id", &estimated, None, &t)
+        .await;
+    assert_eq!(r.header("content-range"), Some("0-1/6"), "{}", r.text);
+    let r = env
+        .call(
+            "GET",
+            "/books?select=id&published=is.false",
+            &estimated,
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.header("content-range"), Some("0-1/2"));
+    let r = env
+        .call("GET", "/books?select=id&id=eq.1", &estimated, None, &t)
+        .await;
+    assert_eq!(r.header("content-range"), Some("0-0/1"));
+    // Row-returning RPC results are capped too (three titles contain "the").
+    let r = env
+        .call(
+            "GET",
+            "/rpc/search_books?q=the&select=id&order=id",
+            &[],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.json(), json!([{"id": 1}, {"id": 2}]), "{}", r.text);
+}
