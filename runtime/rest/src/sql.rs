@@ -1196,7 +1196,17 @@ impl<'a> Builder<'a> {
         };
         if !f.returns_rows() {
             let inner = if f.retset {
-                format!("SELECT \"pgrst_call\" AS \"pgrst_scalar\" FROM {prefix}{call} AS \"pgrst_call\"")
+                let mut q = format!("SELECT \"pgrst_call\" AS \"pgrst_scalar\" FROM {prefix}{call} AS \"pgrst_call\"");
+                // limit/offset (and `db-max-rows`) apply to a set of scalars as to rows
+                if let Some(l) = limit {
+                    let p = self.param(l.to_string());
+                    q.push_str(&format!(" LIMIT {p}"));
+                }
+                if let Some(o) = offset {
+                    let p = self.param(o.to_string());
+                    q.push_str(&format!(" OFFSET {p}"));
+                }
+                q
             } else if prefix.is_empty() {
                 format!("SELECT {call} AS \"pgrst_scalar\"")
             } else {

@@ -549,4 +549,6 @@ async fn max_rows_caps_reads_and_estimated_counts() {
         )
         .await;
     assert_eq!(r.json(), json!([{"id": 1}, {"id": 2}]), "{}", r.text);
+    let r = env.call("GET", "/rpc/genre_list", &[], None, &t).await;
+    assert_eq!(r.json(), json!(["classic", "historical"]), "{}", r.text);
 }
