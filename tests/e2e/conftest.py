@@ -63,6 +63,12 @@ class Platform:
         self.log.close()
         return self.proc.returncode
 
+    def remove(self):
+        """Deletes the data directory and the log (both stay behind when a test fails first)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if os.path.exists(self.log_path):
+            os.remove(self.log_path)
+
     @property
     def state_path(self):
         return os.path.join(self.data_dir, "state.json")
@@ -119,7 +125,7 @@ def platform():
     code = p.stop()
     assert code == 0, open(p.log_path).read()
     assert not os.path.exists(os.path.join(p.data_dir, "pg", "postmaster.pid")), "PostgreSQL was stopped"
-    shutil.rmtree(p.data_dir, ignore_errors=True)
+    p.remove()
 
 
 @pytest.fixture
@@ -129,4 +135,4 @@ def fresh_platform():
     yield p
     if p.proc:
         p.stop()
-    shutil.rmtree(p.data_dir, ignore_errors=True)
+    p.remove()

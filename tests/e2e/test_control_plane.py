@@ -55,7 +55,7 @@ def redis_platform(redis_url):
     p = RedisPlatform().start()
     yield p
     p.stop()
-    shutil.rmtree(p.data_dir, ignore_errors=True)
+    p.remove()
 
 
 @pytest.fixture(scope="module")
