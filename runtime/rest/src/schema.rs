@@ -131,19 +131,22 @@ pub struct Settings {
     #[serde(default)]
     pub db_tx_end: Option<String>,
     pub db_schemas: Option<String>,
-    /// `db-max-rows`: the most rows a read or RPC returns (Supabase's default is 1,000).
-    pub db_max_rows: Option<String>,
+    /// `db-max-rows`: the most rows a read or RPC returns (Supabase's default is 1,000); parsed when
+    /// the cache loads, ignored unless a positive number.
+    #[serde(default, deserialize_with = "positive_number")]
+    pub db_max_rows: Option<i64>,
+}
+
+/// A setting's text as a positive number, or none.
+fn positive_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    // Any JSON value (a nonsense setting such as 'on' arrives as a boolean) must not fail the others.
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(v.as_str()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|n| *n > 0))
 }
 
 impl Settings {
-    /// `db-max-rows` as a positive number, if set.
-    pub fn max_rows(&self) -> Option<i64> {
-        self.db_max_rows
-            .as_deref()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|n| *n > 0)
-    }
-
     /// `tx=commit|rollback` is honoured only when the project allows an override.
     pub fn tx_override(&self) -> bool {
         self.db_tx_end

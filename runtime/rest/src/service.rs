@@ -502,7 +502,7 @@ impl RequestCtx<'_> {
             };
         }
         // `db-max-rows` caps every read, whatever the client asked for.
-        if let Some(max) = self.cache.settings.max_rows() {
+        if let Some(max) = self.cache.settings.db_max_rows {
             limit = Some(limit.map_or(max, |l| l.min(max)));
         }
         (limit, offset)

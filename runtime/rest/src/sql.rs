@@ -843,6 +843,30 @@ impl<'a> Builder<'a> {
         s
     }
 
+    /// The statement of a read (relation or row-returning RPC) over `inner`, with the total that
+    /// `Prefer: count=` asks for; the count query is built only when one is asked for.
+    fn counted(
+        self,
+        inner: &str,
+        render: Render,
+        count: Option<Count>,
+        from: &str,
+        alias: &str,
+        lv: &Level,
+    ) -> Statement {
+        let max_rows = self.cache.settings.db_max_rows;
+        let rows = count.map(|_| self.count_sql(from, alias, lv));
+        let rows = rows.as_deref().unwrap_or_default();
+        let total = total_expr(count, rows, max_rows);
+        let explain = explain_sql(count, rows, self.params.len(), max_rows);
+        Statement {
+            sql: wrap(inner, render, &total, "NULL::text", ""),
+            params: self.params,
+            explain,
+            estimate_above: max_rows.filter(|_| count == Some(Count::Estimated)),
+        }
+    }
+
     /// `SELECT 1` over the whole filtered relation (for `Prefer: count=`: counted, or explained),
     /// reusing the level's conditions.
     fn count_sql(&self, from: &str, alias: &str, lv: &Level) -> String {
@@ -960,21 +984,7 @@ impl<'a> Builder<'a> {
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
-        let max_rows = self.cache.settings.max_rows();
-        let total = total_expr(count, &self.count_sql(&src.from, &alias, &lv), max_rows);
-        let explain = explain_sql(
-            count,
-            &self.count_sql(&src.from, &alias, &lv),
-            self.params.len(),
-            max_rows,
-        );
-        let estimate_above = max_rows.filter(|_| count == Some(Count::Estimated));
-        Ok(Statement {
-            sql: wrap(&inner, render, &total, "NULL::text", ""),
-            params: self.params,
-            explain,
-            estimate_above,
-        })
+        Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
     }
 
     /// An insert (with optional upsert), update or delete, its result read back through `select=`.
@@ -1241,21 +1251,7 @@ impl<'a> Builder<'a> {
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
-        let max_rows = self.cache.settings.max_rows();
-        let total = total_expr(count, &self.count_sql(&src.from, &alias, &lv), max_rows);
-        let explain = explain_sql(
-            count,
-            &self.count_sql(&src.from, &alias, &lv),
-            self.params.len(),
-            max_rows,
-        );
-        let estimate_above = max_rows.filter(|_| count == Some(Count::Estimated));
-        Ok(Statement {
-            sql: wrap(&inner, render, &total, "NULL::text", ""),
-            params: self.params,
-            explain,
-            estimate_above,
-        })
+        Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
     }
 }
 
