@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 MEM_PROJECTS="${MEM_PROJECTS:-1000}"
-scripts/setup.sh wrk
+scripts/setup.sh wrk pidstat:sysstat
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 if [ -n "${SUPACTL_BIN:-}" ]; then
   BIN="$SUPACTL_BIN"   # an already built release binary
@@ -61,12 +61,26 @@ admin -X POST "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-1/database/query"
   -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$SCHEMA_SQL")"
 ANON=$(admin "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-1/api-keys" | python3 -c "import json,sys;print([k['opaque_key'] for k in json.load(sys.stdin)['data'] if k['type']=='publishable'][0])")
 
+# CPU time per request of each process taking part, sampled by pidstat over the middle of a run: where
+# a request's cost goes (the machine's two cores are shared by all of them).
+sample_cpu() { # name: samples into $DATA/name.cpu while the run goes on
+  if [ "$DURATION" -ge 4 ]; then
+    (sleep 1; pidstat -u -C 'supactl|postgres|postrust|wrk|pgbench' $((DURATION - 2)) 1 >"$DATA/$1.cpu" 2>/dev/null) &
+  fi
+}
+cpu_per_request() { # name rate -> one line of µs per request by process
+  [ -s "$DATA/$1.cpu" ] || return 0
+  awk -v rate="$2" '/^Average/ && $NF ~ /^(supactl|postgres|postrust|wrk|pgbench)$/ {t[$NF] += $8}
+    END {line = ""; for (p in t) line = line sprintf("%s %.1f us  ", p, t[p] * 1e4 / rate); print "  CPU per request: " line}' "$DATA/$1.cpu"
+}
 wrk_run() { # name url-prefix lua-body -> prints req/s
   cat >"$DATA/$1.lua" <<LUA
 wrk.headers["apikey"] = "$ANON"
 $3
 LUA
+  sample_cpu "$1"
   wrk -t2 -c16 -d"${DURATION}s" -s "$DATA/$1.lua" "$2" >"$DATA/$1.txt"
+  wait
   awk '/Requests\/sec/ {print $2}' "$DATA/$1.txt"
 }
 GET_LUA='request = function() return wrk.format("GET", PREFIX .. "/items?id=eq." .. math.random(1, 10000)) end'
@@ -83,7 +97,11 @@ grep -h "Non-2xx" "$DATA"/gw_*.txt || true
 echo "== pgbench, same SQL, 16 connections"
 printf '\\set id random(1, 10000)\nSELECT * FROM items WHERE id = :id;\n' >"$DATA/get.sql"
 printf '\\set off random(0, 9900)\nSELECT i.id, i.name, c.name FROM items i LEFT JOIN cats c ON c.id = i.cat_id ORDER BY i.id LIMIT 100 OFFSET :off;\n' >"$DATA/list.sql"
-pgb() { "$PGBIN/pgbench" -n -M prepared -c16 -j2 -T"$DURATION" -f "$DATA/$1.sql" -h 127.0.0.1 -p "$DB" -U postgres project_bench_1 | awk '/^tps/ {print $3; exit}'; }
+pgb() {
+  sample_cpu "pg_$1"
+  "$PGBIN/pgbench" -n -M prepared -c16 -j2 -T"$DURATION" -f "$DATA/$1.sql" -h 127.0.0.1 -p "$DB" -U postgres project_bench_1 | awk '/^tps/ {print $3; exit}'
+  wait
+}
 PG_GET=$(pgb get)
 PG_LIST=$(pgb list)
 
@@ -118,6 +136,9 @@ print(f"100 + embed: supactl {gw_list:.0f} req/s, pgbench {pg_list:.0f} tps -> {
 if pr_get:
     print(f"postrust  : GET {pr_get:.0f} req/s, list {pr_list:.0f} req/s -> supactl is {gw_get/pr_get:.2f}x (GET) and {gw_list/pr_list:.2f}x (list) postrust (target >= 3)")
 PY
+for run in gw_get:"$GW_GET" pg_get:"$PG_GET" pr_get:"$PR_GET" gw_list:"$GW_LIST" pg_list:"$PG_LIST" pr_list:"$PR_LIST"; do
+  [ -n "${run#*:}" ] && { echo "${run%%:*}:"; cpu_per_request "${run%%:*}" "${run#*:}"; }
+done
 
 if [ "$MEM_PROJECTS" -gt 0 ]; then
   echo "== memory: $MEM_PROJECTS projects x 20 tables, round-robin"

@@ -11,8 +11,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v useradd >/dev/null 2>&1 || need+=(passwd)
+# Extra tools by command name, or as command:package when the two differ (pidstat:sysstat).
 for extra in "$@"; do
-  command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
+  command -v "${extra%%:*}" >/dev/null 2>&1 || need+=("${extra#*:}")
 done
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -32,10 +32,15 @@ const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// Signs `claims` (a JSON object) with `secret`.
 pub fn sign(claims: &Map<String, Value>, secret: &[u8]) -> String {
     let payload = serde_json::to_vec(claims).expect("a JSON map always serialises");
+    sign_json(&payload, secret)
+}
+
+/// Signs claims already serialised as a JSON object.
+pub fn sign_json(payload: &[u8], secret: &[u8]) -> String {
     let mut token = String::with_capacity(64 + payload.len() * 4 / 3 + 44);
     B64.encode_string(HEADER, &mut token);
     token.push('.');
-    B64.encode_string(&payload, &mut token);
+    B64.encode_string(payload, &mut token);
     let mut mac = HmacSha256::new_from_slice(secret).expect("hmac accepts any key length");
     mac.update(token.as_bytes());
     let sig = mac.finalize().into_bytes();

@@ -296,7 +296,8 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
         "exp".into(),
         Value::from(now + gw.config.token_ttl.as_secs() as i64),
     );
-    let minted = jwt::sign(&claims, project.signing_secret());
+    let claims = Value::Object(claims).to_string();
+    let minted = jwt::sign_json(claims.as_bytes(), project.signing_secret());
 
     // Forward.
     let client_ip = req
@@ -363,6 +364,14 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
         .body(Body::from(body))
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
     *out.headers_mut() = h;
+    if is_rest {
+        out.extensions_mut().insert(rest::Caller {
+            project,
+            project_ref,
+            role,
+            claims,
+        });
+    }
     upstream.call(out).await
 }
 

@@ -25,10 +25,11 @@ use crate::error::RestError;
 use crate::schema::{SchemaCache, LOAD_SQL};
 use crate::sql::Statement;
 use bytes::BytesMut;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod};
 use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -156,6 +157,49 @@ const SETUP_SESSION: &str =
      set_config('search_path', $7, false), set_config('default_transaction_read_only', 'on', false), \
      set_config('response.headers', '', false), set_config('response.status', '', false)";
 
+/// The session GUCs a plain read depends on, read back as the last columns of every statement (after
+/// `response.headers` and `response.status`), in the order of [`session_values`]. What they hold once a
+/// read has run is what the connection's next request starts from, so when they already equal what that
+/// request needs, it skips [`SETUP_SESSION`] and sends its statement alone (see [`Pools::run`]).
+pub(crate) const OBSERVED_GUCS: &str = "current_setting('role'), \
+     current_setting('request.jwt.claims', true), current_setting('request.method', true), \
+     current_setting('request.path', true), current_setting('request.headers', true), \
+     current_setting('request.cookies', true), current_setting('search_path'), \
+     current_setting('default_transaction_read_only')";
+
+/// Column of the first [`OBSERVED_GUCS`] value; `response.headers` and `response.status` are 3 and 4.
+const FIRST_OBSERVED: usize = 6;
+
+/// What [`SETUP_SESSION`] leaves on the session for `ctx`: the request's values, reads made read-only,
+/// and no response GUCs.
+fn session_values<'a>(ctx: &TxContext<'a>) -> [&'a str; 10] {
+    [
+        ctx.role.as_str(),
+        ctx.claims,
+        ctx.method,
+        ctx.path,
+        ctx.headers,
+        ctx.cookies,
+        ctx.search_path,
+        "on",
+        "",
+        "",
+    ]
+}
+
+/// The same values as a statement's last row reports them (`None` when a column is missing or NULL:
+/// an unknown session).
+fn observed_values(row: &tokio_postgres::Row) -> Option<[&str; 10]> {
+    let text = |i: usize| row.try_get::<_, Option<&str>>(i).ok().flatten();
+    let mut out = [""; 10];
+    for (k, slot) in out.iter_mut().enumerate().take(8) {
+        *slot = text(FIRST_OBSERVED + k)?;
+    }
+    out[8] = text(3)?;
+    out[9] = text(4)?;
+    Some(out)
+}
+
 /// Errors a re-prepared statement may not hit again.
 fn stale_statement(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
@@ -238,12 +282,48 @@ struct ProjectState {
     generation: AtomicU64,
     live_connections: AtomicUsize,
     load: tokio::sync::Mutex<()>,
+    /// What each connection's session is known to hold: a hash, keyed with `hasher`'s random keys so
+    /// that request headers cannot be chosen to collide, of the [`session_values`] observed at the end
+    /// of its last read. A connection used any other way (a write, a schema load) is forgotten.
+    sessions: Mutex<HashMap<ObjectId, u64>>,
+    hasher: RandomState,
 }
+
+/// Known sessions kept per project before the map is emptied (connections that were closed leave their
+/// entries behind; forgetting one only costs its next request the `set_config` statement).
+const MAX_KNOWN_SESSIONS: usize = 256;
 
 impl ProjectState {
     fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *self.cache.lock().expect("cache lock") = None;
+    }
+
+    fn session_hash(&self, values: &[&str; 10]) -> u64 {
+        self.hasher.hash_one(values)
+    }
+
+    /// Whether the connection's session already holds `values`.
+    fn session_is(&self, id: ObjectId, values: &[&str; 10]) -> bool {
+        let hash = self.session_hash(values);
+        self.sessions.lock().expect("sessions lock").get(&id) == Some(&hash)
+    }
+
+    /// Records what a read left on the connection's session, or forgets it (`None`).
+    fn session_left(&self, id: ObjectId, values: Option<&[&str; 10]>) {
+        let hash = values.map(|v| self.session_hash(v));
+        let mut map = self.sessions.lock().expect("sessions lock");
+        match hash {
+            Some(h) => {
+                if map.len() >= MAX_KNOWN_SESSIONS && !map.contains_key(&id) {
+                    map.clear();
+                }
+                map.insert(id, h);
+            }
+            None => {
+                map.remove(&id);
+            }
+        }
     }
 }
 
@@ -378,21 +458,33 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// The two-statement read of [`Pools::run`]: session GUCs, then the statement, pipelined.
+    /// The two-statement read of [`Pools::run`]: session GUCs (unless `setup_params` is `None`: the
+    /// session holds them already), then the statement, pipelined.
     async fn read_on_session(
         client: &deadpool_postgres::Client,
-        setup_params: &[&(dyn ToSql + Sync)],
+        setup_params: Option<&[&(dyn ToSql + Sync)]>,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         role: Role,
     ) -> Result<Vec<tokio_postgres::Row>, RestError> {
-        let setup = client
-            .prepare_cached(SETUP_SESSION)
-            .await
-            .map_err(|e| RestError::from_pg(&e, role))?;
+        let setup = match setup_params {
+            Some(p) => Some((
+                client
+                    .prepare_cached(SETUP_SESSION)
+                    .await
+                    .map_err(|e| RestError::from_pg(&e, role))?,
+                p,
+            )),
+            None => None,
+        };
         let mut retried = false;
         loop {
-            let set_f = pin!(client.query(&setup, setup_params));
+            let set_f = pin!(async {
+                match &setup {
+                    Some((s, p)) => client.query(s, p).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            });
             let mut set = Early::new(set_f);
             // Write the GUCs first, so that a statement new to this connection is parsed after them,
             // as the request's role.
@@ -402,7 +494,7 @@ impl Pools {
             })
             .await;
             let prepared = draining(client.prepare_cached(sql), |cx| set.poll_now(cx)).await;
-            let set_done = async { set.finish().await.map(|_| ()) };
+            let set_done = set.finish();
             let main = match prepared {
                 Ok(m) => m,
                 Err(e) => {
@@ -561,6 +653,7 @@ impl Pools {
             .await
             .map_err(|e| RestError::Unavailable(e.to_string()))?;
         // Reads leave the request's role and GUCs set on the session: load as the login role.
+        state.session_left(Object::id(&client), None);
         client
             .batch_execute("RESET ROLE; RESET search_path; RESET default_transaction_read_only")
             .await
@@ -614,7 +707,7 @@ impl Pools {
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
         let role = ctx.role;
-        let (pool, _) = self.entry(project_ref, db);
+        let (pool, state) = self.entry(project_ref, db);
         let client = pool
             .get()
             .await
@@ -652,11 +745,23 @@ impl Pools {
             && ctx.pre_request.is_none()
             && ctx.end == TxEnd::Commit
             && stmt.explain.is_none();
+        let id = Object::id(&client);
         if plain_read {
-            let rows =
-                Self::read_on_session(&client, &setup_params, &stmt.sql, &params, role).await?;
+            // Most requests on a connection repeat the previous one's GUCs (the same caller, whose
+            // minted token changes once a second): then the statement goes alone.
+            let wanted = session_values(ctx);
+            let setup = (!state.session_is(id, &wanted)).then_some(&setup_params[..]);
+            let rows = Self::read_on_session(&client, setup, &stmt.sql, &params, role).await;
+            let rows = rows.inspect_err(|_| state.session_left(id, None))?;
+            // Read back at the end of the statement, so a function that changed a GUC is seen. (One
+            // that changes a GUC for the session and then back for the transaction only is not; that
+            // takes the project's own code written to defeat the check.)
+            let left = rows.first().and_then(observed_values);
+            state.session_left(id, left.as_ref().filter(|v| **v == wanted));
             return Outcome::from_rows(&rows, stmt, None);
         }
+        // Transaction-local GUCs: what the session holds afterwards is not observed.
+        state.session_left(id, None);
         let setup = client
             .prepare_cached(SETUP)
             .await

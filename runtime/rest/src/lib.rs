@@ -27,4 +27,4 @@ pub mod schema;
 pub mod service;
 pub mod sql;
 
-pub use service::{router, Rest, RestConfig, PROJECT_HEADER};
+pub use service::{router, Caller, Rest, RestConfig, PROJECT_HEADER};

@@ -91,6 +91,8 @@ struct Source<'a> {
 
 struct Lateral {
     sql: String,
+    /// The lateral subquery's alias, as the level's other clauses refer to it.
+    alias: String,
     /// Needed by the WHERE clause (inner join or a null filter on the embed), so the count query keeps it.
     filtering: bool,
 }
@@ -386,6 +388,7 @@ impl<'a> Builder<'a> {
                 }
                 lv.laterals.push(Lateral {
                     sql: emb.lateral,
+                    alias: emb.alias.clone(),
                     filtering: inner,
                 });
             }
@@ -805,6 +808,18 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// Whether a level's embeds can be joined after its rows are chosen: none of them filters the rows
+    /// (`!inner`, a null filter), orders them or is aggregated over, and every one yields exactly one
+    /// row per parent (a LEFT JOIN of a to-one embed or of a to-many aggregate).
+    fn embeds_after_rows(lv: &Level) -> bool {
+        !lv.laterals.is_empty()
+            && !lv.has_aggregate
+            && lv.laterals.iter().all(|l| {
+                let refer = format!("{}.", quote_ident(&l.alias));
+                !l.filtering && !lv.conds.iter().chain(&lv.order).any(|c| c.contains(&refer))
+            })
+    }
+
     /// `SELECT … FROM from AS alias <laterals> WHERE … GROUP BY … ORDER BY … LIMIT … OFFSET …`.
     fn select_sql(
         &mut self,
@@ -815,6 +830,32 @@ impl<'a> Builder<'a> {
         offset: Option<i64>,
         with_conds: bool,
     ) -> String {
+        if (limit.is_some() || offset.is_some()) && Self::embeds_after_rows(lv) {
+            // Rows first, embeds after: joined in one query, PostgreSQL would build the embeds of
+            // every row OFFSET skips (and, under a sort, of every row) before LIMIT drops them.
+            let rows = Level {
+                select: vec![format!("{}.*", quote_ident(alias))],
+                group_by: Vec::new(),
+                has_aggregate: false,
+                laterals: Vec::new(),
+                conds: lv.conds.clone(),
+                order: lv.order.clone(),
+                embeds: Vec::new(),
+            };
+            let rows = self.select_sql(from, alias, &rows, limit, offset, with_conds);
+            let mut s = format!(
+                "SELECT {} FROM ({rows}) AS {}",
+                lv.select.join(", "),
+                quote_ident(alias)
+            );
+            for l in &lv.laterals {
+                s.push_str(&l.sql);
+            }
+            if !lv.order.is_empty() {
+                let _ = write!(s, " ORDER BY {}", lv.order.join(", "));
+            }
+            return s;
+        }
         let mut s = format!(
             "SELECT {} FROM {from} AS {}",
             lv.select.join(", "),
@@ -895,10 +936,13 @@ fn body_expr(render: Render) -> &'static str {
 }
 
 /// The final projection over the rows `pgrst_r`.
+/// Its last columns are the session GUCs as they stand once the statement has run (see
+/// [`crate::exec::OBSERVED_GUCS`]).
 fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> String {
     format!(
-        "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location} FROM ({inner}) AS \"pgrst_r\"",
-        body_expr(render)
+        "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
+        body_expr(render),
+        crate::exec::OBSERVED_GUCS,
     )
 }
 

@@ -470,6 +470,72 @@ async fn session_state_never_leaks_between_requests() {
     );
 }
 
+/// A read whose GUCs equal the previous read's on the same connection skips `set_config`; the session
+/// is read back after each statement, so a function that changed a GUC for the session (by mistake or
+/// on purpose) makes the next request set everything again instead of running under its values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_changing_session_gucs_cannot_reach_the_next_request() {
+    let env = Env::start().await;
+    env.db
+        .batch_execute(
+            "CREATE SEQUENCE whoami_calls;
+             GRANT USAGE ON SEQUENCE whoami_calls TO authenticated;
+             CREATE FUNCTION whoami(steal boolean DEFAULT false, unlock boolean DEFAULT false,
+                                     write boolean DEFAULT false) RETURNS text LANGUAGE plpgsql STABLE AS $$
+             DECLARE seen text := current_setting('request.jwt.claims', true)::json->>'sub';
+             BEGIN
+               IF steal THEN
+                 PERFORM set_config('request.jwt.claims', '{\"role\": \"authenticated\", \"sub\": \"mallory\"}', false);
+               END IF;
+               IF unlock THEN
+                 PERFORM set_config('default_transaction_read_only', 'off', false);
+               END IF;
+               IF write THEN
+                 PERFORM nextval('whoami_calls');
+               END IF;
+               RETURN seen;
+             END $$;
+             GRANT EXECUTE ON FUNCTION whoami(boolean, boolean, boolean) TO authenticated;
+             NOTIFY pgrst, 'reload schema';",
+        )
+        .await
+        .unwrap();
+    let alice = env.token("authenticated", Some(json!({"sub": "alice"})));
+    let mut r = env.call("GET", "/rpc/whoami", &[], None, &alice).await;
+    for _ in 0..40 {
+        if r.status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = env.call("GET", "/rpc/whoami", &[], None, &alice).await;
+    }
+    assert_eq!(r.json(), json!("alice"), "{}", r.text);
+    // Sequential requests reuse the one pooled connection, with identical GUCs.
+    for _ in 0..3 {
+        let r = env.call("GET", "/rpc/whoami", &[], None, &alice).await;
+        assert_eq!(r.json(), json!("alice"), "{}", r.text);
+        let r = env
+            .call("GET", "/rpc/whoami?steal=true", &[], None, &alice)
+            .await;
+        assert_eq!(r.json(), json!("alice"), "{}", r.text);
+        let r = env.call("GET", "/rpc/whoami", &[], None, &alice).await;
+        assert_eq!(
+            r.json(),
+            json!("alice"),
+            "a function's claims reached the next request"
+        );
+    }
+    // A read that turned `default_transaction_read_only` off leaves the next read read-only all the same.
+    let r = env
+        .call("GET", "/rpc/whoami?unlock=true", &[], None, &alice)
+        .await;
+    assert_eq!(r.json(), json!("alice"), "{}", r.text);
+    let r = env
+        .call("GET", "/rpc/whoami?write=true", &[], None, &alice)
+        .await;
+    assert_eq!(r.json()["code"], json!("25006"), "{}", r.text);
+}
+
 /// `pgrst.db_max_rows` (Supabase's "max rows", 1,000 on its platform): every read returns at most that
 /// many rows whatever `limit` asks, and `count=estimated` counts exactly up to it and takes the
 /// planner's estimate above it.

@@ -363,6 +363,12 @@ fn embedding() -> Vec<Case> {
         get("/books?select=id,authors!inner(country)&authors.country=eq.PL&order=id").json(json!([{"id": 3, "authors": {"country": "PL"}}, {"id": 4, "authors": {"country": "PL"}}])),
         get("/books?select=id,authors(country)&authors.country=eq.PL&order=id&limit=2").json(json!([{"id": 1, "authors": null}, {"id": 2, "authors": null}])).named("embedded filter without inner keeps parents"),
         get("/books?select=id,authors!left(id)&id=eq.6").json(json!([{"id": 6, "authors": null}])),
+        // Embeds joined after the page of rows is chosen (offset, a sort on a plain column, nested).
+        get("/books?select=id,authors(name)&order=pages.desc&limit=2&offset=1").json(json!([{"id": 1, "authors": {"name": "Ursula K. Le Guin"}}, {"id": 4, "authors": {"name": "Stanisław Lem"}}])).named("to-one embed after offset and sort"),
+        get("/authors?select=id,books(id)&order=id&limit=2&offset=1&books.order=id").json(json!([{"id": 2, "books": [{"id": 3}, {"id": 4}]}, {"id": 3, "books": [{"id": 5}]}])).named("to-many embed after offset"),
+        get("/authors?select=id,books(id,authors(id))&id=eq.2&books.order=id&books.limit=1&books.offset=1").json(json!([{"id": 2, "books": [{"id": 4, "authors": {"id": 2}}]}])).named("nested embed after a nested offset"),
+        get("/books?select=id,authors!inner(country)&authors.country=eq.PL&order=id&limit=1&offset=1").json(json!([{"id": 4, "authors": {"country": "PL"}}])).named("inner embed filters before offset"),
+        get("/books?select=id,authors(id)&authors=not.is.null&order=id.desc&limit=1&offset=1").json(json!([{"id": 4, "authors": {"id": 2}}])).named("null filter on embed before offset"),
         get("/authors?select=id,books()&books.id=eq.3").ptr("/0/id", json!(1)).ptr("/0/books", Value::Null).named("empty embed has no key"),
         get("/authors?select=id,books()&books=not.is.null&books.id=eq.3").json(ids(&[2])),
         get("/authors?select=id,books(id)&books=is.null").json(json!([{"id": 4, "books": []}])),
