@@ -830,9 +830,10 @@ impl<'a> Builder<'a> {
         offset: Option<i64>,
         with_conds: bool,
     ) -> String {
-        if (limit.is_some() || offset.is_some()) && Self::embeds_after_rows(lv) {
-            // Rows first, embeds after: joined in one query, PostgreSQL would build the embeds of
-            // every row OFFSET skips (and, under a sort, of every row) before LIMIT drops them.
+        // Rows first, embeds after: joined in one query, PostgreSQL would build the embeds of every
+        // row OFFSET skips (and, under a sort, of every row) before LIMIT drops them.
+        let rows_first = (limit.is_some() || offset.is_some()) && Self::embeds_after_rows(lv);
+        let source = if rows_first {
             let rows = Level {
                 select: vec![format!("{}.*", quote_ident(alias))],
                 group_by: Vec::new(),
@@ -842,29 +843,22 @@ impl<'a> Builder<'a> {
                 order: lv.order.clone(),
                 embeds: Vec::new(),
             };
-            let rows = self.select_sql(from, alias, &rows, limit, offset, with_conds);
-            let mut s = format!(
-                "SELECT {} FROM ({rows}) AS {}",
-                lv.select.join(", "),
-                quote_ident(alias)
-            );
-            for l in &lv.laterals {
-                s.push_str(&l.sql);
-            }
-            if !lv.order.is_empty() {
-                let _ = write!(s, " ORDER BY {}", lv.order.join(", "));
-            }
-            return s;
-        }
+            format!(
+                "({})",
+                self.select_sql(from, alias, &rows, limit, offset, with_conds)
+            )
+        } else {
+            from.to_string()
+        };
         let mut s = format!(
-            "SELECT {} FROM {from} AS {}",
+            "SELECT {} FROM {source} AS {}",
             lv.select.join(", "),
             quote_ident(alias)
         );
         for l in &lv.laterals {
             s.push_str(&l.sql);
         }
-        if with_conds && !lv.conds.is_empty() {
+        if with_conds && !rows_first && !lv.conds.is_empty() {
             let _ = write!(s, " WHERE {}", lv.conds.join(" AND "));
         }
         if lv.has_aggregate && !lv.group_by.is_empty() {
@@ -872,6 +866,9 @@ impl<'a> Builder<'a> {
         }
         if !lv.order.is_empty() {
             let _ = write!(s, " ORDER BY {}", lv.order.join(", "));
+        }
+        if rows_first {
+            return s;
         }
         if let Some(l) = limit {
             let p = self.param(l.to_string());
