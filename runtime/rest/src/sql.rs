@@ -727,7 +727,7 @@ impl<'a> Builder<'a> {
         } else {
             self.query.offset_at(&child_path)
         };
-        let inner = self.select_sql(&child_src.from, &child_alias, &lv, limit, offset, true);
+        let inner = self.select_sql(&child_src.from, &child_alias, &lv, limit, offset);
         let l = quote_ident(&lat_alias);
         let label = quote_ident(e.label());
         let (lateral, columns) = if to_one {
@@ -828,7 +828,6 @@ impl<'a> Builder<'a> {
         lv: &Level,
         limit: Option<i64>,
         offset: Option<i64>,
-        with_conds: bool,
     ) -> String {
         // Rows first, embeds after: joined in one query, PostgreSQL would build the embeds of every
         // row OFFSET skips (and, under a sort, of every row) before LIMIT drops them.
@@ -843,10 +842,7 @@ impl<'a> Builder<'a> {
                 order: lv.order.clone(),
                 embeds: Vec::new(),
             };
-            format!(
-                "({})",
-                self.select_sql(from, alias, &rows, limit, offset, with_conds)
-            )
+            format!("({})", self.select_sql(from, alias, &rows, limit, offset))
         } else {
             from.to_string()
         };
@@ -858,7 +854,7 @@ impl<'a> Builder<'a> {
         for l in &lv.laterals {
             s.push_str(&l.sql);
         }
-        if with_conds && !rows_first && !lv.conds.is_empty() {
+        if !rows_first && !lv.conds.is_empty() {
             let _ = write!(s, " WHERE {}", lv.conds.join(" AND "));
         }
         if lv.has_aggregate && !lv.group_by.is_empty() {
@@ -1024,7 +1020,7 @@ impl<'a> Builder<'a> {
         let alias = table.name.clone();
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
-        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
+        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
         Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
     }
 
@@ -1165,7 +1161,7 @@ impl<'a> Builder<'a> {
         };
         let lv = self.level(&ret_src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
-        let inner = self.select_sql(&ret_src.from, &alias, &lv, None, None, true);
+        let inner = self.select_sql(&ret_src.from, &alias, &lv, None, None);
         let location = if want_location && !table.pk.is_empty() {
             let pk: Vec<String> = table.pk.iter().map(|c| quote_ident(c)).collect();
             format!(
@@ -1291,7 +1287,7 @@ impl<'a> Builder<'a> {
         let alias = f.name.clone();
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
-        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset, true);
+        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
         Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
     }
 }
