@@ -64,6 +64,22 @@ def test_embedding_many_to_one_one_to_many_and_many_to_many(sb):
     assert rows == [{"name": "Le Guin", "titles": ["The Left Hand of Darkness", "The Dispossessed"]}]
 
 
+def test_a_page_of_rows_with_embeds(sb):
+    # With range/limit the page is chosen before the embeds are joined; an !inner embed still filters
+    # the rows first, and ordering by an embedded column still joins it first.
+    res = (sb.table("books").select("id,authors(name),tags(name)", count="exact")
+           .order("pages", desc=True).order("id", foreign_table="tags").range(1, 2).execute())
+    assert res.data == [{"id": 1, "authors": {"name": "Le Guin"}, "tags": [{"name": "classic"}, {"name": "award"}]},
+                        {"id": 4, "authors": {"name": "Butler"}, "tags": []}]
+    assert res.count == 4
+    rows = (sb.table("books").select("id,authors!inner(country)").eq("authors.country", "US")
+            .order("id").range(1, 2).execute().data)
+    assert [r["id"] for r in rows] == [2, 4]
+    rows = (sb.table("books").select("id,authors(name)").order("authors(name)").order("id")
+            .limit(2).execute().data)
+    assert [r["id"] for r in rows] == [4, 1]
+
+
 def test_filters_and_or(sb):
     ids = lambda q: [r["id"] for r in q.order("id").execute().data]
     t = lambda: sb.table("books").select("id")
