@@ -1,10 +1,10 @@
 //! Running statements: one pool per project (capped, evicted when idle, idle connections closed) with
 //! the project's schema cache beside it, and one pipelined round trip per request — `BEGIN`, the GUCs
 //! (`set_config`), the optional pre-request function, the statement and `COMMIT` are written together
-//! and their replies read together (a plain read needs only the GUCs and the statement, see
-//! [`Pools::run`]). Statements are prepared once per connection (PostgreSQL infers each
-//! parameter's type) and reused by every request of the same shape; each connection keeps at most
-//! [`MAX_STATEMENTS`] of them.
+//! and their replies read together (a plain read needs only the GUCs and the statement, and only the
+//! statement when the connection's session already holds the request's GUCs; see [`Pools::run`]).
+//! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
+//! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
 //!
 //! ## Schema-cache invalidation without a listener per project
 //! `NOTIFY` never crosses databases, so one listener connection per server cannot hear every project,
@@ -698,7 +698,9 @@ impl Pools {
     /// instead of four: the GUCs set at session level, then the statement in its own implicit
     /// read-only transaction. That is safe because every request sets every GUC before its statement
     /// (nothing a previous request left on the session is used), and the statement's result is thrown
-    /// away unless the GUCs were set. Writes keep `BEGIN` … `COMMIT` with `set_config(…, true)`.
+    /// away unless the GUCs were set. Each statement reads the session's GUCs back; when they equal what
+    /// the connection's next read needs, that read skips the `set_config` statement. Writes keep
+    /// `BEGIN` … `COMMIT` with `set_config(…, true)`.
     pub async fn run(
         &self,
         project_ref: &str,
