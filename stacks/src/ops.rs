@@ -169,6 +169,11 @@ impl Session {
             return Err(Error::Preflight(issues));
         }
         let observed = observe(&self.clients, &self.config, &desired).await?;
+        Ok(self.planned(desired, observed))
+    }
+
+    /// The diff of `observed` against `desired`, with both kept for apply.
+    fn planned(&self, desired: Vec<Desired>, observed: Vec<Observed>) -> Planned {
         let plan = diff(
             &self.config.name,
             &self.config.environment,
@@ -176,11 +181,11 @@ impl Session {
             &desired,
             &observed,
         );
-        Ok(Planned {
+        Planned {
             plan,
             desired,
             observed,
-        })
+        }
     }
 
     /// A plan restricted to some kinds (nothing else is created, changed or deleted), without the image and
@@ -204,18 +209,7 @@ impl Session {
             .into_iter()
             .filter(|o| kinds.contains(&o.kind))
             .collect();
-        let plan = diff(
-            &self.config.name,
-            &self.config.environment,
-            &self.region,
-            &desired,
-            &observed,
-        );
-        Ok(Planned {
-            plan,
-            desired,
-            observed,
-        })
+        Ok(self.planned(desired, observed))
     }
 
     /// Creates the missing ECR repositories, nothing else (before the first push; see [`Session::plan_kinds`]).
@@ -274,18 +268,7 @@ impl Session {
             },
         );
         let observed = observe(&self.clients, &self.config, &desired).await?;
-        let plan = diff(
-            &self.config.name,
-            &self.config.environment,
-            &self.region,
-            &[],
-            &observed,
-        );
-        Ok(Planned {
-            plan,
-            desired: Vec::new(),
-            observed,
-        })
+        Ok(self.planned(Vec::new(), observed))
     }
 
     /// Resources with deletion protection on.

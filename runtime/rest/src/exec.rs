@@ -303,15 +303,13 @@ impl ProjectState {
         self.hasher.hash_one(values)
     }
 
-    /// Whether the connection's session already holds `values`.
-    fn session_is(&self, id: ObjectId, values: &[&str; 10]) -> bool {
-        let hash = self.session_hash(values);
+    /// Whether the connection's session already holds the values hashed as `hash`.
+    fn session_is(&self, id: ObjectId, hash: u64) -> bool {
         self.sessions.lock().expect("sessions lock").get(&id) == Some(&hash)
     }
 
-    /// Records what a read left on the connection's session, or forgets it (`None`).
-    fn session_left(&self, id: ObjectId, values: Option<&[&str; 10]>) {
-        let hash = values.map(|v| self.session_hash(v));
+    /// Records the hash of what a read left on the connection's session, or forgets it (`None`).
+    fn session_left(&self, id: ObjectId, hash: Option<u64>) {
         let mut map = self.sessions.lock().expect("sessions lock");
         match hash {
             Some(h) => {
@@ -696,11 +694,11 @@ impl Pools {
     ///
     /// A plain read (no pre-request function, no planned count, committed) takes two statements
     /// instead of four: the GUCs set at session level, then the statement in its own implicit
-    /// read-only transaction. That is safe because every request sets every GUC before its statement
-    /// (nothing a previous request left on the session is used), and the statement's result is thrown
-    /// away unless the GUCs were set. Each statement reads the session's GUCs back; when they equal what
-    /// the connection's next read needs, that read skips the `set_config` statement. Writes keep
-    /// `BEGIN` … `COMMIT` with `set_config(…, true)`.
+    /// read-only transaction. That is safe because a statement only runs on a session holding exactly
+    /// the request's GUCs: either they are set just before it (and its result is thrown away unless
+    /// they were), or the connection's previous statement read them back and they already matched, in
+    /// which case the `set_config` statement is skipped. Writes keep `BEGIN` … `COMMIT` with
+    /// `set_config(…, true)`.
     pub async fn run(
         &self,
         project_ref: &str,
@@ -752,14 +750,15 @@ impl Pools {
             // Most requests on a connection repeat the previous one's GUCs (the same caller, whose
             // minted token changes once a second): then the statement goes alone.
             let wanted = session_values(ctx);
-            let setup = (!state.session_is(id, &wanted)).then_some(&setup_params[..]);
+            let wanted_hash = state.session_hash(&wanted);
+            let setup = (!state.session_is(id, wanted_hash)).then_some(&setup_params[..]);
             let rows = Self::read_on_session(&client, setup, &stmt.sql, &params, role).await;
             let rows = rows.inspect_err(|_| state.session_left(id, None))?;
             // Read back at the end of the statement, so a function that changed a GUC is seen. (One
             // that changes a GUC for the session and then back for the transaction only is not; that
             // takes the project's own code written to defeat the check.)
             let left = rows.first().and_then(observed_values);
-            state.session_left(id, left.as_ref().filter(|v| **v == wanted));
+            state.session_left(id, (left == Some(wanted)).then_some(wanted_hash));
             return Outcome::from_rows(&rows, stmt, None);
         }
         // Transaction-local GUCs: what the session holds afterwards is not observed.
