@@ -31,6 +31,10 @@ create function add_them(a int, b int) returns int language sql immutable as $$ 
 create function books_by(author int) returns setof books language sql stable as
   $$ select * from books where author_id = author order by id $$;
 create function noop() returns void language sql as $$ select $$;
+create function display_name(authors) returns text language sql stable as $$ select $1.name || ' (' || $1.country || ')' $$;
+create function blurb(books) returns text language sql immutable as $$ select $1.title || ' ' || coalesce($1.summary, '') $$;
+create function longest_book(authors) returns setof books rows 1 language sql stable as
+  $$ select * from books where author_id = $1.id order by pages desc limit 1 $$;
 """
 
 
@@ -78,6 +82,18 @@ def test_a_page_of_rows_with_embeds(sb):
     rows = (sb.table("books").select("id,authors(name)").order("authors(name)").order("id")
             .limit(2).execute().data)
     assert [r["id"] for r in rows] == [4, 1]
+
+
+def test_computed_fields_and_relationships(sb):
+    # Functions of a row: a computed field is selected, filtered (full-text too) and ordered by name;
+    # a computed relationship embeds like a foreign key.
+    rows = sb.table("authors").select("id,display_name").order("display_name", desc=True).execute().data
+    assert rows == [{"id": 2, "display_name": "Lem (PL)"}, {"id": 1, "display_name": "Le Guin (US)"},
+                    {"id": 3, "display_name": "Butler (US)"}]
+    rows = sb.table("books").select("id").text_search("blurb", "ocean", options={"config": "english"}).execute().data
+    assert rows == [{"id": 3}]
+    rows = sb.table("authors").select("name,longest_book(title)").eq("display_name", "Le Guin (US)").execute().data
+    assert rows == [{"name": "Le Guin", "longest_book": {"title": "The Dispossessed"}}]
 
 
 def test_filters_and_or(sb):

@@ -85,6 +85,13 @@ pub struct Function {
     /// `i`, `s`, `v`.
     pub volatility: String,
     pub description: Option<String>,
+    /// The relation whose row type is the function's only input argument: the function is then a
+    /// computed field of that relation (scalar result) or a computed relationship (a relation's rows).
+    #[serde(default)]
+    pub argrel: Option<QName>,
+    /// `pg_proc.prorows`: a set-returning computed relationship declared `ROWS 1` is to-one.
+    #[serde(default)]
+    pub rows: f64,
 }
 
 impl Function {
@@ -245,7 +252,11 @@ SELECT json_build_object(
       'rettype', format_type(p.prorettype, NULL), 'rettyptype', rt.typtype,
       'retrel', (SELECT json_build_array(rn.nspname, rc.relname) FROM pg_class rc
                  JOIN pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = rt.typrelid),
-      'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'))), '[]')
+      'volatility', p.provolatile, 'description', obj_description(p.oid, 'pg_proc'),
+      'argrel', (SELECT json_build_array(an.nspname, ac.relname) FROM pg_type at
+                 JOIN pg_class ac ON ac.oid = at.typrelid JOIN pg_namespace an ON an.oid = ac.relnamespace
+                 WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0]),
+      'rows', p.prorows)), '[]')
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
     WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'),
   'settings', (SELECT coalesce(json_agg(s.x), '[]') FROM (
@@ -394,6 +405,9 @@ pub enum Relationship {
         to_origin: Box<ForeignKey>,
         to_target: Box<ForeignKey>,
     },
+    /// A function taking the origin's row and returning rows of the target (PostgREST's computed
+    /// relationship): to-one unless it returns a set of more than one row.
+    Computed { function: QName, to_one: bool },
 }
 
 impl Relationship {
@@ -402,6 +416,7 @@ impl Relationship {
             Relationship::ManyToOne(_) => true,
             Relationship::OneToMany { to_one, .. } => *to_one,
             Relationship::ManyToMany { .. } => false,
+            Relationship::Computed { to_one, .. } => *to_one,
         }
     }
 
@@ -446,6 +461,14 @@ impl Relationship {
                     to_target.columns.join(", ")
                 ),
             ),
+            Relationship::Computed { function, to_one } => (
+                if *to_one {
+                    "many-to-one"
+                } else {
+                    "one-to-many"
+                },
+                format!("{}.{}", function.0, function.1),
+            ),
         };
         serde_json::json!({
             "cardinality": card,
@@ -459,11 +482,24 @@ impl Relationship {
         match self {
             Relationship::ManyToOne(fk) | Relationship::OneToMany { fk, .. } => fk.name.clone(),
             Relationship::ManyToMany { junction, .. } => junction.1.clone(),
+            Relationship::Computed { function, .. } => function.1.clone(),
         }
     }
 }
 
 impl SchemaCache {
+    /// The function called `name` whose only argument is a row of `rel`, in the first exposed schema
+    /// that has one: a computed field when it returns a scalar, a computed relationship when it
+    /// returns a relation's rows.
+    pub fn computed(&self, rel: &QName, name: &str) -> Option<&Function> {
+        self.schemas.iter().find_map(|s| {
+            self.functions
+                .get(&(s.clone(), name.to_string()))?
+                .iter()
+                .find(|f| f.argrel.as_ref() == Some(rel))
+        })
+    }
+
     /// Relationships from `origin` to the relation, FK column or constraint called `target`, narrowed
     /// by `hint`. Returns the embedded relation and the candidates.
     pub fn relationships(
@@ -472,6 +508,17 @@ impl SchemaCache {
         target: &str,
         hint: Option<&str>,
     ) -> (Option<QName>, Vec<Relationship>) {
+        // A computed relationship of that name replaces whatever the foreign keys would give.
+        if hint.is_none() {
+            if let Some(f) = self.computed(origin, target).filter(|f| f.retrel.is_some()) {
+                let function = (f.schema.clone(), f.name.clone());
+                let to_one = !f.retset || f.rows == 1.0;
+                return (
+                    f.retrel.clone(),
+                    vec![Relationship::Computed { function, to_one }],
+                );
+            }
+        }
         let is_origin = |s: &str, t: &str| s == origin.0 && t == origin.1;
         let mut out = Vec::new();
         let target_q = (origin.0.clone(), target.to_string());

@@ -87,6 +87,26 @@ struct Source<'a> {
     table: Option<&'a Table>,
     /// Name used for relationships and messages.
     qname: QName,
+    /// The alias's row is an anonymous record (a subquery or a CTE), so a computed field or
+    /// relationship gets it cast back to the relation's row type.
+    row_cast: bool,
+}
+
+impl Source<'_> {
+    /// The row of `alias` as a value of the relation's type, for a function taking it.
+    fn row(&self, alias: &str) -> String {
+        if self.row_cast {
+            format!(
+                "ROW({}.*)::{}.{}",
+                quote_ident(alias),
+                quote_ident(&self.qname.0),
+                quote_ident(&self.qname.1)
+            )
+        } else {
+            // The relation's own whole-row reference: an index on `f(table)` still matches.
+            format!("{}.*", quote_ident(alias))
+        }
+    }
 }
 
 struct Lateral {
@@ -107,6 +127,9 @@ struct Level {
     order: Vec<String>,
     /// Embeds at this level: label → (lateral alias, to_one).
     embeds: Vec<(String, String, bool)>,
+    /// A computed field or relationship takes the level's row, which must then stay the relation's
+    /// own row (not a rows-first subquery's record).
+    computed: bool,
 }
 
 pub struct Builder<'a> {
@@ -118,6 +141,8 @@ pub struct Builder<'a> {
     skip_top_filters: bool,
     /// Embed paths the select list has, to refuse parameters for others (PGRST108).
     seen_paths: Vec<Vec<String>>,
+    /// Whether the level being built has used a computed field or relationship so far.
+    computed: bool,
 }
 
 /// Whether a value/key is an integer (JSON array index).
@@ -147,6 +172,7 @@ impl<'a> Builder<'a> {
             n: 0,
             skip_top_filters: false,
             seen_paths: Vec::new(),
+            computed: false,
         }
     }
 
@@ -160,19 +186,32 @@ impl<'a> Builder<'a> {
         format!("{base}_{}", self.n)
     }
 
-    fn check_column(&self, src: &Source, alias: &str, name: &str) -> Result<(), RestError> {
-        if let Some(t) = src.table {
-            if t.column(name).is_none() {
-                return Err(column_error(alias, name));
-            }
-        }
-        Ok(())
+    /// The computed field `name` of the source's relation: a function taking its row and returning
+    /// a single value (PostgREST's computed fields; never part of `*`).
+    fn computed_field(&self, src: &Source, name: &str) -> Option<&'a Function> {
+        src.table?;
+        self.cache
+            .computed(&src.qname, name)
+            .filter(|f| f.retrel.is_none() && !f.retset)
     }
 
-    /// `"alias"."col"->$1::text->>$2::text`.
+    /// `"alias"."col"->$1::text->>$2::text`, or `"schema"."fn"(row)` for a computed field.
     fn field(&mut self, src: &Source, alias: &str, f: &Field) -> Result<String, RestError> {
-        self.check_column(src, alias, &f.name)?;
-        let mut s = format!("{}.{}", quote_ident(alias), quote_ident(&f.name));
+        let mut s = match src.table {
+            Some(t) if t.column(&f.name).is_none() => {
+                let func = self
+                    .computed_field(src, &f.name)
+                    .ok_or_else(|| column_error(alias, &f.name))?;
+                self.computed = true;
+                format!(
+                    "{}.{}({})",
+                    quote_ident(&func.schema),
+                    quote_ident(&func.name),
+                    src.row(alias)
+                )
+            }
+            _ => format!("{}.{}", quote_ident(alias), quote_ident(&f.name)),
+        };
         for step in &f.json {
             let p = self.param(step.key.clone());
             let ty = if is_index(&step.key) { "int" } else { "text" };
@@ -181,10 +220,14 @@ impl<'a> Builder<'a> {
         Ok(s)
     }
 
-    fn column_type<'t>(&self, src: &'t Source, name: &str) -> Option<&'t str> {
-        src.table
-            .and_then(|t| t.column(name))
-            .map(|c| c.data_type.as_str())
+    fn column_type<'t>(&self, src: &Source<'t>, name: &str) -> Option<&'t str>
+    where
+        'a: 't,
+    {
+        match src.table?.column(name) {
+            Some(c) => Some(c.data_type.as_str()),
+            None => self.computed_field(src, name).map(|f| f.rettype.as_str()),
+        }
     }
 
     fn filter(
@@ -362,6 +405,8 @@ impl<'a> Builder<'a> {
         path: &[String],
     ) -> Result<Level, RestError> {
         self.seen_paths.push(path.to_vec());
+        // Embedded levels are built inside this one: each keeps its own computed flag.
+        let outer_computed = std::mem::take(&mut self.computed);
         let mut lv = Level {
             select: Vec::new(),
             group_by: Vec::new(),
@@ -370,6 +415,7 @@ impl<'a> Builder<'a> {
             conds: Vec::new(),
             order: Vec::new(),
             embeds: Vec::new(),
+            computed: false,
         };
         // Embeds first, so filters and order can refer to them.
         let mut embed_sql: Vec<Vec<String>> = Vec::new();
@@ -460,6 +506,7 @@ impl<'a> Builder<'a> {
                 lv.order.extend(t);
             }
         }
+        lv.computed = std::mem::replace(&mut self.computed, outer_computed);
         Ok(lv)
     }
 
@@ -651,10 +698,21 @@ impl<'a> Builder<'a> {
             .ok_or_else(|| RestError::no_table(&target.0, &target.1))?;
         let child_alias = self.next_alias(&target.1);
         let lat_alias = self.next_alias("pgrst");
+        let from = match &rel {
+            // The function's rows, from the parent's row; the level's row is then typed again.
+            Relationship::Computed { function, .. } => format!(
+                "{}.{}({})",
+                quote_ident(&function.0),
+                quote_ident(&function.1),
+                parent.row(parent_alias)
+            ),
+            _ => format!("{}.{}", quote_ident(&target.0), quote_ident(&target.1)),
+        };
         let child_src = Source {
-            from: format!("{}.{}", quote_ident(&target.0), quote_ident(&target.1)),
+            from,
             table: Some(table),
             qname: target.clone(),
+            row_cast: false,
         };
         let mut child_path = path.to_vec();
         child_path.push(e.label().to_string());
@@ -712,6 +770,7 @@ impl<'a> Builder<'a> {
                     on.join(" AND ")
                 ));
             }
+            Relationship::Computed { .. } => self.computed = true,
         }
         let to_one = rel.to_one();
         if lv.select.is_empty() {
@@ -814,6 +873,7 @@ impl<'a> Builder<'a> {
     fn embeds_after_rows(lv: &Level) -> bool {
         !lv.laterals.is_empty()
             && !lv.has_aggregate
+            && !lv.computed
             && lv.laterals.iter().all(|l| {
                 let refer = format!("{}.", quote_ident(&l.alias));
                 !l.filtering && !lv.conds.iter().chain(&lv.order).any(|c| c.contains(&refer))
@@ -841,6 +901,7 @@ impl<'a> Builder<'a> {
                 conds: lv.conds.clone(),
                 order: lv.order.clone(),
                 embeds: Vec::new(),
+                computed: false,
             };
             format!("({})", self.select_sql(from, alias, &rows, limit, offset))
         } else {
@@ -1016,6 +1077,7 @@ impl<'a> Builder<'a> {
             ),
             table: Some(table),
             qname: (table.schema.clone(), table.name.clone()),
+            row_cast: false,
         };
         let alias = table.name.clone();
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
@@ -1045,6 +1107,7 @@ impl<'a> Builder<'a> {
             from: qt.clone(),
             table: Some(table),
             qname: (table.schema.clone(), table.name.clone()),
+            row_cast: false,
         };
         // Top-level filters go to the DML's WHERE; the rest of the query shapes what is returned.
         let mut dml_conds = Vec::new();
@@ -1158,6 +1221,7 @@ impl<'a> Builder<'a> {
             from: "\"pgrst_source\"".to_string(),
             table: Some(table),
             qname: src.qname.clone(),
+            row_cast: true,
         };
         let lv = self.level(&ret_src, &alias, &self.query.select.clone(), &[])?;
         self.check_paths()?;
@@ -1283,6 +1347,7 @@ impl<'a> Builder<'a> {
             from: format!("(SELECT \"pgrst_call\".* FROM {prefix}{call} AS \"pgrst_call\")"),
             table,
             qname,
+            row_cast: true,
         };
         let alias = f.name.clone();
         let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;

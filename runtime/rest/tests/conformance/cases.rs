@@ -369,6 +369,24 @@ fn embedding() -> Vec<Case> {
         get("/authors?select=id,books(id,authors(id))&id=eq.2&books.order=id&books.limit=1&books.offset=1").json(json!([{"id": 2, "books": [{"id": 4, "authors": {"id": 2}}]}])).named("nested embed after a nested offset"),
         get("/books?select=id,authors!inner(country)&authors.country=eq.PL&order=id&limit=1&offset=1").json(json!([{"id": 4, "authors": {"country": "PL"}}])).named("inner embed filters before offset"),
         get("/books?select=id,authors(id)&authors=not.is.null&order=id.desc&limit=1&offset=1").json(json!([{"id": 4, "authors": {"id": 2}}])).named("null filter on embed before offset"),
+        // Computed fields: functions of the row, selected, filtered and ordered by name; never in `*`.
+        get("/authors?select=id,display_name&id=in.(1,4)&order=id").json(json!([{"id": 1, "display_name": "Ursula K. Le Guin (US)"}, {"id": 4, "display_name": "Nobody"}])).named("computed field in select"),
+        get("/authors?select=id&display_name=like.*(PL)").json(json!([{"id": 2}])).named("filter on a computed field"),
+        get("/authors?select=id&order=display_name.desc&limit=2").json(json!([{"id": 1}, {"id": 2}])).named("order by a computed field"),
+        get("/authors?select=*,display_name&id=eq.4").json(json!([{"id": 4, "name": "Nobody", "country": null, "bio": null, "born": null, "display_name": "Nobody"}])).named("star leaves computed fields out"),
+        get("/books?select=id,display_name&id=eq.3").json(json!([{"id": 3, "display_name": "SOLARIS"}])).named("computed field overloaded per relation"),
+        get("/books?select=id&title_words=fts(english).darkness").json(json!([{"id": 1}])).named("fts on a computed tsvector"),
+        get("/books?select=id,authors(display_name)&id=eq.3").json(json!([{"id": 3, "authors": {"display_name": "Stanisław Lem (PL)"}}])).named("computed field of an embed"),
+        get("/authors?select=id,display_name,books(id)&order=id&limit=1&offset=1&books.order=id").json(json!([{"id": 2, "display_name": "Stanisław Lem (PL)", "books": [{"id": 3}, {"id": 4}]}])).named("computed field with embeds after an offset"),
+        get("/rpc/books_by?author=2&select=id,display_name,title_words&title_words=fts.cyberiad").json(json!([{"id": 4, "display_name": "THE CYBERIAD", "title_words": "'cyberiad':2"}])).named("computed field on rpc rows"),
+        // Computed relationships: functions from a row to rows of a relation.
+        get("/authors?select=id,top_book(title)&order=id").json(json!([{"id": 1, "top_book": {"title": "The Dispossessed"}}, {"id": 2, "top_book": {"title": "The Cyberiad"}}, {"id": 3, "top_book": {"title": "Kindred"}}, {"id": 4, "top_book": null}])).named("computed to-one (ROWS 1)"),
+        get("/authors?select=id,long_books(id)&id=in.(1,2)&order=id&long_books.order=id.desc").json(json!([{"id": 1, "long_books": [{"id": 2}, {"id": 1}]}, {"id": 2, "long_books": [{"id": 4}]}])).named("computed to-many with order"),
+        get("/authors?select=id,long_books!inner(id)&long_books.pages=gt.300&long_books.order=id.desc&order=id").json(json!([{"id": 1, "long_books": [{"id": 2}, {"id": 1}]}])).named("computed inner embed"),
+        get("/authors?select=id,...top_book(pages)&id=eq.3").json(json!([{"id": 3, "pages": 264}])).named("spread of a computed to-one"),
+        get("/tags?select=name,first_author(name,display_name)&id=eq.3").json(json!([{"name": "favourite", "first_author": {"name": "Octavia E. Butler", "display_name": "Octavia E. Butler (US)"}}])).named("computed relationship returning one row"),
+        get("/shelves?select=shelf_books(title)").json(json!([{"shelf_books": [{"title": "shown"}]}])).named("computed relationship replaces the key"),
+        get("/shelves?select=shelf_books!shelf_books_shelf_id_fkey(title)&shelf_books.order=id").json(json!([{"shelf_books": [{"title": "shown"}, {"title": "hidden"}]}])).named("hint reaches the key"),
         get("/authors?select=id,books()&books.id=eq.3").ptr("/0/id", json!(1)).ptr("/0/books", Value::Null).named("empty embed has no key"),
         get("/authors?select=id,books()&books=not.is.null&books.id=eq.3").json(ids(&[2])),
         get("/authors?select=id,books(id)&books=is.null").json(json!([{"id": 4, "books": []}])),
@@ -849,6 +867,11 @@ fn writes() -> Vec<Case> {
             .json(json!([{"id": 7, "title": "Via View", "author_id": null}]))
             .named("insert through a view"),
         case("DELETE", "/book_titles?id=eq.7").status(204),
+        case("PATCH", "/authors?id=eq.4&select=id,display_name")
+            .body(r#"{"name": "Nobody"}"#)
+            .h("prefer", "return=representation")
+            .json(json!([{"id": 4, "display_name": "Nobody"}]))
+            .named("computed field read back from a write"),
         post("/rpc/add_note", r#"{"body": "via rpc"}"#)
             .ptr("/body", json!("via rpc"))
             .ptr("/rating", json!(3)),

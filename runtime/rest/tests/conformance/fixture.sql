@@ -120,3 +120,24 @@ CREATE FUNCTION add_note(body text) RETURNS notes LANGUAGE sql VOLATILE AS
 CREATE FUNCTION sum_json(payload jsonb) RETURNS int LANGUAGE sql IMMUTABLE AS
   $$ SELECT (payload->>'a')::int + (payload->>'b')::int $$;
 CREATE FUNCTION arr_len(items int[]) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT cardinality(items) $$;
+-- Computed fields and relationships: functions of a row.
+CREATE FUNCTION display_name(authors) RETURNS text LANGUAGE sql STABLE AS
+  $$ SELECT $1.name || coalesce(' (' || $1.country || ')', '') $$;
+-- The same name on another relation: a record passed without its type would be ambiguous.
+CREATE FUNCTION display_name(books) RETURNS text LANGUAGE sql STABLE AS $$ SELECT upper($1.title) $$;
+CREATE FUNCTION title_words(books) RETURNS tsvector LANGUAGE sql IMMUTABLE AS
+  $$ SELECT to_tsvector('english', $1.title) $$;
+CREATE FUNCTION top_book(authors) RETURNS SETOF books ROWS 1 LANGUAGE sql STABLE AS
+  $$ SELECT * FROM books WHERE author_id = $1.id ORDER BY pages DESC NULLS LAST LIMIT 1 $$;
+CREATE FUNCTION long_books(authors) RETURNS SETOF books LANGUAGE sql STABLE AS
+  $$ SELECT * FROM books WHERE author_id = $1.id AND pages > 250 $$;
+CREATE FUNCTION first_author(tags) RETURNS authors LANGUAGE sql STABLE AS
+  $$ SELECT a.* FROM authors a JOIN books b ON b.author_id = a.id JOIN book_tags bt ON bt.book_id = b.id
+     WHERE bt.tag_id = $1.id ORDER BY a.id LIMIT 1 $$;
+-- A computed relationship named like a detected one replaces it (the hint still reaches the key).
+CREATE TABLE shelves (id int PRIMARY KEY, label text NOT NULL);
+CREATE TABLE shelf_books (id int PRIMARY KEY, shelf_id int REFERENCES shelves(id), title text NOT NULL);
+INSERT INTO shelves VALUES (1, 'top');
+INSERT INTO shelf_books VALUES (1, 1, 'shown'), (2, 1, 'hidden');
+CREATE FUNCTION shelf_books(shelves) RETURNS SETOF shelf_books LANGUAGE sql STABLE AS
+  $$ SELECT * FROM shelf_books WHERE shelf_id = $1.id AND title <> 'hidden' $$;
