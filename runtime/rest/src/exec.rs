@@ -253,9 +253,24 @@ impl Outcome {
 pub enum TxEnd {
     Commit,
     Rollback,
-    /// Commit only when the statement affected exactly one row (singular writes); costs a second
-    /// round trip, since the decision needs the result.
-    CommitIfOne,
+    /// Commit only when the statement's row count passes the check; costs a second round trip,
+    /// since the decision needs the result.
+    CommitIf(RowCheck),
+}
+
+/// What a write's row count must satisfy to be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCheck {
+    /// A singular write (`vnd.pgrst.object`) affects exactly one row.
+    pub exactly_one: bool,
+    /// `Prefer: handling=strict, max-affected=N`.
+    pub at_most: Option<i64>,
+}
+
+impl RowCheck {
+    pub fn passes(self, rows: i64) -> bool {
+        (!self.exactly_one || rows == 1) && self.at_most.is_none_or(|max| rows <= max)
+    }
 }
 
 /// Everything about the request the transaction needs besides the statement.
@@ -690,7 +705,7 @@ impl Pools {
         Ok(cache)
     }
 
-    /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIfOne`]) one round trip.
+    /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIf`]) one round trip.
     ///
     /// A plain read (no pre-request function, no planned count, committed) takes two statements
     /// instead of four: the GUCs set at session level, then the statement in its own implicit
@@ -827,7 +842,7 @@ impl Pools {
                 }
             };
             let finish = async {
-                if ctx.end == TxEnd::CommitIfOne {
+                if matches!(ctx.end, TxEnd::CommitIf(_)) {
                     Ok(())
                 } else {
                     client.batch_execute(end).await
@@ -855,7 +870,7 @@ impl Pools {
                 .and(pre)
                 .and(planned.map(|p| planned_total = p));
             if let Err(e) = early {
-                if ctx.end == TxEnd::CommitIfOne {
+                if matches!(ctx.end, TxEnd::CommitIf(_)) {
                     let _ = client.batch_execute("ROLLBACK").await;
                 }
                 return Err(RestError::from_pg(&e, role));
@@ -866,7 +881,7 @@ impl Pools {
                     break rows;
                 }
                 Err(e) => {
-                    if ctx.end == TxEnd::CommitIfOne {
+                    if matches!(ctx.end, TxEnd::CommitIf(_)) {
                         let _ = client.batch_execute("ROLLBACK").await;
                     }
                     // A cached statement can go stale when the schema changes under it (a column's
@@ -881,8 +896,12 @@ impl Pools {
             }
         };
         let out = Outcome::from_rows(&rows, stmt, planned_total)?;
-        if ctx.end == TxEnd::CommitIfOne {
-            let end = if out.page == 1 { "COMMIT" } else { "ROLLBACK" };
+        if let TxEnd::CommitIf(check) = ctx.end {
+            let end = if check.passes(out.page) {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
             client
                 .batch_execute(end)
                 .await

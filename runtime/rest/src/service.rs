@@ -7,7 +7,7 @@
 //! media type) as PostgREST does.
 
 use crate::error::RestError;
-use crate::exec::{Outcome, Pools, TxContext, TxEnd};
+use crate::exec::{Outcome, Pools, RowCheck, TxContext, TxEnd};
 use crate::parse::{parse_csv_payload, parse_json_payload, parse_prefer, parse_query, Payload};
 use crate::plan::*;
 use crate::schema::{Function, SchemaCache, Table};
@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
@@ -388,6 +389,7 @@ async fn serve(rest: &Rest, req: Request) -> Result<Response, RestError> {
         media,
         body: &body,
         content_type: &content_type,
+        rpc: matches!(target, Target::Rpc(_)),
     };
     match target {
         Target::Root => crate::openapi::serve(&ctx),
@@ -410,44 +412,54 @@ pub(crate) struct RequestCtx<'a> {
     pub(crate) media: Media,
     body: &'a [u8],
     content_type: &'a str,
+    /// A function call (`/rpc/…`) rather than a relation.
+    rpc: bool,
 }
 
 /// Preferences echoed in `Preference-Applied`.
-fn applied(prefer: &Preferences, write: bool, tx_override: bool) -> Vec<&'static str> {
-    let mut out = Vec::new();
+fn applied(
+    prefer: &Preferences,
+    write: bool,
+    tx_override: bool,
+    max_affected: Option<i64>,
+) -> Vec<Cow<'static, str>> {
+    let mut out: Vec<Cow<'static, str>> = Vec::new();
     if write {
         match prefer.ret {
-            Some(Return::Representation) => out.push("return=representation"),
-            Some(Return::Minimal) => out.push("return=minimal"),
-            Some(Return::HeadersOnly) => out.push("return=headers-only"),
+            Some(Return::Representation) => out.push("return=representation".into()),
+            Some(Return::Minimal) => out.push("return=minimal".into()),
+            Some(Return::HeadersOnly) => out.push("return=headers-only".into()),
             None => {}
         }
         match prefer.resolution {
-            Some(Resolution::MergeDuplicates) => out.push("resolution=merge-duplicates"),
-            Some(Resolution::IgnoreDuplicates) => out.push("resolution=ignore-duplicates"),
+            Some(Resolution::MergeDuplicates) => out.push("resolution=merge-duplicates".into()),
+            Some(Resolution::IgnoreDuplicates) => out.push("resolution=ignore-duplicates".into()),
             None => {}
         }
         if prefer.missing_default {
-            out.push("missing=default");
+            out.push("missing=default".into());
         }
     }
     match prefer.count {
-        Some(Count::Exact) => out.push("count=exact"),
-        Some(Count::Planned) => out.push("count=planned"),
-        Some(Count::Estimated) => out.push("count=estimated"),
+        Some(Count::Exact) => out.push("count=exact".into()),
+        Some(Count::Planned) => out.push("count=planned".into()),
+        Some(Count::Estimated) => out.push("count=estimated".into()),
         None => {}
     }
     if tx_override {
         match prefer.tx {
-            Some(true) => out.push("tx=commit"),
-            Some(false) => out.push("tx=rollback"),
+            Some(true) => out.push("tx=commit".into()),
+            Some(false) => out.push("tx=rollback".into()),
             None => {}
         }
     }
     if prefer.strict {
-        out.push("handling=strict");
+        out.push("handling=strict".into());
+        if let Some(n) = max_affected {
+            out.push(format!("max-affected={n}").into());
+        }
     } else if !prefer.invalid.is_empty() {
-        out.push("handling=lenient");
+        out.push("handling=lenient".into());
     }
     out
 }
@@ -459,6 +471,28 @@ impl RequestCtx<'_> {
             .ok_or_else(|| RestError::no_table(self.schema, name))
     }
 
+    /// `Prefer: max-affected=N`, honoured under `handling=strict` by PATCH, DELETE and RPC.
+    fn max_affected(&self) -> Option<i64> {
+        let applies = self.rpc || matches!(*self.method, Method::PATCH | Method::DELETE);
+        self.prefer
+            .max_affected
+            .filter(|_| self.prefer.strict && applies)
+    }
+
+    /// PGRST124 when a statement affected more rows than `max-affected` allows (it was rolled back).
+    fn check_max_affected(&self, rows: i64) -> Result<(), RestError> {
+        match self.max_affected() {
+            Some(max) if rows > max => Err(RestError::api(
+                StatusCode::BAD_REQUEST,
+                "PGRST124",
+                "Query result exceeds max-affected preference constraint",
+                Some(format!("The query affects {rows} rows")),
+                None,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn tx_end(&self, singular_write: bool) -> TxEnd {
         let settings = &self.cache.settings;
         let rollback = match (settings.tx_override(), self.prefer.tx) {
@@ -467,8 +501,11 @@ impl RequestCtx<'_> {
         };
         if rollback {
             TxEnd::Rollback
-        } else if singular_write {
-            TxEnd::CommitIfOne
+        } else if singular_write || self.max_affected().is_some() {
+            TxEnd::CommitIf(RowCheck {
+                exactly_one: singular_write,
+                at_most: self.max_affected(),
+            })
         } else {
             TxEnd::Commit
         }
@@ -881,9 +918,19 @@ impl RequestCtx<'_> {
             self.media.render()
         };
         let single_row = f.returns_rows() && !f.retset;
+        if self.max_affected().is_some() && !f.retset {
+            return Err(RestError::api(
+                StatusCode::BAD_REQUEST,
+                "PGRST128",
+                "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
+                None,
+                None,
+            ));
+        }
         let b = Builder::new(self.cache, &query);
         let stmt = b.rpc(f, &args, render, self.prefer.count, limit, offset)?;
         let out = self.run(&stmt, get, self.tx_end(false)).await?;
+        self.check_max_affected(out.page)?;
         if f.returns_void() {
             let mut res = Response::new(Body::empty());
             *res.status_mut() = StatusCode::NO_CONTENT;
@@ -972,7 +1019,12 @@ impl RequestCtx<'_> {
         };
         *res.status_mut() = status;
         let write = !matches!(*self.method, Method::GET | Method::HEAD);
-        let ap = applied(self.prefer, write, self.cache.settings.tx_override());
+        let ap = applied(
+            self.prefer,
+            write,
+            self.cache.settings.tx_override(),
+            self.max_affected(),
+        );
         if !ap.is_empty() {
             if let Ok(v) = HeaderValue::from_str(&ap.join(", ")) {
                 res.headers_mut()
@@ -1045,6 +1097,7 @@ impl RequestCtx<'_> {
         if self.media.singular() && out.page != 1 {
             return Err(Self::singular_error(out.page));
         }
+        self.check_max_affected(out.page)?;
         let representation = ret == Return::Representation;
         let mut body = out.body.clone();
         if representation && self.media.singular() {

@@ -819,6 +819,40 @@ fn writes() -> Vec<Case> {
         get("/kv?select=v&k=eq.c")
             .json(json!([{"v": "many"}]))
             .named("singular patch rolled back"),
+        // `max-affected` under strict handling: more rows than allowed roll the write back.
+        case("PATCH", "/kv?k=in.(c,d)")
+            .body(r#"{"v": "capped"}"#)
+            .h("prefer", "handling=strict, max-affected=1")
+            .status(400)
+            .json(json!({"code": "PGRST124", "message": "Query result exceeds max-affected preference constraint", "details": "The query affects 2 rows", "hint": null})),
+        case("DELETE", "/kv?k=in.(c,d)")
+            .h("prefer", "handling=strict, max-affected=0, return=representation")
+            .status(400)
+            .code("PGRST124")
+            .ptr("/details", json!("The query affects 2 rows")),
+        get("/kv?select=k,v&k=in.(c,d)&order=k")
+            .json(json!([{"k": "c", "v": "many"}, {"k": "d", "v": "many"}]))
+            .named("max-affected rolled back"),
+        case("PATCH", "/kv?k=in.(c,d)")
+            .body(r#"{"v": "within"}"#)
+            .h("prefer", "handling=strict, max-affected=2")
+            .status(204)
+            .header("preference-applied", "handling=strict, max-affected=2"),
+        case("PATCH", "/kv?k=in.(c,d)")
+            .body(r#"{"v": "lenient"}"#)
+            .h("prefer", "max-affected=1, return=representation")
+            .json(json!([{"k": "c", "v": "lenient"}, {"k": "d", "v": "lenient"}]))
+            .header("preference-applied", "return=representation")
+            .named("max-affected ignored without strict handling"),
+        post("/rpc/books_by", r#"{"author": 1}"#)
+            .h("prefer", "handling=strict, max-affected=1")
+            .status(400)
+            .code("PGRST124")
+            .ptr("/details", json!("The query affects 2 rows")),
+        post("/rpc/book_count", "{}")
+            .h("prefer", "handling=strict, max-affected=1")
+            .status(400)
+            .json(json!({"code": "PGRST128", "message": "Function must return SETOF or TABLE when max-affected preference is used with handling=strict", "details": null, "hint": null})),
         case("PATCH", "/notes?select=id,authors(name)&id=eq.1")
             .body(r#"{"rating": 1}"#)
             .h("prefer", "return=representation")
