@@ -369,6 +369,9 @@ fn embedding() -> Vec<Case> {
         get("/authors?select=id,books(id,authors(id))&id=eq.2&books.order=id&books.limit=1&books.offset=1").json(json!([{"id": 2, "books": [{"id": 4, "authors": {"id": 2}}]}])).named("nested embed after a nested offset"),
         get("/books?select=id,authors!inner(country)&authors.country=eq.PL&order=id&limit=1&offset=1").json(json!([{"id": 4, "authors": {"country": "PL"}}])).named("inner embed filters before offset"),
         get("/books?select=id,authors(id)&authors=not.is.null&order=id.desc&limit=1&offset=1").json(json!([{"id": 4, "authors": {"id": 2}}])).named("null filter on embed before offset"),
+        get("/books?select=id,writer:authors!inner(name)&writer.country=eq.PL&order=id").json(json!([{"id": 3, "writer": {"name": "Stanisław Lem"}}, {"id": 4, "writer": {"name": "Stanisław Lem"}}])).named("filter on an aliased embed"),
+        get("/rpc/books_by?author=1&select=id,authors(name)&order=id").json(json!([{"id": 1, "authors": {"name": "Ursula K. Le Guin"}}, {"id": 2, "authors": {"name": "Ursula K. Le Guin"}}])).named("embed from rpc rows"),
+        get("/authors?select=id,books(id)&books.id=eq.3&order=id&limit=2").json(json!([{"id": 1, "books": []}, {"id": 2, "books": [{"id": 3}]}])).named("embed filter without inner keeps parents"),
         // Computed fields: functions of the row, selected, filtered and ordered by name; never in `*`.
         get("/authors?select=id,display_name&id=in.(1,4)&order=id").json(json!([{"id": 1, "display_name": "Ursula K. Le Guin (US)"}, {"id": 4, "display_name": "Nobody"}])).named("computed field in select"),
         get("/authors?select=id&display_name=like.*(PL)").json(json!([{"id": 2}])).named("filter on a computed field"),
