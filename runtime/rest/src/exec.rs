@@ -27,7 +27,7 @@ use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod};
 use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::{pin, Pin};
@@ -284,7 +284,7 @@ pub struct TxContext<'a> {
     pub cookies: &'a str,
     pub search_path: &'a str,
     pub read_only: bool,
-    /// `SELECT "schema"."fn"()`, run after the GUCs are set.
+    /// Statements run after the GUCs are set: the request's time zone, then the pre-request function.
     pub pre_request: Option<String>,
     pub end: TxEnd,
 }
@@ -440,6 +440,8 @@ struct Entry {
 /// What the pools and their connections' driver tasks share.
 struct Shared {
     map: Mutex<HashMap<String, Entry>>,
+    /// `pg_timezone_names`, loaded once from the first project that needs it.
+    timezones: tokio::sync::OnceCell<Arc<HashSet<String>>>,
     /// Connections open across every project.
     open: AtomicUsize,
     max_open: usize,
@@ -550,6 +552,7 @@ impl Pools {
             connection_idle,
             shared: Arc::new(Shared {
                 map: Mutex::new(HashMap::new()),
+                timezones: tokio::sync::OnceCell::new(),
                 open: AtomicUsize::new(0),
                 max_open,
             }),
@@ -703,6 +706,31 @@ impl Pools {
             *state.cache.lock().expect("cache lock") = Some(cache.clone());
         }
         Ok(cache)
+    }
+
+    /// The time zone names `Prefer: timezone=` accepts (PostgreSQL's `pg_timezone_names`, which every
+    /// worker server reads from the same IANA database), loaded once per process.
+    pub async fn timezones(
+        &self,
+        project_ref: &str,
+        db: &DbConfig,
+    ) -> Result<Arc<HashSet<String>>, RestError> {
+        self.shared
+            .timezones
+            .get_or_try_init(|| async {
+                let (pool, _) = self.entry(project_ref, db);
+                let client = pool
+                    .get()
+                    .await
+                    .map_err(|e| RestError::Unavailable(e.to_string()))?;
+                let rows = client
+                    .query("SELECT name FROM pg_catalog.pg_timezone_names", &[])
+                    .await
+                    .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+                Ok(Arc::new(rows.iter().map(|r| r.get(0)).collect()))
+            })
+            .await
+            .cloned()
     }
 
     /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIf`]) one round trip.

@@ -607,8 +607,10 @@ pub fn parse_prefer(h: Option<&str>) -> Preferences {
                 .and_then(|n| n.parse().ok())
             {
                 Some(n) => p.max_affected = Some(n),
-                None if other.starts_with("timezone=") => {}
-                None => p.invalid.push(other.to_string()),
+                None => match other.strip_prefix("timezone=") {
+                    Some(tz) => p.timezone = Some(tz.to_string()),
+                    None => p.invalid.push(other.to_string()),
+                },
             },
         }
     }

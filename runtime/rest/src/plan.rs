@@ -312,6 +312,8 @@ pub struct Preferences {
     pub tx: Option<bool>,
     pub strict: bool,
     pub max_affected: Option<i64>,
+    /// `timezone=…`: the request's `TimeZone`, once checked against `pg_timezone_names`.
+    pub timezone: Option<String>,
     /// Preferences that were not understood (for `handling=strict`).
     pub invalid: Vec<String>,
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::headers::bearer;
-use supactl_common::ident::quote_ident;
+use supactl_common::ident::{quote_ident, quote_literal};
 use supactl_common::jwt;
 use supactl_common::keys::Role;
 use supactl_common::wire::{status, ProjectConfig};
@@ -348,7 +348,19 @@ async fn serve(rest: &Rest, req: Request) -> Result<Response, RestError> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let prefer = parse_prefer(Some(&prefer_joined.join(",")));
+    let mut prefer = parse_prefer(Some(&prefer_joined.join(",")));
+    // PostgREST accepts the names of `pg_timezone_names`; any other is an invalid preference.
+    if let Some(tz) = prefer.timezone.take() {
+        let known = rest
+            .pools
+            .timezones(&caller.project_ref, &caller.project.db)
+            .await?;
+        if known.contains(&tz) {
+            prefer.timezone = Some(tz);
+        } else {
+            prefer.invalid.push(format!("timezone={tz}"));
+        }
+    }
     if prefer.strict && !prefer.invalid.is_empty() {
         return Err(RestError::api(
             StatusCode::BAD_REQUEST,
@@ -453,6 +465,9 @@ fn applied(
             None => {}
         }
     }
+    if let Some(tz) = &prefer.timezone {
+        out.push(format!("timezone={tz}").into());
+    }
     if prefer.strict {
         out.push("handling=strict".into());
         if let Some(n) = max_affected {
@@ -523,10 +538,20 @@ impl RequestCtx<'_> {
                 search_path.push(quote_ident(extra));
             }
         }
-        let pre_request = self.cache.settings.db_pre_request.as_ref().map(|f| {
+        let timezone = self.prefer.timezone.as_ref().map(|tz| {
+            format!(
+                "SELECT pg_catalog.set_config('timezone', {}, true)",
+                quote_literal(tz)
+            )
+        });
+        let function = self.cache.settings.db_pre_request.as_ref().map(|f| {
             let quoted: Vec<String> = f.split('.').map(|p| quote_ident(p.trim())).collect();
             format!("SELECT {}()", quoted.join("."))
         });
+        let pre_request = match (timezone, function) {
+            (Some(tz), Some(f)) => Some(format!("{tz}; {f}")),
+            (tz, f) => tz.or(f),
+        };
         let ctx = TxContext {
             role: self.caller.role,
             claims: &self.caller.claims,

@@ -372,6 +372,20 @@ fn embedding() -> Vec<Case> {
         get("/books?select=id,writer:authors!inner(name)&writer.country=eq.PL&order=id").json(json!([{"id": 3, "writer": {"name": "Stanisław Lem"}}, {"id": 4, "writer": {"name": "Stanisław Lem"}}])).named("filter on an aliased embed"),
         get("/rpc/books_by?author=1&select=id,authors(name)&order=id").json(json!([{"id": 1, "authors": {"name": "Ursula K. Le Guin"}}, {"id": 2, "authors": {"name": "Ursula K. Le Guin"}}])).named("embed from rpc rows"),
         get("/authors?select=id,books(id)&books.id=eq.3&order=id&limit=2").json(json!([{"id": 1, "books": []}, {"id": 2, "books": [{"id": 3}]}])).named("embed filter without inner keeps parents"),
+        get("/events?select=at")
+            .h("prefer", "timezone=America/New_York")
+            .json(json!([{"at": "2024-01-01T07:00:00-05:00"}]))
+            .header("preference-applied", "timezone=America/New_York"),
+        get("/events?select=at").json(json!([{"at": "2024-01-01T12:00:00+00:00"}])).named("time zone is per request"),
+        get("/events?select=at")
+            .h("prefer", "timezone=Mars/Olympus")
+            .json(json!([{"at": "2024-01-01T12:00:00+00:00"}]))
+            .header("preference-applied", "handling=lenient"),
+        get("/events?select=at")
+            .h("prefer", "handling=strict, timezone=Mars/Olympus")
+            .status(400)
+            .code("PGRST122")
+            .ptr("/details", json!("Invalid preferences: timezone=Mars/Olympus")),
         // Computed fields: functions of the row, selected, filtered and ordered by name; never in `*`.
         get("/authors?select=id,display_name&id=in.(1,4)&order=id").json(json!([{"id": 1, "display_name": "Ursula K. Le Guin (US)"}, {"id": 4, "display_name": "Nobody"}])).named("computed field in select"),
         get("/authors?select=id&display_name=like.*(PL)").json(json!([{"id": 2}])).named("filter on a computed field"),

@@ -141,3 +141,7 @@ INSERT INTO shelves VALUES (1, 'top');
 INSERT INTO shelf_books VALUES (1, 1, 'shown'), (2, 1, 'hidden');
 CREATE FUNCTION shelf_books(shelves) RETURNS SETOF shelf_books LANGUAGE sql STABLE AS
   $$ SELECT * FROM shelf_books WHERE shelf_id = $1.id AND title <> 'hidden' $$;
+-- Time zones: the database's default is UTC; `Prefer: timezone=` changes it for one request.
+CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO events VALUES (1, '2024-01-01 12:00:00+00');
+DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET timezone = %L', current_database(), 'UTC'); END $$;
