@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the Rust unit and integration tests (each starts its own
 # throwaway PostgreSQL cluster), then the end-to-end suite with the real supabase-py client (and
-# supabase-js for REST) against a real `supactl up`. Installs what is missing first.
+# supabase-js) against a real `supactl up`. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh docker-registry skopeo npm  # a real registry and client for the image tests; npm for supabase-js
