@@ -6,7 +6,7 @@
 //! `NOTIFY pgrst` (see [`crate::exec`] for how the notification arrives without a listener per project).
 
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// `(schema, name)`.
 pub type QName = (String, String);
@@ -195,6 +195,9 @@ pub struct SchemaCache {
     pub tables: HashMap<QName, Table>,
     pub fks: Vec<ForeignKey>,
     pub functions: HashMap<QName, Vec<Function>>,
+    /// Names of the functions of a row (computed fields and relationships), so that a name which is
+    /// none of them is ruled out without building a key.
+    pub row_functions: HashSet<String>,
     pub settings: Settings,
 }
 
@@ -352,11 +355,18 @@ impl SchemaCache {
             tables.contains_key(&(fk.schema.clone(), fk.table.clone()))
                 && tables.contains_key(&(fk.fschema.clone(), fk.ftable.clone()))
         });
+        let row_functions = functions
+            .values()
+            .flatten()
+            .filter(|f| f.argrel.is_some())
+            .map(|f| f.name.clone())
+            .collect();
         Ok(SchemaCache {
             schemas: Vec::new(),
             tables,
             fks,
             functions,
+            row_functions,
             settings,
         })
     }
@@ -492,6 +502,9 @@ impl SchemaCache {
     /// that has one: a computed field when it returns a scalar, a computed relationship when it
     /// returns a relation's rows.
     pub fn computed(&self, rel: &QName, name: &str) -> Option<&Function> {
+        if !self.row_functions.contains(name) {
+            return None;
+        }
         self.schemas.iter().find_map(|s| {
             self.functions
                 .get(&(s.clone(), name.to_string()))?
