@@ -136,3 +136,18 @@ def fresh_platform():
     if p.proc:
         p.stop()
     p.remove()
+
+
+# A table of notes each signed-in user owns (row-level security on auth.uid()), for the auth suites.
+NOTES = """
+create table notes (
+  id serial primary key,
+  owner uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  body text not null
+);
+alter table notes enable row level security;
+create policy own_select on notes for select to authenticated using (owner = auth.uid());
+create policy own_insert on notes for insert to authenticated with check (owner = auth.uid());
+create policy own_update on notes for update to authenticated using (owner = auth.uid());
+create policy own_delete on notes for delete to authenticated using (owner = auth.uid());
+"""

@@ -15,20 +15,9 @@ import pytest
 from supabase import create_client
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
-PASSWORD = "correct-horse-1"
+from conftest import NOTES
 
-NOTES = """
-create table notes (
-  id serial primary key,
-  owner uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  body text not null
-);
-alter table notes enable row level security;
-create policy own_select on notes for select to authenticated using (owner = auth.uid());
-create policy own_insert on notes for insert to authenticated with check (owner = auth.uid());
-create policy own_update on notes for update to authenticated using (owner = auth.uid());
-create policy own_delete on notes for delete to authenticated using (owner = auth.uid());
-"""
+PASSWORD = "correct-horse-1"
 
 
 def settings_sql(platform, project, **values):

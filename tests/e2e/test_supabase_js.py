@@ -10,6 +10,8 @@ import pathlib
 import subprocess
 import uuid
 
+from conftest import NOTES
+
 SCHEMA = """
 create table authors (id int primary key, name text not null, country text);
 create table books (id int primary key, title text not null, author_id int references authors(id), pages int);
@@ -70,17 +72,6 @@ def test_rest_through_supabase_js(platform):
     assert r["missing"]["error"]["code"] == "PGRST205"
     assert r["missing"]["status"] == 404
 
-
-NOTES = """
-create table notes (
-  id serial primary key,
-  owner uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  body text not null
-);
-alter table notes enable row level security;
-create policy own_select on notes for select to authenticated using (owner = auth.uid());
-create policy own_insert on notes for insert to authenticated with check (owner = auth.uid());
-"""
 
 
 def test_auth_sessions_through_supabase_js(platform):
