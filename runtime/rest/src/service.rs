@@ -514,12 +514,13 @@ impl RequestCtx<'_> {
             (true, Some(commit)) => !commit,
             _ => settings.rollback_default(),
         };
+        let at_most = self.max_affected();
         if rollback {
             TxEnd::Rollback
-        } else if singular_write || self.max_affected().is_some() {
+        } else if singular_write || at_most.is_some() {
             TxEnd::CommitIf(RowCheck {
                 exactly_one: singular_write,
-                at_most: self.max_affected(),
+                at_most,
             })
         } else {
             TxEnd::Commit
@@ -1115,7 +1116,7 @@ impl RequestCtx<'_> {
 
     fn write_response(
         &self,
-        out: Outcome,
+        mut out: Outcome,
         table: &Table,
         ret: Return,
     ) -> Result<Response, RestError> {
@@ -1124,7 +1125,7 @@ impl RequestCtx<'_> {
         }
         self.check_max_affected(out.page)?;
         let representation = ret == Return::Representation;
-        let mut body = out.body.clone();
+        let mut body = std::mem::take(&mut out.body);
         if representation && self.media.singular() {
             body = unwrap_single(&body).unwrap_or(body);
         }

@@ -189,7 +189,6 @@ impl<'a> Builder<'a> {
     /// The computed field `name` of the source's relation: a function taking its row and returning
     /// a single value (PostgREST's computed fields; never part of `*`).
     fn computed_field(&self, src: &Source, name: &str) -> Option<&'a Function> {
-        src.table?;
         self.cache
             .computed(&src.qname, name)
             .filter(|f| f.retrel.is_none() && !f.retset)
