@@ -50,6 +50,45 @@ pub struct ProjectConfig {
     /// gateway then forwards `/rest/v1` there, signed with SigV4. None: REST is served in-process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest_function_url: Option<String>,
+    /// Limits the data plane enforces on this project's requests.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Per-project limits, set by the platform's admin API and carried to the data plane in the project's
+/// config. They live in the platform database, never in role settings of the cluster-wide `anon` /
+/// `authenticated` / `service_role` roles, which any project on the same server could change.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Limits {
+    /// `statement_timeout` of requests running as `anon`, in milliseconds (0: none).
+    pub anon_statement_timeout_ms: u32,
+    /// The same for `authenticated`.
+    pub authenticated_statement_timeout_ms: u32,
+    /// The same for `service_role`.
+    pub service_role_statement_timeout_ms: u32,
+}
+
+impl Default for Limits {
+    /// Supabase's defaults: anon 3 s, authenticated 8 s, service_role the authenticator's 8 s.
+    fn default() -> Limits {
+        Limits {
+            anon_statement_timeout_ms: 3_000,
+            authenticated_statement_timeout_ms: 8_000,
+            service_role_statement_timeout_ms: 8_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The statement timeout of requests running as `role`, in milliseconds (0: none).
+    pub fn statement_timeout_ms(&self, role: Role) -> u32 {
+        match role {
+            Role::Anon => self.anon_statement_timeout_ms,
+            Role::Authenticated => self.authenticated_statement_timeout_ms,
+            Role::ServiceRole => self.service_role_statement_timeout_ms,
+        }
+    }
 }
 
 impl ProjectConfig {

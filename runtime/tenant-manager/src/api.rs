@@ -499,6 +499,7 @@ async fn internal_config(
                     .map_err(ApiError::internal)?,
             },
             rest_function_url: p.rest_function_url,
+            limits: supactl_common::wire::Limits::default(),
         },
     }))
 }
