@@ -19,3 +19,20 @@ CREATE EVENT TRIGGER pgrst_ddl_watch ON ddl_command_end
 DROP EVENT TRIGGER IF EXISTS pgrst_drop_watch;
 CREATE EVENT TRIGGER pgrst_drop_watch ON sql_drop
   EXECUTE FUNCTION extensions.pgrst_ddl_watch();
+
+-- The `pgrst.*` in-database settings of the connecting login role (`ALTER ROLE authenticator_<ref> SET
+-- pgrst.db_schemas = …`) and of this database, for the engine's schema cache: the catalogs holding them
+-- are not readable by project roles (templates/confine.sql), and this returns only the caller's own. The
+-- login role that loads the schema cache needs USAGE on the schema (the API roles have it already).
+GRANT USAGE ON SCHEMA extensions TO PUBLIC;
+CREATE OR REPLACE FUNCTION extensions.pgrst_settings() RETURNS SETOF text
+  LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  AS $$
+    SELECT x FROM (
+      SELECT unnest(s.setconfig) AS x, s.setrole, s.setdatabase FROM pg_db_role_setting s
+      WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+        AND s.setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = session_user))
+      ORDER BY s.setrole, s.setdatabase
+    ) t WHERE x LIKE 'pgrst.%'
+  $$;

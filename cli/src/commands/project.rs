@@ -60,11 +60,18 @@ pub enum ProjectCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Rename a project.
+    /// Rename a project or change its limits.
     Update {
         project_ref: String,
         #[arg(long)]
-        name: String,
+        name: Option<String>,
+        /// Statement timeout of an API role, ROLE=DURATION (anon, authenticated, service_role; 3s, 500ms,
+        /// 2min; 0 for none; `default` for the platform's). Repeatable.
+        #[arg(long = "statement-timeout", value_name = "ROLE=DURATION")]
+        statement_timeouts: Vec<String>,
+        /// Sessions the project's database role may hold at once (`default` for the platform's).
+        #[arg(long, value_name = "N|default")]
+        connection_limit: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -222,10 +229,96 @@ fn print_project(p: &Value) {
             p[*key].as_str().unwrap_or("")
         ));
     }
+    if let Some(l) = p.get("limits").filter(|l| l.is_object()) {
+        let ms = |k: &str| match l[k].as_u64() {
+            Some(0) => "none".to_string(),
+            Some(n) => format!("{n}ms"),
+            None => "?".to_string(),
+        };
+        output::line(&format!(
+            "limits:   statement timeout anon {}, authenticated {}, service_role {}; connections {}",
+            ms("anon_statement_timeout_ms"),
+            ms("authenticated_statement_timeout_ms"),
+            ms("service_role_statement_timeout_ms"),
+            l["connection_limit"]
+        ));
+    }
     if let Some(keys) = p.get("api_keys") {
         output::line("");
         output::table(rows(keys), KEY_COLUMNS);
     }
+}
+
+/// The `PATCH` body of `project update`: flags are checked here so a typo never reaches the server.
+fn update_body(
+    name: Option<String>,
+    timeouts: &[String],
+    connection_limit: Option<&str>,
+) -> Result<Value, CliError> {
+    let mut limits = serde_json::Map::new();
+    for t in timeouts {
+        let (role, value) = t.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!(
+                "--statement-timeout {t}: expected ROLE=DURATION, e.g. anon=3s"
+            ))
+        })?;
+        if !["anon", "authenticated", "service_role"].contains(&role) {
+            return Err(CliError::Usage(format!(
+                "--statement-timeout {t}: the role must be anon, authenticated or service_role"
+            )));
+        }
+        let ms = match value {
+            "default" => Value::Null,
+            v => Value::from(duration_ms(v).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--statement-timeout {t}: {v} is not a duration (3s, 500ms, 2min, 1h, 0 or default)"
+                ))
+            })?),
+        };
+        limits.insert(format!("{role}_statement_timeout_ms"), ms);
+    }
+    if let Some(c) = connection_limit {
+        let v = match c {
+            "default" => Value::Null,
+            n => Value::from(n.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--connection-limit {n}: expected a positive number or default"
+                ))
+            })?),
+        };
+        limits.insert("connection_limit".into(), v);
+    }
+    let mut body = serde_json::Map::new();
+    if let Some(n) = name {
+        body.insert("name".into(), Value::from(n));
+    }
+    if !limits.is_empty() {
+        body.insert("limits".into(), Value::Object(limits));
+    }
+    if body.is_empty() {
+        return Err(CliError::Usage(
+            "nothing to update: give --name, --statement-timeout or --connection-limit".into(),
+        ));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Milliseconds of `500ms`, `3s`, `2min`, `1h` or a bare `0`.
+fn duration_ms(v: &str) -> Option<u64> {
+    if v == "0" {
+        return Some(0);
+    }
+    let split = v.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let factor = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 fn done(message: String) -> impl FnOnce(&Value) {
@@ -310,17 +403,13 @@ pub async fn run(cmd: ProjectCommand) -> CliResult {
         P::Update {
             project_ref,
             name,
+            statement_timeouts,
+            connection_limit,
             common,
         } => {
+            let body = update_body(name, &statement_timeouts, connection_limit.as_deref())?;
             let path = format!("/admin/v1/projects/{project_ref}");
-            call_and_print(
-                &common,
-                Method::PATCH,
-                &path,
-                Some(json!({ "name": name })),
-                print_project,
-            )
-            .await
+            call_and_print(&common, Method::PATCH, &path, Some(body), print_project).await
         }
         P::Delete {
             project_ref,
@@ -511,4 +600,33 @@ pub fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_flags_become_one_patch() {
+        let b = update_body(
+            None,
+            &["anon=1500ms".into(), "service_role=default".into()],
+            Some("25"),
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            json!({"limits": {"anon_statement_timeout_ms": 1500, "service_role_statement_timeout_ms": null, "connection_limit": 25}})
+        );
+        assert_eq!(duration_ms("2min"), Some(120_000));
+        assert_eq!(duration_ms("3"), None);
+        for bad in ["anon", "postgres=3s", "anon=3 s", "anon=-1s"] {
+            let e = update_body(None, &[bad.into()], None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--statement-timeout"), "{bad}: {e}");
+        }
+        assert!(update_body(None, &[], Some("0")).is_err());
+        assert!(update_body(None, &[], None).is_err());
+    }
 }

@@ -99,6 +99,10 @@ pub struct TenantManagerArgs {
     worker: serve_env::WorkerParts,
     #[command(flatten)]
     rest_lambda: RestLambdaArgs,
+    /// Sessions each project's login role may hold at once, unless the project sets its own.
+    #[arg(long, env = "SUPACTL_PROJECT_CONNECTION_LIMIT", default_value_t = tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    project_connection_limit: u32,
 }
 
 /// Where REST runs for the projects this tenant-manager creates.
@@ -252,6 +256,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 api_url_template: a.api_url_template,
                 local_worker,
                 redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
+                project_connection_limit: a.project_connection_limit,
             };
             let tm = match rest_lambda {
                 None => tenant_manager::TenantManager::start(config).await,

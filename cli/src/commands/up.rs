@@ -48,6 +48,11 @@ pub struct UpArgs {
     /// Seconds a REST project pool (and its schema cache) lives without requests.
     #[arg(long, env = "SUPACTL_REST_IDLE_SECS", default_value_t = 300)]
     pub rest_idle_secs: u64,
+    /// Sessions each project's login role may hold at once, unless the project sets its own (at least
+    /// --rest-pool-size × 2, for REST and auth, plus a few).
+    #[arg(long, env = "SUPACTL_PROJECT_CONNECTION_LIMIT", default_value_t = tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub project_connection_limit: u32,
     /// Seconds an unused pooled REST connection stays open.
     #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
     pub rest_connection_idle_secs: u64,
@@ -156,6 +161,7 @@ async fn serve(
         encryption_key: secrets.encryption_key.clone(),
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
         redis_url: args.redis_url.clone(),
+        project_connection_limit: args.project_connection_limit,
         local_worker: Some(
             tenant_manager::WorkerSpec::from_url("local", database_url)
                 .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,

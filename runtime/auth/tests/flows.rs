@@ -39,6 +39,7 @@ async fn env() -> Env {
         encryption_key: "test-encryption-key".into(),
         api_url_template: "http://gw.test/p/{ref}".into(),
         local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+        project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
         redis_url: None,
     })
     .await

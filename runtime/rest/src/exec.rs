@@ -22,7 +22,7 @@
 //! their connections to busy ones instead of the server refusing new sessions.
 
 use crate::error::RestError;
-use crate::schema::{SchemaCache, LOAD_SQL};
+use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod};
@@ -37,6 +37,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 use supactl_common::keys::Role;
 use supactl_common::wire::DbConfig;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::AsyncMessage;
 
 /// Prepared statements kept per connection; past this the connection's cache is emptied.
@@ -678,10 +679,23 @@ impl Pools {
         let load = |schemas: Vec<String>| {
             let client = &client;
             async move {
-                let row = client
-                    .query_one(LOAD_SQL, &[&schemas])
-                    .await
-                    .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+                let row = match client.query_one(LOAD_SQL, &[&schemas]).await {
+                    // Not there yet, or not usable yet: a database the tenant-manager has not
+                    // brought up to date, whose catalogs are still readable.
+                    Err(e)
+                        if [
+                            SqlState::UNDEFINED_FUNCTION,
+                            SqlState::INSUFFICIENT_PRIVILEGE,
+                            SqlState::INVALID_SCHEMA_NAME,
+                        ]
+                        .iter()
+                        .any(|c| e.code() == Some(c)) =>
+                    {
+                        client.query_one(LOAD_SQL_BEFORE_CONFINE, &[&schemas]).await
+                    }
+                    other => other,
+                }
+                .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
                 let text: String = row.get(0);
                 SchemaCache::from_json(&text)
                     .map_err(|e| RestError::Unavailable(format!("schema cache: {e}")))

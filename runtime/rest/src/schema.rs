@@ -201,8 +201,12 @@ pub struct SchemaCache {
     pub settings: Settings,
 }
 
-/// The catalog query. `$1` is the exposed schemas. Readable by any role (catalogs only).
-pub const LOAD_SQL: &str = r#"
+/// The catalog query, with `$settings` the query of the `pgrst.*` in-database settings. `$1` is the
+/// exposed schemas.
+macro_rules! load_sql {
+    ($settings:literal) => {
+        concat!(
+            r#"
 WITH rels AS (
   SELECT c.oid, n.nspname, c.relname, c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -262,13 +266,28 @@ SELECT json_build_object(
       'rows', p.prorows)), '[]')
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
     WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'),
-  'settings', (SELECT coalesce(json_agg(s.x), '[]') FROM (
-      SELECT unnest(setconfig) AS x FROM pg_db_role_setting
+  'settings', (SELECT coalesce(json_agg(s.x), '[]') FROM ("#,
+            $settings,
+            r#") s(x))
+)::text
+"#
+        )
+    };
+}
+
+/// The catalog query of a project database: the settings come from `extensions.pgrst_settings()`
+/// (templates/rest.sql), since the cluster-wide catalogs that hold them are not readable by project roles
+/// (templates/confine.sql).
+pub const LOAD_SQL: &str = load_sql!("SELECT * FROM extensions.pgrst_settings()");
+
+/// The same for a database created before `extensions.pgrst_settings()` existed (its catalogs are still
+/// readable); used when [`LOAD_SQL`] finds no such function or may not call it.
+pub const LOAD_SQL_BEFORE_CONFINE: &str = load_sql!(
+    "SELECT x FROM (SELECT unnest(setconfig) AS x, setrole, setdatabase FROM pg_db_role_setting
       WHERE setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
         AND setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = session_user))
-      ORDER BY setrole, setdatabase) s WHERE s.x LIKE 'pgrst.%')
-)::text
-"#;
+      ORDER BY setrole, setdatabase) t WHERE x LIKE 'pgrst.%'"
+);
 
 impl SchemaCache {
     /// Builds the cache from [`LOAD_SQL`]'s output.

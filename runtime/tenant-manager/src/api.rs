@@ -111,6 +111,7 @@ impl TenantManager {
             "status": p.status,
             "api_url": self.api_url(&p.project_ref),
             "rest_function_url": p.rest_function_url,
+            "limits": p.limits.to_json(self.config.project_connection_limit),
             "created_at": p.created_at,
         })
     }
@@ -142,10 +143,19 @@ impl TenantManager {
             created_at: String::new(),
             rest_function_name: None,
             rest_function_url: None,
+            limits: crate::limits::Overrides::default(),
         };
         self.store.insert_project(&row).await?;
         let result = async {
-            provision::create_database(&worker, &row.db_name, &row.db_user, &password).await?;
+            let connection_limit = self.config.project_connection_limit;
+            provision::create_database(
+                &worker,
+                &row.db_name,
+                &row.db_user,
+                &password,
+                connection_limit,
+            )
+            .await?;
             // Lambda mode: the project's REST function and its URL (gone again if this fails).
             let function = match self.create_rest_function(&row.project_ref).await {
                 Ok(f) => f,
@@ -339,7 +349,9 @@ async fn list_projects(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateProject {
-    name: String,
+    name: Option<String>,
+    /// Overrides of the platform's limits (see [`crate::limits::Overrides::patch`]).
+    limits: Option<Value>,
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
@@ -358,11 +370,45 @@ async fn update_project(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: UpdateProject = body(&bytes)?;
-    let name = valid_name(&req.name)?;
-    tm.project_or_404(&project_ref).await?;
-    tm.store.rename_project(&project_ref, &name).await?;
+    if req.name.is_none() && req.limits.is_none() {
+        return Err(ApiError::BadRequest(
+            "body: give name, limits or both".into(),
+        ));
+    }
+    let name = req.name.as_deref().map(valid_name).transpose()?;
+    let p = tm.project_or_404(&project_ref).await?;
+    let limits = req.limits.as_ref().map(|l| p.limits.patch(l)).transpose()?;
+    if let Some(name) = name {
+        tm.store.rename_project(&project_ref, &name).await?;
+    }
+    if let Some(limits) = limits {
+        tm.set_limits(&p, limits).await?;
+    }
     let p = tm.project_or_404(&project_ref).await?;
     Ok(data(tm.project_json(&p)))
+}
+
+impl TenantManager {
+    /// Stores new limits, applies the connection limit to the login role, and tells the data plane (the
+    /// statement timeouts travel in the project's config).
+    async fn set_limits(
+        &self,
+        p: &ProjectRow,
+        limits: crate::limits::Overrides,
+    ) -> Result<(), ApiError> {
+        let default = self.config.project_connection_limit;
+        let (old, new) = (
+            p.limits.connection_limit(default),
+            limits.connection_limit(default),
+        );
+        if old != new {
+            let worker = self.store.worker(p.worker_id, &self.cipher).await?;
+            provision::set_connection_limit(&worker, &p.db_user, new).await?;
+        }
+        self.store.set_limits(&p.project_ref, &limits).await?;
+        self.changed(&p.project_ref);
+        Ok(())
+    }
 }
 
 /// Pause: the gateway answers 503 for the project and its database connections are closed; its data,
@@ -499,7 +545,7 @@ async fn internal_config(
                     .map_err(ApiError::internal)?,
             },
             rest_function_url: p.rest_function_url,
-            limits: supactl_common::wire::Limits::default(),
+            limits: p.limits.effective(),
         },
     }))
 }

@@ -13,6 +13,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod error;
+mod limits;
 mod meta;
 mod provision;
 #[cfg(feature = "lambda")]
@@ -48,7 +49,13 @@ pub struct Config {
     pub local_worker: Option<WorkerSpec>,
     /// Redis to publish invalidations on, so every gateway and REST replica drops a changed project.
     pub redis_url: Option<String>,
+    /// Sessions a project's login role may hold at once, unless the project sets its own limit: at least
+    /// the data plane's replicas × (REST pool + auth pool), plus a few for health checks.
+    pub project_connection_limit: u32,
 }
+
+/// The default of [`Config::project_connection_limit`].
+pub const DEFAULT_PROJECT_CONNECTION_LIMIT: u32 = 60;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,6 +104,17 @@ impl TenantManager {
         }
         for worker in store.workers(&cipher).await? {
             provision::ensure_template(&worker).await?;
+            let projects = store.projects_on_worker(worker.id).await?;
+            let roles: Vec<(String, u32)> = projects
+                .iter()
+                .map(|p| {
+                    let limit = p.limits.connection_limit(config.project_connection_limit);
+                    (p.db_user.clone(), limit)
+                })
+                .collect();
+            provision::reconcile_connection_limits(&worker, &roles).await?;
+            let databases: Vec<String> = projects.into_iter().map(|p| p.db_name).collect();
+            provision::confine_projects(&worker, &databases).await?;
         }
         let publisher = match &config.redis_url {
             Some(url) => Some(

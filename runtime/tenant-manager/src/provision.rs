@@ -9,8 +9,10 @@ pub const TEMPLATE_DB: &str = "supactl_template";
 const ROLES_SQL: &str = include_str!("../../../templates/roles.sql");
 const TENANT_SQL: &str = include_str!("../../../templates/tenant.sql");
 const AUTH_SQL: &str = include_str!("../../../templates/auth.sql");
-/// What the REST engine needs in each tenant database (schema-cache reload on DDL).
+/// What the REST engine needs in each tenant database (schema-cache reload on DDL, its settings).
 const REST_SQL: &str = include_str!("../../../templates/rest.sql");
+/// Takes the cluster-wide catalogs away from project roles.
+const CONFINE_SQL: &str = include_str!("../../../templates/confine.sql");
 
 /// Identifies the template's content, so a changed template is rebuilt.
 fn template_version() -> String {
@@ -19,7 +21,16 @@ fn template_version() -> String {
     h.update(TENANT_SQL);
     h.update(AUTH_SQL);
     h.update(REST_SQL);
+    h.update(CONFINE_SQL);
     format!("supactl template {}", &hex::encode(h.finalize())[..16])
+}
+
+/// Marks a project database as holding the current [`REST_SQL`] and [`CONFINE_SQL`] (its comment).
+fn confine_version() -> String {
+    let mut h = Sha256::new();
+    h.update(REST_SQL);
+    h.update(CONFINE_SQL);
+    format!("supactl confine {}", &hex::encode(h.finalize())[..16])
 }
 
 /// Creates the cluster roles and (re)builds the template database on `worker` when it is missing or
@@ -38,6 +49,8 @@ pub async fn ensure_template(worker: &Worker) -> Result<(), ApiError> {
 
 async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Result<(), ApiError> {
     admin.batch_execute(ROLES_SQL).await?;
+    confine_public(worker, admin).await?;
+    reset_shared_roles(worker, admin).await;
     let version = template_version();
     let current: Option<String> = admin
         .query_opt(
@@ -63,6 +76,7 @@ async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Resu
     tpl.batch_execute(TENANT_SQL).await?;
     tpl.batch_execute(AUTH_SQL).await?;
     tpl.batch_execute(REST_SQL).await?;
+    tpl.batch_execute(CONFINE_SQL).await?;
     drop(tpl);
     admin
         .batch_execute(&format!(
@@ -83,19 +97,197 @@ async fn template_exists(admin: &tokio_postgres::Client) -> Result<bool, ApiErro
         .is_some())
 }
 
-/// Creates the project's login role and database. When a step fails, the steps already done are undone
-/// (and only those: an object that existed before is never dropped).
+/// Takes CONNECT and TEMPORARY away from PUBLIC on every database of the worker that is not a project's
+/// (`postgres`, `template1`, the platform and template databases, anything else), so a project's login role,
+/// which holds CONNECT on its own database only, can reach no other. A database the admin neither owns nor
+/// can act for as superuser (RDS's `rdsadmin`, say) is left alone and named in the log.
+async fn confine_public(worker: &Worker, admin: &tokio_postgres::Client) -> Result<(), ApiError> {
+    let rows = admin
+        .query(
+            "SELECT d.datname, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                 OR pg_has_role(current_user, d.datdba, 'MEMBER')
+             FROM pg_database d
+             WHERE d.datname NOT LIKE 'project\\_%' AND d.datname <> 'template0'
+               AND (d.datacl IS NULL OR EXISTS (
+                 SELECT 1 FROM aclexplode(d.datacl) a
+                 WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')))",
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let (name, allowed): (String, bool) = (r.get(0), r.get(1));
+        if !allowed {
+            tracing::warn!(worker = %worker.spec.identifier, database = %name,
+                "cannot revoke PUBLIC's CONNECT on a database the worker's admin does not own; project roles can connect to it");
+            continue;
+        }
+        admin
+            .batch_execute(&format!(
+                "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+                quote_ident(&name)
+            ))
+            .await?;
+        tracing::info!(worker = %worker.spec.identifier, database = %name, "revoked PUBLIC's CONNECT and TEMPORARY");
+    }
+    Ok(())
+}
+
+/// The cluster-wide API roles are shared by every project on the worker, and PostgreSQL lets a role change
+/// its own settings and password (`ALTER ROLE anon SET …` from a function any project runs as anon). Those
+/// settings never take effect (the roles cannot log in, and `SET ROLE` does not apply them; the data plane
+/// sets what it relies on per request), but they are cleared here so that what one project wrote is not
+/// left for the others to read, and reported.
+async fn reset_shared_roles(worker: &Worker, admin: &tokio_postgres::Client) {
+    const SHARED: &str = "'anon', 'authenticated', 'service_role', 'supabase_auth_admin'";
+    let found = admin
+        .query(
+            &format!(
+                "SELECT r.rolname, d.datname FROM pg_db_role_setting s
+                 JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
+                 WHERE r.rolname IN ({SHARED})"
+            ),
+            &[],
+        )
+        .await;
+    let rows = match found {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(worker = %worker.spec.identifier, error = %e, "cannot read the shared roles' settings");
+            return;
+        }
+    };
+    for r in rows {
+        let (role, db): (String, Option<String>) = (r.get(0), r.get(1));
+        let sql = match &db {
+            Some(d) => format!(
+                "ALTER ROLE {} IN DATABASE {} RESET ALL",
+                quote_ident(&role),
+                quote_ident(d)
+            ),
+            None => format!("ALTER ROLE {} RESET ALL", quote_ident(&role)),
+        };
+        match admin.batch_execute(&sql).await {
+            Ok(()) => tracing::warn!(worker = %worker.spec.identifier, %role, database = ?db,
+                "settings of a shared API role had been changed from inside a project; reset"),
+            Err(e) => tracing::warn!(worker = %worker.spec.identifier, %role, error = %e,
+                "cannot reset a shared API role's settings"),
+        }
+    }
+}
+
+/// Brings project databases created before the current [`CONFINE_SQL`] (or [`REST_SQL`]) up to date: the
+/// template gives new ones both, but a database keeps what its template had when it was created.
+pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(), ApiError> {
+    if databases.is_empty() {
+        return Ok(());
+    }
+    let admin = connect(&worker.pg_config("postgres")).await?;
+    let superuser: bool = admin
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !superuser {
+        tracing::warn!(worker = %worker.spec.identifier,
+            "the worker's admin is not a superuser: project roles can still read the cluster-wide catalogs (other projects' database and role names, sessions)");
+    }
+    let version = confine_version();
+    let stale: Vec<String> = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname = ANY($1)
+               AND shobj_description(oid, 'pg_database') IS DISTINCT FROM $2",
+            &[&databases, &version],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for db in &stale {
+        let c = connect(&worker.pg_config(db)).await?;
+        c.batch_execute(REST_SQL).await?;
+        c.batch_execute(CONFINE_SQL).await?;
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(db),
+                quote_literal(&version)
+            ))
+            .await?;
+        tracing::info!(worker = %worker.spec.identifier, database = %db, "project database confined");
+    }
+    Ok(())
+}
+
+/// Sets each project login role's `CONNECTION LIMIT` to its configured value where it differs (roles
+/// created before limits existed have none).
+pub async fn reconcile_connection_limits(
+    worker: &Worker,
+    roles: &[(String, u32)],
+) -> Result<(), ApiError> {
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let admin = connect(&worker.pg_config("postgres")).await?;
+    let names: Vec<&str> = roles.iter().map(|(r, _)| r.as_str()).collect();
+    let current: std::collections::HashMap<String, i32> = admin
+        .query(
+            "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1)",
+            &[&names],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (role, limit) in roles {
+        if current.get(role).is_some_and(|c| *c != *limit as i32) {
+            set_connection_limit_on(&admin, role, *limit).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes a project login role's connection limit (existing sessions are not closed).
+pub async fn set_connection_limit(
+    worker: &Worker,
+    db_user: &str,
+    limit: u32,
+) -> Result<(), ApiError> {
+    let admin = connect(&worker.pg_config("postgres")).await?;
+    set_connection_limit_on(&admin, db_user, limit).await
+}
+
+async fn set_connection_limit_on(
+    admin: &tokio_postgres::Client,
+    db_user: &str,
+    limit: u32,
+) -> Result<(), ApiError> {
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {} CONNECTION LIMIT {limit}",
+            quote_ident(db_user)
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Creates the project's login role (at most `connection_limit` sessions) and database. When a step
+/// fails, the steps already done are undone (and only those: an object that existed before is never
+/// dropped).
 pub async fn create_database(
     worker: &Worker,
     db_name: &str,
     db_user: &str,
     password: &str,
+    connection_limit: u32,
 ) -> Result<(), ApiError> {
     let admin = connect(&worker.pg_config("postgres")).await?;
     let (db, user) = (quote_ident(db_name), quote_ident(db_user));
     admin
         .batch_execute(&format!(
-            "CREATE ROLE {user} LOGIN NOINHERIT PASSWORD {}; GRANT anon, authenticated, service_role, supabase_auth_admin TO {user};",
+            "CREATE ROLE {user} LOGIN NOINHERIT CONNECTION LIMIT {connection_limit} PASSWORD {}; \
+             GRANT anon, authenticated, service_role, supabase_auth_admin TO {user};",
             quote_literal(password)
         ))
         .await?;
@@ -111,7 +303,9 @@ pub async fn create_database(
     }
     if let Err(e) = admin
         .batch_execute(&format!(
-            "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {user};"
+            "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {user}; \
+             COMMENT ON DATABASE {db} IS {};",
+            quote_literal(&confine_version())
         ))
         .await
     {

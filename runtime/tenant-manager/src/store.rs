@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_control_plane.sql")),
     (3, include_str!("../migrations/0003_rest_lambda.sql")),
+    (4, include_str!("../migrations/0004_project_limits.sql")),
 ];
 
 /// A worker as registered (connection details in clear, for the caller's use only).
@@ -90,6 +91,8 @@ pub struct ProjectRow {
     /// The REST Lambda function and its URL, in Lambda mode.
     pub rest_function_name: Option<String>,
     pub rest_function_url: Option<String>,
+    /// Limits set for this project (overrides of the platform defaults).
+    pub limits: crate::limits::Overrides,
 }
 
 /// A key row (ciphertext still sealed).
@@ -143,7 +146,7 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::
 }
 
 const PROJECT_COLS: &str = "ref, name, worker_id, db_name, db_user, db_password, status, \
-     to_json(created_at) #>> '{}', rest_function_name, rest_function_url";
+     to_json(created_at) #>> '{}', rest_function_name, rest_function_url, limits::text";
 
 fn project_row(r: &tokio_postgres::Row) -> ProjectRow {
     ProjectRow {
@@ -157,6 +160,9 @@ fn project_row(r: &tokio_postgres::Row) -> ProjectRow {
         created_at: r.get(7),
         rest_function_name: r.get(8),
         rest_function_url: r.get(9),
+        limits: crate::limits::Overrides::from_stored(
+            &serde_json::from_str(r.get::<_, &str>(10)).unwrap_or_default(),
+        ),
     }
 }
 
@@ -445,6 +451,31 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    pub async fn set_limits(
+        &self,
+        project_ref: &str,
+        limits: &crate::limits::Overrides,
+    ) -> Result<(), ApiError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE supactl.projects SET limits = $2::text::jsonb, updated_at = now() WHERE ref = $1",
+            &[&project_ref, &limits.to_stored().to_string()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every project placed on a worker: its login role and limits (for reconciling the worker).
+    pub async fn projects_on_worker(&self, worker_id: i64) -> Result<Vec<ProjectRow>, ApiError> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {PROJECT_COLS} FROM supactl.projects WHERE worker_id = $1");
+        Ok(c.query(&sql, &[&worker_id])
+            .await?
+            .iter()
+            .map(project_row)
+            .collect())
     }
 
     pub async fn keys(&self, project_ref: &str) -> Result<Vec<KeyRow>, ApiError> {

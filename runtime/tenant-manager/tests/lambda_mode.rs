@@ -224,6 +224,7 @@ async fn start_tm(cluster: &TestCluster, lambda: RestLambda) -> String {
             encryption_key: "lambda-mode-encryption-key".into(),
             api_url_template: "http://127.0.0.1:1/p/{ref}".into(),
             local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+            project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
             redis_url: None,
         },
         lambda,

@@ -20,6 +20,21 @@ pub async fn listen() -> (TcpListener, String) {
     (l, url)
 }
 
+/// The tenant-manager's settings in tests: the cluster is the platform database and the one worker.
+fn tenant_manager_config(cluster: &TestCluster, api_url_template: &str) -> tenant_manager::Config {
+    let db_url = cluster.url("postgres");
+    tenant_manager::Config {
+        database_url: db_url.clone(),
+        admin_key: "test-admin-key-0123456789".into(),
+        service_token: "test-service-token-0123456789".into(),
+        encryption_key: "test-encryption-key".into(),
+        api_url_template: api_url_template.to_string(),
+        local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+        redis_url: None,
+        project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+    }
+}
+
 pub struct ControlPlane {
     pub cluster: TestCluster,
     pub admin_url: String,
@@ -36,20 +51,9 @@ impl ControlPlane {
             .await
             .unwrap();
         let (admin_l, admin_url) = listen().await;
-        let admin_key = "test-admin-key-0123456789".to_string();
-        let service_token = "test-service-token-0123456789".to_string();
-        let db_url = cluster.url("postgres");
-        let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
-            database_url: db_url.clone(),
-            admin_key: admin_key.clone(),
-            service_token: service_token.clone(),
-            encryption_key: "test-encryption-key".into(),
-            api_url_template: api_url_template.to_string(),
-            local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
-            redis_url: None,
-        })
-        .await
-        .unwrap();
+        let config = tenant_manager_config(&cluster, api_url_template);
+        let (admin_key, service_token) = (config.admin_key.clone(), config.service_token.clone());
+        let tm = tenant_manager::TenantManager::start(config).await.unwrap();
         tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
         ControlPlane {
             cluster,
@@ -58,6 +62,17 @@ impl ControlPlane {
             service_token,
             http: HttpClient::new(Duration::from_secs(60)),
         }
+    }
+
+    /// Starts another tenant-manager over the same platform database, as a restart or a second replica
+    /// would: it prepares every worker again (returns once it has).
+    pub async fn start_tenant_manager_again(&self) {
+        tenant_manager::TenantManager::start(tenant_manager_config(
+            &self.cluster,
+            "http://127.0.0.1:1/p/{ref}",
+        ))
+        .await
+        .unwrap();
     }
 
     /// The project directory a data-plane service reads configs through.
