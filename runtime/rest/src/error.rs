@@ -15,6 +15,10 @@ pub enum RestError {
         message: String,
         details: Option<String>,
     },
+    /// PGRST100 as well: the request asks for more than [`crate::limits`] allows; the message names
+    /// the limit.
+    #[error("{0}")]
+    Limit(String),
     /// PGRST102: the body is not valid JSON of the expected shape.
     #[error("{0}")]
     InvalidBody(String),
@@ -121,7 +125,9 @@ impl RestError {
     /// The error code, for the `Proxy-Status` header and logs.
     pub fn status(&self) -> StatusCode {
         match self {
-            RestError::Parse { .. } | RestError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            RestError::Parse { .. } | RestError::Limit(_) | RestError::InvalidBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
             RestError::Schema(_) => StatusCode::NOT_ACCEPTABLE,
             RestError::Jwt(_) => StatusCode::UNAUTHORIZED,
             RestError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -137,6 +143,11 @@ impl RestError {
                 HttpError::new(StatusCode::BAD_REQUEST, "PGRST100", message)
                     .with_details(details, None)
             }
+            RestError::Limit(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST100", m)
+                .with_details(
+                    None,
+                    Some("the platform bounds the nesting and size of requests: flatten the query or split it into several requests".into()),
+                ),
             RestError::InvalidBody(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST102", m),
             RestError::Schema(list) => HttpError::new(
                 StatusCode::NOT_ACCEPTABLE,

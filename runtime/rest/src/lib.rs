@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod limits;
 mod openapi;
 pub mod parse;
 pub mod plan;

@@ -8,6 +8,7 @@
 //! quoted; casts and JSON keys are validated by the parser and keys are bound as parameters too.
 
 use crate::error::RestError;
+use crate::limits::{MAX_EMBED_DEPTH, MAX_LOGIC_DEPTH};
 use crate::plan::*;
 use crate::schema::{Function, QName, Relationship, SchemaCache, Table};
 use http::StatusCode;
@@ -316,15 +317,20 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// A filter or a logic tree whose list is at nesting `depth` (1: a parameter's own list).
     fn cond(
         &mut self,
         src: &Source,
         alias: &str,
         c: &Cond,
         embeds: &[(String, String, bool)],
+        depth: usize,
     ) -> Result<String, RestError> {
         match c {
             Cond::Filter(f) => self.filter(src, alias, f, embeds),
+            Cond::Logic { .. } if depth > MAX_LOGIC_DEPTH => Err(RestError::Limit(format!(
+                "logic tree nesting exceeds {MAX_LOGIC_DEPTH} levels"
+            ))),
             Cond::Logic {
                 or,
                 negated,
@@ -332,7 +338,7 @@ impl<'a> Builder<'a> {
             } => {
                 let mut parts = Vec::with_capacity(children.len());
                 for ch in children {
-                    parts.push(self.cond(src, alias, ch, embeds)?);
+                    parts.push(self.cond(src, alias, ch, embeds, depth + 1)?);
                 }
                 let joined = if parts.is_empty() {
                     "true".to_string()
@@ -403,6 +409,12 @@ impl<'a> Builder<'a> {
         select: &[SelectItem],
         path: &[String],
     ) -> Result<Level, RestError> {
+        // The parser refused deeper selects; a plan built some other way stops here too.
+        if path.len() >= MAX_EMBED_DEPTH {
+            return Err(RestError::Limit(format!(
+                "select nesting exceeds {MAX_EMBED_DEPTH} levels"
+            )));
+        }
         self.seen_paths.push(path.to_vec());
         // Embedded levels are built inside this one: each keeps its own computed flag.
         let outer_computed = std::mem::take(&mut self.computed);
@@ -489,7 +501,7 @@ impl<'a> Builder<'a> {
         // Filters, logic trees and order at this path.
         for (p, c) in &self.query.filters {
             if p.as_slice() == path && !(path.is_empty() && self.skip_top_filters) {
-                let c = self.cond(src, alias, c, &lv.embeds)?;
+                let c = self.cond(src, alias, c, &lv.embeds, 1)?;
                 if c.contains("\"pgrst_v\"") {
                     // A null filter on an embed: the count query needs the embeds.
                     for l in lv.laterals.iter_mut() {
@@ -1113,7 +1125,7 @@ impl<'a> Builder<'a> {
         let filtered = !matches!(w, Write_::Insert { .. });
         for (p, c) in &self.query.filters {
             if p.is_empty() && filtered {
-                let c = self.cond(&src, &alias, c, &[])?;
+                let c = self.cond(&src, &alias, c, &[], 1)?;
                 dml_conds.push(c);
             }
         }
