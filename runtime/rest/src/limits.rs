@@ -9,8 +9,10 @@
 //!
 //! The depths are generous for real use (PostgREST clients rarely nest more than four levels) and
 //! measured against a *debug* build on a 2 MiB tokio worker stack: one select level costs the parser
-//! about 13 KiB there and a logic level about 7 KiB, so either overflowed past 150–300 levels before
-//! these caps existed (a ~2 KB GET aborted the whole process, every tenant with it).
+//! alone about 13 KiB there and a logic level about 7 KiB, so a ~2 KB GET of 150–300 levels aborted
+//! the whole process, every tenant with it. Through the whole pipeline (gateway, parser, SQL builder,
+//! PostgreSQL, response) that build serves 64 levels of either and overflows at 128: the caps below
+//! leave four times that margin (`runtime/gateway/tests/rest_limits.rs` sends requests at the caps).
 
 /// Longest query string accepted, in bytes as sent (percent-encoded). Bounds every list a request can
 /// make (select items, filters, `in.(…)` values) and keeps bind parameters below PostgreSQL's 65,535.
