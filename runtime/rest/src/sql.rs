@@ -1002,12 +1002,12 @@ fn body_expr(render: Render) -> &'static str {
 
 /// The final projection over the rows `pgrst_r`.
 /// Its last columns are the session GUCs as they stand once the statement has run (see
-/// [`crate::exec::OBSERVED_GUCS`]).
+/// [`crate::session::OBSERVED_GUCS`]).
 fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> String {
     format!(
         "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
         body_expr(render),
-        crate::exec::OBSERVED_GUCS,
+        crate::session::OBSERVED_GUCS,
     )
 }
 
