@@ -1045,8 +1045,9 @@ fn explain_sql(
     if !wanted {
         return None;
     }
+    let mentioned = mentioned_params(rows_query, nparams);
     let unused: Vec<String> = (1..=nparams)
-        .filter(|i| !mentions_param(rows_query, *i))
+        .filter(|i| !mentioned[*i])
         .map(|i| format!("${i}::text"))
         .collect();
     Some(if unused.is_empty() {
@@ -1059,15 +1060,30 @@ fn explain_sql(
     })
 }
 
-/// Whether `sql` contains the placeholder `$i` (not as a prefix of `$i0`).
-fn mentions_param(sql: &str, i: usize) -> bool {
-    let needle = format!("${i}");
-    sql.match_indices(&needle).any(|(at, _)| {
-        !sql[at + needle.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
+/// Which of the placeholders `$1`…`$n` `sql` mentions (whole: `$12` is not `$1`), indexed by number,
+/// in one pass: a request can carry thousands of parameters, and a search per parameter would make
+/// the count's cost grow with their square.
+fn mentioned_params(sql: &str, n: usize) -> Vec<bool> {
+    let mut seen = vec![false; n + 1];
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let digits = bytes[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if let Ok(k) = sql[i + 1..i + 1 + digits].parse::<usize>() {
+            if k <= n {
+                seen[k] = true;
+            }
+        }
+        i += 1 + digits;
+    }
+    seen
 }
 
 impl<'a> Builder<'a> {
@@ -1374,11 +1390,13 @@ mod explain_tests {
 
     #[test]
     fn placeholders_are_matched_whole() {
-        assert!(mentions_param("a = $1 AND b = $12", 1));
-        assert!(mentions_param("a = $1 AND b = $12", 12));
-        assert!(!mentions_param("a = $12", 1));
-        assert!(!mentions_param("a = $12", 2));
-        assert!(mentions_param("LIMIT $3", 3));
+        let m = mentioned_params("a = $1 AND b = $12", 12);
+        assert!(m[1] && m[12]);
+        assert!(!m[2] && !m[11]);
+        let m = mentioned_params("a = $12", 12);
+        assert!(!m[1] && !m[2] && m[12]);
+        assert!(mentioned_params("LIMIT $3", 3)[3]);
+        assert_eq!(mentioned_params("$ $x $99999999999999999999 $4", 3), vec![false; 4]);
     }
 
     #[test]
