@@ -5,6 +5,9 @@
 //! statement when the connection's session already holds the request's GUCs; see [`Pools::run`]).
 //! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
 //! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
+//! Every statement runs under its role's statement timeout from the project's limits (set with the
+//! other GUCs, see [`crate::session`]), and a request dropped midway cancels its statement and closes
+//! the connection ([`crate::lease`]).
 //!
 //! ## Schema-cache invalidation without a listener per project
 //! `NOTIFY` never crosses databases, so one listener connection per server cannot hear every project,
