@@ -9,18 +9,15 @@
 //! request (terminated backend, closed socket) is closed too, so the next request gets a live one.
 
 use deadpool_postgres::Object;
-use tokio_postgres::CancelToken;
 
 pub(crate) struct Lease {
-    /// `None` once released (or given up).
+    /// `None` once released.
     client: Option<Object>,
-    cancel: CancelToken,
 }
 
 impl Lease {
     pub(crate) fn new(client: Object) -> Lease {
         Lease {
-            cancel: client.cancel_token(),
             client: Some(client),
         }
     }
@@ -50,13 +47,13 @@ impl Drop for Lease {
         let Some(client) = self.client.take() else {
             return;
         };
+        let token = client.cancel_token();
         // Out of the pool and closed first: nothing else can run on that backend any more, so the
         // cancel below can only reach the abandoned statement.
         drop(Object::take(client));
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let token = self.cancel.clone();
         runtime.spawn(async move {
             if let Err(e) = supactl_common::pg::cancel(&token).await {
                 tracing::warn!(error = %e, "could not cancel an abandoned statement");

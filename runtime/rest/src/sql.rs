@@ -1396,7 +1396,10 @@ mod explain_tests {
         let m = mentioned_params("a = $12", 12);
         assert!(!m[1] && !m[2] && m[12]);
         assert!(mentioned_params("LIMIT $3", 3)[3]);
-        assert_eq!(mentioned_params("$ $x $99999999999999999999 $4", 3), vec![false; 4]);
+        assert_eq!(
+            mentioned_params("$ $x $99999999999999999999 $4", 3),
+            vec![false; 4]
+        );
     }
 
     #[test]
