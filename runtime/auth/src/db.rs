@@ -68,7 +68,7 @@ impl Pools {
             }
         }
         let mut cfg = supactl_common::pg::project_config(db, "supactl-auth");
-        cfg.options(&format!(
+        cfg.options(format!(
             "-c role=supabase_auth_admin -c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT}"
         ));
         let mgr = Manager::from_config(
