@@ -3,15 +3,28 @@
 //! One small pool per project, dropped when idle. Connections log in as the project's own login role
 //! (from the project directory, never worker admin credentials) and start with
 //! `role=supabase_auth_admin`: the owner of the `auth` tables, which that login role may `SET ROLE` to
-//! and which has no privilege outside the `auth` schema. Timestamps are rendered in UTC.
+//! and which has no privilege outside the `auth` schema. Timestamps are rendered in UTC, and every
+//! statement runs under [`STATEMENT_TIMEOUT`].
 
 use crate::error::AuthError;
+use crate::service::{Auth, PROJECT_HEADER};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use supactl_common::wire::DbConfig;
 use tokio_postgres::Row;
+
+/// `statement_timeout` of every auth query, set when the connection opens (no extra round trip).
+/// Auth's own queries are indexed lookups of a row or two; what can be slow is the project's own
+/// triggers on `auth.users` (a profile row per sign-up, say), which get as long as an authenticated
+/// REST request by default. A trigger that lifts it for its session lifts it on its own project's
+/// connections only.
+pub const STATEMENT_TIMEOUT: &str = "8s";
 
 struct Entry {
     pool: Pool,
@@ -55,7 +68,9 @@ impl Pools {
             }
         }
         let mut cfg = supactl_common::pg::project_config(db, "supactl-auth");
-        cfg.options("-c role=supabase_auth_admin -c TimeZone=UTC");
+        cfg.options(format!(
+            "-c role=supabase_auth_admin -c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT}"
+        ));
         let mgr = Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -78,6 +93,33 @@ impl Pools {
     pub async fn get(&self, project_ref: &str, db: &DbConfig) -> Result<Object, AuthError> {
         Ok(self.pool(project_ref, db).get().await?)
     }
+}
+
+/// Middleware: a request whose database connection was lost (its backend terminated, its socket
+/// closed) drops its project's pool before answering, so the next request opens a fresh connection
+/// instead of being handed another one to a backend that is gone: PostgreSQL restarting, or an
+/// operator clearing connections, usually takes them all. Connections other requests still hold
+/// close when those requests end.
+pub async fn forget_lost_connections(
+    State(auth): State<Arc<Auth>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let project = req
+        .headers()
+        .get(PROJECT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let res = next.run(req).await;
+    let lost = res
+        .extensions()
+        .get::<AuthError>()
+        .is_some_and(|e| e.lost_connection);
+    if let (true, Some(project)) = (lost, project) {
+        tracing::warn!(%project, "database connection lost: dropping the project's auth pool");
+        auth.pools().remove(&project);
+    }
+    res
 }
 
 /// The outgoing mail server of a project.

@@ -24,6 +24,8 @@ pub struct AuthError {
     pub msg: String,
     /// `weak_password.reasons`, for `weak_password` errors.
     pub reasons: Option<Vec<&'static str>>,
+    /// The request's database connection is gone (see [`crate::db::forget_lost_connections`]).
+    pub lost_connection: bool,
 }
 
 pub type AuthResult<T> = Result<T, AuthError>;
@@ -35,6 +37,7 @@ impl AuthError {
             code,
             msg: msg.into(),
             reasons: None,
+            lost_connection: false,
         }
     }
 
@@ -106,14 +109,47 @@ impl AuthError {
         }
         body
     }
+
+    /// The project's database cannot serve the request now; a retry may (the detail is logged).
+    pub fn unavailable(detail: impl std::fmt::Display) -> AuthError {
+        tracing::error!(%detail, "auth database unavailable");
+        AuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unexpected_failure",
+            "Database unavailable, retry shortly",
+        )
+    }
 }
 
+/// SQLSTATEs of a backend that is gone: terminated by an administrator or `pg_terminate_backend`
+/// (`57P01`), by the crash of another backend (`57P02`), or refused while the server starts or stops
+/// (`57P03`).
+const TERMINATED: [&str; 3] = ["57P01", "57P02", "57P03"];
+
 impl From<tokio_postgres::Error> for AuthError {
+    /// A lost connection (a terminated backend, a closed socket) is a retryable 503, never a 500; a
+    /// statement stopped by the statement timeout is GoTrue's 504 `request_timeout`.
     fn from(e: tokio_postgres::Error) -> AuthError {
         match e.as_db_error() {
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::QUERY_CANCELED => {
+                tracing::warn!(message = db.message(), "auth statement cancelled");
+                AuthError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "request_timeout",
+                    "Processing this request timed out, please retry after a moment.",
+                )
+            }
+            Some(db) if TERMINATED.contains(&db.code().code()) => AuthError {
+                lost_connection: true,
+                ..AuthError::unavailable(format!("{} ({})", db.message(), db.code().code()))
+            },
             Some(db) => {
                 AuthError::internal(format!("database: {} ({})", db.message(), db.code().code()))
             }
+            None if e.is_closed() => AuthError {
+                lost_connection: true,
+                ..AuthError::unavailable(e)
+            },
             None => AuthError::internal(format!("database: {e}")),
         }
     }
@@ -121,12 +157,7 @@ impl From<tokio_postgres::Error> for AuthError {
 
 impl From<deadpool_postgres::PoolError> for AuthError {
     fn from(e: deadpool_postgres::PoolError) -> AuthError {
-        tracing::error!(error = %e, "auth database unavailable");
-        AuthError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unexpected_failure",
-            "Database unavailable, retry shortly",
-        )
+        AuthError::unavailable(e)
     }
 }
 

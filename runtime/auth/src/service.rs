@@ -113,6 +113,11 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .fallback(|| async {
             AuthError::new(StatusCode::NOT_FOUND, "not_found", "Not Found").into_response()
         })
+        // Inside `render`, which takes the error out of legacy clients' responses.
+        .layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::db::forget_lost_connections,
+        ))
         .layer(axum::middleware::from_fn(error::render))
         .with_state(auth)
 }

@@ -33,3 +33,11 @@ pub fn pool(manager: Manager, max_size: usize) -> Pool {
         .build()
         .expect("a pool with a runtime and timeouts builds")
 }
+
+/// Asks the server to cancel the statement that the connection `token` came from is running (a
+/// separate short connection to the same server, carrying that backend's key; the connection's own
+/// `connect_timeout` applies). Every cancel request goes through here, so that the transport of the
+/// project connections is chosen in one place.
+pub async fn cancel(token: &tokio_postgres::CancelToken) -> Result<(), tokio_postgres::Error> {
+    token.cancel_query(tokio_postgres::NoTls).await
+}

@@ -15,6 +15,10 @@ pub enum RestError {
         message: String,
         details: Option<String>,
     },
+    /// PGRST100 as well: the request asks for more than [`crate::limits`] allows; the message names
+    /// the limit.
+    #[error("{0}")]
+    Limit(String),
     /// PGRST102: the body is not valid JSON of the expected shape.
     #[error("{0}")]
     InvalidBody(String),
@@ -103,8 +107,15 @@ impl RestError {
         )
     }
 
+    /// A PostgreSQL error as the client sees it. A backend that was terminated (`57P01` admin
+    /// shutdown or `pg_terminate_backend`, `57P02` crash of another backend, `57P03` server starting
+    /// or stopping) or a connection closed under the request is a 503 PGRST000, retryable: PostgREST
+    /// answers 503 to both too (its `57P01` rule and its connection-error rule), never 500.
     pub fn from_pg(e: &tokio_postgres::Error, role: Role) -> RestError {
         match e.as_db_error() {
+            Some(db) if TERMINATED.contains(&db.code().code()) => {
+                RestError::Unavailable(format!("{}: {}", db.code().code(), db.message()))
+            }
             Some(db) => RestError::Db(
                 Box::new(DbError {
                     code: db.code().code().to_string(),
@@ -118,10 +129,33 @@ impl RestError {
         }
     }
 
+    /// A statement stopped by `statement_timeout` (`57014`) keeps PostgreSQL's code and message, as
+    /// PostgREST 12 and 13 answer it (HTTP 500, `"canceling statement due to statement timeout"`:
+    /// class 57 in their SQLSTATE table), plus a hint naming the role's limit (`timeout`, as
+    /// PostgreSQL writes it), which PostgREST leaves null.
+    pub fn with_timeout_hint(self, timeout: &str) -> RestError {
+        match self {
+            RestError::Db(mut db, role)
+                if db.code == "57014"
+                    && db.hint.is_none()
+                    && db.message.contains("statement timeout") =>
+            {
+                db.hint = Some(format!(
+                    "statements of the {} role may run for {timeout} on this project",
+                    role.as_str()
+                ));
+                RestError::Db(db, role)
+            }
+            e => e,
+        }
+    }
+
     /// The error code, for the `Proxy-Status` header and logs.
     pub fn status(&self) -> StatusCode {
         match self {
-            RestError::Parse { .. } | RestError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            RestError::Parse { .. } | RestError::Limit(_) | RestError::InvalidBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
             RestError::Schema(_) => StatusCode::NOT_ACCEPTABLE,
             RestError::Jwt(_) => StatusCode::UNAUTHORIZED,
             RestError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -137,6 +171,11 @@ impl RestError {
                 HttpError::new(StatusCode::BAD_REQUEST, "PGRST100", message)
                     .with_details(details, None)
             }
+            RestError::Limit(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST100", m)
+                .with_details(
+                    None,
+                    Some("the platform bounds the nesting and size of requests: flatten the query or split it into several requests".into()),
+                ),
             RestError::InvalidBody(m) => HttpError::new(StatusCode::BAD_REQUEST, "PGRST102", m),
             RestError::Schema(list) => HttpError::new(
                 StatusCode::NOT_ACCEPTABLE,
@@ -182,6 +221,9 @@ impl RestError {
     }
 }
 
+/// SQLSTATEs of a backend that is gone (see [`RestError::from_pg`]).
+const TERMINATED: [&str; 3] = ["57P01", "57P02", "57P03"];
+
 /// PostgREST's SQLSTATE → HTTP status table, plus `PTxyz` → xyz.
 pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
     if let Some(n) = code.strip_prefix("PT").and_then(|n| n.parse::<u16>().ok()) {
@@ -198,6 +240,7 @@ pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
         "42501" => StatusCode::FORBIDDEN,
         "P0001" => StatusCode::BAD_REQUEST,
         "42P17" | "53400" => StatusCode::INTERNAL_SERVER_ERROR,
+        c if TERMINATED.contains(&c) => StatusCode::SERVICE_UNAVAILABLE,
         _ => match class {
             "08" | "53" => StatusCode::SERVICE_UNAVAILABLE,
             "0L" | "0P" | "28" => StatusCode::FORBIDDEN,
@@ -331,6 +374,14 @@ mod tests {
         assert_eq!(
             status_for_sqlstate("PT402", Role::Anon),
             StatusCode::PAYMENT_REQUIRED
+        );
+        assert_eq!(
+            status_for_sqlstate("57P01", Role::ServiceRole),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_for_sqlstate("57014", Role::Anon),
+            StatusCode::INTERNAL_SERVER_ERROR
         );
     }
 }

@@ -5,6 +5,9 @@
 //! statement when the connection's session already holds the request's GUCs; see [`Pools::run`]).
 //! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
 //! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
+//! Every statement runs under its role's statement timeout from the project's limits (set with the
+//! other GUCs, see [`crate::session`]), and a request dropped midway cancels its statement and closes
+//! the connection ([`crate::lease`]).
 //!
 //! ## Schema-cache invalidation without a listener per project
 //! `NOTIFY` never crosses databases, so one listener connection per server cannot hear every project,
@@ -22,7 +25,11 @@
 //! their connections to busy ones instead of the server refusing new sessions.
 
 use crate::error::RestError;
+use crate::lease::Lease;
 use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
+use crate::session::{
+    observed_values, session_values, timeout_setting, SESSION_VALUES, SETUP, SETUP_SESSION,
+};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod};
@@ -42,6 +49,10 @@ use tokio_postgres::AsyncMessage;
 
 /// Prepared statements kept per connection; past this the connection's cache is emptied.
 pub const MAX_STATEMENTS: usize = 256;
+
+/// `statement_timeout` of a schema-cache load (catalog queries as the project's login role; a request
+/// waits for it, and one abandoned meanwhile cancels it).
+const SCHEMA_LOAD_TIMEOUT_MS: u32 = 30_000;
 
 /// A bind parameter sent in text format. Statements are prepared without parameter types, so PostgreSQL
 /// infers each from its context exactly as for a quoted literal (`'42'` against an integer column is an
@@ -140,70 +151,8 @@ fn plan_rows(explain: &str) -> Option<i64> {
         .map(|n| n as i64)
 }
 
-/// Sets the role and PostgREST's request GUCs for the transaction (and hides response GUCs a function
-/// may have left on the session).
-const SETUP: &str =
-    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-     set_config('search_path', $7, true), set_config('response.headers', '', true), \
-     set_config('response.status', '', true)";
-
-/// The same GUCs at session level, for reads in one implicit transaction (see [`Pools::run`]): also
-/// makes the read's transaction read-only and clears response GUCs a function may have left behind.
-const SETUP_SESSION: &str =
-    "SELECT set_config('role', $1, false), set_config('request.jwt.claims', $2, false), \
-     set_config('request.method', $3, false), set_config('request.path', $4, false), \
-     set_config('request.headers', $5, false), set_config('request.cookies', $6, false), \
-     set_config('search_path', $7, false), set_config('default_transaction_read_only', 'on', false), \
-     set_config('response.headers', '', false), set_config('response.status', '', false)";
-
-/// The session GUCs a plain read depends on, read back as the last columns of every statement (after
-/// `response.headers` and `response.status`), in the order of [`session_values`]. What they hold once a
-/// read has run is what the connection's next request starts from, so when they already equal what that
-/// request needs, it skips [`SETUP_SESSION`] and sends its statement alone (see [`Pools::run`]).
-pub(crate) const OBSERVED_GUCS: &str = "current_setting('role'), \
-     current_setting('request.jwt.claims', true), current_setting('request.method', true), \
-     current_setting('request.path', true), current_setting('request.headers', true), \
-     current_setting('request.cookies', true), current_setting('search_path'), \
-     current_setting('default_transaction_read_only')";
-
-/// Column of the first [`OBSERVED_GUCS`] value; `response.headers` and `response.status` are 3 and 4.
-const FIRST_OBSERVED: usize = 6;
-
-/// What [`SETUP_SESSION`] leaves on the session for `ctx`: the request's values, reads made read-only,
-/// and no response GUCs.
-fn session_values<'a>(ctx: &TxContext<'a>) -> [&'a str; 10] {
-    [
-        ctx.role.as_str(),
-        ctx.claims,
-        ctx.method,
-        ctx.path,
-        ctx.headers,
-        ctx.cookies,
-        ctx.search_path,
-        "on",
-        "",
-        "",
-    ]
-}
-
-/// The same values as a statement's last row reports them (`None` when a column is missing or NULL:
-/// an unknown session).
-fn observed_values(row: &tokio_postgres::Row) -> Option<[&str; 10]> {
-    let text = |i: usize| row.try_get::<_, Option<&str>>(i).ok().flatten();
-    let mut out = [""; 10];
-    for (k, slot) in out.iter_mut().enumerate().take(8) {
-        *slot = text(FIRST_OBSERVED + k)?;
-    }
-    out[8] = text(3)?;
-    out[9] = text(4)?;
-    Some(out)
-}
-
 /// Errors a re-prepared statement may not hit again.
 fn stale_statement(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
     matches!(
         e.code(),
         Some(c) if *c == SqlState::FEATURE_NOT_SUPPORTED
@@ -284,6 +233,8 @@ pub struct TxContext<'a> {
     pub headers: &'a str,
     pub cookies: &'a str,
     pub search_path: &'a str,
+    /// The role's `statement_timeout` on this project, as [`crate::session::timeout_setting`] writes it.
+    pub statement_timeout: &'a str,
     pub read_only: bool,
     /// Statements run after the GUCs are set: the request's time zone, then the pre-request function.
     pub pre_request: Option<String>,
@@ -315,7 +266,7 @@ impl ProjectState {
         *self.cache.lock().expect("cache lock") = None;
     }
 
-    fn session_hash(&self, values: &[&str; 10]) -> u64 {
+    fn session_hash(&self, values: &[&str; SESSION_VALUES]) -> u64 {
         self.hasher.hash_one(values)
     }
 
@@ -665,41 +616,54 @@ impl Pools {
         if let Some(c) = state.cache.lock().expect("cache lock").clone() {
             return Ok(c);
         }
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| RestError::Unavailable(e.to_string()))?;
-        // Reads leave the request's role and GUCs set on the session: load as the login role.
-        state.session_left(Object::id(&client), None);
+        let client = Lease::new(
+            pool.get()
+                .await
+                .map_err(|e| RestError::Unavailable(e.to_string()))?,
+        );
+        let result = Self::load_schema(&client, &state, schemas).await;
+        client.release(matches!(result, Err(RestError::Unavailable(_))));
+        result
+    }
+
+    async fn load_schema(
+        client: &Object,
+        state: &ProjectState,
+        schemas: &[String],
+    ) -> Result<Arc<SchemaCache>, RestError> {
+        // Reads leave the request's role and GUCs set on the session: load as the login role, under
+        // a timeout of its own (not the last request's).
+        state.session_left(Object::id(client), None);
         client
-            .batch_execute("RESET ROLE; RESET search_path; RESET default_transaction_read_only")
+            .batch_execute(&format!(
+                "RESET ROLE; RESET search_path; RESET default_transaction_read_only; \
+                 SET statement_timeout = '{}'",
+                timeout_setting(SCHEMA_LOAD_TIMEOUT_MS)
+            ))
             .await
             .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
         let generation = state.generation.load(Ordering::SeqCst);
-        let load = |schemas: Vec<String>| {
-            let client = &client;
-            async move {
-                let row = match client.query_one(LOAD_SQL, &[&schemas]).await {
-                    // Not there yet, or not usable yet: a database the tenant-manager has not
-                    // brought up to date, whose catalogs are still readable.
-                    Err(e)
-                        if [
-                            SqlState::UNDEFINED_FUNCTION,
-                            SqlState::INSUFFICIENT_PRIVILEGE,
-                            SqlState::INVALID_SCHEMA_NAME,
-                        ]
-                        .iter()
-                        .any(|c| e.code() == Some(c)) =>
-                    {
-                        client.query_one(LOAD_SQL_BEFORE_CONFINE, &[&schemas]).await
-                    }
-                    other => other,
+        let load = |schemas: Vec<String>| async move {
+            let row = match client.query_one(LOAD_SQL, &[&schemas]).await {
+                // Not there yet, or not usable yet: a database the tenant-manager has not brought up
+                // to date, whose catalogs are still readable.
+                Err(e)
+                    if [
+                        SqlState::UNDEFINED_FUNCTION,
+                        SqlState::INSUFFICIENT_PRIVILEGE,
+                        SqlState::INVALID_SCHEMA_NAME,
+                    ]
+                    .iter()
+                    .any(|c| e.code() == Some(c)) =>
+                {
+                    client.query_one(LOAD_SQL_BEFORE_CONFINE, &[&schemas]).await
                 }
-                .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
-                let text: String = row.get(0);
-                SchemaCache::from_json(&text)
-                    .map_err(|e| RestError::Unavailable(format!("schema cache: {e}")))
+                other => other,
             }
+            .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+            let text: String = row.get(0);
+            SchemaCache::from_json(&text)
+                .map_err(|e| RestError::Unavailable(format!("schema cache: {e}")))
         };
         let mut cache = load(schemas.to_vec()).await?;
         cache.schemas = schemas.to_vec();
@@ -756,6 +720,10 @@ impl Pools {
     /// they were), or the connection's previous statement read them back and they already matched, in
     /// which case the `set_config` statement is skipped. Writes keep `BEGIN` … `COMMIT` with
     /// `set_config(…, true)`.
+    ///
+    /// The statement runs under the role's statement timeout; if the request is dropped first, the
+    /// statement is cancelled and the connection closed (see [`Lease`]), as it is when the connection
+    /// broke under the request.
     pub async fn run(
         &self,
         project_ref: &str,
@@ -763,12 +731,26 @@ impl Pools {
         ctx: &TxContext<'_>,
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
-        let role = ctx.role;
         let (pool, state) = self.entry(project_ref, db);
-        let client = pool
-            .get()
+        let client = Lease::new(
+            pool.get()
+                .await
+                .map_err(|e| RestError::Unavailable(e.to_string()))?,
+        );
+        let result = Self::run_on(&client, &state, ctx, stmt)
             .await
-            .map_err(|e| RestError::Unavailable(e.to_string()))?;
+            .map_err(|e| e.with_timeout_hint(ctx.statement_timeout));
+        client.release(matches!(result, Err(RestError::Unavailable(_))));
+        result
+    }
+
+    async fn run_on(
+        client: &Object,
+        state: &ProjectState,
+        ctx: &TxContext<'_>,
+        stmt: &Statement,
+    ) -> Result<Outcome, RestError> {
+        let role = ctx.role;
         if client.statement_cache.size() > MAX_STATEMENTS {
             client.statement_cache.clear();
         }
@@ -783,6 +765,7 @@ impl Pools {
             Text(ctx.headers),
             Text(ctx.cookies),
             Text(ctx.search_path),
+            Text(ctx.statement_timeout),
         ];
         let setup_params: Vec<&(dyn ToSql + Sync)> = setup_values
             .iter()
@@ -802,14 +785,14 @@ impl Pools {
             && ctx.pre_request.is_none()
             && ctx.end == TxEnd::Commit
             && stmt.explain.is_none();
-        let id = Object::id(&client);
+        let id = Object::id(client);
         if plain_read {
             // Most requests on a connection repeat the previous one's GUCs (the same caller, whose
             // minted token changes once a second): then the statement goes alone.
             let wanted = session_values(ctx);
             let wanted_hash = state.session_hash(&wanted);
             let setup = (!state.session_is(id, wanted_hash)).then_some(&setup_params[..]);
-            let rows = Self::read_on_session(&client, setup, &stmt.sql, &params, role).await;
+            let rows = Self::read_on_session(client, setup, &stmt.sql, &params, role).await;
             let rows = rows.inspect_err(|_| state.session_left(id, None))?;
             // Read back at the end of the statement, so a function that changed a GUC is seen. (One
             // that changes a GUC for the session and then back for the transaction only is not; that

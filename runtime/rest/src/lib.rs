@@ -20,11 +20,14 @@ pub mod error;
 pub mod exec;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+mod lease;
+pub mod limits;
 mod openapi;
 pub mod parse;
 pub mod plan;
 pub mod schema;
 pub mod service;
+pub mod session;
 pub mod sql;
 
 pub use service::{router, Caller, Rest, RestConfig, PROJECT_HEADER};

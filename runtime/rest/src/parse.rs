@@ -2,6 +2,7 @@
 //! and never reaches PostgreSQL. Nothing here knows the schema: names are checked by [`crate::resolve`].
 
 use crate::error::RestError;
+use crate::limits::{MAX_EMBEDS, MAX_EMBED_DEPTH, MAX_JSON_PATH, MAX_LOGIC_DEPTH, MAX_QUERY_BYTES};
 use crate::plan::*;
 use percent_encoding::percent_decode_str;
 
@@ -38,7 +39,17 @@ pub struct Extras {
 
 /// Parses the query string. With `rpc_get`, keys that are not PostgREST syntax are kept raw in
 /// [`Query::extra`] (the resolver decides which are function arguments and which are filters).
+/// Refuses what exceeds [`crate::limits`].
 pub fn parse_query(query: &str, rpc_get: bool) -> Result<(Query, Extras), RestError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(RestError::api(
+            http::StatusCode::URI_TOO_LONG,
+            "PGRST100",
+            format!("query string exceeds {MAX_QUERY_BYTES} bytes"),
+            None,
+            Some("send fewer or shorter parameters, or split the request".into()),
+        ));
+    }
     let mut q = Query {
         select: vec![SelectItem::Star],
         ..Query::default()
@@ -55,6 +66,12 @@ pub fn parse_query(query: &str, rpc_get: bool) -> Result<(Query, Extras), RestEr
             _ => {
                 let mut path: Vec<String> = key.split('.').map(str::to_string).collect();
                 let last = path.pop().unwrap_or_default();
+                // `a.b.id` names a column of an embed two levels down; `a.not.or` a negated tree.
+                if path.len() > MAX_EMBED_DEPTH {
+                    return Err(RestError::Limit(format!(
+                        "embedded parameter path exceeds {MAX_EMBED_DEPTH} levels"
+                    )));
+                }
                 // `not.or` / `a.not.and`
                 let (last, negated) = match path.last().map(String::as_str) {
                     Some("not") if last == "or" || last == "and" => {
@@ -68,7 +85,7 @@ pub fn parse_query(query: &str, rpc_get: bool) -> Result<(Query, Extras), RestEr
                     "limit" => q.limit.push((path, parse_int("limit", &value)?)),
                     "offset" => q.offset.push((path, parse_int("offset", &value)?)),
                     "or" | "and" => {
-                        let children = parse_logic_list(&value)?;
+                        let children = parse_logic_list(&value, 1)?;
                         q.filters.push((
                             path,
                             Cond::Logic {
@@ -171,6 +188,11 @@ pub fn parse_field(s: &str) -> Result<Field, RestError> {
     let name = parse_name(parts.next().unwrap_or(""))?;
     let mut json = Vec::new();
     for p in parts {
+        if json.len() == MAX_JSON_PATH {
+            return Err(RestError::Limit(format!(
+                "JSON path exceeds {MAX_JSON_PATH} steps"
+            )));
+        }
         let (text, key) = match p.strip_prefix('>') {
             Some(k) => (true, k),
             None => (false, p),
@@ -220,14 +242,36 @@ pub fn parse_select(v: &str) -> Result<Vec<SelectItem>, RestError> {
     if v.trim().is_empty() {
         return Ok(vec![SelectItem::Star]);
     }
+    let mut embeds = 0;
+    let items = parse_select_list(v, 1, &mut embeds)?;
+    if embeds > MAX_EMBEDS {
+        return Err(RestError::Limit(format!(
+            "select has more than {MAX_EMBEDS} embedded resources"
+        )));
+    }
+    Ok(items)
+}
+
+/// The items of a select list at nesting `depth` (1: the top level), counting embeds in `embeds`.
+fn parse_select_list(
+    v: &str,
+    depth: usize,
+    embeds: &mut usize,
+) -> Result<Vec<SelectItem>, RestError> {
     split_top(v, ',')
         .map_err(|_| failed("select", v, "unbalanced parentheses"))?
         .into_iter()
-        .map(|item| parse_select_item(item.trim()).map_err(|e| e.within("select", v)))
+        .map(|item| {
+            parse_select_item(item.trim(), depth, embeds).map_err(|e| e.within("select", v))
+        })
         .collect()
 }
 
-fn parse_select_item(item: &str) -> Result<SelectItem, RestError> {
+fn parse_select_item(
+    item: &str,
+    depth: usize,
+    embeds: &mut usize,
+) -> Result<SelectItem, RestError> {
     if item == "*" {
         return Ok(SelectItem::Star);
     }
@@ -304,6 +348,13 @@ fn parse_select_item(item: &str) -> Result<SelectItem, RestError> {
                 _ => return Err(failed("select", item, "too many hints")),
             }
         }
+        // Checked before descending: the parser's own recursion is what the cap protects.
+        if depth == MAX_EMBED_DEPTH {
+            return Err(RestError::Limit(format!(
+                "select nesting exceeds {MAX_EMBED_DEPTH} levels"
+            )));
+        }
+        *embeds += 1;
         return Ok(SelectItem::Embed(Box::new(EmbedRequest {
             name,
             alias,
@@ -313,7 +364,7 @@ fn parse_select_item(item: &str) -> Result<SelectItem, RestError> {
             select: if inner.trim().is_empty() {
                 Vec::new()
             } else {
-                parse_select(inner)?
+                parse_select_list(inner, depth + 1, embeds)?
             },
         })));
     }
@@ -389,8 +440,9 @@ pub fn parse_order(v: &str) -> Result<Vec<OrderTerm>, RestError> {
         .collect()
 }
 
-/// `(a.eq.1,or(b.gt.2,not.and(c.is.null,d.in.(1,2))))` → children.
-fn parse_logic_list(v: &str) -> Result<Vec<Cond>, RestError> {
+/// `(a.eq.1,or(b.gt.2,not.and(c.is.null,d.in.(1,2))))` → children, the list being at nesting `depth`
+/// (1: the parameter's own list).
+fn parse_logic_list(v: &str, depth: usize) -> Result<Vec<Cond>, RestError> {
     let inner = v
         .trim()
         .strip_prefix('(')
@@ -399,21 +451,26 @@ fn parse_logic_list(v: &str) -> Result<Vec<Cond>, RestError> {
     split_top(inner, ',')
         .map_err(|_| failed("logic tree", v, "unbalanced parentheses"))?
         .into_iter()
-        .map(|item| parse_logic_item(item.trim()).map_err(|e| e.within("logic tree", v)))
+        .map(|item| parse_logic_item(item.trim(), depth).map_err(|e| e.within("logic tree", v)))
         .collect()
 }
 
-fn parse_logic_item(item: &str) -> Result<Cond, RestError> {
+fn parse_logic_item(item: &str, depth: usize) -> Result<Cond, RestError> {
     let (negated, rest) = match item.strip_prefix("not.") {
         Some(r) if r.starts_with("and(") || r.starts_with("or(") => (true, r),
         _ => (false, item),
     };
     for (prefix, or) in [("and(", false), ("or(", true)] {
         if rest.starts_with(prefix) {
+            if depth == MAX_LOGIC_DEPTH {
+                return Err(RestError::Limit(format!(
+                    "logic tree nesting exceeds {MAX_LOGIC_DEPTH} levels"
+                )));
+            }
             return Ok(Cond::Logic {
                 or,
                 negated,
-                children: parse_logic_list(&rest[prefix.len() - 1..])?,
+                children: parse_logic_list(&rest[prefix.len() - 1..], depth + 1)?,
             });
         }
     }

@@ -11,6 +11,7 @@ use crate::exec::{Outcome, Pools, RowCheck, TxContext, TxEnd};
 use crate::parse::{parse_csv_payload, parse_json_payload, parse_prefer, parse_query, Payload};
 use crate::plan::*;
 use crate::schema::{Function, SchemaCache, Table};
+use crate::session::timeout_setting;
 use crate::sql::{Builder, Render, RpcArgs, Statement, Write_};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -561,6 +562,12 @@ impl RequestCtx<'_> {
             headers: &headers_json(self.headers),
             cookies: &cookies_json(self.headers),
             search_path: &search_path.join(", "),
+            statement_timeout: &timeout_setting(
+                self.caller
+                    .project
+                    .limits
+                    .statement_timeout_ms(self.caller.role),
+            ),
             read_only,
             pre_request,
             end,

@@ -8,6 +8,7 @@
 //! quoted; casts and JSON keys are validated by the parser and keys are bound as parameters too.
 
 use crate::error::RestError;
+use crate::limits::{MAX_EMBED_DEPTH, MAX_LOGIC_DEPTH};
 use crate::plan::*;
 use crate::schema::{Function, QName, Relationship, SchemaCache, Table};
 use http::StatusCode;
@@ -316,15 +317,20 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// A filter or a logic tree whose list is at nesting `depth` (1: a parameter's own list).
     fn cond(
         &mut self,
         src: &Source,
         alias: &str,
         c: &Cond,
         embeds: &[(String, String, bool)],
+        depth: usize,
     ) -> Result<String, RestError> {
         match c {
             Cond::Filter(f) => self.filter(src, alias, f, embeds),
+            Cond::Logic { .. } if depth > MAX_LOGIC_DEPTH => Err(RestError::Limit(format!(
+                "logic tree nesting exceeds {MAX_LOGIC_DEPTH} levels"
+            ))),
             Cond::Logic {
                 or,
                 negated,
@@ -332,7 +338,7 @@ impl<'a> Builder<'a> {
             } => {
                 let mut parts = Vec::with_capacity(children.len());
                 for ch in children {
-                    parts.push(self.cond(src, alias, ch, embeds)?);
+                    parts.push(self.cond(src, alias, ch, embeds, depth + 1)?);
                 }
                 let joined = if parts.is_empty() {
                     "true".to_string()
@@ -403,6 +409,12 @@ impl<'a> Builder<'a> {
         select: &[SelectItem],
         path: &[String],
     ) -> Result<Level, RestError> {
+        // The parser refused deeper selects; a plan built some other way stops here too.
+        if path.len() >= MAX_EMBED_DEPTH {
+            return Err(RestError::Limit(format!(
+                "select nesting exceeds {MAX_EMBED_DEPTH} levels"
+            )));
+        }
         self.seen_paths.push(path.to_vec());
         // Embedded levels are built inside this one: each keeps its own computed flag.
         let outer_computed = std::mem::take(&mut self.computed);
@@ -489,7 +501,7 @@ impl<'a> Builder<'a> {
         // Filters, logic trees and order at this path.
         for (p, c) in &self.query.filters {
             if p.as_slice() == path && !(path.is_empty() && self.skip_top_filters) {
-                let c = self.cond(src, alias, c, &lv.embeds)?;
+                let c = self.cond(src, alias, c, &lv.embeds, 1)?;
                 if c.contains("\"pgrst_v\"") {
                     // A null filter on an embed: the count query needs the embeds.
                     for l in lv.laterals.iter_mut() {
@@ -990,12 +1002,12 @@ fn body_expr(render: Render) -> &'static str {
 
 /// The final projection over the rows `pgrst_r`.
 /// Its last columns are the session GUCs as they stand once the statement has run (see
-/// [`crate::exec::OBSERVED_GUCS`]).
+/// [`crate::session::OBSERVED_GUCS`]).
 fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> String {
     format!(
         "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
         body_expr(render),
-        crate::exec::OBSERVED_GUCS,
+        crate::session::OBSERVED_GUCS,
     )
 }
 
@@ -1033,8 +1045,9 @@ fn explain_sql(
     if !wanted {
         return None;
     }
+    let mentioned = mentioned_params(rows_query, nparams);
     let unused: Vec<String> = (1..=nparams)
-        .filter(|i| !mentions_param(rows_query, *i))
+        .filter(|i| !mentioned[*i])
         .map(|i| format!("${i}::text"))
         .collect();
     Some(if unused.is_empty() {
@@ -1047,15 +1060,30 @@ fn explain_sql(
     })
 }
 
-/// Whether `sql` contains the placeholder `$i` (not as a prefix of `$i0`).
-fn mentions_param(sql: &str, i: usize) -> bool {
-    let needle = format!("${i}");
-    sql.match_indices(&needle).any(|(at, _)| {
-        !sql[at + needle.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
+/// Which of the placeholders `$1`…`$n` `sql` mentions (whole: `$12` is not `$1`), indexed by number,
+/// in one pass: a request can carry thousands of parameters, and a search per parameter would make
+/// the count's cost grow with their square.
+fn mentioned_params(sql: &str, n: usize) -> Vec<bool> {
+    let mut seen = vec![false; n + 1];
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let digits = bytes[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if let Ok(k) = sql[i + 1..i + 1 + digits].parse::<usize>() {
+            if k <= n {
+                seen[k] = true;
+            }
+        }
+        i += 1 + digits;
+    }
+    seen
 }
 
 impl<'a> Builder<'a> {
@@ -1113,7 +1141,7 @@ impl<'a> Builder<'a> {
         let filtered = !matches!(w, Write_::Insert { .. });
         for (p, c) in &self.query.filters {
             if p.is_empty() && filtered {
-                let c = self.cond(&src, &alias, c, &[])?;
+                let c = self.cond(&src, &alias, c, &[], 1)?;
                 dml_conds.push(c);
             }
         }
@@ -1362,11 +1390,16 @@ mod explain_tests {
 
     #[test]
     fn placeholders_are_matched_whole() {
-        assert!(mentions_param("a = $1 AND b = $12", 1));
-        assert!(mentions_param("a = $1 AND b = $12", 12));
-        assert!(!mentions_param("a = $12", 1));
-        assert!(!mentions_param("a = $12", 2));
-        assert!(mentions_param("LIMIT $3", 3));
+        let m = mentioned_params("a = $1 AND b = $12", 12);
+        assert!(m[1] && m[12]);
+        assert!(!m[2] && !m[11]);
+        let m = mentioned_params("a = $12", 12);
+        assert!(!m[1] && !m[2] && m[12]);
+        assert!(mentioned_params("LIMIT $3", 3)[3]);
+        assert_eq!(
+            mentioned_params("$ $x $99999999999999999999 $4", 3),
+            vec![false; 4]
+        );
     }
 
     #[test]

@@ -4,133 +4,22 @@
 //! provisioning a project from the real template (with `templates/rest.sql`), and the REST router driven
 //! in-process with JWTs signed by the project's secret.
 
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::{json, Map, Value};
-use std::sync::Arc;
+mod common;
+
+pub use common::{Env, Reply};
+use http::StatusCode;
+use serde_json::json;
 use std::time::Duration;
-use supactl_common::jwt;
-use testkit::ControlPlane;
-use tower::ServiceExt;
 
 #[path = "conformance/cases.rs"]
 mod cases;
 
 const FIXTURE: &str = include_str!("conformance/fixture.sql");
 
-pub struct Env {
-    _cp: ControlPlane,
-    router: axum::Router,
-    project_ref: String,
-    secret: String,
-    pub db: tokio_postgres::Client,
-    rest: Arc<rest::Rest>,
-}
-
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: http::HeaderMap,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-
-    pub fn header(&self, k: &str) -> Option<&str> {
-        self.headers.get(k).and_then(|v| v.to_str().ok())
-    }
-}
-
-impl Env {
-    async fn start() -> Env {
-        let cp = ControlPlane::start("http://127.0.0.1:1/p/{ref}").await;
-        let project_ref = cp.create_project("Conformance", "conformance").await["ref"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let secret = cp.jwt_secret(&project_ref).await;
-        let db = cp.project_db(&project_ref).await;
-        db.batch_execute(FIXTURE).await.unwrap();
-        let directory = cp.directory(Duration::from_secs(60));
-        let rest = rest::Rest::new(directory, rest::RestConfig::default());
-        Env {
-            router: rest::router(rest.clone()),
-            rest,
-            _cp: cp,
-            project_ref,
-            secret,
-            db,
-        }
-    }
-
-    pub fn token(&self, role: &str, extra: Option<Value>) -> String {
-        let mut claims = Map::new();
-        claims.insert("role".into(), json!(role));
-        claims.insert("ref".into(), json!(self.project_ref));
-        claims.insert("iat".into(), json!(jwt::now()));
-        claims.insert("exp".into(), json!(jwt::now() + 300));
-        if let Some(Value::Object(o)) = extra {
-            claims.extend(o);
-        }
-        jwt::sign(&claims, self.secret.as_bytes())
-    }
-
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-        token: &str,
-    ) -> Reply {
-        // Characters http::Uri refuses are sent percent-encoded, as clients do.
-        let mut uri = String::new();
-        for ch in path.chars() {
-            if ch.is_ascii() && !" \"{}^|<>\\`".contains(ch) {
-                uri.push(ch);
-            } else {
-                let mut buf = [0u8; 4];
-                for byte in ch.encode_utf8(&mut buf).bytes() {
-                    uri.push_str(&format!("%{byte:02X}"));
-                }
-            }
-        }
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(rest::PROJECT_HEADER, &self.project_ref)
-            .header("authorization", format!("Bearer {token}"));
-        let has_ct = headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-        if !has_ct {
-            b = b.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let req = b
-            .body(axum::body::Body::from(body.unwrap_or("").to_string()))
-            .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-}
-
 /// Runs every case of [`cases::all`] in order and reports all failures at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     let cases = cases::all();
     assert!(cases.len() >= 200, "only {} cases", cases.len());
     let mut failures = Vec::new();
@@ -152,7 +41,7 @@ async fn conformance_suite() {
 /// pooled connection's LISTEN), and `NOTIFY pgrst` by hand reloads too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_cache_reloads_after_ddl_and_notify() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     let t = env.token("service_role", None);
     let r = env
         .call("GET", "/authors?select=id&limit=1", &[], None, &t)
@@ -207,7 +96,7 @@ async fn schema_cache_reloads_after_ddl_and_notify() {
 /// `tx=rollback` override and extra exposed schemas (Accept-Profile / Content-Profile).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_settings_in_database() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     let t = env.token("service_role", None);
     let db = supactl_common::ident::database_name(&env.project_ref);
     env.db
@@ -335,7 +224,7 @@ async fn project_settings_in_database() {
 /// limit/offset parameters the count does not use must not break the statement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_count_estimates_the_filtered_relation() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     let t = env.token("service_role", None);
     env.db.batch_execute("ANALYZE books").await.unwrap();
     let planned = [("prefer", "count=planned")];
@@ -377,7 +266,7 @@ async fn planned_count_estimates_the_filtered_relation() {
 /// after a read-only read, a function that leaves `response.headers` behind at session level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_state_never_leaks_between_requests() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     env.db
         .batch_execute(
             "CREATE FUNCTION leave_header() RETURNS int LANGUAGE sql AS $$
@@ -475,7 +364,7 @@ async fn session_state_never_leaks_between_requests() {
 /// on purpose) makes the next request set everything again instead of running under its values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_changing_session_gucs_cannot_reach_the_next_request() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     env.db
         .batch_execute(
             "CREATE SEQUENCE whoami_calls;
@@ -541,7 +430,7 @@ async fn a_function_changing_session_gucs_cannot_reach_the_next_request() {
 /// planner's estimate above it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_rows_caps_reads_and_estimated_counts() {
-    let env = Env::start().await;
+    let env = Env::start(FIXTURE).await;
     let t = env.token("service_role", None);
     let db = supactl_common::ident::database_name(&env.project_ref);
     env.db
