@@ -286,6 +286,38 @@ async fn shared_role_settings_written_by_a_project_are_inert_and_cleared() {
         )
         .await;
     assert_eq!((s, v), (StatusCode::OK, json!([{"id": 1}])));
+    // B's own anon timeout (set through the admin API) still applies, though A set anon's to none.
+    sql_ok(
+        &p,
+        &b,
+        "CREATE FUNCTION public.slow() RETURNS int LANGUAGE sql AS 'SELECT 1 FROM pg_sleep(2)';",
+    )
+    .await;
+    let (s, v) = p
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/projects/{}", b.project_ref),
+            Some(json!({"limits": {"anon_statement_timeout_ms": 1000}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let slow = |key: String| {
+        let url = format!("{}/rest/v1/rpc/slow", b.api_url);
+        let p = &p;
+        async move { p.call(Method::GET, &url, &[("apikey", &key)], None).await }
+    };
+    // The gateway's directory caches configs for up to 1 s; retry until the new limit is seen.
+    let mut answer = slow(b.anon.clone()).await;
+    for _ in 0..10 {
+        if answer.0 != StatusCode::OK {
+            break;
+        }
+        answer = slow(b.anon.clone()).await;
+    }
+    assert_eq!(answer.0, StatusCode::INTERNAL_SERVER_ERROR, "{}", answer.1);
+    assert_eq!(answer.1["code"], "57014", "{}", answer.1);
+    let (s, v) = slow(b.secret.clone()).await;
+    assert_eq!(s, StatusCode::OK, "service_role keeps its 8 s: {v}");
 
     // A tenant-manager preparing the worker (every start, every worker registration) clears them.
     p.start_tenant_manager_again().await;
