@@ -214,7 +214,10 @@ mod tests {
         };
         for text in [format!("{smtp:?}"), format!("{smtp:#?}")] {
             assert!(!text.contains("smtp-password-0123"), "{text}");
-            assert!(text.contains("smtp.example.com") && text.contains("<redacted>"), "{text}");
+            assert!(
+                text.contains("smtp.example.com") && text.contains("<redacted>"),
+                "{text}"
+            );
         }
     }
 }

@@ -107,7 +107,9 @@ mod tests {
     fn associated_data_binds_the_ciphertext_to_its_place() {
         let c = Cipher::new("platform-key");
         let sealed = c.seal(b"secret", b"supactl.jwt_secrets.secret_enc:a");
-        assert!(c.open(&sealed, b"supactl.jwt_secrets.secret_enc:b").is_err());
+        assert!(c
+            .open(&sealed, b"supactl.jwt_secrets.secret_enc:b")
+            .is_err());
         assert!(c.open(&sealed, b"supactl.api_keys.key_enc:a").is_err());
         assert!(c.open(&sealed, b"").is_err());
         assert!(c.open_legacy(&sealed).is_err());

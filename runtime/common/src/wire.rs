@@ -142,7 +142,10 @@ mod tests {
         let config = ProjectConfig {
             project_ref: "proj".into(),
             status: status::ACTIVE.into(),
-            jwt_secrets: vec!["jwt-secret-current-0001".into(), "jwt-secret-old-0002".into()],
+            jwt_secrets: vec![
+                "jwt-secret-current-0001".into(),
+                "jwt-secret-old-0002".into(),
+            ],
             db: DbConfig {
                 host: "127.0.0.1".into(),
                 port: 5432,
@@ -154,10 +157,17 @@ mod tests {
             limits: Limits::default(),
         };
         for text in [format!("{config:?}"), format!("{config:#?}")] {
-            for secret in ["jwt-secret-current-0001", "jwt-secret-old-0002", "db-password-0003"] {
+            for secret in [
+                "jwt-secret-current-0001",
+                "jwt-secret-old-0002",
+                "db-password-0003",
+            ] {
                 assert!(!text.contains(secret), "{text}");
             }
-            assert!(text.contains("authenticator_proj") && text.contains("<redacted>"), "{text}");
+            assert!(
+                text.contains("authenticator_proj") && text.contains("<redacted>"),
+                "{text}"
+            );
         }
     }
 }

@@ -500,11 +500,7 @@ async fn health(State(tm): Tm, Path(project_ref): Path<String>) -> Result<Respon
     let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
     let mut cfg = worker.pg_config(&p.db_name);
     cfg.user(&p.db_user)
-        .password(Column::ProjectDbPassword.open(
-            &tm.cipher,
-            &p.project_ref,
-            &p.db_password,
-        )?)
+        .password(Column::ProjectDbPassword.open(&tm.cipher, &p.project_ref, &p.db_password)?)
         .connect_timeout(Duration::from_secs(3));
     let started = Instant::now();
     let database = match tokio::time::timeout(Duration::from_secs(5), async {

@@ -24,7 +24,7 @@ pub enum Column {
     ApiKey,
     /// Row: the secret's id.
     JwtSecret,
-    /// Row: `<project ref>/<name>`.
+    /// Row: [`project_secret_row`], `<project ref>/<name>`.
     ProjectSecret,
 }
 
@@ -94,6 +94,11 @@ const COLUMNS: [Column; 5] = [
     Column::JwtSecret,
     Column::ProjectSecret,
 ];
+
+/// The row of a project secret, as [`Column::ProjectSecret`] names it (refs hold no `/`).
+pub fn project_secret_row(project_ref: &str, name: &str) -> String {
+    format!("{project_ref}/{name}")
+}
 
 /// A fresh row id (a random UUID, v4), chosen before the insert so that the secret can be sealed for it.
 pub fn new_row_id() -> String {

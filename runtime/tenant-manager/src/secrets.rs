@@ -3,7 +3,7 @@
 
 use crate::api::{body, data};
 use crate::error::ApiError;
-use crate::sealed::Column;
+use crate::sealed::{project_secret_row, Column};
 use crate::TenantManager;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -82,7 +82,7 @@ pub async fn set(
             &[
                 &project_ref,
                 &s.name,
-                &Column::ProjectSecret.seal(&tm.cipher, &format!("{project_ref}/{}", s.name), &s.value),
+                &Column::ProjectSecret.seal(&tm.cipher, &project_secret_row(&project_ref, &s.name), &s.value),
             ],
         )
         .await?;

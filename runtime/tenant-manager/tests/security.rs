@@ -67,9 +67,8 @@ async fn call(
         .unwrap();
     (
         status,
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&bytes).into_owned())
-        }),
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
     )
 }
 
@@ -78,9 +77,10 @@ async fn admin(url: &str, method: Method, path: &str, body: Option<Value>) -> (S
 }
 
 async fn platform_db(cluster: &TestCluster) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(&cluster.url("supactl_platform"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (c, conn) =
+        tokio_postgres::connect(&cluster.url("supactl_platform"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(conn);
     c
 }
@@ -214,7 +214,10 @@ async fn failed_admin_authentication_is_audited_by_fingerprint_and_rate_limited(
         assert!(!summaries.is_empty(), "{entries:?}");
     }
     for e in &summaries {
-        assert_eq!((e["status"].clone(), e["actor"].clone()), (json!(401), json!("unrecorded")));
+        assert_eq!(
+            (e["status"].clone(), e["actor"].clone()),
+            (json!(401), json!("unrecorded"))
+        );
     }
 
     // No key in clear anywhere in the table.
@@ -246,7 +249,11 @@ async fn failed_admin_authentication_is_audited_by_fingerprint_and_rate_limited(
             newest["outcome"].clone(),
             newest["client_addr"].clone()
         ),
-        (json!(fingerprint(ADMIN_KEY)), json!("success"), json!("127.0.0.1"))
+        (
+            json!(fingerprint(ADMIN_KEY)),
+            json!("success"),
+            json!("127.0.0.1")
+        )
     );
 }
 
@@ -321,7 +328,10 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt() {
         let (s, v) = internal_config(&url, project_ref).await;
         assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
         assert_eq!(v["code"], "internal_error", "{v}");
-        assert!(secrets.iter().all(|x| !v.to_string().contains(x.as_str())), "{v}");
+        assert!(
+            secrets.iter().all(|x| !v.to_string().contains(x.as_str())),
+            "{v}"
+        );
     }
 
     // Within one project: its publishable key's ciphertext swapped with its secret key's.
@@ -342,7 +352,10 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt() {
     )
     .await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
-    assert!(secrets.iter().all(|x| !v.to_string().contains(x.as_str())), "{v}");
+    assert!(
+        secrets.iter().all(|x| !v.to_string().contains(x.as_str())),
+        "{v}"
+    );
     let (s, v) = admin(&url, Method::GET, "/admin/v1/projects/swap-a/health", None).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
 
@@ -398,8 +411,14 @@ async fn an_old_format_platform_database_is_resealed_at_startup() {
     .await;
     assert_eq!(s, StatusCode::CREATED);
     let (_, before) = internal_config(&url, "legacy").await;
-    let jwt_secret = before["data"]["jwt_secrets"][0].as_str().unwrap().to_string();
-    let db_password = before["data"]["db"]["password"].as_str().unwrap().to_string();
+    let jwt_secret = before["data"]["jwt_secrets"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let db_password = before["data"]["db"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let worker_password = WorkerSpec::from_url("local", &cluster.url("postgres"))
         .unwrap()
         .admin_password;
@@ -409,15 +428,45 @@ async fn an_old_format_platform_database_is_resealed_at_startup() {
     let db = platform_db(&cluster).await;
     let key_id = |t: &str| format!("SELECT id FROM supactl.api_keys WHERE type = '{t}'");
     let rewrites = [
-        ("UPDATE supactl.workers SET admin_password = $1".to_string(), worker_password),
-        ("UPDATE supactl.projects SET db_password = $1".to_string(), db_password.clone()),
-        (format!("UPDATE supactl.api_keys SET key_enc = $1 WHERE id = ({})", key_id("publishable")), publishable.clone()),
-        (format!("UPDATE supactl.api_keys SET key_enc = $1 WHERE id = ({})", key_id("secret")), secret.clone()),
-        ("UPDATE supactl.jwt_secrets SET secret_enc = $1".to_string(), jwt_secret.clone()),
-        ("UPDATE supactl.project_secrets SET value_enc = $1".to_string(), "stripe-value-0123".to_string()),
+        (
+            "UPDATE supactl.workers SET admin_password = $1".to_string(),
+            worker_password,
+        ),
+        (
+            "UPDATE supactl.projects SET db_password = $1".to_string(),
+            db_password.clone(),
+        ),
+        (
+            format!(
+                "UPDATE supactl.api_keys SET key_enc = $1 WHERE id = ({})",
+                key_id("publishable")
+            ),
+            publishable.clone(),
+        ),
+        (
+            format!(
+                "UPDATE supactl.api_keys SET key_enc = $1 WHERE id = ({})",
+                key_id("secret")
+            ),
+            secret.clone(),
+        ),
+        (
+            "UPDATE supactl.jwt_secrets SET secret_enc = $1".to_string(),
+            jwt_secret.clone(),
+        ),
+        (
+            "UPDATE supactl.project_secrets SET value_enc = $1".to_string(),
+            "stripe-value-0123".to_string(),
+        ),
     ];
     for (sql, plain) in &rewrites {
-        assert_eq!(db.execute(sql.as_str(), &[&legacy_seal(plain)]).await.unwrap(), 1, "{sql}");
+        assert_eq!(
+            db.execute(sql.as_str(), &[&legacy_seal(plain)])
+                .await
+                .unwrap(),
+            1,
+            "{sql}"
+        );
     }
     db.batch_execute(
         "ALTER TABLE supactl.audit_log DROP COLUMN client_addr, DROP COLUMN attempts,
@@ -522,6 +571,9 @@ fn debug_output_carries_no_secret() {
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
-        assert!(text.contains("10.0.0.5") && text.contains("<redacted>"), "{text}");
+        assert!(
+            text.contains("10.0.0.5") && text.contains("<redacted>"),
+            "{text}"
+        );
     }
 }
