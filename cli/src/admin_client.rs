@@ -11,8 +11,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use supactl_common::http_client::HttpClient;
+use supactl_common::redact;
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct AdminArgs {
     /// Admin API base URL (default: from the state file of `supactl up`).
     #[arg(long, env = "SUPACTL_ADMIN_URL", global = true)]
@@ -28,6 +29,16 @@ pub struct AdminArgs {
     /// Data directory of `supactl up`, where its state file is.
     #[arg(long, env = "SUPACTL_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AdminArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminArgs")
+            .field("admin_url", &self.admin_url)
+            .field("admin_key", &redact::optional(&self.admin_key))
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
 }
 
 pub struct AdminClient {
@@ -110,5 +121,23 @@ impl AdminClient {
         let code = v.get("code").and_then(Value::as_str).unwrap_or("error");
         let message = v.get("message").and_then(Value::as_str).unwrap_or("");
         Err(anyhow!("admin API: {status}: {message} ({code})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_admin_key() {
+        let admin = AdminArgs {
+            admin_url: Some("http://127.0.0.1:54323".into()),
+            admin_key: Some("admin-key-0123".into()),
+            data_dir: None,
+        };
+        for text in [format!("{admin:?}"), format!("{admin:#?}")] {
+            assert!(!text.contains("admin-key-0123"), "{text}");
+            assert!(text.contains("http://127.0.0.1:54323"), "{text}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use supactl_common::keys::random_base62;
+use supactl_common::redact::Redacted;
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct Secrets {
@@ -18,12 +19,34 @@ pub struct Secrets {
     pub postgres_password: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone)]
 pub struct State {
     pub gateway_url: String,
     pub admin_url: String,
     pub admin_key: String,
     pub pid: u32,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("encryption_key", &Redacted)
+            .field("service_token", &Redacted)
+            .field("admin_key", &Redacted)
+            .field("postgres_password", &Redacted)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("gateway_url", &self.gateway_url)
+            .field("admin_url", &self.admin_url)
+            .field("admin_key", &Redacted)
+            .field("pid", &self.pid)
+            .finish()
+    }
 }
 
 /// The default data directory: `/var/lib/supactl` for root (its cluster user must reach it), else
@@ -107,4 +130,42 @@ pub fn read_state(dir: &Path) -> anyhow::Result<State> {
 
 pub fn remove_state(dir: &Path) {
     let _ = fs::remove_file(dir.join("state.json"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let secrets = Secrets {
+            encryption_key: "encryption-key-0123".into(),
+            service_token: "service-token-0123".into(),
+            admin_key: "admin-key-0123".into(),
+            postgres_password: "postgres-password-0123".into(),
+        };
+        let state = State {
+            gateway_url: "http://127.0.0.1:54321".into(),
+            admin_url: "http://127.0.0.1:54323".into(),
+            admin_key: "admin-key-0123".into(),
+            pid: 42,
+        };
+        for text in [
+            format!("{secrets:?} {state:?}"),
+            format!("{secrets:#?} {state:#?}"),
+        ] {
+            for secret in [
+                "encryption-key-0123",
+                "service-token-0123",
+                "admin-key-0123",
+                "postgres-password-0123",
+            ] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            assert!(
+                text.contains("http://127.0.0.1:54323") && text.contains("42"),
+                "{text}"
+            );
+        }
+    }
 }

@@ -8,7 +8,8 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{json, Value};
 
-#[derive(Subcommand, Debug)]
+// No `Debug`: `set` holds the secrets' values, and nothing formats it.
+#[derive(Subcommand)]
 pub enum SecretsCommand {
     /// Set secrets: NAME=VALUE …
     Set {

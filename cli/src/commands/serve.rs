@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Subcommand, Debug)]
+// No `Debug`: its arguments hold secrets, and nothing formats them.
+#[derive(Subcommand)]
 pub enum ServeCommand {
     /// The API gateway with the REST engine in-process.
     Gateway(Box<GatewayArgs>),
@@ -22,7 +23,8 @@ pub enum ServeCommand {
     RestLambda,
 }
 
-#[derive(Args, Debug)]
+// No `Debug`: it holds secrets, and nothing formats it.
+#[derive(Args)]
 pub struct GatewayArgs {
     #[arg(long, env = "SUPACTL_PORT", default_value_t = 8000)]
     port: u16,
@@ -67,7 +69,8 @@ pub struct GatewayArgs {
     rest_function_timeout: u64,
 }
 
-#[derive(Args, Debug)]
+// No `Debug`: it holds secrets, and nothing formats it.
+#[derive(Args)]
 pub struct TenantManagerArgs {
     #[arg(long, env = "SUPACTL_ADMIN_PORT", default_value_t = 3001)]
     port: u16,

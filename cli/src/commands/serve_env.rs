@@ -4,9 +4,11 @@
 //! `SUPACTL_REDIS_URL` still wins.
 
 use clap::Args;
+use std::fmt;
+use supactl_common::redact;
 
 /// `SUPACTL_DATABASE_HOST`/`PORT`/`USER`/`NAME`/`PASSWORD`: the platform database server.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct DatabaseParts {
     #[arg(long, env = "SUPACTL_DATABASE_HOST")]
     pub database_host: Option<String>,
@@ -18,6 +20,21 @@ pub struct DatabaseParts {
     pub database_name: String,
     #[arg(long, env = "SUPACTL_DATABASE_PASSWORD", hide_env_values = true)]
     pub database_password: Option<String>,
+}
+
+impl fmt::Debug for DatabaseParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseParts")
+            .field("database_host", &self.database_host)
+            .field("database_port", &self.database_port)
+            .field("database_user", &self.database_user)
+            .field("database_name", &self.database_name)
+            .field(
+                "database_password",
+                &redact::optional(&self.database_password),
+            )
+            .finish()
+    }
 }
 
 /// A libpq key/value value: quoted, with `\` and `'` escaped.
@@ -41,7 +58,7 @@ impl DatabaseParts {
 }
 
 /// `SUPACTL_REDIS_HOST`/`PORT`/`PASSWORD`/`TLS`: Redis (ElastiCache with in-transit encryption and AUTH).
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct RedisParts {
     #[arg(long, env = "SUPACTL_REDIS_HOST")]
     pub redis_host: Option<String>,
@@ -52,6 +69,17 @@ pub struct RedisParts {
     /// Connect with TLS (`rediss://`)
     #[arg(long, env = "SUPACTL_REDIS_TLS")]
     pub redis_tls: bool,
+}
+
+impl fmt::Debug for RedisParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisParts")
+            .field("redis_host", &self.redis_host)
+            .field("redis_port", &self.redis_port)
+            .field("redis_password", &redact::optional(&self.redis_password))
+            .field("redis_tls", &self.redis_tls)
+            .finish()
+    }
 }
 
 /// Percent-encodes what is not unreserved in a URL's userinfo.
@@ -81,7 +109,7 @@ impl RedisParts {
 
 /// `SUPACTL_WORKER_IDENTIFIER`/`HOST`/`PORT`/`USER`/`PASSWORD`: a worker server registered at start-up (on AWS,
 /// the worker Aurora cluster).
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct WorkerParts {
     #[arg(long, env = "SUPACTL_WORKER_IDENTIFIER")]
     pub worker_identifier: Option<String>,
@@ -93,6 +121,18 @@ pub struct WorkerParts {
     pub worker_user: String,
     #[arg(long, env = "SUPACTL_WORKER_PASSWORD", hide_env_values = true)]
     pub worker_password: Option<String>,
+}
+
+impl fmt::Debug for WorkerParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerParts")
+            .field("worker_identifier", &self.worker_identifier)
+            .field("worker_host", &self.worker_host)
+            .field("worker_port", &self.worker_port)
+            .field("worker_user", &self.worker_user)
+            .field("worker_password", &redact::optional(&self.worker_password))
+            .finish()
+    }
 }
 
 impl WorkerParts {
@@ -191,5 +231,44 @@ mod tests {
             .url(),
             None
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_passwords() {
+        let db = DatabaseParts {
+            database_host: Some("db.example".into()),
+            database_port: 5432,
+            database_user: "postgres".into(),
+            database_name: "postgres".into(),
+            database_password: Some("database-password-0123".into()),
+        };
+        let redis = RedisParts {
+            redis_host: Some("redis.example".into()),
+            redis_port: 6379,
+            redis_password: Some("redis-password-0123".into()),
+            redis_tls: true,
+        };
+        let worker = WorkerParts {
+            worker_identifier: None,
+            worker_host: Some("worker.example".into()),
+            worker_port: 5432,
+            worker_user: "postgres".into(),
+            worker_password: Some("worker-password-0123".into()),
+        };
+        for text in [
+            format!("{db:?}{redis:?}{worker:?}"),
+            format!("{db:#?}{redis:#?}{worker:#?}"),
+        ] {
+            for secret in [
+                "database-password-0123",
+                "redis-password-0123",
+                "worker-password-0123",
+            ] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            for shown in ["db.example", "redis.example", "worker.example"] {
+                assert!(text.contains(shown), "{shown} missing from {text}");
+            }
+        }
     }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Args, Debug)]
+// No `Debug`: it holds secrets, and nothing formats it.
+#[derive(Args)]
 pub struct UpArgs {
     /// Where the cluster, secrets and state live (default /var/lib/supactl as root, else ~/.local/share/supactl).
     #[arg(long, env = "SUPACTL_DATA_DIR")]

@@ -7,7 +7,8 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{json, Value};
 
-#[derive(Subcommand, Debug)]
+// No `Debug`: `add` holds the worker's admin password, and nothing formats it.
+#[derive(Subcommand)]
 pub enum WorkerCommand {
     /// Register a worker; its credentials are tested first and stored encrypted.
     Add {

@@ -123,7 +123,7 @@ pub async fn forget_lost_connections(
 }
 
 /// The outgoing mail server of a project.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Smtp {
     pub host: String,
     pub port: u16,
@@ -132,6 +132,20 @@ pub struct Smtp {
     pub admin_email: String,
     pub sender_name: Option<String>,
     pub tls: String,
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("pass", &supactl_common::redact::optional(&self.pass))
+            .field("admin_email", &self.admin_email)
+            .field("sender_name", &self.sender_name)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// `auth.supactl_settings`: what GoTrue reads from its environment, per project.
@@ -221,6 +235,31 @@ impl Settings {
                 r.to_string()
             }
             _ => self.site_url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_debug_hides_the_password() {
+        let smtp = Smtp {
+            host: "smtp.example.com".into(),
+            port: 587,
+            user: Some("mailer".into()),
+            pass: Some("smtp-password-0123".into()),
+            admin_email: "admin@example.com".into(),
+            sender_name: None,
+            tls: "starttls".into(),
+        };
+        for text in [format!("{smtp:?}"), format!("{smtp:#?}")] {
+            assert!(!text.contains("smtp-password-0123"), "{text}");
+            assert!(
+                text.contains("smtp.example.com") && text.contains("<redacted>"),
+                "{text}"
+            );
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::jwt;
-use supactl_common::keys::random_base62;
+use supactl_common::keys::{random_base62, Role};
 use supactl_common::wire::ProjectConfig;
 
 /// The header carrying the project ref from the gateway (the REST engine's, shared).
@@ -129,6 +129,8 @@ pub fn router(auth: Arc<Auth>) -> Router {
 pub struct Ctx {
     project: Arc<ProjectConfig>,
     claims: Map<String, Value>,
+    /// Read from the claims by the rule every service shares ([`supactl_common::claims::role`]).
+    role: Role,
     ip: Option<IpAddr>,
     user_agent: Option<String>,
 }
@@ -170,9 +172,12 @@ impl FromRequestParts<Arc<Auth>> for Ctx {
                     format!("invalid JWT: unable to parse or verify signature, {e}"),
                 )
             })?;
+        let role = supactl_common::claims::role(&claims)
+            .map_err(|e| AuthError::forbidden("bad_jwt", format!("invalid JWT: {e}")))?;
         Ok(Ctx {
             project,
             claims,
+            role,
             ip: text(CLIENT_IP_HEADER).and_then(|v| v.parse().ok()),
             user_agent: text(header::USER_AGENT.as_str()).map(str::to_string),
         })
@@ -184,15 +189,8 @@ impl Ctx {
         &self.project.project_ref
     }
 
-    fn role(&self) -> &str {
-        self.claims
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    }
-
     fn require_admin(&self) -> AuthResult<()> {
-        if self.role() == "service_role" {
+        if self.role == Role::ServiceRole {
             Ok(())
         } else {
             Err(AuthError::not_admin())

@@ -1,19 +1,35 @@
 //! Encryption of secrets at rest (API keys, JWT secrets, database passwords) with AES-256-GCM.
-//! The stored form is `nonce (12 bytes) ‖ ciphertext+tag`.
+//!
+//! The stored form is `version (1 byte) ‖ nonce (12 bytes) ‖ ciphertext+tag`, sealed with associated
+//! data naming where the ciphertext lives (table, column and row, e.g. `supactl.api_keys.key_enc:<id>`):
+//! a ciphertext copied into another row or column no longer opens. The version-less form that earlier
+//! releases wrote (`nonce ‖ ciphertext+tag`, no associated data) opens only through
+//! [`Cipher::open_legacy`], for the one-time migration of an existing platform database.
 
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+/// The first byte of every ciphertext sealed with associated data.
+pub const VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+/// The message is safe to show: it names neither the secret nor the key.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decrypt a stored secret: wrong encryption key or corrupted data")]
+#[error("cannot decrypt a stored secret: wrong encryption key, corrupted data, or a ciphertext moved from another row")]
 pub struct DecryptError;
 
 /// The platform's cipher, derived from its encryption key.
 #[derive(Clone)]
 pub struct Cipher(Aes256Gcm);
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cipher(<redacted>)")
+    }
+}
 
 impl Cipher {
     /// Derives the AES key as SHA-256 of the configured key string, so any high-entropy string works.
@@ -22,31 +38,53 @@ impl Cipher {
         Cipher(Aes256Gcm::new_from_slice(&digest).expect("32-byte key"))
     }
 
-    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; 12];
+    /// Seals `plaintext` bound to `aad`, which must be given again to open it.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let ct = self
             .0
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("AES-GCM encryption cannot fail for in-memory buffers");
-        let mut out = Vec::with_capacity(12 + ct.len());
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(VERSION);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
     }
 
-    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
-        if sealed.len() < 12 {
-            return Err(DecryptError);
+    /// Opens what [`Cipher::seal`] sealed with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        match sealed.split_first() {
+            Some((&VERSION, rest)) => self.decrypt(rest, aad),
+            _ => Err(DecryptError),
         }
-        let (nonce, ct) = sealed.split_at(12);
-        self.0
-            .decrypt(Nonce::from_slice(nonce), ct)
-            .map_err(|_| DecryptError)
     }
 
-    pub fn open_string(&self, sealed: &[u8]) -> Result<String, DecryptError> {
-        String::from_utf8(self.open(sealed)?).map_err(|_| DecryptError)
+    pub fn open_string(&self, sealed: &[u8], aad: &[u8]) -> Result<String, DecryptError> {
+        String::from_utf8(self.open(sealed, aad)?).map_err(|_| DecryptError)
+    }
+
+    /// Opens the version-less form of earlier releases (no associated data). Only the start-up
+    /// migration that re-seals such ciphertexts calls it.
+    pub fn open_legacy(&self, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        self.decrypt(sealed, b"")
+    }
+
+    fn decrypt(&self, nonce_and_ct: &[u8], aad: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        if nonce_and_ct.len() < NONCE_LEN {
+            return Err(DecryptError);
+        }
+        let (nonce, ct) = nonce_and_ct.split_at(NONCE_LEN);
+        self.0
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map_err(|_| DecryptError)
     }
 }
 
@@ -57,10 +95,47 @@ mod tests {
     #[test]
     fn seal_open_and_wrong_key() {
         let c = Cipher::new("platform-key");
-        let sealed = c.seal(b"sb_secret_abc");
-        assert_ne!(&sealed[12..], b"sb_secret_abc");
-        assert_eq!(c.open(&sealed).unwrap(), b"sb_secret_abc");
-        assert!(Cipher::new("other").open(&sealed).is_err());
-        assert_ne!(c.seal(b"x"), c.seal(b"x"), "nonces must differ");
+        let sealed = c.seal(b"sb_secret_abc", b"t.c:1");
+        assert_eq!(sealed[0], VERSION);
+        assert!(!sealed.windows(13).any(|w| w == b"sb_secret_abc"));
+        assert_eq!(c.open(&sealed, b"t.c:1").unwrap(), b"sb_secret_abc");
+        assert!(Cipher::new("other").open(&sealed, b"t.c:1").is_err());
+        assert_ne!(c.seal(b"x", b""), c.seal(b"x", b""), "nonces must differ");
+    }
+
+    #[test]
+    fn associated_data_binds_the_ciphertext_to_its_place() {
+        let c = Cipher::new("platform-key");
+        let sealed = c.seal(b"secret", b"supactl.jwt_secrets.secret_enc:a");
+        assert!(c
+            .open(&sealed, b"supactl.jwt_secrets.secret_enc:b")
+            .is_err());
+        assert!(c.open(&sealed, b"supactl.api_keys.key_enc:a").is_err());
+        assert!(c.open(&sealed, b"").is_err());
+        assert!(c.open_legacy(&sealed).is_err());
+    }
+
+    #[test]
+    fn legacy_form_opens_only_through_open_legacy() {
+        let c = Cipher::new("platform-key");
+        // What earlier releases stored: nonce ‖ ciphertext, no version byte, no associated data.
+        let key = Sha256::digest(b"platform-key");
+        let nonce = [7u8; NONCE_LEN];
+        let ct = Aes256Gcm::new_from_slice(&key)
+            .unwrap()
+            .encrypt(Nonce::from_slice(&nonce), &b"old secret"[..])
+            .unwrap();
+        let legacy = [&nonce[..], &ct[..]].concat();
+        assert_eq!(c.open_legacy(&legacy).unwrap(), b"old secret");
+        assert!(c.open(&legacy, b"").is_err());
+        assert!(c.open(&[], b"").is_err() && c.open_legacy(&[1, 2]).is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        assert_eq!(
+            format!("{:?}", Cipher::new("platform-key")),
+            "Cipher(<redacted>)"
+        );
     }
 }

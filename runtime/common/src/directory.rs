@@ -21,12 +21,22 @@ pub enum DirectoryError {
 }
 
 /// Where the directory reads from, and how long answers are trusted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DirectoryConfig {
     /// Base URL of the tenant-manager, e.g. `http://127.0.0.1:54323`.
     pub url: String,
     pub service_token: String,
     pub ttl: Duration,
+}
+
+impl std::fmt::Debug for DirectoryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryConfig")
+            .field("url", &self.url)
+            .field("service_token", &crate::redact::Redacted)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
 }
 
 pub struct Directory {

@@ -1,13 +1,16 @@
 //! Shared building blocks of the supactl runtime services.
 //!
 //! This crate owns the formats and protocols that more than one service must agree on: opaque API keys
-//! (`sb_publishable_…` / `sb_secret_…`) and their hashes, HS256 JWTs (minting and verification), the
-//! encryption of secrets at rest, the wire types of the tenant-manager's internal config endpoint and the
-//! cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON error
-//! body every HTTP service answers with, and how data-plane services connect to a project's database
-//! ([`pg`]). It holds no state; services build on it and must not copy its logic.
+//! (`sb_publishable_…` / `sb_secret_…`) and their hashes, HS256 JWTs (minting and verification) and the
+//! caller's role read from verified claims ([`claims`]), the encryption of secrets at rest (bound to the
+//! row and column that hold them), the wire types of the tenant-manager's internal config endpoint and
+//! the cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON
+//! error body every HTTP service answers with, `Debug` output without secrets ([`redact`]), and how
+//! data-plane services connect to a project's database ([`pg`]). It holds no state; services build on it
+//! and must not copy its logic.
 
 pub mod cache;
+pub mod claims;
 pub mod crypto;
 pub mod directory;
 pub mod error;
@@ -18,5 +21,6 @@ pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod pg;
+pub mod redact;
 pub mod tokens;
 pub mod wire;

@@ -1,8 +1,11 @@
 //! Wire types of the tenant-manager's internal config endpoint, read by gateway and REST.
-//! They carry secrets: they travel only between platform services, authenticated with the service token.
+//! They carry secrets: they travel only between platform services, authenticated with the service token,
+//! and their `Debug` output leaves the secrets out.
 
 use crate::keys::{KeyType, Role};
+use crate::redact::{Many, Redacted};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Project statuses, as the Supabase management API names them.
 pub mod status {
@@ -29,7 +32,7 @@ pub struct KeyInfo {
 }
 
 /// How to reach a project's database as its own login role.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DbConfig {
     pub host: String,
     pub port: u16,
@@ -39,7 +42,7 @@ pub struct DbConfig {
 }
 
 /// Everything a data-plane service needs to serve a project.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProjectConfig {
     pub project_ref: String,
     pub status: String,
@@ -91,6 +94,31 @@ impl Limits {
     }
 }
 
+impl fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &Redacted)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ProjectConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProjectConfig")
+            .field("project_ref", &self.project_ref)
+            .field("status", &self.status)
+            .field("jwt_secrets", &Many(self.jwt_secrets.len()))
+            .field("db", &self.db)
+            .field("rest_function_url", &self.rest_function_url)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 impl ProjectConfig {
     /// The secret new tokens are signed with.
     pub fn signing_secret(&self) -> &[u8] {
@@ -102,5 +130,44 @@ impl ProjectConfig {
 
     pub fn verification_secrets(&self) -> Vec<&[u8]> {
         self.jwt_secrets.iter().map(|s| s.as_bytes()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let config = ProjectConfig {
+            project_ref: "proj".into(),
+            status: status::ACTIVE.into(),
+            jwt_secrets: vec![
+                "jwt-secret-current-0001".into(),
+                "jwt-secret-old-0002".into(),
+            ],
+            db: DbConfig {
+                host: "127.0.0.1".into(),
+                port: 5432,
+                dbname: "project_proj".into(),
+                user: "authenticator_proj".into(),
+                password: "db-password-0003".into(),
+            },
+            rest_function_url: None,
+            limits: Limits::default(),
+        };
+        for text in [format!("{config:?}"), format!("{config:#?}")] {
+            for secret in [
+                "jwt-secret-current-0001",
+                "jwt-secret-old-0002",
+                "db-password-0003",
+            ] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(
+                text.contains("authenticator_proj") && text.contains("<redacted>"),
+                "{text}"
+            );
+        }
     }
 }

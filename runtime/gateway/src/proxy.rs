@@ -274,16 +274,15 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
 
     // Role: a user JWT decides when present; otherwise the key type does.
     let now = jwt::now();
-    let mut claims = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
-        Some(token) => jwt::verify(token, &project.verification_secrets(), now)
-            .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?,
-        None => Map::new(),
-    };
-    let role = match claims.get("role").and_then(Value::as_str) {
-        Some(r) => Role::parse(r)
-            .ok_or_else(|| unauthorized("invalid_jwt", "Invalid JWT: unknown role"))?,
-        None if claims.is_empty() => key_role,
-        None => Role::Authenticated,
+    let (mut claims, role) = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
+        Some(token) => {
+            let claims = jwt::verify(token, &project.verification_secrets(), now)
+                .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
+            let role = supactl_common::claims::role(&claims)
+                .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
+            (claims, role)
+        }
+        None => (Map::new(), key_role),
     };
     for k in PROTECTED_CLAIMS {
         claims.remove(*k);

@@ -43,7 +43,7 @@ pub enum LambdaError {
 }
 
 /// What a REST function needs to serve its project.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LambdaConfig {
     pub project_ref: String,
     /// Base URL of the tenant-manager's internal endpoint.
@@ -53,6 +53,18 @@ pub struct LambdaConfig {
     /// How long the project's config (database, JWT secrets) is trusted before it is read again.
     pub cache_ttl: Duration,
     pub rest: RestConfig,
+}
+
+impl std::fmt::Debug for LambdaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaConfig")
+            .field("project_ref", &self.project_ref)
+            .field("tenant_manager_url", &self.tenant_manager_url)
+            .field("token", &supactl_common::redact::Redacted)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("rest", &self.rest)
+            .finish()
+    }
 }
 
 impl LambdaConfig {
@@ -255,5 +267,14 @@ mod tests {
         v.push(("SUPACTL_CACHE_TTL", "-1"));
         let e = LambdaConfig::from_lookup(lookup(&v)).unwrap_err();
         assert!(e.to_string().contains("SUPACTL_CACHE_TTL"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let c = LambdaConfig::from_lookup(lookup(BASE)).unwrap();
+        for text in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!text.contains("project-token"), "{text}");
+            assert!(text.contains("abcdefghijklmnopqrst"), "{text}");
+        }
     }
 }

@@ -270,11 +270,8 @@ async fn authenticate(rest: &Rest, headers: &HeaderMap) -> Result<Caller, RestEr
             "JWT invalid: issued for another project".into(),
         ));
     }
-    let role = claims
-        .get("role")
-        .and_then(|v| v.as_str())
-        .and_then(Role::parse)
-        .ok_or_else(|| RestError::Jwt("JWT invalid: unknown role".into()))?;
+    let role = supactl_common::claims::role(&claims)
+        .map_err(|e| RestError::Jwt(format!("JWT invalid: {e}")))?;
     Ok(Caller {
         project,
         project_ref,

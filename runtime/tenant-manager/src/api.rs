@@ -3,8 +3,9 @@
 use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
 use crate::provision;
+use crate::sealed::{self, Column};
 use crate::sqlrun;
-use crate::store::{NewKey, ProjectQuery, ProjectRow};
+use crate::store::{ProjectQuery, ProjectRow};
 use crate::TenantManager;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -135,7 +136,7 @@ impl TenantManager {
         let row = ProjectRow {
             db_name: ident::database_name(&project_ref),
             db_user: ident::login_role(&project_ref),
-            db_password: self.cipher.seal(password.as_bytes()),
+            db_password: Column::ProjectDbPassword.seal(&self.cipher, &project_ref, &password),
             project_ref,
             name,
             worker_id: worker.id,
@@ -166,29 +167,19 @@ impl TenantManager {
                     return Err(e);
                 }
             };
-            let jwt_secret = keys::random_base62(48);
-            let mut new_keys = Vec::new();
-            let mut plain = Vec::new();
-            for (kind, name) in [
-                (KeyType::Publishable, "default"),
-                (KeyType::Secret, "default"),
-            ] {
-                let key = keys::generate(kind);
-                new_keys.push(NewKey {
-                    name: name.to_string(),
-                    key_type: kind.as_str(),
-                    role: kind.role().as_str(),
-                    prefix: keys::display_prefix(&key),
-                    hash: keys::hash(&key).to_vec(),
-                    key_enc: self.cipher.seal(key.as_bytes()),
-                });
-                plain.push(key);
-            }
+            let jwt_secret_id = sealed::new_row_id();
+            let jwt_secret = Column::JwtSecret.seal(
+                &self.cipher,
+                &jwt_secret_id,
+                &keys::random_base62(48),
+            );
+            let new_keys = [KeyType::Publishable, KeyType::Secret]
+                .map(|kind| self.new_key(kind, "default").0);
             let activated = self
                 .store
                 .activate_project(
                     &row.project_ref,
-                    &self.cipher.seal(jwt_secret.as_bytes()),
+                    (&jwt_secret_id, &jwt_secret),
                     &new_keys,
                     function.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
                     status::ACTIVE,
@@ -527,8 +518,9 @@ async fn internal_config(
         .jwt_secrets(&project_ref)
         .await?
         .iter()
-        .map(|s| tm.cipher.open_string(s).map_err(ApiError::internal))
+        .map(|(id, s)| Column::JwtSecret.open(&tm.cipher, id, s))
         .collect::<Result<Vec<_>, _>>()?;
+    let password = Column::ProjectDbPassword.open(&tm.cipher, &p.project_ref, &p.db_password)?;
     Ok(Json(Envelope {
         data: ProjectConfig {
             project_ref: p.project_ref,
@@ -539,10 +531,7 @@ async fn internal_config(
                 port: worker.spec.port,
                 dbname: p.db_name,
                 user: p.db_user,
-                password: tm
-                    .cipher
-                    .open_string(&p.db_password)
-                    .map_err(ApiError::internal)?,
+                password,
             },
             rest_function_url: p.rest_function_url,
             limits: p.limits.effective(),
@@ -557,11 +546,7 @@ async fn health(State(tm): Tm, Path(project_ref): Path<String>) -> Result<Respon
     let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
     let mut cfg = worker.pg_config(&p.db_name);
     cfg.user(&p.db_user)
-        .password(
-            tm.cipher
-                .open_string(&p.db_password)
-                .map_err(ApiError::internal)?,
-        )
+        .password(Column::ProjectDbPassword.open(&tm.cipher, &p.project_ref, &p.db_password)?)
         .connect_timeout(Duration::from_secs(3));
     let started = Instant::now();
     let database = match tokio::time::timeout(Duration::from_secs(5), async {

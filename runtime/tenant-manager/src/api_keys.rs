@@ -3,6 +3,7 @@
 
 use crate::api::{body, data};
 use crate::error::ApiError;
+use crate::sealed::{self, Column};
 use crate::store::{KeyRow, NewKey};
 use crate::TenantManager;
 use axum::body::Bytes;
@@ -24,11 +25,7 @@ impl TenantManager {
     /// publishable keys are public by design.
     pub(crate) fn key_json(&self, k: &KeyRow, reveal: bool) -> Result<Value, ApiError> {
         let opaque = if reveal || k.key_type == KeyType::Publishable.as_str() {
-            Some(
-                self.cipher
-                    .open_string(&k.key_enc)
-                    .map_err(ApiError::internal)?,
-            )
+            Some(Column::ApiKey.open(&self.cipher, &k.id, &k.key_enc)?)
         } else {
             None
         };
@@ -48,14 +45,16 @@ impl TenantManager {
     /// Generates and stores a key; returns it with its plain value (shown once, at creation).
     pub(crate) fn new_key(&self, kind: KeyType, name: &str) -> (NewKey, String) {
         let key = keys::generate(kind);
+        let id = sealed::new_row_id();
         (
             NewKey {
+                key_enc: Column::ApiKey.seal(&self.cipher, &id, &key),
+                id,
                 name: name.to_string(),
                 key_type: kind.as_str(),
                 role: kind.role().as_str(),
                 prefix: keys::display_prefix(&key),
                 hash: keys::hash(&key).to_vec(),
-                key_enc: self.cipher.seal(key.as_bytes()),
             },
             key,
         )
@@ -141,13 +140,14 @@ pub async fn create(
     let (new, plain) = tm.new_key(kind, name);
     let c = tm.store.client().await?;
     let sql = format!(
-        "INSERT INTO supactl.api_keys (project_ref, name, type, role, prefix, key_hash, key_enc, description)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {KEY_COLS}"
+        "INSERT INTO supactl.api_keys (id, project_ref, name, type, role, prefix, key_hash, key_enc, description)
+         VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {KEY_COLS}"
     );
     let row = c
         .query_one(
             &sql,
             &[
+                &new.id,
                 &p.project_ref,
                 &new.name,
                 &new.key_type,
@@ -211,6 +211,13 @@ pub async fn jwt_list(
     Ok(data(Value::Array(rows.iter().map(jwt_json).collect())))
 }
 
+/// A new JWT secret's row id and the secret sealed for that row.
+fn new_jwt_secret(tm: &TenantManager) -> (String, Vec<u8>) {
+    let id = sealed::new_row_id();
+    let secret = Column::JwtSecret.seal(&tm.cipher, &id, &keys::random_base62(48));
+    (id, secret)
+}
+
 /// Creates the standby secret that the next rotation promotes.
 pub async fn jwt_standby(
     State(tm): Tm,
@@ -229,11 +236,11 @@ pub async fn jwt_standby(
             "a standby secret already exists; rotate to use it".into(),
         ));
     }
-    let secret = tm.cipher.seal(keys::random_base62(48).as_bytes());
+    let (id, secret) = new_jwt_secret(&tm);
     let row = c
         .query_one(
-            &format!("INSERT INTO supactl.jwt_secrets (project_ref, secret_enc, status) VALUES ($1, $2, 'standby') RETURNING {JWT_COLS}"),
-            &[&project_ref, &secret],
+            &format!("INSERT INTO supactl.jwt_secrets (id, project_ref, secret_enc, status) VALUES ($1::text::uuid, $2, $3, 'standby') RETURNING {JWT_COLS}"),
+            &[&id, &project_ref, &secret],
         )
         .await?;
     Ok((StatusCode::CREATED, data(jwt_json(&row))).into_response())
@@ -279,10 +286,10 @@ pub async fn jwt_rotate(
         )
         .await?;
     if standby.is_none() {
-        let secret = tm.cipher.seal(keys::random_base62(48).as_bytes());
+        let (id, secret) = new_jwt_secret(&tm);
         tx.execute(
-            "INSERT INTO supactl.jwt_secrets (project_ref, secret_enc, status) VALUES ($1, $2, 'standby')",
-            &[&project_ref, &secret],
+            "INSERT INTO supactl.jwt_secrets (id, project_ref, secret_enc, status) VALUES ($1::text::uuid, $2, $3, 'standby')",
+            &[&id, &project_ref, &secret],
         )
         .await?;
     }

@@ -1,5 +1,5 @@
-//! Bearer-token guards for the admin API (admin key) and the internal endpoint (service token, or a
-//! project's own token for its own config), compared in constant time.
+//! Bearer-token guards for the admin API (admin key; every refusal is audited) and the internal endpoint
+//! (service token, or a project's own token for its own config), compared in constant time.
 
 use crate::error::ApiError;
 use crate::TenantManager;
@@ -30,7 +30,10 @@ pub async fn require_admin(
 ) -> Response {
     match bearer(req.headers()) {
         Some(t) if secret_eq(t, &tm.config.admin_key) => next.run(req).await,
-        _ => ApiError::Unauthorized.into_response(),
+        _ => {
+            crate::audit::unauthorized(&tm, &req).await;
+            ApiError::Unauthorized.into_response()
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod meta;
 mod provision;
 #[cfg(feature = "lambda")]
 pub mod rest_lambda;
+mod sealed;
 mod secrets;
 mod sqlrun;
 mod store;
@@ -31,6 +32,7 @@ use std::sync::{Arc, RwLock};
 use supactl_common::crypto::Cipher;
 use supactl_common::http_client::HttpClient;
 use supactl_common::invalidation::Publisher;
+use supactl_common::redact::{self, Redacted};
 
 /// Called with a project ref whenever that project's keys or config change, so in-process caches of
 /// the data plane can drop it at once.
@@ -57,11 +59,19 @@ pub struct Config {
 /// The default of [`Config::project_connection_limit`].
 pub const DEFAULT_PROJECT_CONNECTION_LIMIT: u32 = 60;
 
+/// Secrets and URLs that may carry a password show as `<redacted>`.
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("database_url", &Redacted)
+            .field("admin_key", &Redacted)
+            .field("service_token", &Redacted)
+            .field("encryption_key", &Redacted)
             .field("api_url_template", &self.api_url_template)
-            .finish_non_exhaustive()
+            .field("local_worker", &self.local_worker)
+            .field("redis_url", &redact::optional(&self.redis_url))
+            .field("project_connection_limit", &self.project_connection_limit)
+            .finish()
     }
 }
 
@@ -70,6 +80,8 @@ pub struct TenantManager {
     cipher: Cipher,
     store: store::Store,
     hooks: RwLock<Vec<ChangeHook>>,
+    /// Bounds the audit records of failed admin authentications.
+    failed_auth: audit::FailedAuthLimiter,
     http: HttpClient,
     publisher: Option<Publisher>,
     /// Lambda mode for REST: each project gets its own function.
@@ -99,6 +111,7 @@ impl TenantManager {
     async fn open(config: Config) -> Result<TenantManager, ApiError> {
         let cipher = Cipher::new(&config.encryption_key);
         let store = store::Store::open(&config.database_url).await?;
+        sealed::migrate(&store, &cipher).await?;
         if let Some(w) = &config.local_worker {
             store.upsert_worker(w, &cipher).await?;
         }
@@ -129,6 +142,7 @@ impl TenantManager {
             cipher,
             store,
             hooks: RwLock::new(Vec::new()),
+            failed_auth: audit::FailedAuthLimiter::new(std::time::Instant::now()),
             http: HttpClient::new(std::time::Duration::from_secs(5)),
             publisher,
             #[cfg(feature = "lambda")]
@@ -204,7 +218,11 @@ impl TenantManager {
             Ok(keys) => keys
                 .iter()
                 .find(|k| k.key_type == "publishable")
-                .and_then(|k| self.cipher.open_string(&k.key_enc).ok()),
+                .and_then(|k| {
+                    sealed::Column::ApiKey
+                        .open(&self.cipher, &k.id, &k.key_enc)
+                        .ok()
+                }),
             Err(_) => None,
         };
         let Some(key) = key else {

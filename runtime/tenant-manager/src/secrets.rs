@@ -3,6 +3,7 @@
 
 use crate::api::{body, data};
 use crate::error::ApiError;
+use crate::sealed::{project_secret_row, Column};
 use crate::TenantManager;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -78,7 +79,11 @@ pub async fn set(
         tx.execute(
             "INSERT INTO supactl.project_secrets (project_ref, name, value_enc) VALUES ($1, $2, $3)
              ON CONFLICT (project_ref, name) DO UPDATE SET value_enc = EXCLUDED.value_enc, updated_at = now()",
-            &[&project_ref, &s.name, &tm.cipher.seal(s.value.as_bytes())],
+            &[
+                &project_ref,
+                &s.name,
+                &Column::ProjectSecret.seal(&tm.cipher, &project_secret_row(&project_ref, &s.name), &s.value),
+            ],
         )
         .await?;
     }

@@ -1,6 +1,7 @@
 //! The platform database: schema migrations and every query on workers, projects, keys and secrets.
 
 use crate::error::ApiError;
+use crate::sealed::Column;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use supactl_common::crypto::Cipher;
@@ -14,6 +15,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_control_plane.sql")),
     (3, include_str!("../migrations/0003_rest_lambda.sql")),
     (4, include_str!("../migrations/0004_project_limits.sql")),
+    (5, include_str!("../migrations/0005_audit_failed_auth.sql")),
 ];
 
 /// A worker as registered (connection details in clear, for the caller's use only).
@@ -24,6 +26,18 @@ pub struct WorkerSpec {
     pub port: u16,
     pub admin_user: String,
     pub admin_password: String,
+}
+
+impl std::fmt::Debug for WorkerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSpec")
+            .field("identifier", &self.identifier)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("admin_user", &self.admin_user)
+            .field("admin_password", &supactl_common::redact::Redacted)
+            .finish()
+    }
 }
 
 impl WorkerSpec {
@@ -122,6 +136,8 @@ pub struct ProjectQuery {
 
 /// A key about to be stored.
 pub struct NewKey {
+    /// Chosen before the insert: the key is sealed for this row.
+    pub id: String,
     pub name: String,
     pub key_type: &'static str,
     pub role: &'static str,
@@ -277,7 +293,7 @@ impl Store {
                 &w.host,
                 &i32::from(w.port),
                 &w.admin_user,
-                &cipher.seal(w.admin_password.as_bytes()),
+                &Column::WorkerPassword.seal(cipher, &w.identifier, &w.admin_password),
             ],
         )
         .await?;
@@ -286,16 +302,15 @@ impl Store {
 
     fn worker_from_row(r: &tokio_postgres::Row, cipher: &Cipher) -> Result<Worker, ApiError> {
         let port: i32 = r.get(3);
+        let identifier: String = r.get(1);
         Ok(Worker {
             id: r.get(0),
             spec: WorkerSpec {
-                identifier: r.get(1),
+                admin_password: Column::WorkerPassword.open(cipher, &identifier, r.get(5))?,
+                identifier,
                 host: r.get(2),
                 port: u16::try_from(port).map_err(ApiError::internal)?,
                 admin_user: r.get(4),
-                admin_password: cipher
-                    .open_string(r.get::<_, &[u8]>(5))
-                    .map_err(ApiError::internal)?,
             },
         })
     }
@@ -350,12 +365,12 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the project's JWT secret, keys and REST function (Lambda mode) and marks it active, all or
-    /// nothing.
+    /// Stores the project's JWT secret (`(id, ciphertext)`), keys and REST function (Lambda mode) and
+    /// marks it active, all or nothing.
     pub async fn activate_project(
         &self,
         project_ref: &str,
-        jwt_secret_enc: &[u8],
+        (jwt_secret_id, jwt_secret_enc): (&str, &[u8]),
         keys: &[NewKey],
         rest_function: Option<(&str, &str)>,
         status: &str,
@@ -363,15 +378,16 @@ impl Store {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         tx.execute(
-            "INSERT INTO supactl.jwt_secrets (project_ref, secret_enc, status) VALUES ($1, $2, 'current')",
-            &[&project_ref, &jwt_secret_enc],
+            "INSERT INTO supactl.jwt_secrets (id, project_ref, secret_enc, status)
+             VALUES ($1::text::uuid, $2, $3, 'current')",
+            &[&jwt_secret_id, &project_ref, &jwt_secret_enc],
         )
         .await?;
         for k in keys {
             tx.execute(
-                "INSERT INTO supactl.api_keys (project_ref, name, type, role, prefix, key_hash, key_enc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&project_ref, &k.name, &k.key_type, &k.role, &k.prefix, &k.hash, &k.key_enc],
+                "INSERT INTO supactl.api_keys (id, project_ref, name, type, role, prefix, key_hash, key_enc)
+                 VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7, $8)",
+                &[&k.id, &project_ref, &k.name, &k.key_type, &k.role, &k.prefix, &k.hash, &k.key_enc],
             )
             .await?;
         }
@@ -499,19 +515,19 @@ impl Store {
         Ok(c.query_opt(&sql, &[&hash]).await?.as_ref().map(key_row))
     }
 
-    /// Sealed JWT secrets that verify tokens, the current one first.
-    pub async fn jwt_secrets(&self, project_ref: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+    /// `(id, sealed secret)` of the JWT secrets that verify tokens, the current one first.
+    pub async fn jwt_secrets(&self, project_ref: &str) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
         let c = self.client().await?;
         Ok(c
             .query(
-                "SELECT secret_enc FROM supactl.jwt_secrets WHERE project_ref = $1
+                "SELECT id::text, secret_enc FROM supactl.jwt_secrets WHERE project_ref = $1
                    AND (status = 'current' OR (status = 'previous' AND (expires_at IS NULL OR expires_at > now())))
                  ORDER BY status = 'current' DESC, created_at DESC",
                 &[&project_ref],
             )
             .await?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect())
     }
 }

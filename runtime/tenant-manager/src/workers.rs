@@ -9,6 +9,7 @@
 use crate::api::{body, data};
 use crate::error::ApiError;
 use crate::provision;
+use crate::sealed::Column;
 use crate::store::{connect, Worker, WorkerSpec};
 use crate::TenantManager;
 use axum::body::Bytes;
@@ -171,7 +172,7 @@ pub async fn create(State(tm): Tm, bytes: Bytes) -> Result<Response, ApiError> {
         .query_one(
             "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password, region, weight, max_databases)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            &[&spec.identifier, &spec.host, &i32::from(spec.port), &spec.admin_user, &tm.cipher.seal(spec.admin_password.as_bytes()),
+            &[&spec.identifier, &spec.host, &i32::from(spec.port), &spec.admin_user, &Column::WorkerPassword.seal(&tm.cipher, &spec.identifier, &spec.admin_password),
               &req.region, &req.weight, &req.max_databases],
         )
         .await
@@ -247,7 +248,7 @@ pub async fn update(
         "UPDATE supactl.workers SET host = $2, port = $3, admin_user = $4, admin_password = $5,
            region = coalesce($6, region), weight = coalesce($7, weight), max_databases = coalesce($8, max_databases),
            status = coalesce($9, status), updated_at = now() WHERE id = $1",
-        &[&id, &spec.host, &i32::from(spec.port), &spec.admin_user, &tm.cipher.seal(spec.admin_password.as_bytes()),
+        &[&id, &spec.host, &i32::from(spec.port), &spec.admin_user, &Column::WorkerPassword.seal(&tm.cipher, &spec.identifier, &spec.admin_password),
           &req.region, &req.weight, &req.max_databases, &req.status],
     )
     .await?;
