@@ -18,5 +18,6 @@ pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod pg;
+pub mod server;
 pub mod tokens;
 pub mod wire;
