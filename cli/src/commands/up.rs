@@ -51,10 +51,13 @@ pub struct UpArgs {
     /// Seconds an unused pooled REST connection stays open.
     #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
     pub rest_connection_idle_secs: u64,
+    #[command(flatten)]
+    pub server: stack::ServerArgs,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
     stack::init_tracing();
+    let server_config = args.server.config()?;
     let data_dir = args
         .data_dir
         .clone()
@@ -115,6 +118,7 @@ pub async fn run(args: UpArgs) -> CliResult {
 
     let result = serve(
         &args,
+        &server_config,
         &secrets,
         &database_url,
         gateway_listener,
@@ -141,6 +145,7 @@ pub async fn run(args: UpArgs) -> CliResult {
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     args: &UpArgs,
+    server_config: &supactl_common::server::ServerConfig,
     secrets: &local_state::Secrets,
     database_url: &str,
     gateway_listener: TcpListener,
@@ -186,6 +191,7 @@ async fn serve(
             (admin_listener, tenant_manager::router(tm)),
             (gateway_listener, gateway_app),
         ],
+        server_config,
         shutdown.clone(),
     )
     .await;
@@ -202,7 +208,11 @@ async fn serve(
     println!("supactl is up");
     println!("  gateway URL:  {gateway_url}");
     println!("  admin URL:    {admin_url}");
-    println!("  admin key:    {}", secrets.admin_key);
+    // Never the key itself: terminals, CI logs and process supervisors keep what is printed.
+    println!(
+        "  admin key:    stored in {} (the project commands read it there)",
+        data_dir.join("state.json").display()
+    );
     println!("  data dir:     {}", data_dir.display());
     println!("Create a project: supactl project create --name demo   (Ctrl-C to stop)");
 

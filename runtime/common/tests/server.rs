@@ -1,9 +1,13 @@
 //! The shared HTTP server over real loopback sockets, spoken to byte by byte: header and idle timeouts,
 //! header bounds, the per-request deadline, the connection cap, keep-alive, the peer address and draining.
 
+#[path = "support/raw_http.rs"]
+mod raw_http;
+
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::{Extension, Router};
+use raw_http::{assert_closed, get_request, read_response, BOUND};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,9 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// How long a test waits for something that must happen; far above every configured timeout.
-const BOUND: Duration = Duration::from_secs(20);
 
 struct Server {
     addr: SocketAddr,
@@ -95,57 +96,6 @@ async fn start(config: ServerConfig) -> (Server, Arc<AtomicBool>) {
         },
         dropped,
     )
-}
-
-fn get_request(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
-}
-
-/// Reads one response: status, head (lowercase) and body (by content-length).
-async fn read_response(s: &mut TcpStream) -> (u16, String, String) {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(BOUND, s.read(&mut chunk))
-            .await
-            .expect("a response")
-            .unwrap();
-        assert!(n > 0, "connection closed before a response");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let status = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(BOUND, s.read(&mut chunk))
-            .await
-            .expect("a body")
-            .unwrap();
-        assert!(n > 0, "connection closed in the body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
-    (status, head, body)
-}
-
-/// Waits until the server closes the connection (EOF or reset); fails after [`BOUND`].
-async fn assert_closed(s: &mut TcpStream) {
-    let mut chunk = [0u8; 1024];
-    let n = tokio::time::timeout(BOUND, s.read(&mut chunk))
-        .await
-        .expect("the server closes the connection");
-    assert!(
-        matches!(n, Ok(0) | Err(_)),
-        "expected a close, got data: {n:?}"
-    );
 }
 
 #[tokio::test]

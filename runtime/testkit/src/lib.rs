@@ -50,7 +50,13 @@ impl ControlPlane {
         })
         .await
         .unwrap();
-        tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
+        // the server every supactl listener runs on; the test's runtime ends it
+        tokio::spawn(supactl_common::server::serve(
+            admin_l,
+            tenant_manager::router(tm),
+            supactl_common::server::ServerConfig::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
         ControlPlane {
             cluster,
             admin_url,
