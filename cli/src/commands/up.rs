@@ -1,13 +1,13 @@
-//! `supactl up`: PostgreSQL (managed in the data directory, or given by URL), the tenant-manager on the
-//! admin port and the gateway (with REST in-process) on the API port, all on loopback, until SIGINT or
-//! SIGTERM; then everything it started is stopped, PostgreSQL included.
+//! `supactl up`: PostgreSQL (managed in the data directory and restarted when it dies, or given by URL),
+//! the tenant-manager on the admin port and the gateway (with REST in-process) on the API port, all on
+//! loopback, until SIGINT or SIGTERM; then everything it started is stopped, PostgreSQL included.
 
 use super::{CliError, CliResult};
 use crate::local_state::{self, State};
 use crate::stack;
 use anyhow::Context;
 use clap::Args;
-use pgcluster::Cluster;
+use pgcluster::{Backoff, Cluster, Event, Supervisor};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -88,31 +88,21 @@ pub async fn run(args: UpArgs) -> CliResult {
     let gateway_url = format!("http://127.0.0.1:{}", args.port);
     let admin_url = format!("http://127.0.0.1:{}", args.admin_port);
 
-    // PostgreSQL.
-    let cluster = match &args.database_url {
+    // PostgreSQL: a managed cluster is supervised; a server given by URL is someone else's to run.
+    let managed = match &args.database_url {
         Some(_) => None,
-        None => {
-            let dir = data_dir.join("pg");
-            let (port, password) = (args.db_port, secrets.postgres_password.clone());
-            let cluster =
-                tokio::task::spawn_blocking(move || -> Result<Cluster, pgcluster::ClusterError> {
-                    let c = Cluster::open(&dir, port, &password)?;
-                    c.start()?;
-                    Ok(c)
-                })
-                .await
-                .context("cluster task failed")?
-                .map_err(|e| match e {
-                    pgcluster::ClusterError::PortTaken(_) => CliError::Usage(e.to_string()),
-                    pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
-                    other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
-                })?;
-            Some(cluster)
-        }
+        None => Some(
+            start_managed(
+                data_dir.join("pg"),
+                args.db_port,
+                secrets.postgres_password.clone(),
+            )
+            .await?,
+        ),
     };
-    let database_url = match (&args.database_url, &cluster) {
+    let database_url = match (&args.database_url, &managed) {
         (Some(u), _) => u.clone(),
-        (None, Some(c)) => c.url("postgres"),
+        (None, Some(m)) => m.cluster.url("postgres"),
         (None, None) => unreachable!("a cluster is started when no URL is given"),
     };
 
@@ -130,16 +120,49 @@ pub async fn run(args: UpArgs) -> CliResult {
     .await;
 
     local_state::remove_state(&data_dir);
-    if let Some(c) = cluster {
+    if let Some(m) = managed {
         eprintln!("stopping PostgreSQL");
-        if let Err(e) = tokio::task::spawn_blocking(move || c.stop())
-            .await
-            .context("stop task")?
-        {
+        // supervision ends first, so the stop is not undone
+        let stopped = tokio::task::spawn_blocking(move || {
+            m.supervisor.stop();
+            m.cluster.stop()
+        });
+        if let Err(e) = stopped.await.context("stop task")? {
             eprintln!("warning: {e}");
         }
     }
     result
+}
+
+/// The cluster in the data directory and the supervisor that restarts it when it dies.
+struct Managed {
+    cluster: Cluster,
+    supervisor: Supervisor,
+}
+
+async fn start_managed(dir: PathBuf, port: u16, password: String) -> CliResult<Managed> {
+    let cluster =
+        tokio::task::spawn_blocking(move || -> Result<Cluster, pgcluster::ClusterError> {
+            let c = Cluster::open(&dir, port, &password)?;
+            c.start()?;
+            Ok(c)
+        })
+        .await
+        .context("cluster task failed")?
+        .map_err(|e| match e {
+            pgcluster::ClusterError::PortTaken(_) => CliError::Usage(e.to_string()),
+            pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
+            other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
+        })?;
+    let supervisor = Supervisor::start(cluster.clone(), Backoff::default(), |e| match e {
+        Event::Restarted { .. } => tracing::info!("{e}"),
+        Event::RestartFailed { .. } => tracing::error!("{e}"),
+        Event::Died { .. } | Event::Restarting { .. } => tracing::warn!("{e}"),
+    });
+    Ok(Managed {
+        cluster,
+        supervisor,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
