@@ -48,7 +48,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -102,22 +102,9 @@ pub async fn serve(
     // Our own header timeout replaces hyper's, which also runs while a keep-alive connection is idle.
     h1.header_read_timeout(None)
         .max_header_size(config.max_header_bytes);
-    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let mut cap = Cap::new(config.max_connections);
     let connections = TaskTracker::new();
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                tracing::warn!(
-                    max = config.max_connections,
-                    "listener at its connection cap; new connections wait"
-                );
-                tokio::select! {
-                    p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                    _ = shutdown.cancelled() => break,
-                }
-            }
-        };
+    while let Some(permit) = cap.admit(&shutdown).await {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -144,6 +131,43 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// The connection cap of a listener: one permit per open connection.
+struct Cap {
+    permits: Arc<Semaphore>,
+    max: usize,
+    /// Logged once per spell at the cap, not once per connection.
+    at_cap: bool,
+}
+
+impl Cap {
+    fn new(max: usize) -> Cap {
+        Cap {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            at_cap: false,
+        }
+    }
+
+    /// A free slot, waiting for one at the cap; None on shutdown.
+    async fn admit(&mut self, shutdown: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            self.at_cap = false;
+            return Some(p);
+        }
+        if !self.at_cap {
+            tracing::warn!(
+                max = self.max,
+                "listener at its connection cap; new connections wait"
+            );
+            self.at_cap = true;
+        }
+        tokio::select! {
+            p = self.permits.clone().acquire_owned() => Some(p.expect("the semaphore is never closed")),
+            _ = shutdown.cancelled() => None,
+        }
+    }
 }
 
 /// Per-connection accept errors (the peer already left) are skipped; others (out of file descriptors)
