@@ -302,7 +302,7 @@ async fn with_deadline<F: Future>(
 }
 
 /// The 504 of a request cut off by its deadline.
-pub fn timeout_error(timeout: Duration) -> HttpError {
+fn timeout_error(timeout: Duration) -> HttpError {
     HttpError::new(
         StatusCode::GATEWAY_TIMEOUT,
         REQUEST_TIMEOUT_CODE,
