@@ -112,7 +112,6 @@ struct Platform {
     ports: [u16; 4],
     supactl: Child,
     redis: Child,
-    gateway: String,
     admin: String,
     admin_key: String,
 }
@@ -132,7 +131,6 @@ impl Platform {
         let ports = [free_port(), free_port(), free_port(), free_port()];
         let redis = spawn_redis(ports[3], &dir);
         let supactl = spawn_supactl(&bin, &dir, ports);
-        let gateway = format!("http://127.0.0.1:{}", ports[0]);
         let admin = format!("http://127.0.0.1:{}", ports[1]);
         let state = dir.join("state.json");
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -258,7 +256,6 @@ async fn rss_samples(pid: u32, dur: Duration) -> Vec<u64> {
 /// The workload: one project with a table, users with refresh tokens, and the writes acknowledged so far.
 struct Load {
     http: HttpClient,
-    gateway: String,
     admin: String,
     admin_key: String,
     api: String,
@@ -291,7 +288,6 @@ impl Load {
     async fn setup(p: &Platform) -> Load {
         let mut load = Load {
             http: HttpClient::new(Duration::from_secs(10)),
-            gateway: p.gateway.clone(),
             admin: p.admin.clone(),
             admin_key: p.admin_key.clone(),
             api: String::new(),

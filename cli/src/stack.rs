@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::invalidation;
+use supactl_common::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -78,23 +79,74 @@ pub fn data_plane_with(
     (gateway::router(gw), hook)
 }
 
-/// Serves each router on its listener until `shutdown`; returns when one server fails or all stopped.
+/// The limits of every listener (`supactl_common::server`), shared by `supactl up` and `supactl serve …`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Seconds a client has to send a request's line and headers, from connecting (first request) or from
+    /// the first byte (later ones); past it the connection is closed.
+    #[arg(long, env = "SUPACTL_HEADER_TIMEOUT_SECS", default_value_t = server::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit with no request before it is closed. Keep it above the idle
+    /// timeout of any load balancer in front (the ALBs: 180 s public, 400 s admin): a target closing first
+    /// makes the balancer answer 502.
+    #[arg(long, env = "SUPACTL_IDLE_TIMEOUT_SECS", default_value_t = server::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may run before it is cancelled and answered 504 `request_timeout`.
+    #[arg(long, env = "SUPACTL_REQUEST_TIMEOUT_SECS", default_value_t = server::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout_secs: u64,
+}
+
+impl ServerArgs {
+    /// The validated server settings; an error names the flag and its range.
+    pub fn config(&self) -> Result<ServerConfig, crate::commands::CliError> {
+        let secs = |v: u64, max: u64, flag: &str, env: &str| {
+            if (1..=max).contains(&v) {
+                Ok(Duration::from_secs(v))
+            } else {
+                Err(crate::commands::CliError::Usage(format!(
+                    "{flag} ({env}) must be between 1 and {max} seconds (got {v})"
+                )))
+            }
+        };
+        Ok(ServerConfig {
+            header_timeout: secs(
+                self.header_timeout_secs,
+                300,
+                "--header-timeout-secs",
+                "SUPACTL_HEADER_TIMEOUT_SECS",
+            )?,
+            idle_timeout: secs(
+                self.idle_timeout_secs,
+                3600,
+                "--idle-timeout-secs",
+                "SUPACTL_IDLE_TIMEOUT_SECS",
+            )?,
+            request_timeout: secs(
+                self.request_timeout_secs,
+                3600,
+                "--request-timeout-secs",
+                "SUPACTL_REQUEST_TIMEOUT_SECS",
+            )?,
+            ..ServerConfig::default()
+        })
+    }
+}
+
+/// Serves each router on its listener with the shared server until `shutdown`; each task ends once its
+/// listener has drained.
 pub async fn serve_all(
     apps: Vec<(TcpListener, axum::Router)>,
+    config: &ServerConfig,
     shutdown: CancellationToken,
-) -> tokio::task::JoinSet<std::io::Result<()>> {
+) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, app) in apps {
-        let token = shutdown.clone();
-        tasks.spawn(async move {
-            // With the peer address: the gateway passes it on (auth rate limits per client IP).
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-        });
+        tasks.spawn(server::serve(
+            listener,
+            app,
+            config.clone(),
+            shutdown.clone(),
+        ));
     }
     tasks
 }
@@ -112,7 +164,7 @@ pub async fn wait_for_signal() {
 
 /// Runs servers until a signal, then drains them for up to 10 s.
 pub async fn run_until_signal(
-    mut tasks: tokio::task::JoinSet<std::io::Result<()>>,
+    mut tasks: tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tokio::select! {

@@ -69,6 +69,11 @@ class Platform:
         if os.path.exists(self.log_path):
             os.remove(self.log_path)
 
+    def postmaster_pid(self):
+        """The managed PostgreSQL's postmaster, from its lock file."""
+        with open(os.path.join(self.data_dir, "pg", "postmaster.pid")) as f:
+            return int(f.readline())
+
     @property
     def state_path(self):
         return os.path.join(self.data_dir, "state.json")

@@ -67,6 +67,8 @@ pub struct GatewayArgs {
         default_value_t = 35
     )]
     rest_function_timeout: u64,
+    #[command(flatten)]
+    server: stack::ServerArgs,
 }
 
 // No `Debug`: it holds secrets, and nothing formats it.
@@ -106,6 +108,8 @@ pub struct TenantManagerArgs {
     #[arg(long, env = "SUPACTL_PROJECT_CONNECTION_LIMIT", default_value_t = tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     project_connection_limit: u32,
+    #[command(flatten)]
+    server: stack::ServerArgs,
 }
 
 /// Where REST runs for the projects this tenant-manager creates.
@@ -194,6 +198,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                     "--cache-ttl must be between 0 and 3600 seconds".into(),
                 ));
             }
+            let server_config = a.server.config()?;
             let listener = stack::bind(&a.listen, a.port, "--port").await?;
             let api_url_template = match (&a.api_url_template, &a.base_domain) {
                 (Some(t), _) => t.clone(),
@@ -228,7 +233,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 Some(function_urls),
             );
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
-            stack::serve_all(vec![(listener, app)], shutdown.clone()).await
+            stack::serve_all(vec![(listener, app)], &server_config, shutdown.clone()).await
         }
         ServeCommand::TenantManager(a) => {
             let a = *a;
@@ -241,6 +246,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                         "the platform database is not set: pass --database-url (SUPACTL_DATABASE_URL) or SUPACTL_DATABASE_HOST and its parts".into(),
                     )
                 })?;
+            let server_config = a.server.config()?;
             let listener = stack::bind(&a.listen, a.port, "--port").await?;
             let local_worker = if a.register_local_worker {
                 Some(
@@ -272,6 +278,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             eprintln!("tenant-manager listening on {}:{}", a.listen, a.port);
             stack::serve_all(
                 vec![(listener, tenant_manager::router(tm))],
+                &server_config,
                 shutdown.clone(),
             )
             .await

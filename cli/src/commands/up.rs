@@ -1,13 +1,13 @@
-//! `supactl up`: PostgreSQL (managed in the data directory, or given by URL), the tenant-manager on the
-//! admin port and the gateway (with REST in-process) on the API port, all on loopback, until SIGINT or
-//! SIGTERM; then everything it started is stopped, PostgreSQL included.
+//! `supactl up`: PostgreSQL (managed in the data directory and restarted when it dies, or given by URL),
+//! the tenant-manager on the admin port and the gateway (with REST in-process) on the API port, all on
+//! loopback, until SIGINT or SIGTERM; then everything it started is stopped, PostgreSQL included.
 
 use super::{CliError, CliResult};
 use crate::local_state::{self, State};
 use crate::stack;
 use anyhow::Context;
 use clap::Args;
-use pgcluster::Cluster;
+use pgcluster::{Backoff, Cluster, Event, Supervisor};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -57,10 +57,13 @@ pub struct UpArgs {
     /// Seconds an unused pooled REST connection stays open.
     #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
     pub rest_connection_idle_secs: u64,
+    #[command(flatten)]
+    pub server: stack::ServerArgs,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
     stack::init_tracing();
+    let server_config = args.server.config()?;
     let data_dir = args
         .data_dir
         .clone()
@@ -91,36 +94,27 @@ pub async fn run(args: UpArgs) -> CliResult {
     let gateway_url = format!("http://127.0.0.1:{}", args.port);
     let admin_url = format!("http://127.0.0.1:{}", args.admin_port);
 
-    // PostgreSQL.
-    let cluster = match &args.database_url {
+    // PostgreSQL: a managed cluster is supervised; a server given by URL is someone else's to run.
+    let managed = match &args.database_url {
         Some(_) => None,
-        None => {
-            let dir = data_dir.join("pg");
-            let (port, password) = (args.db_port, secrets.postgres_password.clone());
-            let cluster =
-                tokio::task::spawn_blocking(move || -> Result<Cluster, pgcluster::ClusterError> {
-                    let c = Cluster::open(&dir, port, &password)?;
-                    c.start()?;
-                    Ok(c)
-                })
-                .await
-                .context("cluster task failed")?
-                .map_err(|e| match e {
-                    pgcluster::ClusterError::PortTaken(_) => CliError::Usage(e.to_string()),
-                    pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
-                    other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
-                })?;
-            Some(cluster)
-        }
+        None => Some(
+            start_managed(
+                data_dir.join("pg"),
+                args.db_port,
+                secrets.postgres_password.clone(),
+            )
+            .await?,
+        ),
     };
-    let database_url = match (&args.database_url, &cluster) {
+    let database_url = match (&args.database_url, &managed) {
         (Some(u), _) => u.clone(),
-        (None, Some(c)) => c.url("postgres"),
+        (None, Some(m)) => m.cluster.url("postgres"),
         (None, None) => unreachable!("a cluster is started when no URL is given"),
     };
 
     let result = serve(
         &args,
+        &server_config,
         &secrets,
         &database_url,
         gateway_listener,
@@ -132,21 +126,55 @@ pub async fn run(args: UpArgs) -> CliResult {
     .await;
 
     local_state::remove_state(&data_dir);
-    if let Some(c) = cluster {
+    if let Some(m) = managed {
         eprintln!("stopping PostgreSQL");
-        if let Err(e) = tokio::task::spawn_blocking(move || c.stop())
-            .await
-            .context("stop task")?
-        {
+        // supervision ends first, so the stop is not undone
+        let stopped = tokio::task::spawn_blocking(move || {
+            m.supervisor.stop();
+            m.cluster.stop()
+        });
+        if let Err(e) = stopped.await.context("stop task")? {
             eprintln!("warning: {e}");
         }
     }
     result
 }
 
+/// The cluster in the data directory and the supervisor that restarts it when it dies.
+struct Managed {
+    cluster: Cluster,
+    supervisor: Supervisor,
+}
+
+async fn start_managed(dir: PathBuf, port: u16, password: String) -> CliResult<Managed> {
+    let cluster =
+        tokio::task::spawn_blocking(move || -> Result<Cluster, pgcluster::ClusterError> {
+            let c = Cluster::open(&dir, port, &password)?;
+            c.start()?;
+            Ok(c)
+        })
+        .await
+        .context("cluster task failed")?
+        .map_err(|e| match e {
+            pgcluster::ClusterError::PortTaken(_) => CliError::Usage(e.to_string()),
+            pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
+            other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
+        })?;
+    let supervisor = Supervisor::start(cluster.clone(), Backoff::default(), |e| match e {
+        Event::Restarted { .. } => tracing::info!("{e}"),
+        Event::RestartFailed { .. } => tracing::error!("{e}"),
+        Event::Died { .. } | Event::Restarting { .. } => tracing::warn!("{e}"),
+    });
+    Ok(Managed {
+        cluster,
+        supervisor,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     args: &UpArgs,
+    server_config: &supactl_common::server::ServerConfig,
     secrets: &local_state::Secrets,
     database_url: &str,
     gateway_listener: TcpListener,
@@ -193,6 +221,7 @@ async fn serve(
             (admin_listener, tenant_manager::router(tm)),
             (gateway_listener, gateway_app),
         ],
+        server_config,
         shutdown.clone(),
     )
     .await;
@@ -209,7 +238,11 @@ async fn serve(
     println!("supactl is up");
     println!("  gateway URL:  {gateway_url}");
     println!("  admin URL:    {admin_url}");
-    println!("  admin key:    {}", secrets.admin_key);
+    // Never the key itself: terminals, CI logs and process supervisors keep what is printed.
+    println!(
+        "  admin key:    stored in {} (the project commands read it there)",
+        data_dir.join("state.json").display()
+    );
     println!("  data dir:     {}", data_dir.display());
     println!("Create a project: supactl project create --name demo   (Ctrl-C to stop)");
 

@@ -22,5 +22,6 @@ pub mod jwt;
 pub mod keys;
 pub mod pg;
 pub mod redact;
+pub mod server;
 pub mod tokens;
 pub mod wire;

@@ -1,10 +1,17 @@
 //! A PostgreSQL cluster managed with the system's server binaries (`initdb`, `pg_ctl`): created on first
-//! use, started on loopback, stopped on request. `supactl up` keeps its cluster in its data directory;
-//! tests start a throwaway one with [`TestCluster`].
+//! use, started on loopback (clearing what a killed server left behind), restarted by a [`Supervisor`]
+//! when it dies, stopped on request. `supactl up` keeps its cluster in its data directory; tests start a
+//! throwaway one with [`TestCluster`].
 //!
 //! PostgreSQL refuses to run as root, so when the caller is root the cluster runs as an unprivileged
 //! system user (`supactl`, created when missing) that owns the cluster directory. This crate only runs
-//! those programs; it never connects to the server.
+//! those programs and reads `/proc`; it never connects to the server.
+
+mod process;
+mod supervise;
+
+pub use process::Leftovers;
+pub use supervise::{Backoff, Event, Supervisor};
 
 use std::fs;
 use std::net::TcpListener;
@@ -44,13 +51,25 @@ struct RunAs {
 }
 
 /// A cluster in a directory, listening on 127.0.0.1:`port`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cluster {
     bin: PathBuf,
     data_dir: PathBuf,
     port: u16,
     password: String,
     run_as: Option<RunAs>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("bin", &self.bin)
+            .field("data_dir", &self.data_dir)
+            .field("port", &self.port)
+            .field("password", &"<redacted>")
+            .field("run_as", &self.run_as)
+            .finish()
+    }
 }
 
 impl Cluster {
@@ -101,16 +120,27 @@ impl Cluster {
 
     /// Whether a postmaster is running on this data directory.
     pub fn is_running(&self) -> bool {
-        self.pg_ctl(&["status"])
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        self.postmaster().is_some()
     }
 
-    /// Starts the server and waits until it accepts connections.
+    /// The running postmaster (a `postmaster.pid` naming a process that is not this cluster's server, as
+    /// after a crash and a reboot, names none).
+    fn postmaster(&self) -> Option<process::Pid> {
+        process::postmaster(&self.data_dir)
+    }
+
+    /// Starts the server unless it runs, and waits until it accepts connections.
     pub fn start(&self) -> Result<(), ClusterError> {
+        self.start_clearing().map(|_| ())
+    }
+
+    /// As [`Cluster::start`], first clearing what a killed postmaster left (see [`Leftovers`]), which is
+    /// returned.
+    pub fn start_clearing(&self) -> Result<Leftovers, ClusterError> {
         if self.is_running() {
-            return Ok(());
+            return Ok(Leftovers::default());
         }
+        let leftovers = process::clear_leftovers(&self.data_dir)?;
         if TcpListener::bind(("127.0.0.1", self.port)).is_err() {
             return Err(ClusterError::PortTaken(self.port));
         }
@@ -148,7 +178,7 @@ impl Cluster {
                 detail: format!("{}\n{}", String::from_utf8_lossy(&out.stderr).trim(), tail),
             });
         }
-        Ok(())
+        Ok(leftovers)
     }
 
     /// Stops the server (fast shutdown: clients are disconnected, data is kept).

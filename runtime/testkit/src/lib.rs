@@ -54,7 +54,13 @@ impl ControlPlane {
         let config = tenant_manager_config(&cluster, api_url_template);
         let (admin_key, service_token) = (config.admin_key.clone(), config.service_token.clone());
         let tm = tenant_manager::TenantManager::start(config).await.unwrap();
-        tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
+        // the server every supactl listener runs on; the test's runtime ends it
+        tokio::spawn(supactl_common::server::serve(
+            admin_l,
+            tenant_manager::router(tm),
+            supactl_common::server::ServerConfig::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
         ControlPlane {
             cluster,
             admin_url,
