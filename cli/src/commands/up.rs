@@ -51,6 +51,8 @@ pub struct UpArgs {
     /// Seconds an unused pooled REST connection stays open.
     #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
     pub rest_connection_idle_secs: u64,
+    #[command(flatten)]
+    pub capacity: super::serve_env::CapacityArgs,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
@@ -156,6 +158,7 @@ async fn serve(
         encryption_key: secrets.encryption_key.clone(),
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
         redis_url: args.redis_url.clone(),
+        capacity: args.capacity.capacity(),
         local_worker: Some(
             tenant_manager::WorkerSpec::from_url("local", database_url)
                 .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
@@ -169,6 +172,7 @@ async fn serve(
         service_token: secrets.service_token.clone(),
         redis_url: args.redis_url.clone(),
         cache_ttl: Duration::from_secs(1),
+        cache_stale: supactl_common::directory::DirectoryConfig::DEFAULT_STALE_FOR,
         rest: rest::RestConfig {
             pool_size: args.rest_pool_size,
             max_connections: args.rest_max_connections,

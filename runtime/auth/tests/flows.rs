@@ -40,6 +40,7 @@ async fn env() -> Env {
         api_url_template: "http://gw.test/p/{ref}".into(),
         local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
         redis_url: None,
+        capacity: tenant_manager::Capacity::default(),
     })
     .await
     .unwrap();
@@ -60,6 +61,7 @@ async fn env() -> Env {
         url: admin_url,
         service_token: "test-service-token-0123456789".into(),
         ttl: Duration::from_secs(30),
+        stale_for: DirectoryConfig::DEFAULT_STALE_FOR,
     }));
     let project = directory.project(REF).await.unwrap().unwrap();
     let auth = auth::Auth::new(

@@ -7,7 +7,12 @@
 //! [`rest_lambda`], feature `lambda`), and undoes every step when one fails. Data-plane services read
 //! project configs from the internal endpoint with the service token, a project's REST function its own
 //! config only, with its project token; nothing here is reachable through the gateway.
+//!
+//! Load is kept apart ([`Capacity`]): the internal lookups have their own platform-database pool, so
+//! admin work never delays the data plane; creates and deletes pass an admission gate
+//! ([`admission`]); an exhausted pool or an unreachable database answers 503 with `Retry-After`.
 
+mod admission;
 mod api;
 mod api_keys;
 mod audit;
@@ -48,6 +53,50 @@ pub struct Config {
     pub local_worker: Option<WorkerSpec>,
     /// Redis to publish invalidations on, so every gateway and REST replica drops a changed project.
     pub redis_url: Option<String>,
+    pub capacity: Capacity,
+}
+
+/// How much of the platform database and of its workers one tenant-manager uses at once.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    /// Platform-database connections of the admin API (and of provisioning's bookkeeping).
+    pub admin_pool: usize,
+    /// Platform-database connections kept for the data plane's lookups (`/internal/v1`: an API key or
+    /// a project's config, one indexed query each), so admin work never delays a request's cache miss.
+    pub lookup_pool: usize,
+    /// Projects created or deleted at once (each holds a worker connection while its database is
+    /// copied from the template or dropped).
+    pub provisions: usize,
+    /// Further creates and deletes waiting for a slot; beyond that they get 429 with `Retry-After`.
+    pub provision_queue: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Capacity {
+        Capacity {
+            admin_pool: 8,
+            lookup_pool: 8,
+            provisions: 4,
+            provision_queue: 8,
+        }
+    }
+}
+
+impl Capacity {
+    fn validate(&self) -> Result<(), ApiError> {
+        for (name, n) in [
+            ("admin_pool", self.admin_pool),
+            ("lookup_pool", self.lookup_pool),
+            ("provisions", self.provisions),
+        ] {
+            if n == 0 {
+                return Err(ApiError::BadRequest(format!(
+                    "capacity: {name} must be at least 1"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -65,6 +114,8 @@ pub struct TenantManager {
     hooks: RwLock<Vec<ChangeHook>>,
     http: HttpClient,
     publisher: Option<Publisher>,
+    /// Admission of creates and deletes.
+    provisioning: admission::Gate,
     /// Lambda mode for REST: each project gets its own function.
     #[cfg(feature = "lambda")]
     rest_lambda: Option<rest_lambda::RestLambda>,
@@ -90,8 +141,9 @@ impl TenantManager {
     }
 
     async fn open(config: Config) -> Result<TenantManager, ApiError> {
+        config.capacity.validate()?;
         let cipher = Cipher::new(&config.encryption_key);
-        let store = store::Store::open(&config.database_url).await?;
+        let store = store::Store::open(&config.database_url, &config.capacity).await?;
         if let Some(w) = &config.local_worker {
             store.upsert_worker(w, &cipher).await?;
         }
@@ -107,6 +159,10 @@ impl TenantManager {
             None => None,
         };
         Ok(TenantManager {
+            provisioning: admission::Gate::new(
+                config.capacity.provisions,
+                config.capacity.provision_queue,
+            ),
             config,
             cipher,
             store,

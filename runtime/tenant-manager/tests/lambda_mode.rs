@@ -225,6 +225,7 @@ async fn start_tm(cluster: &TestCluster, lambda: RestLambda) -> String {
             api_url_template: "http://127.0.0.1:1/p/{ref}".into(),
             local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
             redis_url: None,
+            capacity: tenant_manager::Capacity::default(),
         },
         lambda,
     )

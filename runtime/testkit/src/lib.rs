@@ -26,6 +26,8 @@ pub struct ControlPlane {
     pub admin_key: String,
     pub service_token: String,
     pub http: HttpClient,
+    /// The tenant-manager itself (to register change hooks).
+    pub tenant_manager: Arc<tenant_manager::TenantManager>,
 }
 
 impl ControlPlane {
@@ -47,11 +49,14 @@ impl ControlPlane {
             api_url_template: api_url_template.to_string(),
             local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
             redis_url: None,
+            capacity: tenant_manager::Capacity::default(),
         })
         .await
         .unwrap();
-        tokio::spawn(async move { axum::serve(admin_l, tenant_manager::router(tm)).await });
+        let router = tenant_manager::router(tm.clone());
+        tokio::spawn(async move { axum::serve(admin_l, router).await });
         ControlPlane {
+            tenant_manager: tm,
             cluster,
             admin_url,
             admin_key,
@@ -62,11 +67,17 @@ impl ControlPlane {
 
     /// The project directory a data-plane service reads configs through.
     pub fn directory(&self, ttl: Duration) -> Arc<Directory> {
-        Arc::new(Directory::new(DirectoryConfig {
+        Arc::new(Directory::new(self.directory_config(ttl)))
+    }
+
+    /// The settings of [`ControlPlane::directory`], to adjust (another URL, another stale bound).
+    pub fn directory_config(&self, ttl: Duration) -> DirectoryConfig {
+        DirectoryConfig {
             url: self.admin_url.clone(),
             service_token: self.service_token.clone(),
             ttl,
-        }))
+            stale_for: DirectoryConfig::DEFAULT_STALE_FOR,
+        }
     }
 
     /// Any HTTP call; the body comes back as JSON (a string when it is not JSON, null when empty).
