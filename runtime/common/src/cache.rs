@@ -252,7 +252,7 @@ impl<K: Hash + Eq + Clone, V: Clone, E> Inner<K, V, E> {
         let Some(slot) = st.map.get_mut(key) else {
             return;
         };
-        if !slot.loading.as_ref().is_some_and(|(i, _)| *i == id) {
+        if slot.loading.as_ref().is_none_or(|(i, _)| *i != id) {
             return;
         }
         slot.loading = None;

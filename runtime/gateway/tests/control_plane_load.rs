@@ -229,6 +229,77 @@ async fn a_burst_of_creates_is_admitted_or_refused_and_the_data_plane_keeps_serv
     }
 }
 
+/// Admin work that holds every admin connection makes further admin requests answer 503
+/// `platform_busy` with Retry-After (not 500), while the data plane's lookups, on their own pool, go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_do_not_wait_behind_an_exhausted_admin_pool() {
+    let (gw_l, gateway_url) = listen().await;
+    let cp = Arc::new(ControlPlane::start(&format!("{gateway_url}/p/{{ref}}")).await);
+    let directory = Arc::new(Directory::new(DirectoryConfig {
+        stale_for: Duration::ZERO,
+        ..cp.directory_config(Duration::ZERO)
+    }));
+    serve_gateway(gw_l, directory);
+    let anon = project_with_items(&cp, "steady").await;
+    let http = http();
+
+    // With the audit log locked, every admin mutation holds its connection while it waits to write
+    // its audit row: as many of them as the admin pool has connections exhaust it.
+    let mut locker = cp.connect("supactl_platform").await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE supactl.audit_log IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let pool = tenant_manager::Capacity::default().admin_pool;
+    let held: Vec<_> = (0..pool)
+        .map(|_| {
+            let (cp, http) = (cp.clone(), http.clone());
+            tokio::spawn(async move {
+                admin(
+                    &cp,
+                    &http,
+                    Method::POST,
+                    "/admin/v1/projects/nowhere/pause",
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
+    let watcher = cp.connect("postgres").await;
+    for attempt in 0.. {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                   AND query LIKE 'INSERT INTO supactl.audit_log%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == pool as i64 {
+            break;
+        }
+        assert!(
+            attempt < 600,
+            "{waiting} of {pool} admin requests are waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (s, headers, v) = admin(&cp, &http, Method::GET, "/admin/v1/projects", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["code"], "platform_busy", "{v}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    let (s, v) = read_items(&http, &gateway_url, "steady", &anon).await;
+    assert_eq!(s, StatusCode::OK, "lookups have their own pool: {v}");
+
+    lock.rollback().await.unwrap();
+    for h in held {
+        assert_eq!(h.await.unwrap().0, StatusCode::NOT_FOUND);
+    }
+}
+
 /// A loopback TCP proxy that can be cut: afterwards it refuses new connections and has closed the
 /// open ones, as a tenant-manager that went away would.
 struct Proxy {
