@@ -116,15 +116,15 @@ impl WorkerParts {
 #[derive(Args, Debug, Clone)]
 pub struct CapacityArgs {
     /// Platform-database connections of the admin API.
-    #[arg(long, env = "SUPACTL_ADMIN_POOL_SIZE", value_parser = at_least_one(),
+    #[arg(long, env = "SUPACTL_ADMIN_POOL_SIZE", value_parser = between_1_and_1000(),
           default_value_t = tenant_manager::Capacity::default().admin_pool)]
     pub admin_pool_size: usize,
     /// Platform-database connections kept for the data plane's key and project lookups.
-    #[arg(long, env = "SUPACTL_LOOKUP_POOL_SIZE", value_parser = at_least_one(),
+    #[arg(long, env = "SUPACTL_LOOKUP_POOL_SIZE", value_parser = between_1_and_1000(),
           default_value_t = tenant_manager::Capacity::default().lookup_pool)]
     pub lookup_pool_size: usize,
     /// Projects created or deleted at once.
-    #[arg(long, env = "SUPACTL_MAX_CONCURRENT_PROVISIONS", value_parser = at_least_one(),
+    #[arg(long, env = "SUPACTL_MAX_CONCURRENT_PROVISIONS", value_parser = between_1_and_1000(),
           default_value_t = tenant_manager::Capacity::default().provisions)]
     pub max_concurrent_provisions: usize,
     /// Creates and deletes that may wait for a slot; beyond, they get 429 with Retry-After.
@@ -133,8 +133,8 @@ pub struct CapacityArgs {
     pub provision_queue: usize,
 }
 
-fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(1..)
+fn between_1_and_1000() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=1000)
 }
 
 impl CapacityArgs {
