@@ -150,7 +150,6 @@ impl Platform {
             ports,
             supactl,
             redis,
-            gateway,
             admin,
             admin_key,
         }

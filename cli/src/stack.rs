@@ -15,6 +15,9 @@ pub struct DataPlane {
     pub service_token: String,
     pub redis_url: Option<String>,
     pub cache_ttl: Duration,
+    /// How long past its TTL a known key or project keeps its last answer while the tenant-manager
+    /// cannot be reached.
+    pub cache_stale: Duration,
     /// The REST engine's pools (size and idle timeouts); auth's pools use the same size.
     pub rest: rest::RestConfig,
     pub base_domain: Option<String>,
@@ -36,6 +39,7 @@ pub fn data_plane_with(
         url: o.tenant_manager_url.clone(),
         service_token: o.service_token.clone(),
         ttl: o.cache_ttl,
+        stale_for: o.cache_stale,
     }));
     let rest = rest::Rest::new(directory.clone(), o.rest.clone());
     let auth = auth::Auth::new(

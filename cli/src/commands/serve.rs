@@ -43,6 +43,11 @@ pub struct GatewayArgs {
     /// Seconds a key or project lookup is trusted (the bound on staleness without Redis).
     #[arg(long, env = "SUPACTL_CACHE_TTL", default_value_t = 1.0)]
     cache_ttl: f64,
+    /// Seconds past its TTL a known key or project keeps its last answer while the tenant-manager
+    /// cannot be reached (0: never).
+    #[arg(long, env = "SUPACTL_CACHE_STALE_SECS",
+          default_value_t = supactl_common::directory::DirectoryConfig::DEFAULT_STALE_FOR.as_secs())]
+    cache_stale_secs: u64,
     /// Route `<ref>.<base-domain>` by Host, besides the `/p/<ref>` path prefix.
     #[arg(long, env = "SUPACTL_BASE_DOMAIN")]
     base_domain: Option<String>,
@@ -110,6 +115,8 @@ pub struct TenantManagerArgs {
     project_connection_limit: u32,
     #[command(flatten)]
     server: stack::ServerArgs,
+    #[command(flatten)]
+    capacity: serve_env::CapacityArgs,
 }
 
 /// Where REST runs for the projects this tenant-manager creates.
@@ -222,6 +229,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                     service_token: a.service_token,
                     redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
                     cache_ttl: Duration::from_secs_f64(a.cache_ttl),
+                    cache_stale: Duration::from_secs(a.cache_stale_secs),
                     rest: rest::RestConfig {
                         pool_size: a.rest_pool_size,
                         max_connections: a.rest_max_connections,
@@ -266,6 +274,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 local_worker,
                 redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
                 project_connection_limit: a.project_connection_limit,
+                capacity: a.capacity.capacity(),
             };
             let tm = match rest_lambda {
                 None => tenant_manager::TenantManager::start(config).await,

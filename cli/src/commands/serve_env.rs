@@ -151,6 +151,43 @@ impl WorkerParts {
     }
 }
 
+/// How much of the platform database and of provisioning the tenant-manager uses at once
+/// (`tenant_manager::Capacity`).
+#[derive(Args, Debug, Clone)]
+pub struct CapacityArgs {
+    /// Platform-database connections of the admin API.
+    #[arg(long, env = "SUPACTL_ADMIN_POOL_SIZE", value_parser = between_1_and_1000(),
+          default_value_t = tenant_manager::Capacity::default().admin_pool)]
+    pub admin_pool_size: usize,
+    /// Platform-database connections kept for the data plane's key and project lookups.
+    #[arg(long, env = "SUPACTL_LOOKUP_POOL_SIZE", value_parser = between_1_and_1000(),
+          default_value_t = tenant_manager::Capacity::default().lookup_pool)]
+    pub lookup_pool_size: usize,
+    /// Projects created or deleted at once.
+    #[arg(long, env = "SUPACTL_MAX_CONCURRENT_PROVISIONS", value_parser = between_1_and_1000(),
+          default_value_t = tenant_manager::Capacity::default().provisions)]
+    pub max_concurrent_provisions: usize,
+    /// Creates and deletes that may wait for a slot; beyond, they get 429 with Retry-After.
+    #[arg(long, env = "SUPACTL_PROVISION_QUEUE",
+          default_value_t = tenant_manager::Capacity::default().provision_queue)]
+    pub provision_queue: usize,
+}
+
+fn between_1_and_1000() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=1000)
+}
+
+impl CapacityArgs {
+    pub fn capacity(&self) -> tenant_manager::Capacity {
+        tenant_manager::Capacity {
+            admin_pool: self.admin_pool_size,
+            lookup_pool: self.lookup_pool_size,
+            provisions: self.max_concurrent_provisions,
+            provision_queue: self.provision_queue,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

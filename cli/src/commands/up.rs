@@ -59,6 +59,8 @@ pub struct UpArgs {
     pub rest_connection_idle_secs: u64,
     #[command(flatten)]
     pub server: stack::ServerArgs,
+    #[command(flatten)]
+    pub capacity: super::serve_env::CapacityArgs,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
@@ -191,6 +193,7 @@ async fn serve(
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
         redis_url: args.redis_url.clone(),
         project_connection_limit: args.project_connection_limit,
+        capacity: args.capacity.capacity(),
         local_worker: Some(
             tenant_manager::WorkerSpec::from_url("local", database_url)
                 .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
@@ -204,6 +207,7 @@ async fn serve(
         service_token: secrets.service_token.clone(),
         redis_url: args.redis_url.clone(),
         cache_ttl: Duration::from_secs(1),
+        cache_stale: supactl_common::directory::DirectoryConfig::DEFAULT_STALE_FOR,
         rest: rest::RestConfig {
             pool_size: args.rest_pool_size,
             max_connections: args.rest_max_connections,

@@ -3,8 +3,12 @@
 //!
 //! The TTL bounds how long a deleted project or revoked key keeps working on a replica that was not told;
 //! [`Directory::invalidate_project`] makes it immediate where the control plane can reach the cache.
+//! When the control plane cannot answer (tenant-manager or platform database unreachable, overloaded),
+//! a project or key already known keeps its last answer for up to [`DirectoryConfig::stale_for`] past
+//! its TTL while it is refreshed in the background (see [`crate::cache`]); what was never looked up,
+//! or was invalidated, gets [`DirectoryError::Unavailable`].
 
-use crate::cache::TtlCache;
+use crate::cache::{CacheConfig, LoadAborted, TtlCache};
 use crate::http_client::{ClientError, HttpClient};
 use crate::wire::{Envelope, KeyInfo, ProjectConfig};
 use bytes::Bytes;
@@ -20,6 +24,15 @@ pub enum DirectoryError {
     Unavailable(String),
 }
 
+impl From<LoadAborted> for DirectoryError {
+    fn from(_: LoadAborted) -> DirectoryError {
+        DirectoryError::Unavailable("the lookup was aborted".into())
+    }
+}
+
+/// Keys (and projects) each cache holds at most: a few MB, whatever an attacker sprays.
+const MAX_ENTRIES: usize = 10_000;
+
 /// Where the directory reads from, and how long answers are trusted.
 #[derive(Clone)]
 pub struct DirectoryConfig {
@@ -27,6 +40,13 @@ pub struct DirectoryConfig {
     pub url: String,
     pub service_token: String,
     pub ttl: Duration,
+    /// How long past its TTL a known project or key keeps its last answer while the control plane
+    /// cannot be reached ([`DirectoryConfig::DEFAULT_STALE_FOR`]; zero: never).
+    pub stale_for: Duration,
+}
+
+impl DirectoryConfig {
+    pub const DEFAULT_STALE_FOR: Duration = Duration::from_secs(300);
 }
 
 impl std::fmt::Debug for DirectoryConfig {
@@ -35,33 +55,49 @@ impl std::fmt::Debug for DirectoryConfig {
             .field("url", &self.url)
             .field("service_token", &crate::redact::Redacted)
             .field("ttl", &self.ttl)
+            .field("stale_for", &self.stale_for)
             .finish()
     }
 }
 
 pub struct Directory {
+    fetcher: Arc<Fetcher>,
+    keys: TtlCache<[u8; 32], Option<Arc<KeyInfo>>, DirectoryError>,
+    projects: TtlCache<String, Option<Arc<ProjectConfig>>, DirectoryError>,
+}
+
+/// The client of the internal endpoint; shared with the loads, which run as their own tasks.
+struct Fetcher {
     config: DirectoryConfig,
     client: HttpClient,
-    keys: TtlCache<[u8; 32], Option<Arc<KeyInfo>>>,
-    projects: TtlCache<String, Option<Arc<ProjectConfig>>>,
 }
 
 impl Directory {
     pub fn new(config: DirectoryConfig) -> Directory {
+        let cache = CacheConfig {
+            ttl: config.ttl,
+            stale_for: config.stale_for,
+            max_entries: MAX_ENTRIES,
+        };
         Directory {
-            keys: TtlCache::new(config.ttl),
-            projects: TtlCache::new(config.ttl),
-            client: HttpClient::new(Duration::from_secs(5)),
-            config,
+            keys: TtlCache::new("api keys", cache),
+            projects: TtlCache::new("project configs", cache),
+            fetcher: Arc::new(Fetcher {
+                client: HttpClient::new(Duration::from_secs(5)),
+                config,
+            }),
         }
     }
 
     /// The key with this SHA-256, or None when no active key has it.
     pub async fn key(&self, hash: &[u8; 32]) -> Result<Option<Arc<KeyInfo>>, DirectoryError> {
+        let (fetcher, path) = (
+            self.fetcher.clone(),
+            format!("/internal/v1/api-keys/{}", hex::encode(hash)),
+        );
         self.keys
-            .get_or_load(hash, || async {
-                let path = format!("/internal/v1/api-keys/{}", hex::encode(hash));
-                Ok(self.get::<KeyInfo>(&path).await?.map(Arc::new))
+            .get_or_load(hash, || async move {
+                Ok(fetcher.get::<KeyInfo>(&path).await?.map(Arc::new))
             })
             .await
     }
@@ -74,10 +110,13 @@ impl Directory {
         if !crate::ident::valid_ref(project_ref) {
             return Ok(None);
         }
+        let (fetcher, path) = (
+            self.fetcher.clone(),
+            format!("/internal/v1/projects/{project_ref}/config"),
+        );
         self.projects
-            .get_or_load(&project_ref.to_string(), || async {
-                let path = format!("/internal/v1/projects/{project_ref}/config");
-                Ok(self.get::<ProjectConfig>(&path).await?.map(Arc::new))
+            .get_or_load(&project_ref.to_string(), || async move {
+                Ok(fetcher.get::<ProjectConfig>(&path).await?.map(Arc::new))
             })
             .await
     }
@@ -94,7 +133,9 @@ impl Directory {
         self.projects.invalidate_where(|_, _| true);
         self.keys.invalidate_where(|_, _| true);
     }
+}
 
+impl Fetcher {
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, DirectoryError> {
         let req = Request::builder()
             .method(Method::GET)

@@ -45,6 +45,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             service_token: "service-token-0123456789".into(),
             ttl: std::time::Duration::from_secs(1),
+            stale_for: std::time::Duration::from_secs(300),
         };
         for text in [format!("{c:?}"), format!("{c:#?}")] {
             assert!(!text.contains("service-token-0123456789"), "{text}");

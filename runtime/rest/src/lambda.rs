@@ -174,6 +174,7 @@ pub async fn prepare(config: &LambdaConfig) -> Router {
         url: config.tenant_manager_url.clone(),
         service_token: config.token.clone(),
         ttl: config.cache_ttl,
+        stale_for: DirectoryConfig::DEFAULT_STALE_FOR,
     }));
     let rest = Rest::new(directory, config.rest.clone());
     match rest.directory.project(&config.project_ref).await {

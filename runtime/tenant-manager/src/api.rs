@@ -161,9 +161,10 @@ impl TenantManager {
             let function = match self.create_rest_function(&row.project_ref).await {
                 Ok(f) => f,
                 Err(e) => {
-                    provision::drop_database(&worker, &row.db_name, &row.db_user)
-                        .await
-                        .ok();
+                    undo("the project's database and role", || {
+                        provision::drop_database(&worker, &row.db_name, &row.db_user)
+                    })
+                    .await;
                     return Err(e);
                 }
             };
@@ -191,24 +192,25 @@ impl TenantManager {
                         tracing::error!(function = %name, error = %cleanup, "rollback of the REST function failed");
                     }
                 }
-                provision::drop_database(&worker, &row.db_name, &row.db_user)
-                    .await
-                    .ok();
+                undo("the project's database and role", || {
+                    provision::drop_database(&worker, &row.db_name, &row.db_user)
+                })
+                .await;
                 return Err(e);
             }
             Ok(())
         }
         .await;
         if let Err(e) = result {
-            if let Err(cleanup) = self.store.delete_project(&row.project_ref).await {
-                tracing::error!(project = %row.project_ref, error = %cleanup, "rollback of the project row failed");
-            }
+            undo("the project row", || {
+                self.store.delete_project(&row.project_ref)
+            })
+            .await;
             return Err(e);
         }
-        let p = self.project_or_404(&row.project_ref).await?;
-        let keys = self
-            .store
-            .keys(&p.project_ref)
+        // The project exists from here on: a busy pool must not turn its creation into an error.
+        let p = retrying(|| self.project_or_404(&row.project_ref)).await?;
+        let keys = retrying(|| self.store.keys(&p.project_ref))
             .await?
             .iter()
             .map(|k| self.key_json(k, true))
@@ -243,6 +245,55 @@ impl TenantManager {
     }
 }
 
+/// Runs `step` again, backing off, while it fails for a passing cause (busy pool, database
+/// unreachable), up to 5 times: for steps whose failure would leave something half done or misreport
+/// what was done.
+async fn retrying<T, F, Fut>(mut step: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    for _ in 1..5 {
+        match step().await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "retrying a provisioning step");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            done => return done,
+        }
+    }
+    step().await
+}
+
+/// A rollback step, retried; a final failure is logged (the caller reports the original error).
+async fn undo<F, Fut>(what: &str, step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
+    if let Err(e) = retrying(step).await {
+        tracing::error!(error = %e, "rollback failed: {what} is left behind");
+    }
+}
+
+/// Runs provisioning work once admitted, as its own task: once started it runs to its end (or to its
+/// full rollback) even when the client goes away.
+async fn provision_admitted<T, Fut>(tm: &TenantManager, work: Fut) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let ticket = tm.provisioning.enter().await?;
+    tokio::spawn(async move {
+        let _ticket = ticket;
+        work.await
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateProject {
@@ -272,7 +323,11 @@ async fn create_project(State(tm): Tm, bytes: Bytes) -> Result<Response, ApiErro
         region: req.region,
         strategy: req.strategy,
     };
-    let v = tm.create(name, project_ref, &placement).await?;
+    let v = provision_admitted(&tm, {
+        let tm = tm.clone();
+        async move { tm.create(name, project_ref, &placement).await }
+    })
+    .await?;
     Ok((StatusCode::CREATED, data(v)).into_response())
 }
 
@@ -454,7 +509,11 @@ async fn delete_project(
     State(tm): Tm,
     Path(project_ref): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    tm.delete(&project_ref).await?;
+    provision_admitted(&tm, {
+        let tm = tm.clone();
+        async move { tm.delete(&project_ref).await }
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -511,12 +570,13 @@ async fn internal_config(
     State(tm): Tm,
     Path(project_ref): Path<String>,
 ) -> Result<Json<Envelope<ProjectConfig>>, ApiError> {
-    let p = tm.project_or_404(&project_ref).await?;
-    let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
-    let jwt_secrets = tm
+    let p = tm
         .store
-        .jwt_secrets(&project_ref)
+        .project_config(&project_ref)
         .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project {project_ref} not found")))?;
+    let jwt_secrets = p
+        .jwt_secrets
         .iter()
         .map(|(id, s)| Column::JwtSecret.open(&tm.cipher, id, s))
         .collect::<Result<Vec<_>, _>>()?;
@@ -527,8 +587,8 @@ async fn internal_config(
             status: p.status,
             jwt_secrets,
             db: DbConfig {
-                host: worker.spec.host,
-                port: worker.spec.port,
+                host: p.host,
+                port: p.port,
                 dbname: p.db_name,
                 user: p.db_user,
                 password,

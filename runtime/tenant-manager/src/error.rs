@@ -2,7 +2,7 @@
 //! internal detail, which is logged and never returned.
 
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{header, HeaderValue, StatusCode};
 use supactl_common::error::HttpError;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,28 +29,76 @@ pub enum ApiError {
     /// happened).
     #[error("rest function: {0}")]
     RestFunction(String),
+    /// Too many projects are being created or deleted, and the queue for more is full.
+    #[error("too many projects are being created or deleted at once")]
+    ProvisioningBusy { running: usize, queued: usize },
+    /// Every platform-database connection stayed in use for the pool's whole wait.
+    #[error("the platform database's connections are all in use")]
+    PlatformBusy,
+    /// A database the control plane needs cannot be reached, or refuses connections for now (the
+    /// detail is logged, never returned).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Seconds a client should wait before retrying, by cause: a full provisioning queue drains at the pace
+/// of creates (seconds each); a busy pool or a restarting database frees up sooner.
+const RETRY_PROVISIONING: u32 = 5;
+const RETRY_BUSY: u32 = 1;
+const RETRY_UNAVAILABLE: u32 = 2;
 
 impl ApiError {
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(e.to_string())
     }
+
+    /// Whether the cause passes by itself (a busy pool, a database restarting): worth a retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApiError::PlatformBusy | ApiError::Unavailable(_))
+    }
 }
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> ApiError {
-        ApiError::Internal(match e.as_db_error() {
+        let detail = match e.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
             None => e.to_string(),
-        })
+        };
+        if unreachable(&e) {
+            ApiError::Unavailable(detail)
+        } else {
+            ApiError::Internal(detail)
+        }
+    }
+}
+
+/// Whether the error says the server cannot be reached or will not serve for now (refused, reset or
+/// timed-out connections, a closed session, PostgreSQL shutting down or starting up, too many
+/// connections): worth a retry, unlike a failed statement.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    match e.code().map(|c| c.code()) {
+        Some(code) => {
+            code.starts_with("08") || ["53300", "57P01", "57P02", "57P03"].contains(&code)
+        }
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        use deadpool_postgres::{PoolError, TimeoutType};
+        match e {
+            PoolError::Timeout(TimeoutType::Wait) => ApiError::PlatformBusy,
+            PoolError::Timeout(_) => {
+                ApiError::Unavailable("timed out connecting to the platform database".into())
+            }
+            PoolError::Backend(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -86,6 +134,43 @@ impl IntoResponse for ApiError {
                      kept; see the tenant-manager log",
                 )
             }
+            ApiError::ProvisioningBusy { running, queued } => {
+                return retry_later(
+                    HttpError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "provisioning_busy",
+                        format!(
+                            "{running} projects are being created or deleted and {queued} more are \
+                             waiting, the most this tenant-manager takes; nothing was done: retry \
+                             after the Retry-After delay"
+                        ),
+                    ),
+                    RETRY_PROVISIONING,
+                )
+            }
+            ApiError::PlatformBusy => {
+                tracing::warn!("platform database pool exhausted");
+                return retry_later(
+                    HttpError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "platform_busy",
+                        "the platform database is busy; retry after the Retry-After delay",
+                    ),
+                    RETRY_BUSY,
+                );
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::error!(%detail, "database unavailable");
+                return retry_later(
+                    HttpError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_unavailable",
+                        "a database the control plane needs is unreachable; retry after the \
+                         Retry-After delay",
+                    ),
+                    RETRY_UNAVAILABLE,
+                );
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 HttpError::new(
@@ -97,4 +182,12 @@ impl IntoResponse for ApiError {
         };
         e.into_response()
     }
+}
+
+/// The error with a `Retry-After` header (seconds).
+fn retry_later(e: HttpError, seconds: u32) -> Response {
+    let mut res = e.into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    res
 }

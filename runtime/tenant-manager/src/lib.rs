@@ -7,7 +7,12 @@
 //! [`rest_lambda`], feature `lambda`), and undoes every step when one fails. Data-plane services read
 //! project configs from the internal endpoint with the service token, a project's REST function its own
 //! config only, with its project token; nothing here is reachable through the gateway.
+//!
+//! Load is kept apart ([`Capacity`]): the internal lookups have their own platform-database pool, so
+//! admin work never delays the data plane; creates and deletes pass an admission gate
+//! ([`admission`]); an exhausted pool or an unreachable database answers 503 with `Retry-After`.
 
+mod admission;
 mod api;
 mod api_keys;
 mod audit;
@@ -54,10 +59,55 @@ pub struct Config {
     /// Sessions a project's login role may hold at once, unless the project sets its own limit: at least
     /// the data plane's replicas × (REST pool + auth pool), plus a few for health checks.
     pub project_connection_limit: u32,
+    /// Platform-database pools and provisioning concurrency.
+    pub capacity: Capacity,
 }
 
 /// The default of [`Config::project_connection_limit`].
 pub const DEFAULT_PROJECT_CONNECTION_LIMIT: u32 = 60;
+
+/// How much of the platform database and of its workers one tenant-manager uses at once.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    /// Platform-database connections of the admin API (and of provisioning's bookkeeping).
+    pub admin_pool: usize,
+    /// Platform-database connections kept for the data plane's lookups (`/internal/v1`: an API key or
+    /// a project's config, one indexed query each), so admin work never delays a request's cache miss.
+    pub lookup_pool: usize,
+    /// Projects created or deleted at once (each holds a worker connection while its database is
+    /// copied from the template or dropped).
+    pub provisions: usize,
+    /// Further creates and deletes waiting for a slot; beyond that they get 429 with `Retry-After`.
+    pub provision_queue: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Capacity {
+        Capacity {
+            admin_pool: 8,
+            lookup_pool: 8,
+            provisions: 4,
+            provision_queue: 8,
+        }
+    }
+}
+
+impl Capacity {
+    fn validate(&self) -> Result<(), ApiError> {
+        for (name, n) in [
+            ("admin_pool", self.admin_pool),
+            ("lookup_pool", self.lookup_pool),
+            ("provisions", self.provisions),
+        ] {
+            if n == 0 {
+                return Err(ApiError::BadRequest(format!(
+                    "capacity: {name} must be at least 1"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Secrets and URLs that may carry a password show as `<redacted>`.
 impl std::fmt::Debug for Config {
@@ -71,6 +121,7 @@ impl std::fmt::Debug for Config {
             .field("local_worker", &self.local_worker)
             .field("redis_url", &redact::optional(&self.redis_url))
             .field("project_connection_limit", &self.project_connection_limit)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -84,6 +135,8 @@ pub struct TenantManager {
     failed_auth: audit::FailedAuthLimiter,
     http: HttpClient,
     publisher: Option<Publisher>,
+    /// Admission of creates and deletes.
+    provisioning: admission::Gate,
     /// Lambda mode for REST: each project gets its own function.
     #[cfg(feature = "lambda")]
     rest_lambda: Option<rest_lambda::RestLambda>,
@@ -109,8 +162,9 @@ impl TenantManager {
     }
 
     async fn open(config: Config) -> Result<TenantManager, ApiError> {
+        config.capacity.validate()?;
         let cipher = Cipher::new(&config.encryption_key);
-        let store = store::Store::open(&config.database_url).await?;
+        let store = store::Store::open(&config.database_url, &config.capacity).await?;
         sealed::migrate(&store, &cipher).await?;
         if let Some(w) = &config.local_worker {
             store.upsert_worker(w, &cipher).await?;
@@ -138,6 +192,10 @@ impl TenantManager {
             None => None,
         };
         Ok(TenantManager {
+            provisioning: admission::Gate::new(
+                config.capacity.provisions,
+                config.capacity.provision_queue,
+            ),
             config,
             cipher,
             store,

@@ -2,8 +2,10 @@
 
 use crate::error::ApiError;
 use crate::sealed::Column;
+use crate::Capacity;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
+use std::time::Duration;
 use supactl_common::crypto::Cipher;
 use supactl_common::ident::quote_ident;
 use tokio_postgres::NoTls;
@@ -146,8 +148,37 @@ pub struct NewKey {
     pub key_enc: Vec<u8>,
 }
 
+/// The platform database's two pools: admin work and provisioning on one, the data plane's lookups
+/// (internal endpoint) on the other, so a burst of admin work never makes a request wait.
 pub struct Store {
     pool: Pool,
+    lookups: Pool,
+}
+
+/// How long admin work waits for a connection before answering 503 `platform_busy`.
+const ADMIN_WAIT: Duration = Duration::from_secs(5);
+/// How long a lookup waits: well within the data plane's 5 s request timeout, so that it gets a 503
+/// (and answers from its cache) rather than timing out itself.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+/// Opening a platform-database connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of `size` connections configured by `cfg`.
+fn pool(cfg: tokio_postgres::Config, size: usize, wait: Duration) -> Result<Pool, ApiError> {
+    let mgr = Manager::from_config(
+        cfg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(ApiError::internal)
 }
 
 /// Connects to `dbname` of the server in `url`.
@@ -200,8 +231,8 @@ pub fn key_row(r: &tokio_postgres::Row) -> KeyRow {
 }
 
 impl Store {
-    /// Creates the platform database when missing, opens a pool on it and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Store, ApiError> {
+    /// Creates the platform database when missing, opens its pools and applies pending migrations.
+    pub async fn open(url: &str, capacity: &Capacity) -> Result<Store, ApiError> {
         let admin = tokio_postgres::Config::from_str(url)
             .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
         let client = connect(&admin).await?;
@@ -227,21 +258,12 @@ impl Store {
         let mut cfg = admin.clone();
         cfg.dbname(PLATFORM_DB)
             .application_name("supactl-tenant-manager");
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(8)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(10)))
-            .create_timeout(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .map_err(ApiError::internal)?;
-        let store = Store { pool };
+        let mut lookups = cfg.clone();
+        lookups.application_name("supactl-tenant-manager-lookups");
+        let store = Store {
+            pool: pool(cfg, capacity.admin_pool, ADMIN_WAIT)?,
+            lookups: pool(lookups, capacity.lookup_pool, LOOKUP_WAIT)?,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -506,28 +528,67 @@ impl Store {
             .collect())
     }
 
-    /// The active key with this hash, on a project that exists.
+    /// The active key with this hash, on a project that exists (a data-plane lookup).
     pub async fn key_by_hash(&self, hash: &[u8]) -> Result<Option<KeyRow>, ApiError> {
-        let c = self.client().await?;
+        let c = self.lookups.get().await?;
         let sql = format!(
             "SELECT {KEY_COLS} FROM supactl.api_keys WHERE key_hash = $1 AND status = 'active'"
         );
         Ok(c.query_opt(&sql, &[&hash]).await?.as_ref().map(key_row))
     }
 
-    /// `(id, sealed secret)` of the JWT secrets that verify tokens, the current one first.
-    pub async fn jwt_secrets(&self, project_ref: &str) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
-        let c = self.client().await?;
-        Ok(c
-            .query(
-                "SELECT id::text, secret_enc FROM supactl.jwt_secrets WHERE project_ref = $1
-                   AND (status = 'current' OR (status = 'previous' AND (expires_at IS NULL OR expires_at > now())))
-                 ORDER BY status = 'current' DESC, created_at DESC",
+    /// What the data plane needs of a project (a lookup): one query on the lookup pool, and nothing
+    /// of its worker but the address (its admin credentials are neither read nor decrypted).
+    pub async fn project_config(&self, project_ref: &str) -> Result<Option<ConfigRow>, ApiError> {
+        let c = self.lookups.get().await?;
+        let row = c
+            .query_opt(
+                "WITH s AS (
+                   SELECT s.id::text AS id, s.secret_enc FROM supactl.jwt_secrets s WHERE s.project_ref = $1
+                     AND (s.status = 'current'
+                          OR (s.status = 'previous' AND (s.expires_at IS NULL OR s.expires_at > now())))
+                     ORDER BY s.status = 'current' DESC, s.created_at DESC)
+                 SELECT p.ref, p.status, p.db_name, p.db_user, p.db_password, p.rest_function_url,
+                   w.host, w.port, ARRAY(SELECT id FROM s), ARRAY(SELECT secret_enc FROM s), p.limits::text
+                 FROM supactl.projects p JOIN supactl.workers w ON w.id = p.worker_id
+                 WHERE p.ref = $1",
                 &[&project_ref],
             )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(ConfigRow {
+            project_ref: r.get(0),
+            status: r.get(1),
+            db_name: r.get(2),
+            db_user: r.get(3),
+            db_password: r.get(4),
+            rest_function_url: r.get(5),
+            host: r.get(6),
+            port: u16::try_from(r.get::<_, i32>(7)).map_err(ApiError::internal)?,
+            jwt_secrets: r
+                .get::<_, Vec<String>>(8)
+                .into_iter()
+                .zip(r.get::<_, Vec<Vec<u8>>>(9))
+                .collect(),
+            limits: crate::limits::Overrides::from_stored(
+                &serde_json::from_str(r.get::<_, &str>(10)).unwrap_or_default(),
+            ),
+        }))
     }
+}
+
+/// A project as the data plane sees it, secrets still sealed: its JWT secrets that verify tokens
+/// (the current one, then previous ones until they expire) and its database on its worker.
+pub struct ConfigRow {
+    pub project_ref: String,
+    pub status: String,
+    pub db_name: String,
+    pub db_user: String,
+    pub db_password: Vec<u8>,
+    pub rest_function_url: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// `(id, sealed secret)` of the JWT secrets that verify tokens, the signing one first.
+    pub jwt_secrets: Vec<(String, Vec<u8>)>,
+    pub limits: crate::limits::Overrides,
 }

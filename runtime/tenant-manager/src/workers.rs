@@ -386,7 +386,10 @@ pub async fn place(
         if r.get::<_, i64>(4) >= i64::from(r.get::<_, i32>(5)) {
             return Err(ApiError::Conflict(format!("worker {name} is full")));
         }
-        return tm.store.worker(r.get(0), &tm.cipher).await;
+        let id = r.get(0);
+        // Give the connection back before taking another: nested waits deadlock a busy pool.
+        drop(c);
+        return tm.store.worker(id, &tm.cipher).await;
     }
     let mut candidates: Vec<(i64, String, i32, i64, i32)> = rows
         .iter()
@@ -456,5 +459,6 @@ pub async fn place(
         }
         _ => least_used(&candidates),
     };
+    drop(c);
     tm.store.worker(id, &tm.cipher).await
 }

@@ -226,6 +226,7 @@ async fn start_tm(cluster: &TestCluster, lambda: RestLambda) -> String {
             local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
             project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
             redis_url: None,
+            capacity: tenant_manager::Capacity::default(),
         },
         lambda,
     )

@@ -35,6 +35,7 @@ fn config(cluster: &TestCluster) -> Config {
         local_worker: Some(WorkerSpec::from_url("local", &db_url).unwrap()),
         redis_url: None,
         project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+        capacity: tenant_manager::Capacity::default(),
     }
 }
 
@@ -556,6 +557,7 @@ fn debug_output_carries_no_secret() {
         local_worker: Some(spec.clone()),
         redis_url: Some("redis://:redis-password-0123@127.0.0.1:6379".into()),
         project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+        capacity: tenant_manager::Capacity::default(),
     };
     for text in [
         format!("{config:?}"),

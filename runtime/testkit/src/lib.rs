@@ -32,6 +32,7 @@ fn tenant_manager_config(cluster: &TestCluster, api_url_template: &str) -> tenan
         local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
         redis_url: None,
         project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+        capacity: tenant_manager::Capacity::default(),
     }
 }
 
@@ -41,6 +42,8 @@ pub struct ControlPlane {
     pub admin_key: String,
     pub service_token: String,
     pub http: HttpClient,
+    /// The tenant-manager itself (to register change hooks).
+    pub tenant_manager: Arc<tenant_manager::TenantManager>,
 }
 
 impl ControlPlane {
@@ -57,11 +60,12 @@ impl ControlPlane {
         // the server every supactl listener runs on; the test's runtime ends it
         tokio::spawn(supactl_common::server::serve(
             admin_l,
-            tenant_manager::router(tm),
+            tenant_manager::router(tm.clone()),
             supactl_common::server::ServerConfig::default(),
             tokio_util::sync::CancellationToken::new(),
         ));
         ControlPlane {
+            tenant_manager: tm,
             cluster,
             admin_url,
             admin_key,
@@ -83,11 +87,17 @@ impl ControlPlane {
 
     /// The project directory a data-plane service reads configs through.
     pub fn directory(&self, ttl: Duration) -> Arc<Directory> {
-        Arc::new(Directory::new(DirectoryConfig {
+        Arc::new(Directory::new(self.directory_config(ttl)))
+    }
+
+    /// The settings of [`ControlPlane::directory`], to adjust (another URL, another stale bound).
+    pub fn directory_config(&self, ttl: Duration) -> DirectoryConfig {
+        DirectoryConfig {
             url: self.admin_url.clone(),
             service_token: self.service_token.clone(),
             ttl,
-        }))
+            stale_for: DirectoryConfig::DEFAULT_STALE_FOR,
+        }
     }
 
     /// Any HTTP call; the body comes back as JSON (a string when it is not JSON, null when empty).

@@ -43,6 +43,7 @@ pub async fn env() -> Env {
         local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
         redis_url: None,
         project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
+        capacity: tenant_manager::Capacity::default(),
     })
     .await
     .unwrap();
@@ -63,6 +64,7 @@ pub async fn env() -> Env {
         url: admin_url,
         service_token: "test-service-token-0123456789".into(),
         ttl: Duration::from_secs(30),
+        stale_for: DirectoryConfig::DEFAULT_STALE_FOR,
     }));
     let project = directory.project(REF).await.unwrap().unwrap();
     let auth = auth::Auth::new(
