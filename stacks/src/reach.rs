@@ -232,3 +232,46 @@ pub fn rules(edges: &[Edge]) -> Vec<Rule> {
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(from: Peer, to: Peer, port: i64) -> Edge {
+        Edge {
+            from,
+            to,
+            port,
+            why: "test",
+        }
+    }
+
+    #[test]
+    fn an_edge_between_groups_is_one_egress_and_one_ingress_rule() {
+        let gw = Peer::Service("gateway");
+        let rules = rules(&[
+            edge(gw, Peer::WorkerDb, 5432),
+            // a second reason for the same connection adds nothing
+            edge(gw, Peer::WorkerDb, 5432),
+        ]);
+        assert_eq!(
+            rules.iter().map(Rule::id).collect::<Vec<_>>(),
+            vec![
+                "sgr/gateway/egress/5432/worker-db",
+                "sgr/worker-db/5432/gateway"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_internet_side_of_an_edge_has_no_rule_of_its_own() {
+        let rules = rules(&[
+            edge(Peer::Internet, Peer::PublicAlb, 443),
+            edge(Peer::Service("gateway"), Peer::Internet, 443),
+        ]);
+        assert_eq!(
+            rules.iter().map(Rule::id).collect::<Vec<_>>(),
+            vec!["sgr/alb/443/0.0.0.0_0", "sgr/gateway/egress/443/0.0.0.0_0"]
+        );
+    }
+}
