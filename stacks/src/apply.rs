@@ -541,43 +541,7 @@ impl<'a> Applier<'a> {
                 }
                 Ok(id)
             }
-            Kind::SecurityGroupRule => {
-                let port = d.props.get("port").and_then(Val::as_int).unwrap_or(0) as i32;
-                let source = d.props.get("source");
-                let desc = self.prop(d, "description")?;
-                let mut perm = IpPermission::builder()
-                    .ip_protocol(self.prop(d, "protocol")?)
-                    .from_port(port)
-                    .to_port(port);
-                perm = match source {
-                    Some(Val::Ref(_)) => perm.user_id_group_pairs(
-                        UserIdGroupPair::builder()
-                            .group_id(self.prop(d, "source")?)
-                            .description(desc)
-                            .build(),
-                    ),
-                    _ => perm.ip_ranges(
-                        IpRange::builder()
-                            .cidr_ip(self.prop(d, "source")?)
-                            .description(desc)
-                            .build(),
-                    ),
-                };
-                let r = c
-                    .ec2
-                    .authorize_security_group_ingress()
-                    .group_id(self.prop(d, "group")?)
-                    .ip_permissions(perm.build())
-                    .tag_specifications(ec2_tag_spec(ResourceType::SecurityGroupRule, &d.tags))
-                    .send()
-                    .await
-                    .map_err(aws("ec2:AuthorizeSecurityGroupIngress"))?;
-                Ok(r.security_group_rules()
-                    .first()
-                    .and_then(|r| r.security_group_rule_id())
-                    .unwrap_or_default()
-                    .to_string())
-            }
+            Kind::SecurityGroupRule => self.authorize_rule(d).await,
             Kind::DbSubnetGroup => {
                 let name = self.prop(d, "name")?;
                 c.rds
@@ -1241,14 +1205,25 @@ impl<'a> Applier<'a> {
                     .get("group")
                     .and_then(Val::as_str)
                     .unwrap_or_default();
-                ec2_try!(
-                    "ec2:RevokeSecurityGroupIngress",
-                    c.ec2
-                        .revoke_security_group_ingress()
-                        .group_id(group)
-                        .security_group_rule_ids(&o.physical)
-                        .send()
-                );
+                if o.props.get("direction").and_then(Val::as_str) == Some("egress") {
+                    ec2_try!(
+                        "ec2:RevokeSecurityGroupEgress",
+                        c.ec2
+                            .revoke_security_group_egress()
+                            .group_id(group)
+                            .security_group_rule_ids(&o.physical)
+                            .send()
+                    );
+                } else {
+                    ec2_try!(
+                        "ec2:RevokeSecurityGroupIngress",
+                        c.ec2
+                            .revoke_security_group_ingress()
+                            .group_id(group)
+                            .security_group_rule_ids(&o.physical)
+                            .send()
+                    );
+                }
                 gone()
             }
             Kind::DbSubnetGroup => match c
@@ -1579,6 +1554,56 @@ impl<'a> Applier<'a> {
             .await
             .map_err(aws("ec2:AssociateRouteTable"))?;
         Ok(())
+    }
+
+    /// Authorizes one ingress or egress rule (TCP, one port, a group or a CIDR as its peer) with its tags, and
+    /// returns the rule's id.
+    async fn authorize_rule(&self, d: &Desired) -> Result<String, Error> {
+        let port = d.props.get("port").and_then(Val::as_int).unwrap_or(0) as i32;
+        let desc = self.prop(d, "description")?;
+        let peer = self.prop(d, "peer")?;
+        let perm = IpPermission::builder()
+            .ip_protocol(self.prop(d, "protocol")?)
+            .from_port(port)
+            .to_port(port);
+        let perm = match d.props.get("peer") {
+            Some(Val::Ref(_)) => perm.user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id(peer)
+                    .description(desc)
+                    .build(),
+            ),
+            _ => perm.ip_ranges(IpRange::builder().cidr_ip(peer).description(desc).build()),
+        }
+        .build();
+        let group = self.prop(d, "group")?;
+        let tags = ec2_tag_spec(ResourceType::SecurityGroupRule, &d.tags);
+        let ec2 = &self.c.ec2;
+        let rules = if self.prop(d, "direction")? == "egress" {
+            ec2.authorize_security_group_egress()
+                .group_id(group)
+                .ip_permissions(perm)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .map_err(aws("ec2:AuthorizeSecurityGroupEgress"))?
+                .security_group_rules
+        } else {
+            ec2.authorize_security_group_ingress()
+                .group_id(group)
+                .ip_permissions(perm)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .map_err(aws("ec2:AuthorizeSecurityGroupIngress"))?
+                .security_group_rules
+        };
+        Ok(rules
+            .unwrap_or_default()
+            .first()
+            .and_then(|r| r.security_group_rule_id())
+            .unwrap_or_default()
+            .to_string())
     }
 
     async fn egress_all(&self, sg: &str, allow: bool) -> Result<(), Error> {

@@ -6,100 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, DbConfig};
 use crate::model::{Desired, Kind, Props, ResId, Val, TAG_ENV, TAG_ID, TAG_STACK};
-
-/// A security group of the platform and who may reach it (upstream's CDK matrix mapped to our services).
-pub struct SgSpec {
-    pub key: &'static str,
-    pub description: &'static str,
-    /// Keep AWS's default allow-all egress rule.
-    pub egress_all: bool,
-    /// (port, source): a source is another group's key, or `cidr:<block>` (`cidr:vpc` = the VPC's block).
-    pub ingress: &'static [(i64, &'static str)],
-}
-
-/// The matrix. Upstream → here: Kong → gateway, LambdaSG → rest-lambda, RdsSG → platform-db,
-/// WorkerRdsSG → worker-db, ALBSG → alb. Kong's admin port 8001 has no counterpart (our gateway has no admin
-/// API); the platform database is reached by tenant-manager only (Kong used it as its own store upstream);
-/// tenant-manager may reach Redis to invalidate the gateway's key cache (a gap upstream).
-pub const SECURITY_GROUPS: &[SgSpec] = &[
-    SgSpec {
-        key: "alb",
-        description: "public load balancer in front of the gateway",
-        egress_all: true,
-        ingress: &[(80, "cidr:0.0.0.0/0"), (443, "cidr:0.0.0.0/0")],
-    },
-    SgSpec {
-        key: "admin-alb",
-        description: "admin load balancer in front of the tenant-manager's admin API",
-        egress_all: true,
-        ingress: &[(80, "cidr:0.0.0.0/0"), (443, "cidr:0.0.0.0/0")],
-    },
-    SgSpec {
-        key: "gateway",
-        description: "gateway service",
-        egress_all: true,
-        ingress: &[(8000, "alb"), (8000, "cidr:vpc")],
-    },
-    SgSpec {
-        key: "tenant-manager",
-        description: "tenant-manager control plane",
-        egress_all: true,
-        ingress: &[
-            (3001, "gateway"),
-            (3001, "rest-lambda"),
-            (3001, "rest"),
-            (3001, "auth"),
-            (3001, "admin-alb"),
-        ],
-    },
-    SgSpec {
-        key: "auth",
-        description: "auth service",
-        egress_all: true,
-        ingress: &[(9999, "gateway")],
-    },
-    SgSpec {
-        key: "rest",
-        description: "rest service (server mode)",
-        egress_all: true,
-        ingress: &[(3000, "gateway")],
-    },
-    SgSpec {
-        key: "rest-lambda",
-        description: "per-project rest lambda functions",
-        egress_all: true,
-        ingress: &[],
-    },
-    SgSpec {
-        key: "functions",
-        description: "edge functions service",
-        egress_all: true,
-        ingress: &[(8080, "gateway")],
-    },
-    SgSpec {
-        key: "platform-db",
-        description: "platform aurora cluster",
-        egress_all: false,
-        ingress: &[(5432, "tenant-manager")],
-    },
-    SgSpec {
-        key: "worker-db",
-        description: "worker aurora cluster (project databases)",
-        egress_all: false,
-        ingress: &[
-            (5432, "tenant-manager"),
-            (5432, "rest-lambda"),
-            (5432, "rest"),
-            (5432, "auth"),
-        ],
-    },
-    SgSpec {
-        key: "redis",
-        description: "redis key cache",
-        egress_all: false,
-        ingress: &[(6379, "gateway"), (6379, "tenant-manager")],
-    },
-];
+use crate::reach;
 
 /// A platform secret and how its value is generated (once: a re-deploy never regenerates it).
 pub struct SecretSpec {
@@ -134,15 +41,6 @@ pub const SECRETS: &[SecretSpec] = &[
 /// Secrets Manager name of a platform secret.
 pub fn secret_name(cfg: &Config, key: &str) -> String {
     format!("{}/{}/{}", cfg.name, cfg.environment, key)
-}
-
-/// The port of a database security group rule.
-fn db_port(cfg: &Config, group: &str, port: i64) -> i64 {
-    match group {
-        "platform-db" => i64::from(cfg.platform_db.port),
-        "worker-db" => i64::from(cfg.worker_db.port),
-        _ => port,
-    }
 }
 
 /// What the desired state depends on besides the config.
@@ -319,47 +217,7 @@ pub fn desired(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Desired> {
         );
     }
 
-    for sg in SECURITY_GROUPS {
-        let name = format!("{prefix}-{}", sg.key);
-        b.add(
-            Kind::SecurityGroup,
-            &format!("sg/{}", sg.key),
-            name.clone(),
-            props([
-                ("vpc", Val::r("vpc")),
-                ("group_name", Val::Str(name)),
-                (
-                    "description",
-                    Val::Str(format!("supactl: {}", sg.description)),
-                ),
-                ("egress_all", Val::Bool(sg.egress_all)),
-            ]),
-            Props::new(),
-        );
-    }
-    for sg in SECURITY_GROUPS {
-        for (port, source) in sg.ingress {
-            let port = db_port(cfg, sg.key, *port);
-            let (src_val, src_key) = match source.strip_prefix("cidr:") {
-                Some("vpc") => (Val::Str(cfg.vpc.cidr.to_string()), "vpc-cidr".to_string()),
-                Some(c) => (Val::str(c), c.replace('/', "_")),
-                None => (Val::Ref(ResId(format!("sg/{source}"))), source.to_string()),
-            };
-            let id = format!("sgr/{}/{port}/{src_key}", sg.key);
-            b.add(
-                Kind::SecurityGroupRule,
-                &id,
-                format!("{prefix}-{}-{port}-{src_key}", sg.key),
-                props([
-                    ("group", Val::Ref(ResId(format!("sg/{}", sg.key)))),
-                    ("protocol", Val::str("tcp")),
-                    ("port", Val::Int(port)),
-                    ("source", src_val),
-                ]),
-                props([("description", Val::Str(format!("from {src_key}")))]),
-            );
-        }
-    }
+    add_security_groups(&mut b);
 
     let private_subnets: Vec<Val> = (0..n_az)
         .map(|i| Val::Ref(ResId(format!("subnet/private/{i}"))))
@@ -434,13 +292,81 @@ pub fn desired(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Desired> {
             ("cache_subnet_group", Val::r("cache-subnet-group")),
             ("security_groups", Val::Set(vec![Val::r("sg/redis")])),
             ("engine_version", Val::str("7.1")),
-            ("port", Val::Int(6379)),
+            ("port", Val::Int(reach::REDIS_PORT)),
             ("auth_token_secret", Val::r("secret/redis-auth-token")),
             ("description", Val::str("supactl: redis key cache")),
         ]),
     );
     crate::compute::desired::add(&mut b, inputs);
     b.out
+}
+
+/// The security groups: one per part of the stack in the VPC ([`reach::members`]), with the rules derived from
+/// what each part connects to ([`reach::edges`], declared in [`crate::compute::edges`]). Upstream's CDK matrix
+/// (`upstream.md` §5) → here: KongSG → `gateway` (which also runs auth and, in service mode, REST: upstream's
+/// AuthSG and a REST service group have no task here, so no group), LambdaSG → `rest-lambda` (lambda mode
+/// only), RdsSG → `platform-db`, WorkerRdsSG → `worker-db`, RedisSG → `redis`, ALBSG → `alb`, StudioALBSG →
+/// `admin-alb`, TenantManagerSG → `tenant-manager`. Dropped with their services: FunctionsSG, FunctionDeploySG,
+/// PostgresMetaSG, StudioSG, EFS. Differences: the gateway (not only auth) reaches the worker cluster, since
+/// auth and REST run in it; the platform database is reached by the tenant-manager only (Kong kept its own
+/// store there); the tenant-manager reaches Redis to invalidate the gateway's key cache; Kong's admin port 8001
+/// and its 8000 from the VPC's block have no consumer here; and egress is explicit on every group (upstream
+/// kept AWS's allow-all on the services and the Lambda).
+fn add_security_groups(b: &mut Builder<'_>) {
+    let cfg = b.cfg;
+    let prefix = cfg.prefix();
+    for peer in reach::members(cfg) {
+        let key = peer.group().expect("every member has a security group");
+        let name = format!("{prefix}-{key}");
+        b.add(
+            Kind::SecurityGroup,
+            &format!("sg/{key}"),
+            name.clone(),
+            props([
+                ("vpc", Val::r("vpc")),
+                ("group_name", Val::Str(name)),
+                (
+                    "description",
+                    Val::Str(format!("supactl: {}", peer.description())),
+                ),
+                // egress is the explicit rules below: AWS's default allow-all rule is revoked
+                ("egress_all", Val::Bool(false)),
+            ]),
+            Props::new(),
+        );
+    }
+    for rule in reach::rules(&reach::edges(cfg)) {
+        let peer = match rule.peer.group() {
+            Some(_) => rule.peer.group_ref(),
+            None => Val::str(reach::ANYWHERE),
+        };
+        let (key, word) = (rule.peer_key(), rule.direction.as_str());
+        let name = match rule.direction {
+            reach::Direction::Ingress => format!("{prefix}-{}-{}-{key}", rule.group, rule.port),
+            reach::Direction::Egress => {
+                format!("{prefix}-{}-{word}-{}-{key}", rule.group, rule.port)
+            }
+        };
+        b.add(
+            Kind::SecurityGroupRule,
+            &rule.id(),
+            name,
+            props([
+                ("group", Val::Ref(ResId(format!("sg/{}", rule.group)))),
+                ("direction", Val::str(word)),
+                ("protocol", Val::str("tcp")),
+                ("port", Val::Int(rule.port)),
+                ("peer", peer),
+            ]),
+            props([(
+                "description",
+                Val::Str(match rule.direction {
+                    reach::Direction::Ingress => format!("from {key}"),
+                    reach::Direction::Egress => format!("to {key}"),
+                }),
+            )]),
+        );
+    }
 }
 
 fn add_cluster(b: &mut Builder<'_>, db: &DbConfig) {

@@ -5,7 +5,8 @@
 //! it ([`desired`]), observation of what exists by ownership tags ([`observe`]), the pure diff into a [`plan`],
 //! and [`apply`] (create/update/replace/delete in dependency order with waiters and timeouts), plus the
 //! commands built on them ([`ops`]: validate, plan, deploy, destroy, status, outputs). Resources: VPC, subnets,
-//! internet and NAT gateways, route tables, security groups and rules, Aurora Serverless v2 clusters and
+//! internet and NAT gateways, route tables, security groups and rules (derived from what each part of the stack
+//! connects to: [`reach`]), Aurora Serverless v2 clusters and
 //! instances, ElastiCache Redis, the platform's Secrets Manager secrets, and the compute tier ([`compute`]): ECR,
 //! IAM, CloudWatch Logs, ECS (cluster, task definitions by image digest, services), Cloud Map, Application Auto
 //! Scaling and two ALBs.
@@ -24,6 +25,7 @@ pub mod model;
 pub mod observe;
 pub mod ops;
 pub mod plan;
+pub mod reach;
 
 use std::time::Duration;
 

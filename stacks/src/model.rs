@@ -124,7 +124,7 @@ impl Kind {
             Kind::NatGateway => &["subnet", "allocation"],
             Kind::RouteTable => &["vpc"],
             Kind::SecurityGroup => &["vpc", "group_name", "description"],
-            Kind::SecurityGroupRule => &["group", "protocol", "port", "source"],
+            Kind::SecurityGroupRule => &["group", "direction", "protocol", "port", "peer"],
             Kind::DbSubnetGroup => &["name"],
             Kind::DbClusterParameterGroup => &["name", "family"],
             Kind::DbCluster => &[

@@ -372,11 +372,15 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
             .send()
             .await
             .map_err(crate::aws::err("ec2:DescribeSecurityGroupRules"))?;
+        // ingress and egress; AWS's default allow-all egress rule carries no tags of ours and is left out (it
+        // shows as the group's `egress_all`)
         for r in rules.security_group_rules() {
-            if r.is_egress().unwrap_or(false) {
-                continue;
-            }
-            let source = r
+            let direction = if r.is_egress().unwrap_or(false) {
+                "egress"
+            } else {
+                "ingress"
+            };
+            let peer = r
                 .referenced_group_info()
                 .and_then(|g| g.group_id())
                 .or(r.cidr_ipv4())
@@ -388,9 +392,10 @@ async fn observe_ec2(c: &Clients, cfg: &Config) -> Result<Vec<Observed>, Error> 
                 ec2_tags(r.tags()),
                 props([
                     ("group", s(r.group_id())),
+                    ("direction", Val::str(direction)),
                     ("protocol", s(r.ip_protocol())),
                     ("port", Val::Int(i64::from(r.from_port().unwrap_or(-1)))),
-                    ("source", Val::str(source)),
+                    ("peer", Val::str(peer)),
                 ]),
                 "active",
                 BTreeMap::new(),

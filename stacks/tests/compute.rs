@@ -1420,6 +1420,21 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
                 "iam/policy/rest-lambda-boundary".to_string(),
                 Action::Delete
             ),
+            // no functions, no group for them (nor rules naming it)
+            (
+                "sgr/rest-lambda/egress/3001/tenant-manager".to_string(),
+                Action::Delete
+            ),
+            (
+                "sgr/rest-lambda/egress/5432/worker-db".to_string(),
+                Action::Delete
+            ),
+            (
+                "sgr/tenant-manager/3001/rest-lambda".to_string(),
+                Action::Delete
+            ),
+            ("sgr/worker-db/5432/rest-lambda".to_string(), Action::Delete),
+            ("sg/rest-lambda".to_string(), Action::Delete),
         ],
         "{}",
         p.plan

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::policy::{doc, r};
-use super::{tenant_manager_url, HEALTH_PATH, NAMESPACE, REPOSITORIES};
+use super::{HEALTH_PATH, NAMESPACE, REPOSITORIES};
 use crate::config::{Config, RestMode, ServiceConfig};
 use crate::desired::{props, Builder, Inputs};
 use crate::model::{Kind, Props, ResId, Val};
+use crate::reach::{Outbound, Peer};
 
 /// `aws`, `aws-cn` or `aws-us-gov`.
 pub fn partition(region: &str) -> &'static str {
@@ -202,6 +203,8 @@ struct TaskEnv {
 
 fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -> TaskEnv {
     let c = &cfg.compute;
+    // every address below is one of the service's declared connections (compute/edges.rs)
+    let to = Outbound::of(cfg, Peer::Service(svc.name));
     let mut env: BTreeMap<String, Val> = BTreeMap::new();
     let mut secrets: BTreeMap<String, Val> = BTreeMap::new();
     let s = |k: &str| Val::r(&format!("secret/{k}"));
@@ -219,8 +222,8 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
     );
     env.insert("SUPACTL_REST_MODE".into(), Val::str(c.rest.mode.as_str()));
     // Redis (ElastiCache, TLS + AUTH): the URL is composed by `supactl serve` from these parts
-    env.insert("SUPACTL_REDIS_HOST".into(), Val::attr("redis", "endpoint"));
-    env.insert("SUPACTL_REDIS_PORT".into(), Val::str("6379"));
+    env.insert("SUPACTL_REDIS_HOST".into(), to.host(Peer::Redis));
+    env.insert("SUPACTL_REDIS_PORT".into(), to.port(Peer::Redis));
     env.insert("SUPACTL_REDIS_TLS".into(), Val::str("true"));
     secrets.insert("SUPACTL_REDIS_PASSWORD".into(), s("redis-auth-token"));
     secrets.insert("SUPACTL_SERVICE_TOKEN".into(), s("service-token"));
@@ -229,7 +232,7 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
             env.insert("SUPACTL_PORT".into(), Val::Int(port));
             env.insert(
                 "SUPACTL_TENANT_MANAGER_URL".into(),
-                Val::Str(tenant_manager_url()),
+                to.url(Peer::Service("tenant-manager")),
             );
             env.insert(
                 "SUPACTL_BASE_DOMAIN".into(),
@@ -240,11 +243,8 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
             env.insert("SUPACTL_ADMIN_PORT".into(), Val::Int(port));
             // the platform database: the RDS-managed master secret's `password` key
             let db = &cfg.platform_db;
-            env.insert(
-                "SUPACTL_DATABASE_HOST".into(),
-                Val::attr("db/platform", "endpoint"),
-            );
-            env.insert("SUPACTL_DATABASE_PORT".into(), Val::Int(i64::from(db.port)));
+            env.insert("SUPACTL_DATABASE_HOST".into(), to.host(Peer::PlatformDb));
+            env.insert("SUPACTL_DATABASE_PORT".into(), to.port(Peer::PlatformDb));
             env.insert("SUPACTL_DATABASE_USER".into(), Val::str("postgres"));
             env.insert(
                 "SUPACTL_DATABASE_NAME".into(),
@@ -260,18 +260,16 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 "SUPACTL_WORKER_IDENTIFIER".into(),
                 Val::Str(w.cluster_identifier.clone()),
             );
-            env.insert(
-                "SUPACTL_WORKER_HOST".into(),
-                Val::attr("db/worker", "endpoint"),
-            );
-            env.insert("SUPACTL_WORKER_PORT".into(), Val::Int(i64::from(w.port)));
+            env.insert("SUPACTL_WORKER_HOST".into(), to.host(Peer::WorkerDb));
+            env.insert("SUPACTL_WORKER_PORT".into(), to.port(Peer::WorkerDb));
             env.insert("SUPACTL_WORKER_USER".into(), Val::str("postgres"));
             secrets.insert("SUPACTL_WORKER_PASSWORD".into(), master_password("worker"));
             secrets.insert("SUPACTL_ADMIN_KEY".into(), s("admin-api-key"));
             secrets.insert("SUPACTL_ENCRYPTION_KEY".into(), s("encryption-key"));
+            // the URL the REST functions call back to: one of their declared connections
             env.insert(
                 "SUPACTL_TENANT_MANAGER_INTERNAL_URL".into(),
-                Val::Str(tenant_manager_url()),
+                Outbound::of(cfg, Peer::RestFunctions).url(Peer::Service("tenant-manager")),
             );
             if c.rest.mode == RestMode::Lambda {
                 let image = inputs
@@ -295,7 +293,7 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 env.insert("SUPACTL_REST_LAMBDA_SUBNETS".into(), Val::Concat(subnets));
                 env.insert(
                     "SUPACTL_REST_LAMBDA_SECURITY_GROUPS".into(),
-                    Val::r("sg/rest-lambda"),
+                    Peer::RestFunctions.group_ref(),
                 );
                 env.insert(
                     "SUPACTL_REST_LAMBDA_MEMORY_MB".into(),

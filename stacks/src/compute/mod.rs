@@ -6,10 +6,13 @@
 //! [`observe`] reads them back by ownership tags (or by name/path where a service cannot filter by tag),
 //! the generic diff plans them, and [`apply`] creates, updates (only changed fields) and deletes them, dispatched
 //! from [`crate::apply`]'s match arms. [`rules`] holds the checks AWS enforces but the emulator does not;
-//! [`images`] resolves image tags to digests and checks the listener certificate before anything is planned.
+//! [`images`] resolves image tags to digests and checks the listener certificate before anything is planned;
+//! [`edges`] declares what each part of the stack connects to, from which the security groups are derived
+//! ([`crate::reach`]) and the task environments written.
 
 pub mod apply;
 pub mod desired;
+pub mod edges;
 pub mod images;
 pub mod observe;
 pub mod outputs;
@@ -64,9 +67,4 @@ pub const HEALTH_PATH: &str = "/health";
 /// The spec of a deployed service by name.
 pub fn service(name: &str) -> Option<&'static ServiceSpec> {
     SERVICES.iter().find(|s| s.name == name)
-}
-
-/// The internal URL of the tenant-manager (what the gateway and the REST Lambdas call).
-pub fn tenant_manager_url() -> String {
-    format!("http://tenant-manager.{NAMESPACE}:3001")
 }
