@@ -23,6 +23,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::throttle::Throttle;
+
 /// How long values are trusted, how long past that they may stand in for a failed load, how many
 /// are kept.
 #[derive(Debug, Clone, Copy)]
@@ -64,14 +66,13 @@ struct State<K, V, E> {
     next_id: u64,
     /// Whether the last load to finish failed: expired values are then answered without waiting.
     failing: bool,
-    last_warning: Option<Instant>,
-    stale_answers: u64,
 }
 
 struct Inner<K, V, E> {
     /// What the cache holds, for logs.
     name: &'static str,
     config: CacheConfig,
+    stale_warnings: Throttle,
     state: Mutex<State<K, V, E>>,
 }
 
@@ -99,12 +100,11 @@ where
             inner: Arc::new(Inner {
                 name,
                 config,
+                stale_warnings: Throttle::new(WARN_EVERY),
                 state: Mutex::new(State {
                     map: HashMap::new(),
                     next_id: 0,
                     failing: false,
-                    last_warning: None,
-                    stale_answers: 0,
                 }),
             }),
         }
@@ -124,7 +124,7 @@ where
                 Found::Fresh(v) => return Ok(v),
                 Found::Stale(v) if st.failing => {
                     self.refresh_in_background(&mut st, key, load, now);
-                    self.inner.stale_answer(&mut st, now);
+                    self.inner.stale_answer(now);
                     return Ok(v);
                 }
                 _ => match st.map.get(key).and_then(|s| s.loading.as_ref()) {
@@ -142,7 +142,7 @@ where
         match self.inner.find(&st, key, now) {
             Found::Fresh(v) => Ok(v),
             Found::Stale(v) => {
-                self.inner.stale_answer(&mut st, now);
+                self.inner.stale_answer(now);
                 Ok(v)
             }
             Found::Nothing => Err(err),
@@ -266,20 +266,14 @@ impl<K: Hash + Eq + Clone, V: Clone, E> Inner<K, V, E> {
     }
 
     /// Counts a stale answer; warns about them at most once per [`WARN_EVERY`].
-    fn stale_answer(&self, st: &mut State<K, V, E>, now: Instant) {
-        st.stale_answers += 1;
-        if st
-            .last_warning
-            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
-        {
+    fn stale_answer(&self, now: Instant) {
+        if let Some(n) = self.stale_warnings.tick(now) {
             tracing::warn!(
                 cache = self.name,
-                stale_answers = st.stale_answers,
+                stale_answers = n,
                 stale_for = ?self.config.stale_for,
                 "the control plane cannot answer: serving the last known values"
             );
-            st.last_warning = Some(now);
-            st.stale_answers = 0;
         }
     }
 

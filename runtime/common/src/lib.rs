@@ -23,5 +23,6 @@ pub mod keys;
 pub mod pg;
 pub mod redact;
 pub mod server;
+pub mod throttle;
 pub mod tokens;
 pub mod wire;

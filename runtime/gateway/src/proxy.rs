@@ -18,6 +18,7 @@ use supactl_common::headers::bearer;
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
 use supactl_common::keys::{self, Role};
+use supactl_common::throttle::Throttle;
 use supactl_common::wire::{status, ProjectConfig};
 use tower::ServiceExt;
 
@@ -206,7 +207,11 @@ async fn project_config(gw: &Gateway, project_ref: &str) -> Result<Arc<ProjectCo
 }
 
 fn directory_down(e: supactl_common::directory::DirectoryError) -> HttpError {
-    tracing::error!(error = %e, "project directory unavailable");
+    // Every request fails the same way while the control plane is away: one line per 10 s.
+    static LOG: Throttle = Throttle::new(Duration::from_secs(10));
+    if let Some(n) = LOG.tick(std::time::Instant::now()) {
+        tracing::error!(error = %e, requests = n, "project directory unavailable");
+    }
     HttpError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "directory_unavailable",

@@ -385,10 +385,18 @@ impl TestCluster {
             .expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).expect("chmod tempdir");
         let password = supactl_common::keys::random_base62(24);
-        let cluster =
-            Cluster::open(&dir.path().join("pg"), free_port(), &password).expect("initdb");
-        cluster.start().expect("start test cluster");
-        TestCluster { cluster, _dir: dir }
+        // Another test can take the free port between choosing it and the server binding it: try again
+        // with another.
+        for _ in 0..5 {
+            let cluster =
+                Cluster::open(&dir.path().join("pg"), free_port(), &password).expect("initdb");
+            match cluster.start() {
+                Ok(()) => return TestCluster { cluster, _dir: dir },
+                Err(ClusterError::PortTaken(_)) => continue,
+                Err(e) => panic!("start test cluster: {e}"),
+            }
+        }
+        panic!("start test cluster: no free port after 5 tries")
     }
 
     pub fn url(&self, dbname: &str) -> String {
