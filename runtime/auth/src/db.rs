@@ -58,7 +58,7 @@ impl Pools {
         cfg.options("-c role=supabase_auth_admin -c TimeZone=UTC");
         let mgr = Manager::from_config(
             cfg,
-            tokio_postgres::NoTls,
+            supactl_common::pg::connector(&db.tls),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

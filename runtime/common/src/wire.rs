@@ -2,6 +2,7 @@
 //! They carry secrets: they travel only between platform services, authenticated with the service token.
 
 use crate::keys::{KeyType, Role};
+use crate::pg_tls::PgTls;
 use serde::{Deserialize, Serialize};
 
 /// Project statuses, as the Supabase management API names them.
@@ -36,6 +37,10 @@ pub struct DbConfig {
     pub dbname: String,
     pub user: String,
     pub password: String,
+    /// TLS to the project's worker, as the worker was registered (`sslmode`, `ssl_root_cert`; absent in
+    /// a config from before TLS: `disable`).
+    #[serde(flatten)]
+    pub tls: PgTls,
 }
 
 /// Everything a data-plane service needs to serve a project.
@@ -102,5 +107,28 @@ impl ProjectConfig {
 
     pub fn verification_secrets(&self) -> Vec<&[u8]> {
         self.jwt_secrets.iter().map(|s| s.as_bytes()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg_tls::SslMode;
+
+    #[test]
+    fn a_db_config_from_before_tls_still_parses_as_plain_tcp() {
+        let old = r#"{"host":"h","port":5432,"dbname":"d","user":"u","password":"p"}"#;
+        let db: DbConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(db.tls, PgTls::disabled());
+        let db = DbConfig {
+            tls: PgTls {
+                sslmode: SslMode::VerifyFull,
+                ssl_root_cert: None,
+            },
+            ..db
+        };
+        let v = serde_json::to_value(&db).unwrap();
+        assert_eq!(v["sslmode"], "verify-full");
+        assert_eq!(serde_json::from_value::<DbConfig>(v).unwrap(), db);
     }
 }

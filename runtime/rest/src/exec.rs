@@ -343,6 +343,8 @@ impl ProjectState {
 /// Opens connections that `LISTEN pgrst` and report notifications to the project's state, within the
 /// process-wide connection budget.
 struct ListeningConnect {
+    /// TLS as the project's worker was registered.
+    tls: supactl_common::pg_tls::Connector,
     state: Weak<ProjectState>,
     shared: Weak<Shared>,
     project: String,
@@ -381,6 +383,7 @@ type ConnectFuture<'a> = Pin<
 impl deadpool_postgres::Connect for ListeningConnect {
     fn connect(&self, cfg: &tokio_postgres::Config) -> ConnectFuture<'_> {
         let cfg = cfg.clone();
+        let tls = self.tls.clone();
         let state = self.state.clone();
         let shared = self.shared.clone();
         if let Some(sh) = shared.upgrade() {
@@ -389,7 +392,7 @@ impl deadpool_postgres::Connect for ListeningConnect {
             }
         }
         Box::pin(async move {
-            let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            let (client, mut conn) = cfg.connect(tls).await?;
             if let Some(s) = state.upgrade() {
                 if s.live_connections.fetch_add(1, Ordering::SeqCst) == 0 {
                     // Nobody was listening: a notification may have been missed.
@@ -628,6 +631,7 @@ impl Pools {
         let mgr = Manager::from_connect(
             cfg,
             ListeningConnect {
+                tls: supactl_common::pg::connector(&db.tls),
                 state: Arc::downgrade(&state),
                 shared: Arc::downgrade(&self.shared),
                 project: project_ref.to_string(),

@@ -497,6 +497,7 @@ async fn internal_config(
                     .cipher
                     .open_string(&p.db_password)
                     .map_err(ApiError::internal)?,
+                tls: worker.spec.tls,
             },
             rest_function_url: p.rest_function_url,
             limits: supactl_common::wire::Limits::default(),
@@ -510,7 +511,8 @@ async fn health(State(tm): Tm, Path(project_ref): Path<String>) -> Result<Respon
     let p = tm.project_or_404(&project_ref).await?;
     let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
     let mut cfg = worker.pg_config(&p.db_name);
-    cfg.user(&p.db_user)
+    cfg.config
+        .user(&p.db_user)
         .password(
             tm.cipher
                 .open_string(&p.db_password)

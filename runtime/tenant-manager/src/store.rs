@@ -5,7 +5,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use supactl_common::crypto::Cipher;
 use supactl_common::ident::quote_ident;
-use tokio_postgres::NoTls;
+use supactl_common::pg;
+use supactl_common::pg_tls::{PgTls, SslMode};
 
 pub const PLATFORM_DB: &str = "supactl_platform";
 
@@ -13,7 +14,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_control_plane.sql")),
     (3, include_str!("../migrations/0003_rest_lambda.sql")),
+    (4, include_str!("../migrations/0004_worker_tls.sql")),
 ];
+
+const WORKER_SPEC_COLS: &str =
+    "id, identifier, host, port, admin_user, admin_password, sslmode, ssl_root_cert";
 
 /// A worker as registered (connection details in clear, for the caller's use only).
 #[derive(Clone)]
@@ -23,13 +28,15 @@ pub struct WorkerSpec {
     pub port: u16,
     pub admin_user: String,
     pub admin_password: String,
+    /// TLS to this server, for the tenant-manager's admin connections and the data plane's alike.
+    pub tls: PgTls,
 }
 
 impl WorkerSpec {
-    /// A worker reached with the credentials of a libpq URL (`postgres://user:pw@host:port/db`).
+    /// A worker reached with the credentials of a libpq URL (`postgres://user:pw@host:port/db`, with
+    /// `sslmode` and `sslrootcert` as libpq reads them).
     pub fn from_url(identifier: &str, url: &str) -> Result<WorkerSpec, ApiError> {
-        let c = tokio_postgres::Config::from_str(url)
-            .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
+        let (c, tls) = parse_url(url)?;
         let host = match c.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => {
@@ -50,8 +57,23 @@ impl WorkerSpec {
                 .get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .unwrap_or_default(),
+            tls,
         })
     }
+}
+
+/// A libpq connection string's settings and its TLS settings.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, PgTls), ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("database url: {e}"));
+    let (rest, tls) = PgTls::from_conninfo(url).map_err(|e| bad(&e))?;
+    let c = tokio_postgres::Config::from_str(&rest).map_err(|e| bad(&e))?;
+    Ok((c, tls))
+}
+
+/// Where and how to connect: a config and its TLS settings.
+pub struct PgTarget {
+    pub config: tokio_postgres::Config,
+    pub tls: PgTls,
 }
 
 /// A registered worker.
@@ -63,7 +85,7 @@ pub struct Worker {
 
 impl Worker {
     /// Connection config for `dbname` on this worker as its admin.
-    pub fn pg_config(&self, dbname: &str) -> tokio_postgres::Config {
+    pub fn pg_config(&self, dbname: &str) -> PgTarget {
         let mut c = tokio_postgres::Config::new();
         c.host(&self.spec.host)
             .port(self.spec.port)
@@ -72,7 +94,10 @@ impl Worker {
             .dbname(dbname)
             .application_name("supactl-tenant-manager")
             .connect_timeout(std::time::Duration::from_secs(10));
-        c
+        PgTarget {
+            config: c,
+            tls: self.spec.tls.clone(),
+        }
     }
 }
 
@@ -131,15 +156,14 @@ pub struct Store {
     pool: Pool,
 }
 
-/// Connects to `dbname` of the server in `url`.
-pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, ApiError> {
-    let (client, conn) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "connection closed");
+/// Connects to `target` (TLS as its settings ask).
+pub async fn connect(target: &PgTarget) -> Result<tokio_postgres::Client, ApiError> {
+    pg::connect(&target.config, &target.tls).await.map_err(|e| {
+        match pg::tls_hint(&e, &target.tls) {
+            Some(hint) => ApiError::Internal(format!("{}; {hint}", ApiError::from(e))),
+            None => e.into(),
         }
-    });
-    Ok(client)
+    })
 }
 
 const PROJECT_COLS: &str = "ref, name, worker_id, db_name, db_user, db_password, status, \
@@ -180,9 +204,12 @@ pub fn key_row(r: &tokio_postgres::Row) -> KeyRow {
 impl Store {
     /// Creates the platform database when missing, opens a pool on it and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store, ApiError> {
-        let admin = tokio_postgres::Config::from_str(url)
-            .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
-        let client = connect(&admin).await?;
+        let (admin, tls) = parse_url(url)?;
+        let client = connect(&PgTarget {
+            config: admin.clone(),
+            tls: tls.clone(),
+        })
+        .await?;
         let exists = client
             .query_opt(
                 "SELECT 1 FROM pg_database WHERE datname = $1",
@@ -204,10 +231,11 @@ impl Store {
         drop(client);
         let mut cfg = admin.clone();
         cfg.dbname(PLATFORM_DB)
-            .application_name("supactl-tenant-manager");
+            .application_name("supactl-tenant-manager")
+            .ssl_mode(tls.wire_mode());
         let mgr = Manager::from_config(
             cfg,
-            NoTls,
+            pg::connector(&tls),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -262,16 +290,19 @@ impl Store {
     pub async fn upsert_worker(&self, w: &WorkerSpec, cipher: &Cipher) -> Result<(), ApiError> {
         let c = self.client().await?;
         c.execute(
-            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password, sslmode, ssl_root_cert)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (identifier) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
-               admin_user = EXCLUDED.admin_user, admin_password = EXCLUDED.admin_password",
+               admin_user = EXCLUDED.admin_user, admin_password = EXCLUDED.admin_password,
+               sslmode = EXCLUDED.sslmode, ssl_root_cert = EXCLUDED.ssl_root_cert",
             &[
                 &w.identifier,
                 &w.host,
                 &i32::from(w.port),
                 &w.admin_user,
                 &cipher.seal(w.admin_password.as_bytes()),
+                &w.tls.sslmode.as_str(),
+                &w.tls.ssl_root_cert,
             ],
         )
         .await?;
@@ -290,6 +321,13 @@ impl Store {
                 admin_password: cipher
                     .open_string(r.get::<_, &[u8]>(5))
                     .map_err(ApiError::internal)?,
+                tls: PgTls {
+                    sslmode: r
+                        .get::<_, &str>(6)
+                        .parse::<SslMode>()
+                        .map_err(ApiError::internal)?,
+                    ssl_root_cert: r.get(7),
+                },
             },
         })
     }
@@ -297,7 +335,9 @@ impl Store {
     pub async fn workers(&self, cipher: &Cipher) -> Result<Vec<Worker>, ApiError> {
         let c = self.client().await?;
         c.query(
-            "SELECT id, identifier, host, port, admin_user, admin_password FROM supactl.workers WHERE status = 'active' ORDER BY id",
+            &format!(
+                "SELECT {WORKER_SPEC_COLS} FROM supactl.workers WHERE status = 'active' ORDER BY id"
+            ),
             &[],
         )
         .await?
@@ -310,7 +350,7 @@ impl Store {
         let c = self.client().await?;
         let r = c
             .query_one(
-                "SELECT id, identifier, host, port, admin_user, admin_password FROM supactl.workers WHERE id = $1",
+                &format!("SELECT {WORKER_SPEC_COLS} FROM supactl.workers WHERE id = $1"),
                 &[&id],
             )
             .await?;
