@@ -51,9 +51,32 @@ pub async fn connect(
     Ok(client)
 }
 
+/// Why a connection with settings `tls` failed, in full: tokio-postgres's own message names only the
+/// kind of failure ("error performing TLS handshake"), its source says which; plus what to do when the
+/// cause is the TLS setting itself.
+pub fn connect_error(e: &tokio_postgres::Error, tls: &PgTls) -> String {
+    let mut text = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    };
+    if let Some(hint) = tls_hint(e, tls) {
+        text.push_str("; ");
+        text.push_str(hint);
+    }
+    text
+}
+
 /// What to do when a connection failed for its TLS settings (a server that takes only TLS connections
 /// from a `disable` client, or one without TLS for a client that requires it), if that is the cause.
-pub fn tls_hint(e: &tokio_postgres::Error, tls: &PgTls) -> Option<&'static str> {
+fn tls_hint(e: &tokio_postgres::Error, tls: &PgTls) -> Option<&'static str> {
     use crate::pg_tls::SslMode;
     let refused = e.as_db_error().is_some_and(|db| {
         db.code() == &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
@@ -65,9 +88,15 @@ pub fn tls_hint(e: &tokio_postgres::Error, tls: &PgTls) -> Option<&'static str> 
              verify-full, with sslrootcert for its CA unless it is an Amazon RDS/Aurora server",
         );
     }
-    // tokio-postgres reports this as a TLS error with no kind of its own: its message is all there is.
-    if tls.sslmode != SslMode::Disable && e.to_string().contains("server does not support TLS") {
-        return Some("the server has TLS turned off (ssl = off): turn it on, or use sslmode disable on loopback only");
+    // tokio-postgres reports this as a TLS error with no kind of its own: its source's text is all
+    // there is.
+    let no_tls = std::error::Error::source(e)
+        .is_some_and(|s| s.to_string().contains("server does not support TLS"));
+    if tls.sslmode != SslMode::Disable && no_tls {
+        return Some(
+            "the server has TLS turned off (ssl = off): turn it on, or use sslmode disable on \
+             loopback only",
+        );
     }
     None
 }

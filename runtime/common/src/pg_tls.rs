@@ -487,14 +487,18 @@ impl TlsConnect<Socket> for Handshake {
                 .connect(self.name, socket)
                 .await
                 .map_err(|e| {
+                    if mode == SslMode::Require {
+                        return format!("{e} (sslmode require)");
+                    }
                     let what = if mode == SslMode::VerifyFull {
-                        "chain to"
+                        "and name the host connected to"
                     } else {
-                        "chain to (any host name)"
+                        "(its host name is not checked)"
                     };
                     format!(
-                        "{e} (sslmode {mode}: the server's certificate must {what} {ca}; \
-                         register the right CA with sslrootcert or fix the host name)"
+                        "{e} (sslmode {mode}: the server's certificate must chain to {ca} {what}; \
+                         register the server's CA with sslrootcert, or connect by a name its \
+                         certificate holds)"
                     )
                 })?;
             Ok(TlsStream(stream))

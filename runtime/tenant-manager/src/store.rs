@@ -158,12 +158,9 @@ pub struct Store {
 
 /// Connects to `target` (TLS as its settings ask).
 pub async fn connect(target: &PgTarget) -> Result<tokio_postgres::Client, ApiError> {
-    pg::connect(&target.config, &target.tls).await.map_err(|e| {
-        match pg::tls_hint(&e, &target.tls) {
-            Some(hint) => ApiError::Internal(format!("{}; {hint}", ApiError::from(e))),
-            None => e.into(),
-        }
-    })
+    pg::connect(&target.config, &target.tls)
+        .await
+        .map_err(|e| ApiError::Internal(pg::connect_error(&e, &target.tls)))
 }
 
 const PROJECT_COLS: &str = "ref, name, worker_id, db_name, db_user, db_password, status, \

@@ -82,6 +82,10 @@ async fn check_credentials(spec: &WorkerSpec) -> Result<(), ApiError> {
         spec: spec.clone(),
     };
     let c = connect(&w.pg_config("postgres")).await.map_err(|e| {
+        let e = match e {
+            ApiError::Internal(m) => m,
+            e => e.to_string(),
+        };
         ApiError::BadRequest(format!(
             "cannot connect to {}:{} as {} with sslmode {}: {e} (check admin_password, sslmode and ssl_root_cert)",
             spec.host, spec.port, spec.admin_user, spec.tls.sslmode

@@ -1,6 +1,9 @@
 //! Test-only: the in-process control plane that the services' integration tests start — a throwaway
 //! PostgreSQL cluster with a tenant-manager serving its admin and internal APIs on a loopback port — and
-//! helpers to drive it. Only ever a `[dev-dependencies]` entry; no service may depend on it.
+//! helpers to drive it; and test certificates ([`tls`]). Only ever a `[dev-dependencies]` entry; no
+//! service may depend on it.
+
+pub mod tls;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::http_client::HttpClient;
+use supactl_common::pg_tls::PgTls;
 use tokio::net::TcpListener;
 
 /// A loopback listener on a free port and its `http://` URL.
@@ -26,6 +30,10 @@ pub struct ControlPlane {
     pub admin_key: String,
     pub service_token: String,
     pub http: HttpClient,
+    /// TLS to the cluster as the tenant-manager connects (disable unless started with [`ControlPlane::start_tls`]).
+    pub db_tls: PgTls,
+    /// The CA of a TLS cluster, kept for its files.
+    pub ca: Option<tls::TestCa>,
 }
 
 impl ControlPlane {
@@ -35,17 +43,47 @@ impl ControlPlane {
         let cluster = tokio::task::spawn_blocking(TestCluster::start)
             .await
             .unwrap();
+        let db_url = cluster.url("postgres");
+        ControlPlane::with_cluster(cluster, db_url, None, api_url_template).await
+    }
+
+    /// As [`ControlPlane::start`], over a cluster that accepts TCP connections over TLS only, with a
+    /// certificate for 127.0.0.1 and localhost from a test CA: the tenant-manager connects to it, and
+    /// registers it as its worker, with `sslmode=verify-full` and that CA.
+    pub async fn start_tls(api_url_template: &str) -> ControlPlane {
+        let ca = tls::TestCa::new("supactl-test-ca");
+        let server = ca.server_cert(&["127.0.0.1", "localhost"]);
+        let cluster = tokio::task::spawn_blocking(move || {
+            TestCluster::start_with_ssl(&server.cert_pem, &server.key_pem, true)
+        })
+        .await
+        .unwrap();
+        let db_url = format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            cluster.url("postgres"),
+            ca.cert_path().display()
+        );
+        ControlPlane::with_cluster(cluster, db_url, Some(ca), api_url_template).await
+    }
+
+    async fn with_cluster(
+        cluster: TestCluster,
+        db_url: String,
+        ca: Option<tls::TestCa>,
+        api_url_template: &str,
+    ) -> ControlPlane {
         let (admin_l, admin_url) = listen().await;
         let admin_key = "test-admin-key-0123456789".to_string();
         let service_token = "test-service-token-0123456789".to_string();
-        let db_url = cluster.url("postgres");
+        let local_worker = tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap();
+        let db_tls = local_worker.tls.clone();
         let tm = tenant_manager::TenantManager::start(tenant_manager::Config {
-            database_url: db_url.clone(),
+            database_url: db_url,
             admin_key: admin_key.clone(),
             service_token: service_token.clone(),
             encryption_key: "test-encryption-key".into(),
             api_url_template: api_url_template.to_string(),
-            local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+            local_worker: Some(local_worker),
             redis_url: None,
         })
         .await
@@ -57,6 +95,8 @@ impl ControlPlane {
             admin_key,
             service_token,
             http: HttpClient::new(Duration::from_secs(60)),
+            db_tls,
+            ca,
         }
     }
 
@@ -147,13 +187,12 @@ impl ControlPlane {
         v["data"]["jwt_secrets"][0].as_str().unwrap().to_string()
     }
 
-    /// A superuser session on `dbname` (fixtures, inspection).
+    /// A superuser session on `dbname` (fixtures, inspection), with the tenant-manager's TLS settings.
     pub async fn connect(&self, dbname: &str) -> tokio_postgres::Client {
-        let (c, conn) = tokio_postgres::connect(&self.cluster.url(dbname), tokio_postgres::NoTls)
+        let cfg: tokio_postgres::Config = self.cluster.url(dbname).parse().unwrap();
+        supactl_common::pg::connect(&cfg, &self.db_tls)
             .await
-            .unwrap();
-        tokio::spawn(conn);
-        c
+            .unwrap()
     }
 
     /// A superuser session on a project's own database.
