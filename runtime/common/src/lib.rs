@@ -4,8 +4,8 @@
 //! (`sb_publishable_…` / `sb_secret_…`) and their hashes, HS256 JWTs (minting and verification), the
 //! encryption of secrets at rest, the wire types of the tenant-manager's internal config endpoint and the
 //! cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON error
-//! body every HTTP service answers with, and how services connect to PostgreSQL, over TLS
-//! where asked ([`pg`], [`pg_tls`]). It holds no state; services build on it and must not copy its logic.
+//! body every HTTP service answers with, and how services connect to PostgreSQL, over TLS where asked
+//! ([`pg`], [`pg_tls`]). It holds no state but caches; services build on it and must not copy its logic.
 
 pub mod cache;
 pub mod crypto;

@@ -1,12 +1,13 @@
 //! TLS to PostgreSQL against real clusters that serve TLS (`ssl = on`, pg_hba.conf `hostssl` only) with a
 //! certificate from a CA made in the test: what each sslmode verifies, how a worker registration with
 //! wrong TLS settings is refused, and the whole platform (tenant-manager, gateway, REST and auth) serving
-//! a project over TLS.
+//! a project over TLS. And Redis over TLS (`redis-server` with a certificate from a test CA): verified.
 
 use http::{Method, StatusCode};
 use pgcluster::TestCluster;
 use serde_json::{json, Value};
 use std::time::Duration;
+use supactl_common::invalidation::Publisher;
 use supactl_common::pg;
 use supactl_common::pg_tls::{PgTls, SslMode};
 use testkit::tls::TestCa;
@@ -295,4 +296,81 @@ async fn the_platform_serves_a_project_over_tls_end_to_end() {
         "{project_sessions} sessions of {role}"
     );
     assert_eq!((encrypted, plain), (project_sessions, 0));
+}
+
+/// A `redis-server` serving TLS only, with the last server certificate `ca` made; killed on drop.
+struct RedisTls {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisTls {
+    fn start(ca: &TestCa) -> RedisTls {
+        let (cert, key) = ca.server_files();
+        let port = pgcluster::free_port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(ca.cert_path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run redis-server (apt-get install redis-server)");
+        // bounded wait for the listener
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return RedisTls { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not listen on {port}");
+    }
+}
+
+impl Drop for RedisTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn redis_over_tls_verifies_the_server_and_refuses_insecure() {
+    // as the binary does (two rustls providers are compiled into this workspace)
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca = TestCa::new("redis-ca");
+    ca.server_cert(&["127.0.0.1", "localhost"]);
+    let redis = RedisTls::start(&ca);
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+
+    // a certificate from a CA that is not among the roots: refused
+    let e = Publisher::connect(&url).await.err().unwrap().to_string();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    // turning verification off: refused
+    let e = Publisher::connect(&format!("{url}/#insecure"))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("#insecure turns off certificate verification"),
+        "{e}"
+    );
+    // with the CA among the roots (the images point SSL_CERT_FILE at their bundle): published
+    std::env::set_var("SSL_CERT_FILE", ca.cert_path());
+    let p = Publisher::connect(&url).await.unwrap();
+    p.publish("tlsref").await.unwrap();
 }

@@ -86,8 +86,14 @@ async fn check_credentials(spec: &WorkerSpec) -> Result<(), ApiError> {
             ApiError::Internal(m) => m,
             e => e.to_string(),
         };
+        // 28P01: invalid_password
+        let fields = if e.contains("(28P01)") {
+            "admin_password"
+        } else {
+            "host, port, sslmode or ssl_root_cert"
+        };
         ApiError::BadRequest(format!(
-            "cannot connect to {}:{} as {} with sslmode {}: {e} (check admin_password, sslmode and ssl_root_cert)",
+            "{fields}: cannot connect to {}:{} as {} with sslmode {}: {e}",
             spec.host, spec.port, spec.admin_user, spec.tls.sslmode
         ))
     })?;

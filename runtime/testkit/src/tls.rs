@@ -51,6 +51,14 @@ impl TestCa {
         self.dir.path().join("ca.crt")
     }
 
+    /// The files of the last server certificate made: `server.crt` and `server.key`.
+    pub fn server_files(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("server.crt"),
+            self.dir.path().join("server.key"),
+        )
+    }
+
     /// A server certificate for `names` (DNS names, or IP addresses), signed by this CA.
     pub fn server_cert(&self, names: &[&str]) -> ServerCert {
         let path = |f: &str| self.dir.path().join(f).display().to_string();
