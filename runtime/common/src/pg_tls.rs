@@ -107,6 +107,9 @@ pub enum TlsError {
     RootCert(String),
 }
 
+/// A rustls config's mode and the SHA-256 of its CA certificates (none: the built-in bundle).
+type ConfigKey = (SslMode, Option<[u8; 32]>);
+
 /// The TLS settings of a connection: the mode, and the PEM CA certificates that verify the server
 /// (`None`: the built-in Amazon RDS bundle). CA certificates are public: nothing here is secret.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,8 +171,7 @@ impl PgTls {
         if self.sslmode == SslMode::Disable {
             return Ok(None);
         }
-        static CACHE: OnceLock<Mutex<HashMap<(SslMode, Option<[u8; 32]>), Arc<ClientConfig>>>> =
-            OnceLock::new();
+        static CACHE: OnceLock<Mutex<HashMap<ConfigKey, Arc<ClientConfig>>>> = OnceLock::new();
         let ca_hash = self
             .ssl_root_cert
             .as_ref()

@@ -329,10 +329,12 @@ impl RedisTls {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("run redis-server (apt-get install redis-server)");
+        // killed on drop, a panic below included
+        let redis = RedisTls { child, port };
         // bounded wait for the listener
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisTls { child, port };
+                return redis;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
