@@ -701,6 +701,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(tm_env["SUPACTL_DATABASE_HOST"], platform_endpoint);
     assert_eq!(tm_env["SUPACTL_DATABASE_USER"], "postgres");
     assert_eq!(tm_env["SUPACTL_DATABASE_NAME"], "supabase");
+    // both clusters over TLS, verified with the built-in Amazon RDS bundle (no CA file to name)
+    assert_eq!(tm_env["SUPACTL_DATABASE_SSLMODE"], "verify-full");
+    assert_eq!(tm_env["SUPACTL_WORKER_SSLMODE"], "verify-full");
+    assert!(!tm_env.contains_key("SUPACTL_DATABASE_SSLROOTCERT"));
     assert_eq!(tm_env["SUPACTL_WORKER_HOST"], worker_endpoint);
     assert_eq!(
         tm_env["SUPACTL_WORKER_IDENTIFIER"],

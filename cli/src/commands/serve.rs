@@ -246,9 +246,9 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
         ServeCommand::TenantManager(a) => {
             let a = *a;
             let database_url = a
-                .database_url
-                .clone()
-                .or_else(|| a.database_parts.connection_string())
+                .database_parts
+                .resolve(a.database_url.clone())
+                .map_err(CliError::Usage)?
                 .ok_or_else(|| {
                     CliError::Usage(
                         "the platform database is not set: pass --database-url (SUPACTL_DATABASE_URL) or SUPACTL_DATABASE_HOST and its parts".into(),
@@ -262,7 +262,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                         .map_err(|e| CliError::Usage(format!("--database-url: {e}")))?,
                 )
             } else {
-                a.worker.spec()
+                a.worker.spec().map_err(CliError::Usage)?
             };
             let rest_lambda = a.rest_lambda.settings()?;
             let config = tenant_manager::Config {

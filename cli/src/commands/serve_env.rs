@@ -1,10 +1,11 @@
 //! Connection settings `supactl serve` composes from parts, for ECS: a task gets a secret from Secrets Manager
 //! only as a whole value (the RDS-managed master secret's `password` key, the Redis AUTH token), so the URLs
 //! cannot be injected ready-made. Each part has its own variable; a full `SUPACTL_DATABASE_URL` /
-//! `SUPACTL_REDIS_URL` still wins.
+//! `SUPACTL_REDIS_URL` still wins (TLS then goes in the URL: `?sslmode=verify-full&sslrootcert=…`).
 
 use clap::Args;
 use std::fmt;
+use supactl_common::pg_tls::{PgTls, SslMode};
 use supactl_common::redact;
 
 /// `SUPACTL_DATABASE_HOST`/`PORT`/`USER`/`NAME`/`PASSWORD`: the platform database server.
@@ -20,6 +21,33 @@ pub struct DatabaseParts {
     pub database_name: String,
     #[arg(long, env = "SUPACTL_DATABASE_PASSWORD", hide_env_values = true)]
     pub database_password: Option<String>,
+    /// TLS to the platform database: disable (default), require, verify-ca or verify-full.
+    #[arg(long, env = "SUPACTL_DATABASE_SSLMODE")]
+    pub database_sslmode: Option<String>,
+    /// PEM file of the CA certificates that verify it; default: the built-in Amazon RDS bundle.
+    #[arg(long, env = "SUPACTL_DATABASE_SSLROOTCERT")]
+    pub database_sslrootcert: Option<String>,
+}
+
+/// TLS settings from a mode and CA file variable pair, with errors that name them.
+fn tls_parts(
+    mode: Option<&str>,
+    root_cert: Option<&str>,
+    vars: (&str, &str),
+) -> Result<PgTls, String> {
+    let sslmode = match mode {
+        Some(m) => m
+            .parse::<SslMode>()
+            .map_err(|e| format!("{}: {e}", vars.0))?,
+        None if root_cert.is_some() => {
+            return Err(format!(
+                "{} is set but {} is not: set {}=verify-full",
+                vars.1, vars.0, vars.0
+            ))
+        }
+        None => SslMode::Disable,
+    };
+    PgTls::from_file(sslmode, root_cert).map_err(|e| format!("{}: {e}", vars.1))
 }
 
 impl fmt::Debug for DatabaseParts {
@@ -33,6 +61,8 @@ impl fmt::Debug for DatabaseParts {
                 "database_password",
                 &redact::optional(&self.database_password),
             )
+            .field("database_sslmode", &self.database_sslmode)
+            .field("database_sslrootcert", &self.database_sslrootcert)
             .finish()
     }
 }
@@ -42,18 +72,49 @@ fn quoted(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+const DATABASE_TLS_VARS: (&str, &str) =
+    ("SUPACTL_DATABASE_SSLMODE", "SUPACTL_DATABASE_SSLROOTCERT");
+
 impl DatabaseParts {
-    /// A libpq key/value connection string (no URL escaping needed for generated passwords).
-    pub fn connection_string(&self) -> Option<String> {
-        let host = self.database_host.as_ref()?;
-        Some(format!(
+    /// A libpq key/value connection string (no URL escaping needed for generated passwords), with
+    /// `sslmode` and `sslrootcert` when set (checked here, so errors name their variables).
+    pub fn connection_string(&self) -> Result<Option<String>, String> {
+        let Some(host) = self.database_host.as_ref() else {
+            return Ok(None);
+        };
+        let mode = self.database_sslmode.as_deref();
+        let root_cert = self.database_sslrootcert.as_deref();
+        tls_parts(mode, root_cert, DATABASE_TLS_VARS)?;
+        let mut s = format!(
             "host={} port={} user={} dbname={} password={}",
             quoted(host),
             self.database_port,
             quoted(&self.database_user),
             quoted(&self.database_name),
             quoted(self.database_password.as_deref().unwrap_or(""))
-        ))
+        );
+        if let Some(m) = mode {
+            s.push_str(&format!(" sslmode={m}"));
+        }
+        if let Some(path) = root_cert {
+            s.push_str(&format!(" sslrootcert={}", quoted(path)));
+        }
+        Ok(Some(s))
+    }
+
+    /// The platform database's connection string: `url` (SUPACTL_DATABASE_URL) or the parts.
+    pub fn resolve(&self, url: Option<String>) -> Result<Option<String>, String> {
+        match url {
+            Some(_) if self.database_sslmode.is_some() || self.database_sslrootcert.is_some() => {
+                Err(format!(
+                    "{} and {} apply to SUPACTL_DATABASE_HOST and its parts; with SUPACTL_DATABASE_URL put \
+                     sslmode=… and sslrootcert=… in the URL",
+                    DATABASE_TLS_VARS.0, DATABASE_TLS_VARS.1
+                ))
+            }
+            Some(url) => Ok(Some(url)),
+            None => self.connection_string(),
+        }
     }
 }
 
@@ -121,6 +182,12 @@ pub struct WorkerParts {
     pub worker_user: String,
     #[arg(long, env = "SUPACTL_WORKER_PASSWORD", hide_env_values = true)]
     pub worker_password: Option<String>,
+    /// TLS to the worker: disable (default), require, verify-ca or verify-full.
+    #[arg(long, env = "SUPACTL_WORKER_SSLMODE")]
+    pub worker_sslmode: Option<String>,
+    /// PEM file of the CA certificates that verify it; default: the built-in Amazon RDS bundle.
+    #[arg(long, env = "SUPACTL_WORKER_SSLROOTCERT")]
+    pub worker_sslrootcert: Option<String>,
 }
 
 impl fmt::Debug for WorkerParts {
@@ -131,14 +198,23 @@ impl fmt::Debug for WorkerParts {
             .field("worker_port", &self.worker_port)
             .field("worker_user", &self.worker_user)
             .field("worker_password", &redact::optional(&self.worker_password))
+            .field("worker_sslmode", &self.worker_sslmode)
+            .field("worker_sslrootcert", &self.worker_sslrootcert)
             .finish()
     }
 }
 
 impl WorkerParts {
-    pub fn spec(&self) -> Option<tenant_manager::WorkerSpec> {
-        let host = self.worker_host.clone()?;
-        Some(tenant_manager::WorkerSpec {
+    pub fn spec(&self) -> Result<Option<tenant_manager::WorkerSpec>, String> {
+        let Some(host) = self.worker_host.clone() else {
+            return Ok(None);
+        };
+        let tls = tls_parts(
+            self.worker_sslmode.as_deref(),
+            self.worker_sslrootcert.as_deref(),
+            ("SUPACTL_WORKER_SSLMODE", "SUPACTL_WORKER_SSLROOTCERT"),
+        )?;
+        Ok(Some(tenant_manager::WorkerSpec {
             identifier: self
                 .worker_identifier
                 .clone()
@@ -147,7 +223,8 @@ impl WorkerParts {
             port: self.worker_port,
             admin_user: self.worker_user.clone(),
             admin_password: self.worker_password.clone().unwrap_or_default(),
-        })
+            tls,
+        }))
     }
 }
 
@@ -210,9 +287,15 @@ mod tests {
         std::env::set_var("SUPACTL_WORKER_HOST", "worker.example");
         std::env::set_var("SUPACTL_WORKER_IDENTIFIER", "supabase-worker-cluster");
         std::env::set_var("SUPACTL_WORKER_PASSWORD", "pw");
+        std::env::set_var("SUPACTL_WORKER_SSLMODE", "verify-full");
         let c = Cmd::try_parse_from(["x"]).unwrap();
         assert_eq!(c.redis.url().unwrap(), "rediss://:tok@master.example:6379");
-        let w = c.worker.spec().unwrap();
+        let w = c.worker.spec().unwrap().unwrap();
+        // verify-full with the built-in Amazon RDS bundle
+        assert_eq!(
+            (w.tls.sslmode, w.tls.ssl_root_cert.as_deref()),
+            (SslMode::VerifyFull, None)
+        );
         assert_eq!(
             (
                 w.identifier.as_str(),
@@ -232,6 +315,48 @@ mod tests {
     }
 
     #[test]
+    fn database_tls_parts_reach_the_connection_string_and_errors_name_the_variable() {
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(ca.path(), supactl_common::pg_tls::RDS_CA_BUNDLE).unwrap();
+        let mut db = DatabaseParts {
+            database_host: Some("db.example".into()),
+            database_port: 5432,
+            database_user: "postgres".into(),
+            database_name: "postgres".into(),
+            database_password: Some("pw".into()),
+            database_sslmode: Some("verify-full".into()),
+            database_sslrootcert: Some(ca.path().display().to_string()),
+        };
+        let s = db.resolve(None).unwrap().unwrap();
+        let w = tenant_manager::WorkerSpec::from_url("x", &s).unwrap();
+        assert_eq!(w.tls.sslmode, SslMode::VerifyFull);
+        assert_eq!(
+            w.tls.ssl_root_cert.as_deref(),
+            Some(supactl_common::pg_tls::RDS_CA_BUNDLE)
+        );
+        let e = db.resolve(Some("postgres://h/db".into())).unwrap_err();
+        assert!(
+            e.starts_with("SUPACTL_DATABASE_SSLMODE and SUPACTL_DATABASE_SSLROOTCERT apply"),
+            "{e}"
+        );
+        db.database_sslmode = Some("prefer".into());
+        let e = db.connection_string().unwrap_err();
+        assert!(
+            e.starts_with("SUPACTL_DATABASE_SSLMODE: sslmode: prefer falls back"),
+            "{e}"
+        );
+        db.database_sslmode = Some("verify-ca".into());
+        db.database_sslrootcert = Some("/nonexistent/ca.pem".into());
+        let e = db.connection_string().unwrap_err();
+        assert!(
+            e.starts_with(
+                "SUPACTL_DATABASE_SSLROOTCERT: sslrootcert: cannot read /nonexistent/ca.pem"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn parts_compose_urls() {
         let db = DatabaseParts {
             database_host: Some("db.example".into()),
@@ -239,8 +364,10 @@ mod tests {
             database_user: "postgres".into(),
             database_name: "supabase".into(),
             database_password: Some("p@ss w'rd\\".into()),
+            database_sslmode: None,
+            database_sslrootcert: None,
         };
-        let s = db.connection_string().unwrap();
+        let s = db.connection_string().unwrap().unwrap();
         assert_eq!(
             s,
             r"host='db.example' port=5433 user='postgres' dbname='supabase' password='p@ss w\'rd\\'"
@@ -249,6 +376,7 @@ mod tests {
         let w = tenant_manager::WorkerSpec::from_url("x", &s).unwrap();
         assert_eq!(w.admin_password, "p@ss w'rd\\");
         assert_eq!((w.host.as_str(), w.port), ("db.example", 5433));
+        assert_eq!(w.tls, PgTls::disabled());
 
         let r = RedisParts {
             redis_host: Some("master.x.cache.amazonaws.com".into()),
@@ -278,6 +406,8 @@ mod tests {
             database_user: "postgres".into(),
             database_name: "postgres".into(),
             database_password: Some("database-password-0123".into()),
+            database_sslmode: None,
+            database_sslrootcert: None,
         };
         let redis = RedisParts {
             redis_host: Some("redis.example".into()),
@@ -291,6 +421,8 @@ mod tests {
             worker_port: 5432,
             worker_user: "postgres".into(),
             worker_password: Some("worker-password-0123".into()),
+            worker_sslmode: None,
+            worker_sslrootcert: None,
         };
         for text in [
             format!("{db:?}{redis:?}{worker:?}"),

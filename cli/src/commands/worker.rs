@@ -1,7 +1,7 @@
 //! `supactl worker …`: the PostgreSQL servers that hold project databases, and placement.
 
 use super::project::{call_and_print, Common, PROJECT_COLUMNS};
-use super::CliResult;
+use super::{CliError, CliResult};
 use crate::output;
 use clap::Subcommand;
 use http::Method;
@@ -28,6 +28,13 @@ pub enum WorkerCommand {
         weight: i32,
         #[arg(long, default_value_t = 100)]
         max_databases: i32,
+        /// TLS to the worker: disable (default), require, verify-ca or verify-full.
+        #[arg(long)]
+        sslmode: Option<String>,
+        /// PEM file of the CA certificates that verify it (sent with the registration); default: the
+        /// Amazon RDS bundle built into the platform.
+        #[arg(long)]
+        sslrootcert: Option<std::path::PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -88,6 +95,7 @@ const WORKER_COLUMNS: &[(&str, &str)] = &[
     ("PROJECTS", "current_databases"),
     ("MAX", "max_databases"),
     ("STATUS", "status"),
+    ("SSLMODE", "sslmode"),
 ];
 
 fn one(v: &Value) {
@@ -113,10 +121,22 @@ pub async fn run(cmd: WorkerCommand) -> CliResult {
             region,
             weight,
             max_databases,
+            sslmode,
+            sslrootcert,
             common,
         } => {
+            let ssl_root_cert = match &sslrootcert {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                    CliError::Usage(format!(
+                        "--sslrootcert: cannot read {}: {e} (a PEM file of CA certificates)",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            };
             let body = json!({"identifier": identifier, "host": host, "port": port, "admin_user": admin_user,
-                "admin_password": admin_password, "region": region, "weight": weight, "max_databases": max_databases});
+                "admin_password": admin_password, "region": region, "weight": weight, "max_databases": max_databases,
+                "sslmode": sslmode, "ssl_root_cert": ssl_root_cert});
             call_and_print(&common, Method::POST, "/admin/v1/workers", Some(body), one).await
         }
         W::List { common } => {

@@ -73,7 +73,7 @@ impl Pools {
         ));
         let mgr = Manager::from_config(
             cfg,
-            tokio_postgres::NoTls,
+            supactl_common::pg::connector(&db.tls),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -121,11 +121,6 @@ impl AuthError {
     }
 }
 
-/// SQLSTATEs of a backend that is gone: terminated by an administrator or `pg_terminate_backend`
-/// (`57P01`), by the crash of another backend (`57P02`), or refused while the server starts or stops
-/// (`57P03`).
-const TERMINATED: [&str; 3] = ["57P01", "57P02", "57P03"];
-
 impl From<tokio_postgres::Error> for AuthError {
     /// A lost connection (a terminated backend, a closed socket) is a retryable 503, never a 500; a
     /// statement stopped by the statement timeout is GoTrue's 504 `request_timeout`.
@@ -139,17 +134,16 @@ impl From<tokio_postgres::Error> for AuthError {
                     "Processing this request timed out, please retry after a moment.",
                 )
             }
-            Some(db) if TERMINATED.contains(&db.code().code()) => AuthError {
+            _ if supactl_common::pg::session_lost(&e) => AuthError {
                 lost_connection: true,
-                ..AuthError::unavailable(format!("{} ({})", db.message(), db.code().code()))
+                ..AuthError::unavailable(match e.as_db_error() {
+                    Some(db) => format!("{} ({})", db.message(), db.code().code()),
+                    None => e.to_string(),
+                })
             },
             Some(db) => {
                 AuthError::internal(format!("database: {} ({})", db.message(), db.code().code()))
             }
-            None if e.is_closed() => AuthError {
-                lost_connection: true,
-                ..AuthError::unavailable(e)
-            },
             None => AuthError::internal(format!("database: {e}")),
         }
     }

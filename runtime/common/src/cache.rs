@@ -137,7 +137,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let mut st = self.inner.lock();
+        let st = self.inner.lock();
         let now = Instant::now();
         match self.inner.find(&st, key, now) {
             Found::Fresh(v) => Ok(v),

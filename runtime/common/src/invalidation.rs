@@ -2,6 +2,11 @@
 //! project whose keys, secrets or status change; every gateway and REST replica drops what it cached
 //! about that project. After a lost connection a subscriber drops everything, since it may have missed
 //! messages, and the directory's TTL stays the bound when Redis is unreachable.
+//!
+//! `rediss://` (ElastiCache with in-transit encryption) verifies the server's certificate against the
+//! system's roots (`SSL_CERT_FILE`; the images ship Debian's bundle, which holds the Amazon roots that
+//! ElastiCache's certificates chain to). redis-rs's `#insecure` switch is refused here, and its
+//! `tls-rustls-insecure` feature is not compiled in.
 
 use crate::directory::Directory;
 use futures_util::StreamExt;
@@ -21,6 +26,18 @@ impl From<redis::RedisError> for RedisError {
     }
 }
 
+/// A client for `url`, refusing one that turns certificate verification off.
+fn client(url: &str) -> Result<redis::Client, RedisError> {
+    if url.contains("#insecure") {
+        return Err(RedisError(
+            "#insecure turns off certificate verification: remove it (rediss:// verifies the \
+             server against the system's roots)"
+                .into(),
+        ));
+    }
+    Ok(redis::Client::open(url)?)
+}
+
 /// Publishes invalidations.
 #[derive(Clone)]
 pub struct Publisher {
@@ -29,7 +46,7 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn connect(url: &str) -> Result<Publisher, RedisError> {
-        let client = redis::Client::open(url)?;
+        let client = client(url)?;
         let conn = client.get_multiplexed_async_connection().await?;
         Ok(Publisher { conn })
     }
@@ -69,7 +86,7 @@ pub fn subscribe(url: String, on: OnInvalidate) {
 }
 
 async fn listen(url: &str, on: &OnInvalidate, first: &mut bool) -> Result<(), RedisError> {
-    let client = redis::Client::open(url)?;
+    let client = client(url)?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     if !*first {

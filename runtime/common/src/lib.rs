@@ -5,9 +5,9 @@
 //! caller's role read from verified claims ([`claims`]), the encryption of secrets at rest (bound to the
 //! row and column that hold them), the wire types of the tenant-manager's internal config endpoint and
 //! the cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON
-//! error body every HTTP service answers with, `Debug` output without secrets ([`redact`]), and how
-//! data-plane services connect to a project's database ([`pg`]). It holds no state; services build on it
-//! and must not copy its logic.
+//! error body every HTTP service answers with, `Debug` output without secrets ([`redact`]), the HTTP server
+//! every listener runs on ([`server`]), and how services connect to PostgreSQL, over TLS where asked
+//! ([`pg`], [`pg_tls`]). It holds no state but caches; services build on it and must not copy its logic.
 
 pub mod cache;
 pub mod claims;
@@ -21,6 +21,7 @@ pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod pg;
+pub mod pg_tls;
 pub mod redact;
 pub mod server;
 pub mod throttle;

@@ -3,6 +3,7 @@
 //! and their `Debug` output leaves the secrets out.
 
 use crate::keys::{KeyType, Role};
+use crate::pg_tls::PgTls;
 use crate::redact::{Many, Redacted};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -39,6 +40,10 @@ pub struct DbConfig {
     pub dbname: String,
     pub user: String,
     pub password: String,
+    /// TLS to the project's worker, as the worker was registered (`sslmode`, `ssl_root_cert`; absent in
+    /// a config from before TLS: `disable`).
+    #[serde(flatten)]
+    pub tls: PgTls,
 }
 
 /// Everything a data-plane service needs to serve a project.
@@ -136,6 +141,7 @@ impl ProjectConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg_tls::SslMode;
 
     #[test]
     fn debug_output_carries_no_secret() {
@@ -152,6 +158,7 @@ mod tests {
                 dbname: "project_proj".into(),
                 user: "authenticator_proj".into(),
                 password: "db-password-0003".into(),
+                tls: PgTls::disabled(),
             },
             rest_function_url: None,
             limits: Limits::default(),
@@ -169,5 +176,22 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_db_config_from_before_tls_still_parses_as_plain_tcp() {
+        let old = r#"{"host":"h","port":5432,"dbname":"d","user":"u","password":"p"}"#;
+        let db: DbConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(db.tls, PgTls::disabled());
+        let db = DbConfig {
+            tls: PgTls {
+                sslmode: SslMode::VerifyFull,
+                ssl_root_cert: None,
+            },
+            ..db
+        };
+        let v = serde_json::to_value(&db).unwrap();
+        assert_eq!(v["sslmode"], "verify-full");
+        assert_eq!(serde_json::from_value::<DbConfig>(v).unwrap(), db);
     }
 }

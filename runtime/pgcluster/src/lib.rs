@@ -196,6 +196,43 @@ impl Cluster {
         Ok(())
     }
 
+    /// Serves TLS with `cert_pem` (the server's certificate, then any intermediates) and `key_pem` from
+    /// the next start on; with `ssl_only`, TCP clients must use TLS (`hostssl` in pg_hba.conf).
+    pub fn enable_ssl(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+        ssl_only: bool,
+    ) -> Result<(), ClusterError> {
+        let (cert, key) = (
+            self.data_dir.join("server.crt"),
+            self.data_dir.join("server.key"),
+        );
+        fs::write(&cert, cert_pem)?;
+        fs::write(&key, key_pem)?;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600))?;
+        let conf = self.data_dir.join("postgresql.conf");
+        let mut settings = fs::read_to_string(&conf)?;
+        settings
+            .push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        fs::write(&conf, settings)?;
+        if ssl_only {
+            let hba = self.data_dir.join("pg_hba.conf");
+            let rules = fs::read_to_string(&hba)?
+                .lines()
+                .map(|l| match l.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}\n"),
+                    None => format!("{l}\n"),
+                })
+                .collect::<String>();
+            fs::write(&hba, rules)?;
+        }
+        for f in [&cert, &key] {
+            self.chown(f)?;
+        }
+        Ok(())
+    }
+
     fn pg_ctl(&self, args: &[&str]) -> Result<std::process::Output, ClusterError> {
         let mut cmd = self.command("pg_ctl");
         cmd.arg("-D").arg(&self.data_dir).args(args);
@@ -379,6 +416,15 @@ pub struct TestCluster {
 
 impl TestCluster {
     pub fn start() -> TestCluster {
+        TestCluster::start_with(|_| Ok(()))
+    }
+
+    /// A cluster serving TLS with this certificate and key (see [`Cluster::enable_ssl`]).
+    pub fn start_with_ssl(cert_pem: &str, key_pem: &str, ssl_only: bool) -> TestCluster {
+        TestCluster::start_with(|c| c.enable_ssl(cert_pem, key_pem, ssl_only))
+    }
+
+    fn start_with(prepare: impl Fn(&Cluster) -> Result<(), ClusterError>) -> TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("supactl-pg-")
             .tempdir()
@@ -390,6 +436,7 @@ impl TestCluster {
         for _ in 0..5 {
             let cluster =
                 Cluster::open(&dir.path().join("pg"), free_port(), &password).expect("initdb");
+            prepare(&cluster).expect("prepare test cluster");
             match cluster.start() {
                 Ok(()) => return TestCluster { cluster, _dir: dir },
                 Err(ClusterError::PortTaken(_)) => continue,

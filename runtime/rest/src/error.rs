@@ -113,7 +113,7 @@ impl RestError {
     /// answers 503 to both too (its `57P01` rule and its connection-error rule), never 500.
     pub fn from_pg(e: &tokio_postgres::Error, role: Role) -> RestError {
         match e.as_db_error() {
-            Some(db) if TERMINATED.contains(&db.code().code()) => {
+            Some(db) if supactl_common::pg::backend_gone(db.code()) => {
                 RestError::Unavailable(format!("{}: {}", db.code().code(), db.message()))
             }
             Some(db) => RestError::Db(
@@ -221,9 +221,6 @@ impl RestError {
     }
 }
 
-/// SQLSTATEs of a backend that is gone (see [`RestError::from_pg`]).
-const TERMINATED: [&str; 3] = ["57P01", "57P02", "57P03"];
-
 /// PostgREST's SQLSTATE → HTTP status table, plus `PTxyz` → xyz.
 pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
     if let Some(n) = code.strip_prefix("PT").and_then(|n| n.parse::<u16>().ok()) {
@@ -240,7 +237,7 @@ pub fn status_for_sqlstate(code: &str, role: Role) -> StatusCode {
         "42501" => StatusCode::FORBIDDEN,
         "P0001" => StatusCode::BAD_REQUEST,
         "42P17" | "53400" => StatusCode::INTERNAL_SERVER_ERROR,
-        c if TERMINATED.contains(&c) => StatusCode::SERVICE_UNAVAILABLE,
+        "57P01" | "57P02" | "57P03" => StatusCode::SERVICE_UNAVAILABLE,
         _ => match class {
             "08" | "53" => StatusCode::SERVICE_UNAVAILABLE,
             "0L" | "0P" | "28" => StatusCode::FORBIDDEN,

@@ -295,6 +295,8 @@ impl ProjectState {
 /// Opens connections that `LISTEN pgrst` and report notifications to the project's state, within the
 /// process-wide connection budget.
 struct ListeningConnect {
+    /// TLS as the project's worker was registered.
+    tls: supactl_common::pg_tls::Connector,
     state: Weak<ProjectState>,
     shared: Weak<Shared>,
     project: String,
@@ -333,6 +335,7 @@ type ConnectFuture<'a> = Pin<
 impl deadpool_postgres::Connect for ListeningConnect {
     fn connect(&self, cfg: &tokio_postgres::Config) -> ConnectFuture<'_> {
         let cfg = cfg.clone();
+        let tls = self.tls.clone();
         let state = self.state.clone();
         let shared = self.shared.clone();
         if let Some(sh) = shared.upgrade() {
@@ -341,7 +344,7 @@ impl deadpool_postgres::Connect for ListeningConnect {
             }
         }
         Box::pin(async move {
-            let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            let (client, mut conn) = cfg.connect(tls).await?;
             if let Some(s) = state.upgrade() {
                 if s.live_connections.fetch_add(1, Ordering::SeqCst) == 0 {
                     // Nobody was listening: a notification may have been missed.
@@ -580,6 +583,7 @@ impl Pools {
         let mgr = Manager::from_connect(
             cfg,
             ListeningConnect {
+                tls: supactl_common::pg::connector(&db.tls),
                 state: Arc::downgrade(&state),
                 shared: Arc::downgrade(&self.shared),
                 project: project_ref.to_string(),
@@ -620,6 +624,7 @@ impl Pools {
             pool.get()
                 .await
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
+            &db.tls,
         );
         let result = Self::load_schema(&client, &state, schemas).await;
         client.release(matches!(result, Err(RestError::Unavailable(_))));
@@ -736,6 +741,7 @@ impl Pools {
             pool.get()
                 .await
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
+            &db.tls,
         );
         let result = Self::run_on(&client, &state, ctx, stmt)
             .await

@@ -9,16 +9,20 @@
 //! request (terminated backend, closed socket) is closed too, so the next request gets a live one.
 
 use deadpool_postgres::Object;
+use supactl_common::pg_tls::PgTls;
 
-pub(crate) struct Lease {
+pub(crate) struct Lease<'a> {
     /// `None` once released.
     client: Option<Object>,
+    /// The connection's TLS settings, which a cancel request uses too.
+    tls: &'a PgTls,
 }
 
-impl Lease {
-    pub(crate) fn new(client: Object) -> Lease {
+impl<'a> Lease<'a> {
+    pub(crate) fn new(client: Object, tls: &'a PgTls) -> Lease<'a> {
         Lease {
             client: Some(client),
+            tls,
         }
     }
 
@@ -32,7 +36,7 @@ impl Lease {
     }
 }
 
-impl std::ops::Deref for Lease {
+impl std::ops::Deref for Lease<'_> {
     type Target = Object;
 
     fn deref(&self) -> &Object {
@@ -42,12 +46,12 @@ impl std::ops::Deref for Lease {
     }
 }
 
-impl Drop for Lease {
+impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let Some(client) = self.client.take() else {
             return;
         };
-        let token = client.cancel_token();
+        let (token, tls) = (client.cancel_token(), self.tls.clone());
         // Out of the pool and closed first: nothing else can run on that backend any more, so the
         // cancel below can only reach the abandoned statement.
         drop(Object::take(client));
@@ -55,7 +59,7 @@ impl Drop for Lease {
             return;
         };
         runtime.spawn(async move {
-            if let Err(e) = supactl_common::pg::cancel(&token).await {
+            if let Err(e) = supactl_common::pg::cancel(&token, &tls).await {
                 tracing::warn!(error = %e, "could not cancel an abandoned statement");
             }
         });

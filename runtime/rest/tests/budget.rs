@@ -44,6 +44,7 @@ async fn idle_connections_of_other_projects_make_room() {
         dbname: name.into(),
         user: "postgres".into(),
         password: password.clone(),
+        tls: Default::default(),
     };
 
     // Two connections per project at most, three across all projects.

@@ -592,6 +592,7 @@ async fn internal_config(
                 dbname: p.db_name,
                 user: p.db_user,
                 password,
+                tls: p.tls,
             },
             rest_function_url: p.rest_function_url,
             limits: p.limits.effective(),
@@ -605,7 +606,8 @@ async fn health(State(tm): Tm, Path(project_ref): Path<String>) -> Result<Respon
     let p = tm.project_or_404(&project_ref).await?;
     let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
     let mut cfg = worker.pg_config(&p.db_name);
-    cfg.user(&p.db_user)
+    cfg.config
+        .user(&p.db_user)
         .password(Column::ProjectDbPassword.open(&tm.cipher, &p.project_ref, &p.db_password)?)
         .connect_timeout(Duration::from_secs(3));
     let started = Instant::now();

@@ -78,9 +78,11 @@ impl From<tokio_postgres::Error> for ApiError {
 /// timed-out connections, a closed session, PostgreSQL shutting down or starting up, too many
 /// connections): worth a retry, unlike a failed statement.
 fn unreachable(e: &tokio_postgres::Error) -> bool {
-    match e.code().map(|c| c.code()) {
+    match e.code() {
         Some(code) => {
-            code.starts_with("08") || ["53300", "57P01", "57P02", "57P03"].contains(&code)
+            code.code().starts_with("08")
+                || *code == tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS
+                || supactl_common::pg::backend_gone(code)
         }
         None => {
             e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())

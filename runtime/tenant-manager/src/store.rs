@@ -8,7 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 use supactl_common::crypto::Cipher;
 use supactl_common::ident::quote_ident;
-use tokio_postgres::NoTls;
+use supactl_common::pg;
+use supactl_common::pg_tls::{PgTls, SslMode};
 
 pub const PLATFORM_DB: &str = "supactl_platform";
 
@@ -18,7 +19,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../migrations/0003_rest_lambda.sql")),
     (4, include_str!("../migrations/0004_project_limits.sql")),
     (5, include_str!("../migrations/0005_audit_failed_auth.sql")),
+    (6, include_str!("../migrations/0006_worker_tls.sql")),
 ];
+
+const WORKER_SPEC_COLS: &str =
+    "id, identifier, host, port, admin_user, admin_password, sslmode, ssl_root_cert";
 
 /// A worker as registered (connection details in clear, for the caller's use only).
 #[derive(Clone)]
@@ -28,6 +33,8 @@ pub struct WorkerSpec {
     pub port: u16,
     pub admin_user: String,
     pub admin_password: String,
+    /// TLS to this server, for the tenant-manager's admin connections and the data plane's alike.
+    pub tls: PgTls,
 }
 
 impl std::fmt::Debug for WorkerSpec {
@@ -43,10 +50,10 @@ impl std::fmt::Debug for WorkerSpec {
 }
 
 impl WorkerSpec {
-    /// A worker reached with the credentials of a libpq URL (`postgres://user:pw@host:port/db`).
+    /// A worker reached with the credentials of a libpq URL (`postgres://user:pw@host:port/db`, with
+    /// `sslmode` and `sslrootcert` as libpq reads them).
     pub fn from_url(identifier: &str, url: &str) -> Result<WorkerSpec, ApiError> {
-        let c = tokio_postgres::Config::from_str(url)
-            .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
+        let (c, tls) = parse_url(url)?;
         let host = match c.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => {
@@ -67,8 +74,23 @@ impl WorkerSpec {
                 .get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .unwrap_or_default(),
+            tls,
         })
     }
+}
+
+/// A libpq connection string's settings and its TLS settings.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, PgTls), ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("database url: {e}"));
+    let (rest, tls) = PgTls::from_conninfo(url).map_err(|e| bad(&e))?;
+    let c = tokio_postgres::Config::from_str(&rest).map_err(|e| bad(&e))?;
+    Ok((c, tls))
+}
+
+/// Where and how to connect: a config and its TLS settings.
+pub struct PgTarget {
+    pub config: tokio_postgres::Config,
+    pub tls: PgTls,
 }
 
 /// A registered worker.
@@ -80,7 +102,7 @@ pub struct Worker {
 
 impl Worker {
     /// Connection config for `dbname` on this worker as its admin.
-    pub fn pg_config(&self, dbname: &str) -> tokio_postgres::Config {
+    pub fn pg_config(&self, dbname: &str) -> PgTarget {
         let mut c = tokio_postgres::Config::new();
         c.host(&self.spec.host)
             .port(self.spec.port)
@@ -89,7 +111,10 @@ impl Worker {
             .dbname(dbname)
             .application_name("supactl-tenant-manager")
             .connect_timeout(std::time::Duration::from_secs(10));
-        c
+        PgTarget {
+            config: c,
+            tls: self.spec.tls.clone(),
+        }
     }
 }
 
@@ -164,10 +189,15 @@ const LOOKUP_WAIT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool of `size` connections configured by `cfg`.
-fn pool(cfg: tokio_postgres::Config, size: usize, wait: Duration) -> Result<Pool, ApiError> {
+fn pool(
+    cfg: tokio_postgres::Config,
+    tls: &PgTls,
+    size: usize,
+    wait: Duration,
+) -> Result<Pool, ApiError> {
     let mgr = Manager::from_config(
         cfg,
-        NoTls,
+        pg::connector(tls),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -181,15 +211,16 @@ fn pool(cfg: tokio_postgres::Config, size: usize, wait: Duration) -> Result<Pool
         .map_err(ApiError::internal)
 }
 
-/// Connects to `dbname` of the server in `url`.
-pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, ApiError> {
-    let (client, conn) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "connection closed");
+/// Connects to `target` (TLS as its settings ask). The error keeps its class (an unreachable server is
+/// worth a retry) and says in full why the connection failed.
+pub async fn connect(target: &PgTarget) -> Result<tokio_postgres::Client, ApiError> {
+    pg::connect(&target.config, &target.tls).await.map_err(|e| {
+        let detail = pg::connect_error(&e, &target.tls);
+        match ApiError::from(e) {
+            ApiError::Unavailable(_) => ApiError::Unavailable(detail),
+            _ => ApiError::Internal(detail),
         }
-    });
-    Ok(client)
+    })
 }
 
 const PROJECT_COLS: &str = "ref, name, worker_id, db_name, db_user, db_password, status, \
@@ -233,9 +264,12 @@ pub fn key_row(r: &tokio_postgres::Row) -> KeyRow {
 impl Store {
     /// Creates the platform database when missing, opens its pools and applies pending migrations.
     pub async fn open(url: &str, capacity: &Capacity) -> Result<Store, ApiError> {
-        let admin = tokio_postgres::Config::from_str(url)
-            .map_err(|e| ApiError::BadRequest(format!("database url: {e}")))?;
-        let client = connect(&admin).await?;
+        let (admin, tls) = parse_url(url)?;
+        let client = connect(&PgTarget {
+            config: admin.clone(),
+            tls: tls.clone(),
+        })
+        .await?;
         let exists = client
             .query_opt(
                 "SELECT 1 FROM pg_database WHERE datname = $1",
@@ -257,12 +291,13 @@ impl Store {
         drop(client);
         let mut cfg = admin.clone();
         cfg.dbname(PLATFORM_DB)
-            .application_name("supactl-tenant-manager");
+            .application_name("supactl-tenant-manager")
+            .ssl_mode(tls.wire_mode());
         let mut lookups = cfg.clone();
         lookups.application_name("supactl-tenant-manager-lookups");
         let store = Store {
-            pool: pool(cfg, capacity.admin_pool, ADMIN_WAIT)?,
-            lookups: pool(lookups, capacity.lookup_pool, LOOKUP_WAIT)?,
+            pool: pool(cfg, &tls, capacity.admin_pool, ADMIN_WAIT)?,
+            lookups: pool(lookups, &tls, capacity.lookup_pool, LOOKUP_WAIT)?,
         };
         store.migrate().await?;
         Ok(store)
@@ -306,16 +341,19 @@ impl Store {
     pub async fn upsert_worker(&self, w: &WorkerSpec, cipher: &Cipher) -> Result<(), ApiError> {
         let c = self.client().await?;
         c.execute(
-            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password, sslmode, ssl_root_cert)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (identifier) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port,
-               admin_user = EXCLUDED.admin_user, admin_password = EXCLUDED.admin_password",
+               admin_user = EXCLUDED.admin_user, admin_password = EXCLUDED.admin_password,
+               sslmode = EXCLUDED.sslmode, ssl_root_cert = EXCLUDED.ssl_root_cert",
             &[
                 &w.identifier,
                 &w.host,
                 &i32::from(w.port),
                 &w.admin_user,
                 &Column::WorkerPassword.seal(cipher, &w.identifier, &w.admin_password),
+                &w.tls.sslmode.as_str(),
+                &w.tls.ssl_root_cert,
             ],
         )
         .await?;
@@ -333,6 +371,13 @@ impl Store {
                 host: r.get(2),
                 port: u16::try_from(port).map_err(ApiError::internal)?,
                 admin_user: r.get(4),
+                tls: PgTls {
+                    sslmode: r
+                        .get::<_, &str>(6)
+                        .parse::<SslMode>()
+                        .map_err(ApiError::internal)?,
+                    ssl_root_cert: r.get(7),
+                },
             },
         })
     }
@@ -340,7 +385,9 @@ impl Store {
     pub async fn workers(&self, cipher: &Cipher) -> Result<Vec<Worker>, ApiError> {
         let c = self.client().await?;
         c.query(
-            "SELECT id, identifier, host, port, admin_user, admin_password FROM supactl.workers WHERE status = 'active' ORDER BY id",
+            &format!(
+                "SELECT {WORKER_SPEC_COLS} FROM supactl.workers WHERE status = 'active' ORDER BY id"
+            ),
             &[],
         )
         .await?
@@ -353,7 +400,7 @@ impl Store {
         let c = self.client().await?;
         let r = c
             .query_one(
-                "SELECT id, identifier, host, port, admin_user, admin_password FROM supactl.workers WHERE id = $1",
+                &format!("SELECT {WORKER_SPEC_COLS} FROM supactl.workers WHERE id = $1"),
                 &[&id],
             )
             .await?;
@@ -549,7 +596,8 @@ impl Store {
                           OR (s.status = 'previous' AND (s.expires_at IS NULL OR s.expires_at > now())))
                      ORDER BY s.status = 'current' DESC, s.created_at DESC)
                  SELECT p.ref, p.status, p.db_name, p.db_user, p.db_password, p.rest_function_url,
-                   w.host, w.port, ARRAY(SELECT id FROM s), ARRAY(SELECT secret_enc FROM s), p.limits::text
+                   w.host, w.port, ARRAY(SELECT id FROM s), ARRAY(SELECT secret_enc FROM s), p.limits::text,
+                   w.sslmode, w.ssl_root_cert
                  FROM supactl.projects p JOIN supactl.workers w ON w.id = p.worker_id
                  WHERE p.ref = $1",
                 &[&project_ref],
@@ -573,6 +621,13 @@ impl Store {
             limits: crate::limits::Overrides::from_stored(
                 &serde_json::from_str(r.get::<_, &str>(10)).unwrap_or_default(),
             ),
+            tls: PgTls {
+                sslmode: r
+                    .get::<_, &str>(11)
+                    .parse::<SslMode>()
+                    .map_err(ApiError::internal)?,
+                ssl_root_cert: r.get(12),
+            },
         }))
     }
 }
@@ -591,4 +646,6 @@ pub struct ConfigRow {
     /// `(id, sealed secret)` of the JWT secrets that verify tokens, the signing one first.
     pub jwt_secrets: Vec<(String, Vec<u8>)>,
     pub limits: crate::limits::Overrides,
+    /// TLS to the project's worker.
+    pub tls: PgTls,
 }

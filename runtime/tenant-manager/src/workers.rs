@@ -21,13 +21,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use supactl_common::pg_tls::{PgTls, SslMode, TlsError};
 
 type Tm = State<Arc<TenantManager>>;
 
 pub const STRATEGIES: &[&str] = &["least-used", "round-robin", "weighted", "hash", "region"];
 
 const WORKER_COLS: &str = "w.id, w.identifier, w.host, w.port, w.admin_user, w.region, w.weight, w.max_databases, w.status,
-    to_json(w.created_at) #>> '{}', (SELECT count(*) FROM supactl.projects p WHERE p.worker_id = w.id)";
+    to_json(w.created_at) #>> '{}', (SELECT count(*) FROM supactl.projects p WHERE p.worker_id = w.id), w.sslmode, w.ssl_root_cert";
 
 /// A worker as the API shows it: never its password.
 fn worker_json(r: &tokio_postgres::Row) -> Value {
@@ -43,6 +44,9 @@ fn worker_json(r: &tokio_postgres::Row) -> Value {
         "status": r.get::<_, String>(8),
         "created_at": r.get::<_, String>(9),
         "current_databases": r.get::<_, i64>(10),
+        "sslmode": r.get::<_, String>(11),
+        // CA certificates are public; null: the built-in Amazon RDS bundle
+        "ssl_root_cert": r.get::<_, Option<String>>(12),
     })
 }
 
@@ -79,9 +83,19 @@ async fn check_credentials(spec: &WorkerSpec) -> Result<(), ApiError> {
         spec: spec.clone(),
     };
     let c = connect(&w.pg_config("postgres")).await.map_err(|e| {
+        let e = match e {
+            ApiError::Internal(m) => m,
+            e => e.to_string(),
+        };
+        // 28P01: invalid_password
+        let fields = if e.contains("(28P01)") {
+            "admin_password"
+        } else {
+            "host, port, sslmode or ssl_root_cert"
+        };
         ApiError::BadRequest(format!(
-            "admin_password: cannot connect to {}:{} as {}: {e}",
-            spec.host, spec.port, spec.admin_user
+            "{fields}: cannot connect to {}:{} as {} with sslmode {}: {e}",
+            spec.host, spec.port, spec.admin_user, spec.tls.sslmode
         ))
     })?;
     let ok: bool = c
@@ -116,6 +130,31 @@ struct CreateWorker {
     weight: i32,
     #[serde(default = "default_max")]
     max_databases: i32,
+    /// libpq's sslmode: disable (default), require, verify-ca or verify-full.
+    sslmode: Option<String>,
+    /// PEM CA certificates that verify the server under verify-*; absent: the Amazon RDS bundle.
+    ssl_root_cert: Option<String>,
+}
+
+/// The TLS settings of a registration, checked: `ssl_root_cert` must hold CA certificates.
+fn worker_tls(sslmode: Option<&str>, ssl_root_cert: Option<String>) -> Result<PgTls, ApiError> {
+    let sslmode = match sslmode {
+        Some(m) => m.parse().map_err(tls_error)?,
+        None => SslMode::Disable,
+    };
+    let tls = PgTls {
+        sslmode,
+        ssl_root_cert: ssl_root_cert.filter(|pem| !pem.trim().is_empty()),
+    };
+    tls.validate().map_err(tls_error)?;
+    Ok(tls)
+}
+
+fn tls_error(e: TlsError) -> ApiError {
+    ApiError::BadRequest(match e {
+        TlsError::Mode(m) => format!("sslmode: {m}"),
+        TlsError::RootCert(m) => format!("ssl_root_cert: {m}"),
+    })
 }
 
 fn default_port() -> u16 {
@@ -165,15 +204,16 @@ pub async fn create(State(tm): Tm, bytes: Bytes) -> Result<Response, ApiError> {
         port: req.port,
         admin_user: req.admin_user,
         admin_password: req.admin_password,
+        tls: worker_tls(req.sslmode.as_deref(), req.ssl_root_cert)?,
     };
     check_credentials(&spec).await?;
     let c = tm.store.client().await?;
     let id: i64 = c
         .query_one(
-            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password, region, weight, max_databases)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO supactl.workers (identifier, host, port, admin_user, admin_password, region, weight, max_databases, sslmode, ssl_root_cert)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             &[&spec.identifier, &spec.host, &i32::from(spec.port), &spec.admin_user, &Column::WorkerPassword.seal(&tm.cipher, &spec.identifier, &spec.admin_password),
-              &req.region, &req.weight, &req.max_databases],
+              &req.region, &req.weight, &req.max_databases, &spec.tls.sslmode.as_str(), &spec.tls.ssl_root_cert],
         )
         .await
         .map_err(|e| {
@@ -202,6 +242,9 @@ struct UpdateWorker {
     weight: Option<i32>,
     max_databases: Option<i32>,
     status: Option<String>,
+    sslmode: Option<String>,
+    /// New CA certificates; an empty string goes back to the built-in Amazon RDS bundle.
+    ssl_root_cert: Option<String>,
 }
 
 pub async fn update(
@@ -235,11 +278,20 @@ pub async fn update(
         admin_password: req
             .admin_password
             .unwrap_or(current.spec.admin_password.clone()),
+        tls: worker_tls(
+            Some(
+                req.sslmode
+                    .as_deref()
+                    .unwrap_or(current.spec.tls.sslmode.as_str()),
+            ),
+            req.ssl_root_cert.or(current.spec.tls.ssl_root_cert.clone()),
+        )?,
     };
     let connection_changed = spec.host != current.spec.host
         || spec.port != current.spec.port
         || spec.admin_user != current.spec.admin_user
-        || spec.admin_password != current.spec.admin_password;
+        || spec.admin_password != current.spec.admin_password
+        || spec.tls != current.spec.tls;
     if connection_changed {
         check_credentials(&spec).await?;
     }
@@ -247,9 +299,9 @@ pub async fn update(
     c.execute(
         "UPDATE supactl.workers SET host = $2, port = $3, admin_user = $4, admin_password = $5,
            region = coalesce($6, region), weight = coalesce($7, weight), max_databases = coalesce($8, max_databases),
-           status = coalesce($9, status), updated_at = now() WHERE id = $1",
+           status = coalesce($9, status), sslmode = $10, ssl_root_cert = $11, updated_at = now() WHERE id = $1",
         &[&id, &spec.host, &i32::from(spec.port), &spec.admin_user, &Column::WorkerPassword.seal(&tm.cipher, &spec.identifier, &spec.admin_password),
-          &req.region, &req.weight, &req.max_databases, &req.status],
+          &req.region, &req.weight, &req.max_databases, &req.status, &spec.tls.sslmode.as_str(), &spec.tls.ssl_root_cert],
     )
     .await?;
     Ok(data(worker_json(&worker_row(&tm, id).await?)))

@@ -1,6 +1,9 @@
 //! Test-only: the in-process control plane that the services' integration tests start — a throwaway
 //! PostgreSQL cluster with a tenant-manager serving its admin and internal APIs on a loopback port — and
-//! helpers to drive it. Only ever a `[dev-dependencies]` entry; no service may depend on it.
+//! helpers to drive it; and test certificates ([`tls`]). Only ever a `[dev-dependencies]` entry; no
+//! service may depend on it.
+
+pub mod tls;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::http_client::HttpClient;
+use supactl_common::pg_tls::PgTls;
 use tokio::net::TcpListener;
 
 /// A loopback listener on a free port and its `http://` URL.
@@ -21,15 +25,14 @@ pub async fn listen() -> (TcpListener, String) {
 }
 
 /// The tenant-manager's settings in tests: the cluster is the platform database and the one worker.
-fn tenant_manager_config(cluster: &TestCluster, api_url_template: &str) -> tenant_manager::Config {
-    let db_url = cluster.url("postgres");
+fn tenant_manager_config(db_url: &str, api_url_template: &str) -> tenant_manager::Config {
     tenant_manager::Config {
-        database_url: db_url.clone(),
+        database_url: db_url.to_string(),
         admin_key: "test-admin-key-0123456789".into(),
         service_token: "test-service-token-0123456789".into(),
         encryption_key: "test-encryption-key".into(),
         api_url_template: api_url_template.to_string(),
-        local_worker: Some(tenant_manager::WorkerSpec::from_url("local", &db_url).unwrap()),
+        local_worker: Some(tenant_manager::WorkerSpec::from_url("local", db_url).unwrap()),
         redis_url: None,
         project_connection_limit: tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
         capacity: tenant_manager::Capacity::default(),
@@ -44,6 +47,12 @@ pub struct ControlPlane {
     pub http: HttpClient,
     /// The tenant-manager itself (to register change hooks).
     pub tenant_manager: Arc<tenant_manager::TenantManager>,
+    /// TLS to the cluster as the tenant-manager connects (disable unless started with [`ControlPlane::start_tls`]).
+    pub db_tls: PgTls,
+    /// The CA of a TLS cluster, kept for its files.
+    pub ca: Option<tls::TestCa>,
+    /// The platform database's URL, TLS settings included.
+    database_url: String,
 }
 
 impl ControlPlane {
@@ -53,9 +62,44 @@ impl ControlPlane {
         let cluster = tokio::task::spawn_blocking(TestCluster::start)
             .await
             .unwrap();
+        let db_url = cluster.url("postgres");
+        ControlPlane::with_cluster(cluster, db_url, None, api_url_template).await
+    }
+
+    /// As [`ControlPlane::start`], over a cluster that accepts TCP connections over TLS only, with a
+    /// certificate for 127.0.0.1 and localhost from a test CA: the tenant-manager connects to it, and
+    /// registers it as its worker, with `sslmode=verify-full` and that CA.
+    pub async fn start_tls(api_url_template: &str) -> ControlPlane {
+        let ca = tls::TestCa::new("supactl-test-ca");
+        let server = ca.server_cert(&["127.0.0.1", "localhost"]);
+        let cluster = tokio::task::spawn_blocking(move || {
+            TestCluster::start_with_ssl(&server.cert_pem, &server.key_pem, true)
+        })
+        .await
+        .unwrap();
+        let db_url = format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            cluster.url("postgres"),
+            ca.cert_path().display()
+        );
+        ControlPlane::with_cluster(cluster, db_url, Some(ca), api_url_template).await
+    }
+
+    async fn with_cluster(
+        cluster: TestCluster,
+        db_url: String,
+        ca: Option<tls::TestCa>,
+        api_url_template: &str,
+    ) -> ControlPlane {
         let (admin_l, admin_url) = listen().await;
-        let config = tenant_manager_config(&cluster, api_url_template);
+        let config = tenant_manager_config(&db_url, api_url_template);
         let (admin_key, service_token) = (config.admin_key.clone(), config.service_token.clone());
+        let db_tls = config
+            .local_worker
+            .as_ref()
+            .expect("a local worker")
+            .tls
+            .clone();
         let tm = tenant_manager::TenantManager::start(config).await.unwrap();
         // the server every supactl listener runs on; the test's runtime ends it
         tokio::spawn(supactl_common::server::serve(
@@ -71,6 +115,9 @@ impl ControlPlane {
             admin_key,
             service_token,
             http: HttpClient::new(Duration::from_secs(60)),
+            db_tls,
+            ca,
+            database_url: db_url,
         }
     }
 
@@ -78,7 +125,7 @@ impl ControlPlane {
     /// would: it prepares every worker again (returns once it has).
     pub async fn start_tenant_manager_again(&self) {
         tenant_manager::TenantManager::start(tenant_manager_config(
-            &self.cluster,
+            &self.database_url,
             "http://127.0.0.1:1/p/{ref}",
         ))
         .await
@@ -178,13 +225,12 @@ impl ControlPlane {
         v["data"]["jwt_secrets"][0].as_str().unwrap().to_string()
     }
 
-    /// A superuser session on `dbname` (fixtures, inspection).
+    /// A superuser session on `dbname` (fixtures, inspection), with the tenant-manager's TLS settings.
     pub async fn connect(&self, dbname: &str) -> tokio_postgres::Client {
-        let (c, conn) = tokio_postgres::connect(&self.cluster.url(dbname), tokio_postgres::NoTls)
+        let cfg: tokio_postgres::Config = self.cluster.url(dbname).parse().unwrap();
+        supactl_common::pg::connect(&cfg, &self.db_tls)
             .await
-            .unwrap();
-        tokio::spawn(conn);
-        c
+            .unwrap()
     }
 
     /// A superuser session on a project's own database.

@@ -254,6 +254,8 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 "SUPACTL_DATABASE_PASSWORD".into(),
                 master_password("platform"),
             );
+            // TLS to both clusters, verified against the Amazon RDS CA bundle built into the binary
+            env.insert("SUPACTL_DATABASE_SSLMODE".into(), Val::str("verify-full"));
             // the worker cluster, registered as a worker at start-up
             let w = &cfg.worker_db;
             env.insert(
@@ -263,6 +265,7 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
             env.insert("SUPACTL_WORKER_HOST".into(), to.host(Peer::WorkerDb));
             env.insert("SUPACTL_WORKER_PORT".into(), to.port(Peer::WorkerDb));
             env.insert("SUPACTL_WORKER_USER".into(), Val::str("postgres"));
+            env.insert("SUPACTL_WORKER_SSLMODE".into(), Val::str("verify-full"));
             secrets.insert("SUPACTL_WORKER_PASSWORD".into(), master_password("worker"));
             secrets.insert("SUPACTL_ADMIN_KEY".into(), s("admin-api-key"));
             secrets.insert("SUPACTL_ENCRYPTION_KEY".into(), s("encryption-key"));
