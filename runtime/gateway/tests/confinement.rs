@@ -208,10 +208,9 @@ async fn connection_limit_default_and_per_project() {
     let dbname = cfg["db"]["dbname"].as_str().unwrap().to_string();
     let _one = connect_as(&cfg, &dbname).await.unwrap();
     let _two = connect_as(&cfg, &dbname).await.unwrap();
-    let e = connect_as(&cfg, &dbname)
-        .await
-        .err()
-        .expect("a third session");
+    let Err(e) = connect_as(&cfg, &dbname).await else {
+        panic!("a third session was allowed");
+    };
     assert_eq!(code(&e), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e}");
 
     // Back to the default; bad values are refused by name and change nothing.
