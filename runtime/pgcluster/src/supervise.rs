@@ -112,6 +112,9 @@ impl Supervisor {
         on_event: impl Fn(&Event) + Send + 'static,
     ) -> Supervisor {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        // Observed here, not in the thread: a postmaster that dies right after `start` returns is
+        // reported with its pid.
+        let current = cluster.postmaster();
         let watch = Watch {
             cluster,
             backoff,
@@ -120,7 +123,7 @@ impl Supervisor {
         };
         let thread = std::thread::Builder::new()
             .name("pg-supervisor".into())
-            .spawn(move || watch.run())
+            .spawn(move || watch.run(current))
             .expect("spawn the PostgreSQL supervisor thread");
         Supervisor {
             stop,
@@ -157,8 +160,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn run(self) {
-        let mut current = self.cluster.postmaster();
+    fn run(self, mut current: Option<Pid>) {
         let mut up_since = Instant::now();
         let mut attempt = 0;
         loop {
