@@ -10,4 +10,5 @@
 //! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
 //! build on these types; they must not re-implement any of this parsing.
 
+pub mod filter;
 pub mod protocol;
