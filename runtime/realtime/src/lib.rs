@@ -11,4 +11,5 @@
 //! build on these types; they must not re-implement any of this parsing.
 
 pub mod filter;
+pub mod payload;
 pub mod protocol;
