@@ -11,5 +11,6 @@
 //! build on these types; they must not re-implement any of this parsing.
 
 pub mod filter;
+pub mod join;
 pub mod payload;
 pub mod protocol;
