@@ -13,4 +13,5 @@
 pub mod filter;
 pub mod join;
 pub mod payload;
+pub mod presence;
 pub mod protocol;
