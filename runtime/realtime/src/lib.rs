@@ -5,13 +5,15 @@
 //! This first layer is the pure protocol core: no sockets, no database, no clock. It owns the wire
 //! formats ([`protocol`]: `vsn=1.0.0` JSON objects, `vsn=2.0.0` JSON arrays and binary frames), the
 //! validated `phx_join` configuration ([`join`]), Supabase's postgres_changes filters ([`filter`]),
-//! per-topic presence state ([`presence`]) and the postgres_changes payloads clients expect
-//! ([`payload`]). Every parse of client input is bounded (frame size, field lengths, JSON depth,
+//! per-topic presence state ([`presence`]), the postgres_changes payloads clients expect
+//! ([`payload`]) and the decoding of PostgreSQL's logical replication stream into them
+//! ([`pgoutput`]). Every parse of client input is bounded (frame size, field lengths, JSON depth,
 //! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
 //! build on these types; they must not re-implement any of this parsing.
 
 pub mod filter;
 pub mod join;
 pub mod payload;
+pub mod pgoutput;
 pub mod presence;
 pub mod protocol;
