@@ -7,12 +7,13 @@
 //! validated `phx_join` configuration ([`join`]), Supabase's postgres_changes filters ([`filter`]),
 //! per-topic presence state ([`presence`]), the postgres_changes payloads clients expect
 //! ([`payload`]) and the decoding of PostgreSQL's logical replication stream into them
-//! ([`pgoutput`]). Every parse of client input is bounded (frame size, field lengths, JSON depth,
+//! ([`pgoutput`]), and per-project limits with Supabase's texts ([`limits`]). Every parse of client input is bounded (frame size, field lengths, JSON depth,
 //! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
 //! build on these types; they must not re-implement any of this parsing.
 
 pub mod filter;
 pub mod join;
+pub mod limits;
 pub mod payload;
 pub mod pgoutput;
 pub mod presence;
