@@ -7,7 +7,9 @@
 //! validated `phx_join` configuration ([`join`]), Supabase's postgres_changes filters ([`filter`]),
 //! per-topic presence state ([`presence`]), the postgres_changes payloads clients expect
 //! ([`payload`]) and the decoding of PostgreSQL's logical replication stream into them
-//! ([`pgoutput`]), and per-project limits with Supabase's texts ([`limits`]). Every parse of client input is bounded (frame size, field lengths, JSON depth,
+//! ([`pgoutput`]), per-project limits with Supabase's texts ([`limits`]) and the SQL of the checks
+//! against a project's policies ([`rls`]: batched postgres_changes visibility, private channels).
+//! Every parse of client input is bounded (frame size, field lengths, JSON depth,
 //! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
 //! build on these types; they must not re-implement any of this parsing.
 
@@ -18,3 +20,4 @@ pub mod payload;
 pub mod pgoutput;
 pub mod presence;
 pub mod protocol;
+pub mod rls;
