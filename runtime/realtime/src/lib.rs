@@ -8,7 +8,8 @@
 //! per-topic presence state ([`presence`]), the postgres_changes payloads clients expect
 //! ([`payload`]) and the decoding of PostgreSQL's logical replication stream into them
 //! ([`pgoutput`]), per-project limits with Supabase's texts ([`limits`]) and the SQL of the checks
-//! against a project's policies ([`rls`]: batched postgres_changes visibility, private channels).
+//! against a project's policies ([`rls`]: batched postgres_changes visibility, private channels),
+//! and one socket's channel semantics as effects for the socket task to carry out ([`session`]).
 //! Every parse of client input is bounded (frame size, field lengths, JSON depth,
 //! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
 //! build on these types; they must not re-implement any of this parsing.
@@ -21,3 +22,4 @@ pub mod pgoutput;
 pub mod presence;
 pub mod protocol;
 pub mod rls;
+pub mod session;
