@@ -1,0 +1,25 @@
+//! Supabase Realtime for every project: the Phoenix channel protocol that supabase-js and
+//! supabase-py speak at `{api_url}/realtime/v1/websocket`, with Broadcast, Presence and Postgres
+//! Changes.
+//!
+//! This first layer is the pure protocol core: no sockets, no database, no clock. It owns the wire
+//! formats ([`protocol`]: `vsn=1.0.0` JSON objects, `vsn=2.0.0` JSON arrays and binary frames), the
+//! validated `phx_join` configuration ([`join`]), Supabase's postgres_changes filters ([`filter`]),
+//! per-topic presence state ([`presence`]), the postgres_changes payloads clients expect
+//! ([`payload`]) and the decoding of PostgreSQL's logical replication stream into them
+//! ([`pgoutput`]), per-project limits with Supabase's texts ([`limits`]) and the SQL of the checks
+//! against a project's policies ([`rls`]: batched postgres_changes visibility, private channels),
+//! and one socket's channel semantics as effects for the socket task to carry out ([`session`]).
+//! Every parse of client input is bounded (frame size, field lengths, JSON depth,
+//! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
+//! build on these types; they must not re-implement any of this parsing.
+
+pub mod filter;
+pub mod join;
+pub mod limits;
+pub mod payload;
+pub mod pgoutput;
+pub mod presence;
+pub mod protocol;
+pub mod rls;
+pub mod session;
