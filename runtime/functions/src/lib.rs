@@ -8,8 +8,9 @@
 //! many run; [`router`] serves `/{slug}[/sub/path]` for an already authenticated caller, bodies streamed
 //! both ways.
 //!
-//! Code and environments come from a [`FunctionStore`] (the control plane); this crate keeps no state but
-//! its workers and their logs, and must not reach the platform database or other services itself.
+//! Code and environments come from a [`FunctionStore`] (the control plane; [`memory::MemoryStore`] where there
+//! is none); this crate keeps no state but its workers and their logs, and must not reach the platform
+//! database or other services itself.
 //!
 //! Deno is the pinned npm package (`scripts/setup.sh deno`, located by [`find_deno`]).
 
@@ -18,6 +19,7 @@ pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod logs;
+pub mod memory;
 pub mod router;
 pub mod sandbox;
 pub mod store;

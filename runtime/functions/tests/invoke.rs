@@ -27,7 +27,7 @@ Deno.serve(async (req: Request) => {
 #[tokio::test]
 async fn json_is_echoed_with_path_query_and_headers() {
     let p = Platform::start().await;
-    p.store.deploy("proj1", "echo", ECHO);
+    p.deploy("proj1", "echo", ECHO);
     let (status, headers, body) = p
         .call(
             "proj1",
@@ -66,7 +66,7 @@ async fn json_is_echoed_with_path_query_and_headers() {
 #[tokio::test]
 async fn the_functions_status_and_headers_reach_the_client_as_they_are() {
     let p = Platform::start().await;
-    p.store.deploy(
+    p.deploy(
         "proj1",
         "teapot",
         r#"Deno.serve(() => new Response("short and stout", {
@@ -84,12 +84,10 @@ async fn the_functions_status_and_headers_reach_the_client_as_they_are() {
 #[tokio::test]
 async fn a_redeploy_is_served_by_the_next_invocation() {
     let p = Platform::start().await;
-    p.store
-        .deploy("proj1", "ver", r#"Deno.serve(() => new Response("v1"));"#);
+    p.deploy("proj1", "ver", r#"Deno.serve(() => new Response("v1"));"#);
     let (_, _, body) = p.call("proj1", Method::GET, "/ver", &[], b"").await;
     assert_eq!(&body[..], b"v1");
-    p.store
-        .deploy("proj1", "ver", r#"Deno.serve(() => new Response("v2"));"#);
+    p.deploy("proj1", "ver", r#"Deno.serve(() => new Response("v2"));"#);
     let (status, _, body) = p.call("proj1", Method::GET, "/ver", &[], b"").await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"v2"[..]));
     // a delete answers 404 at once
@@ -102,7 +100,7 @@ async fn a_redeploy_is_served_by_the_next_invocation() {
 #[tokio::test]
 async fn std_serve_runs_through_the_local_shim() {
     let p = Platform::start().await;
-    p.store.deploy(
+    p.deploy(
         "proj1",
         "legacy",
         r#"import { serve } from "https://deno.land/std@0.168.0/http/server.ts";
@@ -114,9 +112,21 @@ async fn std_serve_runs_through_the_local_shim() {
 }
 
 #[tokio::test]
+async fn a_default_export_with_fetch_is_served() {
+    let p = Platform::start().await;
+    p.deploy(
+        "proj1",
+        "modern",
+        r#"export default { fetch: (req: Request) => new Response("fetch " + req.method) };"#,
+    );
+    let (status, _, body) = p.call("proj1", Method::DELETE, "/modern", &[], b"").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"fetch DELETE"[..]));
+}
+
+#[tokio::test]
 async fn unknown_slugs_and_other_projects_functions_are_404_json() {
     let p = Platform::start().await;
-    p.store.deploy("proj1", "mine", ECHO);
+    p.deploy("proj1", "mine", ECHO);
     for (project, path) in [("proj1", "/nope"), ("proj2", "/mine"), ("proj1", "/a.b")] {
         let (status, err) = p.get_json(project, path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{project}{path}");
@@ -127,9 +137,8 @@ async fn unknown_slugs_and_other_projects_functions_are_404_json() {
 #[tokio::test]
 async fn verify_jwt_refuses_a_caller_without_a_valid_jwt() {
     let p = Platform::start().await;
-    p.store
-        .deploy_files("proj1", "guarded", &[("index.ts", ECHO)], true);
-    p.store.deploy("proj1", "open", ECHO);
+    p.deploy_files("proj1", "guarded", &[("index.ts", ECHO)], true);
+    p.deploy("proj1", "open", ECHO);
     let req = |path: &str| {
         http::Request::get(format!("{}{path}", p.url))
             .header("x-test-project", "proj1")
@@ -147,7 +156,7 @@ async fn verify_jwt_refuses_a_caller_without_a_valid_jwt() {
 #[tokio::test]
 async fn console_output_is_kept_per_invocation() {
     let p = Platform::start().await;
-    p.store.deploy(
+    p.deploy(
         "proj1",
         "chatty",
         r#"console.log("loading");
@@ -190,7 +199,7 @@ async fn bodies_stream_both_ways() {
     let p = Platform::start().await;
     // The response's second chunk waits for a second invocation: a proxy that buffered the response would
     // never deliver the first one, and the test would hang instead of passing.
-    p.store.deploy(
+    p.deploy(
         "proj1",
         "stream",
         r#"let release: () => void;

@@ -32,7 +32,7 @@ async fn ok_pid(p: &Platform) -> String {
 #[tokio::test]
 async fn a_function_past_its_time_limit_gets_504_and_a_new_worker() {
     let p = Platform::with(|c| c.request_timeout = Duration::from_secs(2)).await;
-    p.store.deploy("proj1", "fragile", FRAGILE);
+    p.deploy("proj1", "fragile", FRAGILE);
     let before = ok_pid(&p).await;
     for path in ["/fragile/hang", "/fragile/spin"] {
         let (status, err) = p.get_json("proj1", path).await;
@@ -46,7 +46,7 @@ async fn a_function_past_its_time_limit_gets_504_and_a_new_worker() {
 #[tokio::test]
 async fn a_function_past_its_heap_limit_gets_a_clean_5xx_and_the_next_call_works() {
     let p = Platform::with(|c| c.max_heap_mb = 32).await;
-    p.store.deploy("proj1", "fragile", FRAGILE);
+    p.deploy("proj1", "fragile", FRAGILE);
     let before = ok_pid(&p).await;
     let (status, err) = p.get_json("proj1", "/fragile/oom").await;
     assert_eq!(status.as_u16(), functions::error::WORKER_LIMIT_STATUS);
@@ -64,7 +64,7 @@ async fn a_function_past_its_heap_limit_gets_a_clean_5xx_and_the_next_call_works
 #[tokio::test]
 async fn a_crashed_worker_is_replaced() {
     let p = Platform::start().await;
-    p.store.deploy("proj1", "fragile", FRAGILE);
+    p.deploy("proj1", "fragile", FRAGILE);
     let before = ok_pid(&p).await;
     let (status, err) = p.get_json("proj1", "/fragile/exit").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
@@ -75,10 +75,8 @@ async fn a_crashed_worker_is_replaced() {
 #[tokio::test]
 async fn a_module_that_does_not_load_is_a_boot_error_with_logs() {
     let p = Platform::start().await;
-    p.store
-        .deploy("proj1", "broken", "this is not typescript (");
-    p.store
-        .deploy("proj1", "noserve", "console.log('no server here');");
+    p.deploy("proj1", "broken", "this is not typescript (");
+    p.deploy("proj1", "noserve", "console.log('no server here');");
     for slug in ["broken", "noserve"] {
         let (status, err) = p.get_json("proj1", &format!("/{slug}")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{slug}");
@@ -102,10 +100,10 @@ async fn workers_per_project_are_bounded_and_idle_ones_make_room() {
     })
     .await;
     for slug in ["a", "b", "c"] {
-        p.store.deploy("proj1", slug, FRAGILE);
+        p.deploy("proj1", slug, FRAGILE);
     }
-    p.store.deploy("proj2", "a", FRAGILE);
-    p.store.deploy("proj3", "a", FRAGILE);
+    p.deploy("proj2", "a", FRAGILE);
+    p.deploy("proj3", "a", FRAGILE);
     for slug in ["a", "b", "c"] {
         let (status, _, _) = p
             .call("proj1", Method::GET, &format!("/{slug}/ok"), &[], b"")
@@ -127,8 +125,8 @@ async fn a_busy_project_at_its_limit_gets_503() {
         c.request_timeout = Duration::from_secs(5);
     })
     .await;
-    p.store.deploy("proj1", "fragile", FRAGILE);
-    p.store.deploy("proj1", "other", FRAGILE);
+    p.deploy("proj1", "fragile", FRAGILE);
+    p.deploy("proj1", "other", FRAGILE);
     let hanging = {
         let url = format!("{}/fragile/hang", p.url);
         let client = p.client().clone();
@@ -150,4 +148,83 @@ async fn a_busy_project_at_its_limit_gets_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(err["code"], "worker_limit");
     assert_eq!(hanging.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test]
+async fn a_response_body_past_the_time_limit_is_cut_off() {
+    let p = Platform::with(|c| c.request_timeout = Duration::from_secs(2)).await;
+    p.deploy(
+        "proj1",
+        "dribble",
+        r#"Deno.serve(() => new Response(new ReadableStream({
+             start(c) { c.enqueue(new TextEncoder().encode("head start")); },
+           })));"#,
+    );
+    let req = http::Request::get(format!("{}/dribble", p.url))
+        .header("x-test-project", "proj1")
+        .header("x-test-jwt", "valid")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let res = p.client().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    use http_body_util::BodyExt;
+    assert!(
+        res.into_body().collect().await.is_err(),
+        "the body must end in an error, not look complete"
+    );
+}
+
+#[tokio::test]
+async fn idle_workers_stop_and_concurrent_first_calls_share_one_start() {
+    let p = Platform::with(|c| c.idle_timeout = Duration::from_secs(1)).await;
+    p.deploy("proj1", "fragile", FRAGILE);
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url) = (p.client().clone(), format!("{}/fragile/ok", p.url));
+            tokio::spawn(async move {
+                let req = http::Request::get(url)
+                    .header("x-test-project", "proj1")
+                    .header("x-test-jwt", "valid")
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                let res = client.request(req).await.unwrap();
+                use http_body_util::BodyExt;
+                res.into_body().collect().await.unwrap().to_bytes()
+            })
+        })
+        .collect();
+    let mut pids = Vec::new();
+    for c in calls {
+        pids.push(c.await.unwrap());
+    }
+    pids.dedup();
+    assert_eq!(
+        pids.len(),
+        1,
+        "one worker served every first call: {pids:?}"
+    );
+    assert_eq!(p.supervisor.workers(), 1);
+    // the sweeper stops it once idle (polled, under a bound)
+    let mut waited = Duration::ZERO;
+    while p.supervisor.workers() > 0 && waited < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    assert_eq!(p.supervisor.workers(), 0);
+    assert_ne!(ok_pid(&p).await.into_bytes(), pids[0]);
+}
+
+#[tokio::test]
+async fn stopping_a_project_stops_its_workers_only() {
+    let p = Platform::start().await;
+    p.deploy("proj1", "fragile", FRAGILE);
+    p.deploy("proj2", "fragile", FRAGILE);
+    let before = ok_pid(&p).await;
+    let (_, _, other) = p.call("proj2", Method::GET, "/fragile/ok", &[], b"").await;
+    assert_eq!(p.supervisor.workers(), 2);
+    p.supervisor.stop_project("proj1");
+    assert_eq!(p.supervisor.workers(), 1);
+    assert_ne!(ok_pid(&p).await, before);
+    let (_, _, again) = p.call("proj2", Method::GET, "/fragile/ok", &[], b"").await;
+    assert_eq!(again, other);
 }

@@ -52,8 +52,8 @@ async fn a_function_sees_its_projects_secrets_and_standard_variables_only() {
     // the supervisor's own environment must not leak into workers
     assert!(std::env::var("PATH").is_ok());
     let p = Platform::start().await;
-    p.store.set_secret("proj1", "API_TOKEN", "tok-proj1");
-    p.store.deploy("proj1", "probe", PROBE);
+    p.deploy("proj1", "probe", PROBE);
+    p.set_secret("proj1", "API_TOKEN", "tok-proj1");
     let q = query(&[
         ("env", "API_TOKEN"),
         ("env", "SUPABASE_URL"),
@@ -87,7 +87,7 @@ async fn a_function_sees_its_projects_secrets_and_standard_variables_only() {
     );
 
     // a changed secret reaches the next invocation
-    p.store.set_secret("proj1", "API_TOKEN", "tok-rotated");
+    p.set_secret("proj1", "API_TOKEN", "tok-rotated");
     let (_, got) = p.get_json("proj1", &format!("/probe?{q}")).await;
     assert_eq!(got["env:API_TOKEN"], json!({"ok": "tok-rotated"}));
 }
@@ -95,10 +95,10 @@ async fn a_function_sees_its_projects_secrets_and_standard_variables_only() {
 #[tokio::test]
 async fn two_projects_cannot_read_each_others_env_files_or_workers() {
     let p = Platform::start().await;
-    p.store.set_secret("proj1", "ONLY_ONE", "secret-of-proj1");
-    p.store.set_secret("proj2", "ONLY_TWO", "secret-of-proj2");
-    p.store.deploy("proj1", "probe", PROBE);
-    p.store.deploy("proj2", "probe", PROBE);
+    p.deploy("proj1", "probe", PROBE);
+    p.deploy("proj2", "probe", PROBE);
+    p.set_secret("proj1", "ONLY_ONE", "secret-of-proj1");
+    p.set_secret("proj2", "ONLY_TWO", "secret-of-proj2");
     let (_, two) = p.get_json("proj2", "/probe?env=ONLY_TWO").await;
     assert_eq!(two["env:ONLY_TWO"], json!({"ok": "secret-of-proj2"}));
     let module = two["module"].as_str().unwrap().to_string();
@@ -146,7 +146,7 @@ async fn private_endpoints_are_refused_and_the_gateway_is_not() {
     let private = axum_ok().await;
     let private_entry = private.to_string();
     let p = Platform::with(|c| c.net = NetPolicy::platform(Some(gateway), &[private_entry])).await;
-    p.store.deploy("proj1", "probe", PROBE);
+    p.deploy("proj1", "probe", PROBE);
     let urls = [
         format!("http://{gateway}/"),
         format!("http://{private}/"),
@@ -174,7 +174,7 @@ async fn private_endpoints_are_refused_and_the_gateway_is_not() {
     }
     let (_, all_loopback) = {
         let p = Platform::start().await;
-        p.store.deploy("proj1", "probe", PROBE);
+        p.deploy("proj1", "probe", PROBE);
         p.get_json(
             "proj1",
             &format!("/probe?{}", query(&[("fetch", &urls[0])])),
@@ -190,7 +190,7 @@ async fn private_endpoints_are_refused_and_the_gateway_is_not() {
 #[tokio::test]
 async fn npm_imports_come_from_the_registry() {
     let p = Platform::start().await;
-    p.store.deploy(
+    p.deploy(
         "proj1",
         "npm",
         r#"import isOdd from "npm:is-odd@3.0.1";

@@ -1,6 +1,7 @@
 // supactl's worker bootstrap. Run as `deno run … bootstrap.mjs <socket path> <entrypoint URL>`:
 // it loads the function's module, captures the handler that module gives to `Deno.serve` (or to std's
-// `serve`, through the shim in std_http_server.mjs), and serves that handler on the worker's Unix socket.
+// `serve`, through the shim in std_http_server.mjs, or exports as `default.fetch`), and serves that handler
+// on the worker's Unix socket.
 // Console output becomes one record per call on stdout: "\x1e" + JSON {i: invocation id, l: level, m: text},
 // so the supervisor can tell each invocation's lines apart; anything else a process prints stays raw.
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -54,7 +55,11 @@ Deno.serve = captureServe;
   }
 })();
 
-await import(entryUrl);
+const module = await import(entryUrl);
+// `export default { fetch }`, the module shape `deno serve` runs, when the module did not call Deno.serve
+if (handler === null && typeof module.default?.fetch === "function") {
+  captureServe(module.default.fetch.bind(module.default));
+}
 const timer = setTimeout(() => {
   console.error("the function's module did not call Deno.serve (or serve from std/http/server) at load");
   Deno.exit(70);

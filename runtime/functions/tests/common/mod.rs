@@ -2,9 +2,10 @@
 //! `$SUPACTL_DENO`), the real router served over a loopback socket by the platform's HTTP server, and a real
 //! HTTP client.
 //!
-//! Two stand-ins, because the real parts are not composed with this crate yet: [`MemoryStore`] is a **test
-//! double of the control plane** (the tenant-manager's function and secret endpoints), and the `x-test-project`
-//! / `x-test-jwt` headers stand in for the gateway, which authenticates the caller and sets the [`Caller`].
+//! Two stand-ins, because the real parts are not composed with this crate yet: the crate's in-memory
+//! [`MemoryStore`] is a **test double of the control plane** (the tenant-manager's function and secret
+//! endpoints), and the `x-test-project` / `x-test-jwt` headers stand in for the gateway, which authenticates
+//! the caller and sets the [`Caller`].
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use axum::extract::Request;
@@ -12,16 +13,13 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
-use functions::{
-    Bundle, BundleFile, Caller, FunctionMeta, FunctionStore, NetPolicy, ProjectEnv, StoreError,
-    Supervisor, SupervisorConfig,
-};
-use futures_util::future::BoxFuture;
+use functions::memory::MemoryStore;
+use functions::{Bundle, BundleFile, Caller, NetPolicy, ProjectEnv, Supervisor, SupervisorConfig};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -50,124 +48,6 @@ pub fn deno() -> PathBuf {
     .clone()
 }
 
-/// Test double of the control plane: functions and environments held in memory.
-#[derive(Default)]
-pub struct MemoryStore {
-    projects: Mutex<HashMap<String, Project>>,
-}
-
-#[derive(Default)]
-struct Project {
-    env_revision: u64,
-    secrets: Vec<(String, String)>,
-    functions: HashMap<String, (FunctionMeta, Bundle)>,
-}
-
-impl MemoryStore {
-    /// Deploys (or redeploys) `slug` with one file, `index.ts`; returns the new version.
-    pub fn deploy(&self, project: &str, slug: &str, source: &str) -> u64 {
-        self.deploy_files(project, slug, &[("index.ts", source)], false)
-    }
-
-    pub fn deploy_files(
-        &self,
-        project: &str,
-        slug: &str,
-        files: &[(&str, &str)],
-        verify_jwt: bool,
-    ) -> u64 {
-        let mut projects = self.projects.lock().unwrap();
-        let p = projects.entry(project.into()).or_default();
-        let version = p.functions.get(slug).map_or(1, |(m, _)| m.version + 1);
-        let meta = FunctionMeta {
-            version,
-            verify_jwt,
-            env_revision: p.env_revision,
-        };
-        let bundle = Bundle {
-            entrypoint: files[0].0.into(),
-            files: files
-                .iter()
-                .map(|(n, c)| BundleFile {
-                    name: (*n).into(),
-                    content: (*c).into(),
-                })
-                .collect(),
-            import_map: None,
-        };
-        p.functions.insert(slug.into(), (meta, bundle));
-        version
-    }
-
-    pub fn set_secret(&self, project: &str, name: &str, value: &str) {
-        let mut projects = self.projects.lock().unwrap();
-        let p = projects.entry(project.into()).or_default();
-        p.secrets.retain(|(n, _)| n != name);
-        p.secrets.push((name.into(), value.into()));
-        p.env_revision += 1;
-    }
-
-    pub fn delete(&self, project: &str, slug: &str) {
-        if let Some(p) = self.projects.lock().unwrap().get_mut(project) {
-            p.functions.remove(slug);
-        }
-    }
-}
-
-impl FunctionStore for MemoryStore {
-    fn function<'a>(
-        &'a self,
-        project: &'a str,
-        slug: &'a str,
-    ) -> BoxFuture<'a, Result<Option<FunctionMeta>, StoreError>> {
-        let projects = self.projects.lock().unwrap();
-        let meta = projects.get(project).and_then(|p| {
-            let (m, _) = p.functions.get(slug)?;
-            Some(FunctionMeta {
-                env_revision: p.env_revision,
-                ..*m
-            })
-        });
-        Box::pin(async move { Ok(meta) })
-    }
-
-    fn bundle<'a>(
-        &'a self,
-        project: &'a str,
-        slug: &'a str,
-        version: u64,
-    ) -> BoxFuture<'a, Result<Bundle, StoreError>> {
-        let projects = self.projects.lock().unwrap();
-        let found = projects
-            .get(project)
-            .and_then(|p| p.functions.get(slug))
-            .filter(|(m, _)| m.version == version)
-            .map(|(_, b)| b.clone());
-        Box::pin(async move { found.ok_or(StoreError::VersionGone) })
-    }
-
-    fn environment<'a>(
-        &'a self,
-        project: &'a str,
-    ) -> BoxFuture<'a, Result<ProjectEnv, StoreError>> {
-        let secrets = self
-            .projects
-            .lock()
-            .unwrap()
-            .get(project)
-            .map(|p| p.secrets.clone())
-            .unwrap_or_default();
-        let env = ProjectEnv {
-            api_url: format!("http://127.0.0.1:9/{project}"),
-            publishable_key: format!("sb_publishable_{project}"),
-            secret_key: format!("sb_secret_{project}"),
-            db_url: None,
-            secrets,
-        };
-        Box::pin(async move { Ok(env) })
-    }
-}
-
 /// Stand-in for the gateway: the caller's project and JWT check come from test headers.
 async fn caller_from_test_headers(mut req: Request, next: Next) -> Response {
     let headers = req.headers();
@@ -189,6 +69,8 @@ pub struct Platform {
     pub supervisor: Supervisor,
     pub store: Arc<MemoryStore>,
     pub work_dir: tempfile::TempDir,
+    /// Projects whose environment is set.
+    projects: Mutex<HashSet<String>>,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: CancellationToken,
 }
@@ -229,9 +111,58 @@ impl Platform {
             supervisor,
             store,
             work_dir,
+            projects: Mutex::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
         }
+    }
+
+    /// Deploys (or redeploys) `slug` with one file, `index.ts`; returns the new version.
+    pub fn deploy(&self, project: &str, slug: &str, source: &str) -> u64 {
+        self.deploy_files(project, slug, &[("index.ts", source)], false)
+    }
+
+    /// Deploys the files (the first is the entrypoint), giving the project an environment first if need be:
+    /// `SUPABASE_URL` `http://127.0.0.1:9/<project>`, keys `sb_publishable_<project>` / `sb_secret_<project>`.
+    pub fn deploy_files(
+        &self,
+        project: &str,
+        slug: &str,
+        files: &[(&str, &str)],
+        verify_jwt: bool,
+    ) -> u64 {
+        if self.projects.lock().unwrap().insert(project.to_string()) {
+            let env = ProjectEnv {
+                api_url: format!("http://127.0.0.1:9/{project}"),
+                publishable_key: format!("sb_publishable_{project}"),
+                secret_key: format!("sb_secret_{project}"),
+                db_url: None,
+                secrets: Vec::new(),
+            };
+            self.store.set_environment(project, env);
+        }
+        let bundle = Bundle {
+            entrypoint: files[0].0.into(),
+            files: files
+                .iter()
+                .map(|(n, c)| BundleFile {
+                    name: (*n).into(),
+                    content: (*c).into(),
+                })
+                .collect(),
+            import_map: None,
+        };
+        self.store
+            .deploy(project, slug, bundle, verify_jwt)
+            .expect("a valid bundle")
+    }
+
+    /// Sets a secret of a project that has a deployed function.
+    pub fn set_secret(&self, project: &str, name: &str, value: &str) {
+        assert!(
+            self.store.set_secret(project, name, value),
+            "deploy to {project} first"
+        );
     }
 
     /// Sends a request to `{url}{path}` as `project` (with a valid JWT).
