@@ -16,6 +16,7 @@
 
 pub mod body;
 pub mod bundle;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod logs;
@@ -27,6 +28,7 @@ pub mod supervisor;
 pub mod worker;
 
 pub use bundle::{check as check_bundle, BundleError};
+pub use check::{check_syntax, CheckError};
 pub use config::{find_deno, ConfigError, NetPolicy, SupervisorConfig};
 pub use error::InvokeError;
 pub use logs::LogRecord;

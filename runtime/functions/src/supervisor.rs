@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The header that tells the bootstrap which invocation a request is (removed before the function sees it).
+/// The header that tells the bootstrap (and the function) which invocation a request is.
 const INVOCATION_HEADER: HeaderName = HeaderName::from_static("x-supactl-invocation");
 /// How often idle workers are looked for, at most.
 const SWEEP_PERIOD: Duration = Duration::from_secs(5);
@@ -366,31 +366,42 @@ fn hop_by_hop(name: &HeaderName) -> bool {
         || name.as_str() == "proxy-connection"
 }
 
-/// The request as the worker gets it: same method, path, query, headers and (streamed) body.
+/// The request as the worker gets it: same method, path, query, headers and (streamed) body, plus the
+/// invocation id (`x-supactl-invocation`, also on the function's log records). The target is in absolute
+/// form, `http://<Host><path>`, which Deno takes as the request's URL (instead of the socket's
+/// `http+unix:` one), so the bootstrap hands the request on untouched.
 fn upstream(req: Request<Body>, id: u64) -> Request<Body> {
     let (mut parts, body) = req.into_parts();
-    let names: Vec<HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|n| hop_by_hop(n))
-        .cloned()
-        .collect();
-    for n in names {
-        parts.headers.remove(n);
-    }
+    strip_hop_by_hop(&mut parts.headers);
     parts
         .headers
         .insert(INVOCATION_HEADER, HeaderValue::from(id));
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    parts.uri = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    let path = parts.uri.path_and_query().cloned();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let absolute = |authority: &str| {
+        let mut uri = http::Uri::builder().scheme("http").authority(authority);
+        if let Some(p) = &path {
+            uri = uri.path_and_query(p.clone());
+        }
+        uri.build().ok()
+    };
+    parts.uri = host
+        .and_then(absolute)
+        .or_else(|| absolute("localhost"))
+        .expect("a path and query from a parsed URI build an absolute URI");
     parts.version = http::Version::HTTP_11;
     parts.extensions = http::Extensions::new();
     Request::from_parts(parts, body)
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
+    for n in names {
+        headers.remove(n);
+    }
 }
 
 /// The function's response as the client gets it: status, headers and body as they are.

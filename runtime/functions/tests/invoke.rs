@@ -15,6 +15,7 @@ Deno.serve(async (req: Request) => {
   console.log("echo", req.method, url.pathname);
   return Response.json({
     method: req.method,
+    origin: url.origin,
     path: url.pathname,
     query: Object.fromEntries(url.searchParams),
     header: req.headers.get("x-custom"),
@@ -33,7 +34,11 @@ async fn json_is_echoed_with_path_query_and_headers() {
             "proj1",
             Method::POST,
             "/echo/sub/path?a=1&b=two",
-            &[("x-custom", "hello"), ("content-type", "application/json")],
+            &[
+                ("x-custom", "hello"),
+                ("content-type", "application/json"),
+                ("x-supactl-invocation", "999999"),
+            ],
             br#"{"name":"deno","n":[1,2]}"#,
         )
         .await;
@@ -49,12 +54,21 @@ async fn json_is_echoed_with_path_query_and_headers() {
         got,
         json!({
             "method": "POST",
+            "origin": p.url.trim_end_matches("/functions/v1"),
             "path": "/echo/sub/path",
             "query": {"a": "1", "b": "two"},
             "header": "hello",
-            "invocationHeader": null,
+            "invocationHeader": got["invocationHeader"],
             "body": {"name": "deno", "n": [1, 2]},
         })
+    );
+    // the function sees its invocation id, the one on its log records (a client cannot set it)
+    let id: u64 = got["invocationHeader"].as_str().unwrap().parse().unwrap();
+    let logs = p.supervisor.logs("proj1", "echo");
+    assert!(
+        logs.iter()
+            .any(|r| r.message == "echo POST /echo/sub/path" && r.invocation == Some(id)),
+        "{logs:?}"
     );
     // a second invocation reuses the warm worker
     let (status, got) = p.get_json("proj1", "/echo?x=y").await;

@@ -3,7 +3,9 @@
 // `serve`, through the shim in std_http_server.mjs, or exports as `default.fetch`), and serves that handler
 // on the worker's Unix socket.
 // Console output becomes one record per call on stdout: "\x1e" + JSON {i: invocation id, l: level, m: text},
-// so the supervisor can tell each invocation's lines apart; anything else a process prints stays raw.
+// so the supervisor can tell each invocation's lines apart; anything else a process prints stays raw. The
+// supervisor sends each request in absolute form (so `req.url` is the http: URL the client asked for, not
+// the socket's) with the invocation id in a header, and the request goes to the handler untouched.
 import { AsyncLocalStorage } from "node:async_hooks";
 
 const [socketPath, entryUrl] = Deno.args;
@@ -77,21 +79,4 @@ realServe({
     const body = JSON.stringify({ code: "function_error", message: "the function threw an error; see its logs", details: null, hint: null });
     return new Response(body, { status: 500, headers: { "content-type": "application/json; charset=utf-8" } });
   },
-}, (req, info) => {
-  // An incoming request's headers are immutable: the function gets a copy without the supervisor's own
-  // header, and with an http: URL (a request on a Unix socket has an http+unix: one).
-  const id = req.headers.get(INVOCATION);
-  const headers = new Headers(req.headers);
-  headers.delete(INVOCATION);
-  const u = new URL(req.url);
-  const host = headers.get("host") ?? "localhost";
-  let url;
-  try {
-    url = new URL(u.pathname + u.search, "http://" + host);
-  } catch {
-    url = new URL(u.pathname + u.search, "http://localhost");
-  }
-  const hasBody = req.method !== "GET" && req.method !== "HEAD";
-  const copy = new Request(url, { method: req.method, headers, body: hasBody ? req.body : null, duplex: "half" });
-  return invocation.run(id, () => handler(copy, info));
-});
+}, (req, info) => invocation.run(req.headers.get(INVOCATION), () => handler(req, info)));
