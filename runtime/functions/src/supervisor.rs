@@ -58,13 +58,23 @@ struct Inner {
 }
 
 impl Supervisor {
-    /// Validates `config` and starts the idle sweeper (on the current Tokio runtime; it ends when the last
-    /// clone of the supervisor is dropped, which also stops every worker).
+    /// Validates `config`, removes what a previous supervisor of the same work dir left behind (its workers
+    /// stopped with it: they exit when the supervisor's end of their stdin closes), and starts the idle
+    /// sweeper (on the current Tokio runtime; it ends when the last clone of the supervisor is dropped, which
+    /// also stops every worker). One supervisor per work dir.
     pub fn new(
         config: SupervisorConfig,
         store: Arc<dyn FunctionStore>,
     ) -> Result<Supervisor, ConfigError> {
         config.validate()?;
+        for leftover in ["workers", "checks"] {
+            let dir = config.work_dir.join(leftover);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not clear a previous run's files");
+                }
+            }
+        }
         let inner = Arc::new(Inner {
             logs: Arc::new(Logs::new(config.log_capacity)),
             total: Arc::new(Semaphore::new(config.max_workers)),

@@ -264,3 +264,26 @@ async fn bodies_stream_both_ways() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["received"], big.len());
 }
+
+#[tokio::test]
+async fn a_new_supervisor_clears_what_a_previous_one_left_in_its_work_dir() {
+    let dir = tempfile::Builder::new()
+        .prefix("fn")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let stale = dir.path().join("workers/w-0123456789abcdef/bundle");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::create_dir_all(dir.path().join("deno")).unwrap();
+    let config = functions::SupervisorConfig::new(
+        common::deno(),
+        dir.path().to_path_buf(),
+        functions::NetPolicy::platform(None, &[]),
+    );
+    let store = std::sync::Arc::new(functions::memory::MemoryStore::new());
+    let _supervisor = functions::Supervisor::new(config, store).unwrap();
+    assert!(!dir.path().join("workers").exists());
+    assert!(
+        dir.path().join("deno").exists(),
+        "Deno's module cache stays"
+    );
+}
