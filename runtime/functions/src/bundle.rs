@@ -76,8 +76,10 @@ fn relative(name: &str) -> Result<PathBuf, BundleError> {
     Ok(path.to_path_buf())
 }
 
-/// The function's import map with an entry for every std `http/server.ts` URL its files name, each
-/// pointing at the local shim (unless the function maps that URL itself).
+/// The function's import map with the std shim in place of std's `http/server.ts`: for every such URL the
+/// bundle's files name, for every entry that maps to one, and for every prefix entry that maps to std's
+/// root (`"std/": "https://deno.land/std@0.177.0/"`; a mapped address is not mapped again, so the more
+/// specific `std/http/server.ts` is added). The function's own entries stay as they are otherwise.
 fn import_map(bundle: &Bundle) -> Result<String, BundleError> {
     let mut map: Map<String, Value> = match &bundle.import_map {
         None => Map::new(),
@@ -95,12 +97,38 @@ fn import_map(bundle: &Bundle) -> Result<String, BundleError> {
             "\"imports\" is not an object".into(),
         ));
     };
-    for url in std_server_urls(bundle) {
-        imports
-            .entry(url)
-            .or_insert_with(|| Value::String("../runtime/std_http_server.mjs".into()));
+    let shim = || Value::String(SHIM_ADDRESS.into());
+    let mut added = Vec::new();
+    for (key, value) in imports.iter_mut() {
+        let Some(tail) = value.as_str().and_then(|v| v.strip_prefix(STD_PREFIX)) else {
+            continue;
+        };
+        if std_tail(tail, STD_SUFFIX) {
+            *value = shim();
+        } else if std_tail(tail, "/") && key.ends_with('/') {
+            added.push(format!("{key}http/server.ts"));
+        }
+    }
+    for key in added.into_iter().chain(std_server_urls(bundle)) {
+        imports.entry(key).or_insert_with(shim);
     }
     Ok(Value::Object(map).to_string())
+}
+
+/// Where the shim is, from the import map's place in the bundle's root.
+const SHIM_ADDRESS: &str = "../runtime/std_http_server.mjs";
+
+/// Whether what follows `https://deno.land/std` is `[@<version>]<suffix>`.
+fn std_tail(tail: &str, suffix: &str) -> bool {
+    let Some(version) = tail.strip_suffix(suffix) else {
+        return false;
+    };
+    version.is_empty()
+        || version.strip_prefix('@').is_some_and(|v| {
+            !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        })
 }
 
 /// `https://deno.land/std[@version]/http/server.ts` as the bundle's files spell it.
@@ -113,23 +141,12 @@ fn std_server_urls(bundle: &Bundle) -> Vec<String> {
                 .find(|c: char| matches!(c, '"' | '\'' | '`') || c.is_whitespace())
                 .unwrap_or(rest.len());
             // `@<version>/http/server.ts` is short; anything longer is another URL
-            if end > 64 {
+            if end > 64 || !std_tail(&rest[..end], STD_SUFFIX) {
                 continue;
             }
-            let tail = &rest[..end];
-            let version_ok = |v: &str| {
-                v.is_empty()
-                    || v.strip_prefix('@').is_some_and(|v| {
-                        !v.is_empty()
-                            && v.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
-                    })
-            };
-            if let Some(version) = tail.strip_suffix(STD_SUFFIX) {
-                let url = format!("{STD_PREFIX}{tail}");
-                if version_ok(version) && !urls.contains(&url) && urls.len() < MAX_STD_VERSIONS {
-                    urls.push(url);
-                }
+            let url = format!("{STD_PREFIX}{}", &rest[..end]);
+            if !urls.contains(&url) && urls.len() < MAX_STD_VERSIONS {
+                urls.push(url);
             }
         }
     }
@@ -289,16 +306,25 @@ mod tests {
                 "import 'https://deno.land/std@0.168.0/http/server.ts'",
             ),
         ]);
-        b.import_map = Some(r#"{"imports":{"lodash":"npm:lodash@4"},"scopes":{}}"#.into());
+        b.import_map = Some(
+            r#"{"imports":{"lodash":"npm:lodash@4","std/":"https://deno.land/std@0.177.0/",
+                "server":"https://deno.land/std@0.1.0/http/server.ts",
+                "path/":"https://deno.land/std@0.1.0/path/"},"scopes":{}}"#
+                .into(),
+        );
         let map: Value = serde_json::from_str(&import_map(&b).unwrap()).unwrap();
         let imports = map["imports"].as_object().unwrap();
-        assert_eq!(imports.len(), 3, "{imports:?}");
+        assert_eq!(imports.len(), 7, "{imports:?}");
         assert_eq!(imports["lodash"], "npm:lodash@4");
+        assert_eq!(imports["std/"], "https://deno.land/std@0.177.0/");
+        assert_eq!(imports["path/"], "https://deno.land/std@0.1.0/path/");
         for url in [
             "https://deno.land/std@0.168.0/http/server.ts",
             "https://deno.land/std/http/server.ts",
+            "std/http/server.ts",
+            "server",
         ] {
-            assert_eq!(imports[url], "../runtime/std_http_server.mjs");
+            assert_eq!(imports[url], SHIM_ADDRESS, "{url}");
         }
         assert!(map["scopes"].is_object());
         b.import_map = Some("[1]".into());

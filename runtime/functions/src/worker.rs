@@ -160,20 +160,35 @@ impl Worker {
     }
 
     /// Sends one request to the function; the response's body streams from the worker.
-    pub async fn send(self: &Arc<Self>, req: Request<Body>) -> io::Result<Response<Incoming>> {
-        let mut sender = match self.idle_connection() {
-            Some(s) => s,
-            None => self.connect().await?,
-        };
+    pub async fn send(self: &Arc<Self>, mut req: Request<Body>) -> io::Result<Response<Incoming>> {
+        // An idle connection may have been closed by the worker meanwhile: hyper then gives the request
+        // back unsent, and it goes on the next connection.
+        while let Some(mut sender) = self.idle_connection() {
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    self.recycle(sender);
+                    return Ok(res);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(io::Error::other(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
         let res = sender.send_request(req).await.map_err(io::Error::other)?;
-        // the connection is reusable once this response's body has been read
+        self.recycle(sender);
+        Ok(res)
+    }
+
+    /// Keeps the connection for a later request once this response's body has been read.
+    fn recycle(self: &Arc<Self>, mut sender: SendRequest<Body>) {
         let worker = Arc::downgrade(self);
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
                 keep_idle(worker, sender);
             }
         });
-        Ok(res)
     }
 
     fn idle_connection(&self) -> Option<SendRequest<Body>> {

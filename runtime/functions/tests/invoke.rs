@@ -126,6 +126,44 @@ async fn std_serve_runs_through_the_local_shim() {
 }
 
 #[tokio::test]
+async fn the_functions_import_map_resolves_from_the_bundles_root() {
+    let p = Platform::start().await;
+    p.deploy("proj1", "placeholder", ECHO); // gives the project its environment
+    let file = |name: &str, content: &str| functions::BundleFile {
+        name: name.into(),
+        content: content.into(),
+    };
+    let bundle = functions::Bundle {
+        entrypoint: "main/index.ts".into(),
+        files: vec![
+            file(
+                "main/index.ts",
+                r#"import { greet } from "shared/greet.ts";
+                   import { serve } from "std/http/server.ts";
+                   serve(() => new Response(greet("map")));"#,
+            ),
+            file(
+                "shared/greet.ts",
+                "export const greet = (n: string) => `hello ${n}`;",
+            ),
+        ],
+        import_map: Some(
+            r#"{"imports": {"shared/": "./shared/", "std/": "https://deno.land/std@0.177.0/"}}"#
+                .into(),
+        ),
+    };
+    p.store.deploy("proj1", "mapped", bundle, false).unwrap();
+    let (status, _, body) = p.call("proj1", Method::GET, "/mapped", &[], b"").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{body:?} {:?}",
+        p.supervisor.logs("proj1", "mapped")
+    );
+    assert_eq!(&body[..], b"hello map");
+}
+
+#[tokio::test]
 async fn a_default_export_with_fetch_is_served() {
     let p = Platform::start().await;
     p.deploy(
