@@ -18,8 +18,8 @@ pub const DEFAULT_MAX_WORKERS_PER_PROJECT: usize = 8;
 pub const DEFAULT_LOG_CAPACITY: usize = 1000;
 /// Where `scripts/setup.sh deno` installs the pinned Deno, under `$HOME`.
 pub const DENO_CACHE_PATH: &str = ".cache/supactl/deno/node_modules/@deno/linux-x64-glibc/deno";
-/// A Unix socket path is at most 107 bytes; a worker's is the work dir plus ~24.
-const MAX_WORK_DIR_LEN: usize = 80;
+/// A Unix socket path is at most 107 bytes; a worker's is the work dir plus `/workers/w-<16 hex>/sock` (32).
+const MAX_WORK_DIR_LEN: usize = 107 - 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -247,6 +247,9 @@ mod tests {
             matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("maxWorkersPerProject"))
         );
         c.max_workers_per_project = 1;
+        c.work_dir = format!("/tmp/{}", "d".repeat(MAX_WORK_DIR_LEN)).into();
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("workDir")));
+        c.work_dir = "/tmp/x".into();
         c.net.deny.push("a,b".into());
         assert!(matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("net.deny")));
     }
