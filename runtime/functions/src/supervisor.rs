@@ -2,8 +2,8 @@
 //!
 //! - One worker per (project, slug), running the function's current version under the project's current
 //!   environment; it starts on the first invocation and serves every concurrent one (Deno's event loop).
-//! - A worker of an older version or environment revision is replaced on the next invocation (after the
-//!   requests it is serving end); one that exited (crash, heap limit) is replaced the same way.
+//! - A worker of an older version or environment revision is replaced on the next invocation (it stops once
+//!   the requests it is serving end); one that exited (crash, heap limit) is replaced the same way.
 //! - At most `max_workers_per_project` per project and `max_workers` in all: a new worker takes the place of
 //!   the least recently used idle one when needed, and is refused (503 `worker_limit`) when none is idle.
 //! - Idle workers stop after `idle_timeout`; every invocation ends at `request_timeout`, response body
@@ -321,11 +321,14 @@ impl Inner {
     }
 }
 
-/// Lets a replaced worker finish what it serves (bounded by the invocation limit), then stops it.
+/// Lets a replaced worker finish what it serves (bounded by the invocation limit), then stops it. Its
+/// capacity goes to its successor at once, so a redeploy under load is served at a project's limit too (the
+/// draining worker is then one over the limit, for at most the invocation limit).
 fn drain(old: Arc<Worker>, limit: Duration) {
     if old.idle_since().is_some() || !old.alive() {
         return old.retire();
     }
+    old.release_capacity();
     tokio::spawn(async move {
         let until = Instant::now() + limit;
         while old.idle_since().is_none() && Instant::now() < until {

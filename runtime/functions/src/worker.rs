@@ -156,6 +156,11 @@ impl Worker {
     /// Stops the process and gives its capacity back, now (requests in flight fail).
     pub fn retire(&self) {
         self.stop.cancel();
+        self.release_capacity();
+    }
+
+    /// Gives the worker's capacity back while it keeps running (it is being replaced).
+    pub fn release_capacity(&self) {
         self.permits.lock().expect("worker lock").clear();
     }
 

@@ -228,3 +228,35 @@ async fn stopping_a_project_stops_its_workers_only() {
     let (_, _, again) = p.call("proj2", Method::GET, "/fragile/ok", &[], b"").await;
     assert_eq!(again, other);
 }
+
+#[tokio::test]
+async fn a_redeploy_under_load_at_the_projects_limit_is_served() {
+    let p = Platform::with(|c| {
+        c.max_workers_per_project = 1;
+        c.request_timeout = Duration::from_secs(5);
+    })
+    .await;
+    p.deploy("proj1", "fragile", FRAGILE);
+    let before = ok_pid(&p).await;
+    // an invocation keeps the old version busy while the new one is deployed
+    let hanging = {
+        let (client, url) = (p.client().clone(), format!("{}/fragile/hang", p.url));
+        tokio::spawn(async move {
+            let req = http::Request::get(url)
+                .header("x-test-project", "proj1")
+                .header("x-test-jwt", "valid")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            client.request(req).await.unwrap().status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.deploy("proj1", "fragile", FRAGILE);
+    assert_ne!(
+        ok_pid(&p).await,
+        before,
+        "the new version runs in a new worker"
+    );
+    // the old worker finished its invocation (here: cut off at the limit) before it stopped
+    assert_eq!(hanging.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+}
