@@ -2,6 +2,9 @@
 # Installs what supactl needs on a Debian machine and is missing: PostgreSQL server binaries, a C
 # toolchain, Python's venv, curl. Safe to run again: it installs nothing that is already there.
 # Rust (cargo >= 1.85) must already be installed (rustup); the script says so when it is not.
+# Extra arguments name further tools (see below); the component `deno` installs the pinned Deno that runs
+# Edge Functions from the npm registry (the `deno` package's Linux build, `@deno/linux-x64-glibc`) into
+# $SUPACTL_DENO_DIR (default $HOME/.cache/supactl/deno) and prints the binary's path on stdout.
 set -euo pipefail
 
 need=()
@@ -12,7 +15,13 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v useradd >/dev/null 2>&1 || need+=(passwd)
 # Extra tools by command name, or as command:package when the two differ (pidstat:sysstat).
+deno=""
 for extra in "$@"; do
+  if [ "$extra" = deno ]; then
+    deno=1
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+    continue
+  fi
   command -v "${extra%%:*}" >/dev/null 2>&1 || need+=("${extra#*:}")
 done
 
@@ -28,4 +37,23 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found: install Rust >= 1.85 with rustup (https://rustup.rs), then run this again" >&2
   exit 2
+fi
+
+# Deno for Edge Functions, from the npm registry only. The `deno` package lists one optional dependency per
+# platform; `@deno/linux-x64-glibc` ships the binary itself (`node_modules/@deno/linux-x64-glibc/deno`). The
+# package's postinstall script only swaps its `bin` shim for the binary, so it is skipped (--ignore-scripts).
+if [ -n "$deno" ]; then
+  DENO_VERSION="2.9.6"
+  dir="${SUPACTL_DENO_DIR:-$HOME/.cache/supactl/deno}"
+  bin="$dir/node_modules/@deno/linux-x64-glibc/deno"
+  mkdir -p "$dir"
+  exec 9>"$dir.lock"
+  flock 9   # parallel test binaries may ask at once
+  if [ "$("$bin" --version 2>/dev/null | head -n 1)" != "deno $DENO_VERSION (stable, release, x86_64-unknown-linux-gnu)" ]; then
+    echo "setup: installing deno $DENO_VERSION from the npm registry into $dir" >&2
+    printf '{"private":true,"dependencies":{"deno":"%s"}}\n' "$DENO_VERSION" >"$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --silent --ignore-scripts >&2)
+  fi
+  "$bin" --version >/dev/null
+  echo "$bin"
 fi

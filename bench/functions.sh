@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Benchmarks of Edge Functions (they print figures and ratios measured in the same run; they assert nothing).
+# Everything listens on loopback; the functions are served by the runtime/functions supervisor through its
+# router (the `serve_dir` example: no gateway yet, so no key lookup or JWT minting in the path).
+#  1. Cold start: time to the first response of a function whose worker is not running, against a bare Deno
+#     process running the same handler (`deno serve`) from its spawn to its first response (target: cold start
+#     ≤ bare start + 150 ms).
+#  2. Warm invocations: req/s at 16 connections (wrk) through the router vs the same handler on `deno serve`
+#     alone (target ≥ 0.7×).
+#  3. Memory: resident memory per idle warm worker, and of the `deno serve` process for comparison.
+# Usage: bench/functions.sh [seconds per run, default 10]   (COLD_RUNS=20 cold starts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+COLD_RUNS="${COLD_RUNS:-20}"
+DENO="$(scripts/setup.sh wrk deno | tail -n 1)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
+cargo build --release -q -p functions --example serve_dir
+BIN="$CARGO_TARGET_DIR/release/examples/serve_dir"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DATA="$(mktemp -d /tmp/supactl-fnbench-XXXX)"
+PORT=$(free_port); DENO_PORT=$(free_port)
+SERVE_PID=""; DENO_PID=""
+cleanup() {
+  [ -n "$SERVE_PID" ] && kill -INT "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
+  [ -n "$DENO_PID" ] && kill "$DENO_PID" 2>/dev/null && wait "$DENO_PID" 2>/dev/null || true
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+# One handler, in the module shape both `deno serve` and the supervisor run.
+HANDLER='export default {
+  fetch(_req: Request) {
+    return new Response(JSON.stringify({ hello: "world" }), { headers: { "content-type": "application/json" } });
+  },
+};'
+for i in $(seq 1 "$COLD_RUNS"); do
+  mkdir -p "$DATA/fns/hello$i"
+  printf '%s\n' "$HANDLER" >"$DATA/fns/hello$i/index.ts"
+done
+mkdir -p "$DATA/bare"
+printf '%s\n' "$HANDLER" >"$DATA/bare/index.ts"
+export DENO_DIR="$DATA/deno-dir"   # the bare runs' module cache, as the supervisor keeps its own
+
+"$BIN" "$DATA/fns" "$PORT" 2>"$DATA/serve.log" &
+SERVE_PID=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/functions/v1/" && break; sleep 0.1; done
+
+echo "== cold start ($COLD_RUNS runs each)"
+python3 - "$DENO" "$DATA" "$PORT" "$COLD_RUNS" <<'PY'
+import http.client, os, socket, statistics, subprocess, sys, time
+deno, data, port, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path)
+    r = c.getresponse(); r.read(); c.close()
+    return r.status
+
+def bare_start():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([deno, "serve", "--quiet", "--no-config", f"--port={p}", f"{data}/bare/index.ts"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                if get(p, "/") == 200:
+                    return time.perf_counter() - t0
+            except OSError:
+                time.sleep(0.001)
+    finally:
+        proc.kill(); proc.wait()
+
+bare_start()  # fills the module cache, as the supervisor's first start did for its own
+bare = [bare_start() for _ in range(runs)]
+cold = []
+for i in range(1, runs + 1):
+    t0 = time.perf_counter()
+    status = get(port, f"/functions/v1/hello{i}")
+    cold.append(time.perf_counter() - t0)
+    assert status == 200, status
+b, c = statistics.median(bare) * 1000, statistics.median(cold) * 1000
+print(f"bare deno serve, spawn to first response: median {b:.0f} ms (min {min(bare)*1000:.0f}, max {max(bare)*1000:.0f})")
+print(f"supervisor cold start to first response:  median {c:.0f} ms (min {min(cold)*1000:.0f}, max {max(cold)*1000:.0f})")
+print(f"cold start over bare start: {c - b:+.0f} ms (target <= +150 ms)")
+PY
+
+echo "== memory per idle warm worker ($COLD_RUNS workers)"
+sleep 1
+RSS_KB=$(ps --ppid "$SERVE_PID" -o rss= | awk '{s+=$1; n++} END {if (n) printf "%d %d", s/n, n; else print "0 0"}')
+set -- $RSS_KB
+echo "worker RSS: $(( $1 / 1024 )) MiB average over $2 deno processes"
+
+echo "== warm invocations, 16 connections, ${DURATION}s"
+"$DENO" serve --quiet --no-config --port="$DENO_PORT" "$DATA/bare/index.ts" >/dev/null 2>&1 &
+DENO_PID=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$DENO_PORT/" && break; sleep 0.1; done
+echo "deno serve alone: RSS $(( $(ps -o rss= -p "$DENO_PID") / 1024 )) MiB"
+curl -sf "http://127.0.0.1:$PORT/functions/v1/hello1" >/dev/null
+wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$PORT/functions/v1/hello1" >"$DATA/wrk-sup.txt"
+wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$DENO_PORT/" >"$DATA/wrk-deno.txt"
+SUP=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-sup.txt")
+ALONE=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-deno.txt")
+grep -H -E "Latency|Non-2xx" "$DATA/wrk-sup.txt" "$DATA/wrk-deno.txt" | sed "s|$DATA/||" || true
+echo "through the supervisor: $SUP req/s; deno serve alone: $ALONE req/s"
+python3 -c "print(f'ratio supervisor / deno serve = {float(\"$SUP\")/float(\"$ALONE\"):.3f} (target >= 0.7)')"
