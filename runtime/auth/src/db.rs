@@ -7,13 +7,8 @@
 //! statement runs under [`STATEMENT_TIMEOUT`].
 
 use crate::error::AuthError;
-use crate::service::{Auth, PROJECT_HEADER};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use supactl_common::wire::DbConfig;
@@ -93,33 +88,6 @@ impl Pools {
     pub async fn get(&self, project_ref: &str, db: &DbConfig) -> Result<Object, AuthError> {
         Ok(self.pool(project_ref, db).get().await?)
     }
-}
-
-/// Middleware: a request whose database connection was lost (its backend terminated, its socket
-/// closed) drops its project's pool before answering, so the next request opens a fresh connection
-/// instead of being handed another one to a backend that is gone: PostgreSQL restarting, or an
-/// operator clearing connections, usually takes them all. Connections other requests still hold
-/// close when those requests end.
-pub async fn forget_lost_connections(
-    State(auth): State<Arc<Auth>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let project = req
-        .headers()
-        .get(PROJECT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let res = next.run(req).await;
-    let lost = res
-        .extensions()
-        .get::<AuthError>()
-        .is_some_and(|e| e.lost_connection);
-    if let (true, Some(project)) = (lost, project) {
-        tracing::warn!(%project, "database connection lost: dropping the project's auth pool");
-        auth.pools().remove(&project);
-    }
-    res
 }
 
 /// The outgoing mail server of a project.

@@ -3,9 +3,10 @@
 //! Anyone holding a project's publishable key (public by design) can send any query string, so every
 //! recursive or repeated structure a request drives is capped here and refused with a 400 (PGRST100,
 //! naming the limit) before anything is built from it. The parser enforces the caps; the SQL builder
-//! checks the nesting again, so no later stage recurses deeper than the parser allowed (the plan is a
-//! public type anyone could construct). Values that reach PostgreSQL (casts, JSON keys, filter values)
-//! are bounded by the query string's length and by PostgreSQL's own `max_stack_depth`.
+//! checks the nesting again, so no later stage recurses deeper than the parser allowed (the parsed
+//! [`crate::request::Query`] is a public type anyone could construct). Values that reach PostgreSQL
+//! (casts, JSON keys, filter values) are bounded by the query string's length and by PostgreSQL's own
+//! `max_stack_depth`.
 //!
 //! The depths are generous for real use (PostgREST clients rarely nest more than four levels) and
 //! measured against a *debug* build on a 2 MiB tokio worker stack: one select level costs the parser

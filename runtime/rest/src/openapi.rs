@@ -1,11 +1,6 @@
 //! `GET /` (the REST root): the OpenAPI 2.0 description PostgREST serves, built from the schema cache.
 
-use crate::error::RestError;
-use crate::exec::Outcome;
-use crate::schema::{Column, Table};
-use crate::service::{Media, RequestCtx};
-use axum::response::Response;
-use http::StatusCode;
+use crate::schema::{Column, ForeignKey, SchemaCache, Table};
 use serde_json::{json, Map, Value};
 
 /// Swagger type and format of a PostgreSQL type.
@@ -24,7 +19,7 @@ fn swagger_type(pg: &str) -> Value {
     json!({"type": t, "format": pg})
 }
 
-fn column_schema(t: &Table, c: &Column, fks: &[crate::schema::ForeignKey]) -> Value {
+fn column_schema(t: &Table, c: &Column, fks: &[ForeignKey]) -> Value {
     let mut v = swagger_type(&c.data_type);
     let mut notes = Vec::new();
     if let Some(d) = &c.description {
@@ -54,21 +49,12 @@ fn column_schema(t: &Table, c: &Column, fks: &[crate::schema::ForeignKey]) -> Va
     v
 }
 
-pub(crate) fn serve(ctx: &RequestCtx<'_>) -> Result<Response, RestError> {
-    if !matches!(*ctx.method, http::Method::GET | http::Method::HEAD) {
-        return Err(RestError::api(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "PGRST117",
-            format!("Unsupported HTTP method: {}", ctx.method),
-            None,
-            None,
-        ));
-    }
-    let cache = ctx.cache;
+/// The OpenAPI document of the tables, views and functions of `schema`.
+pub(crate) fn document(cache: &SchemaCache, schema: &str) -> Value {
     let mut tables: Vec<&Table> = cache
         .tables
         .values()
-        .filter(|t| t.schema == ctx.schema)
+        .filter(|t| t.schema == schema)
         .collect();
     tables.sort_by(|a, b| a.name.cmp(&b.name));
     let mut paths = Map::new();
@@ -135,7 +121,7 @@ pub(crate) fn serve(ctx: &RequestCtx<'_>) -> Result<Response, RestError> {
     let mut fnames: Vec<_> = cache
         .functions
         .iter()
-        .filter(|((s, _), _)| s == ctx.schema)
+        .filter(|((s, _), _)| s == schema)
         .collect();
     fnames.sort_by(|a, b| a.0.cmp(b.0));
     for ((_, name), overloads) in fnames {
@@ -198,7 +184,7 @@ pub(crate) fn serve(ctx: &RequestCtx<'_>) -> Result<Response, RestError> {
             parameters[format!("rowFilter.{}.{}", t.name, c.name)] = p;
         }
     }
-    let doc = json!({
+    json!({
         "swagger": "2.0",
         "info": {"description": "", "title": "standard public schema", "version": "12.2.0 (supactl)"},
         "basePath": "/",
@@ -208,21 +194,5 @@ pub(crate) fn serve(ctx: &RequestCtx<'_>) -> Result<Response, RestError> {
         "paths": paths,
         "definitions": definitions,
         "parameters": parameters,
-    });
-    let out = Outcome {
-        body: doc.to_string(),
-        page: 0,
-        total: None,
-        headers: None,
-        status: None,
-        location: None,
-    };
-    let body = (*ctx.method == http::Method::GET).then(|| out.body.clone());
-    let mut res = ctx.finish(StatusCode::OK, body, &out)?;
-    // Whatever JSON flavour was accepted, the document is labelled OpenAPI, as PostgREST does.
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(Media::OpenApi.content_type()),
-    );
-    Ok(res)
+    })
 }

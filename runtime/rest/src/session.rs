@@ -1,9 +1,53 @@
 //! What a request sets on its PostgreSQL session, and how a pooled session that already holds it is
 //! recognised (see [`crate::exec::Pools::run`]): the role, PostgREST's request GUCs and the role's
 //! statement timeout, set for a transaction ([`SETUP`]) or, for plain reads, for the session
-//! ([`SETUP_SESSION`]) and read back at the end of every statement ([`OBSERVED_GUCS`]).
+//! ([`SETUP_SESSION`]) and read back at the end of every statement ([`OBSERVED_GUCS`]); and how its
+//! transaction ends ([`TxEnd`]).
 
-use crate::exec::TxContext;
+use supactl_common::keys::Role;
+
+/// How the transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEnd {
+    Commit,
+    Rollback,
+    /// Commit only when the statement's row count passes the check; costs a second round trip,
+    /// since the decision needs the result.
+    CommitIf(RowCheck),
+}
+
+/// What a write's row count must satisfy to be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCheck {
+    /// A singular write (`vnd.pgrst.object`) affects exactly one row.
+    pub exactly_one: bool,
+    /// `Prefer: handling=strict, max-affected=N`.
+    pub at_most: Option<i64>,
+}
+
+impl RowCheck {
+    pub fn passes(self, rows: i64) -> bool {
+        (!self.exactly_one || rows == 1) && self.at_most.is_none_or(|max| rows <= max)
+    }
+}
+
+/// Everything about the request the transaction needs besides the statement.
+#[derive(Debug)]
+pub struct TxContext<'a> {
+    pub role: Role,
+    pub claims: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a str,
+    pub cookies: &'a str,
+    pub search_path: &'a str,
+    /// The role's `statement_timeout` on this project, as [`crate::session::timeout_setting`] writes it.
+    pub statement_timeout: &'a str,
+    pub read_only: bool,
+    /// Statements run after the GUCs are set: the request's time zone, then the pre-request function.
+    pub pre_request: Option<String>,
+    pub end: TxEnd,
+}
 
 /// Sets the role and PostgREST's request GUCs for the transaction (and hides response GUCs a function
 /// may have left on the session).

@@ -216,12 +216,12 @@ fn deep_and_wide_inputs_are_refused_at_the_limits() {
             check(
                 "filter",
                 &deep,
-                parse::parse_filter(rest::plan::Field::plain("id"), &deep, false),
+                parse::parse_filter(rest::request::Field::plain("id"), &deep, false),
             );
             check(
                 "filter in a tree",
                 &deep,
-                parse::parse_filter(rest::plan::Field::plain("id"), &deep, true),
+                parse::parse_filter(rest::request::Field::plain("id"), &deep, true),
             );
             let _ = parse::parse_prefer(Some(&deep));
             check("csv", &deep, parse::parse_csv_payload(deep.as_bytes()));

@@ -1,8 +1,8 @@
 //! API keys and JWT secrets of a project: create, list, reveal, revoke; standby, rotate with a grace
 //! period, revoke the previous secret. Every change reaches the data plane through [`TenantManager::changed`].
 
-use crate::api::{body, data};
 use crate::error::ApiError;
+use crate::handler::{body, data, Tm};
 use crate::sealed::{self, Column};
 use crate::store::{KeyRow, NewKey};
 use crate::TenantManager;
@@ -13,10 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use supactl_common::keys::{self, KeyType};
-
-type Tm = State<Arc<TenantManager>>;
 
 const KEY_COLS: &str = "id::text, project_ref, name, type, role, prefix, key_enc, status, description, to_json(created_at) #>> '{}'";
 

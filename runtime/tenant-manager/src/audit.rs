@@ -7,8 +7,8 @@
 //! standing for all of them, so a flood can neither grow the table nor occupy the platform database
 //! faster than the limit allows.
 
-use crate::api::data;
 use crate::error::ApiError;
+use crate::handler::data;
 use crate::TenantManager;
 use axum::extract::{ConnectInfo, OriginalUri, Query, Request, State};
 use axum::middleware::Next;

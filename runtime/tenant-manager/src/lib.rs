@@ -18,8 +18,11 @@ mod api_keys;
 mod audit;
 mod auth;
 mod error;
+mod handler;
+mod internal;
 mod limits;
 mod meta;
+mod projects;
 mod provision;
 #[cfg(feature = "lambda")]
 pub mod rest_lambda;
@@ -165,7 +168,7 @@ impl TenantManager {
         config.capacity.validate()?;
         let cipher = Cipher::new(&config.encryption_key);
         let store = store::Store::open(&config.database_url, &config.capacity).await?;
-        sealed::migrate(&store, &cipher).await?;
+        sealed::migrate(&mut store.client().await?, &cipher).await?;
         if let Some(w) = &config.local_worker {
             store.upsert_worker(w, &cipher).await?;
         }

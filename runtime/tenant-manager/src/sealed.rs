@@ -7,7 +7,6 @@
 //! re-seals them at start-up, in one transaction, and finds nothing to do on the next start.
 
 use crate::error::ApiError;
-use crate::store::Store;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use std::fmt;
@@ -129,9 +128,12 @@ pub struct Migrated {
 
 /// Re-seals every ciphertext of an earlier release (no version byte, no associated data) for its row,
 /// in one transaction; ciphertexts already bound to their row are left alone, so a second run changes
-/// nothing. Replicas starting together take turns (advisory lock).
-pub async fn migrate(store: &Store, cipher: &Cipher) -> Result<Migrated, ApiError> {
-    let mut client = store.client().await?;
+/// nothing. Replicas starting together take turns (advisory lock). `client` is a connection to the
+/// platform database.
+pub async fn migrate(
+    client: &mut deadpool_postgres::Object,
+    cipher: &Cipher,
+) -> Result<Migrated, ApiError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock(7315002)", &[])
         .await?;

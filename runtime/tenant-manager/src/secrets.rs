@@ -1,19 +1,15 @@
 //! Project secrets (environment for Edge Functions): set, list names, delete. Values are encrypted at
 //! rest and never returned by the admin API.
 
-use crate::api::{body, data};
 use crate::error::ApiError;
+use crate::handler::{body, data, Tm};
 use crate::sealed::{project_secret_row, Column};
-use crate::TenantManager;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-type Tm = State<Arc<TenantManager>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,8 +6,8 @@
 //! and an explicit worker. Only active workers with room are candidates; a draining worker gets no new
 //! projects.
 
-use crate::api::{body, data};
 use crate::error::ApiError;
+use crate::handler::{body, data, Tm};
 use crate::provision;
 use crate::sealed::Column;
 use crate::store::{connect, Worker, WorkerSpec};
@@ -20,10 +20,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 use supactl_common::pg_tls::{PgTls, SslMode, TlsError};
-
-type Tm = State<Arc<TenantManager>>;
 
 pub const STRATEGIES: &[&str] = &["least-used", "round-robin", "weighted", "hash", "region"];
 

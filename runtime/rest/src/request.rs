@@ -1,5 +1,5 @@
 //! The parsed form of a PostgREST request: what to read, write or call, independent of SQL and of the
-//! schema. [`crate::resolve`] checks it against the schema cache; [`crate::sql`] renders it.
+//! schema. [`crate::sql`] checks it against the schema cache and renders it.
 
 /// One step of a JSON path: `->key`, `->>key`, `->0`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,485 @@
+//! Public endpoints and the signed-in user: settings, sign-up (also anonymous), the password and
+//! refresh-token grants, reading and updating the user, logout.
+
+use super::one_time::send_token;
+use super::request::{
+    body, check_password, email_exists, hash_password, metadata, new_refresh_token, Ctx,
+};
+use super::Auth;
+use crate::db::Settings;
+use crate::error::{AuthError, AuthResult};
+use crate::mail::MailKind;
+use crate::store::{self, NewUser};
+use crate::token::{self, Presented, Refresh};
+use crate::validate;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use deadpool_postgres::Object;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) async fn health(_ctx: Ctx) -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "name": "GoTrue",
+        "description": "GoTrue is a user registration and authentication API",
+    }))
+}
+
+pub(super) async fn settings(State(auth): State<Arc<Auth>>, ctx: Ctx) -> AuthResult<Json<Value>> {
+    let (_client, s) = ctx.db(&auth).await?;
+    let mut external = Map::new();
+    for p in [
+        "apple",
+        "azure",
+        "bitbucket",
+        "discord",
+        "facebook",
+        "figma",
+        "fly",
+        "github",
+        "gitlab",
+        "google",
+        "keycloak",
+        "kakao",
+        "linkedin",
+        "linkedin_oidc",
+        "notion",
+        "spotify",
+        "slack",
+        "slack_oidc",
+        "workos",
+        "twitch",
+        "twitter",
+        "phone",
+        "zoom",
+    ] {
+        external.insert(p.into(), Value::Bool(false));
+    }
+    external.insert("anonymous_users".into(), Value::Bool(s.anonymous_users));
+    external.insert("email".into(), Value::Bool(true));
+    Ok(Json(json!({
+        "external": external,
+        "disable_signup": s.disable_signup,
+        "mailer_autoconfirm": s.mailer_autoconfirm,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+    })))
+}
+
+/// Only asymmetric keys are ever published; projects sign with an HS256 secret, so the set is empty.
+pub(super) async fn jwks(_ctx: Ctx) -> Json<Value> {
+    Json(json!({"keys": []}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Credentials {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    data: Option<Value>,
+    refresh_token: Option<String>,
+}
+
+pub(super) async fn signup(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> AuthResult<Response> {
+    let c: Credentials = body(&raw)?;
+    let (mut client, s) = ctx.db(&auth).await?;
+    if s.disable_signup {
+        return Err(AuthError::unprocessable(
+            "signup_disabled",
+            "Signups not allowed for this instance",
+        ));
+    }
+    let has_phone = c.phone.as_deref().is_some_and(|p| !p.is_empty());
+    let email = match c.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(validate::email(e)?),
+        None => None,
+    };
+    if email.is_none() && !has_phone && c.password.is_none() {
+        return anonymous_signup(&auth, &ctx, &s, &mut client, metadata(c.data)?).await;
+    }
+    let Some(email) = email else {
+        return Err(if has_phone {
+            AuthError::unprocessable("phone_provider_disabled", "Phone signups are disabled")
+        } else {
+            AuthError::validation("To signup, please provide your email")
+        });
+    };
+    let password = c.password.unwrap_or_default();
+    if password.is_empty() {
+        return Err(AuthError::unprocessable(
+            "validation_failed",
+            "Signup requires a valid password",
+        ));
+    }
+    validate::password(&password, s.password_min_length)?;
+    ctx.limit(&auth, &s, "signin", s.limit_sign_in, Some(&email))?;
+    let data = metadata(c.data)?;
+    let hash = hash_password(password).await?;
+    let tx = client.transaction().await?;
+    let created = store::create_user(
+        &tx,
+        NewUser {
+            email: Some(&email),
+            password_hash: Some(&hash),
+            user_metadata: data,
+            app_metadata: json!({}),
+            confirmed: s.mailer_autoconfirm,
+            anonymous: false,
+            role: "authenticated",
+        },
+    )
+    .await?;
+    let Some(user) = created else {
+        if s.mailer_autoconfirm {
+            return Err(AuthError::unprocessable(
+                "user_already_exists",
+                "User already registered",
+            ));
+        }
+        // With confirmations on, GoTrue does not reveal which addresses have accounts: an
+        // unconfirmed user gets the confirmation again, a confirmed one a look-alike user.
+        let existing = store::user_by_email(&tx, &email).await?;
+        let answer = match existing {
+            Some(u) if !u.confirmed => {
+                let redirect = q.get("redirect_to").map(String::as_str);
+                send_token(
+                    &auth,
+                    &ctx,
+                    &s,
+                    &tx,
+                    &u,
+                    &email,
+                    MailKind::Confirmation,
+                    redirect,
+                )
+                .await?;
+                store::user_by_id(&tx, &u.id).await?.map(|u| u.json)
+            }
+            _ => None,
+        };
+        let answer = match answer {
+            Some(a) => a,
+            None => store::lookalike_user(&tx, &email).await?,
+        };
+        tx.commit().await?;
+        return Ok(Json(answer).into_response());
+    };
+    if s.mailer_autoconfirm {
+        let session = ctx
+            .start_session(&auth, &s, &tx, &user.id, "password")
+            .await?;
+        tx.commit().await?;
+        return Ok(Json(session).into_response());
+    }
+    send_token(
+        &auth,
+        &ctx,
+        &s,
+        &tx,
+        &user,
+        &email,
+        MailKind::Confirmation,
+        q.get("redirect_to").map(String::as_str),
+    )
+    .await?;
+    let user = store::user_by_id(&tx, &user.id)
+        .await?
+        .ok_or_else(|| AuthError::internal("user vanished after signup"))?;
+    tx.commit().await?;
+    Ok(Json(user.json).into_response())
+}
+
+async fn anonymous_signup(
+    auth: &Auth,
+    ctx: &Ctx,
+    s: &Settings,
+    client: &mut Object,
+    data: Value,
+) -> AuthResult<Response> {
+    if !s.anonymous_users {
+        return Err(AuthError::unprocessable(
+            "anonymous_provider_disabled",
+            "Anonymous sign-ins are disabled",
+        ));
+    }
+    ctx.limit(auth, s, "signin", s.limit_sign_in, None)?;
+    let tx = client.transaction().await?;
+    let user = store::create_user(
+        &tx,
+        NewUser {
+            email: None,
+            password_hash: None,
+            user_metadata: data,
+            app_metadata: json!({}),
+            confirmed: false,
+            anonymous: true,
+            role: "authenticated",
+        },
+    )
+    .await?
+    .ok_or_else(|| AuthError::internal("anonymous user insert conflicted"))?;
+    let session = ctx
+        .start_session(auth, s, &tx, &user.id, "anonymous")
+        .await?;
+    tx.commit().await?;
+    Ok(Json(session).into_response())
+}
+
+pub(super) async fn token_grant(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> AuthResult<Response> {
+    let c: Credentials = body(&raw)?;
+    match q.get("grant_type").map(String::as_str) {
+        Some("password") => password_grant(&auth, &ctx, c).await,
+        Some("refresh_token") => refresh_grant(&auth, &ctx, c).await,
+        _ => Err(AuthError::bad_request(
+            "invalid_credentials",
+            "unsupported_grant_type",
+        )),
+    }
+}
+
+async fn password_grant(auth: &Auth, ctx: &Ctx, c: Credentials) -> AuthResult<Response> {
+    let (mut client, s) = ctx.db(auth).await?;
+    let password = c.password.unwrap_or_default();
+    let Some(email) = c.email.as_deref().filter(|e| !e.is_empty()) else {
+        return Err(if c.phone.is_some() {
+            AuthError::invalid_credentials()
+        } else {
+            AuthError::validation("missing email or phone")
+        });
+    };
+    // A malformed address cannot belong to a user: same answer as a wrong password.
+    let email = validate::email(email).map_err(|_| AuthError::invalid_credentials())?;
+    ctx.limit(auth, &s, "signin", s.limit_sign_in, Some(&email))?;
+    let user = {
+        let tx = client.transaction().await?;
+        store::user_by_email(&tx, &email).await?
+    };
+    // Release the connection while bcrypt runs.
+    drop(client);
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !check_password(password, hash).await {
+        return Err(AuthError::invalid_credentials());
+    }
+    let user = user.expect("a password matched, so the user exists");
+    if user.banned {
+        return Err(AuthError::bad_request("user_banned", "User is banned"));
+    }
+    if !user.confirmed {
+        return Err(AuthError::bad_request(
+            "email_not_confirmed",
+            "Email not confirmed",
+        ));
+    }
+    let mut client = auth.pools.get(ctx.project_ref(), &ctx.project.db).await?;
+    let tx = client.transaction().await?;
+    let session = ctx
+        .start_session(auth, &s, &tx, &user.id, "password")
+        .await?;
+    tx.commit().await?;
+    Ok(Json(session).into_response())
+}
+
+async fn refresh_grant(auth: &Auth, ctx: &Ctx, c: Credentials) -> AuthResult<Response> {
+    let (mut client, s) = ctx.db(auth).await?;
+    let presented = c
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AuthError::validation("refresh_token required"))?;
+    ctx.limit(auth, &s, "refresh", s.limit_refresh, None)?;
+    let not_found = || {
+        AuthError::bad_request(
+            "refresh_token_not_found",
+            "Invalid Refresh Token: Refresh Token Not Found",
+        )
+    };
+    let tx = client.transaction().await?;
+    let row = store::lock_refresh(&tx, &presented)
+        .await?
+        .ok_or_else(not_found)?;
+    let decision = token::decide(
+        Presented {
+            revoked: row.revoked,
+            parent_of_active: row.parent_of_active,
+            age_secs: row.age_secs,
+        },
+        s.reuse_interval,
+    );
+    let issued = match decision {
+        Refresh::Rotate => {
+            let child = new_refresh_token();
+            store::rotate(&tx, &row, &child).await?;
+            child
+        }
+        Refresh::ReturnActive => row.active.clone().ok_or_else(not_found)?,
+        Refresh::RevokeSession => {
+            store::delete_session(&tx, &row.session_id).await?;
+            tx.commit().await?;
+            tracing::warn!(
+                project = ctx.project_ref(),
+                session = %row.session_id,
+                "refresh token reused outside the reuse interval: session revoked"
+            );
+            return Err(AuthError::bad_request(
+                "refresh_token_already_used",
+                "Invalid Refresh Token: Already Used",
+            ));
+        }
+    };
+    let user = store::user_by_id(&tx, &row.user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if user.banned {
+        return Err(AuthError::bad_request(
+            "user_banned",
+            "Invalid Refresh Token: User Banned",
+        ));
+    }
+    let amr = store::amr(&tx, &row.session_id).await?;
+    tx.commit().await?;
+    Ok(
+        Json(ctx.session_body(auth, &s, &user.json, &row.session_id, &amr, &issued))
+            .into_response(),
+    )
+}
+
+/// The signed-in user, after checking that the token's session still exists.
+async fn current_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ctx: &Ctx,
+) -> AuthResult<store::User> {
+    let id = ctx.user_id()?;
+    if let Some(sid) = ctx.session_id() {
+        if !store::session_exists(tx, sid).await? {
+            return Err(AuthError::forbidden(
+                "session_not_found",
+                "Session from session_id claim in JWT does not exist",
+            ));
+        }
+    }
+    store::user_by_id(tx, id).await?.ok_or_else(|| {
+        AuthError::forbidden(
+            "user_not_found",
+            "User from sub claim in JWT does not exist",
+        )
+    })
+}
+
+pub(super) async fn get_user(State(auth): State<Arc<Auth>>, ctx: Ctx) -> AuthResult<Json<Value>> {
+    ctx.user_id()?;
+    let mut client = auth.pools.get(ctx.project_ref(), &ctx.project.db).await?;
+    let tx = client.transaction().await?;
+    let user = current_user(&tx, &ctx).await?;
+    Ok(Json(user.json))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserUpdate {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    data: Option<Map<String, Value>>,
+}
+
+pub(super) async fn put_user(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> AuthResult<Json<Value>> {
+    ctx.user_id()?;
+    let u: UserUpdate = body(&raw)?;
+    let (mut client, s) = ctx.db(&auth).await?;
+    if u.phone.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(AuthError::unprocessable(
+            "phone_provider_disabled",
+            "Phone signups are disabled",
+        ));
+    }
+    let email = match u.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(validate::email(e)?),
+        None => None,
+    };
+    let tx = client.transaction().await?;
+    let user = current_user(&tx, &ctx).await?;
+    if let Some(password) = u.password.filter(|p| !p.is_empty()) {
+        validate::password(&password, s.password_min_length)?;
+        if check_password(password.clone(), user.password_hash.clone()).await {
+            return Err(AuthError::unprocessable(
+                "same_password",
+                "New password should be different from the old password.",
+            ));
+        }
+        let hash = hash_password(password).await?;
+        store::set_password(&tx, &user.id, &hash).await?;
+    }
+    if let Some(data) = &u.data {
+        store::merge_metadata(&tx, &user.id, false, data).await?;
+    }
+    if let Some(email) = email.filter(|e| Some(e) != user.email.as_ref()) {
+        let anonymous = user.json["is_anonymous"].as_bool().unwrap_or(false);
+        if s.mailer_autoconfirm || anonymous {
+            if !store::set_email(&tx, &user.id, &email).await? {
+                return Err(email_exists());
+            }
+        } else {
+            if store::user_by_email(&tx, &email).await?.is_some() {
+                return Err(email_exists());
+            }
+            store::set_email_change(&tx, &user.id, &email).await?;
+            send_token(
+                &auth,
+                &ctx,
+                &s,
+                &tx,
+                &user,
+                &email,
+                MailKind::EmailChange,
+                q.get("redirect_to").map(String::as_str),
+            )
+            .await?;
+        }
+    }
+    let user = store::user_by_id(&tx, &user.id)
+        .await?
+        .ok_or_else(|| AuthError::internal("user vanished during update"))?;
+    tx.commit().await?;
+    Ok(Json(user.json))
+}
+
+pub(super) async fn logout(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> AuthResult<Response> {
+    let user_id = ctx.user_id()?;
+    let scope = q.get("scope").map(String::as_str).unwrap_or("global");
+    if !matches!(scope, "global" | "local" | "others") {
+        return Err(AuthError::validation(format!(
+            "Unsupported logout scope {scope:?}"
+        )));
+    }
+    let mut client = auth.pools.get(ctx.project_ref(), &ctx.project.db).await?;
+    let tx = client.transaction().await?;
+    store::logout(&tx, user_id, ctx.session_id().unwrap_or(""), scope).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,440 @@
+//! Running statements: one pool per project (capped, evicted when idle, idle connections closed) with
+//! the project's schema cache beside it, and one pipelined round trip per request — `BEGIN`, the GUCs
+//! (`set_config`), the optional pre-request function, the statement and `COMMIT` are written together
+//! and their replies read together (a plain read needs only the GUCs and the statement, and only the
+//! statement when the connection's session already holds the request's GUCs; see [`Pools::run`]).
+//! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
+//! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
+//! Every statement runs under its role's statement timeout from the project's limits (set with the
+//! other GUCs, see [`crate::session`]), and a request dropped midway cancels its statement and closes
+//! the connection ([`crate::lease`]).
+//!
+//! ## Schema-cache invalidation without a listener per project
+//! `NOTIFY` never crosses databases, so one listener connection per server cannot hear every project,
+//! and a dedicated listener per project would double the connections. Instead every pooled connection
+//! runs `LISTEN pgrst` once when it is opened, and its driver task watches for notifications: PostgreSQL
+//! delivers them to idle sessions at once, so the first connection to hear `NOTIFY pgrst` (sent by the
+//! user, or by the template's DDL event trigger in `templates/rest.sql`) drops the project's cache.
+//! That costs no extra connection at all. A project whose connections were all closed may have missed a
+//! notification, so its cache is dropped when its first new connection opens.
+//!
+//! ## A connection budget across projects
+//! Thousands of projects share a few database servers whose `max_connections` is in the hundreds, so the
+//! process keeps a budget of open connections over all its pools: opening one past the budget first
+//! closes the idle connections of the least recently used other project. Idle projects therefore give
+//! their connections to busy ones instead of the server refusing new sessions.
+
+mod connect;
+mod pipeline;
+
+use crate::error::RestError;
+use crate::lease::Lease;
+use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
+use crate::session::{timeout_setting, TxContext, SESSION_VALUES};
+use crate::sql::Statement;
+use connect::ListeningConnect;
+use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use supactl_common::keys::Role;
+use supactl_common::wire::DbConfig;
+use tokio_postgres::error::SqlState;
+
+/// Prepared statements kept per connection; past this the connection's cache is emptied.
+pub const MAX_STATEMENTS: usize = 256;
+
+/// `statement_timeout` of a schema-cache load (catalog queries as the project's login role; a request
+/// waits for it, and one abandoned meanwhile cancels it).
+const SCHEMA_LOAD_TIMEOUT_MS: u32 = 30_000;
+
+/// What a statement produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub body: String,
+    pub page: i64,
+    pub total: Option<i64>,
+    /// `response.headers` as set by the statement (a JSON array of objects), if any.
+    pub headers: Option<String>,
+    /// `response.status`, if set.
+    pub status: Option<String>,
+    /// The primary key of the first written row as a JSON object (for `Location`).
+    pub location: Option<String>,
+}
+
+impl Outcome {
+    /// The one row every statement of [`crate::sql`] returns.
+    fn from_rows(
+        rows: &[tokio_postgres::Row],
+        stmt: &Statement,
+        planned_total: Option<i64>,
+    ) -> Result<Outcome, RestError> {
+        let row = rows
+            .first()
+            .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
+        Ok(Outcome {
+            body: row.get(0),
+            page: row.get(1),
+            total: stmt.total(row.get(2), planned_total),
+            headers: row.get::<_, Option<String>>(3).filter(|s| !s.is_empty()),
+            status: row.get::<_, Option<String>>(4).filter(|s| !s.is_empty()),
+            location: row.get(5),
+        })
+    }
+}
+
+/// Per-project state shared with the connections' driver tasks.
+#[derive(Default)]
+struct ProjectState {
+    cache: Mutex<Option<Arc<SchemaCache>>>,
+    /// Bumped on every invalidation, so a load that raced with one is not installed.
+    generation: AtomicU64,
+    live_connections: AtomicUsize,
+    load: tokio::sync::Mutex<()>,
+    /// What each connection's session is known to hold: a hash, keyed with `hasher`'s random keys so
+    /// that request headers cannot be chosen to collide, of the [`session_values`] observed at the end
+    /// of its last read. A connection used any other way (a write, a schema load) is forgotten.
+    sessions: Mutex<HashMap<ObjectId, u64>>,
+    hasher: RandomState,
+}
+
+/// Known sessions kept per project before the map is emptied (connections that were closed leave their
+/// entries behind; forgetting one only costs its next request the `set_config` statement).
+const MAX_KNOWN_SESSIONS: usize = 256;
+
+impl ProjectState {
+    fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.cache.lock().expect("cache lock") = None;
+    }
+
+    fn session_hash(&self, values: &[&str; SESSION_VALUES]) -> u64 {
+        self.hasher.hash_one(values)
+    }
+
+    /// Whether the connection's session already holds the values hashed as `hash`.
+    fn session_is(&self, id: ObjectId, hash: u64) -> bool {
+        self.sessions.lock().expect("sessions lock").get(&id) == Some(&hash)
+    }
+
+    /// Records the hash of what a read left on the connection's session, or forgets it (`None`).
+    fn session_left(&self, id: ObjectId, hash: Option<u64>) {
+        let mut map = self.sessions.lock().expect("sessions lock");
+        match hash {
+            Some(h) => {
+                if map.len() >= MAX_KNOWN_SESSIONS && !map.contains_key(&id) {
+                    map.clear();
+                }
+                map.insert(id, h);
+            }
+            None => {
+                map.remove(&id);
+            }
+        }
+    }
+}
+
+struct Entry {
+    pool: Pool,
+    db: DbConfig,
+    last_used: Instant,
+    state: Arc<ProjectState>,
+}
+
+/// What the pools and their connections' driver tasks share.
+struct Shared {
+    map: Mutex<HashMap<String, Entry>>,
+    /// `pg_timezone_names`, loaded once from the first project that needs it.
+    timezones: tokio::sync::OnceCell<Arc<HashSet<String>>>,
+    /// Connections open across every project.
+    open: AtomicUsize,
+    max_open: usize,
+}
+
+impl Shared {
+    /// Closes the idle connections of the least recently used project other than `except` that has
+    /// any. Soft: when every connection is busy nothing is closed and the new one opens anyway (the
+    /// per-project cap still bounds the total).
+    fn shed(&self, except: &str) {
+        let map = self.map.lock().expect("pools lock");
+        let victim = map
+            .iter()
+            .filter(|(r, e)| r.as_str() != except && e.pool.status().available > 0)
+            .min_by_key(|(_, e)| e.last_used);
+        if let Some((project, e)) = victim {
+            let closed = e.pool.retain(|_, _| false).removed.len();
+            tracing::debug!(%project, closed, "connection budget: closed idle connections");
+        }
+    }
+}
+
+/// Per-project pools and schema caches.
+pub struct Pools {
+    max_size: usize,
+    idle: Duration,
+    connection_idle: Duration,
+    shared: Arc<Shared>,
+}
+
+impl Pools {
+    /// Pools of at most `max_size` connections, dropped (with the schema cache) after `idle` without
+    /// use; single connections are closed after `connection_idle` unused, and idle ones of other
+    /// projects when `max_open` connections are open in all. A background task that ends with the last
+    /// reference does the sweeping.
+    pub fn new(
+        max_size: usize,
+        max_open: usize,
+        idle: Duration,
+        connection_idle: Duration,
+    ) -> Arc<Pools> {
+        let pools = Arc::new(Pools {
+            max_size,
+            idle,
+            connection_idle,
+            shared: Arc::new(Shared {
+                map: Mutex::new(HashMap::new()),
+                timezones: tokio::sync::OnceCell::new(),
+                open: AtomicUsize::new(0),
+                max_open,
+            }),
+        });
+        let weak: Weak<Pools> = Arc::downgrade(&pools);
+        tokio::spawn(async move {
+            let period = (idle.min(connection_idle) / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(30));
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(p) = weak.upgrade() else { break };
+                p.evict_idle();
+            }
+        });
+        pools
+    }
+
+    fn evict_idle(&self) {
+        let now = Instant::now();
+        let mut map = self.shared.map.lock().expect("pools lock");
+        map.retain(|project, e| {
+            let keep = now.duration_since(e.last_used) < self.idle;
+            if !keep {
+                tracing::info!(%project, "evicting idle project pool");
+            } else {
+                let limit = self.connection_idle;
+                e.pool.retain(|_, m| m.last_used() < limit);
+            }
+            keep
+        });
+    }
+
+    /// Drops a project's pool and cache (deleted or paused project).
+    pub fn remove(&self, project_ref: &str) {
+        self.shared
+            .map
+            .lock()
+            .expect("pools lock")
+            .remove(project_ref);
+    }
+
+    /// Number of projects holding a pool.
+    pub fn len(&self) -> usize {
+        self.shared.map.lock().expect("pools lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Connections open across every project.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Drops every project's schema cache (tests, admin tooling).
+    pub fn invalidate(&self, project_ref: &str) {
+        if let Some(e) = self.shared.map.lock().expect("pools lock").get(project_ref) {
+            e.state.invalidate();
+        }
+    }
+
+    fn entry(&self, project_ref: &str, db: &DbConfig) -> (Pool, Arc<ProjectState>) {
+        let mut map = self.shared.map.lock().expect("pools lock");
+        if let Some(e) = map.get_mut(project_ref) {
+            if e.db == *db {
+                e.last_used = Instant::now();
+                return (e.pool.clone(), e.state.clone());
+            }
+        }
+        let cfg = supactl_common::pg::project_config(db, "supactl-rest");
+        let state = Arc::new(ProjectState::default());
+        let mgr = Manager::from_connect(
+            cfg,
+            ListeningConnect {
+                tls: supactl_common::pg::connector(&db.tls),
+                state: Arc::downgrade(&state),
+                shared: Arc::downgrade(&self.shared),
+                project: project_ref.to_string(),
+            },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = supactl_common::pg::pool(mgr, self.max_size);
+        map.insert(
+            project_ref.to_string(),
+            Entry {
+                pool: pool.clone(),
+                db: db.clone(),
+                last_used: Instant::now(),
+                state: state.clone(),
+            },
+        );
+        (pool, state)
+    }
+
+    /// The project's schema cache over `schemas`, loaded on first use and after invalidation.
+    pub async fn schema(
+        &self,
+        project_ref: &str,
+        db: &DbConfig,
+        schemas: &[String],
+    ) -> Result<Arc<SchemaCache>, RestError> {
+        let (pool, state) = self.entry(project_ref, db);
+        if let Some(c) = state.cache.lock().expect("cache lock").clone() {
+            return Ok(c);
+        }
+        let _loading = state.load.lock().await;
+        if let Some(c) = state.cache.lock().expect("cache lock").clone() {
+            return Ok(c);
+        }
+        let client = Lease::new(
+            pool.get()
+                .await
+                .map_err(|e| RestError::Unavailable(e.to_string()))?,
+            &db.tls,
+        );
+        let result = Self::load_schema(&client, &state, schemas).await;
+        client.release(matches!(result, Err(RestError::Unavailable(_))));
+        result
+    }
+
+    async fn load_schema(
+        client: &Object,
+        state: &ProjectState,
+        schemas: &[String],
+    ) -> Result<Arc<SchemaCache>, RestError> {
+        // Reads leave the request's role and GUCs set on the session: load as the login role, under
+        // a timeout of its own (not the last request's).
+        state.session_left(Object::id(client), None);
+        client
+            .batch_execute(&format!(
+                "RESET ROLE; RESET search_path; RESET default_transaction_read_only; \
+                 SET statement_timeout = '{}'",
+                timeout_setting(SCHEMA_LOAD_TIMEOUT_MS)
+            ))
+            .await
+            .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+        let generation = state.generation.load(Ordering::SeqCst);
+        let load = |schemas: Vec<String>| async move {
+            let row = match client.query_one(LOAD_SQL, &[&schemas]).await {
+                // Not there yet, or not usable yet: a database the tenant-manager has not brought up
+                // to date, whose catalogs are still readable.
+                Err(e)
+                    if [
+                        SqlState::UNDEFINED_FUNCTION,
+                        SqlState::INSUFFICIENT_PRIVILEGE,
+                        SqlState::INVALID_SCHEMA_NAME,
+                    ]
+                    .iter()
+                    .any(|c| e.code() == Some(c)) =>
+                {
+                    client.query_one(LOAD_SQL_BEFORE_CONFINE, &[&schemas]).await
+                }
+                other => other,
+            }
+            .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+            let text: String = row.get(0);
+            SchemaCache::from_json(&text)
+                .map_err(|e| RestError::Unavailable(format!("schema cache: {e}")))
+        };
+        let mut cache = load(schemas.to_vec()).await?;
+        cache.schemas = schemas.to_vec();
+        // `pgrst.db_schemas` set in the database overrides the platform's default exposure.
+        if let Some(list) = cache.settings.db_schemas.clone() {
+            let wanted: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+            if wanted != schemas {
+                let settings = cache.settings.clone();
+                cache = load(wanted.clone()).await?;
+                cache.settings = settings;
+                cache.schemas = wanted;
+            }
+        }
+        let cache = Arc::new(cache);
+        // The connection's statements may name dropped objects: start afresh.
+        client.statement_cache.clear();
+        if state.generation.load(Ordering::SeqCst) == generation {
+            *state.cache.lock().expect("cache lock") = Some(cache.clone());
+        }
+        Ok(cache)
+    }
+
+    /// The time zone names `Prefer: timezone=` accepts (PostgreSQL's `pg_timezone_names`, which every
+    /// worker server reads from the same IANA database), loaded once per process.
+    pub async fn timezones(
+        &self,
+        project_ref: &str,
+        db: &DbConfig,
+    ) -> Result<Arc<HashSet<String>>, RestError> {
+        self.shared
+            .timezones
+            .get_or_try_init(|| async {
+                let (pool, _) = self.entry(project_ref, db);
+                let client = pool
+                    .get()
+                    .await
+                    .map_err(|e| RestError::Unavailable(e.to_string()))?;
+                let rows = client
+                    .query("SELECT name FROM pg_catalog.pg_timezone_names", &[])
+                    .await
+                    .map_err(|e| RestError::from_pg(&e, Role::ServiceRole))?;
+                Ok(Arc::new(rows.iter().map(|r| r.get(0)).collect()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIf`]) one round trip.
+    ///
+    /// A plain read (no pre-request function, no planned count, committed) takes two statements
+    /// instead of four: the GUCs set at session level, then the statement in its own implicit
+    /// read-only transaction. That is safe because a statement only runs on a session holding exactly
+    /// the request's GUCs: either they are set just before it (and its result is thrown away unless
+    /// they were), or the connection's previous statement read them back and they already matched, in
+    /// which case the `set_config` statement is skipped. Writes keep `BEGIN` … `COMMIT` with
+    /// `set_config(…, true)`.
+    ///
+    /// The statement runs under the role's statement timeout; if the request is dropped first, the
+    /// statement is cancelled and the connection closed (see [`Lease`]), as it is when the connection
+    /// broke under the request.
+    pub async fn run(
+        &self,
+        project_ref: &str,
+        db: &DbConfig,
+        ctx: &TxContext<'_>,
+        stmt: &Statement,
+    ) -> Result<Outcome, RestError> {
+        let (pool, state) = self.entry(project_ref, db);
+        let client = Lease::new(
+            pool.get()
+                .await
+                .map_err(|e| RestError::Unavailable(e.to_string()))?,
+            &db.tls,
+        );
+        let result = Self::run_on(&client, &state, ctx, stmt)
+            .await
+            .map_err(|e| e.with_timeout_hint(ctx.statement_timeout));
+        client.release(matches!(result, Err(RestError::Unavailable(_))));
+        result
+    }
+}

@@ -1,0 +1,151 @@
+//! The outer statement every request shares: the body rendered by PostgreSQL, the total, the
+//! session GUCs read back, and the `EXPLAIN` behind `count=planned`.
+
+use super::Render;
+use crate::request::*;
+
+pub(super) fn body_expr(render: Render) -> &'static str {
+    match render {
+        Render::Json => "coalesce(json_agg(\"pgrst_r\"), '[]')::text",
+        Render::JsonStripped => {
+            "coalesce(json_agg(json_strip_nulls(row_to_json(\"pgrst_r\"))), '[]')::text"
+        }
+        Render::Csv => "coalesce((SELECT string_agg(k, ',') FROM json_object_keys((array_agg(row_to_json(\"pgrst_r\")))[1]) AS k) || chr(10) || string_agg(substring(\"pgrst_r\"::text, 2, length(\"pgrst_r\"::text) - 2), chr(10)), '')",
+        Render::None => "''::text",
+        Render::Scalar => "coalesce((json_agg(\"pgrst_r\".\"pgrst_scalar\")->0)::text, 'null')",
+        Render::ScalarSet => "coalesce(json_agg(\"pgrst_r\".\"pgrst_scalar\"), '[]')::text",
+    }
+}
+
+/// The final projection over the rows `pgrst_r`.
+/// Its last columns are the session GUCs as they stand once the statement has run (see
+/// [`crate::session::OBSERVED_GUCS`]).
+pub(super) fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> String {
+    format!(
+        "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
+        body_expr(render),
+        crate::session::OBSERVED_GUCS,
+    )
+}
+
+/// What the count preference turns into (`count=planned` is read from an `EXPLAIN` instead, see
+/// [`Statement::explain`]).
+pub(super) fn total_expr(count: Option<Count>, rows_query: &str, max_rows: Option<i64>) -> String {
+    match (count, max_rows) {
+        // Counting past db-max-rows is what `estimated` avoids: stop one row after it.
+        (Some(Count::Estimated), Some(max)) => format!(
+            "(SELECT count(*) FROM ({rows_query} LIMIT {}) AS \"pgrst_counted\")",
+            max + 1
+        ),
+        (Some(Count::Exact | Count::Estimated), _) => {
+            format!("(SELECT count(*) FROM ({rows_query}) AS \"pgrst_counted\")")
+        }
+        (Some(Count::Planned), _) | (None, _) => "NULL::bigint".to_string(),
+    }
+}
+
+/// `EXPLAIN (FORMAT JSON)` of the rows a count counts. The statement is prepared with the main
+/// statement's parameters, and PostgreSQL cannot type a parameter the text never mentions, so those
+/// the count does not use (limit, offset, select-list values) are mentioned in a one-row join that
+/// leaves the estimate unchanged.
+pub(super) fn explain_sql(
+    count: Option<Count>,
+    rows_query: &str,
+    nparams: usize,
+    max_rows: Option<i64>,
+) -> Option<String> {
+    let wanted = match count {
+        Some(Count::Planned) => true,
+        Some(Count::Estimated) => max_rows.is_some(),
+        _ => false,
+    };
+    if !wanted {
+        return None;
+    }
+    let mentioned = mentioned_params(rows_query, nparams);
+    let unused: Vec<String> = (1..=nparams)
+        .filter(|i| !mentioned[*i])
+        .map(|i| format!("${i}::text"))
+        .collect();
+    Some(if unused.is_empty() {
+        format!("EXPLAIN (FORMAT JSON) {rows_query}")
+    } else {
+        format!(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM ({rows_query}) AS \"pgrst_rows\", (SELECT {}) AS \"pgrst_unused\"",
+            unused.join(", ")
+        )
+    })
+}
+
+/// Which of the placeholders `$1`…`$n` `sql` mentions (whole: `$12` is not `$1`), indexed by number,
+/// in one pass: a request can carry thousands of parameters, and a search per parameter would make
+/// the count's cost grow with their square.
+pub(super) fn mentioned_params(sql: &str, n: usize) -> Vec<bool> {
+    let mut seen = vec![false; n + 1];
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let digits = bytes[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if let Ok(k) = sql[i + 1..i + 1 + digits].parse::<usize>() {
+            if k <= n {
+                seen[k] = true;
+            }
+        }
+        i += 1 + digits;
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_matched_whole() {
+        let m = mentioned_params("a = $1 AND b = $12", 12);
+        assert!(m[1] && m[12]);
+        assert!(!m[2] && !m[11]);
+        let m = mentioned_params("a = $12", 12);
+        assert!(!m[1] && !m[2] && m[12]);
+        assert!(mentioned_params("LIMIT $3", 3)[3]);
+        assert_eq!(
+            mentioned_params("$ $x $99999999999999999999 $4", 3),
+            vec![false; 4]
+        );
+    }
+
+    #[test]
+    fn unused_parameters_are_mentioned_once() {
+        let sql = explain_sql(
+            Some(Count::Planned),
+            "SELECT 1 FROM t WHERE id = $2",
+            3,
+            None,
+        )
+        .unwrap();
+        assert!(
+            sql.ends_with("(SELECT $1::text, $3::text) AS \"pgrst_unused\""),
+            "{sql}"
+        );
+        assert_eq!(
+            explain_sql(
+                Some(Count::Planned),
+                "SELECT 1 FROM t WHERE id = $1",
+                1,
+                None
+            )
+            .unwrap(),
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM t WHERE id = $1"
+        );
+        assert!(explain_sql(Some(Count::Exact), "SELECT 1", 0, None).is_none());
+        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0, None).is_none());
+        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0, Some(10)).is_some());
+    }
+}

@@ -1,0 +1,418 @@
+//! Reads: the select list, embeds (`LEFT JOIN LATERAL` subqueries), the rows-first subquery and the
+//! count.
+
+use super::output::{explain_sql, total_expr, wrap};
+use super::{Builder, Embedded, Level, Render, Source, Statement};
+use crate::error::RestError;
+use crate::request::*;
+use crate::schema::{Relationship, Table};
+use http::StatusCode;
+use std::fmt::Write;
+use supactl_common::ident::quote_ident;
+
+impl<'a> Builder<'a> {
+    /// Output keys of a select list over `table` (for spreads).
+    pub(super) fn output_names(&self, table: Option<&Table>, select: &[SelectItem]) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in select {
+            match item {
+                SelectItem::Star => {
+                    if let Some(t) = table {
+                        out.extend(t.columns.iter().map(|c| c.name.clone()));
+                    }
+                }
+                SelectItem::Count { alias } => {
+                    out.push(alias.clone().unwrap_or_else(|| "count".into()))
+                }
+                SelectItem::Column {
+                    field,
+                    alias,
+                    aggregate,
+                    ..
+                } => out.push(alias.clone().unwrap_or_else(|| match aggregate {
+                    Some(a) => a.sql().to_string(),
+                    None => field.default_alias().to_string(),
+                })),
+                SelectItem::Embed(e) if e.spread => {
+                    let (target, _) = self.cache.relationships(
+                        &table
+                            .map(|t| (t.schema.clone(), t.name.clone()))
+                            .unwrap_or_default(),
+                        &e.name,
+                        e.hint.as_deref(),
+                    );
+                    let t = target.and_then(|q| self.cache.tables.get(&q));
+                    out.extend(self.output_names(t, &e.select));
+                }
+                SelectItem::Embed(e) if !e.select.is_empty() => out.push(e.label().to_string()),
+                SelectItem::Embed(_) => {}
+            }
+        }
+        out
+    }
+
+    pub(super) fn embed(
+        &mut self,
+        parent: &Source,
+        parent_alias: &str,
+        e: &EmbedRequest,
+        path: &[String],
+    ) -> Result<Embedded, RestError> {
+        let origin = &parent.qname;
+        let (target, mut rels) = self.cache.relationships(origin, &e.name, e.hint.as_deref());
+        let rel = match rels.len() {
+            0 => {
+                return Err(RestError::api(
+                    StatusCode::BAD_REQUEST,
+                    "PGRST200",
+                    format!(
+                        "Could not find a relationship between '{}' and '{}' in the schema cache",
+                        origin.1, e.name
+                    ),
+                    Some(format!(
+                        "Searched for a foreign key relationship between '{}' and '{}'{} in the schema '{}', but no matches were found.",
+                        origin.1,
+                        e.name,
+                        e.hint.as_ref().map(|h| format!(" using the hint '{h}'")).unwrap_or_default(),
+                        origin.0
+                    )),
+                    None,
+                ))
+            }
+            1 => rels.pop().expect("one relationship"),
+            _ => {
+                let details: Vec<serde_json::Value> = rels
+                    .iter()
+                    .map(|r| r.describe(&origin.1, &e.name))
+                    .collect();
+                let hints: Vec<String> = rels
+                    .iter()
+                    .map(|r| format!("'{}!{}'", e.name, r.hint_name()))
+                    .collect();
+                return Err(RestError::Api {
+                    status: StatusCode::MULTIPLE_CHOICES,
+                    code: "PGRST201",
+                    message: format!(
+                        "Could not embed because more than one relationship was found for '{}' and '{}'",
+                        origin.1, e.name
+                    ),
+                    details: serde_json::Value::Array(details),
+                    hint: serde_json::Value::String(format!(
+                        "Try changing '{}' to one of the following: {}. Find the desired relationship in the 'details' key.",
+                        e.name,
+                        hints.join(", ")
+                    )),
+                });
+            }
+        };
+        let target = target.expect("a relationship has a target");
+        let table = self
+            .cache
+            .tables
+            .get(&target)
+            .ok_or_else(|| RestError::no_table(&target.0, &target.1))?;
+        let child_alias = self.next_alias(&target.1);
+        let lat_alias = self.next_alias("pgrst");
+        let from = match &rel {
+            // The function's rows, from the parent's row; the level's row is then typed again.
+            Relationship::Computed { function, .. } => format!(
+                "{}.{}({})",
+                quote_ident(&function.0),
+                quote_ident(&function.1),
+                parent.row(parent_alias)
+            ),
+            _ => format!("{}.{}", quote_ident(&target.0), quote_ident(&target.1)),
+        };
+        let child_src = Source {
+            from,
+            table: Some(table),
+            qname: target.clone(),
+            row_cast: false,
+        };
+        let mut child_path = path.to_vec();
+        child_path.push(e.label().to_string());
+        let select: Vec<SelectItem> = if e.select.is_empty() {
+            Vec::new()
+        } else {
+            e.select.clone()
+        };
+        let mut lv = self.level(&child_src, &child_alias, &select, &child_path)?;
+        let (c, p) = (quote_ident(&child_alias), quote_ident(parent_alias));
+        match &rel {
+            Relationship::ManyToOne(fk) => {
+                for (col, fcol) in fk.columns.iter().zip(&fk.fcolumns) {
+                    lv.conds.push(format!(
+                        "{c}.{} = {p}.{}",
+                        quote_ident(fcol),
+                        quote_ident(col)
+                    ));
+                }
+            }
+            Relationship::OneToMany { fk, .. } => {
+                for (col, fcol) in fk.columns.iter().zip(&fk.fcolumns) {
+                    lv.conds.push(format!(
+                        "{c}.{} = {p}.{}",
+                        quote_ident(col),
+                        quote_ident(fcol)
+                    ));
+                }
+            }
+            Relationship::ManyToMany {
+                junction,
+                to_origin,
+                to_target,
+            } => {
+                let j = quote_ident(&self.next_alias(&junction.1));
+                let mut on = Vec::new();
+                for (col, fcol) in to_target.columns.iter().zip(&to_target.fcolumns) {
+                    on.push(format!(
+                        "{j}.{} = {c}.{}",
+                        quote_ident(col),
+                        quote_ident(fcol)
+                    ));
+                }
+                for (col, fcol) in to_origin.columns.iter().zip(&to_origin.fcolumns) {
+                    on.push(format!(
+                        "{j}.{} = {p}.{}",
+                        quote_ident(col),
+                        quote_ident(fcol)
+                    ));
+                }
+                lv.conds.push(format!(
+                    "EXISTS (SELECT 1 FROM {}.{} AS {j} WHERE {})",
+                    quote_ident(&junction.0),
+                    quote_ident(&junction.1),
+                    on.join(" AND ")
+                ));
+            }
+            Relationship::Computed { .. } => self.computed = true,
+        }
+        let to_one = rel.to_one();
+        if lv.select.is_empty() {
+            lv.select.push("true AS \"pgrst_empty\"".into());
+        }
+        let limit = if to_one {
+            None
+        } else {
+            self.query.limit_at(&child_path)
+        };
+        let offset = if to_one {
+            None
+        } else {
+            self.query.offset_at(&child_path)
+        };
+        let inner = self.select_sql(&child_src.from, &child_alias, &lv, limit, offset);
+        let l = quote_ident(&lat_alias);
+        let label = quote_ident(e.label());
+        let (lateral, columns) = if to_one {
+            let columns = if e.select.is_empty() {
+                Vec::new()
+            } else if e.spread {
+                self.output_names(Some(table), &e.select)
+                    .iter()
+                    .map(|n| format!("{l}.{} AS {}", quote_ident(n), quote_ident(n)))
+                    .collect()
+            } else {
+                vec![format!("{l}.\"pgrst_v\" AS {label}")]
+            };
+            (
+                format!(
+                    " LEFT JOIN LATERAL (SELECT row_to_json(\"pgrst_x\".*) AS \"pgrst_v\", \"pgrst_x\".* FROM ({inner}) AS \"pgrst_x\") AS {l} ON TRUE"
+                ),
+                columns,
+            )
+        } else {
+            if e.spread {
+                // PostgREST 13: each spread column of a to-many embed becomes an array of its values,
+                // in the embed's order.
+                if lv.has_aggregate {
+                    return Err(RestError::api(
+                        StatusCode::BAD_REQUEST,
+                        "PGRST127",
+                        "Feature not implemented",
+                        Some(format!(
+                            "Aggregates are not supported in a spread of the to-many relationship '{}'",
+                            e.name
+                        )),
+                        None,
+                    ));
+                }
+                let names = self.output_names(Some(table), &e.select);
+                let aggs: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        let q = quote_ident(n);
+                        format!("json_agg(\"pgrst_x\".{q}) AS {q}")
+                    })
+                    .collect();
+                let columns = names
+                    .iter()
+                    .map(|n| {
+                        let q = quote_ident(n);
+                        format!("coalesce({l}.{q}, '[]') AS {q}")
+                    })
+                    .collect();
+                return Ok(Embedded {
+                    alias: lat_alias.clone(),
+                    lateral: format!(
+                        " LEFT JOIN LATERAL (SELECT {} FROM ({inner}) AS \"pgrst_x\") AS {l} ON TRUE",
+                        if aggs.is_empty() { "true AS \"pgrst_empty\"".to_string() } else { aggs.join(", ") }
+                    ),
+                    columns,
+                    to_one: false,
+                });
+            }
+            let columns = if e.select.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!("coalesce({l}.\"pgrst_v\", '[]') AS {label}")]
+            };
+            (
+                format!(
+                    " LEFT JOIN LATERAL (SELECT json_agg(\"pgrst_x\") AS \"pgrst_v\" FROM ({inner}) AS \"pgrst_x\") AS {l} ON TRUE"
+                ),
+                columns,
+            )
+        };
+        Ok(Embedded {
+            alias: lat_alias,
+            lateral,
+            columns,
+            to_one,
+        })
+    }
+
+    /// Whether a level's embeds can be joined after its rows are chosen: none of them filters the rows
+    /// (`!inner`, a null filter), orders them or is aggregated over, and every one yields exactly one
+    /// row per parent (a LEFT JOIN of a to-one embed or of a to-many aggregate).
+    pub(super) fn embeds_after_rows(lv: &Level) -> bool {
+        !lv.laterals.is_empty()
+            && !lv.has_aggregate
+            && !lv.computed
+            && lv.laterals.iter().all(|l| {
+                let refer = format!("{}.", quote_ident(&l.alias));
+                !l.filtering && !lv.conds.iter().chain(&lv.order).any(|c| c.contains(&refer))
+            })
+    }
+
+    /// `SELECT … FROM from AS alias <laterals> WHERE … GROUP BY … ORDER BY … LIMIT … OFFSET …`.
+    pub(super) fn select_sql(
+        &mut self,
+        from: &str,
+        alias: &str,
+        lv: &Level,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> String {
+        // Rows first, embeds after: joined in one query, PostgreSQL would build the embeds of every
+        // row OFFSET skips (and, under a sort, of every row) before LIMIT drops them.
+        let rows_first = (limit.is_some() || offset.is_some()) && Self::embeds_after_rows(lv);
+        let source = if rows_first {
+            let rows = Level {
+                select: vec![format!("{}.*", quote_ident(alias))],
+                group_by: Vec::new(),
+                has_aggregate: false,
+                laterals: Vec::new(),
+                conds: lv.conds.clone(),
+                order: lv.order.clone(),
+                embeds: Vec::new(),
+                computed: false,
+            };
+            format!("({})", self.select_sql(from, alias, &rows, limit, offset))
+        } else {
+            from.to_string()
+        };
+        let mut s = format!(
+            "SELECT {} FROM {source} AS {}",
+            lv.select.join(", "),
+            quote_ident(alias)
+        );
+        for l in &lv.laterals {
+            s.push_str(&l.sql);
+        }
+        if !rows_first && !lv.conds.is_empty() {
+            let _ = write!(s, " WHERE {}", lv.conds.join(" AND "));
+        }
+        if lv.has_aggregate && !lv.group_by.is_empty() {
+            let _ = write!(s, " GROUP BY {}", lv.group_by.join(", "));
+        }
+        if !lv.order.is_empty() {
+            let _ = write!(s, " ORDER BY {}", lv.order.join(", "));
+        }
+        if rows_first {
+            return s;
+        }
+        if let Some(l) = limit {
+            let p = self.param(l.to_string());
+            let _ = write!(s, " LIMIT {p}");
+        }
+        if let Some(o) = offset {
+            let p = self.param(o.to_string());
+            let _ = write!(s, " OFFSET {p}");
+        }
+        s
+    }
+
+    /// The statement of a read (relation or row-returning RPC) over `inner`, with the total that
+    /// `Prefer: count=` asks for; the count query is built only when one is asked for.
+    pub(super) fn counted(
+        self,
+        inner: &str,
+        render: Render,
+        count: Option<Count>,
+        from: &str,
+        alias: &str,
+        lv: &Level,
+    ) -> Statement {
+        let max_rows = self.cache.settings.db_max_rows;
+        let rows = count.map(|_| self.count_sql(from, alias, lv));
+        let rows = rows.as_deref().unwrap_or_default();
+        let total = total_expr(count, rows, max_rows);
+        let explain = explain_sql(count, rows, self.params.len(), max_rows);
+        Statement {
+            sql: wrap(inner, render, &total, "NULL::text", ""),
+            params: self.params,
+            explain,
+            estimate_above: max_rows.filter(|_| count == Some(Count::Estimated)),
+        }
+    }
+
+    /// `SELECT 1` over the whole filtered relation (for `Prefer: count=`: counted, or explained),
+    /// reusing the level's conditions.
+    pub(super) fn count_sql(&self, from: &str, alias: &str, lv: &Level) -> String {
+        let mut s = format!("SELECT 1 FROM {from} AS {}", quote_ident(alias));
+        for l in lv.laterals.iter().filter(|l| l.filtering) {
+            s.push_str(&l.sql);
+        }
+        if !lv.conds.is_empty() {
+            let _ = write!(s, " WHERE {}", lv.conds.join(" AND "));
+        }
+        s
+    }
+
+    /// A read of a table or view.
+    pub fn read(
+        mut self,
+        table: &Table,
+        render: Render,
+        count: Option<Count>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<Statement, RestError> {
+        let src = Source {
+            from: format!(
+                "{}.{}",
+                quote_ident(&table.schema),
+                quote_ident(&table.name)
+            ),
+            table: Some(table),
+            qname: (table.schema.clone(), table.name.clone()),
+            row_cast: false,
+        };
+        let alias = table.name.clone();
+        let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
+        self.check_paths()?;
+        let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
+        Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
+    }
+}
