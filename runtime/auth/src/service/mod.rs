@@ -2,8 +2,8 @@
 //! [`PROJECT_HEADER`] and proves the caller's role (and user claims) with a JWT signed by that project's
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
-//! The routes by flow: [`account`] (settings, sign-up, the token grants, the user, logout),
-//! [`one_time`] (recovery, OTP and magic links, `/verify`), [`admin`] (service_role only); [`request`]
+//! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
+//! `one_time` (recovery, OTP and magic links, `/verify`), `admin` (service_role only); `request`
 //! reads the caller and holds what the flows share.
 
 mod account;

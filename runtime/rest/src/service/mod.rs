@@ -5,8 +5,8 @@
 //!
 //! Per request (this module orchestrates): authenticate → parse ([`crate::parse`]) → resolve against
 //! the schema cache and render SQL ([`crate::sql`]) → run in one round trip ([`crate::exec`]) → shape
-//! the response (status, headers, media type) as PostgREST does ([`response`]). Requests on relations
-//! are in [`relation`], function calls in [`rpc`].
+//! the response (status, headers, media type) as PostgREST does (`response`). Requests on relations
+//! are in `relation`, function calls in `rpc`.
 
 mod relation;
 mod response;
