@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
+use supactl_common::forwarded::Caller;
 use supactl_common::headers::bearer;
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
@@ -24,12 +25,9 @@ use tower::ServiceExt;
 
 /// Path prefix under which projects are addressed where wildcard DNS is not available.
 pub const PATH_PREFIX: &str = "/p/";
-/// Header telling services which project a request is for.
-pub const PROJECT_HEADER: &str = rest::PROJECT_HEADER;
+pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
 /// Largest body forwarded.
 const MAX_BODY: usize = 16 * 1024 * 1024;
-/// Header telling services the client's address (any client-sent value is dropped).
-pub const CLIENT_IP_HEADER: &str = auth::CLIENT_IP_HEADER;
 /// Claims the gateway sets itself; a user token cannot override them.
 const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
 
@@ -369,7 +367,7 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
     *out.headers_mut() = h;
     if is_rest {
-        out.extensions_mut().insert(rest::Caller {
+        out.extensions_mut().insert(Caller {
             project,
             project_ref,
             role,
