@@ -5,8 +5,9 @@
 //! caller with a short-lived JWT it minted with that project's signing secret, sent as
 //! `Authorization: Bearer`. [`from_forwarded`] accepts the token only when it verifies with one of the
 //! project's secrets, names this project in `ref`, and carries a role the platform serves (read by
-//! [`crate::claims::role`]). In process, the gateway instead attaches the [`Caller`] it has just
-//! authenticated to the request as an extension, which no client can send.
+//! [`crate::claims::role`]). The gateway's side is [`mint`], so both ends of the format live here. In
+//! process, the gateway instead attaches the [`Caller`] it has just authenticated to the request as an
+//! extension, which no client can send.
 
 use crate::claims::{self, RoleError};
 use crate::headers::bearer;
@@ -27,6 +28,33 @@ pub struct Caller {
     pub role: Role,
     /// The minted token's claims, as JSON (`request.jwt.claims`).
     pub claims: String,
+}
+
+/// Claims the gateway sets itself; a user token cannot override them.
+const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
+
+/// The gateway's token for a request to `project` running as `role`: the user's claims (none for an API
+/// key alone) with `iss`, `ref`, `role`, `iat` and `exp` set here, valid for `ttl_secs` from `now` and
+/// signed with the project's signing secret. Returns the token and its claims as JSON (what the
+/// in-process [`Caller`] carries).
+pub fn mint(
+    project: &ProjectConfig,
+    role: Role,
+    mut claims: Map<String, Value>,
+    now: i64,
+    ttl_secs: i64,
+) -> (String, String) {
+    for k in PROTECTED_CLAIMS {
+        claims.remove(*k);
+    }
+    claims.insert("iss".into(), Value::from("supactl"));
+    claims.insert("ref".into(), Value::from(project.project_ref.as_str()));
+    claims.insert("role".into(), Value::from(role.as_str()));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert("exp".into(), Value::from(now + ttl_secs));
+    let claims = Value::Object(claims).to_string();
+    let token = jwt::sign_json(claims.as_bytes(), project.signing_secret());
+    (token, claims)
 }
 
 /// The verified claims of a forwarded token, read by name here only.
@@ -155,6 +183,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!((anon.role, anon.claims.subject()), (Role::Anon, None));
+    }
+
+    #[test]
+    fn a_minted_token_passes_and_user_claims_cannot_override_the_gateways() {
+        let p = project(&["current", "previous"]);
+        let user =
+            json!({"sub": "u1", "role": "service_role", "ref": "other", "exp": 1, "email": "a@b"});
+        let (token, claims) = mint(
+            &p,
+            Role::Authenticated,
+            user.as_object().unwrap().clone(),
+            jwt::now(),
+            60,
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let f = from_forwarded(&p, &h).unwrap();
+        assert_eq!(f.role, Role::Authenticated);
+        assert_eq!(f.claims.subject(), Some("u1"));
+        let c: Value = serde_json::from_str(&claims).unwrap();
+        assert_eq!(
+            (&c["ref"], &c["role"], &c["iss"], &c["email"]),
+            (
+                &json!("proj"),
+                &json!("authenticated"),
+                &json!("supactl"),
+                &json!("a@b")
+            )
+        );
+        assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 60);
     }
 
     #[test]
