@@ -8,8 +8,10 @@
 //! gateway and the REST engine accept. Per-project settings (autoconfirm, anonymous sign-ins, password
 //! length, token lifetime, rate limits, SMTP) live in `auth.supactl_settings`.
 //!
-//! It trusts only a JWT minted by the gateway for the project in [`PROJECT_HEADER`] (verified again
-//! here); admin routes require that JWT's role to be `service_role`. It reads project configs from the
+//! It trusts only a JWT minted by the gateway for the project in [`PROJECT_HEADER`], checked again here
+//! by the rule every service shares ([`supactl_common::forwarded`]: signed with the project's secret,
+//! naming the project, a role the platform serves); admin routes require that role to be
+//! `service_role`. It reads project configs from the
 //! [`supactl_common::directory::Directory`] and must not touch platform state or any schema but `auth`.
 //! No password, token or hash is ever logged.
 

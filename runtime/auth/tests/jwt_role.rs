@@ -1,7 +1,7 @@
 //! Auth's reading of the forwarded token's role goes through the shared rule of
 //! `supactl_common::claims`: a correctly signed token whose `role` is not a string, or names a role the
 //! platform does not serve, is refused with `bad_jwt` on every route; `role` absent is `authenticated`,
-//! which is no admin.
+//! which is no admin. The token must also name the project in `ref` (`supactl_common::forwarded`).
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -23,6 +23,8 @@ async fn the_forwarded_role_claim_is_read_by_the_shared_rule() {
     ));
     let call = |path: &'static str, claims: Value| {
         let mut claims = claims.as_object().unwrap().clone();
+        // As the gateway mints it: naming the project (unless the case says otherwise).
+        claims.entry("ref").or_insert(json!("auth-roles"));
         claims.insert("exp".into(), json!(jwt::now() + 600));
         let token = jwt::sign(&claims, secret.as_bytes());
         let req = Request::get(path)
@@ -66,5 +68,19 @@ async fn the_forwarded_role_claim_is_read_by_the_shared_rule() {
             assert_eq!(s, StatusCode::FORBIDDEN, "{path} role {role}: {v}");
             assert_eq!(v["code"], "bad_jwt", "{path} role {role}: {v}");
         }
+    }
+
+    // The shared check of what the gateway forwarded: a token of another project, or naming none, is
+    // refused even though this project's secret signed it.
+    for claims in [
+        json!({"role": "service_role", "ref": "other-project"}),
+        json!({"role": "service_role", "ref": null}),
+    ] {
+        let (s, v) = call("/admin/users", claims.clone()).await;
+        assert_eq!(
+            (s, v["code"].clone()),
+            (StatusCode::FORBIDDEN, json!("bad_jwt")),
+            "{claims}: {v}"
+        );
     }
 }

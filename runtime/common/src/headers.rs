@@ -2,6 +2,13 @@
 
 use http::{header, HeaderMap};
 
+/// The header naming the project a request is for, set by the gateway (any client-sent value is
+/// dropped) and read by every service behind it.
+pub const PROJECT_HEADER: &str = "x-supactl-project";
+
+/// The client's address as the gateway saw it (any client-sent value is dropped).
+pub const CLIENT_IP_HEADER: &str = "x-supactl-client-ip";
+
 /// The header carrying the gateway's minted JWT to a project's REST Lambda Function URL: the URL's
 /// `AWS_IAM` auth consumes `Authorization` (the SigV4 signature), so the JWT cannot travel there. The
 /// gateway drops any client-sent value; REST in Lambda mode reads the JWT from here only.

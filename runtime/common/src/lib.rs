@@ -2,18 +2,21 @@
 //!
 //! This crate owns the formats and protocols that more than one service must agree on: opaque API keys
 //! (`sb_publishable_…` / `sb_secret_…`) and their hashes, HS256 JWTs (minting and verification) and the
-//! caller's role read from verified claims ([`claims`]), the encryption of secrets at rest (bound to the
-//! row and column that hold them), the wire types of the tenant-manager's internal config endpoint and
-//! the cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON
-//! error body every HTTP service answers with, `Debug` output without secrets ([`redact`]), the HTTP server
-//! every listener runs on ([`server`]), and how services connect to PostgreSQL, over TLS where asked
-//! ([`pg`], [`pg_tls`]). It holds no state but caches; services build on it and must not copy its logic.
+//! caller's role read from verified claims ([`claims`]), the one check of what the gateway forwarded
+//! and the caller it yields ([`forwarded`]), the encryption of secrets at rest (bound to the row and
+//! column that hold them), the wire types of the tenant-manager's internal config endpoint and the
+//! cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON
+//! error body every HTTP service answers with, `Debug` output without secrets ([`redact`]), the HTTP
+//! server every listener runs on ([`server`]), and how services connect to PostgreSQL, over TLS where
+//! asked ([`pg`], [`pg_tls`]). It holds no state but caches; services build on it and must not copy its
+//! logic.
 
 pub mod cache;
 pub mod claims;
 pub mod crypto;
 pub mod directory;
 pub mod error;
+pub mod forwarded;
 pub mod headers;
 pub mod http_client;
 pub mod ident;

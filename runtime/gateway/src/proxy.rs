@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
+use supactl_common::forwarded::{self, Caller};
 use supactl_common::headers::bearer;
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
@@ -24,14 +25,9 @@ use tower::ServiceExt;
 
 /// Path prefix under which projects are addressed where wildcard DNS is not available.
 pub const PATH_PREFIX: &str = "/p/";
-/// Header telling services which project a request is for.
-pub const PROJECT_HEADER: &str = rest::PROJECT_HEADER;
+pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
 /// Largest body forwarded.
 const MAX_BODY: usize = 16 * 1024 * 1024;
-/// Header telling services the client's address (any client-sent value is dropped).
-pub const CLIENT_IP_HEADER: &str = auth::CLIENT_IP_HEADER;
-/// Claims the gateway sets itself; a user token cannot override them.
-const PROTECTED_CLAIMS: &[&str] = &["iss", "ref", "role", "iat", "exp"];
 
 /// Where a service runs: in the gateway's process (`supactl up`, `supactl serve gateway`). REST of a
 /// project whose config names a Function URL goes there instead ([`FunctionUrls`]).
@@ -279,7 +275,7 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
 
     // Role: a user JWT decides when present; otherwise the key type does.
     let now = jwt::now();
-    let (mut claims, role) = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
+    let (claims, role) = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
         Some(token) => {
             let claims = jwt::verify(token, &project.verification_secrets(), now)
                 .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
@@ -289,19 +285,13 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
         }
         None => (Map::new(), key_role),
     };
-    for k in PROTECTED_CLAIMS {
-        claims.remove(*k);
-    }
-    claims.insert("iss".into(), Value::from("supactl"));
-    claims.insert("ref".into(), Value::from(project_ref.as_str()));
-    claims.insert("role".into(), Value::from(role.as_str()));
-    claims.insert("iat".into(), Value::from(now));
-    claims.insert(
-        "exp".into(),
-        Value::from(now + gw.config.token_ttl.as_secs() as i64),
+    let (minted, claims) = forwarded::mint(
+        &project,
+        role,
+        claims,
+        now,
+        gw.config.token_ttl.as_secs() as i64,
     );
-    let claims = Value::Object(claims).to_string();
-    let minted = jwt::sign_json(claims.as_bytes(), project.signing_secret());
 
     // Forward.
     let client_ip = req
@@ -369,7 +359,7 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
         .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
     *out.headers_mut() = h;
     if is_rest {
-        out.extensions_mut().insert(rest::Caller {
+        out.extensions_mut().insert(Caller {
             project,
             project_ref,
             role,

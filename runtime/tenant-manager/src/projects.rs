@@ -460,8 +460,8 @@ pub(crate) async fn query(
     Ok(data(Value::Array(rows)))
 }
 
-/// Per-project health: the database answers as the project's own role, and REST (and auth, once
-/// deployed) answer through the gateway.
+/// Per-project health: the database answers as the project's own role, and REST answers through the
+/// gateway (auth is not probed).
 pub(crate) async fn health(
     State(tm): Tm,
     Path(project_ref): Path<String>,

@@ -2,8 +2,8 @@
 //! [`PROJECT_HEADER`] and proves the caller's role (and user claims) with a JWT signed by that project's
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
-//! The routes by flow: [`account`] (settings, sign-up, the token grants, the user, logout),
-//! [`one_time`] (recovery, OTP and magic links, `/verify`), [`admin`] (service_role only); [`request`]
+//! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
+//! `one_time` (recovery, OTP and magic links, `/verify`), `admin` (service_role only); `request`
 //! reads the caller and holds what the flows share.
 
 mod account;
@@ -24,10 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 
-/// The header carrying the project ref from the gateway (the REST engine's, shared).
-pub const PROJECT_HEADER: &str = "x-supactl-project";
-/// The client's address as the gateway saw it (the gateway drops any client-sent value).
-pub const CLIENT_IP_HEADER: &str = "x-supactl-client-ip";
+pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
 /// Characters escaped in URL query and fragment values: all but RFC 3986's unreserved ones.
 const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')

@@ -15,9 +15,10 @@ use deadpool_postgres::Object;
 use http::request::Parts;
 use http::{header, StatusCode};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+use supactl_common::forwarded::{from_forwarded, Claims, ForwardedError};
 use supactl_common::jwt;
 use supactl_common::keys::{random_base62, Role};
 use supactl_common::wire::ProjectConfig;
@@ -25,7 +26,7 @@ use supactl_common::wire::ProjectConfig;
 /// Who is calling, for which project: read from the gateway's headers and its verified JWT.
 pub(super) struct Ctx {
     pub(super) project: Arc<ProjectConfig>,
-    pub(super) claims: Map<String, Value>,
+    pub(super) claims: Claims,
     /// Read from the claims by the rule every service shares ([`supactl_common::claims::role`]).
     pub(super) role: Role,
     pub(super) ip: Option<IpAddr>,
@@ -55,26 +56,22 @@ impl FromRequestParts<Arc<Auth>> for Ctx {
             .ok_or_else(|| {
                 AuthError::new(StatusCode::NOT_FOUND, "not_found", "Project not found")
             })?;
-        let token = supactl_common::headers::bearer(h).ok_or_else(|| {
-            AuthError::new(
+        let forwarded = from_forwarded(&project, h).map_err(|e| match e {
+            ForwardedError::NoToken => AuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "no_authorization",
                 "This endpoint requires a valid Bearer token",
-            )
+            ),
+            ForwardedError::Invalid(e) => AuthError::forbidden(
+                "bad_jwt",
+                format!("invalid JWT: unable to parse or verify signature, {e}"),
+            ),
+            e => AuthError::forbidden("bad_jwt", format!("invalid JWT: {e}")),
         })?;
-        let claims =
-            jwt::verify(token, &project.verification_secrets(), jwt::now()).map_err(|e| {
-                AuthError::forbidden(
-                    "bad_jwt",
-                    format!("invalid JWT: unable to parse or verify signature, {e}"),
-                )
-            })?;
-        let role = supactl_common::claims::role(&claims)
-            .map_err(|e| AuthError::forbidden("bad_jwt", format!("invalid JWT: {e}")))?;
         Ok(Ctx {
             project,
-            claims,
-            role,
+            claims: forwarded.claims,
+            role: forwarded.role,
             ip: text(CLIENT_IP_HEADER).and_then(|v| v.parse().ok()),
             user_agent: text(header::USER_AGENT.as_str()).map(str::to_string),
         })
@@ -96,17 +93,13 @@ impl Ctx {
 
     /// The signed-in user's id (the `sub` of a user's access token).
     pub(super) fn user_id(&self) -> AuthResult<&str> {
-        match self.claims.get("sub").and_then(Value::as_str) {
-            Some(s) if !s.is_empty() => Ok(s),
-            _ => Err(AuthError::forbidden(
-                "bad_jwt",
-                "invalid claim: missing sub claim",
-            )),
-        }
+        self.claims
+            .subject()
+            .ok_or_else(|| AuthError::forbidden("bad_jwt", "invalid claim: missing sub claim"))
     }
 
     pub(super) fn session_id(&self) -> Option<&str> {
-        self.claims.get("session_id").and_then(Value::as_str)
+        self.claims.session_id()
     }
 
     pub(super) fn ip_text(&self) -> Option<String> {

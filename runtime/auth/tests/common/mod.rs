@@ -86,6 +86,7 @@ impl Env {
     pub fn minted(&self, role: &str, extra: Value) -> String {
         let mut claims = Map::new();
         claims.insert("role".into(), json!(role));
+        claims.insert("ref".into(), json!(REF));
         claims.insert("exp".into(), json!(jwt::now() + 300));
         if let Value::Object(m) = extra {
             claims.extend(m);

@@ -94,7 +94,7 @@ struct ProjectState {
     live_connections: AtomicUsize,
     load: tokio::sync::Mutex<()>,
     /// What each connection's session is known to hold: a hash, keyed with `hasher`'s random keys so
-    /// that request headers cannot be chosen to collide, of the [`session_values`] observed at the end
+    /// that request headers cannot be chosen to collide, of the [`crate::session::session_values`] observed at the end
     /// of its last read. A connection used any other way (a write, a schema load) is forgotten.
     sessions: Mutex<HashMap<ObjectId, u64>>,
     hasher: RandomState,
@@ -404,7 +404,7 @@ impl Pools {
             .cloned()
     }
 
-    /// Runs `stmt` in one transaction and (unless [`TxEnd::CommitIf`]) one round trip.
+    /// Runs `stmt` in one transaction and (unless [`crate::session::TxEnd::CommitIf`]) one round trip.
     ///
     /// A plain read (no pre-request function, no planned count, committed) takes two statements
     /// instead of four: the GUCs set at session level, then the statement in its own implicit

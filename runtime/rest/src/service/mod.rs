@@ -5,8 +5,8 @@
 //!
 //! Per request (this module orchestrates): authenticate → parse ([`crate::parse`]) → resolve against
 //! the schema cache and render SQL ([`crate::sql`]) → run in one round trip ([`crate::exec`]) → shape
-//! the response (status, headers, media type) as PostgREST does ([`response`]). Requests on relations
-//! are in [`relation`], function calls in [`rpc`].
+//! the response (status, headers, media type) as PostgREST does (`response`). Requests on relations
+//! are in `relation`, function calls in `rpc`.
 
 mod relation;
 mod response;
@@ -28,14 +28,12 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
-use supactl_common::headers::bearer;
+use supactl_common::forwarded::{from_forwarded, ForwardedError};
 use supactl_common::ident::{quote_ident, quote_literal};
-use supactl_common::jwt;
-use supactl_common::keys::Role;
-use supactl_common::wire::{status, ProjectConfig};
+use supactl_common::wire::status;
 
-/// The header carrying the project ref from the gateway.
-pub const PROJECT_HEADER: &str = "x-supactl-project";
+pub use supactl_common::forwarded::Caller;
+pub use supactl_common::headers::PROJECT_HEADER;
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -159,18 +157,6 @@ fn cookies_json(headers: &HeaderMap) -> String {
     Value::Object(m).to_string()
 }
 
-/// Everything resolved about the caller before the request proper. The in-process gateway, which has
-/// just authenticated the caller and minted its token, attaches one to the request as an extension
-/// (which no client can send), so the token is not verified and parsed a second time.
-#[derive(Clone)]
-pub struct Caller {
-    pub project: Arc<ProjectConfig>,
-    pub project_ref: String,
-    pub role: Role,
-    /// The minted token's claims, as JSON (`request.jwt.claims`).
-    pub claims: String,
-}
-
 async fn authenticate(rest: &Rest, headers: &HeaderMap) -> Result<Caller, RestError> {
     let project_ref = headers
         .get(PROJECT_HEADER)
@@ -191,21 +177,15 @@ async fn authenticate(rest: &Rest, headers: &HeaderMap) -> Result<Caller, RestEr
         )));
     }
     // Defence in depth: the gateway's token must verify with this project's secret and name it.
-    let token = bearer(headers).ok_or_else(|| RestError::Jwt("No JWT provided".into()))?;
-    let claims = jwt::verify(token, &project.verification_secrets(), jwt::now())
-        .map_err(|e| RestError::Jwt(format!("JWT invalid: {e}")))?;
-    if claims.get("ref").and_then(|v| v.as_str()) != Some(project_ref.as_str()) {
-        return Err(RestError::Jwt(
-            "JWT invalid: issued for another project".into(),
-        ));
-    }
-    let role = supactl_common::claims::role(&claims)
-        .map_err(|e| RestError::Jwt(format!("JWT invalid: {e}")))?;
+    let forwarded = from_forwarded(&project, headers).map_err(|e| match e {
+        ForwardedError::NoToken => RestError::Jwt("No JWT provided".into()),
+        e => RestError::Jwt(format!("JWT invalid: {e}")),
+    })?;
     Ok(Caller {
         project,
         project_ref,
-        role,
-        claims: Value::Object(claims).to_string(),
+        role: forwarded.role,
+        claims: forwarded.claims.to_json(),
     })
 }
 

@@ -154,7 +154,8 @@ pub struct Builder<'a> {
     cache: &'a SchemaCache,
     query: &'a Query,
     pub params: Vec<String>,
-    n: usize,
+    /// Aliases handed out so far, numbering the next one.
+    aliases: usize,
     /// Writes apply top-level filters to the DML, not to the rows read back.
     skip_top_filters: bool,
     /// Embed paths the select list has, to refuse parameters for others (PGRST108).
@@ -187,7 +188,7 @@ impl<'a> Builder<'a> {
             cache,
             query,
             params: Vec::new(),
-            n: 0,
+            aliases: 0,
             skip_top_filters: false,
             seen_paths: Vec::new(),
             computed: false,
@@ -200,8 +201,8 @@ impl<'a> Builder<'a> {
     }
 
     fn next_alias(&mut self, base: &str) -> String {
-        self.n += 1;
-        format!("{base}_{}", self.n)
+        self.aliases += 1;
+        format!("{base}_{}", self.aliases)
     }
 
     /// The computed field `name` of the source's relation: a function taking its row and returning

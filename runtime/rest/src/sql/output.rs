@@ -29,7 +29,7 @@ pub(super) fn wrap(inner: &str, render: Render, total: &str, location: &str, cte
 }
 
 /// What the count preference turns into (`count=planned` is read from an `EXPLAIN` instead, see
-/// [`Statement::explain`]).
+/// [`super::Statement::explain`]).
 pub(super) fn total_expr(count: Option<Count>, rows_query: &str, max_rows: Option<i64>) -> String {
     match (count, max_rows) {
         // Counting past db-max-rows is what `estimated` avoids: stop one row after it.
