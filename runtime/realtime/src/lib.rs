@@ -11,10 +11,21 @@
 //! against a project's policies ([`rls`]: batched postgres_changes visibility, private channels),
 //! and one socket's channel semantics as effects for the socket task to carry out ([`session`]).
 //! Every parse of client input is bounded (frame size, field lengths, JSON depth,
-//! list lengths). The socket layer, the per-project hub, Redis fan-out and logical replication
-//! build on these types; they must not re-implement any of this parsing.
+//! list lengths).
+//!
+//! On top of the core: [`http::router`] (the WebSocket upgrade, REST broadcast and health, for
+//! requests the gateway already authenticated), one task per socket ([`socket`]) driving its
+//! session, per-project hubs ([`hub`]: topics, fan-out, presence, limits) and the Redis fan-out
+//! across replicas ([`bridge`]). These must not re-implement any of the core's parsing.
+//! Postgres Changes delivery (logical replication per active project) is designed in
+//! `notes/realtime-design.md` §5 and not built yet: a join with usable bindings gets a `system`
+//! error saying so.
 
+pub mod bridge;
 pub mod filter;
+pub mod http;
+pub mod hub;
+pub mod identity;
 pub mod join;
 pub mod limits;
 pub mod payload;
@@ -23,3 +34,6 @@ pub mod presence;
 pub mod protocol;
 pub mod rls;
 pub mod session;
+pub mod socket;
+
+pub use http::{router, Realtime, RealtimeConfig, PROJECT_HEADER};
