@@ -141,6 +141,7 @@ impl Hubs {
             topics: Mutex::new(HashMap::new()),
             presence: Mutex::new(Presence::new(self.replica.clone(), self.presence_limits)),
             remote_presence: Mutex::new(HashMap::new()),
+            max_remote_entries: self.presence_limits.max_entries_per_topic,
             counters: Mutex::new(ProjectCounters::new(self.limits, Instant::now())),
             bridge,
         });
@@ -164,6 +165,8 @@ pub struct ProjectHub {
     presence: Mutex<Presence>,
     /// Presence of other replicas, folded from their diffs.
     remote_presence: Mutex<HashMap<TopicKey, RemoteEntries>>,
+    /// Remote entries kept per topic (what other replicas report is bounded as our own).
+    max_remote_entries: usize,
     counters: Mutex<ProjectCounters>,
     bridge: Option<Bridge>,
 }
@@ -310,7 +313,7 @@ impl ProjectHub {
         }
         for (key, meta) in metas(diff, "joins") {
             if let Some(phx_ref) = meta.get("phx_ref").and_then(Value::as_str) {
-                if entries.len() < PresenceLimits::default().max_entries_per_topic {
+                if entries.len() < self.max_remote_entries {
                     entries.insert(phx_ref.to_owned(), (key.to_owned(), meta.clone()));
                 }
             }
