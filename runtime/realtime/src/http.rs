@@ -254,6 +254,7 @@ async fn broadcast(
         )));
     }
     let hub = rt.hubs.get(&project.project_ref);
+    hub.linger();
     let mut ready = Vec::with_capacity(body.messages.len());
     for m in body.messages {
         if m.topic.is_empty() || m.event.is_empty() {

@@ -19,7 +19,7 @@ use axum::extract::ws;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -95,12 +95,19 @@ pub struct SocketHandle {
     pub kick: CancellationToken,
 }
 
+/// How long a project's hub, and so its rate buckets, outlives its last socket or REST call:
+/// without it a client reconnecting in a loop, or REST broadcasts to a project with no socket
+/// here, would start from full buckets every time.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Every project hub of this replica.
 pub struct Hubs {
     replica: String,
     limits: ProjectLimits,
     presence_limits: PresenceLimits,
     map: Mutex<HashMap<String, Weak<ProjectHub>>>,
+    /// Hubs kept alive until the instant, whoever else holds them ([`LINGER`]).
+    lingering: Mutex<HashMap<String, (Arc<ProjectHub>, Instant)>>,
     bridge: OnceLock<Bridge>,
 }
 
@@ -111,6 +118,7 @@ impl Hubs {
             limits,
             presence_limits,
             map: Mutex::new(HashMap::new()),
+            lingering: Mutex::new(HashMap::new()),
             bridge: OnceLock::new(),
         }
     }
@@ -126,7 +134,8 @@ impl Hubs {
     }
 
     /// The hub of `project_ref`, created if no one holds it.
-    pub fn get(&self, project_ref: &str) -> Arc<ProjectHub> {
+    pub fn get(self: &Arc<Self>, project_ref: &str) -> Arc<ProjectHub> {
+        self.linger_until(None);
         let mut map = lock(&self.map);
         if let Some(hub) = map.get(project_ref).and_then(Weak::upgrade) {
             return hub;
@@ -138,6 +147,7 @@ impl Hubs {
         }
         let hub = Arc::new(ProjectHub {
             project_ref: project_ref.to_owned(),
+            hubs: Arc::downgrade(self),
             topics: Mutex::new(HashMap::new()),
             presence: Mutex::new(Presence::new(self.replica.clone(), self.presence_limits)),
             remote_presence: Mutex::new(HashMap::new()),
@@ -147,6 +157,27 @@ impl Hubs {
         });
         map.insert(project_ref.to_owned(), Arc::downgrade(&hub));
         hub
+    }
+
+    /// Drops lingering hubs whose time is up, then keeps `hub` (if any) for [`LINGER`] more.
+    fn linger_until(&self, hub: Option<&Arc<ProjectHub>>) {
+        let now = Instant::now();
+        let expired: Vec<Arc<ProjectHub>> = {
+            let mut lingering = lock(&self.lingering);
+            if let Some(hub) = hub {
+                lingering.insert(hub.project_ref.clone(), (hub.clone(), now + LINGER));
+            }
+            let gone: Vec<String> = lingering
+                .iter()
+                .filter(|(_, (_, until))| *until <= now)
+                .map(|(r, _)| r.clone())
+                .collect();
+            gone.iter()
+                .filter_map(|r| lingering.remove(r).map(|(hub, _)| hub))
+                .collect()
+        };
+        // Dropped outside the lock: a last reference runs the hub's Drop.
+        drop(expired);
     }
 
     /// The hub of `project_ref` if one is alive (the bridge delivers only to those).
@@ -161,6 +192,7 @@ type RemoteEntries = BTreeMap<String, (String, Map<String, Value>)>;
 /// One project's topics, presence and limits on this replica.
 pub struct ProjectHub {
     project_ref: String,
+    hubs: Weak<Hubs>,
     topics: Mutex<HashMap<TopicKey, HashMap<SocketId, SocketHandle>>>,
     presence: Mutex<Presence>,
     /// Presence of other replicas, folded from their diffs.
@@ -182,6 +214,13 @@ impl Drop for ProjectHub {
 impl ProjectHub {
     pub fn project_ref(&self) -> &str {
         &self.project_ref
+    }
+
+    /// Keeps this hub (its limits) alive a little after its last user lets go.
+    pub fn linger(self: &Arc<Self>) {
+        if let Some(hubs) = self.hubs.upgrade() {
+            hubs.linger_until(Some(self));
+        }
     }
 
     pub fn limits(&self) -> ProjectLimits {
@@ -400,10 +439,44 @@ impl SocketGuard {
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         lock(&self.hub.counters).close_socket();
+        self.hub.linger();
     }
 }
 
 /// Locks a mutex whose holders never panic while holding it (no I/O, no user code under it).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_lingers_so_its_limits_outlive_its_last_user() {
+        let limits = ProjectLimits {
+            events_per_second: 3,
+            ..ProjectLimits::default()
+        };
+        let hubs = Arc::new(Hubs::new("r1".into(), limits, PresenceLimits::default()));
+        let hub = hubs.get("p1");
+        assert!(hub.counters(|c, now| c.events(3, now)).is_ok());
+        hub.linger();
+        let weak = Arc::downgrade(&hub);
+        drop(hub);
+        let again = hubs.get("p1");
+        assert!(Weak::ptr_eq(&weak, &Arc::downgrade(&again)));
+        assert_eq!(
+            again.counters(|c, now| c.events(1, now)),
+            Err(LimitError::TooManyEvents)
+        );
+        // Another project is another hub, with its own buckets.
+        assert!(hubs.get("p2").counters(|c, now| c.events(3, now)).is_ok());
+        // Without a linger, the last user takes the hub with it.
+        let p3 = hubs.get("p3");
+        let weak = Arc::downgrade(&p3);
+        drop(p3);
+        assert!(weak.upgrade().is_none());
+        assert!(hubs.existing("p3").is_none());
+    }
 }
