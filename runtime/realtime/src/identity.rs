@@ -41,4 +41,9 @@ impl Identity {
         let role = claims::role(&claims).map_err(|e| e.to_string())?;
         Ok(Identity { role, claims })
     }
+
+    /// The token's `exp` (unix seconds), if it has one.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.claims.get("exp").and_then(Value::as_i64)
+    }
 }

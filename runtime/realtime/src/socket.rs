@@ -8,7 +8,9 @@
 //! every 25–30 s); the hub's queue for the socket holds [`SocketConfig::queue_frames`] messages
 //! and a socket that falls behind is closed with 1013; a write that does not complete within
 //! [`SocketConfig::write_timeout`] closes it. Channels per socket, joins, events and presence are
-//! limited per project ([`crate::limits`]). Server shutdown closes every channel (`system` error
+//! limited per project ([`crate::limits`]). A channel joined with its own `access_token` closes
+//! when that token expires (`system` error "Token has expired …", then `phx_close`), unless an
+//! `access_token` push brought a newer one first. Server shutdown closes every channel (`system` error
 //! then `phx_close`, so clients rejoin elsewhere) and the socket with 1001.
 
 use crate::hub::{ws_message, Outgoing, SocketGuard, SocketHandle, TopicKey};
@@ -80,6 +82,9 @@ const GONE: Stop = Stop(None);
 struct Channel {
     key: TopicKey,
     presence_window: PresenceWindow,
+    /// When the channel's own access token expires (unix seconds); the channel closes then.
+    /// The gateway's forwarding token is short-lived by design and does not count.
+    token_expires_at: Option<i64>,
 }
 
 struct Socket {
@@ -127,11 +132,22 @@ impl Socket {
         tokio::pin!(idle);
         let (shutdown, kick) = (self.ctx.shutdown.clone(), self.handle.kick.clone());
         loop {
+            let expiry = self.next_expiry();
+            let expired = async {
+                match &expiry {
+                    Some((_, at)) => tokio::time::sleep(until_unix(*at)).await,
+                    None => std::future::pending().await,
+                }
+            };
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return self.shut_down_all().await,
                 _ = kick.cancelled() => return Stop(Some((1013, "too slow to keep up"))),
                 _ = &mut idle => return Stop(Some((1000, "idle timeout"))),
+                _ = expired => match expiry {
+                    Some((topic, at)) => self.token_expired(&topic, at).await,
+                    None => Ok(()),
+                },
                 out = outbox.recv() => match out.and_then(|o| o.frame(&self.ctx.codec)) {
                     Some(frame) => self.write(frame).await,
                     None => Ok(()),
@@ -145,6 +161,22 @@ impl Socket {
                 return stop;
             }
         }
+    }
+
+    /// The channel whose token expires first, and when.
+    fn next_expiry(&self) -> Option<(String, i64)> {
+        self.channels
+            .iter()
+            .filter_map(|(topic, c)| c.token_expires_at.map(|at| (topic, at)))
+            .min_by_key(|(_, at)| *at)
+            .map(|(topic, at)| (topic.clone(), at))
+    }
+
+    async fn token_expired(&mut self, topic: &str, at: i64) -> Result<(), Stop> {
+        let ago = (supactl_common::jwt::now() - at).max(0);
+        let message = format!("Token has expired {ago} seconds ago");
+        let effects = self.session.shut_down(topic, &message);
+        self.carry_out(effects).await
     }
 
     async fn on_frame(
@@ -225,17 +257,20 @@ impl Socket {
             }
             Err(e) => return Ok(vec![self.session.join_failed(&request, &e.to_string())]),
         }
-        let identity = match &request.config.access_token {
+        let (identity, token_expires_at) = match &request.config.access_token {
             AccessToken::Jwt(token) => {
                 match Identity::verify(token, &self.ctx.project, RefClaim::Optional) {
-                    Ok(identity) => identity,
+                    Ok(identity) => {
+                        let expires_at = identity.expires_at();
+                        (identity, expires_at)
+                    }
                     Err(e) => {
                         let reason = format!("InvalidJWTToken: {e}");
                         return Ok(vec![self.session.join_failed(&request, &reason)]);
                     }
                 }
             }
-            _ => self.ctx.identity.clone(),
+            _ => (self.ctx.identity.clone(), None),
         };
         if request.config.private && identity.role != Role::ServiceRole {
             // realtime.messages policies are not checked on this path yet: only service_role
@@ -253,6 +288,7 @@ impl Socket {
             Channel {
                 key: key.clone(),
                 presence_window: PresenceWindow::new(&hub.limits()),
+                token_expires_at,
             },
         );
         let presence_key = request
@@ -348,9 +384,10 @@ impl Socket {
         }
     }
 
-    /// A new token for a channel: verified, and a private channel it no longer authorizes closes.
+    /// A new token for a channel: verified, and a private channel it no longer authorizes closes;
+    /// otherwise the channel now expires with it.
     fn access_token(&mut self, topic: &str, token: &str) -> Vec<Effect> {
-        let Some(channel) = self.channels.get(topic) else {
+        let Some(channel) = self.channels.get_mut(topic) else {
             return Vec::new();
         };
         match Identity::verify(token, &self.ctx.project, RefClaim::Optional) {
@@ -364,7 +401,10 @@ impl Socket {
                 );
                 self.session.shut_down(topic, &message)
             }
-            Ok(_) => Vec::new(),
+            Ok(identity) => {
+                channel.token_expires_at = identity.expires_at();
+                Vec::new()
+            }
         }
     }
 
@@ -408,6 +448,12 @@ fn read_error(e: axum::Error) -> Stop {
         }
         _ => GONE,
     }
+}
+
+/// How long until a unix time (zero when it has passed).
+fn until_unix(at: i64) -> Duration {
+    let secs = at.saturating_sub(supactl_common::jwt::now());
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
 }
 
 /// A presence key for a channel that did not choose one (Supabase uses a random UUID).

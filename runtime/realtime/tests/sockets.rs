@@ -33,6 +33,7 @@ async fn realtime_over_real_sockets() {
     broadcast_self_and_ack(&replica, &p1, &p2).await;
     presence_join_sync_leave(&replica, &p1).await;
     rest_broadcast(&replica, &p1).await;
+    token_expiry_and_refresh(&replica, &p1).await;
     handshakes_refused(&replica, &p1).await;
 
     let tight = RealtimeConfig {
@@ -232,6 +233,94 @@ async fn rest_broadcast(replica: &Replica, p: &Project) {
     .await;
     assert_eq!(status, 422, "{err}");
     assert!(err["error"].as_str().unwrap().contains("event"), "{err}");
+}
+
+async fn token_expiry_and_refresh(replica: &Replica, p: &Project) {
+    use supactl_common::jwt::now;
+    let mut c = Client::connect(replica, p, Vsn::V2, "anon").await;
+    let soon = p.user_token("u1", now() + 2);
+    let kept = c.join("realtime:kept", json!({})).await;
+    // (the token goes beside `config` in the join payload, as supabase-js sends it)
+    let msg = realtime::protocol::Message::json(
+        Some("90"),
+        Some("90"),
+        "realtime:expiring",
+        "phx_join",
+        support::obj(json!({"config": {}, "access_token": soon})),
+    );
+    c.send(&msg).await;
+    assert_eq!(json_of(&c.recv_event("phx_reply").await)["status"], "ok");
+    let msg = realtime::protocol::Message::json(
+        Some("91"),
+        Some("91"),
+        "realtime:refreshed",
+        "phx_join",
+        support::obj(json!({"config": {}, "access_token": soon})),
+    );
+    c.send(&msg).await;
+    assert_eq!(json_of(&c.recv_event("phx_reply").await)["status"], "ok");
+    let later = p.user_token("u1", now() + 600);
+    c.push(
+        Some("91"),
+        "realtime:refreshed",
+        "access_token",
+        json!({"access_token": later}),
+    )
+    .await;
+
+    // The channel whose token expired is closed: system error, then phx_close.
+    let system = c.recv_event("system").await;
+    assert_eq!(system.topic, "realtime:expiring");
+    let payload = json_of(&system);
+    assert_eq!(
+        (payload["extension"].as_str(), payload["status"].as_str()),
+        (Some("system"), Some("error"))
+    );
+    assert!(
+        payload["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Token has expired"),
+        "{payload}"
+    );
+    let close = c.recv().await;
+    assert_eq!(
+        (close.event.as_str(), close.topic.as_str()),
+        ("phx_close", "realtime:expiring")
+    );
+    // The refreshed one and the one without a token of its own stay joined.
+    c.silent(Duration::from_millis(1500)).await;
+    for (topic, join_ref) in [
+        ("realtime:refreshed", "91"),
+        ("realtime:kept", kept.as_str()),
+    ] {
+        c.push(
+            Some(join_ref),
+            topic,
+            "presence",
+            json!({"event": "untrack"}),
+        )
+        .await;
+        let reply = c.recv_event("phx_reply").await;
+        assert_eq!(json_of(&reply)["status"], "ok", "{topic}: {reply:?}");
+    }
+    // A token that does not verify closes the channel it was pushed on.
+    c.push(
+        Some("91"),
+        "realtime:refreshed",
+        "access_token",
+        json!({"access_token": "e30.e30.bad"}),
+    )
+    .await;
+    let system = json_of(&c.recv_event("system").await);
+    assert!(
+        system["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("InvalidJWTToken"),
+        "{system}"
+    );
+    assert_eq!(c.recv().await.event, "phx_close");
 }
 
 async fn handshakes_refused(replica: &Replica, p: &Project) {

@@ -45,6 +45,14 @@ impl Project {
     }
 }
 
+impl Project {
+    /// A user's access token as the project's auth issues it, expiring at `exp` (unix seconds).
+    pub fn user_token(&self, sub: &str, exp: i64) -> String {
+        let claims = json!({"role": "authenticated", "sub": sub, "iat": jwt::now(), "exp": exp});
+        jwt::sign(claims.as_object().unwrap(), self.secret.as_bytes())
+    }
+}
+
 /// One realtime replica serving on a loopback port.
 pub struct Replica {
     pub url: String,
