@@ -108,6 +108,11 @@ impl Realtime {
         }))
     }
 
+    /// Enables postgres_changes through `source`; call before serving.
+    pub fn set_cdc(&self, source: crate::cdc::CdcSource) {
+        self.hubs.set_cdc(source);
+    }
+
     /// Open sockets of a project on this replica.
     pub fn sockets(&self, project_ref: &str) -> usize {
         self.hubs

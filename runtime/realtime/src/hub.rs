@@ -12,6 +12,7 @@
 //! what the bridge brings back is delivered here with [`ProjectHub::deliver_remote`].
 
 use crate::bridge::{Bridge, Remote};
+use crate::cdc::{CdcSource, Subscriptions};
 use crate::limits::{LimitError, ProjectCounters, ProjectLimits};
 use crate::presence::{Presence, PresenceError, PresenceLimits, SocketId};
 use crate::protocol::{event, Codec, Frame, Message, Payload, UserBroadcast, Vsn};
@@ -109,6 +110,7 @@ pub struct Hubs {
     /// Hubs kept alive until the instant, whoever else holds them ([`LINGER`]).
     lingering: Mutex<HashMap<String, (Arc<ProjectHub>, Instant)>>,
     bridge: OnceLock<Bridge>,
+    cdc: OnceLock<CdcSource>,
 }
 
 impl Hubs {
@@ -120,6 +122,7 @@ impl Hubs {
             map: Mutex::new(HashMap::new()),
             lingering: Mutex::new(HashMap::new()),
             bridge: OnceLock::new(),
+            cdc: OnceLock::new(),
         }
     }
 
@@ -131,6 +134,11 @@ impl Hubs {
     /// Connects the hubs to the other replicas; set once, before the first hub.
     pub fn set_bridge(&self, bridge: Bridge) {
         let _ = self.bridge.set(bridge);
+    }
+
+    /// Enables postgres_changes; set once, before the first hub.
+    pub fn set_cdc(&self, source: CdcSource) {
+        let _ = self.cdc.set(source);
     }
 
     /// The hub of `project_ref`, created if no one holds it.
@@ -153,6 +161,10 @@ impl Hubs {
             remote_presence: Mutex::new(HashMap::new()),
             max_remote_entries: self.presence_limits.max_entries_per_topic,
             counters: Mutex::new(ProjectCounters::new(self.limits, Instant::now())),
+            changes: self
+                .cdc
+                .get()
+                .map(|source| Subscriptions::new(source.clone(), project_ref, &self.replica)),
             bridge,
         });
         map.insert(project_ref.to_owned(), Arc::downgrade(&hub));
@@ -200,6 +212,8 @@ pub struct ProjectHub {
     /// Remote entries kept per topic (what other replicas report is bounded as our own).
     max_remote_entries: usize,
     counters: Mutex<ProjectCounters>,
+    /// postgres_changes subscriptions; `None` when this replica cannot capture changes.
+    changes: Option<Subscriptions>,
     bridge: Option<Bridge>,
 }
 
@@ -245,8 +259,15 @@ impl ProjectHub {
             .insert(socket.id, socket);
     }
 
-    /// Leaves `topic`: unsubscribes the socket and untracks its presence there.
+    pub fn changes(&self) -> Option<&Subscriptions> {
+        self.changes.as_ref()
+    }
+
+    /// Leaves `topic`: unsubscribes the socket, its postgres_changes and its presence there.
     pub fn unsubscribe(&self, topic: &TopicKey, socket: SocketId) {
+        if let Some(changes) = &self.changes {
+            changes.remove(socket, &topic.topic);
+        }
         {
             let mut topics = lock(&self.topics);
             if let Some(subs) = topics.get_mut(topic) {

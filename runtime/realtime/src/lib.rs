@@ -22,6 +22,7 @@
 //! error saying so.
 
 pub mod bridge;
+pub mod cdc;
 pub mod filter;
 pub mod http;
 pub mod hub;

@@ -13,6 +13,7 @@
 //! `access_token` push brought a newer one first. Server shutdown closes every channel (`system` error
 //! then `phx_close`, so clients rejoin elsewhere) and the socket with 1001.
 
+use crate::cdc::Subscription;
 use crate::hub::{ws_message, Outgoing, SocketGuard, SocketHandle, TopicKey};
 use crate::identity::{Identity, RefClaim};
 use crate::join::{sub_topic, AccessToken, JoinLimits};
@@ -307,15 +308,36 @@ impl Socket {
             let push = Message::json(join_ref, None, &key.topic, event::PRESENCE_STATE, state);
             effects.push(Effect::Send(push));
         }
-        if request.config.bindings.iter().any(|b| b.spec.is_ok()) {
-            let payload = crate::join::system_payload(
-                event::POSTGRES_CHANGES,
-                "error",
-                "postgres_changes is not available on this server yet",
-                &request.sub_topic,
-            );
-            let push = Message::json(join_ref, None, &key.topic, event::SYSTEM, payload);
-            effects.push(Effect::Send(push));
+        let bindings: Vec<_> = request
+            .config
+            .bindings
+            .iter()
+            .filter_map(|b| b.spec.as_ref().ok().map(|spec| (b.id, spec.clone())))
+            .collect();
+        if !bindings.is_empty() {
+            match hub.changes() {
+                Some(changes) => changes.add(
+                    &self.ctx.project,
+                    Subscription {
+                        socket: self.handle.clone(),
+                        topic: key.topic.clone(),
+                        join_ref: join_ref.map(str::to_owned),
+                        bindings,
+                        role: identity.role,
+                        claims: identity.claims,
+                    },
+                ),
+                None => {
+                    let payload = crate::join::system_payload(
+                        event::POSTGRES_CHANGES,
+                        "error",
+                        "postgres_changes is not available on this server",
+                        &request.sub_topic,
+                    );
+                    let push = Message::json(join_ref, None, &key.topic, event::SYSTEM, payload);
+                    effects.push(Effect::Send(push));
+                }
+            }
         }
         Ok(effects)
     }
@@ -403,6 +425,9 @@ impl Socket {
             }
             Ok(identity) => {
                 channel.token_expires_at = identity.expires_at();
+                if let Some(changes) = self.ctx.guard.hub().changes() {
+                    changes.refresh(self.ctx.id, topic, identity.role, identity.claims);
+                }
                 Vec::new()
             }
         }
