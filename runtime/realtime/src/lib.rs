@@ -2,7 +2,7 @@
 //! supabase-py speak at `{api_url}/realtime/v1/websocket`, with Broadcast, Presence and Postgres
 //! Changes.
 //!
-//! This first layer is the pure protocol core: no sockets, no database, no clock. It owns the wire
+//! The protocol core is pure (no sockets, no database, no clock). It owns the wire
 //! formats ([`protocol`]: `vsn=1.0.0` JSON objects, `vsn=2.0.0` JSON arrays and binary frames), the
 //! validated `phx_join` configuration ([`join`]), Supabase's postgres_changes filters ([`filter`]),
 //! per-topic presence state ([`presence`]), the postgres_changes payloads clients expect
@@ -15,11 +15,11 @@
 //!
 //! On top of the core: [`http::router`] (the WebSocket upgrade, REST broadcast and health, for
 //! requests the gateway already authenticated), one task per socket ([`socket`]) driving its
-//! session, per-project hubs ([`hub`]: topics, fan-out, presence, limits) and the Redis fan-out
-//! across replicas ([`bridge`]). These must not re-implement any of the core's parsing.
-//! Postgres Changes delivery (logical replication per active project) is designed in
-//! `notes/realtime-design.md` §5 and not built yet: a join with usable bindings gets a `system`
-//! error saying so.
+//! session, per-project hubs ([`hub`]: topics, fan-out, presence, limits), the Redis fan-out
+//! across replicas ([`bridge`]) and postgres_changes from a temporary logical replication slot per
+//! project with subscribers ([`cdc`]). These must not re-implement any of the core's parsing.
+//! Private channels are open to `service_role` only until the `realtime.messages` policy checks
+//! ([`rls`]) are wired into joins.
 
 pub mod bridge;
 pub mod cdc;

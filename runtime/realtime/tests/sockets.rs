@@ -46,6 +46,85 @@ async fn realtime_over_real_sockets() {
     };
     let tight = Replica::start(&cp, tight).await;
     socket_bounds(&tight, &p1).await;
+
+    let limited = RealtimeConfig {
+        limits: realtime::limits::ProjectLimits {
+            max_sockets: 2,
+            channels_per_socket: 2,
+            events_per_second: 3,
+            ..Default::default()
+        },
+        ..RealtimeConfig::default()
+    };
+    let limited = Replica::start(&cp, limited).await;
+    project_limits(&limited, &p1).await;
+    server_shutdown(limited, &p1).await;
+}
+
+async fn project_limits(replica: &Replica, p: &Project) {
+    let mut c = Client::connect(replica, p, Vsn::V2, "anon").await;
+    let join_ref = c.join("realtime:l1", json!({})).await;
+    c.join("realtime:l2", json!({})).await;
+    c.push(None, "realtime:l3", "phx_join", json!({"config": {}}))
+        .await;
+    let refused = json_of(&c.recv_event("phx_reply").await);
+    assert_eq!(
+        refused["response"]["reason"],
+        "ChannelRateLimitReached: Too many channels"
+    );
+
+    // A second socket fits, a third is refused before the upgrade with Supabase's text.
+    let _second = Client::connect(replica, p, Vsn::V1, "anon").await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}/websocket", replica.url.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert(realtime::PROJECT_HEADER, p.project_ref.parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", p.token("anon")).parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 429);
+            let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body, json!({"error": "Too many connected users"}));
+        }
+        other => panic!("third socket: {other:?}"),
+    }
+
+    // Past the project's events per second, the channel is closed with Supabase's system error.
+    for n in 0..5 {
+        c.push(
+            Some(&join_ref),
+            "realtime:l1",
+            "broadcast",
+            json!({"type": "broadcast", "event": "e", "payload": {"n": n}}),
+        )
+        .await;
+    }
+    let system = json_of(&c.recv_event("system").await);
+    assert_eq!(
+        system["message"], "Too many messages per second",
+        "{system}"
+    );
+    assert_eq!(c.recv_event("phx_close").await.topic, "realtime:l1");
+}
+
+async fn server_shutdown(replica: Replica, p: &Project) {
+    // (the limited replica's sockets from the previous scenario are gone)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = Client::connect(&replica, p, Vsn::V1, "anon").await;
+    c.join("realtime:bye", json!({})).await;
+    replica.shutdown.cancel();
+    let system = json_of(&c.recv_event("system").await);
+    assert_eq!(system["status"], "error");
+    assert_eq!(c.recv().await.event, "phx_close");
+    assert_eq!(
+        c.closed(Duration::from_secs(5)).await,
+        Some(CloseCode::Away)
+    );
 }
 
 async fn heartbeat_join_leave(replica: &Replica, p: &Project, vsn: Vsn) {
