@@ -428,15 +428,31 @@ async fn table(
             return Ok(table.clone());
         }
     }
-    let rows = client.query(TABLE_META, &[&relation.oid]).await?;
-    let key = rows
+    let (meta, key) = table_meta(client, relation.oid).await?;
+    let table = Arc::new(Table {
+        oid: relation.oid,
+        meta,
+        key,
+    });
+    tables.insert(relation.oid, (relation.clone(), table.clone()));
+    Ok(table)
+}
+
+/// What the catalog says about a published table, by relation oid: its columns and types, its
+/// primary key (with the SQL types the visibility query casts to) and whether RLS is on.
+pub async fn table_meta(
+    client: &Client,
+    oid: u32,
+) -> Result<(TableMeta, Vec<KeyColumn>), tokio_postgres::Error> {
+    let rows = client.query(TABLE_META, &[&oid]).await?;
+    let key: Vec<KeyColumn> = rows
         .iter()
         .filter(|r| r.get::<_, bool>(4))
         .map(|r| KeyColumn {
             name: r.get(1),
             sql_type: r.get(3),
         })
-        .collect::<Vec<_>>();
+        .collect();
     let meta = TableMeta {
         rls_enabled: rows.first().is_some_and(|r| r.get(0)),
         columns: rows
@@ -448,13 +464,7 @@ async fn table(
             .collect(),
         primary_key: key.iter().map(|k| k.name.clone()).collect(),
     };
-    let table = Arc::new(Table {
-        oid: relation.oid,
-        meta,
-        key,
-    });
-    tables.insert(relation.oid, (relation.clone(), table.clone()));
-    Ok(table)
+    Ok((meta, key))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
