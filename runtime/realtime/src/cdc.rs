@@ -20,7 +20,8 @@
 //! A channel that subscribes once the slot exists gets `system {postgres_changes, ok,
 //! "Subscribed to PostgreSQL"}` at once, earlier ones when the slot is created. If the slot or a
 //! connection cannot be had, every subscribed channel gets a `system` error and the next join
-//! tries again. Each replica with subscribers runs its own slot (the Redis-elected single owner of
+//! tries again. A replica opens at most [`Cdc`]'s cap of slots per database server; past it a join
+//! gets [`TOO_MANY_SLOTS`]. Each replica with subscribers runs its own slot (the Redis-elected single owner of
 //! the design notes is not built): slots = projects with subscribers × replicas holding them.
 
 use crate::hub::{Outgoing, SocketHandle};
@@ -46,6 +47,71 @@ use tokio_util::sync::CancellationToken;
 /// with `REPLICATION`); `None` when it cannot.
 pub type CdcSource =
     Arc<dyn Fn(&ProjectConfig) -> Option<(tokio_postgres::Config, PgTls)> + Send + Sync>;
+
+/// How this replica captures changes: where it opens slots, and how many at once per database
+/// server (every active slot decodes the server's whole WAL stream, so the cost grows with active
+/// projects × the server's write rate; past the cap a join gets a `system` error and its broadcast
+/// and presence keep working).
+#[derive(Clone)]
+pub struct Cdc {
+    source: CdcSource,
+    slots: Arc<SlotCap>,
+}
+
+impl Cdc {
+    pub fn new(source: CdcSource, max_slots_per_server: usize) -> Self {
+        Cdc {
+            source,
+            slots: Arc::new(SlotCap {
+                max: max_slots_per_server,
+                active: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// Active slots per database server (`host:port`) on this replica.
+struct SlotCap {
+    max: usize,
+    active: Mutex<HashMap<String, usize>>,
+}
+
+impl SlotCap {
+    fn acquire(self: &Arc<Self>, server: String) -> Option<SlotPermit> {
+        let mut active = lock(&self.active);
+        let n = active.entry(server.clone()).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(SlotPermit {
+            cap: self.clone(),
+            server,
+        })
+    }
+}
+
+/// One active slot, counted until dropped.
+struct SlotPermit {
+    cap: Arc<SlotCap>,
+    server: String,
+}
+
+impl Drop for SlotPermit {
+    fn drop(&mut self) {
+        let mut active = lock(&self.cap.active);
+        if let Some(n) = active.get_mut(&self.server) {
+            *n -= 1;
+            if *n == 0 {
+                active.remove(&self.server);
+            }
+        }
+    }
+}
+
+/// The `system` error of a join past [`Cdc`]'s cap.
+pub const TOO_MANY_SLOTS: &str =
+    "postgres_changes: too many projects with active subscriptions on this database server";
 
 /// Changes asked for per poll (PostgreSQL finishes the transaction it is in).
 const POLL_CHANGES: i32 = 1000;
@@ -108,14 +174,14 @@ struct Registry {
 
 /// The postgres_changes subscriptions of one project on this replica, and its capture task.
 pub struct Subscriptions {
-    source: CdcSource,
+    cdc: Cdc,
     slot: String,
     registry: Arc<Mutex<Registry>>,
 }
 
 impl Subscriptions {
     /// `slot` names this replica's slot for the project (letters, digits and `_` only).
-    pub fn new(source: CdcSource, project_ref: &str, replica: &str) -> Self {
+    pub fn new(cdc: Cdc, project_ref: &str, replica: &str) -> Self {
         let clean = |s: &str| -> String {
             s.chars()
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -125,7 +191,7 @@ impl Subscriptions {
         let mut slot = format!("supactl_rt_{}_{}", clean(project_ref), clean(replica));
         slot.truncate(63);
         Subscriptions {
-            source,
+            cdc,
             slot,
             registry: Arc::default(),
         }
@@ -144,11 +210,16 @@ impl Subscriptions {
         if registry.task.is_some() {
             return;
         }
-        let Some(source) = (self.source)(project) else {
+        let Some(source) = (self.cdc.source)(project) else {
             sub.system(
                 "error",
                 "postgres_changes is not available for this project",
             );
+            return;
+        };
+        let server = format!("{}:{}", project.db.host, project.db.port);
+        let Some(permit) = self.cdc.slots.acquire(server) else {
+            sub.system("error", TOO_MANY_SLOTS);
             return;
         };
         let cancel = CancellationToken::new();
@@ -159,6 +230,7 @@ impl Subscriptions {
             slot: self.slot.clone(),
             registry: self.registry.clone(),
             cancel,
+            _permit: permit,
         };
         tokio::spawn(task.run());
     }
@@ -215,6 +287,8 @@ struct Capture {
     slot: String,
     registry: Arc<Mutex<Registry>>,
     cancel: CancellationToken,
+    /// Released when the task ends.
+    _permit: SlotPermit,
 }
 
 impl Capture {

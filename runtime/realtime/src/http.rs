@@ -108,9 +108,9 @@ impl Realtime {
         }))
     }
 
-    /// Enables postgres_changes through `source`; call before serving.
-    pub fn set_cdc(&self, source: crate::cdc::CdcSource) {
-        self.hubs.set_cdc(source);
+    /// Enables postgres_changes; call before serving.
+    pub fn set_cdc(&self, cdc: crate::cdc::Cdc) {
+        self.hubs.set_cdc(cdc);
     }
 
     /// Open sockets of a project on this replica.

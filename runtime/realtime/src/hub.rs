@@ -12,7 +12,7 @@
 //! what the bridge brings back is delivered here with [`ProjectHub::deliver_remote`].
 
 use crate::bridge::{Bridge, Remote};
-use crate::cdc::{CdcSource, Subscriptions};
+use crate::cdc::{Cdc, Subscriptions};
 use crate::limits::{LimitError, ProjectCounters, ProjectLimits};
 use crate::presence::{Presence, PresenceError, PresenceLimits, SocketId};
 use crate::protocol::{event, Codec, Frame, Message, Payload, UserBroadcast, Vsn};
@@ -110,7 +110,7 @@ pub struct Hubs {
     /// Hubs kept alive until the instant, whoever else holds them ([`LINGER`]).
     lingering: Mutex<HashMap<String, (Arc<ProjectHub>, Instant)>>,
     bridge: OnceLock<Bridge>,
-    cdc: OnceLock<CdcSource>,
+    cdc: OnceLock<Cdc>,
 }
 
 impl Hubs {
@@ -137,8 +137,8 @@ impl Hubs {
     }
 
     /// Enables postgres_changes; set once, before the first hub.
-    pub fn set_cdc(&self, source: CdcSource) {
-        let _ = self.cdc.set(source);
+    pub fn set_cdc(&self, cdc: Cdc) {
+        let _ = self.cdc.set(cdc);
     }
 
     /// The hub of `project_ref`, created if no one holds it.
@@ -164,7 +164,7 @@ impl Hubs {
             changes: self
                 .cdc
                 .get()
-                .map(|source| Subscriptions::new(source.clone(), project_ref, &self.replica)),
+                .map(|cdc| Subscriptions::new(cdc.clone(), project_ref, &self.replica)),
             bridge,
         });
         map.insert(project_ref.to_owned(), Arc::downgrade(&hub));

@@ -1,12 +1,15 @@
 //! postgres_changes end to end on a real project database (the real tenant template, provisioned
 //! by the real tenant-manager): a temporary pgoutput slot per project, Supabase's filters, and RLS
 //! checked per subscriber group — user A gets only A's rows, user B only B's, anon nothing from the
-//! RLS-protected table; DELETEs reach every subscriber with the key only, as Supabase sends them.
+//! RLS-protected table; DELETEs reach every subscriber with the key only, as Supabase sends them;
+//! a replica past its cap of slots per database server refuses postgres_changes (a `system`
+//! error) while the channel's broadcast keeps working; the slot goes away with its last subscriber.
 //! The slot is made through a superuser connection here: the replication role the design gives
 //! tenant-manager to create (`supactl_realtime`) does not exist yet.
 
 mod support;
 
+use realtime::cdc::{Cdc, CdcSource, TOO_MANY_SLOTS};
 use realtime::protocol::{Message, Vsn};
 use realtime::RealtimeConfig;
 use serde_json::{json, Value};
@@ -84,14 +87,13 @@ async fn postgres_changes_with_filters_and_rls() {
     let superuser = cp
         .cluster
         .url(&supactl_common::ident::database_name(&p.project_ref));
-    replica.realtime.set_cdc(Arc::new(
-        move |_project: &supactl_common::wire::ProjectConfig| {
-            Some((
-                tokio_postgres::Config::from_str(&superuser).ok()?,
-                PgTls::disabled(),
-            ))
-        },
-    ));
+    let source: CdcSource = Arc::new(move |_project: &supactl_common::wire::ProjectConfig| {
+        Some((
+            tokio_postgres::Config::from_str(&superuser).ok()?,
+            PgTls::disabled(),
+        ))
+    });
+    replica.realtime.set_cdc(Cdc::new(source.clone(), 50));
 
     let todos = json!({"event": "*", "schema": "public", "table": "todos", "filter": "id=lt.100"});
     let mut a = Client::connect(&replica, &p, Vsn::V2, "anon").await;
@@ -155,6 +157,36 @@ async fn postgres_changes_with_filters_and_rls() {
     for c in [&mut a, &mut b, &mut anon] {
         c.silent(Duration::from_millis(500)).await;
     }
+
+    // A replica allowed no slot on this server refuses postgres_changes, and only them.
+    let capped = Replica::start(&cp, RealtimeConfig::default()).await;
+    capped.realtime.set_cdc(Cdc::new(source, 0));
+    let mut late = Client::connect(&capped, &p, Vsn::V2, "anon").await;
+    let binding = json!({"event": "*", "schema": "public", "table": "open_notes"});
+    let payload = json!({"config": {"postgres_changes": [binding], "broadcast": {"self": true}}});
+    late.send(&Message::json(
+        Some("1"),
+        Some("1"),
+        "realtime:late",
+        "phx_join",
+        obj(payload),
+    ))
+    .await;
+    assert_eq!(json_of(&late.recv_event("phx_reply").await)["status"], "ok");
+    let system = json_of(&late.recv_event("system").await);
+    assert_eq!(
+        (system["status"].as_str(), system["message"].as_str()),
+        (Some("error"), Some(TOO_MANY_SLOTS))
+    );
+    late.push(
+        Some("1"),
+        "realtime:late",
+        "broadcast",
+        json!({"type": "broadcast", "event": "e", "payload": {}}),
+    )
+    .await;
+    assert_eq!(late.recv_event("broadcast").await.topic, "realtime:late");
+    drop(late);
 
     // The slot exists while someone subscribes, and goes away with the last subscriber.
     let slots = "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'supactl_rt_%'";
