@@ -12,8 +12,10 @@
 //! outage) and delivery is per replica. The subscriber task reconnects with backoff (200 ms to
 //! 5 s) and resubscribes every live project. Nothing here panics or blocks a socket.
 //!
-//! Not built yet (see the design notes): presence entries of a replica that dies stay in the
-//! other replicas' mirrors until their sockets leave; the Redis-hash liveness scheme bounds that.
+//! Presence of other replicas is mirrored from their diffs. A replica holding presence entries of
+//! a project also publishes `a` (alive) every third of the presence TTL; the entries of a replica
+//! not heard from for a TTL (it died, or diffs were lost while Redis was down) are dropped and the
+//! local subscribers get the leaves.
 
 use crate::hub::{Hubs, TopicKey};
 use crate::protocol::{UserBroadcast, UserPayload};
@@ -54,6 +56,8 @@ pub enum Remote {
         topic: TopicKey,
         diff: Map<String, Value>,
     },
+    /// The origin replica still holds presence entries of this project.
+    Alive,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +86,8 @@ enum Body {
         private: bool,
         diff: Map<String, Value>,
     },
+    #[serde(rename = "a")]
+    Alive,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -113,10 +119,12 @@ struct Inner {
 impl Bridge {
     /// Starts the publisher and subscriber tasks; they end with `shutdown`. Fails only on a URL
     /// that cannot be used; an unreachable Redis is retried in the background.
+    /// `presence_ttl`: how long another replica's presence entries last without news from it.
     pub fn start(
         url: &str,
         hubs: Weak<Hubs>,
         replica: String,
+        presence_ttl: Duration,
         shutdown: CancellationToken,
     ) -> Result<Bridge, RedisError> {
         let redis = client(url)?;
@@ -126,18 +134,20 @@ impl Bridge {
         tokio::spawn(subscriber(
             redis,
             control_rx,
-            hubs,
+            hubs.clone(),
             replica.clone(),
-            shutdown,
+            shutdown.clone(),
         ));
-        Ok(Bridge {
+        let bridge = Bridge {
             inner: Arc::new(Inner {
                 replica,
                 publish,
                 control,
                 dropped: AtomicU64::new(0),
             }),
-        })
+        };
+        tokio::spawn(liveness(bridge.clone(), hubs, presence_ttl, shutdown));
+        Ok(bridge)
     }
 
     pub fn subscribe(&self, project_ref: &str) {
@@ -210,13 +220,32 @@ impl Bridge {
     }
 }
 
-/// Reads an envelope; `None` for our own, or for one we cannot read.
-fn decode(text: &[u8], replica: &str) -> Option<Remote> {
+/// Every third of `ttl`: says "alive" for each project with presence entries here, and drops the
+/// entries of replicas not heard from within `ttl` (they died, or their leaves were lost).
+async fn liveness(bridge: Bridge, hubs: Weak<Hubs>, ttl: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Some(hubs) = hubs.upgrade() else { return };
+        for hub in hubs.live() {
+            if hub.has_local_presence() {
+                bridge.publish(hub.project_ref(), Body::Alive);
+            }
+            hub.expire_remote_presence(ttl);
+        }
+    }
+}
+
+/// Reads an envelope into its origin and content; `None` for our own, or for one we cannot read.
+fn decode(text: &[u8], replica: &str) -> Option<(String, Remote)> {
     let envelope: Envelope = serde_json::from_slice(text).ok()?;
     if envelope.o == replica {
         return None;
     }
-    match envelope.body {
+    let remote = match envelope.body {
         Body::Broadcast {
             topic,
             private,
@@ -233,24 +262,26 @@ fn decode(text: &[u8], replica: &str) -> Option<Remote> {
                         .ok()?,
                 )),
             };
-            Some(Remote::Broadcast {
+            Remote::Broadcast {
                 topic: TopicKey { topic, private },
                 broadcast: UserBroadcast {
                     event,
                     payload,
                     meta,
                 },
-            })
+            }
         }
         Body::Presence {
             topic,
             private,
             diff,
-        } => Some(Remote::PresenceDiff {
+        } => Remote::PresenceDiff {
             topic: TopicKey { topic, private },
             diff,
-        }),
-    }
+        },
+        Body::Alive => Remote::Alive,
+    };
+    Some((envelope.o, remote))
 }
 
 /// Publishes queued envelopes on one multiplexed connection; drops them while Redis is down.
@@ -391,11 +422,11 @@ async fn listen(
                 let Some(project_ref) = msg.get_channel_name().strip_prefix("supactl:rt:") else {
                     continue;
                 };
-                let Some(remote) = decode(msg.get_payload_bytes(), replica) else {
+                let Some((origin, remote)) = decode(msg.get_payload_bytes(), replica) else {
                     continue;
                 };
                 if let Some(hub) = hubs.upgrade().and_then(|h| h.existing(project_ref)) {
-                    hub.deliver_remote(remote);
+                    hub.deliver_remote(&origin, remote);
                 }
             }
         }
@@ -430,7 +461,7 @@ mod tests {
         .unwrap();
         assert!(decode(&text, "r1").is_none());
         assert_eq!(
-            decode(&text, "r2"),
+            decode(&text, "r2").map(|(_, remote)| remote),
             Some(Remote::Broadcast {
                 topic: TopicKey::new("realtime:room", false),
                 broadcast: UserBroadcast {
@@ -444,8 +475,13 @@ mod tests {
             "diff": {"joins": {}, "leaves": {}}});
         assert!(matches!(
             decode(presence.to_string().as_bytes(), "r2"),
-            Some(Remote::PresenceDiff { topic, .. }) if topic == TopicKey::new("realtime:a", true)
+            Some((origin, Remote::PresenceDiff { topic, .. }))
+                if origin == "r1" && topic == TopicKey::new("realtime:a", true)
         ));
+        assert_eq!(
+            decode(br#"{"o":"r1","k":"a"}"#, "r2"),
+            Some(("r1".into(), Remote::Alive))
+        );
         assert!(decode(b"{\"o\":\"r1\",\"k\":\"x\"}", "r2").is_none());
     }
 

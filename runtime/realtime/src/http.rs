@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::headers::bearer;
 use supactl_common::invalidation::RedisError;
@@ -54,6 +55,9 @@ pub struct RealtimeConfig {
     pub presence: PresenceLimits,
     /// Redis for fan-out across replicas; `None`: this replica alone.
     pub redis_url: Option<String>,
+    /// How long another replica's presence entries last without news from it (it says it is
+    /// alive every third of this).
+    pub presence_ttl: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -65,6 +69,7 @@ impl Default for RealtimeConfig {
             join: JoinLimits::default(),
             presence: PresenceLimits::default(),
             redis_url: None,
+            presence_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -95,6 +100,7 @@ impl Realtime {
                 url,
                 Arc::downgrade(&hubs),
                 config.replica_id.clone(),
+                config.presence_ttl,
                 shutdown.clone(),
             )?;
             hubs.set_bridge(bridge);

@@ -159,6 +159,7 @@ impl Hubs {
             topics: Mutex::new(HashMap::new()),
             presence: Mutex::new(Presence::new(self.replica.clone(), self.presence_limits)),
             remote_presence: Mutex::new(HashMap::new()),
+            remote_seen: Mutex::new(HashMap::new()),
             max_remote_entries: self.presence_limits.max_entries_per_topic,
             counters: Mutex::new(ProjectCounters::new(self.limits, Instant::now())),
             changes: self
@@ -192,14 +193,27 @@ impl Hubs {
         drop(expired);
     }
 
+    /// Every live hub (the bridge's liveness round).
+    pub fn live(&self) -> Vec<Arc<ProjectHub>> {
+        lock(&self.map).values().filter_map(Weak::upgrade).collect()
+    }
+
     /// The hub of `project_ref` if one is alive (the bridge delivers only to those).
     pub fn existing(&self, project_ref: &str) -> Option<Arc<ProjectHub>> {
         lock(&self.map).get(project_ref).and_then(Weak::upgrade)
     }
 }
 
-/// Remote presence entries of one topic: phx_ref → (key, meta with its phx_ref).
-type RemoteEntries = BTreeMap<String, (String, Map<String, Value>)>;
+/// A presence entry another replica reported.
+struct RemoteEntry {
+    key: String,
+    /// The meta as sent, with its phx_ref.
+    meta: Map<String, Value>,
+    origin: String,
+}
+
+/// Remote presence entries of one topic, by phx_ref.
+type RemoteEntries = BTreeMap<String, RemoteEntry>;
 
 /// One project's topics, presence and limits on this replica.
 pub struct ProjectHub {
@@ -209,6 +223,8 @@ pub struct ProjectHub {
     presence: Mutex<Presence>,
     /// Presence of other replicas, folded from their diffs.
     remote_presence: Mutex<HashMap<TopicKey, RemoteEntries>>,
+    /// When each other replica was last heard from about this project.
+    remote_seen: Mutex<HashMap<String, Instant>>,
     /// Remote entries kept per topic (what other replicas report is bounded as our own).
     max_remote_entries: usize,
     counters: Mutex<ProjectCounters>,
@@ -337,7 +353,7 @@ impl ProjectHub {
     pub fn presence_state(&self, topic: &TopicKey) -> Map<String, Value> {
         let mut state = lock(&self.presence).state(&topic.presence_name());
         if let Some(remote) = lock(&self.remote_presence).get(topic) {
-            for (key, meta) in remote.values() {
+            for RemoteEntry { key, meta, .. } in remote.values() {
                 let entry = state
                     .entry(key.clone())
                     .or_insert_with(|| serde_json::json!({"metas": []}));
@@ -349,21 +365,78 @@ impl ProjectHub {
         state
     }
 
-    /// What another replica published for this project.
-    pub fn deliver_remote(&self, remote: Remote) {
+    /// What another replica (`origin`) published for this project.
+    pub fn deliver_remote(&self, origin: &str, remote: Remote) {
+        lock(&self.remote_seen).insert(origin.to_owned(), Instant::now());
         match remote {
             Remote::Broadcast { topic, broadcast } => {
                 self.deliver(&topic, None, broadcast_message(&topic, broadcast));
             }
             Remote::PresenceDiff { topic, diff } => {
-                self.fold_remote_presence(&topic, &diff);
+                self.fold_remote_presence(&topic, &diff, origin);
                 let message = Message::json(None, None, &topic.topic, event::PRESENCE_DIFF, diff);
                 self.deliver(&topic, None, message);
             }
+            Remote::Alive => {}
         }
     }
 
-    fn fold_remote_presence(&self, topic: &TopicKey, diff: &Map<String, Value>) {
+    /// Whether this replica holds presence entries of the project.
+    pub fn has_local_presence(&self) -> bool {
+        !lock(&self.presence).is_empty()
+    }
+
+    /// Drops the entries of replicas not heard from within `ttl`; local subscribers get the leaves.
+    pub fn expire_remote_presence(&self, ttl: Duration) {
+        let now = Instant::now();
+        let gone: Vec<String> = {
+            let mut seen = lock(&self.remote_seen);
+            let gone = seen
+                .iter()
+                .filter(|(_, at)| now.saturating_duration_since(**at) > ttl)
+                .map(|(origin, _)| origin.clone())
+                .collect::<Vec<_>>();
+            for origin in &gone {
+                seen.remove(origin);
+            }
+            gone
+        };
+        if gone.is_empty() {
+            return;
+        }
+        let mut leaves: Vec<(TopicKey, Map<String, Value>)> = Vec::new();
+        {
+            let mut remote = lock(&self.remote_presence);
+            for (topic, entries) in remote.iter_mut() {
+                let mut by_key: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+                entries.retain(|_, e| {
+                    let stale = gone.contains(&e.origin);
+                    if stale {
+                        let meta = Value::Object(e.meta.clone());
+                        by_key.entry(e.key.clone()).or_default().push(meta);
+                    }
+                    !stale
+                });
+                if !by_key.is_empty() {
+                    let grouped: Map<String, Value> = by_key
+                        .into_iter()
+                        .map(|(key, metas)| (key, serde_json::json!({ "metas": metas })))
+                        .collect();
+                    let mut diff = Map::new();
+                    diff.insert("joins".into(), Value::Object(Map::new()));
+                    diff.insert("leaves".into(), Value::Object(grouped));
+                    leaves.push((topic.clone(), diff));
+                }
+            }
+            remote.retain(|_, entries| !entries.is_empty());
+        }
+        for (topic, diff) in leaves {
+            let message = Message::json(None, None, &topic.topic, event::PRESENCE_DIFF, diff);
+            self.deliver(&topic, None, message);
+        }
+    }
+
+    fn fold_remote_presence(&self, topic: &TopicKey, diff: &Map<String, Value>, origin: &str) {
         let mut remote = lock(&self.remote_presence);
         let entries = remote.entry(topic.clone()).or_default();
         for (_, meta) in metas(diff, "leaves") {
@@ -374,7 +447,12 @@ impl ProjectHub {
         for (key, meta) in metas(diff, "joins") {
             if let Some(phx_ref) = meta.get("phx_ref").and_then(Value::as_str) {
                 if entries.len() < self.max_remote_entries {
-                    entries.insert(phx_ref.to_owned(), (key.to_owned(), meta.clone()));
+                    let entry = RemoteEntry {
+                        key: key.to_owned(),
+                        meta: meta.clone(),
+                        origin: origin.to_owned(),
+                    };
+                    entries.insert(phx_ref.to_owned(), entry);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Two realtime replicas (two routers on two ports, as two gateway processes would serve them)
 //! joined by a real `redis-server`: broadcast and presence reach sockets on the other replica;
 //! with Redis stopped, each replica keeps delivering to its own sockets and nothing crashes; once
-//! Redis is back, the bridge reconnects and delivery across replicas resumes.
+//! Redis is back, the bridge reconnects and delivery across replicas resumes; presence of a replica
+//! that stopped saying it is alive expires.
 
 mod support;
 
@@ -52,6 +53,7 @@ fn replica_config(id: &str, redis: &Redis) -> RealtimeConfig {
     RealtimeConfig {
         replica_id: id.into(),
         redis_url: Some(redis.url()),
+        presence_ttl: Duration::from_secs(1),
         ..RealtimeConfig::default()
     }
 }
@@ -139,10 +141,41 @@ async fn broadcast_and_presence_across_replicas_through_redis() {
     .await;
     let got = local.recv_event("broadcast").await;
     assert_eq!(json_of(&got)["event"], "local");
-    b.silent(Duration::from_millis(300)).await;
+    // (presence diffs may come: A's entry expires on r2 without news from r1)
+    while let Some(msg) = b.next(Duration::from_millis(300)).await {
+        assert_ne!(msg.unwrap().event, "broadcast");
+    }
 
     // Redis is back on the same port: the bridge reconnects and resubscribes.
-    let _redis = Redis::start(port);
+    let redis = Redis::start(port);
     while b.next(Duration::from_millis(50)).await.is_some() {}
     broadcast_until_heard(&mut a, &a_join, &mut b).await;
+
+    // A replica that vanished without its leaves (here a ghost that only ever published one
+    // join): its entries expire after the presence TTL and subscribers get the leave.
+    let ghost = json!({"o": "ghost", "k": "p", "topic": "realtime:room", "private": false,
+        "diff": {"joins": {"casper": {"metas": [{"phx_ref": "ghost-1"}]}}, "leaves": {}}});
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("PUBLISH")
+        .arg(realtime::bridge::channel(&p.project_ref))
+        .arg(ghost.to_string())
+        .query_async::<i64>(&mut conn)
+        .await
+        .unwrap();
+    let joined = json_of(&b.recv_event("presence_diff").await);
+    assert_eq!(
+        joined["joins"]["casper"]["metas"][0]["phx_ref"], "ghost-1",
+        "{joined}"
+    );
+    let started = std::time::Instant::now();
+    let left = json_of(&b.recv_event("presence_diff").await);
+    assert_eq!(
+        left["leaves"]["casper"]["metas"][0]["phx_ref"], "ghost-1",
+        "{left}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "expired too early"
+    );
 }
