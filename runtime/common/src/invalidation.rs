@@ -27,7 +27,7 @@ impl From<redis::RedisError> for RedisError {
 }
 
 /// A client for `url`, refusing one that turns certificate verification off.
-fn client(url: &str) -> Result<redis::Client, RedisError> {
+pub fn client(url: &str) -> Result<redis::Client, RedisError> {
     if url.contains("#insecure") {
         return Err(RedisError(
             "#insecure turns off certificate verification: remove it (rediss:// verifies the \

@@ -4,7 +4,7 @@
 //! [`TableMeta`].
 
 use pgcluster::TestCluster;
-use realtime::payload::{ChangeKind, Column, MAX_RECORD_BYTES};
+use realtime::payload::{ChangeKind, MAX_RECORD_BYTES};
 use realtime::pgoutput::{Decoder, DecoderLimits, TableMeta};
 use serde_json::{json, Value};
 use tokio_postgres::{Client, NoTls};
@@ -17,36 +17,12 @@ async fn connect(tc: &TestCluster) -> Client {
     client
 }
 
-/// A table's columns, primary key and RLS flag, by relation oid (the design's metadata query).
+/// A table's columns, primary key and RLS flag, by relation oid (the capture task's query).
 async fn table_meta(client: &Client, oid: u32) -> TableMeta {
-    let rows = client
-        .query(
-            "SELECT c.relrowsecurity, a.attname::text, t.typname::text, \
-                    coalesce(a.attnum = ANY(i.indkey), false) AS is_pk \
-             FROM pg_class c \
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-             JOIN pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-             WHERE c.oid = $1 ORDER BY a.attnum",
-            &[&oid],
-        )
+    realtime::cdc::table_meta(client, oid)
         .await
-        .expect("table metadata");
-    TableMeta {
-        rls_enabled: rows.first().is_some_and(|r| r.get(0)),
-        columns: rows
-            .iter()
-            .map(|r| Column {
-                name: r.get(1),
-                type_name: r.get(2),
-            })
-            .collect(),
-        primary_key: rows
-            .iter()
-            .filter(|r| r.get::<_, bool>(3))
-            .map(|r| r.get(1))
-            .collect(),
-    }
+        .expect("table metadata")
+        .0
 }
 
 #[tokio::test]
