@@ -18,6 +18,8 @@ mod api_keys;
 mod audit;
 mod auth;
 mod error;
+mod functions;
+mod functions_internal;
 mod handler;
 mod internal;
 mod limits;
@@ -140,6 +142,8 @@ pub struct TenantManager {
     publisher: Option<Publisher>,
     /// Admission of creates and deletes.
     provisioning: admission::Gate,
+    /// The deploy-time check of Edge Functions' code.
+    checker: functions::Checker,
     /// Lambda mode for REST: each project gets its own function.
     #[cfg(feature = "lambda")]
     rest_lambda: Option<rest_lambda::RestLambda>,
@@ -206,6 +210,7 @@ impl TenantManager {
             failed_auth: audit::FailedAuthLimiter::new(std::time::Instant::now()),
             http: HttpClient::new(std::time::Duration::from_secs(5)),
             publisher,
+            checker: functions::Checker::new(),
             #[cfg(feature = "lambda")]
             rest_lambda: None,
         })
