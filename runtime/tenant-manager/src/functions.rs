@@ -105,7 +105,7 @@ impl IntoResponse for FnError {
 /// Runs the deploy-time check with the Deno it finds, in a private directory of its own (removed with
 /// the tenant-manager), a few at a time.
 pub(crate) struct Checker {
-    found: Mutex<Option<(SupervisorConfig, std::sync::Arc<tempfile::TempDir>)>>,
+    found: Mutex<Option<(SupervisorConfig, tempfile::TempDir)>>,
     slots: Semaphore,
 }
 
@@ -137,7 +137,7 @@ impl Checker {
             dir.path().to_path_buf(),
             NetPolicy::platform(None, &[]),
         );
-        *found = Some((config.clone(), std::sync::Arc::new(dir)));
+        *found = Some((config.clone(), dir));
         Ok(config)
     }
 

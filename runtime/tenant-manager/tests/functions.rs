@@ -177,6 +177,26 @@ async fn deploys_are_validated_checked_versioned_changed_and_deleted() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // a deploy may be larger than other admin requests, up to a full bundle
+    let big = format!("{HELLO}// {}\n", "x".repeat(9 * 1024 * 1024));
+    let (s, v) = p
+        .deploy("fnproj", json!({"slug": "big", "body": big}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let too_big = "x".repeat(21 * 1024 * 1024);
+    let (s, v) = p
+        .deploy("fnproj", json!({"slug": "big", "body": too_big}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("at most"), "{v}");
+    let beyond_any_bundle = "x".repeat(50 * 1024 * 1024);
+    let (s, _) = p
+        .deploy("fnproj", json!({"slug": "big", "body": beyond_any_bundle}))
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _) = p.admin(Method::DELETE, &format!("{path}/big"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
     // a syntax error is refused with its file and line
     let broken = json!({"slug": "hello", "files": [
         {"name": "index.ts", "content": "import { a } from './lib/a.ts';\nDeno.serve(() => new Response(a));\n"},
