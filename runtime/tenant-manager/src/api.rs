@@ -1,7 +1,8 @@
 //! The routes: `/health`, the admin API (`/admin/v1`, admin key, audited) and the internal config
 //! endpoint (`/internal/v1`, service or project token). Handlers live with what they manage: projects in
 //! [`crate::projects`], keys in [`crate::api_keys`], secrets, database metadata, workers and the audit
-//! log in their own modules, the data plane's lookups in [`crate::internal`].
+//! log in their own modules, the data plane's lookups in [`crate::internal`], Edge Functions in
+//! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads).
 
 use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
