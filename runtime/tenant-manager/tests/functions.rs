@@ -139,7 +139,7 @@ impl Platform {
 const HELLO: &str = "Deno.serve(() => new Response('hello'));\n";
 
 #[tokio::test]
-async fn deploys_are_validated_checked_versioned_changed_and_deleted() {
+async fn deploys_are_validated_and_checked_before_anything_is_stored() {
     let p = Platform::start().await;
     p.create_project("fnproj").await;
     let path = "/admin/v1/projects/fnproj/functions";
@@ -208,6 +208,13 @@ async fn deploys_are_validated_checked_versioned_changed_and_deleted() {
     assert!(message.contains("lib/a.ts:3"), "{message}");
     let (_, v) = p.admin(Method::GET, path, None).await;
     assert_eq!(v["data"], json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn versions_are_numbered_the_last_ten_kept_and_deletes_final() {
+    let p = Platform::start().await;
+    p.create_project("fnproj").await;
+    let path = "/admin/v1/projects/fnproj/functions";
 
     // created, then new versions
     let (s, v) = p
@@ -270,69 +277,6 @@ async fn deploys_are_validated_checked_versioned_changed_and_deleted() {
         .internal(&format!(
             "/internal/v1/projects/fnproj/functions/hello/versions/{first_deployment}"
         ))
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-
-    // PATCH: settings alone keep the version; code or entrypoint make a new one
-    let patch = |body: Value| {
-        p.admin(
-            Method::PATCH,
-            "/admin/v1/projects/fnproj/functions/hello",
-            Some(body),
-        )
-    };
-    let (s, v) = patch(json!({"verify_jwt": true})).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        (
-            v["data"]["version"].as_i64(),
-            v["data"]["verify_jwt"].as_bool()
-        ),
-        (Some(12), Some(true))
-    );
-    let (s, v) = patch(json!({"files": [
-        {"name": "main.ts", "content": "import './util.ts';\nDeno.serve(() => new Response('main'));\n"},
-        {"name": "util.ts", "content": "export {};\n"},
-    ], "entrypoint": "main.ts", "import_map": {"imports": {"lodash": "npm:lodash@4"}}}))
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["data"]["version"], 13);
-    assert_eq!(v["data"]["entrypoint"], "main.ts");
-    assert_eq!(v["data"]["import_map"], true);
-    let (s, v) = patch(json!({"entrypoint": "util.ts"})).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["data"]["version"], 14);
-    let (_, meta) = p
-        .internal("/internal/v1/projects/fnproj/functions/hello")
-        .await;
-    let (_, b) = p
-        .internal(&format!(
-            "/internal/v1/projects/fnproj/functions/hello/versions/{}",
-            meta["data"]["version"]
-        ))
-        .await;
-    assert_eq!(b["data"]["entrypoint"], "util.ts");
-    assert_eq!(
-        b["data"]["files"].as_array().unwrap().len(),
-        2,
-        "files kept"
-    );
-    assert_eq!(
-        b["data"]["import_map"],
-        r#"{"imports":{"lodash":"npm:lodash@4"}}"#
-    );
-    let (s, v) = patch(json!({"body": "export const = ;"})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let (s, _) = patch(json!({})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = patch(json!({"slug": "renamed", "verify_jwt": false})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = p
-        .admin(
-            Method::PATCH,
-            &format!("{path}/nosuch"),
-            Some(json!({"verify_jwt": false})),
-        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -510,6 +454,82 @@ async fn the_runtime_reads_functions_and_environments_with_the_service_token_onl
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = p
         .internal("/internal/v1/projects/envproj/functions/hello")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn patch_changes_code_or_settings() {
+    let p = Platform::start().await;
+    p.create_project("fnproj").await;
+    let path = "/admin/v1/projects/fnproj/functions";
+    let (s, _) = p
+        .deploy(
+            "fnproj",
+            json!({"slug": "hello", "body": HELLO, "verify_jwt": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // PATCH: settings alone keep the version; code or entrypoint make a new one
+    let patch = |body: Value| {
+        p.admin(
+            Method::PATCH,
+            "/admin/v1/projects/fnproj/functions/hello",
+            Some(body),
+        )
+    };
+    let (s, v) = patch(json!({"verify_jwt": true})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["data"]["version"].as_i64(),
+            v["data"]["verify_jwt"].as_bool()
+        ),
+        (Some(1), Some(true))
+    );
+    let (s, v) = patch(json!({"files": [
+        {"name": "main.ts", "content": "import './util.ts';\nDeno.serve(() => new Response('main'));\n"},
+        {"name": "util.ts", "content": "export {};\n"},
+    ], "entrypoint": "main.ts", "import_map": {"imports": {"lodash": "npm:lodash@4"}}}))
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["version"], 2);
+    assert_eq!(v["data"]["entrypoint"], "main.ts");
+    assert_eq!(v["data"]["import_map"], true);
+    let (s, v) = patch(json!({"entrypoint": "util.ts"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["version"], 3);
+    let (_, meta) = p
+        .internal("/internal/v1/projects/fnproj/functions/hello")
+        .await;
+    let (_, b) = p
+        .internal(&format!(
+            "/internal/v1/projects/fnproj/functions/hello/versions/{}",
+            meta["data"]["version"]
+        ))
+        .await;
+    assert_eq!(b["data"]["entrypoint"], "util.ts");
+    assert_eq!(
+        b["data"]["files"].as_array().unwrap().len(),
+        2,
+        "files kept"
+    );
+    assert_eq!(
+        b["data"]["import_map"],
+        r#"{"imports":{"lodash":"npm:lodash@4"}}"#
+    );
+    let (s, v) = patch(json!({"body": "export const = ;"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _) = patch(json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = patch(json!({"slug": "renamed", "verify_jwt": false})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = p
+        .admin(
+            Method::PATCH,
+            &format!("{path}/nosuch"),
+            Some(json!({"verify_jwt": false})),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
