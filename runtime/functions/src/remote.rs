@@ -3,8 +3,8 @@
 //! - `GET /internal/v1/projects/{ref}/functions/{slug}` → [`FunctionMeta`] (404: no such function). Its
 //!   `version` is the deployment's platform-wide id; `env_revision` changes with the project's secrets
 //!   and keys. Cached for [`META_TTL`], so a redeploy, a delete or a secret change is seen within a
-//!   second of the admin API's answer (the TTL plus one lookup), and a busy function costs the control
-//!   plane at most two lookups a second per replica.
+//!   second of the admin API's answer (the TTL, one lookup and a worker's start), and a busy function
+//!   costs the control plane at most a few indexed lookups a second per replica.
 //! - `GET …/functions/{slug}/versions/{version}` → [`Bundle`] (404: no longer kept). A deployment's code
 //!   never changes, so it is cached by version until evicted (least recently used first, at most
 //!   [`BUNDLE_CACHE_BYTES`] in all).
@@ -29,9 +29,9 @@ use supactl_common::http_client::HttpClient;
 use supactl_common::ident::valid_ref;
 use supactl_common::wire::Envelope;
 
-/// How long a function's metadata is trusted: half the second a redeploy must take to be seen, the
-/// other half for the lookup in flight when it was committed.
-pub const META_TTL: Duration = Duration::from_millis(500);
+/// How long a function's metadata is trusted: under a third of the second within which a redeploy must
+/// be served, the rest for the lookup in flight when it was committed and the new worker's start.
+pub const META_TTL: Duration = Duration::from_millis(300);
 /// How long past its TTL known metadata stands in for a control plane that cannot answer.
 pub const META_STALE_FOR: Duration = Duration::from_secs(30);
 /// Functions whose metadata is kept at most (whatever slugs callers spray).

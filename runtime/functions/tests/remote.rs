@@ -57,6 +57,7 @@ impl Setup {
 
     /// Deploys `source` as `hello` (verify_jwt off); returns the admin API's status.
     async fn deploy(&self, source: &str) -> StatusCode {
+        let started = Instant::now();
         let (s, v) = self
             .cp
             .admin(
@@ -66,6 +67,10 @@ impl Setup {
             )
             .await;
         assert!(s.is_success(), "{v}");
+        eprintln!(
+            "deploy (Deno's check included) answered in {:?}",
+            started.elapsed()
+        );
         s
     }
 
