@@ -105,6 +105,8 @@ impl IntoResponse for FnError {
 /// Runs the deploy-time check with the Deno it finds, in a private directory of its own (removed with
 /// the tenant-manager), a few at a time.
 pub(crate) struct Checker {
+    /// Where Deno is ([`::functions::find_deno`]).
+    find_deno: fn() -> Result<std::path::PathBuf, ::functions::ConfigError>,
     found: Mutex<Option<(SupervisorConfig, tempfile::TempDir)>>,
     slots: Semaphore,
 }
@@ -112,6 +114,7 @@ pub(crate) struct Checker {
 impl Checker {
     pub(crate) fn new() -> Checker {
         Checker {
+            find_deno: ::functions::find_deno,
             found: Mutex::new(None),
             slots: Semaphore::new(MAX_CHECKS),
         }
@@ -123,7 +126,7 @@ impl Checker {
         if let Some((config, _)) = found.as_ref() {
             return Ok(config.clone());
         }
-        let Ok(deno) = ::functions::find_deno() else {
+        let Ok(deno) = (self.find_deno)() else {
             tracing::warn!("a function deploy was refused: no Deno binary to check it with");
             return Err(FnError::DenoMissing);
         };
@@ -533,10 +536,32 @@ pub(crate) async fn delete(
 mod tests {
     use super::*;
 
-    #[test]
-    fn deno_missing_names_the_fix() {
-        let res = FnError::DenoMissing.into_response();
+    #[tokio::test]
+    async fn without_deno_a_deploy_is_refused_naming_the_fix() {
+        let checker = Checker {
+            find_deno: || Err(::functions::ConfigError::DenoMissing),
+            ..Checker::new()
+        };
+        let bundle = Bundle {
+            entrypoint: "index.ts".into(),
+            files: vec![BundleFile {
+                name: "index.ts".into(),
+                content: "export {};".into(),
+            }],
+            import_map: None,
+        };
+        let err = checker.check(&bundle).await.err().expect("refused");
+        let res = err.into_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "deno_unavailable");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("scripts/setup.sh deno") && message.contains("SUPACTL_DENO"));
+        assert!(
+            checker.found.lock().unwrap().is_none(),
+            "looked for again next time"
+        );
         let res = FnError::ChecksBusy.into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "2");
     }
