@@ -550,7 +550,7 @@ mod tests {
             }],
             import_map: None,
         };
-        let err = checker.check(&bundle).await.err().expect("refused");
+        let err = checker.check(&bundle).await.expect_err("refused");
         let res = err.into_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
