@@ -36,6 +36,9 @@ enum Command {
     /// Manage a project's secrets.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCommand),
+    /// Manage a project's Edge Functions.
+    #[command(subcommand)]
+    Functions(commands::functions::FunctionsCommand),
     #[command(flatten)]
     Infra(commands::infra::InfraCommand),
     #[command(flatten)]
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Command::Serve(cmd) => commands::serve::run(cmd).await,
             Command::Worker(cmd) => commands::worker::run(cmd).await,
             Command::Secrets(cmd) => commands::secrets::run(cmd).await,
+            Command::Functions(cmd) => commands::functions::run(cmd).await,
             Command::Healthcheck(args) => commands::health::run(args).await,
         };
         match result {

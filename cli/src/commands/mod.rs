@@ -1,3 +1,4 @@
+pub mod functions;
 pub mod health;
 pub mod image;
 pub mod infra;

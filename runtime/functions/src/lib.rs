@@ -8,9 +8,9 @@
 //! many run; [`router`] serves `/{slug}[/sub/path]` for an already authenticated caller, bodies streamed
 //! both ways.
 //!
-//! Code and environments come from a [`FunctionStore`] (the control plane; [`memory::MemoryStore`] where there
-//! is none); this crate keeps no state but its workers and their logs, and must not reach the platform
-//! database or other services itself.
+//! Code and environments come from a [`FunctionStore`]: the tenant-manager's internal API ([`RemoteStore`],
+//! the only service this crate calls), or [`memory::MemoryStore`] where there is no control plane. This
+//! crate keeps no state but its workers, their logs and caches, and never reaches the platform database.
 //!
 //! Deno is the pinned npm package (`scripts/setup.sh deno`, located by [`find_deno`]).
 
@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod logs;
 pub mod memory;
+pub mod remote;
 pub mod router;
 pub mod sandbox;
 pub mod store;
@@ -32,6 +33,7 @@ pub use check::{check_syntax, CheckError};
 pub use config::{find_deno, ConfigError, NetPolicy, SupervisorConfig};
 pub use error::InvokeError;
 pub use logs::LogRecord;
+pub use remote::{RemoteConfig, RemoteStore};
 pub use router::router;
 pub use store::{Bundle, BundleFile, FunctionMeta, FunctionStore, ProjectEnv, StoreError};
 pub use supervisor::{Caller, Supervisor};

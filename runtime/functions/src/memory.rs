@@ -94,11 +94,9 @@ impl MemoryStore {
             if !crate::router::valid_slug(&slug) || !dir.join(DIR_ENTRYPOINT).is_file() {
                 continue;
             }
-            let mut files = Vec::new();
-            read_tree(&dir, &dir, &mut files)?;
             let bundle = Bundle {
                 entrypoint: DIR_ENTRYPOINT.into(),
-                files,
+                files: read_files(&dir)?,
                 import_map: None,
             };
             self.deploy(project, &slug, bundle, verify_jwt)
@@ -113,6 +111,14 @@ impl MemoryStore {
         let mut projects = self.projects.lock().expect("store lock");
         f(projects.entry(project.into()).or_default())
     }
+}
+
+/// Every file under `dir` as a bundle's files, named relative to `dir`, within the bundle limits (what
+/// a deploy from a directory sends).
+pub fn read_files(dir: &Path) -> io::Result<Vec<BundleFile>> {
+    let mut files = Vec::new();
+    read_tree(dir, dir, &mut files)?;
+    Ok(files)
 }
 
 /// The files under `dir` (names relative to `base`), within the bundle limits.

@@ -1,14 +1,15 @@
 //! Where functions' code and projects' environments come from: the [`FunctionStore`] trait, which the
 //! tenant-manager's internal API implements for the platform (and a test double for tests), and the shapes
-//! it returns.
+//! it returns (also the JSON shapes of that API: see [`crate::remote`]).
 
 use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use supactl_common::redact;
 
 /// A deployed function as the supervisor needs it on every invocation; the code is fetched separately
 /// ([`FunctionStore::bundle`]) only when a worker starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionMeta {
     /// Grows with every deploy of the slug: a worker of an older version is replaced.
     pub version: u64,
@@ -20,7 +21,7 @@ pub struct FunctionMeta {
 }
 
 /// One version of a function's code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bundle {
     /// The module to run, a path relative to the bundle's root (`index.ts`).
     pub entrypoint: String,
@@ -29,7 +30,7 @@ pub struct Bundle {
     pub import_map: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleFile {
     /// A relative path (`index.ts`, `lib/util.ts`).
     pub name: String,
@@ -37,8 +38,8 @@ pub struct BundleFile {
 }
 
 /// What a project's functions see in their environment: the standard Supabase variables and the
-/// project's secrets.
-#[derive(Clone, PartialEq, Eq)]
+/// project's secrets. (Serialised only for the service-token endpoint that carries it to the workers.)
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectEnv {
     /// `SUPABASE_URL`: the project's API URL (through the gateway).
     pub api_url: String,

@@ -1,12 +1,14 @@
 //! The routes: `/health`, the admin API (`/admin/v1`, admin key, audited) and the internal config
 //! endpoint (`/internal/v1`, service or project token). Handlers live with what they manage: projects in
 //! [`crate::projects`], keys in [`crate::api_keys`], secrets, database metadata, workers and the audit
-//! log in their own modules, the data plane's lookups in [`crate::internal`].
+//! log in their own modules, the data plane's lookups in [`crate::internal`], Edge Functions in
+//! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads).
 
 use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
 use crate::TenantManager;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,7 +16,10 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
-    use crate::{api_keys, audit, internal, meta, projects, secrets, workers};
+    use crate::{api_keys, audit, functions, functions_internal, internal, meta, projects};
+    use crate::{secrets, workers};
+    // a deploy carries a whole bundle: more than the other routes' limit
+    let deploy_limit = || DefaultBodyLimit::max(functions::MAX_DEPLOY_BODY);
     let admin = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -51,6 +56,16 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             "/projects/{ref}/secrets",
             get(secrets::list).post(secrets::set).delete(secrets::unset),
         )
+        .route(
+            "/projects/{ref}/functions",
+            get(functions::list).post(functions::deploy.layer(deploy_limit())),
+        )
+        .route(
+            "/projects/{ref}/functions/{slug}",
+            get(functions::show)
+                .patch(functions::update.layer(deploy_limit()))
+                .delete(functions::delete),
+        )
         .route("/projects/{ref}/database/query", post(projects::query))
         .route("/projects/{ref}/database/{kind}", get(meta::list))
         .route("/workers", get(workers::list).post(workers::create))
@@ -72,6 +87,18 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
     let internal = Router::new()
         .route("/api-keys/{hash}", get(internal::internal_key))
         .route("/projects/{ref}/config", get(internal::internal_config))
+        .route(
+            "/projects/{ref}/functions/{slug}",
+            get(functions_internal::function),
+        )
+        .route(
+            "/projects/{ref}/functions/{slug}/versions/{version}",
+            get(functions_internal::bundle),
+        )
+        .route(
+            "/projects/{ref}/function-env",
+            get(functions_internal::environment),
+        )
         .layer(from_fn_with_state(tm.clone(), require_internal));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))

@@ -1,10 +1,11 @@
 //! The control plane: the tenant-manager's admin API, its internal config endpoint, and provisioning.
 //!
 //! It owns the platform database (`supactl_platform`: workers, projects, API keys, JWT secrets, all
-//! secrets encrypted at rest) and is the only service holding worker admin credentials. Provisioning
-//! creates each project's database from the tenant template (`templates/`) together with the project's
-//! own login role (and, in Lambda mode, the project's `rest-<ref>` function and its Function URL: see
-//! [`rest_lambda`], feature `lambda`), and undoes every step when one fails. Data-plane services read
+//! secrets encrypted at rest, and Edge Functions' code: [`crate::functions`]) and is the only service
+//! holding worker admin credentials. Provisioning creates each project's database from the tenant
+//! template (`templates/`) together with the project's own login role (and, in Lambda mode, the
+//! project's `rest-<ref>` function and its Function URL: see [`rest_lambda`], feature `lambda`), and
+//! undoes every step when one fails. Data-plane services read
 //! project configs from the internal endpoint with the service token, a project's REST function its own
 //! config only, with its project token; nothing here is reachable through the gateway.
 //!
@@ -18,6 +19,8 @@ mod api_keys;
 mod audit;
 mod auth;
 mod error;
+mod functions;
+mod functions_internal;
 mod handler;
 mod internal;
 mod limits;
@@ -140,6 +143,8 @@ pub struct TenantManager {
     publisher: Option<Publisher>,
     /// Admission of creates and deletes.
     provisioning: admission::Gate,
+    /// The deploy-time check of Edge Functions' code.
+    checker: functions::Checker,
     /// Lambda mode for REST: each project gets its own function.
     #[cfg(feature = "lambda")]
     rest_lambda: Option<rest_lambda::RestLambda>,
@@ -206,6 +211,7 @@ impl TenantManager {
             failed_auth: audit::FailedAuthLimiter::new(std::time::Instant::now()),
             http: HttpClient::new(std::time::Duration::from_secs(5)),
             publisher,
+            checker: functions::Checker::new(),
             #[cfg(feature = "lambda")]
             rest_lambda: None,
         })

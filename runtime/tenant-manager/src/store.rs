@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../migrations/0004_project_limits.sql")),
     (5, include_str!("../migrations/0005_audit_failed_auth.sql")),
     (6, include_str!("../migrations/0006_worker_tls.sql")),
+    (7, include_str!("../migrations/0007_functions.sql")),
 ];
 
 const WORKER_SPEC_COLS: &str =
@@ -336,6 +337,11 @@ impl Store {
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, ApiError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection of the data plane's lookup pool (see [`Store`]).
+    pub async fn lookup_client(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        Ok(self.lookups.get().await?)
     }
 
     pub async fn upsert_worker(&self, w: &WorkerSpec, cipher: &Cipher) -> Result<(), ApiError> {

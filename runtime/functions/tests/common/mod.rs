@@ -2,10 +2,10 @@
 //! `$SUPACTL_DENO`), the real router served over a loopback socket by the platform's HTTP server, and a real
 //! HTTP client.
 //!
-//! Two stand-ins, because the real parts are not composed with this crate yet: the crate's in-memory
-//! [`MemoryStore`] is a **test double of the control plane** (the tenant-manager's function and secret
-//! endpoints), and the `x-test-project` / `x-test-jwt` headers stand in for the gateway, which authenticates
-//! the caller and sets the [`Caller`].
+//! Two stand-ins: the crate's in-memory [`MemoryStore`] is a **test double of the control plane** (so these
+//! tests need no PostgreSQL; `tests/remote.rs` runs the same supervisor over the real tenant-manager), and
+//! the `x-test-project` / `x-test-jwt` headers stand in for the gateway, which authenticates the caller and
+//! sets the [`Caller`] (it is not composed with this crate yet).
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use axum::extract::Request;

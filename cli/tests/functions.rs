@@ -1,0 +1,163 @@
+//! `supactl functions` as a user runs it, against a real control plane (testkit's tenant-manager on a
+//! throwaway PostgreSQL cluster) and the real Deno the tenant-manager checks code with: deploy from a file
+//! and from a directory (with an import map, without JWT verification), list, show, delete, `--output
+//! json`, and the errors a user meets (a syntax error with its file and line, a bad slug, no code given,
+//! a function that is gone).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use testkit::ControlPlane;
+
+/// Installs the pinned Deno where the tenant-manager looks for it (unless `$SUPACTL_DENO` names one).
+fn ensure_deno() {
+    if std::env::var_os("SUPACTL_DENO").is_some() {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/setup.sh");
+    let out = Command::new(script).arg("deno").output().unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/setup.sh deno failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `supactl functions …` against the control plane: exit code, stdout, stderr.
+async fn supactl(cp: &ControlPlane, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_supactl"));
+    cmd.arg("functions").args(args).args([
+        "--admin-url",
+        &cp.admin_url,
+        "--admin-key",
+        &cp.admin_key,
+    ]);
+    // the control plane serves from this test's runtime while the CLI runs
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, content: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_are_deployed_listed_shown_and_deleted_from_the_cli() {
+    ensure_deno();
+    let cp = ControlPlane::start("http://127.0.0.1:9/p/{ref}").await;
+    cp.create_project("cli", "fncli").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path();
+    write(
+        src,
+        "hello.ts",
+        "Deno.serve(() => new Response('hello'));\n",
+    );
+    write(
+        src,
+        "dir/index.ts",
+        "import { greet } from './lib/greet.ts';\nDeno.serve(() => new Response(greet()));\n",
+    );
+    write(
+        src,
+        "dir/lib/greet.ts",
+        "export const greet = () => 'hi';\n",
+    );
+    write(
+        src,
+        "map.json",
+        r#"{"imports": {"lodash": "npm:lodash@4"}}"#,
+    );
+    write(
+        src,
+        "broken/index.ts",
+        "Deno.serve(() => {\n  return new Response(;\n});\n",
+    );
+    let path = |p: &str| src.join(p).display().to_string();
+
+    let (code, out, err) = supactl(
+        &cp,
+        &["deploy", "fncli", "hello", "--file", &path("hello.ts")],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "deployed function hello version 1 (verify_jwt true)"
+    );
+
+    let (code, out, err) = supactl(
+        &cp,
+        &[
+            "deploy",
+            "fncli",
+            "hello",
+            "--dir",
+            &path("dir"),
+            "--no-verify-jwt",
+            "--import-map",
+            &path("map.json"),
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let f: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(f["version"], 2);
+    assert_eq!(f["verify_jwt"], false);
+    assert_eq!(f["entrypoint"], "index.ts");
+    assert_eq!(f["import_map"], true);
+
+    let (code, out, _) = supactl(&cp, &["list", "fncli"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("SLUG"), "{out}");
+    assert!(
+        lines[1].starts_with("hello") && lines[1].contains("false"),
+        "{out}"
+    );
+
+    let (code, out, _) = supactl(&cp, &["show", "fncli", "hello", "--output", "json"]).await;
+    assert_eq!(code, 0);
+    let f: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(f["versions"].as_array().unwrap().len(), 2, "{f}");
+    let (code, out, _) = supactl(&cp, &["show", "fncli", "hello"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("version:    2") && out.contains("versions:"),
+        "{out}"
+    );
+
+    // what a user gets wrong
+    let (code, _, err) = supactl(
+        &cp,
+        &["deploy", "fncli", "broken", "--dir", &path("broken")],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("index.ts:2"), "{err}");
+    let (code, _, err) = supactl(
+        &cp,
+        &["deploy", "fncli", "2bad", "--file", &path("hello.ts")],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("slug"), "{err}");
+    let (code, _, err) = supactl(&cp, &["deploy", "fncli", "hello"]).await;
+    assert_eq!(code, 2, "no code given is a usage error: {err}");
+
+    let (code, out, err) = supactl(&cp, &["delete", "fncli", "hello"]).await;
+    assert_eq!((code, out.trim()), (0, "deleted function hello"), "{err}");
+    let (code, _, err) = supactl(&cp, &["show", "fncli", "hello"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+}
