@@ -77,6 +77,16 @@ impl Claims {
         serde_json::to_string(&self.0).expect("a JSON map always serialises")
     }
 
+    /// `exp`: when the token expires (unix seconds).
+    pub fn expires_at(&self) -> Option<i64> {
+        self.0.get("exp").and_then(Value::as_i64)
+    }
+
+    /// The claims as a map (what `mint` takes and what realtime groups subscribers by).
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+
     fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(Value::as_str)
     }
@@ -110,9 +120,30 @@ pub fn from_forwarded(
     headers: &HeaderMap,
 ) -> Result<Forwarded, ForwardedError> {
     let token = bearer(headers).ok_or(ForwardedError::NoToken)?;
+    verify(project, token, RefRule::MustName)
+}
+
+/// What a token's `ref` claim must say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefRule {
+    /// It must name the project (the gateway's minted tokens always do).
+    MustName,
+    /// It may be absent (a user's own access token, as the project's auth issues it).
+    Optional,
+}
+
+/// Checks a token of `project`: signature and expiry with the project's secrets, `ref` as `rule` says,
+/// then a role the platform serves. [`from_forwarded`] is this with [`RefRule::MustName`]; the
+/// gateway and realtime check a user's own token with [`RefRule::Optional`].
+pub fn verify(
+    project: &ProjectConfig,
+    token: &str,
+    rule: RefRule,
+) -> Result<Forwarded, ForwardedError> {
     let claims = jwt::verify(token, &project.verification_secrets(), jwt::now())
         .map_err(ForwardedError::Invalid)?;
-    if claims.get("ref").and_then(Value::as_str) != Some(project.project_ref.as_str()) {
+    let named = claims.get("ref").and_then(Value::as_str);
+    if rule == RefRule::MustName && named != Some(project.project_ref.as_str()) {
         return Err(ForwardedError::OtherProject);
     }
     let role = claims::role(&claims).map_err(ForwardedError::Role)?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
-use supactl_common::forwarded::{self, Caller};
+use supactl_common::forwarded::{self, Caller, RefRule};
 use supactl_common::headers::bearer;
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
@@ -277,11 +277,9 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
     let now = jwt::now();
     let (claims, role) = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
         Some(token) => {
-            let claims = jwt::verify(token, &project.verification_secrets(), now)
+            let user = forwarded::verify(&project, token, RefRule::Optional)
                 .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
-            let role = supactl_common::claims::role(&claims)
-                .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
-            (claims, role)
+            (user.claims.into_map(), user.role)
         }
         None => (Map::new(), key_role),
     };

@@ -12,7 +12,7 @@
 
 use crate::bridge::Bridge;
 use crate::hub::{Hubs, TopicKey};
-use crate::identity::{Identity, RefClaim};
+use crate::identity::Identity;
 use crate::join::{JoinLimits, TOPIC_PREFIX};
 use crate::limits::{LimitError, ProjectLimits};
 use crate::presence::PresenceLimits;
@@ -32,14 +32,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
-use supactl_common::headers::bearer;
+use supactl_common::forwarded::RefRule;
+use supactl_common::headers::{bearer, PROJECT_HEADER};
 use supactl_common::invalidation::RedisError;
 use supactl_common::keys::Role;
 use supactl_common::wire::{status, ProjectConfig};
 use tokio_util::sync::CancellationToken;
 
-/// The header carrying the project ref from the gateway (the same name REST and auth read).
-pub const PROJECT_HEADER: &str = "x-supactl-project";
 /// Messages one REST broadcast may carry.
 const MAX_REST_MESSAGES: usize = 1000;
 
@@ -153,7 +152,7 @@ impl Realtime {
         }
         let token = bearer(headers)
             .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "No JWT provided".into()))?;
-        let identity = Identity::verify(token, &project, RefClaim::Required).map_err(|e| {
+        let identity = Identity::verify(token, &project, RefRule::MustName).map_err(|e| {
             let message = format!("The token provided is not a valid JWT: {e}");
             ApiError(StatusCode::UNAUTHORIZED, message)
         })?;

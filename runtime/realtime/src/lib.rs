@@ -37,4 +37,5 @@ pub mod rls;
 pub mod session;
 pub mod socket;
 
-pub use http::{router, Realtime, RealtimeConfig, PROJECT_HEADER};
+pub use http::{router, Realtime, RealtimeConfig};
+pub use supactl_common::headers::PROJECT_HEADER;

@@ -15,7 +15,7 @@
 
 use crate::cdc::Subscription;
 use crate::hub::{ws_message, Outgoing, SocketGuard, SocketHandle, TopicKey};
-use crate::identity::{Identity, RefClaim};
+use crate::identity::Identity;
 use crate::join::{sub_topic, AccessToken, JoinLimits};
 use crate::limits::{LimitError, PresenceWindow};
 use crate::presence::{PresenceLimits, PresenceRequest, SocketId};
@@ -26,6 +26,7 @@ use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use supactl_common::forwarded::RefRule;
 use supactl_common::keys::Role;
 use supactl_common::wire::ProjectConfig;
 use tokio::sync::mpsc;
@@ -260,7 +261,7 @@ impl Socket {
         }
         let (identity, token_expires_at) = match &request.config.access_token {
             AccessToken::Jwt(token) => {
-                match Identity::verify(token, &self.ctx.project, RefClaim::Optional) {
+                match Identity::verify(token, &self.ctx.project, RefRule::Optional) {
                     Ok(identity) => {
                         let expires_at = identity.expires_at();
                         (identity, expires_at)
@@ -412,7 +413,7 @@ impl Socket {
         let Some(channel) = self.channels.get_mut(topic) else {
             return Vec::new();
         };
-        match Identity::verify(token, &self.ctx.project, RefClaim::Optional) {
+        match Identity::verify(token, &self.ctx.project, RefRule::Optional) {
             Err(e) => self
                 .session
                 .shut_down(topic, &format!("InvalidJWTToken: {e}")),
