@@ -6,6 +6,7 @@
 //! [`outputs`] is what a deployed stack gives its operator.
 
 pub mod edges;
+pub mod env;
 pub mod images;
 pub mod outputs;
 pub mod rules;

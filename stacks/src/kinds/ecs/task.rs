@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::tags::{ecs_tags, observed_tags};
 use crate::aws::{absent, err as aws, Clients};
-use crate::compute::{service, HEALTH_PATH, SERVICES};
+use crate::compute::{env as vars, service, HEALTH_PATH, SERVICES};
 use crate::config::{Config, RestMode, ServiceConfig};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, int, Ctx};
@@ -40,64 +40,58 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
             Val::str(":password::"),
         ])
     };
-    env.insert("SUPACTL_LISTEN".into(), Val::str("0.0.0.0"));
+    env.insert(vars::LISTEN.into(), Val::str("0.0.0.0"));
     env.insert("AWS_REGION".into(), Val::str(inputs.region));
     env.insert(
-        "SUPACTL_API_URL_TEMPLATE".into(),
+        vars::API_URL_TEMPLATE.into(),
         Val::Str(c.project_url_template()),
     );
-    env.insert("SUPACTL_REST_MODE".into(), Val::str(c.rest.mode.as_str()));
+    env.insert(vars::REST_MODE.into(), Val::str(c.rest.mode.as_str()));
     // Redis (ElastiCache, TLS + AUTH): the URL is composed by `supactl serve` from these parts
-    env.insert("SUPACTL_REDIS_HOST".into(), to.host(Peer::Redis));
-    env.insert("SUPACTL_REDIS_PORT".into(), to.port(Peer::Redis));
-    env.insert("SUPACTL_REDIS_TLS".into(), Val::str("true"));
-    secrets.insert("SUPACTL_REDIS_PASSWORD".into(), s("redis-auth-token"));
-    secrets.insert("SUPACTL_SERVICE_TOKEN".into(), s("service-token"));
+    env.insert(vars::REDIS_HOST.into(), to.host(Peer::Redis));
+    env.insert(vars::REDIS_PORT.into(), to.port(Peer::Redis));
+    env.insert(vars::REDIS_TLS.into(), Val::str("true"));
+    secrets.insert(vars::REDIS_PASSWORD.into(), s("redis-auth-token"));
+    secrets.insert(vars::SERVICE_TOKEN.into(), s("service-token"));
     match svc.name {
         "gateway" => {
-            env.insert("SUPACTL_PORT".into(), Val::Int(port));
+            env.insert(vars::PORT.into(), Val::Int(port));
             env.insert(
-                "SUPACTL_TENANT_MANAGER_URL".into(),
+                vars::TENANT_MANAGER_URL.into(),
                 to.url(Peer::Service("tenant-manager")),
             );
-            env.insert(
-                "SUPACTL_BASE_DOMAIN".into(),
-                Val::Str(c.base_domain.clone()),
-            );
+            env.insert(vars::BASE_DOMAIN.into(), Val::Str(c.base_domain.clone()));
         }
         _ => {
-            env.insert("SUPACTL_ADMIN_PORT".into(), Val::Int(port));
+            env.insert(vars::ADMIN_PORT.into(), Val::Int(port));
             // the platform database: the RDS-managed master secret's `password` key
             let db = &cfg.platform_db;
-            env.insert("SUPACTL_DATABASE_HOST".into(), to.host(Peer::PlatformDb));
-            env.insert("SUPACTL_DATABASE_PORT".into(), to.port(Peer::PlatformDb));
-            env.insert("SUPACTL_DATABASE_USER".into(), Val::str("postgres"));
+            env.insert(vars::DATABASE_HOST.into(), to.host(Peer::PlatformDb));
+            env.insert(vars::DATABASE_PORT.into(), to.port(Peer::PlatformDb));
+            env.insert(vars::DATABASE_USER.into(), Val::str("postgres"));
             env.insert(
-                "SUPACTL_DATABASE_NAME".into(),
+                vars::DATABASE_NAME.into(),
                 Val::Str(db.database_name.clone()),
             );
-            secrets.insert(
-                "SUPACTL_DATABASE_PASSWORD".into(),
-                master_password("platform"),
-            );
+            secrets.insert(vars::DATABASE_PASSWORD.into(), master_password("platform"));
             // TLS to both clusters, verified against the Amazon RDS CA bundle built into the binary
-            env.insert("SUPACTL_DATABASE_SSLMODE".into(), Val::str("verify-full"));
+            env.insert(vars::DATABASE_SSLMODE.into(), Val::str("verify-full"));
             // the worker cluster, registered as a worker at start-up
             let w = &cfg.worker_db;
             env.insert(
-                "SUPACTL_WORKER_IDENTIFIER".into(),
+                vars::WORKER_IDENTIFIER.into(),
                 Val::Str(w.cluster_identifier.clone()),
             );
-            env.insert("SUPACTL_WORKER_HOST".into(), to.host(Peer::WorkerDb));
-            env.insert("SUPACTL_WORKER_PORT".into(), to.port(Peer::WorkerDb));
-            env.insert("SUPACTL_WORKER_USER".into(), Val::str("postgres"));
-            env.insert("SUPACTL_WORKER_SSLMODE".into(), Val::str("verify-full"));
-            secrets.insert("SUPACTL_WORKER_PASSWORD".into(), master_password("worker"));
-            secrets.insert("SUPACTL_ADMIN_KEY".into(), s("admin-api-key"));
-            secrets.insert("SUPACTL_ENCRYPTION_KEY".into(), s("encryption-key"));
+            env.insert(vars::WORKER_HOST.into(), to.host(Peer::WorkerDb));
+            env.insert(vars::WORKER_PORT.into(), to.port(Peer::WorkerDb));
+            env.insert(vars::WORKER_USER.into(), Val::str("postgres"));
+            env.insert(vars::WORKER_SSLMODE.into(), Val::str("verify-full"));
+            secrets.insert(vars::WORKER_PASSWORD.into(), master_password("worker"));
+            secrets.insert(vars::ADMIN_KEY.into(), s("admin-api-key"));
+            secrets.insert(vars::ENCRYPTION_KEY.into(), s("encryption-key"));
             // the URL the REST functions call back to: one of their declared connections
             env.insert(
-                "SUPACTL_TENANT_MANAGER_INTERNAL_URL".into(),
+                vars::TENANT_MANAGER_INTERNAL_URL.into(),
                 Outbound::of(cfg, Peer::RestFunctions).url(Peer::Service("tenant-manager")),
             );
             if c.rest.mode == RestMode::Lambda {
@@ -106,9 +100,9 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                     .get("rest-lambda")
                     .cloned()
                     .unwrap_or_default();
-                env.insert("SUPACTL_REST_LAMBDA_IMAGE".into(), Val::Str(image));
+                env.insert(vars::REST_LAMBDA_IMAGE.into(), Val::Str(image));
                 env.insert(
-                    "SUPACTL_REST_LAMBDA_ROLE_ARN".into(),
+                    vars::REST_LAMBDA_ROLE_ARN.into(),
                     Val::r("iam/role/rest-lambda"),
                 );
                 let n_az = cfg.vpc.max_azs.min(inputs.azs.len());
@@ -119,22 +113,22 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                     }
                     subnets.push(Val::Ref(ResId(format!("subnet/private/{i}"))));
                 }
-                env.insert("SUPACTL_REST_LAMBDA_SUBNETS".into(), Val::Concat(subnets));
+                env.insert(vars::REST_LAMBDA_SUBNETS.into(), Val::Concat(subnets));
                 env.insert(
-                    "SUPACTL_REST_LAMBDA_SECURITY_GROUPS".into(),
+                    vars::REST_LAMBDA_SECURITY_GROUPS.into(),
                     Peer::RestFunctions.group_ref(),
                 );
                 env.insert(
-                    "SUPACTL_REST_LAMBDA_MEMORY_MB".into(),
+                    vars::REST_LAMBDA_MEMORY_MB.into(),
                     Val::Int(c.rest.memory_mb),
                 );
                 env.insert(
-                    "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS".into(),
+                    vars::REST_LAMBDA_TIMEOUT_SECONDS.into(),
                     Val::Int(c.rest.timeout_seconds),
                 );
                 // so `supactl status` can tell this stack's functions from another's in the same region
                 env.insert(
-                    "SUPACTL_REST_LAMBDA_TAGS".into(),
+                    vars::REST_LAMBDA_TAGS.into(),
                     Val::Str(format!(
                         "{}={},{}={}",
                         crate::model::TAG_STACK,
