@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -263,4 +264,32 @@ pub fn err<E: ProvideErrorMetadata + std::fmt::Display>(
     op: &'static str,
 ) -> impl Fn(E) -> crate::Error {
     move |e| crate::Error::Aws(AwsError::new(op, &e))
+}
+
+/// Sends a call whose "not found" answer (`not_found` on the service error) means the resource is absent:
+/// `Ok(None)` then, `Ok(Some(output))` when it answered, and the engine's error otherwise.
+pub async fn absent<T, E, R>(
+    op: &'static str,
+    call: impl std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    not_found: impl FnOnce(&E) -> bool,
+) -> Result<Option<T>, crate::Error>
+where
+    SdkError<E, R>: ProvideErrorMetadata + std::fmt::Display,
+{
+    match call.await {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.as_service_error().is_some_and(not_found) => Ok(None),
+        Err(e) => Err(crate::Error::Aws(AwsError::new(op, &e))),
+    }
+}
+
+/// `aws`, `aws-cn` or `aws-us-gov`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
 }

@@ -1,15 +1,17 @@
 //! `stacks`: supactl's infrastructure engine for a platform in the operator's own AWS account (network, data
 //! and compute tiers), reconciled straight through the AWS SDK (no CloudFormation, no CDK).
 //!
-//! It owns: the environment config model and its validation ([`config`]), the desired resources computed from
-//! it ([`desired`]), observation of what exists by ownership tags ([`observe`]), the pure diff into a [`plan`],
-//! and [`apply`] (create/update/replace/delete in dependency order with waiters and timeouts), plus the
-//! commands built on them ([`ops`]: validate, plan, deploy, destroy, status, outputs). Resources: VPC, subnets,
-//! internet and NAT gateways, route tables, security groups and rules (derived from what each part of the stack
-//! connects to: [`reach`]), Aurora Serverless v2 clusters and
-//! instances, ElastiCache Redis, the platform's Secrets Manager secrets, and the compute tier ([`compute`]): ECR,
-//! IAM, CloudWatch Logs, ECS (cluster, task definitions by image digest, services), Cloud Map, Application Auto
-//! Scaling and two ALBs.
+//! It owns: the environment config model and its validation ([`config`]), and an engine generic over resource
+//! families: the desired resources computed from the config ([`desired`]), observation of what exists by
+//! ownership tags ([`observe`]), the pure diff into a [`plan`], and [`apply`] (create/update/replace/delete in
+//! dependency order), plus the commands built on them ([`ops`]: validate, plan, deploy, destroy, status,
+//! outputs). Each family of resource kinds is one module of [`kinds`] behind the [`family::Family`] trait:
+//! its desired state, observation, replace rules, create/update/delete and tag conversions. Families: the
+//! network (VPC, subnets, internet and NAT gateways, route tables, security groups and rules derived from what
+//! each part of the stack connects to: [`reach`]), Aurora Serverless v2, ElastiCache Redis, the platform's
+//! Secrets Manager secrets, ECR, IAM, CloudWatch Logs, ECS (cluster, task definitions by image digest,
+//! services), Cloud Map, the two ALBs and Application Auto Scaling. [`compute`] holds what the compute tier's
+//! families share (the services deployed, image and certificate checks, outputs).
 //!
 //! It must not touch anything it does not own: every resource carries the tags `supactl:stack`, `supactl:env`
 //! and `supactl:id`, and a resource found under one of our names without our tags is an error, never adopted.
@@ -21,10 +23,13 @@ pub mod compute;
 pub mod config;
 pub mod desired;
 pub mod ecr;
+pub mod family;
+pub mod kinds;
 pub mod model;
 pub mod observe;
 pub mod ops;
 pub mod plan;
+pub mod policy;
 pub mod reach;
 
 use std::time::Duration;

@@ -1,10 +1,11 @@
 //! The resource model shared by desired state, observation, diff and apply: a fixed enum of kinds, logical ids,
-//! and property values that may refer to other resources.
+//! property values that may refer to other resources (and how they render), and the field changes a diff finds.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Every kind of resource this tier manages, in forward dependency order (apply creates in this order and
 /// deletes in the reverse one).
@@ -112,61 +113,6 @@ impl Kind {
             Kind::ScalingPolicy => "scaling-policy",
         }
     }
-
-    /// Properties whose change cannot be applied in place: the resource is replaced.
-    pub fn replace_fields(self) -> &'static [&'static str] {
-        match self {
-            Kind::Secret => &["name"],
-            Kind::Vpc => &["cidr_block"],
-            Kind::Subnet => &["vpc", "cidr_block", "availability_zone"],
-            Kind::InternetGateway => &[],
-            Kind::ElasticIp => &[],
-            Kind::NatGateway => &["subnet", "allocation"],
-            Kind::RouteTable => &["vpc"],
-            Kind::SecurityGroup => &["vpc", "group_name", "description"],
-            Kind::SecurityGroupRule => &["group", "direction", "protocol", "port", "peer"],
-            Kind::DbSubnetGroup => &["name"],
-            Kind::DbClusterParameterGroup => &["name", "family"],
-            Kind::DbCluster => &[
-                "identifier",
-                "engine",
-                "database_name",
-                "master_username",
-                "storage_encrypted",
-                "db_subnet_group",
-            ],
-            Kind::DbInstance => &["identifier", "cluster", "engine"],
-            Kind::CacheSubnetGroup => &["name"],
-            Kind::ReplicationGroup => &[
-                "identifier",
-                "engine",
-                "transit_encryption",
-                "at_rest_encryption",
-                "cache_subnet_group",
-            ],
-            Kind::EcrRepository => &["name"],
-            Kind::LogGroup => &["name"],
-            Kind::IamPolicy => &["name", "path"],
-            Kind::IamRole => &["name", "path"],
-            Kind::EcsCluster => &["name"],
-            Kind::ServiceDiscoveryNamespace => &["name"],
-            Kind::ServiceDiscoveryService => &["name", "namespace"],
-            Kind::TargetGroup => &["name", "protocol", "port", "vpc", "target_type"],
-            Kind::LoadBalancer => &["name", "scheme", "type"],
-            Kind::Listener => &["load_balancer"],
-            Kind::ListenerRule => &["listener"],
-            // every field: a task definition revision is immutable (a change registers a new one)
-            Kind::TaskDefinition => &[],
-            Kind::EcsService => &["name", "cluster", "launch_type"],
-            Kind::ScalableTarget => &["resource_id"],
-            Kind::ScalingPolicy => &["name", "resource_id"],
-        }
-    }
-
-    /// Whether a change of `field` replaces the resource.
-    pub fn replaces(self, field: &str) -> bool {
-        self == Kind::TaskDefinition || self.replace_fields().contains(&field)
-    }
 }
 
 impl fmt::Display for Kind {
@@ -204,7 +150,7 @@ impl fmt::Display for ResId {
 
 /// A property value. `Ref` points at another resource and resolves to its physical id (or, for an `id#attr`
 /// reference, to that attribute of it); `Set` is unordered; `Concat` joins its parts' renderings; `Policy` is a
-/// JSON document compared in canonical form ([`crate::compute::policy`]).
+/// JSON document compared in canonical form ([`crate::policy`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
     Bool(bool),
@@ -258,6 +204,11 @@ impl Val {
 /// Properties by name, sorted (deterministic plans).
 pub type Props = BTreeMap<String, Val>;
 
+/// Properties from name/value pairs.
+pub fn props<const N: usize>(kv: [(&str, Val); N]) -> Props {
+    kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// What the config asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -293,3 +244,94 @@ pub struct Observed {
 pub const TAG_STACK: &str = "supactl:stack";
 pub const TAG_ENV: &str = "supactl:env";
 pub const TAG_ID: &str = "supactl:id";
+
+const REF_OPEN: &str = "@@ref:";
+const REF_CLOSE: &str = "@@";
+
+/// A placeholder for another resource's physical id (or `id#attr` attribute) inside a JSON document built
+/// with [`doc`].
+pub fn r(id: &str) -> String {
+    format!("{REF_OPEN}{id}{REF_CLOSE}")
+}
+
+/// A document as a property: the JSON text with its [`r`] placeholders turned into references, rendered
+/// canonically.
+pub fn doc(v: &Value) -> Val {
+    let text = v.to_string();
+    let mut parts = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find(REF_OPEN) {
+        if i > 0 {
+            parts.push(Val::Str(rest[..i].to_string()));
+        }
+        let after = &rest[i + REF_OPEN.len()..];
+        let Some(j) = after.find(REF_CLOSE) else {
+            break;
+        };
+        parts.push(Val::Ref(ResId::new(&after[..j])));
+        rest = &after[j + REF_CLOSE.len()..];
+    }
+    if !rest.is_empty() {
+        parts.push(Val::Str(rest.to_string()));
+    }
+    Val::Policy(Box::new(Val::Concat(parts)))
+}
+
+/// What an unknown reference renders as.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// Renders a value with references resolved through `phys`; `None` when a reference is not known yet.
+pub fn render(v: &Val, phys: &dyn Fn(&ResId) -> Option<String>) -> Option<String> {
+    Some(match v {
+        Val::Bool(b) => b.to_string(),
+        Val::Int(i) => i.to_string(),
+        Val::Num(n) => n.to_string(),
+        Val::Str(s) => s.clone(),
+        Val::Ref(id) => phys(id)?,
+        Val::Set(items) => {
+            let mut parts = items
+                .iter()
+                .map(|i| render(i, phys))
+                .collect::<Option<Vec<_>>>()?;
+            parts.sort();
+            format!("[{}]", parts.join(", "))
+        }
+        Val::Concat(parts) => parts
+            .iter()
+            .map(|p| render(p, phys))
+            .collect::<Option<String>>()?,
+        Val::Policy(inner) => crate::policy::normalize(&render(inner, phys)?),
+    })
+}
+
+/// One field that differs: `old → new` (rendered values; `None` = absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// Field changes by field name.
+pub fn field_map(fields: &[FieldChange]) -> BTreeMap<&str, &FieldChange> {
+    fields.iter().map(|f| (f.field.as_str(), f)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn documents_carry_references() {
+        let v = json!({"Resource": [r("secret/a"), format!("{}:password::", r("db/platform#master_secret_arn"))]});
+        let Val::Policy(inner) = doc(&v) else {
+            panic!()
+        };
+        let Val::Concat(parts) = *inner else { panic!() };
+        assert_eq!(parts[0], Val::str("{\"Resource\":[\""));
+        assert_eq!(parts[1], Val::r("secret/a"));
+        assert_eq!(parts[3], Val::r("db/platform#master_secret_arn"));
+        assert_eq!(parts[4], Val::str(":password::\"]}"));
+    }
+}

@@ -1,12 +1,13 @@
 //! The plan: a pure diff of desired against observed state, as a value that can be printed, serialised and
 //! compared (deploy refuses when the plan it recomputes differs from the one the user approved).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Desired, Kind, Observed, ResId, Val};
+pub use crate::model::FieldChange;
+use crate::model::{render, Desired, Kind, Observed, ResId, KNOWN_AFTER_APPLY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -16,14 +17,6 @@ pub enum Action {
     Replace,
     Delete,
     NoOp,
-}
-
-/// One field that differs: `old → new` (rendered values; `None` = absent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldChange {
-    pub field: String,
-    pub old: Option<String>,
-    pub new: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,33 +41,6 @@ pub struct Plan {
     pub environment: String,
     pub region: String,
     pub changes: Vec<Change>,
-}
-
-/// What an unknown reference renders as.
-pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
-
-/// Renders a value with references resolved through `phys`; `None` when a reference is not known yet.
-pub fn render(v: &Val, phys: &dyn Fn(&ResId) -> Option<String>) -> Option<String> {
-    Some(match v {
-        Val::Bool(b) => b.to_string(),
-        Val::Int(i) => i.to_string(),
-        Val::Num(n) => n.to_string(),
-        Val::Str(s) => s.clone(),
-        Val::Ref(id) => phys(id)?,
-        Val::Set(items) => {
-            let mut parts = items
-                .iter()
-                .map(|i| render(i, phys))
-                .collect::<Option<Vec<_>>>()?;
-            parts.sort();
-            format!("[{}]", parts.join(", "))
-        }
-        Val::Concat(parts) => parts
-            .iter()
-            .map(|p| render(p, phys))
-            .collect::<Option<String>>()?,
-        Val::Policy(inner) => crate::compute::policy::normalize(&render(inner, phys)?),
-    })
 }
 
 impl Plan {
@@ -108,6 +74,11 @@ pub fn index_observed(observed: &[Observed]) -> (HashMap<ResId, &Observed>, Vec<
         }
     }
     (by_id, dups)
+}
+
+/// Whether a change of `field` replaces a resource of `kind` (the kind's family says).
+fn replaces(kind: Kind, field: &str) -> bool {
+    crate::kinds::replaces(kind, field)
 }
 
 /// Pure diff: desired (in dependency order) against observed.
@@ -163,7 +134,7 @@ pub fn diff(
             let new = render(v, &phys);
             let old = o.props.get(k).and_then(|ov| render(ov, &|_| None));
             if new.is_none() || new != old {
-                if d.kind.replaces(k) && replace_because.is_none() {
+                if replaces(d.kind, k) && replace_because.is_none() {
                     replace_because = Some(format!("{k} cannot change in place"));
                 }
                 fields.push(FieldChange {
@@ -315,15 +286,10 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Field changes of a change, by field name.
-pub fn field_map(c: &Change) -> BTreeMap<&str, &FieldChange> {
-    c.fields.iter().map(|f| (f.field.as_str(), f)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Props;
+    use crate::model::{Props, Val};
 
     fn d(kind: Kind, id: &str, props: &[(&str, Val)]) -> Desired {
         Desired {

@@ -54,7 +54,7 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 async fn role_policy(s: &Session, key: &str, policy: &str) -> Value {
-    let name = stacks::compute::desired::role_name(&s.config, REGION, key);
+    let name = stacks::kinds::iam::role_name(&s.config, REGION, key);
     let r = s
         .clients
         .iam

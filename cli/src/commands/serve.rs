@@ -5,6 +5,7 @@
 use super::{serve_env, CliError, CliResult};
 use crate::stack;
 use clap::{Args, Subcommand};
+use stacks::compute::env as task_env;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -26,15 +27,15 @@ pub enum ServeCommand {
 // No `Debug`: it holds secrets, and nothing formats it.
 #[derive(Args)]
 pub struct GatewayArgs {
-    #[arg(long, env = "SUPACTL_PORT", default_value_t = 8000)]
+    #[arg(long, env = task_env::PORT, default_value_t = 8000)]
     port: u16,
     /// Address to listen on.
-    #[arg(long, env = "SUPACTL_LISTEN", default_value = "127.0.0.1")]
+    #[arg(long, env = task_env::LISTEN, default_value = "127.0.0.1")]
     listen: String,
     /// Base URL of the tenant-manager's internal endpoint.
-    #[arg(long, env = "SUPACTL_TENANT_MANAGER_URL")]
+    #[arg(long, env = task_env::TENANT_MANAGER_URL)]
     tenant_manager_url: String,
-    #[arg(long, env = "SUPACTL_SERVICE_TOKEN", hide_env_values = true)]
+    #[arg(long, env = task_env::SERVICE_TOKEN, hide_env_values = true)]
     service_token: String,
     #[arg(long, env = "SUPACTL_REDIS_URL")]
     redis_url: Option<String>,
@@ -49,7 +50,7 @@ pub struct GatewayArgs {
           default_value_t = supactl_common::directory::DirectoryConfig::DEFAULT_STALE_FOR.as_secs())]
     cache_stale_secs: u64,
     /// Route `<ref>.<base-domain>` by Host, besides the `/p/<ref>` path prefix.
-    #[arg(long, env = "SUPACTL_BASE_DOMAIN")]
+    #[arg(long, env = task_env::BASE_DOMAIN)]
     base_domain: Option<String>,
     #[arg(long, env = "SUPACTL_REST_POOL_SIZE", default_value_t = 10)]
     rest_pool_size: usize,
@@ -59,7 +60,7 @@ pub struct GatewayArgs {
     /// Public URL of a project, with `{ref}` in it (the issuer of auth tokens and the base of email
     /// links; the tenant-manager's setting of the same name). Default: `https://{ref}.<base-domain>`
     /// with a base domain, else `http://<listen>:<port>/p/{ref}`.
-    #[arg(long, env = "SUPACTL_API_URL_TEMPLATE")]
+    #[arg(long, env = task_env::API_URL_TEMPLATE)]
     api_url_template: Option<String>,
     /// Region to sign Function URL requests for when the URL's host names none (projects with REST on
     /// Lambda; credentials come from aws-config's default chain, on first use).
@@ -79,23 +80,23 @@ pub struct GatewayArgs {
 // No `Debug`: it holds secrets, and nothing formats it.
 #[derive(Args)]
 pub struct TenantManagerArgs {
-    #[arg(long, env = "SUPACTL_ADMIN_PORT", default_value_t = 3001)]
+    #[arg(long, env = task_env::ADMIN_PORT, default_value_t = 3001)]
     port: u16,
-    #[arg(long, env = "SUPACTL_LISTEN", default_value = "127.0.0.1")]
+    #[arg(long, env = task_env::LISTEN, default_value = "127.0.0.1")]
     listen: String,
     /// Superuser URL of the platform database server (or its parts: SUPACTL_DATABASE_HOST, …).
     #[arg(long, env = "SUPACTL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     #[command(flatten)]
     database_parts: serve_env::DatabaseParts,
-    #[arg(long, env = "SUPACTL_ADMIN_KEY", hide_env_values = true)]
+    #[arg(long, env = task_env::ADMIN_KEY, hide_env_values = true)]
     admin_key: String,
-    #[arg(long, env = "SUPACTL_SERVICE_TOKEN", hide_env_values = true)]
+    #[arg(long, env = task_env::SERVICE_TOKEN, hide_env_values = true)]
     service_token: String,
-    #[arg(long, env = "SUPACTL_ENCRYPTION_KEY", hide_env_values = true)]
+    #[arg(long, env = task_env::ENCRYPTION_KEY, hide_env_values = true)]
     encryption_key: String,
     /// Public URL of a project, with `{ref}` in it.
-    #[arg(long, env = "SUPACTL_API_URL_TEMPLATE")]
+    #[arg(long, env = task_env::API_URL_TEMPLATE)]
     api_url_template: String,
     #[arg(long, env = "SUPACTL_REDIS_URL")]
     redis_url: Option<String>,
@@ -132,33 +133,33 @@ enum RestMode {
 /// (AWS_REGION, the ECS task role, AWS_ENDPOINT_URL, …).
 #[derive(Args, Debug)]
 struct RestLambdaArgs {
-    #[arg(long, env = "SUPACTL_REST_MODE", value_enum, default_value_t = RestMode::Service)]
+    #[arg(long, env = task_env::REST_MODE, value_enum, default_value_t = RestMode::Service)]
     rest_mode: RestMode,
     /// The REST image by digest (`<registry>/<repository>@sha256:<hex>`).
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_IMAGE")]
+    #[arg(long, env = task_env::REST_LAMBDA_IMAGE)]
     rest_lambda_image: Option<String>,
     /// The functions' execution role.
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_ROLE_ARN")]
+    #[arg(long, env = task_env::REST_LAMBDA_ROLE_ARN)]
     rest_lambda_role_arn: Option<String>,
     /// Comma-separated subnet ids the functions run in.
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_SUBNETS")]
+    #[arg(long, env = task_env::REST_LAMBDA_SUBNETS)]
     rest_lambda_subnets: Option<String>,
     /// Comma-separated security group ids of the functions.
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_SECURITY_GROUPS")]
+    #[arg(long, env = task_env::REST_LAMBDA_SECURITY_GROUPS)]
     rest_lambda_security_groups: Option<String>,
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_MEMORY_MB", default_value_t = 512)]
+    #[arg(long, env = task_env::REST_LAMBDA_MEMORY_MB, default_value_t = 512)]
     rest_lambda_memory_mb: i32,
     #[arg(
         long,
-        env = "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS",
+        env = task_env::REST_LAMBDA_TIMEOUT_SECONDS,
         default_value_t = 30
     )]
     rest_lambda_timeout_seconds: i32,
     /// This tenant-manager's internal URL as the functions reach it.
-    #[arg(long, env = "SUPACTL_TENANT_MANAGER_INTERNAL_URL")]
+    #[arg(long, env = task_env::TENANT_MANAGER_INTERNAL_URL)]
     tenant_manager_internal_url: Option<String>,
     /// Extra tags on the functions, `key=value,…` (the stack's ownership tags on ECS).
-    #[arg(long, env = "SUPACTL_REST_LAMBDA_TAGS")]
+    #[arg(long, env = task_env::REST_LAMBDA_TAGS)]
     rest_lambda_tags: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 //! `SUPACTL_REDIS_URL` still wins (TLS then goes in the URL: `?sslmode=verify-full&sslrootcert=…`).
 
 use clap::Args;
+use stacks::compute::env as task_env;
 use std::fmt;
 use supactl_common::pg_tls::{PgTls, SslMode};
 use supactl_common::redact;
@@ -11,18 +12,18 @@ use supactl_common::redact;
 /// `SUPACTL_DATABASE_HOST`/`PORT`/`USER`/`NAME`/`PASSWORD`: the platform database server.
 #[derive(Args, Clone)]
 pub struct DatabaseParts {
-    #[arg(long, env = "SUPACTL_DATABASE_HOST")]
+    #[arg(long, env = task_env::DATABASE_HOST)]
     pub database_host: Option<String>,
-    #[arg(long, env = "SUPACTL_DATABASE_PORT", default_value_t = 5432)]
+    #[arg(long, env = task_env::DATABASE_PORT, default_value_t = 5432)]
     pub database_port: u16,
-    #[arg(long, env = "SUPACTL_DATABASE_USER", default_value = "postgres")]
+    #[arg(long, env = task_env::DATABASE_USER, default_value = "postgres")]
     pub database_user: String,
-    #[arg(long, env = "SUPACTL_DATABASE_NAME", default_value = "postgres")]
+    #[arg(long, env = task_env::DATABASE_NAME, default_value = "postgres")]
     pub database_name: String,
-    #[arg(long, env = "SUPACTL_DATABASE_PASSWORD", hide_env_values = true)]
+    #[arg(long, env = task_env::DATABASE_PASSWORD, hide_env_values = true)]
     pub database_password: Option<String>,
     /// TLS to the platform database: disable (default), require, verify-ca or verify-full.
-    #[arg(long, env = "SUPACTL_DATABASE_SSLMODE")]
+    #[arg(long, env = task_env::DATABASE_SSLMODE)]
     pub database_sslmode: Option<String>,
     /// PEM file of the CA certificates that verify it; default: the built-in Amazon RDS bundle.
     #[arg(long, env = "SUPACTL_DATABASE_SSLROOTCERT")]
@@ -121,14 +122,14 @@ impl DatabaseParts {
 /// `SUPACTL_REDIS_HOST`/`PORT`/`PASSWORD`/`TLS`: Redis (ElastiCache with in-transit encryption and AUTH).
 #[derive(Args, Clone)]
 pub struct RedisParts {
-    #[arg(long, env = "SUPACTL_REDIS_HOST")]
+    #[arg(long, env = task_env::REDIS_HOST)]
     pub redis_host: Option<String>,
-    #[arg(long, env = "SUPACTL_REDIS_PORT", default_value_t = 6379)]
+    #[arg(long, env = task_env::REDIS_PORT, default_value_t = 6379)]
     pub redis_port: u16,
-    #[arg(long, env = "SUPACTL_REDIS_PASSWORD", hide_env_values = true)]
+    #[arg(long, env = task_env::REDIS_PASSWORD, hide_env_values = true)]
     pub redis_password: Option<String>,
     /// Connect with TLS (`rediss://`)
-    #[arg(long, env = "SUPACTL_REDIS_TLS")]
+    #[arg(long, env = task_env::REDIS_TLS)]
     pub redis_tls: bool,
 }
 
@@ -172,18 +173,18 @@ impl RedisParts {
 /// the worker Aurora cluster).
 #[derive(Args, Clone)]
 pub struct WorkerParts {
-    #[arg(long, env = "SUPACTL_WORKER_IDENTIFIER")]
+    #[arg(long, env = task_env::WORKER_IDENTIFIER)]
     pub worker_identifier: Option<String>,
-    #[arg(long, env = "SUPACTL_WORKER_HOST")]
+    #[arg(long, env = task_env::WORKER_HOST)]
     pub worker_host: Option<String>,
-    #[arg(long, env = "SUPACTL_WORKER_PORT", default_value_t = 5432)]
+    #[arg(long, env = task_env::WORKER_PORT, default_value_t = 5432)]
     pub worker_port: u16,
-    #[arg(long, env = "SUPACTL_WORKER_USER", default_value = "postgres")]
+    #[arg(long, env = task_env::WORKER_USER, default_value = "postgres")]
     pub worker_user: String,
-    #[arg(long, env = "SUPACTL_WORKER_PASSWORD", hide_env_values = true)]
+    #[arg(long, env = task_env::WORKER_PASSWORD, hide_env_values = true)]
     pub worker_password: Option<String>,
     /// TLS to the worker: disable (default), require, verify-ca or verify-full.
-    #[arg(long, env = "SUPACTL_WORKER_SSLMODE")]
+    #[arg(long, env = task_env::WORKER_SSLMODE)]
     pub worker_sslmode: Option<String>,
     /// PEM file of the CA certificates that verify it; default: the built-in Amazon RDS bundle.
     #[arg(long, env = "SUPACTL_WORKER_SSLROOTCERT")]

@@ -8,6 +8,7 @@ use crate::stack;
 use anyhow::Context;
 use clap::Args;
 use pgcluster::{Backoff, Cluster, Event, Supervisor};
+use stacks::compute::env as task_env;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -22,13 +23,13 @@ pub struct UpArgs {
     #[arg(long, env = "SUPACTL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Port of the API gateway (what Supabase clients talk to).
-    #[arg(long, env = "SUPACTL_PORT", default_value_t = 54321)]
+    #[arg(long, env = task_env::PORT, default_value_t = 54321)]
     pub port: u16,
     /// Port of the tenant-manager's admin API.
-    #[arg(long, env = "SUPACTL_ADMIN_PORT", default_value_t = 54323)]
+    #[arg(long, env = task_env::ADMIN_PORT, default_value_t = 54323)]
     pub admin_port: u16,
     /// Admin API key (default: generated once and kept in the data directory).
-    #[arg(long, env = "SUPACTL_ADMIN_KEY", hide_env_values = true)]
+    #[arg(long, env = task_env::ADMIN_KEY, hide_env_values = true)]
     pub admin_key: Option<String>,
     /// Use this PostgreSQL server (a superuser URL) instead of a cluster in the data directory.
     #[arg(long, env = "SUPACTL_DATABASE_URL", hide_env_values = true)]

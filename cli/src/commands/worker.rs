@@ -6,6 +6,7 @@ use crate::output;
 use clap::Subcommand;
 use http::Method;
 use serde_json::{json, Value};
+use stacks::compute::env as task_env;
 
 // No `Debug`: `add` holds the worker's admin password, and nothing formats it.
 #[derive(Subcommand)]
@@ -20,7 +21,7 @@ pub enum WorkerCommand {
         #[arg(long, default_value = "postgres")]
         admin_user: String,
         /// The admin password (from the environment, so it stays out of process listings).
-        #[arg(long, env = "SUPACTL_WORKER_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = task_env::WORKER_PASSWORD, hide_env_values = true)]
         admin_password: String,
         #[arg(long, default_value = "default")]
         region: String,

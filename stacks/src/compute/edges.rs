@@ -9,7 +9,7 @@
 
 use super::service;
 use crate::config::{Config, RestMode};
-use crate::reach::{Edge, Peer, REDIS_PORT};
+use crate::reach::peer::{Edge, Peer, REDIS_PORT};
 
 const GATEWAY: Peer = Peer::Service("gateway");
 const TENANT_MANAGER: Peer = Peer::Service("tenant-manager");

@@ -8,8 +8,8 @@ use crate::aws::{AwsError, Clients};
 use crate::config::{Config, Issue, RestMode};
 use crate::Error;
 
-use super::desired::{parse_ecr_uri, repository_name, repository_uri};
 use super::rules::cert_covers;
+use crate::kinds::ecr::{parse_ecr_uri, repository_name, repository_uri};
 
 /// The images a deploy of `cfg` runs.
 pub fn needed(cfg: &Config) -> Vec<&'static str> {

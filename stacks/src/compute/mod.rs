@@ -1,22 +1,14 @@
-//! The compute tier: ECR repositories, IAM roles and the REST Lambda permission boundary, the ECS log group,
-//! cluster, Cloud Map namespace and services, task definitions (images by digest), ECS services, Application
-//! Auto Scaling, and the two ALBs with their target groups, listeners and rules.
-//!
-//! Same machinery as the network and data tier: [`desired`] adds resources to the stack's desired list,
-//! [`observe`] reads them back by ownership tags (or by name/path where a service cannot filter by tag),
-//! the generic diff plans them, and [`apply`] creates, updates (only changed fields) and deletes them, dispatched
-//! from [`crate::apply`]'s match arms. [`rules`] holds the checks AWS enforces but the emulator does not;
-//! [`images`] resolves image tags to digests and checks the listener certificate before anything is planned;
-//! [`edges`] declares what each part of the stack connects to, from which the security groups are derived
-//! ([`crate::reach`]) and the task environments written.
+//! What the compute tier's families ([`crate::kinds`]: ECR, IAM, logs, ECS, Cloud Map, load balancing, auto
+//! scaling) share: the services this release deploys, the repositories and names they use. [`rules`] holds the
+//! checks AWS enforces but the emulator does not; [`images`] resolves image tags to digests and checks the
+//! listener certificate before anything is planned; [`edges`] declares what each part of the stack connects
+//! to, from which the security groups are derived ([`crate::reach`]) and the task environments written;
+//! [`outputs`] is what a deployed stack gives its operator.
 
-pub mod apply;
-pub mod desired;
 pub mod edges;
+pub mod env;
 pub mod images;
-pub mod observe;
 pub mod outputs;
-pub mod policy;
 pub mod rules;
 
 /// A deployed ECS service: our name, its key under `ecsTaskStack.services`, its port, and a short form for

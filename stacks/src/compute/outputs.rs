@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::model::{Observed, TAG_ENV, TAG_STACK};
 use crate::Error;
 
-use super::desired::repository_uri;
 use super::REPOSITORIES;
+use crate::kinds::ecr::repository_uri;
 
 /// A DNS record the operator creates (supactl does not manage the zone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

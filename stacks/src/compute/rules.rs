@@ -1,7 +1,7 @@
-//! Rules AWS enforces on the compute tier that the emulator does not (see `aws-emulator.md`, NOVAL rows), checked
-//! by supactl itself before any call. Pure functions, unit-tested here.
+//! Rules AWS enforces on the compute tier that the emulator does not, checked by supactl itself before any call.
+//! Pure functions, unit-tested here.
 
-use crate::config::Issue;
+use crate::config::check::Issue;
 use crate::model::{Desired, Kind, Val};
 
 /// The Fargate task sizes AWS accepts: for each CPU value (units), the memory range in MiB and its step.

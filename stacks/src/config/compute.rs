@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::check::{is_placeholder, Checker, Issue, Warning};
 use super::raw::{RawConfig, RawEcsService, RawInfraStack};
-use super::{Checker, Issue, Warning};
 use crate::compute::rules::fargate_size;
 use crate::compute::{NOT_DEPLOYED, REPOSITORIES, SERVICES};
 
@@ -186,13 +186,59 @@ pub(super) fn check(
     }
 
     let certificate_arn = infra.certificate.and_then(|x| x.arn);
-    match &certificate_arn {
+    check_certificate(c, certificate_arn.as_deref(), ctx.region);
+
+    let ecr_overrides = check_ecr_overrides(c, infra.ecr.and_then(|e| e.repositories));
+
+    let log_retention_days =
+        infra
+            .log_retention_days
+            .unwrap_or(if ctx.production { 90 } else { 30 });
+    if !RETENTION_DAYS.contains(&log_retention_days) {
+        c.err(
+            "infraStack.logRetentionDays",
+            format!("{log_retention_days} is not a CloudWatch Logs retention period"),
+            "use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        );
+    }
+
+    let (base_domain, api_subdomain, admin_subdomain) =
+        check_domain(c, raw.domain.take().unwrap_or_default());
+
+    let secrets_prefix = check_secrets_prefix(c, raw.secrets.take().and_then(|s| s.prefix));
+
+    let rest = check_rest(c, raw.rest.take().unwrap_or_default());
+
+    let services = check_services(c, raw.ecs_task_stack.take().and_then(|e| e.services));
+
+    if c.issues.len() > before {
+        return None;
+    }
+    Some(ComputeConfig {
+        cluster_name,
+        public_alb_name,
+        admin_alb_name,
+        certificate_arn: certificate_arn?,
+        base_domain: base_domain?,
+        api_subdomain,
+        admin_subdomain,
+        secrets_prefix,
+        ecr_overrides,
+        services,
+        rest,
+        log_retention_days: log_retention_days as i32,
+    })
+}
+
+/// `infraStack.certificate.arn`: an ACM certificate ARN in the load balancers' region.
+fn check_certificate(c: &mut Checker, certificate_arn: Option<&str>, region: Option<&str>) {
+    match certificate_arn {
         None => c.err(
             "infraStack.certificate.arn",
             "is missing",
             "set the ARN of an ISSUED ACM certificate for *.<baseDomain> in the stack's region",
         ),
-        Some(a) if super::is_placeholder(a) => {}
+        Some(a) if is_placeholder(a) => {}
         Some(a) => {
             let parts: Vec<&str> = a.split(':').collect();
             let ok = parts.len() == 6
@@ -206,7 +252,7 @@ pub(super) fn check(
                     format!("{a:?} is not an ACM certificate ARN"),
                     "copy the ARN from `aws acm list-certificates` (arn:aws:acm:<region>:<account>:certificate/<id>)",
                 );
-            } else if let Some(r) = ctx.region {
+            } else if let Some(r) = region {
                 if parts[3] != r {
                     c.err(
                         "infraStack.certificate.arn",
@@ -220,9 +266,15 @@ pub(super) fn check(
             }
         }
     }
+}
 
+/// `infraStack.ecr.repositories`: images pulled from elsewhere than the stack's own repositories.
+fn check_ecr_overrides(
+    c: &mut Checker,
+    repositories: Option<BTreeMap<String, super::raw::RawEcrRepository>>,
+) -> BTreeMap<String, String> {
     let mut ecr_overrides = BTreeMap::new();
-    for (k, v) in infra.ecr.and_then(|e| e.repositories).unwrap_or_default() {
+    for (k, v) in repositories.unwrap_or_default() {
         let path = format!("infraStack.ecr.repositories.{k}");
         if !REPOSITORIES.contains(&k.as_str()) {
             c.err(
@@ -248,20 +300,14 @@ pub(super) fn check(
             ),
         }
     }
+    ecr_overrides
+}
 
-    let log_retention_days =
-        infra
-            .log_retention_days
-            .unwrap_or(if ctx.production { 90 } else { 30 });
-    if !RETENTION_DAYS.contains(&log_retention_days) {
-        c.err(
-            "infraStack.logRetentionDays",
-            format!("{log_retention_days} is not a CloudWatch Logs retention period"),
-            "use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
-        );
-    }
-
-    let domain = raw.domain.take().unwrap_or_default();
+/// `domain`: the base domain and the API and admin hosts under it.
+fn check_domain(
+    c: &mut Checker,
+    domain: super::raw::RawDomain,
+) -> (Option<String>, String, String) {
     let base_domain = domain.base_domain;
     match &base_domain {
         None => c.err(
@@ -269,7 +315,7 @@ pub(super) fn check(
             "is missing",
             "set the domain whose subdomains serve the projects, e.g. \"supabase.example.com\"",
         ),
-        Some(d) if super::is_placeholder(d) => {}
+        Some(d) if is_placeholder(d) => {}
         Some(d) => {
             let labels: Vec<&str> = d.split('.').collect();
             if labels.len() < 2 || d.len() > 200 || !labels.iter().all(|l| is_label(l)) {
@@ -302,12 +348,12 @@ pub(super) fn check(
             "give the admin host its own name",
         );
     }
+    (base_domain, api_subdomain, admin_subdomain)
+}
 
-    let secrets_prefix = raw
-        .secrets
-        .take()
-        .and_then(|s| s.prefix)
-        .unwrap_or_else(|| "postgrest/".into());
+/// `secrets.prefix`: where the tenant-manager keeps project secrets.
+fn check_secrets_prefix(c: &mut Checker, prefix: Option<String>) -> String {
+    let secrets_prefix = prefix.unwrap_or_else(|| "postgrest/".into());
     let ok = !secrets_prefix.is_empty()
         && secrets_prefix.len() <= 256
         && secrets_prefix
@@ -320,8 +366,11 @@ pub(super) fn check(
             "use letters, digits and /_+=.@- (e.g. \"postgrest/\")",
         );
     }
+    secrets_prefix
+}
 
-    let rest = raw.rest.take().unwrap_or_default();
+/// `rest`: the REST mode and, in lambda mode, the functions' size.
+fn check_rest(c: &mut Checker, rest: super::raw::RawRest) -> RestConfig {
     let mode = match rest.mode.as_deref() {
         None | Some("lambda") => RestMode::Lambda,
         Some("service") => RestMode::Service,
@@ -350,12 +399,19 @@ pub(super) fn check(
             "use 1 to 900 seconds",
         );
     }
+    RestConfig {
+        mode,
+        memory_mb,
+        timeout_seconds,
+    }
+}
 
-    let mut raw_services = raw
-        .ecs_task_stack
-        .take()
-        .and_then(|e| e.services)
-        .unwrap_or_default();
+/// `ecsTaskStack.services`: every deployed service sized; entries of services not deployed are checked too.
+fn check_services(
+    c: &mut Checker,
+    raw_services: Option<BTreeMap<String, RawEcsService>>,
+) -> Vec<ServiceConfig> {
+    let mut raw_services = raw_services.unwrap_or_default();
     let mut services = Vec::new();
     for spec in SERVICES {
         let path = format!("ecsTaskStack.services.{}", spec.config_key);
@@ -388,28 +444,7 @@ pub(super) fn check(
             check_service(c, &format!("ecsTaskStack.services.{key}"), &r);
         }
     }
-
-    if c.issues.len() > before {
-        return None;
-    }
-    Some(ComputeConfig {
-        cluster_name,
-        public_alb_name,
-        admin_alb_name,
-        certificate_arn: certificate_arn?,
-        base_domain: base_domain?,
-        api_subdomain,
-        admin_subdomain,
-        secrets_prefix,
-        ecr_overrides,
-        services,
-        rest: RestConfig {
-            mode,
-            memory_mb,
-            timeout_seconds,
-        },
-        log_retention_days: log_retention_days as i32,
-    })
+    services
 }
 
 /// (cpu, memory, desired, min, max) of one service entry.

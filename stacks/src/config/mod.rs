@@ -4,6 +4,7 @@
 //! Problems are collected, not returned one at a time: every [`Issue`] carries the JSON path, what is wrong and
 //! how to fix it. Unknown keys and placeholders in fields another tier uses are [`Warning`]s.
 
+pub mod check;
 pub mod compute;
 pub mod raw;
 
@@ -14,26 +15,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
+use check::{check_name, find_placeholders, is_placeholder, json_path, Checker};
+pub use check::{Issue, Warning};
 use raw::{RawConfig, RawRds};
-
-/// Where a problem is and how to fix it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Issue {
-    pub path: String,
-    pub message: String,
-    pub fix: String,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (fix: {})", self.path, self.message, self.fix)
-    }
-}
-
-/// A problem that does not stop the command.
-pub type Warning = Issue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -283,77 +267,10 @@ pub fn parse(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Conf
     }
 }
 
-/// `a.b[0].c` for a serde_ignored path (its own Display marks `Option`s with `?`).
-fn json_path(p: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match p {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", json_path(parent)),
-        Path::Map { parent, key } => {
-            let head = json_path(parent);
-            if head.is_empty() {
-                key.to_string()
-            } else {
-                format!("{head}.{key}")
-            }
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => json_path(parent),
-    }
-}
-
-fn is_placeholder(s: &str) -> bool {
-    s.len() > 2 && s.starts_with('<') && s.ends_with('>')
-}
-
-fn find_placeholders(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
-    match v {
-        serde_json::Value::String(s) if is_placeholder(s) => out.push((path, s.clone())),
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                find_placeholders(v, p, out);
-            }
-        }
-        serde_json::Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                find_placeholders(v, format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Stage-one input of [`Config::try_from`].
 pub struct Unvalidated {
     pub raw: RawConfig,
     pub region_override: Option<String>,
-}
-
-struct Checker {
-    issues: Vec<Issue>,
-}
-
-impl Checker {
-    fn err(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) {
-        self.issues.push(Issue {
-            path: path.into(),
-            message: message.into(),
-            fix: fix.into(),
-        });
-    }
-
-    fn required<T: Clone>(&mut self, v: &Option<T>, path: &str, fix: &str) -> Option<T> {
-        if v.is_none() {
-            self.err(path, "is missing", fix);
-        }
-        v.clone()
-    }
 }
 
 /// Serverless v2 capacity must be a multiple of 0.5 ACU.
@@ -366,25 +283,6 @@ const REDIS_FAMILIES: &[&str] = &[
     "t3", "t4g", "m5", "m6g", "m7g", "r5", "r6g", "r6gd", "r7g", "c7gn",
 ];
 const REDIS_BURSTABLE_SIZES: &[&str] = &["micro", "small", "medium"];
-
-fn check_name(c: &mut Checker, path: &str, v: &str, max: usize) {
-    let ok = !v.is_empty()
-        && v.len() <= max
-        && v.starts_with(|ch: char| ch.is_ascii_lowercase())
-        && v.chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-        && !v.ends_with('-')
-        && !v.contains("--");
-    if !ok {
-        c.err(
-            path,
-            format!("{v:?} is not a valid name"),
-            format!(
-                "use 1-{max} lowercase letters, digits and single hyphens, starting with a letter"
-            ),
-        );
-    }
-}
 
 fn check_db(
     c: &mut Checker,
@@ -461,45 +359,7 @@ fn check_db(
             "use a port between 1150 and 65535 (usually 5432)",
         );
     }
-    let min = c.required(
-        &r.serverless_v2_min_capacity,
-        &p("serverlessV2MinCapacity"),
-        "set it, e.g. 0.5",
-    );
-    let max = c.required(
-        &r.serverless_v2_max_capacity,
-        &p("serverlessV2MaxCapacity"),
-        "set it, e.g. 4",
-    );
-    for (v, f) in [
-        (min, "serverlessV2MinCapacity"),
-        (max, "serverlessV2MaxCapacity"),
-    ] {
-        if let Some(v) = v {
-            if !(0.5..=256.0).contains(&v) {
-                c.err(
-                    &p(f),
-                    format!("{v} ACU is outside 0.5 to 256"),
-                    "use a capacity between 0.5 and 256 ACU",
-                );
-            } else if !is_half_step(v) {
-                c.err(
-                    &p(f),
-                    format!("{v} ACU is not a multiple of 0.5"),
-                    format!("round it to {}", (v * 2.0).round() / 2.0),
-                );
-            }
-        }
-    }
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            c.err(
-                &p("serverlessV2MaxCapacity"),
-                format!("must be ≥ serverlessV2MinCapacity (got {hi} < {lo})"),
-                "raise serverlessV2MaxCapacity or lower serverlessV2MinCapacity",
-            );
-        }
-    }
+    let (min, max) = check_capacity(c, r, &p);
     let readers = r.readers.unwrap_or(if ctx.production { 1 } else { 0 });
     if !(0..=15).contains(&readers) {
         c.err(
@@ -543,6 +403,238 @@ fn check_db(
     })
 }
 
+/// `serverlessV2Min/MaxCapacity`: set, in half-ACU steps within 0.5 to 256, min ≤ max.
+fn check_capacity(
+    c: &mut Checker,
+    r: &RawRds,
+    p: &dyn Fn(&str) -> String,
+) -> (Option<f64>, Option<f64>) {
+    let min = c.required(
+        &r.serverless_v2_min_capacity,
+        &p("serverlessV2MinCapacity"),
+        "set it, e.g. 0.5",
+    );
+    let max = c.required(
+        &r.serverless_v2_max_capacity,
+        &p("serverlessV2MaxCapacity"),
+        "set it, e.g. 4",
+    );
+    for (v, f) in [
+        (min, "serverlessV2MinCapacity"),
+        (max, "serverlessV2MaxCapacity"),
+    ] {
+        if let Some(v) = v {
+            if !(0.5..=256.0).contains(&v) {
+                c.err(
+                    &p(f),
+                    format!("{v} ACU is outside 0.5 to 256"),
+                    "use a capacity between 0.5 and 256 ACU",
+                );
+            } else if !is_half_step(v) {
+                c.err(
+                    &p(f),
+                    format!("{v} ACU is not a multiple of 0.5"),
+                    format!("round it to {}", (v * 2.0).round() / 2.0),
+                );
+            }
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            c.err(
+                &p("serverlessV2MaxCapacity"),
+                format!("must be ≥ serverlessV2MinCapacity (got {hi} < {lo})"),
+                "raise serverlessV2MaxCapacity or lower serverlessV2MinCapacity",
+            );
+        }
+    }
+    (min, max)
+}
+
+/// `project.region` (or `--region`): an AWS region name; a placeholder counts as unset.
+fn check_region(
+    c: &mut Checker,
+    region_override: Option<String>,
+    project: &raw::RawProject,
+) -> Option<String> {
+    let region = region_override
+        .or(project.region.clone())
+        .filter(|r| !is_placeholder(r));
+    if let Some(r) = &region {
+        let ok = r.split('-').count() >= 3
+            && r.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+        if !ok {
+            c.err(
+                "project.region",
+                format!("{r:?} is not an AWS region name"),
+                "use a region such as \"eu-west-1\"",
+            );
+        }
+    } else if project.region.is_none() {
+        c.err(
+            "project.region",
+            "is missing",
+            "set the AWS region, e.g. \"eu-west-1\", or pass --region",
+        );
+    }
+    region
+}
+
+/// `project.accountId`: 12 digits (or a placeholder).
+fn check_account(c: &mut Checker, project: &raw::RawProject) -> Option<String> {
+    let account_id = c.required(
+        &project.account_id,
+        "project.accountId",
+        "set the 12-digit AWS account id",
+    );
+    if let Some(a) = &account_id {
+        let digits12 = a.len() == 12 && a.chars().all(|ch| ch.is_ascii_digit());
+        if !(is_placeholder(a) || digits12) {
+            c.err(
+                "project.accountId",
+                format!("{a:?} is not a 12-digit AWS account id"),
+                "copy it from `aws sts get-caller-identity`",
+            );
+        }
+    }
+    account_id
+}
+
+/// `infraStack.vpc`: the number of AZs, of NAT gateways, and the VPC's block.
+fn check_vpc(c: &mut Checker, vpc: raw::RawVpc) -> (i64, i64, Option<Ipv4Cidr>) {
+    let max_azs = vpc.max_azs.unwrap_or(2);
+    if !(1..=6).contains(&max_azs) {
+        c.err(
+            "infraStack.vpc.maxAzs",
+            format!("{max_azs} is out of range"),
+            "use 1 to 6 availability zones (2 or 3 is usual)",
+        );
+    }
+    let nat = vpc.nat_gateways.unwrap_or(1);
+    if nat < 0 {
+        c.err(
+            "infraStack.vpc.natGateways",
+            format!("{nat} is negative"),
+            "use 0 (no internet egress from private subnets) up to maxAzs",
+        );
+    } else if nat > max_azs {
+        c.err(
+            "infraStack.vpc.natGateways",
+            format!("must be ≤ maxAzs (got {nat} > {max_azs})"),
+            "lower natGateways or raise maxAzs: each NAT gateway lives in its own AZ",
+        );
+    }
+    let cidr_text = vpc.cidr.clone().unwrap_or_else(|| "10.0.0.0/16".into());
+    let cidr = Ipv4Cidr::parse(&cidr_text);
+    match cidr {
+        None => c.err(
+            "infraStack.vpc.cidr",
+            format!("{cidr_text:?} is not an IPv4 network"),
+            "use a block like \"10.0.0.0/16\" (host bits zero)",
+        ),
+        Some(b) if !(16..=24).contains(&b.prefix) => c.err(
+            "infraStack.vpc.cidr",
+            format!("/{} is not allowed for a VPC here", b.prefix),
+            "use a prefix between /16 and /24",
+        ),
+        _ => {}
+    }
+    (max_azs, nat, cidr)
+}
+
+/// `redis`: a node type that supports Redis 7.1 with encryption, the node count, Multi-AZ.
+fn check_redis(
+    c: &mut Checker,
+    redis: raw::RawRedis,
+    production: bool,
+    prefix: &str,
+) -> RedisConfig {
+    let node_type = redis.node_type.clone().unwrap_or_else(|| {
+        if production {
+            "cache.r6g.large"
+        } else {
+            "cache.t3.micro"
+        }
+        .into()
+    });
+    let parts: Vec<&str> = node_type.split('.').collect();
+    let family_ok = parts.len() == 3 && parts[0] == "cache" && REDIS_FAMILIES.contains(&parts[1]);
+    if !family_ok {
+        c.err(
+            "redis.nodeType",
+            format!("{node_type:?} is not a node type that supports Redis 7.1 with encryption"),
+            "use a current node type such as cache.t4g.micro, cache.t3.micro, cache.m6g.large or cache.r6g.large",
+        );
+    } else if parts[1].starts_with('t') && !REDIS_BURSTABLE_SIZES.contains(&parts[2]) {
+        c.err(
+            "redis.nodeType",
+            format!("burstable family {} has no size {:?}", parts[1], parts[2]),
+            "use micro, small or medium",
+        );
+    }
+    let nodes = redis
+        .num_cache_clusters
+        .unwrap_or(if production { 2 } else { 1 });
+    if !(1..=6).contains(&nodes) {
+        c.err(
+            "redis.numCacheClusters",
+            format!("{nodes} is out of range"),
+            "use 1 (primary only) to 6 (primary + 5 replicas)",
+        );
+    }
+    let multi_az = redis.multi_az.unwrap_or(nodes >= 2);
+    if multi_az && nodes < 2 {
+        c.err(
+            "redis.multiAz",
+            format!("Multi-AZ needs at least 2 nodes (got {nodes})"),
+            "set numCacheClusters to 2 or more, or multiAz to false",
+        );
+    }
+    let rg_id = format!("{prefix}-redis");
+    if rg_id.len() > 40 {
+        c.err(
+            "project.name",
+            format!("the Redis replication group id {rg_id:?} would be longer than 40 characters"),
+            "shorten project.name or project.environment",
+        );
+    }
+    RedisConfig {
+        node_type,
+        nodes: nodes as usize,
+        multi_az,
+    }
+}
+
+/// `tags`: at most 40, none in the reserved `aws:`/`supactl:` namespaces, within AWS's lengths.
+fn check_tags(c: &mut Checker, tags: &BTreeMap<String, String>) {
+    if tags.len() > 40 {
+        c.err(
+            "tags",
+            format!("{} tags is too many", tags.len()),
+            "use at most 40 tags (AWS allows 50 and supactl adds its own)",
+        );
+    }
+    for (k, v) in tags {
+        let path = format!("tags.{k}");
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("aws:") || lower.starts_with("supactl:") {
+            c.err(
+                &path,
+                "tag keys starting with aws: or supactl: are reserved",
+                "rename the tag",
+            );
+        }
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            c.err(
+                &path,
+                "tag key must be 1-128 characters and its value at most 256",
+                "shorten the tag",
+            );
+        }
+    }
+}
+
 struct DbCtx {
     production: bool,
     prefix: String,
@@ -572,44 +664,8 @@ impl TryFrom<Unvalidated> for Config {
             check_name(&mut c, "project.environment", e, 12);
         }
         let production = environment.as_deref() == Some("production");
-        let region = u
-            .region_override
-            .clone()
-            .or(project.region.clone())
-            .filter(|r| !is_placeholder(r));
-        if let Some(r) = &region {
-            let ok = r.split('-').count() >= 3
-                && r.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
-            if !ok {
-                c.err(
-                    "project.region",
-                    format!("{r:?} is not an AWS region name"),
-                    "use a region such as \"eu-west-1\"",
-                );
-            }
-        } else if project.region.is_none() {
-            c.err(
-                "project.region",
-                "is missing",
-                "set the AWS region, e.g. \"eu-west-1\", or pass --region",
-            );
-        }
-        let account_id = c.required(
-            &project.account_id,
-            "project.accountId",
-            "set the 12-digit AWS account id",
-        );
-        if let Some(a) = &account_id {
-            let digits12 = a.len() == 12 && a.chars().all(|ch| ch.is_ascii_digit());
-            if !(is_placeholder(a) || digits12) {
-                c.err(
-                    "project.accountId",
-                    format!("{a:?} is not a 12-digit AWS account id"),
-                    "copy it from `aws sts get-caller-identity`",
-                );
-            }
-        }
+        let region = check_region(&mut c, u.region_override.clone(), &project);
+        let account_id = check_account(&mut c, &project);
         let prefix = format!(
             "{}-{}",
             name.as_deref().unwrap_or("x"),
@@ -617,44 +673,7 @@ impl TryFrom<Unvalidated> for Config {
         );
 
         let mut infra = raw.infra_stack.take().unwrap_or_default();
-        let vpc = infra.vpc.take().unwrap_or_default();
-        let max_azs = vpc.max_azs.unwrap_or(2);
-        if !(1..=6).contains(&max_azs) {
-            c.err(
-                "infraStack.vpc.maxAzs",
-                format!("{max_azs} is out of range"),
-                "use 1 to 6 availability zones (2 or 3 is usual)",
-            );
-        }
-        let nat = vpc.nat_gateways.unwrap_or(1);
-        if nat < 0 {
-            c.err(
-                "infraStack.vpc.natGateways",
-                format!("{nat} is negative"),
-                "use 0 (no internet egress from private subnets) up to maxAzs",
-            );
-        } else if nat > max_azs {
-            c.err(
-                "infraStack.vpc.natGateways",
-                format!("must be ≤ maxAzs (got {nat} > {max_azs})"),
-                "lower natGateways or raise maxAzs: each NAT gateway lives in its own AZ",
-            );
-        }
-        let cidr_text = vpc.cidr.clone().unwrap_or_else(|| "10.0.0.0/16".into());
-        let cidr = Ipv4Cidr::parse(&cidr_text);
-        match cidr {
-            None => c.err(
-                "infraStack.vpc.cidr",
-                format!("{cidr_text:?} is not an IPv4 network"),
-                "use a block like \"10.0.0.0/16\" (host bits zero)",
-            ),
-            Some(b) if !(16..=24).contains(&b.prefix) => c.err(
-                "infraStack.vpc.cidr",
-                format!("/{} is not allowed for a VPC here", b.prefix),
-                "use a prefix between /16 and /24",
-            ),
-            _ => {}
-        }
+        let (max_azs, nat, cidr) = check_vpc(&mut c, infra.vpc.take().unwrap_or_default());
         let ctx = DbCtx {
             production,
             prefix: prefix.clone(),
@@ -683,86 +702,15 @@ impl TryFrom<Unvalidated> for Config {
             },
         );
 
-        let redis = raw.redis.take().unwrap_or_default();
-        let node_type = redis.node_type.clone().unwrap_or_else(|| {
-            if production {
-                "cache.r6g.large"
-            } else {
-                "cache.t3.micro"
-            }
-            .into()
-        });
-        let parts: Vec<&str> = node_type.split('.').collect();
-        let family_ok =
-            parts.len() == 3 && parts[0] == "cache" && REDIS_FAMILIES.contains(&parts[1]);
-        if !family_ok {
-            c.err(
-                "redis.nodeType",
-                format!("{node_type:?} is not a node type that supports Redis 7.1 with encryption"),
-                "use a current node type such as cache.t4g.micro, cache.t3.micro, cache.m6g.large or cache.r6g.large",
-            );
-        } else if parts[1].starts_with('t') && !REDIS_BURSTABLE_SIZES.contains(&parts[2]) {
-            c.err(
-                "redis.nodeType",
-                format!("burstable family {} has no size {:?}", parts[1], parts[2]),
-                "use micro, small or medium",
-            );
-        }
-        let nodes = redis
-            .num_cache_clusters
-            .unwrap_or(if production { 2 } else { 1 });
-        if !(1..=6).contains(&nodes) {
-            c.err(
-                "redis.numCacheClusters",
-                format!("{nodes} is out of range"),
-                "use 1 (primary only) to 6 (primary + 5 replicas)",
-            );
-        }
-        let multi_az = redis.multi_az.unwrap_or(nodes >= 2);
-        if multi_az && nodes < 2 {
-            c.err(
-                "redis.multiAz",
-                format!("Multi-AZ needs at least 2 nodes (got {nodes})"),
-                "set numCacheClusters to 2 or more, or multiAz to false",
-            );
-        }
-        let rg_id = format!("{prefix}-redis");
-        if rg_id.len() > 40 {
-            c.err(
-                "project.name",
-                format!(
-                    "the Redis replication group id {rg_id:?} would be longer than 40 characters"
-                ),
-                "shorten project.name or project.environment",
-            );
-        }
+        let redis = check_redis(
+            &mut c,
+            raw.redis.take().unwrap_or_default(),
+            production,
+            &prefix,
+        );
 
         let tags = raw.tags.take().unwrap_or_default();
-        if tags.len() > 40 {
-            c.err(
-                "tags",
-                format!("{} tags is too many", tags.len()),
-                "use at most 40 tags (AWS allows 50 and supactl adds its own)",
-            );
-        }
-        for (k, v) in &tags {
-            let path = format!("tags.{k}");
-            let lower = k.to_ascii_lowercase();
-            if lower.starts_with("aws:") || lower.starts_with("supactl:") {
-                c.err(
-                    &path,
-                    "tag keys starting with aws: or supactl: are reserved",
-                    "rename the tag",
-                );
-            }
-            if k.is_empty() || k.len() > 128 || v.len() > 256 {
-                c.err(
-                    &path,
-                    "tag key must be 1-128 characters and its value at most 256",
-                    "shorten the tag",
-                );
-            }
-        }
+        check_tags(&mut c, &tags);
 
         if !c.issues.is_empty() {
             return Err(c.issues);
@@ -805,11 +753,7 @@ impl TryFrom<Unvalidated> for Config {
             },
             platform_db,
             worker_db,
-            redis: RedisConfig {
-                node_type,
-                nodes: nodes as usize,
-                multi_az,
-            },
+            redis,
             compute,
             tags,
         })

@@ -190,7 +190,7 @@ pub async fn push_images(s: &Session, tag: &str, generation: u32) -> BTreeMap<St
         .expect("create the ECR repositories");
     let mut out = BTreeMap::new();
     for image in stacks::compute::REPOSITORIES {
-        let repo = stacks::compute::desired::repository_name(&s.config, image);
+        let repo = stacks::kinds::ecr::repository_name(&s.config, image);
         let r = s
             .clients
             .ecr

@@ -1,44 +1,10 @@
-//! JSON documents (IAM policies, ECR repository and lifecycle policies): built as `serde_json` values that may
-//! refer to other resources, and compared semantically. AWS hands documents back reformatted (whitespace, key
+//! JSON documents (IAM policies, ECR repository and lifecycle policies), compared semantically (they are built
+//! as properties by [`crate::model::doc`]). AWS hands documents back reformatted (whitespace, key
 //! order, a one-element list as a plain string, IAM's URL encoding), so both sides are put in one canonical form
 //! before the diff: keys sorted, `Statement`/`Action`/`Resource`/principal and condition values as sorted lists,
 //! statements sorted.
 
 use serde_json::{Map, Value};
-
-use crate::model::{ResId, Val};
-
-const REF_OPEN: &str = "@@ref:";
-const REF_CLOSE: &str = "@@";
-
-/// A placeholder for another resource's physical id (or `id#attr` attribute) inside a JSON document built
-/// with [`doc`].
-pub fn r(id: &str) -> String {
-    format!("{REF_OPEN}{id}{REF_CLOSE}")
-}
-
-/// A document as a property: the JSON text with its [`r`] placeholders turned into references, rendered
-/// canonically.
-pub fn doc(v: &Value) -> Val {
-    let text = v.to_string();
-    let mut parts = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(i) = rest.find(REF_OPEN) {
-        if i > 0 {
-            parts.push(Val::Str(rest[..i].to_string()));
-        }
-        let after = &rest[i + REF_OPEN.len()..];
-        let Some(j) = after.find(REF_CLOSE) else {
-            break;
-        };
-        parts.push(Val::Ref(ResId::new(&after[..j])));
-        rest = &after[j + REF_CLOSE.len()..];
-    }
-    if !rest.is_empty() {
-        parts.push(Val::Str(rest.to_string()));
-    }
-    Val::Policy(Box::new(Val::Concat(parts)))
-}
 
 /// IAM answers documents URL-encoded (`%7B%22Version…`); ECR and the emulator sometimes do not.
 pub fn decode(text: &str) -> String {
@@ -164,18 +130,5 @@ mod tests {
             json!({"Statement": [{"Sid": "A", "Effect": "Deny"}, {"Sid": "B", "Effect": "Allow"}]});
         assert_eq!(normalize(&two.to_string()), normalize(&swapped.to_string()));
         assert_eq!(normalize("not json"), "not json");
-    }
-
-    #[test]
-    fn documents_carry_references() {
-        let v = json!({"Resource": [r("secret/a"), format!("{}:password::", r("db/platform#master_secret_arn"))]});
-        let Val::Policy(inner) = doc(&v) else {
-            panic!()
-        };
-        let Val::Concat(parts) = *inner else { panic!() };
-        assert_eq!(parts[0], Val::str("{\"Resource\":[\""));
-        assert_eq!(parts[1], Val::r("secret/a"));
-        assert_eq!(parts[3], Val::r("db/platform#master_secret_arn"));
-        assert_eq!(parts[4], Val::str(":password::\"]}"));
     }
 }

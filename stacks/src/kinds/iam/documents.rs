@@ -1,0 +1,182 @@
+//! The policy documents of the stack's roles: the ECS tasks' trust, the execution role's, each service's, and
+//! the REST functions' (their boundary and their inline policy are the same document).
+
+use serde_json::{json, Value};
+
+use crate::aws::partition;
+use crate::config::{Config, RestMode};
+use crate::family::build::Inputs;
+use crate::kinds::ecr::repository_arn;
+use crate::kinds::ecs::injected_secrets;
+use crate::kinds::logs::log_group_name;
+use crate::model::r;
+
+const ASSUME: &str = "sts:AssumeRole";
+
+fn ecs_trust(cfg: &Config) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": ASSUME,
+            "Condition": {"StringEquals": {"aws:SourceAccount": cfg.account_id}}
+        }]
+    })
+}
+
+pub(super) fn statements(stmts: Vec<Value>) -> Value {
+    json!({"Version": "2012-10-17", "Statement": stmts})
+}
+
+/// The REST Lambda's permissions: its boundary and its inline policy are the same document.
+pub(super) fn rest_lambda_statements(cfg: &Config, region: &str) -> Vec<Value> {
+    let p = partition(region);
+    let acct = &cfg.account_id;
+    let mut s = vec![
+        json!({
+            "Sid": "VpcNetworkInterfaces",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:CreateNetworkInterface",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSubnets",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses"
+            ],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "OwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [
+                format!("arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/rest-*"),
+                format!("arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/rest-*:*")
+            ]
+        }),
+    ];
+    if let Some(repo) = repository_arn(cfg, region, "rest-lambda") {
+        s.push(json!({
+            "Sid": "PullRestImage",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Resource": repo
+        }));
+    }
+    s
+}
+
+/// A role to create: logical key, trust policy, inline policies (name, document), bounded by the boundary.
+pub(super) type Role = (&'static str, Value, Vec<(&'static str, Value)>, bool);
+
+/// The roles with their trust and inline policies, the REST role before the tenant-manager's (whose policy
+/// names it).
+pub(super) fn roles(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Role> {
+    let c = &cfg.compute;
+    let region = inputs.region;
+    let p = partition(region);
+    let acct = cfg.account_id.clone();
+    let lambda_mode = c.rest.mode == RestMode::Lambda;
+    let log_group = log_group_name(cfg);
+    let log_arn = format!("arn:{p}:logs:{region}:{acct}:log-group:{log_group}:*");
+    let task_images: Vec<String> = c
+        .services
+        .iter()
+        .filter_map(|s| repository_arn(cfg, region, s.name))
+        .collect();
+    let mut exec = vec![
+        json!({"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}),
+        json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": log_arn}),
+        json!({"Sid": "InjectedSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+               "Resource": injected_secrets(cfg, inputs)}),
+    ];
+    if !task_images.is_empty() {
+        exec.push(json!({"Sid": "PullImages", "Effect": "Allow",
+            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+            "Resource": task_images}));
+    }
+    let functions = format!("arn:{p}:lambda:{region}:{acct}:function:rest-*");
+    let mut roles: Vec<Role> = vec![
+        (
+            "execution",
+            ecs_trust(cfg),
+            vec![("pull-and-log", statements(exec))],
+            false,
+        ),
+        (
+            "gateway",
+            ecs_trust(cfg),
+            if lambda_mode {
+                vec![(
+                    "invoke-rest",
+                    statements(vec![
+                        json!({"Sid": "InvokeRestFunctionUrls", "Effect": "Allow",
+                        "Action": "lambda:InvokeFunctionUrl", "Resource": functions}),
+                    ]),
+                )]
+            } else {
+                vec![]
+            },
+            false,
+        ),
+    ];
+    let mut tm = vec![json!({
+        "Sid": "ProjectSecrets",
+        "Effect": "Allow",
+        "Action": [
+            "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret",
+            "secretsmanager:TagResource"
+        ],
+        "Resource": format!("arn:{p}:secretsmanager:{region}:{acct}:secret:{}*", c.secrets_prefix)
+    })];
+    if lambda_mode {
+        tm.push(json!({
+            "Sid": "RestFunctions",
+            "Effect": "Allow",
+            "Action": [
+                "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+                "lambda:CreateFunctionUrlConfig", "lambda:GetFunctionUrlConfig",
+                "lambda:UpdateFunctionUrlConfig", "lambda:DeleteFunctionUrlConfig",
+                "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource"
+            ],
+            "Resource": functions
+        }));
+        tm.push(json!({
+            "Sid": "PassRestRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": r("iam/role/rest-lambda"),
+            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+        }));
+        tm.push(json!({
+            "Sid": "VpcLookupsForFunctions",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
+            "Resource": "*"
+        }));
+    }
+    // before the tenant-manager's role, whose policy names it
+    if lambda_mode {
+        roles.push((
+            "rest-lambda",
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": ASSUME}]}),
+            vec![(
+                "rest-lambda",
+                statements(rest_lambda_statements(cfg, region)),
+            )],
+            true,
+        ));
+    }
+    roles.push((
+        "tenant-manager",
+        ecs_trust(cfg),
+        vec![("control-plane", statements(tm))],
+        false,
+    ));
+    roles
+}
