@@ -77,9 +77,12 @@ async fn main() {
         let (run, at) = tokio::join!(window, inject);
         let (failed, recovery) = run.after(at);
         println!(
-            "{:<34} {failed:>6} requests failed, recovered in {:.1} s",
+            "{:<34} {failed:>6} requests failed, recovered in {:.1} s; {} of {} not sent (generator saturated); failures: {}",
             fault.name(),
-            recovery.as_secs_f64()
+            recovery.as_secs_f64(),
+            run.dropped,
+            run.samples.len() as u64 + run.dropped,
+            run.failures_since(Some(at)),
         );
     }
 
@@ -265,7 +268,7 @@ struct Load {
     seq: AtomicU64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Op {
     Read,
     Write,
@@ -385,8 +388,16 @@ impl Load {
         }
     }
 
-    /// One request of the mix; true when the platform answered as it should.
-    async fn op(&self, op: Op) -> bool {
+    /// One request of the mix: `None` when the platform answered as it should, else the request's kind
+    /// and the status it got (0: no answer).
+    async fn op(&self, op: Op) -> Option<Failure> {
+        let status = self.status_of(op).await;
+        let expected = if op == Op::Write { 201 } else { 200 };
+        (status != expected).then_some((op, status))
+    }
+
+    /// The status one request of the mix got (a refresh with no token free runs a read).
+    async fn status_of(&self, op: Op) -> u16 {
         match op {
             Op::Read => {
                 let id = self.seq.fetch_add(7919, Ordering::Relaxed) % 10_000 + 1;
@@ -398,7 +409,7 @@ impl Load {
                         None,
                     )
                     .await;
-                s == 200
+                s
             }
             Op::Write => {
                 let (s, v) = self
@@ -412,11 +423,11 @@ impl Load {
                 if let Some(id) = v[0]["id"].as_i64().filter(|_| s == 201) {
                     self.acked.lock().unwrap().push(id);
                 }
-                s == 201
+                s
             }
             Op::Refresh => {
                 let Some(token) = self.users.lock().unwrap().pop_front() else {
-                    return Box::pin(self.op(Op::Read)).await;
+                    return Box::pin(self.status_of(Op::Read)).await;
                 };
                 let body = json!({ "refresh_token": token });
                 let (s, v) = self
@@ -433,7 +444,7 @@ impl Load {
                     .unwrap_or(&token)
                     .to_string();
                 self.users.lock().unwrap().push_back(next);
-                s == 200
+                s
             }
         }
     }
@@ -467,7 +478,6 @@ impl Load {
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let start = tokio::time::Instant::now();
         let mut n = 0u64;
-        let mut tasks = Vec::new();
         while start.elapsed() < dur {
             let due = start + Duration::from_secs_f64(n as f64 / rate);
             tokio::time::sleep_until(due).await;
@@ -477,16 +487,22 @@ impl Load {
                 continue;
             };
             let (load, run) = (self.clone(), run.clone());
-            tasks.push(tokio::spawn(async move {
-                let ok = load.op(Op::nth(n)).await;
+            // Not joined one by one: a finished task's handle would keep its memory until the end.
+            tokio::spawn(async move {
+                let failure = load.op(Op::nth(n)).await;
                 let latency = due.elapsed();
-                run.lock().unwrap().record(due.into_std(), latency, ok);
+                run.lock().unwrap().record(due.into_std(), latency, failure);
                 drop(slot);
-            }));
+            });
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        // Every request has ended once all the slots are free again.
+        let all = u32::try_from(IN_FLIGHT).expect("IN_FLIGHT fits u32");
+        drop(
+            slots
+                .acquire_many(all)
+                .await
+                .expect("the semaphore is never closed"),
+        );
         Arc::try_unwrap(run).ok().unwrap().into_inner().unwrap()
     }
 
@@ -543,21 +559,43 @@ async fn admin_loop(load: Arc<Load>, dur: Duration) -> (u64, u64) {
     (n, errors)
 }
 
+/// A request that was not answered as expected: its kind and the status it got (0: no answer).
+type Failure = (Op, u16);
+
 /// What an open-loop run saw.
 #[derive(Default)]
 struct Run {
-    /// (due, latency, answered as expected), in completion order.
-    samples: Vec<(Instant, Duration, bool)>,
+    /// (due, latency, the failure if it was not answered as expected), in completion order.
+    samples: Vec<(Instant, Duration, Option<Failure>)>,
     dropped: u64,
 }
 
 impl Run {
-    fn record(&mut self, due: Instant, latency: Duration, ok: bool) {
-        self.samples.push((due, latency, ok));
+    fn record(&mut self, due: Instant, latency: Duration, failure: Option<Failure>) {
+        self.samples.push((due, latency, failure));
+    }
+
+    /// Failures of requests due at or after `from`, by kind and status ("Read 503 ×12, …"; 0: no answer).
+    fn failures_since(&self, from: Option<Instant>) -> String {
+        let mut by = std::collections::BTreeMap::new();
+        for (due, _, failure) in &self.samples {
+            if let (Some(f), true) = (failure, from.is_none_or(|at| *due >= at)) {
+                *by.entry(*f).or_insert(0u64) += 1;
+            }
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .map(|((op, status), n)| format!("{op:?} {status} ×{n}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
     }
 
     fn print(&self, name: &str) {
-        let errors = self.samples.iter().filter(|s| !s.2).count();
+        let errors = self.samples.iter().filter(|s| s.2.is_some()).count();
         let mut lat: Vec<Duration> = self.samples.iter().map(|s| s.1).collect();
         lat.sort();
         let pct = |p: f64| {
@@ -573,6 +611,7 @@ impl Run {
             pct(0.99).as_secs_f64() * 1e3,
             lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         );
+        println!("{name} failures: {}", self.failures_since(None));
     }
 
     /// Requests due after `at` that failed, and the time from `at` to the last of them.
@@ -580,7 +619,7 @@ impl Run {
         let failed: Vec<Instant> = self
             .samples
             .iter()
-            .filter(|s| !s.2 && s.0 >= at)
+            .filter(|s| s.2.is_some() && s.0 >= at)
             .map(|s| s.0)
             .collect();
         let last = failed
