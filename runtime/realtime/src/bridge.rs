@@ -17,7 +17,7 @@
 //! not heard from for a TTL (it died, or diffs were lost while Redis was down) are dropped and the
 //! local subscribers get the leaves.
 
-use crate::hub::{Hubs, TopicKey};
+use crate::delivery::TopicKey;
 use crate::protocol::{UserBroadcast, UserPayload};
 use base64::Engine;
 use bytes::Bytes;
@@ -45,7 +45,7 @@ pub fn channel(project_ref: &str) -> String {
     format!("supactl:rt:{project_ref}")
 }
 
-/// What another replica published, ready for [`crate::hub::ProjectHub::deliver_remote`].
+/// What another replica published, ready for [`Local::deliver`].
 #[derive(Debug, PartialEq)]
 pub enum Remote {
     Broadcast {
@@ -116,13 +116,24 @@ struct Inner {
     dropped: AtomicU64,
 }
 
+/// This replica's side of the bridge: the hubs it delivers into (implemented by the hub module's
+/// `Hubs`), so the bridge does not depend on the hub.
+pub trait Local: Send + Sync + 'static {
+    /// Hands what replica `origin` published for `project_ref` to that project's hub, if this
+    /// replica has one.
+    fn deliver(&self, project_ref: &str, origin: &str, remote: Remote);
+    /// Drops other replicas' presence entries not heard of within `ttl`, and returns the projects
+    /// with presence of this replica's own (which the bridge announces as alive).
+    fn refresh_presence(&self, ttl: Duration) -> Vec<String>;
+}
+
 impl Bridge {
     /// Starts the publisher and subscriber tasks; they end with `shutdown`. Fails only on a URL
     /// that cannot be used; an unreachable Redis is retried in the background.
     /// `presence_ttl`: how long another replica's presence entries last without news from it.
     pub fn start(
         url: &str,
-        hubs: Weak<Hubs>,
+        hubs: Weak<dyn Local>,
         replica: String,
         presence_ttl: Duration,
         shutdown: CancellationToken,
@@ -222,7 +233,12 @@ impl Bridge {
 
 /// Every third of `ttl`: says "alive" for each project with presence entries here, and drops the
 /// entries of replicas not heard from within `ttl` (they died, or their leaves were lost).
-async fn liveness(bridge: Bridge, hubs: Weak<Hubs>, ttl: Duration, shutdown: CancellationToken) {
+async fn liveness(
+    bridge: Bridge,
+    hubs: Weak<dyn Local>,
+    ttl: Duration,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(ttl / 3);
     loop {
         tokio::select! {
@@ -230,11 +246,8 @@ async fn liveness(bridge: Bridge, hubs: Weak<Hubs>, ttl: Duration, shutdown: Can
             _ = shutdown.cancelled() => return,
         }
         let Some(hubs) = hubs.upgrade() else { return };
-        for hub in hubs.live() {
-            if hub.has_local_presence() {
-                bridge.publish(hub.project_ref(), Body::Alive);
-            }
-            hub.expire_remote_presence(ttl);
+        for project_ref in hubs.refresh_presence(ttl) {
+            bridge.publish(&project_ref, Body::Alive);
         }
     }
 }
@@ -348,7 +361,7 @@ fn apply(wanted: &mut Wanted, control: Control) -> Option<(bool, String)> {
 async fn subscriber(
     redis: redis::Client,
     mut control: mpsc::UnboundedReceiver<Control>,
-    hubs: Weak<Hubs>,
+    hubs: Weak<dyn Local>,
     replica: String,
     shutdown: CancellationToken,
 ) {
@@ -390,7 +403,7 @@ async fn listen(
     redis: &redis::Client,
     control: &mut mpsc::UnboundedReceiver<Control>,
     wanted: &mut Wanted,
-    hubs: &Weak<Hubs>,
+    hubs: &Weak<dyn Local>,
     replica: &str,
     shutdown: &CancellationToken,
 ) -> Result<(), RedisError> {
@@ -425,8 +438,8 @@ async fn listen(
                 let Some((origin, remote)) = decode(msg.get_payload_bytes(), replica) else {
                     continue;
                 };
-                if let Some(hub) = hubs.upgrade().and_then(|h| h.existing(project_ref)) {
-                    hub.deliver_remote(&origin, remote);
+                if let Some(hubs) = hubs.upgrade() {
+                    hubs.deliver(project_ref, &origin, remote);
                 }
             }
         }

@@ -24,7 +24,7 @@
 //! gets [`TOO_MANY_SLOTS`]. Each replica with subscribers runs its own slot (the Redis-elected single owner of
 //! the design notes is not built): slots = projects with subscribers × replicas holding them.
 
-use crate::hub::{Outgoing, SocketHandle};
+use crate::delivery::{Outgoing, SocketHandle};
 use crate::join::{system_payload, ChangeSpec};
 use crate::payload::{postgres_changes_payload, Change, ChangeKind, Column, MAX_RECORD_BYTES};
 use crate::pgoutput::{Decoder, DecoderLimits, Relation, TableMeta};

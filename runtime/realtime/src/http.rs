@@ -10,8 +10,9 @@
 //! that does not verify, 404 for an unknown project, 429 past the project's socket limit). The
 //! token is verified again here (defence in depth) with the shared check ([`Identity::verify`]).
 
-use crate::bridge::Bridge;
-use crate::hub::{Hubs, TopicKey};
+use crate::bridge::{Bridge, Local};
+use crate::delivery::TopicKey;
+use crate::hub::Hubs;
 use crate::identity::Identity;
 use crate::join::{JoinLimits, TOPIC_PREFIX};
 use crate::limits::{LimitError, ProjectLimits};
@@ -95,9 +96,10 @@ impl Realtime {
             config.presence,
         ));
         if let Some(url) = &config.redis_url {
+            let local: Arc<dyn Local> = hubs.clone();
             let bridge = Bridge::start(
                 url,
-                Arc::downgrade(&hubs),
+                Arc::downgrade(&local),
                 config.replica_id.clone(),
                 config.presence_ttl,
                 shutdown.clone(),

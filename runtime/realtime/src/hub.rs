@@ -11,90 +11,17 @@
 //! subscribers. Broadcasts and presence diffs also go to the [`Bridge`] for the other replicas;
 //! what the bridge brings back is delivered here with [`ProjectHub::deliver_remote`].
 
-use crate::bridge::{Bridge, Remote};
+use crate::bridge::{Bridge, Local, Remote};
 use crate::cdc::{Cdc, Subscriptions};
+use crate::delivery::{Outgoing, SocketHandle, TopicKey};
 use crate::limits::{LimitError, ProjectCounters, ProjectLimits};
 use crate::presence::{Presence, PresenceError, PresenceLimits, SocketId};
-use crate::protocol::{event, Codec, Frame, Message, Payload, UserBroadcast, Vsn};
-use axum::extract::ws;
+use crate::protocol::{event, Message, Payload, UserBroadcast};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-/// A topic inside a project: the client's topic (`realtime:…`) and whether it is private.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicKey {
-    pub topic: String,
-    pub private: bool,
-}
-
-impl TopicKey {
-    pub fn new(topic: &str, private: bool) -> Self {
-        TopicKey {
-            topic: topic.to_owned(),
-            private,
-        }
-    }
-
-    /// The key presence state is kept under (client topics all start with `realtime:`, so the
-    /// private prefix cannot collide with one).
-    fn presence_name(&self) -> String {
-        if self.private {
-            format!("private:{}", self.topic)
-        } else {
-            self.topic.clone()
-        }
-    }
-}
-
-/// A server message on its way to several sockets, encoded at most once per protocol version.
-#[derive(Debug)]
-pub struct Outgoing {
-    message: Message,
-    v1: OnceLock<Option<ws::Message>>,
-    v2: OnceLock<Option<ws::Message>>,
-}
-
-impl Outgoing {
-    pub fn new(message: Message) -> Arc<Self> {
-        Arc::new(Outgoing {
-            message,
-            v1: OnceLock::new(),
-            v2: OnceLock::new(),
-        })
-    }
-
-    /// The frame for a socket speaking `codec`; `None` when its version cannot carry the message
-    /// (opaque binary broadcasts to a `vsn=1.0.0` socket).
-    pub fn frame(&self, codec: &Codec) -> Option<ws::Message> {
-        let cell = match codec.vsn {
-            Vsn::V1 => &self.v1,
-            Vsn::V2 => &self.v2,
-        };
-        cell.get_or_init(|| codec.encode_server(&self.message).ok().map(ws_message))
-            .clone()
-    }
-}
-
-/// A protocol frame as a WebSocket message (its bytes are shared, not copied, on clone).
-pub fn ws_message(frame: Frame) -> ws::Message {
-    match frame {
-        Frame::Text(text) => ws::Message::Text(text.into()),
-        Frame::Binary(bytes) => ws::Message::Binary(bytes),
-    }
-}
-
-/// How the hub reaches one socket.
-#[derive(Clone, Debug)]
-pub struct SocketHandle {
-    pub id: SocketId,
-    pub queue: mpsc::Sender<Arc<Outgoing>>,
-    /// Cancelled when the socket's queue overflowed: the socket closes itself.
-    pub kick: CancellationToken,
-}
 
 /// How long a project's hub, and so its rate buckets, outlives its last socket or REST call:
 /// without it a client reconnecting in a loop, or REST broadcasts to a project with no socket
@@ -111,6 +38,25 @@ pub struct Hubs {
     lingering: Mutex<HashMap<String, (Arc<ProjectHub>, Instant)>>,
     bridge: OnceLock<Bridge>,
     cdc: OnceLock<Cdc>,
+}
+
+impl Local for Hubs {
+    fn deliver(&self, project_ref: &str, origin: &str, remote: Remote) {
+        if let Some(hub) = self.existing(project_ref) {
+            hub.deliver_remote(origin, remote);
+        }
+    }
+
+    fn refresh_presence(&self, ttl: Duration) -> Vec<String> {
+        let mut own = Vec::new();
+        for hub in self.live() {
+            if hub.has_local_presence() {
+                own.push(hub.project_ref().to_owned());
+            }
+            hub.expire_remote_presence(ttl);
+        }
+        own
+    }
 }
 
 impl Hubs {

@@ -23,6 +23,7 @@
 
 pub mod bridge;
 pub mod cdc;
+pub mod delivery;
 pub mod filter;
 pub mod http;
 pub mod hub;

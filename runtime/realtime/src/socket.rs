@@ -14,7 +14,8 @@
 //! then `phx_close`, so clients rejoin elsewhere) and the socket with 1001.
 
 use crate::cdc::Subscription;
-use crate::hub::{ws_message, Outgoing, SocketGuard, SocketHandle, TopicKey};
+use crate::delivery::{ws_message, Outgoing, SocketHandle, TopicKey};
+use crate::hub::SocketGuard;
 use crate::identity::Identity;
 use crate::join::{sub_topic, AccessToken, JoinLimits};
 use crate::limits::{LimitError, PresenceWindow};
