@@ -492,6 +492,8 @@ impl Load {
                 let failure = load.op(Op::nth(n)).await;
                 let latency = due.elapsed();
                 run.lock().unwrap().record(due.into_std(), latency, failure);
+                // The run first: once every slot is free, the run has no other owner.
+                drop(run);
                 drop(slot);
             });
         }
