@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use supactl_common::connections::Registry;
 use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::invalidation;
 use supactl_common::server::{self, ServerConfig};
@@ -41,14 +42,17 @@ pub fn data_plane_with(
         ttl: o.cache_ttl,
         stale_for: o.cache_stale,
     }));
-    let rest = rest::Rest::new(directory.clone(), o.rest.clone());
-    let auth = auth::Auth::new(
+    // One connection budget for every service of the data plane.
+    let registry = Registry::new(o.rest.max_connections);
+    let rest = rest::Rest::with_registry(directory.clone(), o.rest.clone(), &registry);
+    let auth = auth::Auth::with_registry(
         directory.clone(),
         auth::AuthConfig {
             api_url_template: o.api_url_template.clone(),
             pool_size: o.rest.pool_size,
             ..auth::AuthConfig::default()
         },
+        &registry,
     );
     let drop_pool: invalidation::ProjectHook = {
         let (rest, auth) = (rest.clone(), auth.clone());
