@@ -576,7 +576,7 @@ async fn secrets_metadata_and_audit() {
     assert!(!v.to_string().contains("sk_live"));
     let su = pf.superuser().await;
     let (c, conn) =
-        tokio_postgres::connect(&pf.cluster.url("supactl_platform"), tokio_postgres::NoTls)
+        tokio_postgres::connect(&pf.db.cluster.url("supactl_platform"), tokio_postgres::NoTls)
             .await
             .unwrap();
     tokio::spawn(conn);
