@@ -1,87 +1,11 @@
-//! Assembling the runtime services from their libraries, shared by `supactl up` (everything in one
-//! process) and `supactl serve` (one service per process, as on ECS).
+//! What `supactl up` (everything in one process) and `supactl serve` (one service per process, as on
+//! ECS) share around the services: listener limits, binding, serving until a signal, tracing, AWS
+//! credentials. The data plane itself is composed by the `dataplane` crate.
 
-use std::sync::Arc;
 use std::time::Duration;
-use supactl_common::directory::{Directory, DirectoryConfig};
-use supactl_common::invalidation;
 use supactl_common::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Options of the data plane (gateway with REST and auth in-process).
-pub struct DataPlane {
-    pub tenant_manager_url: String,
-    pub service_token: String,
-    pub redis_url: Option<String>,
-    pub cache_ttl: Duration,
-    /// How long past its TTL a known key or project keeps its last answer while the tenant-manager
-    /// cannot be reached.
-    pub cache_stale: Duration,
-    /// The REST engine's pools (size and idle timeouts); auth's pools use the same size.
-    pub rest: rest::RestConfig,
-    pub base_domain: Option<String>,
-    /// Public URL of a project with `{ref}` in it: auth's token issuer and email links derive from it.
-    pub api_url_template: String,
-}
-
-/// The gateway router and a hook that drops everything cached about a project.
-pub fn data_plane(o: &DataPlane) -> (axum::Router, tenant_manager::ChangeHook) {
-    data_plane_with(o, None)
-}
-
-/// As [`data_plane`], with the Function URL upstream for projects whose REST runs on Lambda.
-pub fn data_plane_with(
-    o: &DataPlane,
-    function_urls: Option<gateway::FunctionUrls>,
-) -> (axum::Router, tenant_manager::ChangeHook) {
-    let directory = Arc::new(Directory::new(DirectoryConfig {
-        url: o.tenant_manager_url.clone(),
-        service_token: o.service_token.clone(),
-        ttl: o.cache_ttl,
-        stale_for: o.cache_stale,
-    }));
-    let rest = rest::Rest::new(directory.clone(), o.rest.clone());
-    let auth = auth::Auth::new(
-        directory.clone(),
-        auth::AuthConfig {
-            api_url_template: o.api_url_template.clone(),
-            pool_size: o.rest.pool_size,
-            ..auth::AuthConfig::default()
-        },
-    );
-    let drop_pool: invalidation::ProjectHook = {
-        let (rest, auth) = (rest.clone(), auth.clone());
-        Arc::new(move |r: &str| {
-            rest.pools().remove(r);
-            auth.pools().remove(r);
-        })
-    };
-    if let Some(url) = &o.redis_url {
-        invalidation::subscribe(
-            url.clone(),
-            invalidation::directory_subscriber(directory.clone(), Some(drop_pool.clone())),
-        );
-    }
-    let hook: tenant_manager::ChangeHook = {
-        let directory = directory.clone();
-        Arc::new(move |r: &str| {
-            directory.invalidate_project(r);
-            drop_pool(r);
-        })
-    };
-    let gw = gateway::Gateway::with_function_urls(
-        gateway::GatewayConfig {
-            base_domain: o.base_domain.clone(),
-            ..gateway::GatewayConfig::default()
-        },
-        directory,
-        gateway::Upstream::InProcess(rest::router(rest)),
-        Some(gateway::Upstream::InProcess(auth::router(auth))),
-        function_urls,
-    );
-    (gateway::router(gw), hook)
-}
 
 /// The limits of every listener (`supactl_common::server`), shared by `supactl up` and `supactl serve …`.
 #[derive(clap::Args, Debug, Clone)]

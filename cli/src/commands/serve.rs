@@ -224,23 +224,22 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 },
             )
             .map_err(anyhow::Error::from)?;
-            let (app, _) = stack::data_plane_with(
-                &stack::DataPlane {
-                    tenant_manager_url: a.tenant_manager_url,
-                    service_token: a.service_token,
-                    redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
-                    cache_ttl: Duration::from_secs_f64(a.cache_ttl),
-                    cache_stale: Duration::from_secs(a.cache_stale_secs),
-                    rest: rest::RestConfig {
-                        pool_size: a.rest_pool_size,
-                        max_connections: a.rest_max_connections,
-                        ..rest::RestConfig::default()
-                    },
-                    base_domain: a.base_domain,
-                    api_url_template,
+            let app = dataplane::Settings {
+                tenant_manager_url: a.tenant_manager_url,
+                service_token: a.service_token,
+                redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
+                cache_ttl: Duration::from_secs_f64(a.cache_ttl),
+                cache_stale: Duration::from_secs(a.cache_stale_secs),
+                rest: rest::RestConfig {
+                    pool_size: a.rest_pool_size,
+                    max_connections: a.rest_max_connections,
+                    ..rest::RestConfig::default()
                 },
-                Some(function_urls),
-            );
+                base_domain: a.base_domain,
+                api_url_template,
+            }
+            .build(Some(function_urls))
+            .router;
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
             stack::serve_all(vec![(listener, app)], &server_config, shutdown.clone()).await
         }

@@ -203,7 +203,7 @@ async fn serve(
     .await
     .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
 
-    let (gateway_app, hook) = stack::data_plane(&stack::DataPlane {
+    let data_plane = dataplane::Settings {
         tenant_manager_url: admin_url.to_string(),
         service_token: secrets.service_token.clone(),
         redis_url: args.redis_url.clone(),
@@ -218,13 +218,14 @@ async fn serve(
         },
         base_domain: None,
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
-    });
-    tm.on_change(hook);
+    }
+    .build(None);
+    tm.on_change(data_plane.on_change);
     let shutdown = CancellationToken::new();
     let tasks = stack::serve_all(
         vec![
             (admin_listener, tenant_manager::router(tm)),
-            (gateway_listener, gateway_app),
+            (gateway_listener, data_plane.router),
         ],
         server_config,
         shutdown.clone(),

@@ -1,16 +1,15 @@
 //! Connections to project databases and the project's auth settings.
 //!
-//! One small pool per project, dropped when idle. Connections log in as the project's own login role
+//! One small pool per project from the shared connection registry, dropped when idle. Connections log in as the project's own login role
 //! (from the project directory, never worker admin credentials) and start with
 //! `role=supabase_auth_admin`: the owner of the `auth` tables, which that login role may `SET ROLE` to
 //! and which has no privilege outside the `auth` schema. Timestamps are rendered in UTC, and every
 //! statement runs under [`STATEMENT_TIMEOUT`].
 
 use crate::error::AuthError;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use deadpool_postgres::Object;
+use std::time::Duration;
+use supactl_common::connections::{self, Registry, ServiceSpec};
 use supactl_common::wire::DbConfig;
 use tokio_postgres::Row;
 
@@ -21,72 +20,36 @@ use tokio_postgres::Row;
 /// connections only.
 pub const STATEMENT_TIMEOUT: &str = "8s";
 
-struct Entry {
-    pool: Pool,
-    db: DbConfig,
-    last_used: Instant,
-}
-
+/// The project pools of auth in a connection registry ([`supactl_common::connections`]).
 pub struct Pools {
-    max_size: usize,
-    idle: Duration,
-    map: Mutex<(HashMap<String, Entry>, Instant)>,
+    pools: connections::Pools,
 }
 
 impl Pools {
-    pub fn new(max_size: usize, idle: Duration) -> Pools {
+    /// Pools in `registry` of at most `max_size` connections, dropped after `idle` without use (as
+    /// are single connections unused that long).
+    pub fn new(registry: &Registry, max_size: usize, idle: Duration) -> Pools {
         Pools {
-            max_size,
-            idle,
-            map: Mutex::new((HashMap::new(), Instant::now())),
+            pools: registry.service(ServiceSpec {
+                application_name: "supactl-auth",
+                options: Some(format!(
+                    "-c role=supabase_auth_admin -c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT}"
+                )),
+                pool_size: max_size,
+                idle_timeout: idle,
+                connection_idle_timeout: idle,
+            }),
         }
     }
 
-    /// Drops a project's pool (deleted or paused project, changed credentials).
+    /// Drops a project's pool (deleted or paused project, changed credentials, lost connections).
     pub fn remove(&self, project_ref: &str) {
-        self.map.lock().expect("pools lock").0.remove(project_ref);
-    }
-
-    fn pool(&self, project_ref: &str, db: &DbConfig) -> Pool {
-        let mut guard = self.map.lock().expect("pools lock");
-        let (map, last_sweep) = &mut *guard;
-        let now = Instant::now();
-        if now.duration_since(*last_sweep) > self.idle / 4 {
-            let idle = self.idle;
-            map.retain(|_, e| now.duration_since(e.last_used) < idle);
-            *last_sweep = now;
-        }
-        if let Some(e) = map.get_mut(project_ref) {
-            if e.db == *db {
-                e.last_used = now;
-                return e.pool.clone();
-            }
-        }
-        let mut cfg = supactl_common::pg::project_config(db, "supactl-auth");
-        cfg.options(format!(
-            "-c role=supabase_auth_admin -c TimeZone=UTC -c statement_timeout={STATEMENT_TIMEOUT}"
-        ));
-        let mgr = Manager::from_config(
-            cfg,
-            supactl_common::pg::connector(&db.tls),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = supactl_common::pg::pool(mgr, self.max_size);
-        map.insert(
-            project_ref.to_string(),
-            Entry {
-                pool: pool.clone(),
-                db: db.clone(),
-                last_used: now,
-            },
-        );
-        pool
+        self.pools.remove(project_ref);
     }
 
     pub async fn get(&self, project_ref: &str, db: &DbConfig) -> Result<Object, AuthError> {
-        Ok(self.pool(project_ref, db).get().await?)
+        let (pool, _) = self.pools.get(project_ref, db);
+        Ok(pool.get().await?)
     }
 }
 

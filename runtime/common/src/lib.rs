@@ -7,12 +7,14 @@
 //! column that hold them), the wire types of the tenant-manager's internal config endpoint and the
 //! cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON
 //! error body every HTTP service answers with, `Debug` output without secrets ([`redact`]), the HTTP
-//! server every listener runs on ([`server`]), and how services connect to PostgreSQL, over TLS where
-//! asked ([`pg`], [`pg_tls`]). It holds no state but caches; services build on it and must not copy its
+//! server every listener runs on ([`server`]), how services connect to PostgreSQL, over TLS where
+//! asked ([`pg`], [`pg_tls`]), and the per-project connection registry whose budget covers every
+//! data-plane service ([`connections`]). It holds no state but caches; services build on it and must not copy its
 //! logic.
 
 pub mod cache;
 pub mod claims;
+pub mod connections;
 pub mod crypto;
 pub mod directory;
 pub mod error;

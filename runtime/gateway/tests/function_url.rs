@@ -185,7 +185,7 @@ fn botocore_authorization(python: &PathBuf, seen: &Seen, port: u16) -> String {
 
 async fn set_function_url(p: &Platform, project_ref: &str, url: &str) {
     let (db, conn) =
-        tokio_postgres::connect(&p.cluster.url("supactl_platform"), tokio_postgres::NoTls)
+        tokio_postgres::connect(&p.db.cluster.url("supactl_platform"), tokio_postgres::NoTls)
             .await
             .unwrap();
     tokio::spawn(conn);

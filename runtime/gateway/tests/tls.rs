@@ -106,18 +106,18 @@ async fn each_sslmode_verifies_what_libpq_verifies() {
 
 /// The superuser password of a test cluster, from its URL.
 fn password(cp: &ControlPlane) -> String {
-    let cfg: tokio_postgres::Config = cp.cluster.url("postgres").parse().unwrap();
+    let cfg: tokio_postgres::Config = cp.db.cluster.url("postgres").parse().unwrap();
     String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap()
 }
 
 #[tokio::test]
 async fn workers_carry_their_tls_settings_and_wrong_ones_are_refused_at_registration() {
     let cp = ControlPlane::start_tls("http://127.0.0.1:9/p/{ref}").await;
-    let ca = cp.ca.as_ref().unwrap();
+    let ca = cp.db.ca.as_ref().unwrap();
     let wrong = TestCa::new("wrong-ca");
     let register = |identifier: &str, extra: Value| {
         let mut body = json!({
-            "identifier": identifier, "host": "127.0.0.1", "port": cp.cluster.cluster.port(),
+            "identifier": identifier, "host": "127.0.0.1", "port": cp.db.cluster.cluster.port(),
             "admin_password": password(&cp),
         });
         body.as_object_mut()
@@ -189,22 +189,8 @@ async fn the_platform_serves_a_project_over_tls_end_to_end() {
     let (gw_l, gateway_url) = listen().await;
     let template = format!("{gateway_url}/p/{{ref}}");
     let cp = ControlPlane::start_tls(&template).await;
-    let directory = cp.directory(Duration::from_secs(1));
-    let rest = rest::Rest::new(directory.clone(), rest::RestConfig::default());
-    let auth = auth::Auth::new(
-        directory.clone(),
-        auth::AuthConfig {
-            api_url_template: template,
-            ..Default::default()
-        },
-    );
-    let gw = gateway::Gateway::with_auth(
-        gateway::GatewayConfig::default(),
-        directory,
-        gateway::Upstream::InProcess(rest::router(rest)),
-        Some(gateway::Upstream::InProcess(auth::router(auth))),
-    );
-    tokio::spawn(async move { axum::serve(gw_l, gateway::router(gw)).await });
+    // What `supactl up` runs: REST and auth behind the gateway, the change hook registered.
+    cp.serve_data_plane(gw_l, &template);
 
     // provisioning and the SQL endpoint: the tenant-manager's admin connections to the worker
     let p = cp.create_project("Tls", "tlsref").await;

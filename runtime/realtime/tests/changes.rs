@@ -85,6 +85,7 @@ async fn postgres_changes_with_filters_and_rls() {
 
     let replica = Replica::start(&cp, RealtimeConfig::default()).await;
     let superuser = cp
+        .db
         .cluster
         .url(&supactl_common::ident::database_name(&p.project_ref));
     let source: CdcSource = Arc::new(move |_project: &supactl_common::wire::ProjectConfig| {

@@ -5,6 +5,7 @@
 use pgcluster::TestCluster;
 use rest::exec::Pools;
 use std::time::Duration;
+use supactl_common::connections::{Registry, ServiceSpec};
 use supactl_common::wire::DbConfig;
 
 /// Sessions of `supactl-rest` the server itself reports (the guard counts can lag a closed socket).
@@ -48,7 +49,13 @@ async fn idle_connections_of_other_projects_make_room() {
     };
 
     // Two connections per project at most, three across all projects.
-    let pools = Pools::new(2, 3, Duration::from_secs(300), Duration::from_secs(300));
+    let registry = Registry::new(3);
+    let pools = Pools::new(
+        &registry,
+        2,
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+    );
     let schemas = vec!["public".to_string()];
     for p in projects {
         pools.schema(p, &db(p), &schemas).await.unwrap();
@@ -93,4 +100,58 @@ async fn idle_connections_of_other_projects_make_room() {
     pools.schema("p1", &db("p1"), &schemas).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(pools.open_connections() <= 3);
+}
+
+/// The budget is the registry's, over every service: idle connections another service (auth, say)
+/// holds are closed to make room for REST's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_covers_every_service_of_the_registry() {
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .unwrap();
+    let url = cluster.url("postgres");
+    let cfg: tokio_postgres::Config = url.parse().unwrap();
+    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
+    let db = DbConfig {
+        host: "127.0.0.1".into(),
+        port: cluster.cluster.port(),
+        dbname: "postgres".into(),
+        user: "postgres".into(),
+        password,
+        tls: Default::default(),
+    };
+    let registry = Registry::new(2);
+    let other: supactl_common::connections::Pools = registry.service(ServiceSpec {
+        application_name: "supactl-other",
+        options: None,
+        pool_size: 2,
+        idle_timeout: Duration::from_secs(300),
+        connection_idle_timeout: Duration::from_secs(300),
+    });
+    let (pool, _) = other.get("p1", &db);
+    // Two connections of the other service, both back in its pool (idle).
+    let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    drop((a, b));
+    assert_eq!(registry.open_connections(), 2);
+
+    let rest = Pools::new(
+        &registry,
+        2,
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+    );
+    rest.schema("p1", &db, &["public".to_string()])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        pool.status().size,
+        0,
+        "the other service's idle connections were closed"
+    );
+    assert_eq!(
+        registry.open_connections(),
+        1,
+        "REST's connection is the only one open"
+    );
 }

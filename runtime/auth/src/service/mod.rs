@@ -22,6 +22,7 @@ use axum::Router;
 use http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
+use supactl_common::connections::Registry;
 use supactl_common::directory::Directory;
 
 pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
@@ -63,9 +64,19 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Auth with a connection registry of its own.
     pub fn new(directory: Arc<Directory>, config: AuthConfig) -> Arc<Auth> {
+        Auth::with_registry(directory, config, &Registry::new(usize::MAX))
+    }
+
+    /// Auth taking its connections from `registry`, whose budget it shares with other services.
+    pub fn with_registry(
+        directory: Arc<Directory>,
+        config: AuthConfig,
+        registry: &Registry,
+    ) -> Arc<Auth> {
         Arc::new(Auth {
-            pools: Pools::new(config.pool_size, config.idle_timeout),
+            pools: Pools::new(registry, config.pool_size, config.idle_timeout),
             limiter: Limiter::new(),
             directory,
             config,

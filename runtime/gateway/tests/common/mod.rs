@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use testkit::{listen, ControlPlane};
 
-/// The shared control plane (`testkit`) plus a gateway with in-process REST in front of it.
+/// The shared control plane (`testkit`) plus the data plane's composition (`dataplane`) with REST
+/// only in front of it.
 pub struct Platform {
     pub cp: ControlPlane,
     pub gateway_url: String,
@@ -35,17 +36,14 @@ impl Platform {
     pub async fn start_with(function_urls: Option<gateway::FunctionUrls>) -> Platform {
         let (gw_l, gateway_url) = listen().await;
         let cp = ControlPlane::start(&format!("{gateway_url}/p/{{ref}}")).await;
-        let directory = cp.directory(Duration::from_secs(1));
-        let rest = rest::Rest::new(directory.clone(), rest::RestConfig::default());
-        let gw = gateway::Gateway::with_function_urls(
-            gateway::GatewayConfig::default(),
-            directory,
-            gateway::Upstream::InProcess(rest::router(rest)),
-            None,
-            function_urls,
-        );
-        // No change hook on purpose: revocation must also work through the directory's TTL alone.
-        tokio::spawn(async move { axum::serve(gw_l, gateway::router(gw)).await });
+        let mut data_plane = dataplane::DataPlane::builder(cp.directory(Duration::from_secs(1)));
+        if let Some(f) = function_urls {
+            data_plane = data_plane.function_urls(f);
+        }
+        // REST only, and no change hook on purpose: revocation must also work through the
+        // directory's TTL alone.
+        let router = data_plane.build().router;
+        tokio::spawn(async move { axum::serve(gw_l, router).await });
         Platform { cp, gateway_url }
     }
 

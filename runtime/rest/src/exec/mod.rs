@@ -1,8 +1,10 @@
-//! Running statements: one pool per project (capped, evicted when idle, idle connections closed) with
-//! the project's schema cache beside it, and one pipelined round trip per request — `BEGIN`, the GUCs
-//! (`set_config`), the optional pre-request function, the statement and `COMMIT` are written together
-//! and their replies read together (a plain read needs only the GUCs and the statement, and only the
-//! statement when the connection's session already holds the request's GUCs; see [`Pools::run`]).
+//! Running statements: the project's pool from the shared connection registry
+//! ([`supactl_common::connections`], which also keeps the connection budget across projects and
+//! services) with the project's schema cache beside it, and one pipelined round trip per request —
+//! `BEGIN`, the GUCs (`set_config`), the optional pre-request function, the statement and `COMMIT` are
+//! written together and their replies read together (a plain read needs only the GUCs and the
+//! statement, and only the statement when the connection's session already holds the request's GUCs;
+//! see [`Pools::run`]).
 //! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
 //! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
 //! Every statement runs under its role's statement timeout from the project's limits (set with the
@@ -17,14 +19,7 @@
 //! user, or by the template's DDL event trigger in `templates/rest.sql`) drops the project's cache.
 //! That costs no extra connection at all. A project whose connections were all closed may have missed a
 //! notification, so its cache is dropped when its first new connection opens.
-//!
-//! ## A connection budget across projects
-//! Thousands of projects share a few database servers whose `max_connections` is in the hundreds, so the
-//! process keeps a budget of open connections over all its pools: opening one past the budget first
-//! closes the idle connections of the least recently used other project. Idle projects therefore give
-//! their connections to busy ones instead of the server refusing new sessions.
 
-mod connect;
 mod pipeline;
 
 use crate::error::RestError;
@@ -32,13 +27,13 @@ use crate::lease::Lease;
 use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
 use crate::session::{timeout_setting, TxContext, SESSION_VALUES};
 use crate::sql::Statement;
-use connect::ListeningConnect;
-use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod};
+use deadpool_postgres::{Object, ObjectId, Pool};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use supactl_common::connections::{self, ProjectHooks, Registry, ServiceSpec};
 use supactl_common::keys::Role;
 use supactl_common::wire::DbConfig;
 use tokio_postgres::error::SqlState;
@@ -85,19 +80,34 @@ impl Outcome {
     }
 }
 
-/// Per-project state shared with the connections' driver tasks.
+/// Per-project state kept beside the project's pool, told about its connections.
 #[derive(Default)]
 struct ProjectState {
     cache: Mutex<Option<Arc<SchemaCache>>>,
     /// Bumped on every invalidation, so a load that raced with one is not installed.
     generation: AtomicU64,
-    live_connections: AtomicUsize,
     load: tokio::sync::Mutex<()>,
     /// What each connection's session is known to hold: a hash, keyed with `hasher`'s random keys so
     /// that request headers cannot be chosen to collide, of the [`crate::session::session_values`] observed at the end
     /// of its last read. A connection used any other way (a write, a schema load) is forgotten.
     sessions: Mutex<HashMap<ObjectId, u64>>,
     hasher: RandomState,
+}
+
+impl ProjectHooks for ProjectState {
+    const LISTEN: Option<&'static str> = Some("pgrst");
+
+    fn opened(&self, first: bool) {
+        if first {
+            // Nobody was listening: a notification may have been missed.
+            self.invalidate();
+        }
+    }
+
+    fn notified(&self, payload: &str) {
+        tracing::debug!(payload, "schema cache reload");
+        self.invalidate();
+    }
 }
 
 /// Known sessions kept per project before the map is emptied (connections that were closed leave their
@@ -136,161 +146,63 @@ impl ProjectState {
     }
 }
 
-struct Entry {
-    pool: Pool,
-    db: DbConfig,
-    last_used: Instant,
-    state: Arc<ProjectState>,
-}
-
-/// What the pools and their connections' driver tasks share.
-struct Shared {
-    map: Mutex<HashMap<String, Entry>>,
-    /// `pg_timezone_names`, loaded once from the first project that needs it.
-    timezones: tokio::sync::OnceCell<Arc<HashSet<String>>>,
-    /// Connections open across every project.
-    open: AtomicUsize,
-    max_open: usize,
-}
-
-impl Shared {
-    /// Closes the idle connections of the least recently used project other than `except` that has
-    /// any. Soft: when every connection is busy nothing is closed and the new one opens anyway (the
-    /// per-project cap still bounds the total).
-    fn shed(&self, except: &str) {
-        let map = self.map.lock().expect("pools lock");
-        let victim = map
-            .iter()
-            .filter(|(r, e)| r.as_str() != except && e.pool.status().available > 0)
-            .min_by_key(|(_, e)| e.last_used);
-        if let Some((project, e)) = victim {
-            let closed = e.pool.retain(|_, _| false).removed.len();
-            tracing::debug!(%project, closed, "connection budget: closed idle connections");
-        }
-    }
-}
-
 /// Per-project pools and schema caches.
 pub struct Pools {
-    max_size: usize,
-    idle: Duration,
-    connection_idle: Duration,
-    shared: Arc<Shared>,
+    pools: connections::Pools<ProjectState>,
+    /// `pg_timezone_names`, loaded once from the first project that needs it.
+    timezones: tokio::sync::OnceCell<Arc<HashSet<String>>>,
 }
 
 impl Pools {
-    /// Pools of at most `max_size` connections, dropped (with the schema cache) after `idle` without
-    /// use; single connections are closed after `connection_idle` unused, and idle ones of other
-    /// projects when `max_open` connections are open in all. A background task that ends with the last
-    /// reference does the sweeping.
+    /// Pools in `registry` of at most `max_size` connections, dropped (with the schema cache) after
+    /// `idle` without use; single connections are closed after `connection_idle` unused, and idle ones
+    /// of other projects when the registry's budget is reached.
     pub fn new(
+        registry: &Registry,
         max_size: usize,
-        max_open: usize,
         idle: Duration,
         connection_idle: Duration,
     ) -> Arc<Pools> {
-        let pools = Arc::new(Pools {
-            max_size,
-            idle,
-            connection_idle,
-            shared: Arc::new(Shared {
-                map: Mutex::new(HashMap::new()),
-                timezones: tokio::sync::OnceCell::new(),
-                open: AtomicUsize::new(0),
-                max_open,
+        Arc::new(Pools {
+            pools: registry.service(ServiceSpec {
+                application_name: "supactl-rest",
+                options: None,
+                pool_size: max_size,
+                idle_timeout: idle,
+                connection_idle_timeout: connection_idle,
             }),
-        });
-        let weak: Weak<Pools> = Arc::downgrade(&pools);
-        tokio::spawn(async move {
-            let period = (idle.min(connection_idle) / 4)
-                .clamp(Duration::from_millis(100), Duration::from_secs(30));
-            loop {
-                tokio::time::sleep(period).await;
-                let Some(p) = weak.upgrade() else { break };
-                p.evict_idle();
-            }
-        });
-        pools
-    }
-
-    fn evict_idle(&self) {
-        let now = Instant::now();
-        let mut map = self.shared.map.lock().expect("pools lock");
-        map.retain(|project, e| {
-            let keep = now.duration_since(e.last_used) < self.idle;
-            if !keep {
-                tracing::info!(%project, "evicting idle project pool");
-            } else {
-                let limit = self.connection_idle;
-                e.pool.retain(|_, m| m.last_used() < limit);
-            }
-            keep
-        });
+            timezones: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// Drops a project's pool and cache (deleted or paused project).
     pub fn remove(&self, project_ref: &str) {
-        self.shared
-            .map
-            .lock()
-            .expect("pools lock")
-            .remove(project_ref);
+        self.pools.remove(project_ref);
     }
 
     /// Number of projects holding a pool.
     pub fn len(&self) -> usize {
-        self.shared.map.lock().expect("pools lock").len()
+        self.pools.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.pools.is_empty()
     }
 
-    /// Connections open across every project.
+    /// Connections open across every project and service of the registry.
     pub fn open_connections(&self) -> usize {
-        self.shared.open.load(Ordering::SeqCst)
+        self.pools.registry().open_connections()
     }
 
-    /// Drops every project's schema cache (tests, admin tooling).
+    /// Drops a project's schema cache (tests, admin tooling).
     pub fn invalidate(&self, project_ref: &str) {
-        if let Some(e) = self.shared.map.lock().expect("pools lock").get(project_ref) {
-            e.state.invalidate();
+        if let Some(state) = self.pools.state(project_ref) {
+            state.invalidate();
         }
     }
 
     fn entry(&self, project_ref: &str, db: &DbConfig) -> (Pool, Arc<ProjectState>) {
-        let mut map = self.shared.map.lock().expect("pools lock");
-        if let Some(e) = map.get_mut(project_ref) {
-            if e.db == *db {
-                e.last_used = Instant::now();
-                return (e.pool.clone(), e.state.clone());
-            }
-        }
-        let cfg = supactl_common::pg::project_config(db, "supactl-rest");
-        let state = Arc::new(ProjectState::default());
-        let mgr = Manager::from_connect(
-            cfg,
-            ListeningConnect {
-                tls: supactl_common::pg::connector(&db.tls),
-                state: Arc::downgrade(&state),
-                shared: Arc::downgrade(&self.shared),
-                project: project_ref.to_string(),
-            },
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = supactl_common::pg::pool(mgr, self.max_size);
-        map.insert(
-            project_ref.to_string(),
-            Entry {
-                pool: pool.clone(),
-                db: db.clone(),
-                last_used: Instant::now(),
-                state: state.clone(),
-            },
-        );
-        (pool, state)
+        self.pools.get(project_ref, db)
     }
 
     /// The project's schema cache over `schemas`, loaded on first use and after invalidation.
@@ -386,8 +298,7 @@ impl Pools {
         project_ref: &str,
         db: &DbConfig,
     ) -> Result<Arc<HashSet<String>>, RestError> {
-        self.shared
-            .timezones
+        self.timezones
             .get_or_try_init(|| async {
                 let (pool, _) = self.entry(project_ref, db);
                 let client = pool

@@ -27,6 +27,7 @@ use response::{accept, Media};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+use supactl_common::connections::Registry;
 use supactl_common::directory::Directory;
 use supactl_common::forwarded::{from_forwarded, ForwardedError};
 use supactl_common::ident::{quote_ident, quote_literal};
@@ -45,7 +46,8 @@ pub struct RestConfig {
     /// Connections per project pool.
     pub pool_size: usize,
     /// Connections open across all projects before idle ones of other projects are closed (keep it
-    /// below the database servers' `max_connections`).
+    /// below the database servers' `max_connections`): the budget of the registry [`Rest::new`]
+    /// makes; [`Rest::with_registry`] uses its registry's budget instead.
     pub max_connections: usize,
     /// A project's pool and schema cache are dropped after this long without requests.
     pub idle_timeout: Duration,
@@ -72,11 +74,22 @@ pub struct Rest {
 }
 
 impl Rest {
+    /// An engine with a connection registry of its own (`config.max_connections` connections).
     pub fn new(directory: Arc<Directory>, config: RestConfig) -> Arc<Rest> {
+        let registry = Registry::new(config.max_connections);
+        Rest::with_registry(directory, config, &registry)
+    }
+
+    /// An engine taking its connections from `registry`, whose budget it shares with other services.
+    pub fn with_registry(
+        directory: Arc<Directory>,
+        config: RestConfig,
+        registry: &Registry,
+    ) -> Arc<Rest> {
         Arc::new(Rest {
             pools: Pools::new(
+                registry,
                 config.pool_size,
-                config.max_connections,
                 config.idle_timeout,
                 config.connection_idle_timeout,
             ),
