@@ -204,7 +204,7 @@ impl Family for Autoscaling {
 async fn delete_scalable_target(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
     use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-    if absent(
+    let r = absent(
         "application-autoscaling:DeregisterScalableTarget",
         c.autoscaling
             .deregister_scalable_target()
@@ -214,41 +214,26 @@ async fn delete_scalable_target(x: &Ctx<'_>, o: &Observed) -> Result<String, Err
             .send(),
         |e| e.is_object_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 async fn delete_scaling_policy(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
     use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-    let p = |k: &str| {
-        o.props
-            .get(k)
-            .and_then(Val::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    if absent(
+    let r = absent(
         "application-autoscaling:DeleteScalingPolicy",
         c.autoscaling
             .delete_scaling_policy()
-            .policy_name(p("name"))
+            .policy_name(o.prop_str("name"))
             .service_namespace(ServiceNamespace::Ecs)
-            .resource_id(p("resource_id"))
+            .resource_id(o.prop_str("resource_id"))
             .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
             .send(),
         |e| e.is_object_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 async fn register_target(x: &Ctx<'_>, d: &Desired) -> Result<(), Error> {

@@ -12,9 +12,9 @@ use crate::compute::REPOSITORIES;
 use crate::config::{Config, RestMode};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, deleted, Ctx};
-use crate::family::found::{conflict, owned, s, wanted, Sink};
+use crate::family::found::{is_ours, s, wanted, Sink};
 use crate::family::{Created, Family};
-use crate::model::{doc, field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, doc, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::policy::normalize;
 use crate::Error;
 
@@ -153,10 +153,7 @@ impl Family for Ecr {
                 .iter()
                 .map(|t| (t.key().to_string(), t.value().to_string()))
                 .collect();
-            if !owned(cfg, &tags) {
-                if is_wanted {
-                    return Err(conflict(Kind::EcrRepository, name, &tags));
-                }
+            if !is_ours(cfg, desired, Kind::EcrRepository, name, &tags)? {
                 continue;
             }
             let lifecycle = match absent(
@@ -256,8 +253,7 @@ impl Family for Ecr {
         fields: &[FieldChange],
     ) -> Result<(), Error> {
         let c = x.c;
-        let f = field_map(fields);
-        let changed = |k: &str| f.contains_key(k);
+        let changed = changes(fields);
         if changed("scan_on_push") {
             c.ecr
                 .put_image_scanning_configuration()
@@ -295,7 +291,7 @@ impl Family for Ecr {
 
     async fn tag(x: &Ctx<'_>, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         let c = x.c;
-        let arn = o.arn.clone().unwrap_or_else(|| o.physical.clone());
+        let arn = o.arn_or_physical();
         let t: Vec<_> = tags
             .iter()
             .map(|(k, v)| built(aws_sdk_ecr::types::Tag::builder().key(k).value(v).build()))
@@ -313,7 +309,7 @@ impl Family for Ecr {
     async fn delete(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
         let c = x.c;
         // images go with it: destroy is confirmed, and the images can be pushed again
-        if absent(
+        let r = absent(
             "ecr:DeleteRepository",
             c.ecr
                 .delete_repository()
@@ -322,12 +318,8 @@ impl Family for Ecr {
                 .send(),
             |e| e.is_repository_not_found_exception(),
         )
-        .await?
-        .is_none()
-        {
-            return Ok(deleted(&o.physical, false));
-        }
-        Ok(deleted(&o.physical, true))
+        .await?;
+        Ok(deleted(&o.physical, r.is_some()))
     }
 }
 

@@ -6,9 +6,9 @@ use crate::aws::{absent, err as aws, Clients};
 use crate::config::Config;
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, int, Ctx};
-use crate::family::found::{conflict, owned, wanted, Sink};
+use crate::family::found::{is_ours, Sink};
 use crate::family::{Created, Family};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 /// The ECS log group.
@@ -59,7 +59,6 @@ impl Family for Logs {
             .map_err(crate::aws::err("logs:DescribeLogGroups"))?;
         for g in groups {
             let name = g.log_group_name().unwrap_or_default();
-            let is_wanted = wanted(desired, Kind::LogGroup, name);
             let arn = g
                 .arn()
                 .unwrap_or_default()
@@ -76,10 +75,7 @@ impl Family for Logs {
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default();
-            if !owned(cfg, &tags) {
-                if is_wanted {
-                    return Err(conflict(Kind::LogGroup, name, &tags));
-                }
+            if !is_ours(cfg, desired, Kind::LogGroup, name, &tags)? {
                 continue;
             }
             sink.push(
@@ -121,8 +117,7 @@ impl Family for Logs {
         o: &Observed,
         fields: &[FieldChange],
     ) -> Result<(), Error> {
-        let f = field_map(fields);
-        let changed = |k: &str| f.contains_key(k);
+        let changed = changes(fields);
         if changed("retention_days") {
             log_retention(x, &o.physical, int(d, "retention_days")).await?;
         }
@@ -131,7 +126,7 @@ impl Family for Logs {
 
     async fn tag(x: &Ctx<'_>, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         let c = x.c;
-        let arn = o.arn.clone().unwrap_or_else(|| o.physical.clone());
+        let arn = o.arn_or_physical();
         c.logs
             .tag_resource()
             .resource_arn(arn)
@@ -144,17 +139,13 @@ impl Family for Logs {
 
     async fn delete(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
         let c = x.c;
-        if absent(
+        let r = absent(
             "logs:DeleteLogGroup",
             c.logs.delete_log_group().log_group_name(&o.physical).send(),
             |e| e.is_resource_not_found_exception(),
         )
-        .await?
-        .is_none()
-        {
-            return Ok(deleted(&o.physical, false));
-        }
-        Ok(deleted(&o.physical, true))
+        .await?;
+        Ok(deleted(&o.physical, r.is_some()))
     }
 }
 
