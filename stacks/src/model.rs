@@ -240,6 +240,18 @@ pub struct Observed {
     pub aux: BTreeMap<String, String>,
 }
 
+impl Observed {
+    /// A string property ("" when absent or not a string).
+    pub fn prop_str(&self, k: &str) -> &str {
+        self.props.get(k).and_then(Val::as_str).unwrap_or_default()
+    }
+
+    /// The ARN, else the physical id (for the services that tag by either).
+    pub fn arn_or_physical(&self) -> String {
+        self.arn.clone().unwrap_or_else(|| self.physical.clone())
+    }
+}
+
 /// Ownership tag keys.
 pub const TAG_STACK: &str = "supactl:stack";
 pub const TAG_ENV: &str = "supactl:env";
@@ -312,9 +324,9 @@ pub struct FieldChange {
     pub new: Option<String>,
 }
 
-/// Field changes by field name.
-pub fn field_map(fields: &[FieldChange]) -> BTreeMap<&str, &FieldChange> {
-    fields.iter().map(|f| (f.field.as_str(), f)).collect()
+/// Whether a field is among the changed `fields`.
+pub fn changes(fields: &[FieldChange]) -> impl Fn(&str) -> bool + '_ {
+    move |k| fields.iter().any(|f| f.field == k)
 }
 
 #[cfg(test)]

@@ -33,6 +33,38 @@ pub fn conflict(kind: Kind, name: &str, tags: &BTreeMap<String, String>) -> Erro
     }
 }
 
+/// Whether this stack owns a resource of `kind` found as `name`; one it does not own is a conflict when it is
+/// desired (it has one of our names), else someone else's and skipped.
+pub fn is_ours(
+    cfg: &Config,
+    desired: &[Desired],
+    kind: Kind,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<bool, Error> {
+    if owned(cfg, tags) {
+        Ok(true)
+    } else if wanted(desired, kind, name) {
+        Err(conflict(kind, name, tags))
+    } else {
+        Ok(false)
+    }
+}
+
+/// A resource found by one of our names: this stack must own it.
+pub fn must_own(
+    cfg: &Config,
+    kind: Kind,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    if owned(cfg, tags) {
+        Ok(())
+    } else {
+        Err(conflict(kind, name, tags))
+    }
+}
+
 /// The desired resources of one kind (their names are looked up where a service cannot filter by tag).
 pub fn named(desired: &[Desired], kind: Kind) -> impl Iterator<Item = &Desired> {
     desired.iter().filter(move |d| d.kind == kind)

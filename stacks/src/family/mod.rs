@@ -20,6 +20,11 @@ use ctx::Ctx;
 /// What a create returns: the physical id, and the attributes other resources refer to (`id#attr`).
 pub type Created = (String, BTreeMap<String, String>);
 
+/// The error for a kind dispatched to a family that does not own it (`family` with its article: "a network").
+pub fn not_ours(kind: Kind, family: &str) -> Error {
+    Error::Internal(format!("{kind} is not {family} kind"))
+}
+
 /// The resources of a family. Every method gets the kind it acts on in the `Desired`/`Observed` it is given.
 pub(crate) trait Family {
     /// Observation of a family whose resources belong to an owned resource of this kind (they have no tags of

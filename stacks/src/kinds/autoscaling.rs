@@ -75,7 +75,94 @@ impl Family for Autoscaling {
         cfg: &Config,
         desired: &[Desired],
     ) -> Result<Vec<Observed>, Error> {
-        observe_scaling(c, cfg, desired).await
+        use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+        let mut sink = Sink::new(cfg);
+        let ids: Vec<(String, &str)> = SERVICES
+            .iter()
+            .map(|s| (scaling_resource_id(cfg, s.name), s.name))
+            .collect();
+        let targets = c
+            .autoscaling
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .set_resource_ids(Some(ids.iter().map(|(r, _)| r.clone()).collect()))
+            .send()
+            .await
+            .map_err(crate::aws::err(
+                "application-autoscaling:DescribeScalableTargets",
+            ))?;
+        for t in targets.scalable_targets() {
+            let Some((rid, svc)) = ids.iter().find(|(r, _)| r == t.resource_id()) else {
+                continue;
+            };
+            let id = format!("scaling/{svc}");
+            sink.push(
+                Kind::ScalableTarget,
+                rid,
+                t.scalable_target_arn().map(str::to_string),
+                synthesized(cfg, desired, &id),
+                props([
+                    ("resource_id", Val::str(rid.as_str())),
+                    ("min", Val::Int(i64::from(t.min_capacity()))),
+                    ("max", Val::Int(i64::from(t.max_capacity()))),
+                ]),
+                "registered",
+                BTreeMap::new(),
+            );
+            let policies = c
+                .autoscaling
+                .describe_scaling_policies()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(rid)
+                .send()
+                .await
+                .map_err(crate::aws::err(
+                    "application-autoscaling:DescribeScalingPolicies",
+                ))?;
+            let ours = format!("{}-{svc}-cpu", cfg.prefix());
+            for p in policies.scaling_policies() {
+                if p.policy_name() != ours {
+                    continue;
+                }
+                let tt = p.target_tracking_scaling_policy_configuration();
+                let pid = format!("scaling/{svc}/cpu");
+                let mut pp: Props = props([
+                    ("name", Val::str(p.policy_name())),
+                    ("resource_id", Val::str(p.resource_id())),
+                    (
+                        "metric",
+                        s(tt.and_then(|t| t.predefined_metric_specification())
+                            .map(|m| m.predefined_metric_type().as_str())),
+                    ),
+                    (
+                        "target",
+                        Val::Num(tt.map(|t| t.target_value()).unwrap_or(0.0)),
+                    ),
+                ]);
+                pp.insert(
+                    "scale_in_cooldown".into(),
+                    Val::Int(i64::from(
+                        tt.and_then(|t| t.scale_in_cooldown()).unwrap_or(0),
+                    )),
+                );
+                pp.insert(
+                    "scale_out_cooldown".into(),
+                    Val::Int(i64::from(
+                        tt.and_then(|t| t.scale_out_cooldown()).unwrap_or(0),
+                    )),
+                );
+                sink.push(
+                    Kind::ScalingPolicy,
+                    p.policy_arn(),
+                    Some(p.policy_arn().to_string()),
+                    synthesized(cfg, desired, &pid),
+                    pp,
+                    "active",
+                    BTreeMap::new(),
+                );
+            }
+        }
+        Ok(sink.out)
     }
 
     async fn create(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
@@ -114,105 +201,10 @@ impl Family for Autoscaling {
     }
 }
 
-async fn observe_scaling(
-    c: &Clients,
-    cfg: &Config,
-    desired: &[Desired],
-) -> Result<Vec<Observed>, Error> {
-    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
-    let mut sink = Sink::new(cfg);
-    let ids: Vec<(String, &str)> = SERVICES
-        .iter()
-        .map(|s| (scaling_resource_id(cfg, s.name), s.name))
-        .collect();
-    let targets = c
-        .autoscaling
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Ecs)
-        .set_resource_ids(Some(ids.iter().map(|(r, _)| r.clone()).collect()))
-        .send()
-        .await
-        .map_err(crate::aws::err(
-            "application-autoscaling:DescribeScalableTargets",
-        ))?;
-    for t in targets.scalable_targets() {
-        let Some((rid, svc)) = ids.iter().find(|(r, _)| r == t.resource_id()) else {
-            continue;
-        };
-        let id = format!("scaling/{svc}");
-        sink.push(
-            Kind::ScalableTarget,
-            rid,
-            t.scalable_target_arn().map(str::to_string),
-            synthesized(cfg, desired, &id),
-            props([
-                ("resource_id", Val::str(rid.as_str())),
-                ("min", Val::Int(i64::from(t.min_capacity()))),
-                ("max", Val::Int(i64::from(t.max_capacity()))),
-            ]),
-            "registered",
-            BTreeMap::new(),
-        );
-        let policies = c
-            .autoscaling
-            .describe_scaling_policies()
-            .service_namespace(ServiceNamespace::Ecs)
-            .resource_id(rid)
-            .send()
-            .await
-            .map_err(crate::aws::err(
-                "application-autoscaling:DescribeScalingPolicies",
-            ))?;
-        let ours = format!("{}-{svc}-cpu", cfg.prefix());
-        for p in policies.scaling_policies() {
-            if p.policy_name() != ours {
-                continue;
-            }
-            let tt = p.target_tracking_scaling_policy_configuration();
-            let pid = format!("scaling/{svc}/cpu");
-            let mut pp: Props = props([
-                ("name", Val::str(p.policy_name())),
-                ("resource_id", Val::str(p.resource_id())),
-                (
-                    "metric",
-                    s(tt.and_then(|t| t.predefined_metric_specification())
-                        .map(|m| m.predefined_metric_type().as_str())),
-                ),
-                (
-                    "target",
-                    Val::Num(tt.map(|t| t.target_value()).unwrap_or(0.0)),
-                ),
-            ]);
-            pp.insert(
-                "scale_in_cooldown".into(),
-                Val::Int(i64::from(
-                    tt.and_then(|t| t.scale_in_cooldown()).unwrap_or(0),
-                )),
-            );
-            pp.insert(
-                "scale_out_cooldown".into(),
-                Val::Int(i64::from(
-                    tt.and_then(|t| t.scale_out_cooldown()).unwrap_or(0),
-                )),
-            );
-            sink.push(
-                Kind::ScalingPolicy,
-                p.policy_arn(),
-                Some(p.policy_arn().to_string()),
-                synthesized(cfg, desired, &pid),
-                pp,
-                "active",
-                BTreeMap::new(),
-            );
-        }
-    }
-    Ok(sink.out)
-}
-
 async fn delete_scalable_target(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
     use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-    if absent(
+    let r = absent(
         "application-autoscaling:DeregisterScalableTarget",
         c.autoscaling
             .deregister_scalable_target()
@@ -222,41 +214,26 @@ async fn delete_scalable_target(x: &Ctx<'_>, o: &Observed) -> Result<String, Err
             .send(),
         |e| e.is_object_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 async fn delete_scaling_policy(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
     use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-    let p = |k: &str| {
-        o.props
-            .get(k)
-            .and_then(Val::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    if absent(
+    let r = absent(
         "application-autoscaling:DeleteScalingPolicy",
         c.autoscaling
             .delete_scaling_policy()
-            .policy_name(p("name"))
+            .policy_name(o.prop_str("name"))
             .service_namespace(ServiceNamespace::Ecs)
-            .resource_id(p("resource_id"))
+            .resource_id(o.prop_str("resource_id"))
             .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
             .send(),
         |e| e.is_object_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 async fn register_target(x: &Ctx<'_>, d: &Desired) -> Result<(), Error> {

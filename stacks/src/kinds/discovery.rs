@@ -10,7 +10,7 @@ use crate::family::build::Builder;
 use crate::family::ctx::{built, deleted, generate_secret, int, poll_until, Ctx};
 use crate::family::found::{owned, s, Sink};
 use crate::family::{Created, Family};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 /// The namespace and a discovery service per ECS service.
@@ -285,8 +285,7 @@ async fn update_service(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("dns_ttl") {
         use aws_sdk_servicediscovery::types::{
             DnsConfigChange, DnsRecord, RecordType, ServiceChange,
@@ -347,11 +346,8 @@ async fn delete_service(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
         }
     })
     .await?;
-    if done.load(std::sync::atomic::Ordering::Relaxed) {
-        Ok(deleted(&o.physical, false))
-    } else {
-        Ok(deleted(&o.physical, true))
-    }
+    let gone_before = done.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(deleted(&o.physical, !gone_before))
 }
 
 async fn tag_resource(
@@ -360,7 +356,7 @@ async fn tag_resource(
     tags: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
     let c = x.c;
-    let arn = o.arn.clone().unwrap_or_else(|| o.physical.clone());
+    let arn = o.arn_or_physical();
     c.discovery
         .tag_resource()
         .resource_arn(arn)

@@ -12,9 +12,9 @@ use crate::compute::REPOSITORIES;
 use crate::config::{Config, RestMode};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, deleted, Ctx};
-use crate::family::found::{conflict, owned, s, wanted, Sink};
+use crate::family::found::{is_ours, s, wanted, Sink};
 use crate::family::{Created, Family};
-use crate::model::{doc, field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, doc, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::policy::normalize;
 use crate::Error;
 
@@ -124,11 +124,126 @@ impl Family for Ecr {
         cfg: &Config,
         desired: &[Desired],
     ) -> Result<Vec<Observed>, Error> {
-        observe_ecr(c, cfg, desired).await
+        let mut sink = Sink::new(cfg);
+        let ours = format!("{}/", cfg.prefix().to_ascii_lowercase());
+        let repos = c
+            .ecr
+            .describe_repositories()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(crate::aws::err("ecr:DescribeRepositories"))?;
+        for repo in repos {
+            let name = repo.repository_name().unwrap_or_default();
+            let is_wanted = wanted(desired, Kind::EcrRepository, name);
+            if !name.starts_with(&ours) && !is_wanted {
+                continue;
+            }
+            let arn = repo.repository_arn().unwrap_or_default().to_string();
+            let tags: BTreeMap<String, String> = c
+                .ecr
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .map_err(crate::aws::err("ecr:ListTagsForResource"))?
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            if !is_ours(cfg, desired, Kind::EcrRepository, name, &tags)? {
+                continue;
+            }
+            let lifecycle = match absent(
+                "ecr:GetLifecyclePolicy",
+                c.ecr.get_lifecycle_policy().repository_name(name).send(),
+                |s| s.is_lifecycle_policy_not_found_exception(),
+            )
+            .await?
+            {
+                Some(o) => normalize(o.lifecycle_policy_text().unwrap_or_default()),
+                None => String::new(),
+            };
+            let policy = match absent(
+                "ecr:GetRepositoryPolicy",
+                c.ecr.get_repository_policy().repository_name(name).send(),
+                |s| s.is_repository_policy_not_found_exception(),
+            )
+            .await?
+            {
+                Some(o) => normalize(o.policy_text().unwrap_or_default()),
+                None => String::new(),
+            };
+            let mut aux = BTreeMap::new();
+            aux.insert("arn".into(), arn.clone());
+            if let Some(u) = repo.repository_uri() {
+                aux.insert("endpoint".into(), u.to_string());
+            }
+            sink.push(
+                Kind::EcrRepository,
+                name,
+                Some(arn),
+                tags,
+                props([
+                    ("name", Val::str(name)),
+                    (
+                        "scan_on_push",
+                        Val::Bool(
+                            repo.image_scanning_configuration()
+                                .map(|s| s.scan_on_push())
+                                .unwrap_or(false),
+                        ),
+                    ),
+                    (
+                        "tag_mutability",
+                        s(repo.image_tag_mutability().map(|m| m.as_str())),
+                    ),
+                    ("lifecycle_policy", Val::Str(lifecycle)),
+                    ("repository_policy", Val::Str(policy)),
+                ]),
+                "available",
+                aux,
+            );
+        }
+        Ok(sink.out)
     }
 
     async fn create(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
-        create_ecr_repository(x, d).await
+        let c = x.c;
+        let name = x.prop(d, "name")?;
+        let tags: Vec<_> = d
+            .tags
+            .iter()
+            .map(|(k, v)| built(aws_sdk_ecr::types::Tag::builder().key(k).value(v).build()))
+            .collect::<Result<_, _>>()?;
+        let r = c
+            .ecr
+            .create_repository()
+            .repository_name(&name)
+            .image_scanning_configuration(
+                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                    .scan_on_push(Ctx::flag(d, "scan_on_push"))
+                    .build(),
+            )
+            .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::from(
+                x.prop(d, "tag_mutability")?.as_str(),
+            ))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(aws("ecr:CreateRepository"))?;
+        ecr_policies(x, d, &name, true, true).await?;
+        let repo = r.repository();
+        let mut aux = BTreeMap::new();
+        if let Some(a) = repo.and_then(|r| r.repository_arn()) {
+            aux.insert("arn".into(), a.to_string());
+        }
+        if let Some(u) = repo.and_then(|r| r.repository_uri()) {
+            aux.insert("endpoint".into(), u.to_string());
+        }
+        Ok((name, aux))
     }
 
     async fn update(
@@ -137,231 +252,75 @@ impl Family for Ecr {
         o: &Observed,
         fields: &[FieldChange],
     ) -> Result<(), Error> {
-        update_ecr_repository(x, d, o, fields).await
+        let c = x.c;
+        let changed = changes(fields);
+        if changed("scan_on_push") {
+            c.ecr
+                .put_image_scanning_configuration()
+                .repository_name(&o.physical)
+                .image_scanning_configuration(
+                    aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                        .scan_on_push(Ctx::flag(d, "scan_on_push"))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(aws("ecr:PutImageScanningConfiguration"))?;
+        }
+        if changed("tag_mutability") {
+            c.ecr
+                .put_image_tag_mutability()
+                .repository_name(&o.physical)
+                .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::from(
+                    x.prop(d, "tag_mutability")?.as_str(),
+                ))
+                .send()
+                .await
+                .map_err(aws("ecr:PutImageTagMutability"))?;
+        }
+        ecr_policies(
+            x,
+            d,
+            &o.physical,
+            changed("lifecycle_policy"),
+            changed("repository_policy"),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn tag(x: &Ctx<'_>, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
-        tag_ecr_repository(x, o, tags).await
+        let c = x.c;
+        let arn = o.arn_or_physical();
+        let t: Vec<_> = tags
+            .iter()
+            .map(|(k, v)| built(aws_sdk_ecr::types::Tag::builder().key(k).value(v).build()))
+            .collect::<Result<_, _>>()?;
+        c.ecr
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(t))
+            .send()
+            .await
+            .map_err(aws("ecr:TagResource"))?;
+        Ok(())
     }
 
     async fn delete(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
-        delete_ecr_repository(x, o).await
-    }
-}
-
-async fn observe_ecr(
-    c: &Clients,
-    cfg: &Config,
-    desired: &[Desired],
-) -> Result<Vec<Observed>, Error> {
-    let mut sink = Sink::new(cfg);
-    let ours = format!("{}/", cfg.prefix().to_ascii_lowercase());
-    let repos = c
-        .ecr
-        .describe_repositories()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(crate::aws::err("ecr:DescribeRepositories"))?;
-    for repo in repos {
-        let name = repo.repository_name().unwrap_or_default();
-        let is_wanted = wanted(desired, Kind::EcrRepository, name);
-        if !name.starts_with(&ours) && !is_wanted {
-            continue;
-        }
-        let arn = repo.repository_arn().unwrap_or_default().to_string();
-        let tags: BTreeMap<String, String> = c
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(crate::aws::err("ecr:ListTagsForResource"))?
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
-        if !owned(cfg, &tags) {
-            if is_wanted {
-                return Err(conflict(Kind::EcrRepository, name, &tags));
-            }
-            continue;
-        }
-        let lifecycle = match absent(
-            "ecr:GetLifecyclePolicy",
-            c.ecr.get_lifecycle_policy().repository_name(name).send(),
-            |s| s.is_lifecycle_policy_not_found_exception(),
+        let c = x.c;
+        // images go with it: destroy is confirmed, and the images can be pushed again
+        let r = absent(
+            "ecr:DeleteRepository",
+            c.ecr
+                .delete_repository()
+                .repository_name(&o.physical)
+                .force(true)
+                .send(),
+            |e| e.is_repository_not_found_exception(),
         )
-        .await?
-        {
-            Some(o) => normalize(o.lifecycle_policy_text().unwrap_or_default()),
-            None => String::new(),
-        };
-        let policy = match absent(
-            "ecr:GetRepositoryPolicy",
-            c.ecr.get_repository_policy().repository_name(name).send(),
-            |s| s.is_repository_policy_not_found_exception(),
-        )
-        .await?
-        {
-            Some(o) => normalize(o.policy_text().unwrap_or_default()),
-            None => String::new(),
-        };
-        let mut aux = BTreeMap::new();
-        aux.insert("arn".into(), arn.clone());
-        if let Some(u) = repo.repository_uri() {
-            aux.insert("endpoint".into(), u.to_string());
-        }
-        sink.push(
-            Kind::EcrRepository,
-            name,
-            Some(arn),
-            tags,
-            props([
-                ("name", Val::str(name)),
-                (
-                    "scan_on_push",
-                    Val::Bool(
-                        repo.image_scanning_configuration()
-                            .map(|s| s.scan_on_push())
-                            .unwrap_or(false),
-                    ),
-                ),
-                (
-                    "tag_mutability",
-                    s(repo.image_tag_mutability().map(|m| m.as_str())),
-                ),
-                ("lifecycle_policy", Val::Str(lifecycle)),
-                ("repository_policy", Val::Str(policy)),
-            ]),
-            "available",
-            aux,
-        );
+        .await?;
+        Ok(deleted(&o.physical, r.is_some()))
     }
-    Ok(sink.out)
-}
-
-async fn create_ecr_repository(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
-    let c = x.c;
-    let name = x.prop(d, "name")?;
-    let tags: Vec<_> = d
-        .tags
-        .iter()
-        .map(|(k, v)| built(aws_sdk_ecr::types::Tag::builder().key(k).value(v).build()))
-        .collect::<Result<_, _>>()?;
-    let r = c
-        .ecr
-        .create_repository()
-        .repository_name(&name)
-        .image_scanning_configuration(
-            aws_sdk_ecr::types::ImageScanningConfiguration::builder()
-                .scan_on_push(Ctx::flag(d, "scan_on_push"))
-                .build(),
-        )
-        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::from(
-            x.prop(d, "tag_mutability")?.as_str(),
-        ))
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .map_err(aws("ecr:CreateRepository"))?;
-    ecr_policies(x, d, &name, true, true).await?;
-    let repo = r.repository();
-    let mut aux = BTreeMap::new();
-    if let Some(a) = repo.and_then(|r| r.repository_arn()) {
-        aux.insert("arn".into(), a.to_string());
-    }
-    if let Some(u) = repo.and_then(|r| r.repository_uri()) {
-        aux.insert("endpoint".into(), u.to_string());
-    }
-    Ok((name, aux))
-}
-
-async fn update_ecr_repository(
-    x: &Ctx<'_>,
-    d: &Desired,
-    o: &Observed,
-    fields: &[FieldChange],
-) -> Result<(), Error> {
-    let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
-    if changed("scan_on_push") {
-        c.ecr
-            .put_image_scanning_configuration()
-            .repository_name(&o.physical)
-            .image_scanning_configuration(
-                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
-                    .scan_on_push(Ctx::flag(d, "scan_on_push"))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(aws("ecr:PutImageScanningConfiguration"))?;
-    }
-    if changed("tag_mutability") {
-        c.ecr
-            .put_image_tag_mutability()
-            .repository_name(&o.physical)
-            .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::from(
-                x.prop(d, "tag_mutability")?.as_str(),
-            ))
-            .send()
-            .await
-            .map_err(aws("ecr:PutImageTagMutability"))?;
-    }
-    ecr_policies(
-        x,
-        d,
-        &o.physical,
-        changed("lifecycle_policy"),
-        changed("repository_policy"),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn delete_ecr_repository(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
-    let c = x.c;
-    // images go with it: destroy is confirmed, and the images can be pushed again
-    if absent(
-        "ecr:DeleteRepository",
-        c.ecr
-            .delete_repository()
-            .repository_name(&o.physical)
-            .force(true)
-            .send(),
-        |e| e.is_repository_not_found_exception(),
-    )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
-}
-
-async fn tag_ecr_repository(
-    x: &Ctx<'_>,
-    o: &Observed,
-    tags: &BTreeMap<String, String>,
-) -> Result<(), Error> {
-    let c = x.c;
-    let arn = o.arn.clone().unwrap_or_else(|| o.physical.clone());
-    let t: Vec<_> = tags
-        .iter()
-        .map(|(k, v)| built(aws_sdk_ecr::types::Tag::builder().key(k).value(v).build()))
-        .collect::<Result<_, _>>()?;
-    c.ecr
-        .tag_resource()
-        .resource_arn(arn)
-        .set_tags(Some(t))
-        .send()
-        .await
-        .map_err(aws("ecr:TagResource"))?;
-    Ok(())
 }
 
 async fn ecr_policies(

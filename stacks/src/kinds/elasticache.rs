@@ -7,10 +7,10 @@ use crate::aws::{absent, err as aws, AwsError, Clients};
 use crate::config::Config;
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{deleted, poll_until, waiter_err, Ctx};
-use crate::family::found::{conflict, named, owned, s, Sink};
-use crate::family::{Created, Family};
-use crate::kinds::network::private_subnets;
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Val};
+use crate::family::found::{must_own, named, s, Sink};
+use crate::family::{not_ours, Created, Family};
+use crate::kinds::network::private_subnet_group;
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Val};
 use crate::reach;
 use crate::Error;
 
@@ -18,16 +18,12 @@ use crate::Error;
 pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     let cfg = b.cfg;
     let prefix = cfg.prefix();
-    let cache_subnet_group = format!("{prefix}-redis");
-    b.add(
-        Kind::CacheSubnetGroup,
-        "cache-subnet-group",
-        cache_subnet_group.clone(),
-        props([
-            ("name", Val::Str(cache_subnet_group)),
-            ("subnets", Val::Set(private_subnets(cfg, inputs))),
-        ]),
-        props([("description", Val::str("supactl: redis private subnets"))]),
+    private_subnet_group(
+        b,
+        inputs,
+        (Kind::CacheSubnetGroup, "cache-subnet-group"),
+        format!("{prefix}-redis"),
+        "supactl: redis private subnets",
     );
     let rg = format!("{prefix}-redis");
     b.add(
@@ -100,9 +96,7 @@ async fn observe_subnet_groups(
         for g in groups.unwrap_or_default() {
             let arn = g.arn().unwrap_or_default().to_string();
             let tags = ec_list_tags(c, &arn).await?;
-            if !owned(cfg, &tags) {
-                return Err(conflict(Kind::CacheSubnetGroup, &d.name, &tags));
-            }
+            must_own(cfg, Kind::CacheSubnetGroup, &d.name, &tags)?;
             sink.push(
                 Kind::CacheSubnetGroup,
                 g.cache_subnet_group_name().unwrap_or_default(),
@@ -155,9 +149,7 @@ async fn observe_replication_groups(
             }
             let arn = g.arn().unwrap_or_default().to_string();
             let tags = ec_list_tags(c, &arn).await?;
-            if !owned(cfg, &tags) {
-                return Err(conflict(Kind::ReplicationGroup, &d.name, &tags));
-            }
+            must_own(cfg, Kind::ReplicationGroup, &d.name, &tags)?;
             use aws_sdk_elasticache::types::{AutomaticFailoverStatus, MultiAzStatus};
             let mut aux = BTreeMap::new();
             if let Some(ep) = g
@@ -253,7 +245,7 @@ impl Family for Elasticache {
                 let aux = replication_group_attributes(x, &phys).await?;
                 Ok((phys, aux))
             }
-            other => Err(not_elasticache(other)),
+            other => Err(not_ours(other, "an elasticache")),
         }
     }
 
@@ -266,7 +258,7 @@ impl Family for Elasticache {
         match d.kind {
             Kind::CacheSubnetGroup => update_cache_subnet_group(x, d, o, fields).await,
             Kind::ReplicationGroup => update_redis(x, d, o, fields).await,
-            other => Err(not_elasticache(other)),
+            other => Err(not_ours(other, "an elasticache")),
         }
     }
 
@@ -285,13 +277,9 @@ impl Family for Elasticache {
         match o.kind {
             Kind::CacheSubnetGroup => delete_cache_subnet_group(x, o).await,
             Kind::ReplicationGroup => delete_replication_group(x, o).await,
-            other => Err(not_elasticache(other)),
+            other => Err(not_ours(other, "an elasticache")),
         }
     }
-}
-
-fn not_elasticache(kind: Kind) -> Error {
-    Error::Internal(format!("{kind} is not an elasticache kind"))
 }
 
 /// What other resources refer to: the primary endpoint.
@@ -340,8 +328,7 @@ async fn update_cache_subnet_group(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("subnets") {
         c.elasticache
             .modify_cache_subnet_group()
@@ -492,7 +479,7 @@ async fn update_redis(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
+    let changed = changes(fields);
     let want_nodes = d
         .props
         .get("num_cache_clusters")
@@ -505,20 +492,20 @@ async fn update_redis(
         .unwrap_or(1);
     let modify_needed = ["node_type", "automatic_failover", "multi_az"]
         .iter()
-        .any(|k| f.contains_key(k));
+        .any(|k| changed(k));
     let modify = || async {
         let mut req = c
             .elasticache
             .modify_replication_group()
             .replication_group_id(&o.physical)
             .apply_immediately(true);
-        if f.contains_key("node_type") {
+        if changed("node_type") {
             req = req.cache_node_type(x.prop(d, "node_type")?);
         }
-        if f.contains_key("automatic_failover") {
+        if changed("automatic_failover") {
             req = req.automatic_failover_enabled(Ctx::flag(d, "automatic_failover"));
         }
-        if f.contains_key("multi_az") {
+        if changed("multi_az") {
             req = req.multi_az_enabled(Ctx::flag(d, "multi_az"));
         }
         req.send()

@@ -6,9 +6,9 @@ use crate::aws::{absent, err as aws, Clients};
 use crate::config::Config;
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, int, Ctx};
-use crate::family::found::{conflict, owned, wanted, Sink};
+use crate::family::found::{is_ours, Sink};
 use crate::family::{Created, Family};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 /// The ECS log group.
@@ -45,11 +45,70 @@ impl Family for Logs {
         cfg: &Config,
         desired: &[Desired],
     ) -> Result<Vec<Observed>, Error> {
-        observe_logs(c, cfg, desired).await
+        let mut sink = Sink::new(cfg);
+        let ours = log_group_name(cfg);
+        let groups = c
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(&ours)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(crate::aws::err("logs:DescribeLogGroups"))?;
+        for g in groups {
+            let name = g.log_group_name().unwrap_or_default();
+            let arn = g
+                .arn()
+                .unwrap_or_default()
+                .trim_end_matches('*')
+                .trim_end_matches(':')
+                .to_string();
+            let tags: BTreeMap<String, String> = c
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .map_err(crate::aws::err("logs:ListTagsForResource"))?
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            if !is_ours(cfg, desired, Kind::LogGroup, name, &tags)? {
+                continue;
+            }
+            sink.push(
+                Kind::LogGroup,
+                name,
+                Some(arn.clone()),
+                tags,
+                props([
+                    ("name", Val::str(name)),
+                    (
+                        "retention_days",
+                        Val::Int(i64::from(g.retention_in_days().unwrap_or(0))),
+                    ),
+                ]),
+                "available",
+                BTreeMap::from([("arn".to_string(), arn)]),
+            );
+        }
+        Ok(sink.out)
     }
 
     async fn create(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
-        create_log_group(x, d).await
+        let c = x.c;
+        let name = x.prop(d, "name")?;
+        c.logs
+            .create_log_group()
+            .log_group_name(&name)
+            .set_tags(Some(d.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(aws("logs:CreateLogGroup"))?;
+        log_retention(x, &name, int(d, "retention_days")).await?;
+        Ok((name, BTreeMap::new()))
     }
 
     async fn update(
@@ -58,137 +117,36 @@ impl Family for Logs {
         o: &Observed,
         fields: &[FieldChange],
     ) -> Result<(), Error> {
-        update_log_group(x, d, o, fields).await
+        let changed = changes(fields);
+        if changed("retention_days") {
+            log_retention(x, &o.physical, int(d, "retention_days")).await?;
+        }
+        Ok(())
     }
 
     async fn tag(x: &Ctx<'_>, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
-        tag_log_group(x, o, tags).await
+        let c = x.c;
+        let arn = o.arn_or_physical();
+        c.logs
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(aws("logs:TagResource"))?;
+        Ok(())
     }
 
     async fn delete(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
-        delete_log_group(x, o).await
+        let c = x.c;
+        let r = absent(
+            "logs:DeleteLogGroup",
+            c.logs.delete_log_group().log_group_name(&o.physical).send(),
+            |e| e.is_resource_not_found_exception(),
+        )
+        .await?;
+        Ok(deleted(&o.physical, r.is_some()))
     }
-}
-
-async fn observe_logs(
-    c: &Clients,
-    cfg: &Config,
-    desired: &[Desired],
-) -> Result<Vec<Observed>, Error> {
-    let mut sink = Sink::new(cfg);
-    let ours = log_group_name(cfg);
-    let groups = c
-        .logs
-        .describe_log_groups()
-        .log_group_name_prefix(&ours)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(crate::aws::err("logs:DescribeLogGroups"))?;
-    for g in groups {
-        let name = g.log_group_name().unwrap_or_default();
-        let is_wanted = wanted(desired, Kind::LogGroup, name);
-        let arn = g
-            .arn()
-            .unwrap_or_default()
-            .trim_end_matches('*')
-            .trim_end_matches(':')
-            .to_string();
-        let tags: BTreeMap<String, String> = c
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(crate::aws::err("logs:ListTagsForResource"))?
-            .tags()
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        if !owned(cfg, &tags) {
-            if is_wanted {
-                return Err(conflict(Kind::LogGroup, name, &tags));
-            }
-            continue;
-        }
-        sink.push(
-            Kind::LogGroup,
-            name,
-            Some(arn.clone()),
-            tags,
-            props([
-                ("name", Val::str(name)),
-                (
-                    "retention_days",
-                    Val::Int(i64::from(g.retention_in_days().unwrap_or(0))),
-                ),
-            ]),
-            "available",
-            BTreeMap::from([("arn".to_string(), arn)]),
-        );
-    }
-    Ok(sink.out)
-}
-
-async fn create_log_group(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
-    let c = x.c;
-    let name = x.prop(d, "name")?;
-    c.logs
-        .create_log_group()
-        .log_group_name(&name)
-        .set_tags(Some(d.tags.clone().into_iter().collect()))
-        .send()
-        .await
-        .map_err(aws("logs:CreateLogGroup"))?;
-    log_retention(x, &name, int(d, "retention_days")).await?;
-    Ok((name, BTreeMap::new()))
-}
-
-async fn update_log_group(
-    x: &Ctx<'_>,
-    d: &Desired,
-    o: &Observed,
-    fields: &[FieldChange],
-) -> Result<(), Error> {
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
-    if changed("retention_days") {
-        log_retention(x, &o.physical, int(d, "retention_days")).await?;
-    }
-    Ok(())
-}
-
-async fn delete_log_group(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
-    let c = x.c;
-    if absent(
-        "logs:DeleteLogGroup",
-        c.logs.delete_log_group().log_group_name(&o.physical).send(),
-        |e| e.is_resource_not_found_exception(),
-    )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
-}
-
-async fn tag_log_group(
-    x: &Ctx<'_>,
-    o: &Observed,
-    tags: &BTreeMap<String, String>,
-) -> Result<(), Error> {
-    let c = x.c;
-    let arn = o.arn.clone().unwrap_or_else(|| o.physical.clone());
-    c.logs
-        .tag_resource()
-        .resource_arn(arn)
-        .set_tags(Some(tags.clone().into_iter().collect()))
-        .send()
-        .await
-        .map_err(aws("logs:TagResource"))?;
-    Ok(())
 }
 
 async fn log_retention(x: &Ctx<'_>, name: &str, days: i64) -> Result<(), Error> {

@@ -7,9 +7,9 @@ use crate::aws::{absent, err as aws, Clients};
 use crate::config::Config;
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, Ctx};
-use crate::family::found::{conflict, owned, Sink};
+use crate::family::found::{must_own, Sink};
 use crate::family::Created;
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 /// The cluster.
@@ -48,9 +48,7 @@ pub(super) async fn observe(c: &Clients, cfg: &Config, sink: &mut Sink<'_>) -> R
         }
         let tags = observed_tags(cl.tags());
         let name = cl.cluster_name().unwrap_or_default();
-        if !owned(cfg, &tags) {
-            return Err(conflict(Kind::EcsCluster, name, &tags));
-        }
+        must_own(cfg, Kind::EcsCluster, name, &tags)?;
         ours = true;
         let insights = cl
             .settings()
@@ -105,8 +103,7 @@ pub(super) async fn update_ecs_cluster(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("container_insights") {
         c.ecs
             .update_cluster()
@@ -126,15 +123,11 @@ pub(super) async fn update_ecs_cluster(
 
 pub(super) async fn delete_ecs_cluster(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    if absent(
+    let r = absent(
         "ecs:DeleteCluster",
         c.ecs.delete_cluster().cluster(&o.physical).send(),
         |e| e.is_cluster_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }

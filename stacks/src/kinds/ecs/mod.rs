@@ -87,7 +87,7 @@ impl Family for Ecs {
     async fn tag(x: &Ctx<'_>, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         x.c.ecs
             .tag_resource()
-            .resource_arn(o.arn.clone().unwrap_or_else(|| o.physical.clone()))
+            .resource_arn(o.arn_or_physical())
             .set_tags(Some(tags::ecs_tags(tags)))
             .send()
             .await

@@ -15,10 +15,10 @@ use crate::compute::{service, SERVICES};
 use crate::config::Config;
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, deleted, int, poll_until, Ctx};
-use crate::family::found::{conflict, owned, s, Sink};
+use crate::family::found::{must_own, s, Sink};
 use crate::family::Created;
 use crate::kinds::network::private_subnets;
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 /// Rolling deployments that never drop below the desired count, stopped and rolled back by the circuit breaker.
@@ -96,9 +96,7 @@ pub(super) async fn observe(c: &Clients, cfg: &Config, sink: &mut Sink<'_>) -> R
         }
         let tags = observed_tags(sv.tags());
         let name = sv.service_name().unwrap_or_default();
-        if !owned(cfg, &tags) {
-            return Err(conflict(Kind::EcsService, name, &tags));
-        }
+        must_own(cfg, Kind::EcsService, name, &tags)?;
         let net = sv
             .network_configuration()
             .and_then(|n| n.awsvpc_configuration());
@@ -280,8 +278,7 @@ pub(super) async fn update_ecs_service(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     let cluster = x.prop(d, "cluster")?;
     let mut req = c
         .ecs
@@ -336,12 +333,7 @@ pub(super) async fn update_ecs_service(
 
 pub(super) async fn delete_ecs_service(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    let cluster = o
-        .props
-        .get("cluster")
-        .and_then(Val::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let cluster = o.prop_str("cluster").to_string();
     if absent(
         "ecs:DeleteService",
         c.ecs

@@ -10,7 +10,7 @@ use crate::compute::{env as vars, service, HEALTH_PATH, SERVICES};
 use crate::config::{Config, RestMode, ServiceConfig};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, int, Ctx};
-use crate::family::found::{conflict, owned, s, wanted, Sink};
+use crate::family::found::{is_ours, s, Sink};
 use crate::family::Created;
 use crate::model::{props, r, Desired, Kind, Observed, Props, ResId, Val};
 use crate::reach::{Outbound, Peer};
@@ -260,10 +260,7 @@ async fn observe_family(
         return Ok(());
     }
     let tags = observed_tags(out.tags());
-    if !owned(cfg, &tags) {
-        if wanted(desired, Kind::TaskDefinition, fam) {
-            return Err(conflict(Kind::TaskDefinition, fam, &tags));
-        }
+    if !is_ours(cfg, desired, Kind::TaskDefinition, fam, &tags)? {
         return Ok(());
     }
     let mut p = props([
@@ -422,12 +419,7 @@ pub(super) async fn register_task_definition(x: &Ctx<'_>, d: &Desired) -> Result
 }
 
 pub(super) async fn delete_task_definition(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
-    let family = o
-        .props
-        .get("family")
-        .and_then(Val::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let family = o.prop_str("family").to_string();
     let n = deregister_family(x, &family, None).await?;
     Ok(format!("deregistered {n} revision(s) of {family}"))
 }
@@ -438,12 +430,7 @@ pub(super) async fn retire_revisions(
     o: &Observed,
     keep: &str,
 ) -> Result<String, Error> {
-    let family = o
-        .props
-        .get("family")
-        .and_then(Val::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let family = o.prop_str("family").to_string();
     let n = deregister_family(x, &family, Some(keep)).await?;
     Ok(format!("{n} older revision(s) deregistered"))
 }

@@ -8,9 +8,9 @@ use crate::aws::{absent, err as aws, Clients};
 use crate::config::Config;
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{deleted, int, waiter_err, Ctx};
-use crate::family::found::{conflict, owned, s, wanted, Sink};
+use crate::family::found::{is_ours, s, Sink};
 use crate::family::Created;
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, ResId, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, ResId, Val};
 use crate::Error;
 
 /// The public and the admin load balancer.
@@ -62,10 +62,7 @@ pub(super) async fn observe(
     let arn = lb.load_balancer_arn().unwrap_or_default();
     let name = lb.load_balancer_name().unwrap_or_default();
     let t = tags.get(arn).unwrap_or(&no_tags);
-    if !owned(cfg, t) {
-        if wanted(desired, Kind::LoadBalancer, name) {
-            return Err(conflict(Kind::LoadBalancer, name, t));
-        }
+    if !is_ours(cfg, desired, Kind::LoadBalancer, name, t)? {
         return Ok(Vec::new());
     }
     let attrs = c
@@ -200,8 +197,7 @@ pub(super) async fn update_load_balancer(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("subnets") {
         c.elb
             .set_subnets()

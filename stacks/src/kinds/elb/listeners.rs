@@ -10,7 +10,7 @@ use crate::family::build::Builder;
 use crate::family::ctx::{deleted, int, Ctx};
 use crate::family::found::{s, Sink};
 use crate::family::Created;
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 const NOT_FOUND_BODY: &str =
@@ -306,8 +306,7 @@ pub(super) async fn update_listener(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
     let mut req = c.elb.modify_listener().listener_arn(&o.physical);
     if changed("port") {
@@ -337,17 +336,13 @@ pub(super) async fn update_listener(
 
 pub(super) async fn delete_listener(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    if absent(
+    let r = absent(
         "elasticloadbalancing:DeleteListener",
         c.elb.delete_listener().listener_arn(&o.physical).send(),
         |e| e.is_listener_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 pub(super) async fn create_listener_rule(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
@@ -380,8 +375,7 @@ pub(super) async fn update_listener_rule(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("paths") || changed("action") {
         let mut req = c.elb.modify_rule().rule_arn(&o.physical);
         if changed("paths") {
@@ -412,17 +406,13 @@ pub(super) async fn update_listener_rule(
 
 pub(super) async fn delete_listener_rule(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    if absent(
+    let r = absent(
         "elasticloadbalancing:DeleteRule",
         c.elb.delete_rule().rule_arn(&o.physical).send(),
         |e| e.is_rule_not_found_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 /// `forward:<arn>`, `fixed-response:<status>:<type>:<body>` or

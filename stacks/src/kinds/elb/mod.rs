@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::Ctx;
 use crate::family::found::Sink;
-use crate::family::{Created, Family};
+use crate::family::{not_ours, Created, Family};
 use crate::model::{Desired, FieldChange, Kind, Observed};
 use crate::Error;
 
@@ -91,7 +91,7 @@ impl Family for Elb {
             Kind::LoadBalancer => balancers::create_load_balancer(x, d).await,
             Kind::Listener => listeners::create_listener(x, d).await,
             Kind::ListenerRule => listeners::create_listener_rule(x, d).await,
-            other => Err(not_elb(other)),
+            other => Err(not_ours(other, "a load balancing")),
         }
     }
 
@@ -106,14 +106,14 @@ impl Family for Elb {
             Kind::LoadBalancer => balancers::update_load_balancer(x, d, o, fields).await,
             Kind::Listener => listeners::update_listener(x, d, o, fields).await,
             Kind::ListenerRule => listeners::update_listener_rule(x, d, o, fields).await,
-            other => Err(not_elb(other)),
+            other => Err(not_ours(other, "a load balancing")),
         }
     }
 
     async fn tag(x: &Ctx<'_>, o: &Observed, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         x.c.elb
             .add_tags()
-            .resource_arns(o.arn.clone().unwrap_or_else(|| o.physical.clone()))
+            .resource_arns(o.arn_or_physical())
             .set_tags(Some(tags::elb_tags(tags)))
             .send()
             .await
@@ -127,11 +127,7 @@ impl Family for Elb {
             Kind::LoadBalancer => balancers::delete_load_balancer(x, o).await,
             Kind::Listener => listeners::delete_listener(x, o).await,
             Kind::ListenerRule => listeners::delete_listener_rule(x, o).await,
-            other => Err(not_elb(other)),
+            other => Err(not_ours(other, "a load balancing")),
         }
     }
-}
-
-fn not_elb(kind: Kind) -> Error {
-    Error::Internal(format!("{kind} is not a load balancing kind"))
 }

@@ -8,9 +8,9 @@ use crate::compute::HEALTH_PATH;
 use crate::config::Config;
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, int, poll_until, Ctx};
-use crate::family::found::{conflict, owned, s, wanted, Sink};
+use crate::family::found::{is_ours, s, Sink};
 use crate::family::Created;
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
 /// A target group per ECS service.
@@ -57,10 +57,7 @@ pub(super) async fn observe(
     let arn = tg.target_group_arn().unwrap_or_default();
     let name = tg.target_group_name().unwrap_or_default();
     let t = tags.get(arn).unwrap_or(&no_tags);
-    if !owned(cfg, t) {
-        if wanted(desired, Kind::TargetGroup, name) {
-            return Err(conflict(Kind::TargetGroup, name, t));
-        }
+    if !is_ours(cfg, desired, Kind::TargetGroup, name, t)? {
         return Ok(());
     }
     let attrs = c
@@ -154,8 +151,7 @@ pub(super) async fn update_target_group(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     let hc = [
         "health_check_path",
         "health_check_interval",

@@ -15,7 +15,7 @@ use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, deleted, Ctx};
 use crate::family::found::{conflict, named, s, Sink};
 use crate::family::{Created, Family};
-use crate::model::{doc, field_map, props, Desired, FieldChange, Kind, Observed, Val};
+use crate::model::{changes, doc, props, Desired, FieldChange, Kind, Observed, Val};
 use crate::policy::normalize;
 use crate::Error;
 use documents::{rest_lambda_statements, roles, statements, Role};
@@ -134,7 +134,11 @@ impl Family for Iam {
         cfg: &Config,
         desired: &[Desired],
     ) -> Result<Vec<Observed>, Error> {
-        observe_iam(c, cfg, desired).await
+        let mut sink = Sink::new(cfg);
+        let path = iam_path(cfg, &c.region);
+        observe_policies(c, &path, &mut sink).await?;
+        observe_roles(c, desired, &path, &mut sink).await?;
+        Ok(sink.out)
     }
 
     async fn create(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
@@ -171,24 +175,13 @@ impl Family for Iam {
     }
 }
 
-fn observed_tags(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
-async fn observe_iam(
-    c: &Clients,
-    cfg: &Config,
-    desired: &[Desired],
-) -> Result<Vec<Observed>, Error> {
-    let mut sink = Sink::new(cfg);
-    let path = iam_path(cfg, &c.region);
+/// Our customer-managed policies (under our path), with their default version's document.
+async fn observe_policies(c: &Clients, path: &str, sink: &mut Sink<'_>) -> Result<(), Error> {
     let policies = c
         .iam
         .list_policies()
         .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-        .path_prefix(&path)
+        .path_prefix(path)
         .into_paginator()
         .items()
         .send()
@@ -235,11 +228,20 @@ async fn observe_iam(
             )]),
         );
     }
+    Ok(())
+}
 
+/// Our roles (under our path) with their inline policies; a desired role name outside it is a conflict.
+async fn observe_roles(
+    c: &Clients,
+    desired: &[Desired],
+    path: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(), Error> {
     let roles = c
         .iam
         .list_roles()
-        .path_prefix(&path)
+        .path_prefix(path)
         .into_paginator()
         .items()
         .send()
@@ -316,7 +318,13 @@ async fn observe_iam(
             return Err(conflict(Kind::IamRole, &d.name, &tags));
         }
     }
-    Ok(sink.out)
+    Ok(())
+}
+
+fn observed_tags(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
 }
 
 async fn create_iam_policy(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
@@ -347,8 +355,7 @@ async fn update_iam_policy(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("document") {
         let versions = c
             .iam
@@ -432,17 +439,13 @@ async fn delete_iam_policy(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
             }
         }
     }
-    if absent(
+    let r = absent(
         "iam:DeletePolicy",
         c.iam.delete_policy().policy_arn(&o.physical).send(),
         |e| e.is_no_such_entity_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 async fn tag_iam_policy(
@@ -493,8 +496,7 @@ async fn update_iam_role(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     let name = o.aux.get("name").cloned().unwrap_or_else(|| d.name.clone());
     if changed("trust") {
         c.iam
@@ -590,17 +592,13 @@ async fn delete_iam_role(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
                 .map_err(aws("iam:DetachRolePolicy"))?;
         }
     }
-    if absent(
+    let r = absent(
         "iam:DeleteRole",
         c.iam.delete_role().role_name(&name).send(),
         |e| e.is_no_such_entity_exception(),
     )
-    .await?
-    .is_none()
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, r.is_some()))
 }
 
 async fn tag_iam_role(

@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::Ctx;
 use crate::family::found::Sink;
-use crate::family::{Created, Family};
-use crate::model::{Desired, FieldChange, Kind, Observed};
+use crate::family::{not_ours, Created, Family};
+use crate::model::{props, Desired, FieldChange, Kind, Observed, Val};
 use crate::Error;
 
 /// The network's desired resources, in dependency order.
@@ -24,6 +24,24 @@ pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     vpc::desired(b, inputs);
     routes::desired(b, inputs);
     security::desired(b);
+}
+
+/// A subnet group `name` over the private subnets (for RDS and ElastiCache).
+pub fn private_subnet_group(
+    b: &mut Builder<'_>,
+    inputs: &Inputs<'_>,
+    (kind, id): (Kind, &str),
+    name: String,
+    description: &str,
+) {
+    let subnets = private_subnets(b.cfg, inputs);
+    b.add(
+        kind,
+        id,
+        name.clone(),
+        props([("name", Val::Str(name)), ("subnets", Val::Set(subnets))]),
+        props([("description", Val::str(description))]),
+    );
 }
 
 pub struct Network;
@@ -65,7 +83,7 @@ impl Family for Network {
             Kind::RouteTable => routes::create_route_table(x, d).await?,
             Kind::SecurityGroup => security::create_security_group(x, d).await?,
             Kind::SecurityGroupRule => security::create_security_group_rule(x, d).await?,
-            other => return Err(not_network(other)),
+            other => return Err(not_ours(other, "a network")),
         };
         Ok((phys, BTreeMap::new()))
     }
@@ -84,7 +102,7 @@ impl Family for Network {
             Kind::SecurityGroup => security::update_security_group(x, d, o, fields).await,
             // everything else they compare replaces them
             Kind::ElasticIp | Kind::NatGateway | Kind::SecurityGroupRule => Ok(()),
-            other => Err(not_network(other)),
+            other => Err(not_ours(other, "a network")),
         }
     }
 
@@ -113,11 +131,7 @@ impl Family for Network {
             Kind::RouteTable => routes::delete_route_table(x, o).await,
             Kind::SecurityGroup => security::delete_security_group(x, o).await,
             Kind::SecurityGroupRule => security::delete_security_group_rule(x, o).await,
-            other => Err(not_network(other)),
+            other => Err(not_ours(other, "a network")),
         }
     }
-}
-
-fn not_network(kind: Kind) -> Error {
-    Error::Internal(format!("{kind} is not a network kind"))
 }

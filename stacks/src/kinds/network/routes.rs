@@ -10,7 +10,7 @@ use crate::aws::{ec2_is_duplicate, err as aws, AwsError, Clients};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{deleted, Ctx};
 use crate::family::found::{s, Sink};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
 use crate::Error;
 
 /// The public route table and one private route table per availability zone.
@@ -144,8 +144,7 @@ pub(super) async fn update_route_table(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     for fc in fields {
         let Some(dest) = fc.field.strip_prefix("route:") else {
             continue;
@@ -197,18 +196,15 @@ pub(super) async fn delete_route_table(x: &Ctx<'_>, o: &Observed) -> Result<Stri
             return Ok(deleted(&o.physical, false));
         }
     }
-    if !sent(
+    let existed = sent(
         "ec2:DeleteRouteTable",
         c.ec2
             .delete_route_table()
             .route_table_id(&o.physical)
             .send(),
     )
-    .await?
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, existed))
 }
 
 async fn route(

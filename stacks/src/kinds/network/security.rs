@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, poll_until, Ctx};
 use crate::family::found::{owned, s, Sink};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
 use crate::reach;
 use crate::Error;
 
@@ -197,8 +197,7 @@ pub(super) async fn update_security_group(
     o: &Observed,
     fields: &[FieldChange],
 ) -> Result<(), Error> {
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("egress_all") {
         egress_all(x, &o.physical, Ctx::flag(d, "egress_all")).await?;
     }
@@ -247,11 +246,7 @@ pub(super) async fn create_security_group_rule(x: &Ctx<'_>, d: &Desired) -> Resu
 pub(super) async fn delete_security_group_rule(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
     // by rule id: the emulator cannot revoke a source-group rule with a description by its permission
-    let group = o
-        .props
-        .get("group")
-        .and_then(Val::as_str)
-        .unwrap_or_default();
+    let group = o.prop_str("group");
     if o.props.get("direction").and_then(Val::as_str) == Some("egress") {
         if !sent(
             "ec2:RevokeSecurityGroupEgress",

@@ -12,7 +12,7 @@ use crate::aws::{err as aws, AwsError, Clients};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{deleted, waiter_err, Ctx};
 use crate::family::found::{s, Sink};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
 use crate::Error;
 
 /// The VPC, its subnets (CDK's layout), the internet gateway, and the NAT gateways with their addresses.
@@ -334,8 +334,7 @@ pub(super) async fn update_vpc(
     o: &Observed,
     fields: &[FieldChange],
 ) -> Result<(), Error> {
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     for (k, a) in [
         ("enable_dns_support", VpcAttributeName::EnableDnsSupport),
         ("enable_dns_hostnames", VpcAttributeName::EnableDnsHostnames),
@@ -349,15 +348,12 @@ pub(super) async fn update_vpc(
 
 pub(super) async fn delete_vpc(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    if !sent(
+    let existed = sent(
         "ec2:DeleteVpc",
         c.ec2.delete_vpc().vpc_id(&o.physical).send(),
     )
-    .await?
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, existed))
 }
 
 pub(super) async fn create_subnet(x: &Ctx<'_>, d: &Desired) -> Result<String, Error> {
@@ -389,8 +385,7 @@ pub(super) async fn update_subnet(
     o: &Observed,
     fields: &[FieldChange],
 ) -> Result<(), Error> {
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("map_public_ip_on_launch") {
         subnet_public(x, &o.physical, Ctx::flag(d, "map_public_ip_on_launch")).await?;
     }
@@ -399,15 +394,12 @@ pub(super) async fn update_subnet(
 
 pub(super) async fn delete_subnet(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    if !sent(
+    let existed = sent(
         "ec2:DeleteSubnet",
         c.ec2.delete_subnet().subnet_id(&o.physical).send(),
     )
-    .await?
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, existed))
 }
 
 pub(super) async fn create_internet_gateway(x: &Ctx<'_>, d: &Desired) -> Result<String, Error> {
@@ -441,8 +433,7 @@ pub(super) async fn update_internet_gateway(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("vpc") {
         if let Some(old) = o.props.get("vpc").and_then(Val::as_str) {
             c.ec2
@@ -480,18 +471,15 @@ pub(super) async fn delete_internet_gateway(x: &Ctx<'_>, o: &Observed) -> Result
             return Ok(deleted(&o.physical, false));
         }
     }
-    if !sent(
+    let existed = sent(
         "ec2:DeleteInternetGateway",
         c.ec2
             .delete_internet_gateway()
             .internet_gateway_id(&o.physical)
             .send(),
     )
-    .await?
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, existed))
 }
 
 pub(super) async fn create_elastic_ip(x: &Ctx<'_>, d: &Desired) -> Result<String, Error> {
@@ -509,15 +497,12 @@ pub(super) async fn create_elastic_ip(x: &Ctx<'_>, d: &Desired) -> Result<String
 
 pub(super) async fn delete_elastic_ip(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
     let c = x.c;
-    if !sent(
+    let existed = sent(
         "ec2:ReleaseAddress",
         c.ec2.release_address().allocation_id(&o.physical).send(),
     )
-    .await?
-    {
-        return Ok(deleted(&o.physical, false));
-    }
-    Ok(deleted(&o.physical, true))
+    .await?;
+    Ok(deleted(&o.physical, existed))
 }
 
 pub(super) async fn create_nat_gateway(x: &Ctx<'_>, d: &Desired) -> Result<String, Error> {

@@ -8,8 +8,8 @@ use crate::aws::{absent, err as aws, AwsError, Clients};
 use crate::config::{Config, DbConfig};
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, waiter_err, Ctx};
-use crate::family::found::{conflict, named, owned, s, Sink};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
+use crate::family::found::{is_ours, s, Sink};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
 use crate::Error;
 
 pub(super) fn desired(b: &mut Builder<'_>, db: &DbConfig) {
@@ -75,9 +75,6 @@ pub(super) async fn observe_clusters(
     desired: &[Desired],
     sink: &mut Sink<'_>,
 ) -> Result<(), Error> {
-    let wanted_clusters: Vec<&str> = named(desired, Kind::DbCluster)
-        .map(|d| d.name.as_str())
-        .collect();
     let clusters = c
         .rds
         .describe_db_clusters()
@@ -90,10 +87,7 @@ pub(super) async fn observe_clusters(
     for cl in &clusters {
         let tags = observed_tags(cl.tag_list());
         let ident = cl.db_cluster_identifier().unwrap_or_default();
-        if !owned(cfg, &tags) {
-            if wanted_clusters.contains(&ident) {
-                return Err(conflict(Kind::DbCluster, ident, &tags));
-            }
+        if !is_ours(cfg, desired, Kind::DbCluster, ident, &tags)? {
             continue;
         }
         let state = cl.status().unwrap_or("");
@@ -171,9 +165,6 @@ pub(super) async fn observe_instances(
     desired: &[Desired],
     sink: &mut Sink<'_>,
 ) -> Result<(), Error> {
-    let wanted_instances: Vec<&str> = named(desired, Kind::DbInstance)
-        .map(|d| d.name.as_str())
-        .collect();
     let instances = c
         .rds
         .describe_db_instances()
@@ -186,10 +177,7 @@ pub(super) async fn observe_instances(
     for i in &instances {
         let tags = observed_tags(i.tag_list());
         let ident = i.db_instance_identifier().unwrap_or_default();
-        if !owned(cfg, &tags) {
-            if wanted_instances.contains(&ident) {
-                return Err(conflict(Kind::DbInstance, ident, &tags));
-            }
+        if !is_ours(cfg, desired, Kind::DbInstance, ident, &tags)? {
             continue;
         }
         let state = i.db_instance_status().unwrap_or("");
@@ -293,8 +281,7 @@ pub(super) async fn update_db_cluster(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     let mut req = c
         .rds
         .modify_db_cluster()
@@ -447,8 +434,7 @@ pub(super) async fn update_db_instance(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("instance_class") {
         c.rds
             .modify_db_instance()

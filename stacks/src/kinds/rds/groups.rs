@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::tags::{observed_tags, rds_tags};
+use super::tags::{list_tags, rds_tags};
 use crate::aws::{absent, err as aws, AwsError, Clients};
 use crate::config::Config;
 use crate::family::ctx::Ctx;
-use crate::family::found::{conflict, named, owned, s, Sink};
-use crate::model::{field_map, props, Desired, FieldChange, Kind, Observed, Val};
+use crate::family::found::{must_own, named, s, Sink};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Val};
 use crate::Error;
 
 /// DB subnet groups, by name.
@@ -31,18 +31,8 @@ pub(super) async fn observe_subnet_groups(
         .and_then(|o| o.db_subnet_groups);
         for g in groups.unwrap_or_default() {
             let arn = g.db_subnet_group_arn().unwrap_or_default().to_string();
-            let tags = observed_tags(
-                c.rds
-                    .list_tags_for_resource()
-                    .resource_name(&arn)
-                    .send()
-                    .await
-                    .map_err(|err| Error::Aws(AwsError::new("rds:ListTagsForResource", &err)))?
-                    .tag_list(),
-            );
-            if !owned(cfg, &tags) {
-                return Err(conflict(Kind::DbSubnetGroup, &d.name, &tags));
-            }
+            let tags = list_tags(c, &arn).await?;
+            must_own(cfg, Kind::DbSubnetGroup, &d.name, &tags)?;
             sink.push(
                 Kind::DbSubnetGroup,
                 g.db_subnet_group_name().unwrap_or_default(),
@@ -92,18 +82,8 @@ pub(super) async fn observe_parameter_groups(
                 .db_cluster_parameter_group_arn()
                 .unwrap_or_default()
                 .to_string();
-            let tags = observed_tags(
-                c.rds
-                    .list_tags_for_resource()
-                    .resource_name(&arn)
-                    .send()
-                    .await
-                    .map_err(|err| Error::Aws(AwsError::new("rds:ListTagsForResource", &err)))?
-                    .tag_list(),
-            );
-            if !owned(cfg, &tags) {
-                return Err(conflict(Kind::DbClusterParameterGroup, &d.name, &tags));
-            }
+            let tags = list_tags(c, &arn).await?;
+            must_own(cfg, Kind::DbClusterParameterGroup, &d.name, &tags)?;
             let params = c
                 .rds
                 .describe_db_cluster_parameters()
@@ -159,8 +139,7 @@ pub(super) async fn update_db_subnet_group(
     fields: &[FieldChange],
 ) -> Result<(), Error> {
     let c = x.c;
-    let f = field_map(fields);
-    let changed = |k: &str| f.contains_key(k);
+    let changed = changes(fields);
     if changed("subnets") {
         // NB the emulator's ModifyDBSubnetGroup deletes the group; AWS does not
         c.rds

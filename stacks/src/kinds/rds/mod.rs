@@ -14,8 +14,8 @@ use crate::config::Config;
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{deleted, Ctx};
 use crate::family::found::Sink;
-use crate::family::{Created, Family};
-use crate::kinds::network::private_subnets;
+use crate::family::{not_ours, Created, Family};
+use crate::kinds::network::private_subnet_group;
 use crate::model::{props, Desired, FieldChange, Kind, Observed, Val};
 use crate::Error;
 
@@ -23,16 +23,12 @@ use crate::Error;
 pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     let cfg = b.cfg;
     let prefix = cfg.prefix();
-    let db_subnet_group = format!("{prefix}-db");
-    b.add(
-        Kind::DbSubnetGroup,
-        "db-subnet-group",
-        db_subnet_group.clone(),
-        props([
-            ("name", Val::Str(db_subnet_group)),
-            ("subnets", Val::Set(private_subnets(cfg, inputs))),
-        ]),
-        props([("description", Val::str("supactl: aurora private subnets"))]),
+    private_subnet_group(
+        b,
+        inputs,
+        (Kind::DbSubnetGroup, "db-subnet-group"),
+        format!("{prefix}-db"),
+        "supactl: aurora private subnets",
     );
     for db in [&cfg.platform_db, &cfg.worker_db] {
         if db.logical_replication {
@@ -107,7 +103,7 @@ impl Family for Rds {
                 Ok((phys, aux))
             }
             Kind::DbInstance => Ok((cluster::create_db_instance(x, d).await?, BTreeMap::new())),
-            other => Err(not_rds(other)),
+            other => Err(not_ours(other, "an rds")),
         }
     }
 
@@ -124,7 +120,7 @@ impl Family for Rds {
             }
             Kind::DbCluster => cluster::update_db_cluster(x, d, o, fields).await,
             Kind::DbInstance => cluster::update_db_instance(x, d, o, fields).await,
-            other => Err(not_rds(other)),
+            other => Err(not_ours(other, "an rds")),
         }
     }
 
@@ -165,11 +161,7 @@ impl Family for Rds {
             }
             Kind::DbCluster => cluster::delete_db_cluster(x, o).await,
             Kind::DbInstance => cluster::delete_db_instance(x, o).await,
-            other => Err(not_rds(other)),
+            other => Err(not_ours(other, "an rds")),
         }
     }
-}
-
-fn not_rds(kind: Kind) -> Error {
-    Error::Internal(format!("{kind} is not an rds kind"))
 }
