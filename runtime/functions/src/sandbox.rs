@@ -7,7 +7,8 @@
 //!   of reach too;
 //! - environment: cleared, then only the project's variables ([`crate::ProjectEnv::variables`]), each
 //!   readable through `--allow-env`; Deno's own settings (`DENO_DIR`, `DENO_CERT`, …) are in the environment
-//!   but not readable;
+//!   but not readable (the bootstrap makes `Deno.env.get`/`has` of any other name read as unset, as on
+//!   Supabase, instead of throwing);
 //! - no subprocesses, FFI, system information or prompts (not granted, and `--no-prompt`);
 //! - memory: V8's old space capped at `max_heap_mb`.
 //!

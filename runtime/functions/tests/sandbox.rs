@@ -79,11 +79,13 @@ async fn a_function_sees_its_projects_secrets_and_standard_variables_only() {
     );
     assert_eq!(
         got["env:PATH"],
-        json!({"err": "NotCapable", "denied": true})
+        json!({"ok": null}),
+        "unset, as on Supabase"
     );
     assert_eq!(
         got["env:DENO_DIR"],
-        json!({"err": "NotCapable", "denied": true})
+        json!({"ok": null}),
+        "unset, as on Supabase"
     );
 
     // a changed secret reaches the next invocation
@@ -118,7 +120,8 @@ async fn two_projects_cannot_read_each_others_env_files_or_workers() {
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(
         one["env:ONLY_TWO"],
-        json!({"err": "NotCapable", "denied": true})
+        json!({"ok": null}),
+        "another project's secret reads as unset"
     );
     assert_eq!(
         one[format!("read:{module}")],

@@ -48,6 +48,22 @@ function captureServe(a, b) {
 }
 Deno.serve = captureServe;
 
+// A variable the project did not set reads as unset, as on Supabase (`Deno.env.get("X") ?? fallback`), where
+// Deno's permission check would throw: only the project's own variables are readable (`--allow-env`), so
+// the values of the rest stay out of reach either way.
+const envGet = Deno.env.get.bind(Deno.env);
+const envHas = Deno.env.has.bind(Deno.env);
+const unsetIfDenied = (read) => (name) => {
+  try {
+    return read(name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) return read === envHas ? false : undefined;
+    throw e;
+  }
+};
+Deno.env.get = unsetIfDenied(envGet);
+Deno.env.has = unsetIfDenied(envHas);
+
 // The supervisor holds this process's stdin: when the supervisor goes away, so does the worker.
 (async () => {
   try {
