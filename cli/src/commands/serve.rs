@@ -1,8 +1,10 @@
-//! `supactl serve gateway|tenant-manager|rest-lambda`: one runtime service per process, as on ECS (or as a
-//! second gateway replica beside `supactl up`), or the REST engine as a project's Lambda function. Secrets come from the environment, never from flags' values in
+//! `supactl serve gateway|tenant-manager|functions|rest-lambda`: one runtime service per process, as on
+//! ECS (or as a second gateway replica beside `supactl up`), or the REST engine as a project's Lambda
+//! function. Secrets come from the environment, never from flags' values in
 //! process listings: SUPACTL_SERVICE_TOKEN, SUPACTL_ADMIN_KEY, SUPACTL_ENCRYPTION_KEY, SUPACTL_DATABASE_URL.
 
 use super::{serve_env, CliError, CliResult};
+use crate::functions_runtime::FunctionsArgs;
 use crate::stack;
 use clap::{Args, Subcommand};
 use stacks::compute::env as task_env;
@@ -16,6 +18,8 @@ pub enum ServeCommand {
     Gateway(Box<GatewayArgs>),
     /// The tenant-manager (admin API and internal config endpoint).
     TenantManager(Box<TenantManagerArgs>),
+    /// Edge Functions: the Deno workers' supervisor, for the gateway's `--functions-url`.
+    Functions(Box<FunctionsServiceArgs>),
     /// The REST engine for one project as an AWS Lambda function (the REST image's entrypoint),
     /// configured from the environment: SUPACTL_PROJECT_REF, SUPACTL_TENANT_MANAGER_URL,
     /// SUPACTL_PROJECT_TOKEN (or SUPACTL_SERVICE_TOKEN locally; optional SUPACTL_CACHE_TTL,
@@ -73,6 +77,39 @@ pub struct GatewayArgs {
         default_value_t = 35
     )]
     rest_function_timeout: u64,
+    /// The functions service (`supactl serve functions`), `http://host:port`; without it the gateway
+    /// serves no `/functions/v1`.
+    #[arg(long, env = task_env::FUNCTIONS_URL)]
+    functions_url: Option<String>,
+    /// Seconds to wait for a function's response head (above the functions' own limit).
+    #[arg(
+        long,
+        env = "SUPACTL_FUNCTIONS_HEAD_TIMEOUT_SECS",
+        default_value_t = 160
+    )]
+    functions_head_timeout: u64,
+    /// Peers whose X-Forwarded-For names the client (the load balancer's range, e.g. the VPC CIDR),
+    /// comma-separated; others are taken as the client themselves.
+    #[arg(long, env = task_env::TRUSTED_PROXIES, value_parser = gateway::client_ip::parse_list)]
+    trusted_proxies: Option<Vec<gateway::Cidr>>,
+    #[command(flatten)]
+    server: stack::ServerArgs,
+}
+
+// No `Debug`: it holds secrets, and nothing formats it.
+#[derive(Args)]
+pub struct FunctionsServiceArgs {
+    #[arg(long, env = task_env::PORT, default_value_t = 8081)]
+    port: u16,
+    #[arg(long, env = task_env::LISTEN, default_value = "127.0.0.1")]
+    listen: String,
+    /// Base URL of the tenant-manager's internal endpoint (function code, environments, projects).
+    #[arg(long, env = task_env::TENANT_MANAGER_URL)]
+    tenant_manager_url: String,
+    #[arg(long, env = task_env::SERVICE_TOKEN, hide_env_values = true)]
+    service_token: String,
+    #[command(flatten)]
+    functions: FunctionsArgs,
     #[command(flatten)]
     server: stack::ServerArgs,
 }
@@ -224,7 +261,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 },
             )
             .map_err(anyhow::Error::from)?;
-            let app = dataplane::Settings {
+            let mut app = dataplane::Settings {
                 tenant_manager_url: a.tenant_manager_url,
                 service_token: a.service_token,
                 redis_url: a.redis_url.or_else(|| a.redis_parts.url()),
@@ -237,10 +274,48 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 },
                 base_domain: a.base_domain,
                 api_url_template,
+                trusted_proxies: a.trusted_proxies.unwrap_or_default(),
             }
-            .build(Some(function_urls))
-            .router;
+            .builder(shutdown.clone())
+            .function_urls(function_urls);
+            if let Some(url) = &a.functions_url {
+                let head_timeout = Duration::from_secs(a.functions_head_timeout);
+                let upstream = gateway::HttpUpstream::new(url, head_timeout)
+                    .map_err(|e| CliError::Usage(format!("--functions-url: {e}")))?;
+                app = app.functions(dataplane::Functions::At(Box::new(upstream)));
+            }
+            let app = app
+                .build()
+                .map_err(|e| CliError::Usage(format!("--redis-url: {e}")))?
+                .router;
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
+            stack::serve_all(vec![(listener, app)], &server_config, shutdown.clone()).await
+        }
+        ServeCommand::Functions(a) => {
+            let server_config = a.server.config()?;
+            let listener = stack::bind(&a.listen, a.port, "--port").await?;
+            // Off loopback (ECS) the stack denies the VPC's range through --functions-deny-net.
+            let private = match tenant_manager_endpoint(&a.tenant_manager_url) {
+                Some(e) => vec![e],
+                None => Vec::new(),
+            };
+            let supervisor = a.functions.supervisor(
+                std::path::Path::new("/tmp/supactl-fn"),
+                None,
+                &private,
+                &a.tenant_manager_url,
+                &a.service_token,
+            )?;
+            let directory = std::sync::Arc::new(supactl_common::directory::Directory::new(
+                supactl_common::directory::DirectoryConfig {
+                    url: a.tenant_manager_url.clone(),
+                    service_token: a.service_token.clone(),
+                    ttl: Duration::from_secs(1),
+                    stale_for: supactl_common::directory::DirectoryConfig::DEFAULT_STALE_FOR,
+                },
+            ));
+            let app = functions::behind_gateway(supervisor, directory);
+            eprintln!("functions listening on {}:{}", a.listen, a.port);
             stack::serve_all(vec![(listener, app)], &server_config, shutdown.clone()).await
         }
         ServeCommand::TenantManager(a) => {
@@ -295,4 +370,8 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
     };
     stack::run_until_signal(tasks, shutdown).await?;
     Ok(())
+}
+
+fn tenant_manager_endpoint(url: &str) -> Option<String> {
+    crate::functions_runtime::endpoint_of(url)
 }

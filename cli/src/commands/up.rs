@@ -3,6 +3,7 @@
 //! loopback, until SIGINT or SIGTERM; then everything it started is stopped, PostgreSQL included.
 
 use super::{CliError, CliResult};
+use crate::functions_runtime::{endpoint_of, FunctionsArgs};
 use crate::local_state::{self, State};
 use crate::stack;
 use anyhow::Context;
@@ -62,6 +63,8 @@ pub struct UpArgs {
     pub server: stack::ServerArgs,
     #[command(flatten)]
     pub capacity: super::serve_env::CapacityArgs,
+    #[command(flatten)]
+    pub functions: FunctionsArgs,
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
@@ -203,7 +206,8 @@ async fn serve(
     .await
     .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
 
-    let data_plane = dataplane::Settings {
+    let shutdown = CancellationToken::new();
+    let mut data_plane = dataplane::Settings {
         tenant_manager_url: admin_url.to_string(),
         service_token: secrets.service_token.clone(),
         redis_url: args.redis_url.clone(),
@@ -218,10 +222,25 @@ async fn serve(
         },
         base_domain: None,
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
+        trusted_proxies: Vec::new(),
     }
-    .build(None);
+    .builder(shutdown.clone());
+    match local_functions(
+        args,
+        database_url,
+        data_dir,
+        admin_url,
+        &secrets.service_token,
+    ) {
+        Ok(supervisor) => {
+            data_plane = data_plane.functions(dataplane::Functions::InProcess(supervisor));
+        }
+        Err(e) => eprintln!("warning: Edge Functions are off: {e}"),
+    }
+    let data_plane = data_plane
+        .build()
+        .map_err(|e| CliError::Usage(format!("--redis-url: {e}")))?;
     tm.on_change(data_plane.on_change);
-    let shutdown = CancellationToken::new();
     let tasks = stack::serve_all(
         vec![
             (admin_listener, tenant_manager::router(tm)),
@@ -254,4 +273,31 @@ async fn serve(
 
     stack::run_until_signal(tasks, shutdown).await?;
     Ok(())
+}
+
+/// The functions supervisor of a local platform: workers may call the gateway on loopback, never the
+/// admin API, PostgreSQL or Redis.
+fn local_functions(
+    args: &UpArgs,
+    database_url: &str,
+    data_dir: &std::path::Path,
+    admin_url: &str,
+    service_token: &str,
+) -> CliResult<functions::Supervisor> {
+    let private: Vec<String> = [
+        Some(format!("127.0.0.1:{}", args.admin_port)),
+        endpoint_of(database_url),
+        args.redis_url.as_deref().and_then(endpoint_of),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // a worker's socket path must fit in 107 bytes
+    let mut dir = data_dir.join("fn");
+    if dir.as_os_str().len() > 60 {
+        dir = std::env::temp_dir().join(format!("supactl-fn-{}", std::process::id()));
+    }
+    let gateway = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    args.functions
+        .supervisor(&dir, Some(gateway), &private, admin_url, service_token)
 }

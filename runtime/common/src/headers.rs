@@ -9,10 +9,11 @@ pub const PROJECT_HEADER: &str = "x-supactl-project";
 /// The client's address as the gateway saw it (any client-sent value is dropped).
 pub const CLIENT_IP_HEADER: &str = "x-supactl-client-ip";
 
-/// The header carrying the gateway's minted JWT to a project's REST Lambda Function URL: the URL's
-/// `AWS_IAM` auth consumes `Authorization` (the SigV4 signature), so the JWT cannot travel there. The
-/// gateway drops any client-sent value; REST in Lambda mode reads the JWT from here only.
-pub const FUNCTION_URL_JWT_HEADER: &str = "x-supactl-authorization";
+/// The header carrying the gateway's minted JWT where `Authorization` is taken by something else: a
+/// project's REST Lambda Function URL (its `AWS_IAM` auth consumes `Authorization` for the SigV4
+/// signature) and Edge Functions (which see the client's own `Authorization`). The gateway drops any
+/// client-sent value; those services read the JWT from here only.
+pub const FORWARDED_JWT_HEADER: &str = "x-supactl-authorization";
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive), if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {

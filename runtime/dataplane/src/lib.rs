@@ -1,22 +1,32 @@
-//! The data plane composed: the gateway in front of the services it forwards to in-process (REST,
-//! auth; realtime and functions plug in here next), over one project directory and one connection
-//! registry whose budget covers every service, and the hook that drops everything cached about a
-//! project when it changes (from the tenant-manager in the same process, or from Redis across
-//! processes).
+//! The data plane composed: the gateway in front of the services it forwards to (REST, auth and
+//! realtime in-process; Edge Functions in-process or at the address of their own service), over one
+//! project directory and one connection registry whose budget covers every service, and the hook that
+//! drops everything cached about a project when it changes (from the tenant-manager in the same
+//! process, or from Redis across processes).
 //!
 //! This is what `supactl up` and `supactl serve gateway` run, and what the integration tests run
 //! too, so that the wiring under test is the production wiring. It owns the composition only: each
 //! service's behaviour stays in its own crate, and the tenant-manager is not part of it (the
 //! composer registers [`DataPlane::on_change`] with it).
 //!
-//! Adding a service is one field and one method of [`Builder`] (its settings), one line in
-//! [`Builder::build`] (its router, and its pools in the change hook), and its upstream in the gateway.
+//! Adding a service is one field and one method of [`Builder`] (its settings), one route in
+//! [`Builder::build`] (and its caches in the change hook), and its variant in [`gateway::Service`].
 
+use gateway::{Service, Upstream};
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::connections::Registry;
 use supactl_common::directory::{Directory, DirectoryConfig};
-use supactl_common::invalidation::{self, ProjectHook};
+use supactl_common::invalidation::{self, ProjectHook, RedisError};
+use tokio_util::sync::CancellationToken;
+
+/// Where Edge Functions run.
+pub enum Functions {
+    /// A supervisor in this process.
+    InProcess(functions::Supervisor),
+    /// The functions service at this address (`supactl serve functions`).
+    At(Box<gateway::HttpUpstream>),
+}
 
 /// The data plane's settings as the binaries read them (`supactl up`, `supactl serve gateway`).
 pub struct Settings {
@@ -33,12 +43,15 @@ pub struct Settings {
     pub base_domain: Option<String>,
     /// Public URL of a project with `{ref}` in it: auth's token issuer and email links derive from it.
     pub api_url_template: String,
+    /// Peers whose `X-Forwarded-For` names the client (the load balancer's range).
+    pub trusted_proxies: Vec<gateway::Cidr>,
 }
 
 impl Settings {
-    /// The production data plane: REST and auth behind the gateway, with the Function URL upstream
-    /// for projects whose REST runs on Lambda when `function_urls` is given.
-    pub fn build(&self, function_urls: Option<gateway::FunctionUrls>) -> DataPlane {
+    /// The production data plane: REST, auth and realtime behind the gateway; the caller adds Edge
+    /// Functions ([`Builder::functions`]) and, where REST may run on Lambda, the Function URL upstream
+    /// ([`Builder::function_urls`]). Realtime's sockets close when `shutdown` fires.
+    pub fn builder(&self, shutdown: CancellationToken) -> Builder {
         let directory = Arc::new(Directory::new(DirectoryConfig {
             url: self.tenant_manager_url.clone(),
             service_token: self.service_token.clone(),
@@ -49,6 +62,7 @@ impl Settings {
             .connection_budget(self.rest.max_connections)
             .gateway(gateway::GatewayConfig {
                 base_domain: self.base_domain.clone(),
+                trusted_proxies: self.trusted_proxies.clone(),
                 ..gateway::GatewayConfig::default()
             })
             .rest(self.rest.clone())
@@ -56,14 +70,18 @@ impl Settings {
                 api_url_template: self.api_url_template.clone(),
                 pool_size: self.rest.pool_size,
                 ..auth::AuthConfig::default()
-            });
+            })
+            .realtime(
+                realtime::http::RealtimeConfig {
+                    redis_url: self.redis_url.clone(),
+                    ..realtime::http::RealtimeConfig::default()
+                },
+                shutdown,
+            );
         if let Some(url) = &self.redis_url {
             builder = builder.redis(url.clone());
         }
-        if let Some(f) = function_urls {
-            builder = builder.function_urls(f);
-        }
-        builder.build()
+        builder
     }
 }
 
@@ -89,6 +107,8 @@ impl DataPlane {
             function_urls: None,
             rest: rest::RestConfig::default(),
             auth: None,
+            functions: None,
+            realtime: None,
         }
     }
 }
@@ -102,6 +122,8 @@ pub struct Builder {
     function_urls: Option<gateway::FunctionUrls>,
     rest: rest::RestConfig,
     auth: Option<auth::AuthConfig>,
+    functions: Option<Functions>,
+    realtime: Option<(realtime::http::RealtimeConfig, CancellationToken)>,
 }
 
 impl Builder {
@@ -140,19 +162,43 @@ impl Builder {
         self
     }
 
-    pub fn build(self) -> DataPlane {
+    /// Serves Edge Functions (`/functions/v1`).
+    pub fn functions(mut self, f: Functions) -> Builder {
+        self.functions = Some(f);
+        self
+    }
+
+    /// Serves realtime (`/realtime/v1`) in this process; its sockets close when `shutdown` fires.
+    pub fn realtime(
+        mut self,
+        config: realtime::http::RealtimeConfig,
+        shutdown: CancellationToken,
+    ) -> Builder {
+        self.realtime = Some((config, shutdown));
+        self
+    }
+
+    pub fn build(self) -> Result<DataPlane, RedisError> {
         let registry = Registry::new(self.connection_budget);
         let directory = self.directory;
         let rest = rest::Rest::with_registry(directory.clone(), self.rest, &registry);
         let auth = self
             .auth
             .map(|c| auth::Auth::with_registry(directory.clone(), c, &registry));
+        let supervisor = match &self.functions {
+            Some(Functions::InProcess(s)) => Some(s.clone()),
+            _ => None,
+        };
         let drop_pools: ProjectHook = {
             let (rest, auth) = (rest.clone(), auth.clone());
             Arc::new(move |r: &str| {
                 rest.pools().remove(r);
                 if let Some(auth) = &auth {
                     auth.pools().remove(r);
+                }
+                // a paused or deleted project's workers must not keep serving
+                if let Some(s) = &supervisor {
+                    s.stop_project(r);
                 }
             })
         };
@@ -169,17 +215,33 @@ impl Builder {
                 drop_pools(r);
             })
         };
-        let gw = gateway::Gateway::with_function_urls(
-            self.gateway,
-            directory,
-            gateway::Upstream::InProcess(rest::router(rest)),
-            auth.map(|a| gateway::Upstream::InProcess(auth::router(a))),
-            self.function_urls,
-        );
-        DataPlane {
-            router: gateway::router(gw),
+        let mut gw = gateway::Gateway::builder(self.gateway, directory.clone())
+            .route(Service::Rest, Upstream::InProcess(rest::router(rest)));
+        if let Some(a) = auth {
+            gw = gw.route(Service::Auth, Upstream::InProcess(auth::router(a)));
+        }
+        match self.functions {
+            Some(Functions::InProcess(s)) => {
+                let router = functions::behind_gateway(s, directory.clone());
+                gw = gw.route(Service::Functions, Upstream::InProcess(router));
+            }
+            Some(Functions::At(http)) => gw = gw.route(Service::Functions, Upstream::Http(http)),
+            None => {}
+        }
+        if let Some((config, shutdown)) = self.realtime {
+            let rt = realtime::http::Realtime::new(directory, config, shutdown)?;
+            gw = gw.route(
+                Service::Realtime,
+                Upstream::InProcess(realtime::http::router(rt)),
+            );
+        }
+        if let Some(f) = self.function_urls {
+            gw = gw.function_urls(f);
+        }
+        Ok(DataPlane {
+            router: gateway::router(gw.build()),
             on_change,
             connections: registry,
-        }
+        })
     }
 }

@@ -13,6 +13,8 @@ pub const WORKER_LIMIT_STATUS: u16 = 546;
 pub enum InvokeError {
     #[error("no function named {0:?}")]
     NotFound(String),
+    #[error("no such project is serving requests")]
+    ProjectNotFound,
     #[error("the function requires a valid JWT")]
     JwtRequired,
     #[error("the function did not answer within {0:?}")]
@@ -34,7 +36,7 @@ pub enum InvokeError {
 impl InvokeError {
     pub fn status(&self) -> StatusCode {
         match self {
-            InvokeError::NotFound(_) => StatusCode::NOT_FOUND,
+            InvokeError::NotFound(_) | InvokeError::ProjectNotFound => StatusCode::NOT_FOUND,
             InvokeError::JwtRequired => StatusCode::UNAUTHORIZED,
             InvokeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             InvokeError::OutOfMemory => {
@@ -50,6 +52,7 @@ impl InvokeError {
     pub fn code(&self) -> &'static str {
         match self {
             InvokeError::NotFound(_) => "function_not_found",
+            InvokeError::ProjectNotFound => "project_not_found",
             InvokeError::JwtRequired => "invalid_jwt",
             InvokeError::Timeout(_) => "function_timeout",
             InvokeError::OutOfMemory => "worker_memory_limit",

@@ -34,6 +34,6 @@ pub use config::{find_deno, ConfigError, NetPolicy, SupervisorConfig};
 pub use error::InvokeError;
 pub use logs::LogRecord;
 pub use remote::{RemoteConfig, RemoteStore};
-pub use router::router;
+pub use router::{behind_gateway, router};
 pub use store::{Bundle, BundleFile, FunctionMeta, FunctionStore, ProjectEnv, StoreError};
 pub use supervisor::{Caller, Supervisor};

@@ -2,7 +2,7 @@
 //! auth), called over HTTPS and signed with SigV4 by the `aws-sigv4` crate (service `lambda`).
 //!
 //! - The Function URL's IAM auth consumes `Authorization` (it carries the SigV4 signature), so the minted
-//!   JWT travels in [`FUNCTION_URL_JWT_HEADER`]; the REST function reads it from there only.
+//!   JWT travels in [`FORWARDED_JWT_HEADER`]; the REST function reads it from there only.
 //! - Signed: `host`, `content-type` (when sent), the JWT header, `x-amz-date`, `x-amz-security-token` (with
 //!   temporary credentials) and the payload's SHA-256. Other forwarded headers (Prefer, Range, Accept…)
 //!   ride along unsigned.
@@ -37,11 +37,17 @@ use percent_encoding::{percent_decode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use supactl_common::error::HttpError;
-pub use supactl_common::headers::FUNCTION_URL_JWT_HEADER;
+pub use supactl_common::headers::FORWARDED_JWT_HEADER;
 use tokio::sync::RwLock;
 
 /// Largest response body taken from a function (Lambda's own limit for buffered responses is 6 MB).
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Lambda's limit on a synchronous invocation's payload (the Function URL's event: the body, base64
+/// when it is not text, with the request's headers and context around it).
+const LAMBDA_PAYLOAD: usize = 6 * 1024 * 1024;
+/// What the event's envelope may take besides the body (the gateway forwards at most 64 headers of
+/// a few hundred bytes each, plus Lambda's request context).
+const EVENT_ENVELOPE: usize = 128 * 1024;
 /// Credentials are refreshed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
@@ -175,6 +181,13 @@ impl FunctionUrls {
             body,
             jwt,
         } = request;
+        if !fits_lambda_payload(&body) {
+            return Err(failed(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large: a project whose REST runs on AWS Lambda takes at most 6 MB per request",
+            ));
+        }
         let misconfigured = |what: &str| {
             tracing::error!(url = %function_url, %what, "bad REST function URL");
             failed(
@@ -215,7 +228,7 @@ impl FunctionUrls {
 
         headers.remove(header::AUTHORIZATION);
         headers.insert(
-            HeaderName::from_static(FUNCTION_URL_JWT_HEADER),
+            HeaderName::from_static(FORWARDED_JWT_HEADER),
             HeaderValue::from_str(&format!("Bearer {jwt}")).expect("a JWT is a valid header value"),
         );
         headers.insert(
@@ -300,6 +313,27 @@ impl FunctionUrls {
         }
         Ok(res)
     }
+}
+
+/// Whether `body` fits Lambda's payload limit once in the event: text as a JSON string (quotes,
+/// backslashes and control characters escaped), anything else base64-encoded (4 bytes for every 3).
+fn fits_lambda_payload(body: &[u8]) -> bool {
+    let room = LAMBDA_PAYLOAD - EVENT_ENVELOPE;
+    if body.len() > room {
+        return false;
+    }
+    let in_event = match std::str::from_utf8(body) {
+        Ok(_) => body
+            .iter()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+                0..=0x1f => 6,
+                _ => 1,
+            })
+            .sum(),
+        Err(_) => body.len().div_ceil(3) * 4,
+    };
+    in_event <= room
 }
 
 fn failed(status: StatusCode, code: &str, message: &str) -> HttpError {
@@ -406,7 +440,7 @@ pub fn aws_query(query: &str) -> String {
 
 /// Signs the request in place with SigV4 (service `lambda`): `Authorization`, `X-Amz-Date` and, with
 /// temporary credentials, `X-Amz-Security-Token` are added. Signed headers: `host`, `content-type` when
-/// present and [`FUNCTION_URL_JWT_HEADER`]; the payload's SHA-256 is part of the signature.
+/// present and [`FORWARDED_JWT_HEADER`]; the payload's SHA-256 is part of the signature.
 pub fn sign_request(
     method: &Method,
     uri: &Uri,
@@ -429,7 +463,7 @@ pub fn sign_request(
     let signed_names = [
         header::HOST.as_str(),
         header::CONTENT_TYPE.as_str(),
-        FUNCTION_URL_JWT_HEADER,
+        FORWARDED_JWT_HEADER,
     ];
     let signed: Vec<(&str, &str)> = signed_names
         .iter()
@@ -454,6 +488,21 @@ pub fn sign_request(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bodies_are_measured_as_lambda_sees_them() {
+        let room = LAMBDA_PAYLOAD - EVENT_ENVELOPE;
+        assert!(fits_lambda_payload(&vec![b'a'; room]));
+        assert!(!fits_lambda_payload(&vec![b'a'; room + 1]));
+        // escaped quotes double in the event
+        assert!(!fits_lambda_payload(&vec![b'"'; room / 2 + 1]));
+        assert!(fits_lambda_payload(&vec![b'"'; room / 2]));
+        // binary goes base64
+        let binary = vec![0xff; room / 4 * 3 + 3];
+        assert!(!fits_lambda_payload(&binary));
+        assert!(fits_lambda_payload(&binary[..room / 4 * 3]));
+    }
+
     use super::*;
 
     #[test]

@@ -1,52 +1,36 @@
 //! The request phases: resolve project → authenticate key → choose role → mint token → forward.
 
+use crate::client_ip::{client_ip, Cidr};
 use crate::cors;
-use crate::function_url::{FunctionUrls, Outgoing, FUNCTION_URL_JWT_HEADER};
-use axum::body::Body;
+use crate::function_url::{FunctionUrls, Outgoing};
+use crate::service::{Access, Service};
+use crate::upstream::Upstream;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use serde_json::{json, Map};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::Limited;
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
 use supactl_common::forwarded::{self, Caller, RefRule};
-use supactl_common::headers::bearer;
+use supactl_common::headers::{bearer, FORWARDED_JWT_HEADER};
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
 use supactl_common::keys::{self, Role};
 use supactl_common::throttle::Throttle;
 use supactl_common::wire::{status, ProjectConfig};
-use tower::ServiceExt;
 
 /// Path prefix under which projects are addressed where wildcard DNS is not available.
 pub const PATH_PREFIX: &str = "/p/";
 pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
-/// Largest body forwarded.
-const MAX_BODY: usize = 16 * 1024 * 1024;
-
-/// Where a service runs: in the gateway's process (`supactl up`, `supactl serve gateway`). REST of a
-/// project whose config names a Function URL goes there instead ([`FunctionUrls`]).
-#[derive(Clone)]
-pub enum Upstream {
-    InProcess(Router),
-}
-
-impl Upstream {
-    async fn call(&self, req: Request) -> Result<Response, HttpError> {
-        match self {
-            Upstream::InProcess(router) => Ok(router
-                .clone()
-                .oneshot(req)
-                .await
-                .unwrap_or_else(|never| match never {})),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -54,6 +38,12 @@ pub struct GatewayConfig {
     pub base_domain: Option<String>,
     /// Lifetime of minted tokens.
     pub token_ttl: Duration,
+    /// Largest request body forwarded (read whole for REST and auth, counted as it streams for the
+    /// others).
+    pub max_body: usize,
+    /// Peers whose `X-Forwarded-For` names the client (the load balancer's range); empty: the TCP peer
+    /// is the client.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +51,8 @@ impl Default for GatewayConfig {
         GatewayConfig {
             base_domain: None,
             token_ttl: Duration::from_secs(300),
+            max_body: 16 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -68,42 +60,43 @@ impl Default for GatewayConfig {
 pub struct Gateway {
     config: GatewayConfig,
     directory: Arc<Directory>,
-    rest: Upstream,
-    auth: Option<Upstream>,
+    routes: HashMap<Service, Upstream>,
     function_urls: Option<FunctionUrls>,
 }
 
+/// The route table: one upstream per service the gateway serves; a service without one answers 404.
+pub struct GatewayBuilder {
+    gateway: Gateway,
+}
+
+impl GatewayBuilder {
+    pub fn route(mut self, service: Service, upstream: Upstream) -> GatewayBuilder {
+        self.gateway.routes.insert(service, upstream);
+        self
+    }
+
+    /// Forwards REST of projects on Lambda to their Function URLs, signed with SigV4. Without it such
+    /// projects answer 502.
+    pub fn function_urls(mut self, f: FunctionUrls) -> GatewayBuilder {
+        self.gateway.function_urls = Some(f);
+        self
+    }
+
+    pub fn build(self) -> Arc<Gateway> {
+        Arc::new(self.gateway)
+    }
+}
+
 impl Gateway {
-    pub fn new(config: GatewayConfig, directory: Arc<Directory>, rest: Upstream) -> Arc<Gateway> {
-        Gateway::with_auth(config, directory, rest, None)
-    }
-
-    /// A gateway that also routes `/auth/v1` to the auth service.
-    pub fn with_auth(
-        config: GatewayConfig,
-        directory: Arc<Directory>,
-        rest: Upstream,
-        auth: Option<Upstream>,
-    ) -> Arc<Gateway> {
-        Gateway::with_function_urls(config, directory, rest, auth, None)
-    }
-
-    /// A gateway that also forwards REST of projects on Lambda to their Function URLs, signed with
-    /// SigV4. Without it such projects answer 502.
-    pub fn with_function_urls(
-        config: GatewayConfig,
-        directory: Arc<Directory>,
-        rest: Upstream,
-        auth: Option<Upstream>,
-        function_urls: Option<FunctionUrls>,
-    ) -> Arc<Gateway> {
-        Arc::new(Gateway {
-            config,
-            directory,
-            rest,
-            auth,
-            function_urls,
-        })
+    pub fn builder(config: GatewayConfig, directory: Arc<Directory>) -> GatewayBuilder {
+        GatewayBuilder {
+            gateway: Gateway {
+                config,
+                directory,
+                routes: HashMap::new(),
+                function_urls: None,
+            },
+        }
     }
 
     pub fn directory(&self) -> &Arc<Directory> {
@@ -156,12 +149,14 @@ fn unauthorized(code: &str, message: &str) -> HttpError {
     HttpError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
-/// The opaque key of the request: the `apikey` header, or an `Authorization: Bearer sb_…` equal to it.
-fn api_key(headers: &HeaderMap) -> Result<&str, HttpError> {
+/// The opaque key of the request: the `apikey` header, or an `Authorization: Bearer sb_…` equal to it,
+/// or (where the service allows it) the `apikey` query parameter.
+fn api_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> Result<&'a str, HttpError> {
     let apikey = headers
         .get("apikey")
         .and_then(|v| v.to_str().ok())
-        .map(str::trim);
+        .map(str::trim)
+        .or(query_key);
     let bearer_key = bearer(headers).filter(|t| keys::is_opaque(t));
     match (apikey, bearer_key) {
         (Some(a), Some(b)) if a != b => Err(unauthorized(
@@ -172,6 +167,15 @@ fn api_key(headers: &HeaderMap) -> Result<&str, HttpError> {
         (_, Some(b)) => Ok(b),
         _ => Err(unauthorized("no_api_key", "No API key found in request")),
     }
+}
+
+/// The `apikey` query parameter, percent-decoded.
+fn query_api_key(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .take(64)
+        .find_map(|pair| pair.strip_prefix("apikey="))
+        .map(|v| percent_decode_str(v).decode_utf8_lossy().trim().to_string())
 }
 
 async fn project_config(gw: &Gateway, project_ref: &str) -> Result<Arc<ProjectConfig>, HttpError> {
@@ -228,88 +232,49 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
             "no project in the request path or host",
         )
     })?;
-    let below_service = |prefix: &str| {
-        below
-            .strip_prefix(prefix)
-            .filter(|p| p.is_empty() || p.starts_with('/'))
-            .map(|p| if p.is_empty() { "/" } else { p }.to_string())
-    };
-    let (upstream, service_path, open, is_rest) = match (below_service("/rest/v1"), &gw.auth) {
-        (Some(p), _) => (&gw.rest, p, false, true),
-        (None, Some(auth)) => match below_service("/auth/v1") {
-            // Email links (`GET /auth/v1/verify`) are opened by browsers, which send no API key;
-            // Supabase leaves that route open too. They run as anon.
-            Some(p) => {
-                let open = p == "/verify" && req.method() == Method::GET;
-                (auth, p, open, false)
-            }
-            None => return Err(no_service(below)),
-        },
-        (None, None) => return Err(no_service(below)),
-    };
-
-    // Authenticate the key.
-    let key_role = match api_key(req.headers()) {
-        Err(_) if open && bearer(req.headers()).is_none() => Role::Anon,
-        key => {
-            let key = key?;
-            if keys::parse_type(key).is_none() {
-                return Err(unauthorized("invalid_api_key", "Invalid API key"));
-            }
-            let info = gw
-                .directory
-                .key(&keys::hash(key))
-                .await
-                .map_err(directory_down)?
-                .ok_or_else(|| unauthorized("invalid_api_key", "Invalid API key"))?;
-            if info.project_ref != project_ref {
-                return Err(unauthorized(
-                    "invalid_api_key",
-                    "API key does not belong to this project",
-                ));
-            }
-            info.role
-        }
-    };
+    let (service, service_path) = Service::find(below)
+        .filter(|(s, _)| gw.routes.contains_key(s))
+        .ok_or_else(|| no_service(below))?;
+    let service_path = service_path.to_string();
+    let access = service.access(req.method(), &service_path);
+    let query_key = service
+        .key_in_query()
+        .then(|| query_api_key(req.uri().query()))
+        .flatten();
+    let key_role = authenticate(
+        gw,
+        access,
+        req.headers(),
+        query_key.as_deref(),
+        &project_ref,
+    )
+    .await?;
     let project = project_config(gw, &project_ref).await?;
-
-    // Role: a user JWT decides when present; otherwise the key type does.
-    let now = jwt::now();
-    let (claims, role) = match bearer(req.headers()).filter(|t| !keys::is_opaque(t)) {
-        Some(token) => {
-            let user = forwarded::verify(&project, token, RefRule::Optional)
-                .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
-            (user.claims.into_map(), user.role)
-        }
-        None => (Map::new(), key_role),
+    let headers = req.headers();
+    let identity = match key_role {
+        Some(role) if access != Access::Optional => Some(verify_user(&project, headers, role)?),
+        // Open services take what verifies and pass the rest on unauthenticated.
+        Some(role) => verify_user(&project, headers, role).ok(),
+        None => user_token(headers).and_then(|_| verify_user(&project, headers, Role::Anon).ok()),
     };
-    let (minted, claims) = forwarded::mint(
-        &project,
-        role,
-        claims,
-        now,
-        gw.config.token_ttl.as_secs() as i64,
-    );
+    let minted = identity.map(|(role, claims)| {
+        let (token, claims) = forwarded::mint(
+            &project,
+            role,
+            claims,
+            jwt::now(),
+            gw.config.token_ttl.as_secs() as i64,
+        );
+        (token, role, claims)
+    });
 
-    // Forward.
-    let client_ip = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body too large",
-        )
-    })?;
-    let mut h = HeaderMap::new();
-    for (name, value) in parts.headers.iter() {
-        if forwardable(name) {
-            h.append(name.clone(), value.clone());
-        }
-    }
+        .map(|ConnectInfo(addr)| addr.ip());
+    let client_ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
+    let (mut parts, body) = req.into_parts();
+    let mut h = forwarded_headers(service, &parts.headers);
     h.insert(
         PROJECT_HEADER,
         HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
@@ -317,61 +282,231 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
     if let Some(ip) = client_ip {
         h.insert(
             CLIENT_IP_HEADER,
-            HeaderValue::from_str(&ip).expect("an IP address is header-safe"),
+            HeaderValue::from_str(&ip.to_string()).expect("an IP address is header-safe"),
         );
     }
+    let upstream = &gw.routes[&service];
 
-    // REST on Lambda: the project's Function URL, signed; the JWT in its own header.
-    if let Some(url) = project.rest_function_url.as_deref().filter(|_| is_rest) {
-        let Some(function_urls) = &gw.function_urls else {
-            tracing::error!(project = %project_ref, "project's REST runs on Lambda but this gateway has no Function URL upstream");
-            return Err(HttpError::new(
-                StatusCode::BAD_GATEWAY,
-                "rest_function_unavailable",
-                "the project's REST function is not reachable from this gateway",
-            ));
-        };
-        let request = Outgoing {
-            method: parts.method,
-            path: &service_path,
-            query: parts.uri.query(),
-            headers: h,
-            body,
-            jwt: &minted,
-        };
-        return function_urls.forward(url, request).await;
-    }
-
-    h.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {minted}")).expect("a JWT is a valid header value"),
-    );
-    let uri = match parts.uri.query() {
-        Some(q) => format!("{service_path}?{q}"),
-        None => service_path,
-    };
-    let mut out = http::Request::builder()
-        .method(parts.method)
-        .uri(uri)
-        .body(Body::from(body))
-        .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))?;
-    *out.headers_mut() = h;
-    if is_rest {
-        out.extensions_mut().insert(Caller {
+    if !service.streams_body() {
+        let body = axum::body::to_bytes(body, gw.config.max_body)
+            .await
+            .map_err(|_| too_large())?;
+        // REST on Lambda: the project's Function URL, signed; the JWT in its own header.
+        if let Some(url) = project
+            .rest_function_url
+            .as_deref()
+            .filter(|_| service == Service::Rest)
+        {
+            let (token, _, _) = minted.as_ref().expect("REST requires credentials");
+            return forward_to_function_url(
+                gw,
+                &project_ref,
+                url,
+                parts,
+                &service_path,
+                h,
+                body,
+                token,
+            )
+            .await;
+        }
+        parts.uri = service_uri(&service_path, parts.uri.query())?;
+        parts.headers = h;
+        return call(
+            upstream,
+            service,
+            parts,
+            Body::from(body),
+            minted,
             project,
             project_ref,
-            role,
-            claims,
-        });
+        )
+        .await;
     }
-    upstream.call(out).await
+    if let Some(len) = content_length(&parts.headers) {
+        if len > gw.config.max_body as u64 {
+            return Err(too_large());
+        }
+        h.insert(header::CONTENT_LENGTH, len.into());
+    }
+    parts.uri = service_uri(&service_path, parts.uri.query())?;
+    parts.headers = h;
+    let body = Body::new(Limited::new(body, gw.config.max_body));
+    call(upstream, service, parts, body, minted, project, project_ref).await
 }
 
-/// Hop-by-hop headers, credentials, our own routing headers and AWS signing headers are not passed on
-/// (the gateway sets the ones it needs itself).
-fn forwardable(name: &HeaderName) -> bool {
+/// The role of the request's key for `project_ref`, as `access` requires: `None` only where the
+/// service is open and the key is missing or not the project's.
+async fn authenticate(
+    gw: &Gateway,
+    access: Access,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+    project_ref: &str,
+) -> Result<Option<Role>, HttpError> {
+    let found = match api_key(headers, query_key) {
+        Ok(key) => key_role(gw, key, project_ref).await,
+        Err(e) => Err(e),
+    };
+    match (access, found) {
+        (_, Ok(role)) => Ok(Some(role)),
+        (Access::Optional, Err(e)) if e.status == StatusCode::UNAUTHORIZED => Ok(None),
+        (Access::AnonWithoutCredentials, Err(_))
+            if !headers.contains_key("apikey") && bearer(headers).is_none() =>
+        {
+            Ok(Some(Role::Anon))
+        }
+        (_, Err(e)) => Err(e),
+    }
+}
+
+/// The role of a key of `project_ref`.
+async fn key_role(gw: &Gateway, key: &str, project_ref: &str) -> Result<Role, HttpError> {
+    if keys::parse_type(key).is_none() {
+        return Err(unauthorized("invalid_api_key", "Invalid API key"));
+    }
+    let info = gw
+        .directory
+        .key(&keys::hash(key))
+        .await
+        .map_err(directory_down)?
+        .ok_or_else(|| unauthorized("invalid_api_key", "Invalid API key"))?;
+    if info.project_ref != project_ref {
+        return Err(unauthorized(
+            "invalid_api_key",
+            "API key does not belong to this project",
+        ));
+    }
+    Ok(info.role)
+}
+
+/// A user JWT in `Authorization` (not an opaque key).
+fn user_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).filter(|t| !keys::is_opaque(t))
+}
+
+/// Role and claims: a user JWT decides when present; otherwise the key's role.
+fn verify_user(
+    project: &ProjectConfig,
+    headers: &HeaderMap,
+    key_role: Role,
+) -> Result<(Role, Map<String, Value>), HttpError> {
+    match user_token(headers) {
+        Some(token) => {
+            let user = forwarded::verify(project, token, RefRule::Optional)
+                .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
+            Ok((user.role, user.claims.into_map()))
+        }
+        None => Ok((key_role, Map::new())),
+    }
+}
+
+/// Calls the service with the minted token where it reads it.
+async fn call(
+    upstream: &Upstream,
+    service: Service,
+    mut parts: http::request::Parts,
+    body: Body,
+    minted: Option<(String, Role, String)>,
+    project: Arc<ProjectConfig>,
+    project_ref: String,
+) -> Result<Response, HttpError> {
+    if let Some((token, role, claims)) = minted {
+        let name = if service.sees_client_credentials() {
+            HeaderName::from_static(FORWARDED_JWT_HEADER)
+        } else {
+            header::AUTHORIZATION
+        };
+        parts.headers.insert(
+            name,
+            HeaderValue::from_str(&format!("Bearer {token}"))
+                .expect("a JWT is a valid header value"),
+        );
+        if service == Service::Rest {
+            parts.extensions.insert(Caller {
+                project,
+                project_ref,
+                role,
+                claims,
+            });
+        }
+    }
+    upstream.call(Request::from_parts(parts, body)).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward_to_function_url(
+    gw: &Gateway,
+    project_ref: &str,
+    url: &str,
+    parts: http::request::Parts,
+    service_path: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    token: &str,
+) -> Result<Response, HttpError> {
+    let Some(function_urls) = &gw.function_urls else {
+        tracing::error!(project = %project_ref, "project's REST runs on Lambda but this gateway has no Function URL upstream");
+        return Err(HttpError::new(
+            StatusCode::BAD_GATEWAY,
+            "rest_function_unavailable",
+            "the project's REST function is not reachable from this gateway",
+        ));
+    };
+    let request = Outgoing {
+        method: parts.method,
+        path: service_path,
+        query: parts.uri.query(),
+        headers,
+        body,
+        jwt: token,
+    };
+    function_urls.forward(url, request).await
+}
+
+fn service_uri(path: &str, query: Option<&str>) -> Result<Uri, HttpError> {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+    .parse()
+    .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request"))
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn too_large() -> HttpError {
+    HttpError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "request body too large",
+    )
+}
+
+/// The client's headers the service receives: hop-by-hop headers, credentials, our own routing headers
+/// and AWS signing headers are dropped (the gateway sets the ones it needs itself), except what the
+/// service takes as it was sent (a function's `Authorization`, a WebSocket's `Connection: upgrade`).
+fn forwarded_headers(service: Service, from: &HeaderMap) -> HeaderMap {
+    let upgrade = service.upgrades() && from.contains_key(header::UPGRADE);
+    let mut h = HeaderMap::new();
+    for (name, value) in from.iter() {
+        let keep = match name.as_str() {
+            "authorization" | "apikey" => service.sees_client_credentials(),
+            "connection" | "upgrade" => upgrade,
+            n => forwardable(n),
+        };
+        if keep {
+            h.append(name.clone(), value.clone());
+        }
+    }
+    h
+}
+
+fn forwardable(name: &str) -> bool {
     !matches!(
-        name.as_str(),
+        name,
         "host"
             | "authorization"
             | "apikey"
@@ -384,10 +519,10 @@ fn forwardable(name: &HeaderName) -> bool {
             | "proxy-authorization"
             | "proxy-connection"
             | "content-length"
-    ) && name.as_str() != PROJECT_HEADER
-        && name.as_str() != CLIENT_IP_HEADER
-        && name.as_str() != FUNCTION_URL_JWT_HEADER
-        && !name.as_str().starts_with("x-amz")
+            | PROJECT_HEADER
+            | CLIENT_IP_HEADER
+            | FORWARDED_JWT_HEADER
+    ) && !name.starts_with("x-amz")
 }
 
 fn no_service(below: &str) -> HttpError {

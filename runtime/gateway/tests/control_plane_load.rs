@@ -65,11 +65,12 @@ async fn admin(
 /// Serves a gateway with in-process REST reading projects through `directory` on `l`.
 fn serve_gateway(l: TcpListener, directory: Arc<Directory>) {
     let rest = rest::Rest::new(directory.clone(), rest::RestConfig::default());
-    let gw = gateway::Gateway::new(
-        gateway::GatewayConfig::default(),
-        directory,
-        gateway::Upstream::InProcess(rest::router(rest)),
-    );
+    let gw = gateway::Gateway::builder(gateway::GatewayConfig::default(), directory)
+        .route(
+            gateway::Service::Rest,
+            gateway::Upstream::InProcess(rest::router(rest)),
+        )
+        .build();
     tokio::spawn(async move { axum::serve(l, gateway::router(gw)).await });
 }
 

@@ -29,7 +29,7 @@ use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::ident::valid_ref;
 
 /// The header in which the gateway sends the minted JWT to a Function URL.
-pub const CLIENT_AUTHORIZATION_HEADER: &str = supactl_common::headers::FUNCTION_URL_JWT_HEADER;
+pub const CLIENT_AUTHORIZATION_HEADER: &str = supactl_common::headers::FORWARDED_JWT_HEADER;
 
 /// Errors of the Lambda mode's start-up and runtime loop.
 #[derive(Debug, thiserror::Error)]

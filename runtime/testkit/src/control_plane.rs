@@ -193,10 +193,10 @@ impl ControlPlane {
             .await
     }
 
-    /// Serves on `listener` the data plane `supactl up` runs ([`dataplane::Settings::build`]: REST and
-    /// auth behind the gateway, one connection budget, its change hook registered with this
-    /// tenant-manager), reading projects from this control plane; `api_url_template` is the gateway's
-    /// (`{ref}` in it).
+    /// Serves on `listener` the data plane `supactl up` runs ([`dataplane::Settings::builder`]: REST,
+    /// auth and realtime behind the gateway, one connection budget, its change hook registered with
+    /// this tenant-manager), reading projects from this control plane; `api_url_template` is the
+    /// gateway's (`{ref}` in it).
     pub fn serve_data_plane(&self, listener: TcpListener, api_url_template: &str) {
         let data_plane = dataplane::Settings {
             tenant_manager_url: self.admin_url.clone(),
@@ -207,8 +207,11 @@ impl ControlPlane {
             rest: rest::RestConfig::default(),
             base_domain: None,
             api_url_template: api_url_template.to_string(),
+            trusted_proxies: Vec::new(),
         }
-        .build(None);
+        .builder(tokio_util::sync::CancellationToken::new())
+        .build()
+        .expect("no Redis to connect to");
         self.tenant_manager.on_change(data_plane.on_change);
         tokio::spawn(supactl_common::server::serve(
             listener,

@@ -40,3 +40,7 @@ pub const REST_LAMBDA_SECURITY_GROUPS: &str = "SUPACTL_REST_LAMBDA_SECURITY_GROU
 pub const REST_LAMBDA_MEMORY_MB: &str = "SUPACTL_REST_LAMBDA_MEMORY_MB";
 pub const REST_LAMBDA_TIMEOUT_SECONDS: &str = "SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS";
 pub const REST_LAMBDA_TAGS: &str = "SUPACTL_REST_LAMBDA_TAGS";
+/// The gateway's functions upstream (`supactl serve functions`).
+pub const FUNCTIONS_URL: &str = "SUPACTL_FUNCTIONS_URL";
+/// The gateway's trusted proxies (the VPC's range, where the ALB's nodes are).
+pub const TRUSTED_PROXIES: &str = "SUPACTL_TRUSTED_PROXIES";

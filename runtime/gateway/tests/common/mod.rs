@@ -42,7 +42,7 @@ impl Platform {
         }
         // REST only, and no change hook on purpose: revocation must also work through the
         // directory's TTL alone.
-        let router = data_plane.build().router;
+        let router = data_plane.build().expect("no Redis to connect to").router;
         tokio::spawn(async move { axum::serve(gw_l, router).await });
         Platform { cp, gateway_url }
     }

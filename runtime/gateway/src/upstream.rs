@@ -1,0 +1,138 @@
+//! Where a service runs: in the gateway's process (its router, called directly) or behind an HTTP
+//! address of its own (an ECS service reached over Cloud Map). Bodies are streamed both ways to an HTTP
+//! upstream; the gateway bounds how long it waits for the response head, the service bounds the rest.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::Router;
+use http::{HeaderMap, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+use supactl_common::error::HttpError;
+use tower::ServiceExt;
+
+#[derive(Clone)]
+pub enum Upstream {
+    InProcess(Router),
+    Http(Box<HttpUpstream>),
+}
+
+impl Upstream {
+    pub(crate) async fn call(&self, req: Request) -> Result<Response, HttpError> {
+        match self {
+            Upstream::InProcess(router) => Ok(router
+                .clone()
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|never| match never {})),
+            Upstream::Http(http) => http.call(req).await,
+        }
+    }
+}
+
+/// A service at `http://host:port` (plain HTTP inside the VPC, as between every service).
+#[derive(Clone)]
+pub struct HttpUpstream {
+    base: Uri,
+    client: Client<HttpConnector, Body>,
+    /// Longest wait for the response head (the service's own limits bound the body).
+    head_timeout: Duration,
+}
+
+impl HttpUpstream {
+    /// `base` is `http://host:port`, with no path; requests keep their path and query below it.
+    pub fn new(base: &str, head_timeout: Duration) -> Result<HttpUpstream, String> {
+        let base: Uri = base
+            .parse()
+            .map_err(|e| format!("not a URL ({base}): {e}"))?;
+        if base.scheme_str() != Some("http") || base.authority().is_none() {
+            return Err(format!("expected http://host:port, got {base}"));
+        }
+        if !matches!(base.path(), "" | "/") {
+            return Err(format!("expected no path, got {base}"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(HttpUpstream {
+            base,
+            client,
+            head_timeout,
+        })
+    }
+
+    async fn call(&self, req: Request) -> Result<Response, HttpError> {
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(self.base.authority().expect("checked in new").clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| {
+                HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request")
+            })?;
+        let sent = self.client.request(http::Request::from_parts(parts, body));
+        let res = match tokio::time::timeout(self.head_timeout, sent).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %self.base, error = %e, "upstream unreachable");
+                return Err(HttpError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    "the service is not reachable right now; retry shortly",
+                ));
+            }
+            Err(_) => {
+                return Err(HttpError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    "the service did not answer in time",
+                ))
+            }
+        };
+        let (mut parts, body) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// Headers that describe one connection, not the message.
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
+        h.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_base_urls() {
+        let t = Duration::from_secs(1);
+        assert!(HttpUpstream::new("http://functions.internal:8081", t).is_ok());
+        assert!(HttpUpstream::new("http://127.0.0.1:8081/", t).is_ok());
+        assert!(HttpUpstream::new("https://x:1", t).is_err());
+        assert!(HttpUpstream::new("http://x:1/functions", t).is_err());
+        assert!(HttpUpstream::new("x", t).is_err());
+    }
+}

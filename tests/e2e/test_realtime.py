@@ -1,0 +1,114 @@
+"""Realtime through the gateway with the real supabase-py async client: the WebSocket at
+{api_url}/realtime/v1/websocket (Phoenix protocol, vsn 1.0.0), authenticated by the gateway from the
+`apikey` query parameter. Broadcast (self, no echo by default, topics scoped per project), Presence,
+the REST broadcast endpoint, and a key that does not authenticate."""
+
+import asyncio
+
+import httpx
+from supabase import acreate_client
+
+
+async def wait_for(pred, within=5.0):
+    deadline = asyncio.get_running_loop().time() + within
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def joined(client, topic, config=None, on=None):
+    """A subscribed channel; `on(channel)` registers callbacks before the join."""
+    ch = client.channel(topic, {"config": config or {}})
+    if on:
+        on(ch)
+    states = []
+    await ch.subscribe(lambda state, err: states.append(str(state)))
+    assert any("SUBSCRIBED" in s for s in states), states
+    return ch
+
+
+def test_broadcast_self_echo_and_isolation(platform):
+    a, b = platform.create_project("rt-a"), platform.create_project("rt-b")
+
+    async def run():
+        alice, bob = await acreate_client(a.url, a.anon), await acreate_client(a.url, a.anon)
+        other = await acreate_client(b.url, b.anon)
+        got = {"alice": [], "bob": [], "other": []}
+        on = lambda who: (lambda ch: ch.on_broadcast("msg", lambda m: got[who].append(m["payload"])))
+        ch_alice = await joined(alice, "room", on=on("alice"))
+        await joined(bob, "room", on=on("bob"))
+        await joined(other, "room", on=on("other"))
+        ch_self = await joined(bob, "echo", {"broadcast": {"self": True}}, on=on("bob"))
+
+        await ch_alice.send_broadcast("msg", {"n": 1})
+        await wait_for(lambda: got["bob"])
+        assert got["bob"] == [{"n": 1}]
+        await ch_self.send_broadcast("msg", {"n": 2})
+        await wait_for(lambda: len(got["bob"]) == 2)
+        await asyncio.sleep(0.3)
+        assert got["alice"] == [], "no echo to the sender unless it asks"
+        assert got["other"] == [], "the same topic in another project never meets"
+        for c in (alice, bob, other):
+            await c.realtime.close()
+
+    asyncio.run(run())
+
+
+def test_presence_join_sync_and_leave(platform):
+    p = platform.create_project("rt-presence")
+
+    async def run():
+        watcher, walker = await acreate_client(p.url, p.anon), await acreate_client(p.url, p.anon)
+        joins, leaves = [], []
+
+        def on(ch):
+            ch.on_presence_join(lambda key, cur, new: joins.append(key))
+            ch.on_presence_leave(lambda key, cur, left: leaves.append(key))
+        ch_watch = await joined(watcher, "lobby", {"presence": {"key": "watcher"}}, on=on)
+        ch_walk = await joined(walker, "lobby", {"presence": {"key": "walker"}})
+        await ch_walk.track({"status": "online"})
+        await wait_for(lambda: "walker" in joins)
+        state = ch_watch.presence_state()
+        assert state["walker"][0]["status"] == "online", state
+        await walker.realtime.close()
+        await wait_for(lambda: "walker" in leaves, within=10)
+        await watcher.realtime.close()
+
+    asyncio.run(run())
+
+
+def test_rest_broadcast_reaches_subscribers(platform):
+    p = platform.create_project("rt-rest")
+
+    async def run():
+        sub = await acreate_client(p.url, p.anon)
+        got = []
+        await joined(sub, "news", on=lambda ch: ch.on_broadcast("flash", lambda m: got.append(m["payload"])))
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{p.url}/realtime/v1/api/broadcast",
+                                headers={"apikey": p.secret},
+                                json={"messages": [{"topic": "news", "event": "flash", "payload": {"x": 1}}]})
+            assert r.status_code == 202, r.text
+        await wait_for(lambda: got)
+        assert got == [{"x": 1}]
+        await sub.realtime.close()
+
+    asyncio.run(run())
+
+
+def test_a_key_that_does_not_authenticate_cannot_connect(platform):
+    p = platform.create_project("rt-keys")
+    ws = p.url.replace("http://", "ws://") + "/realtime/v1/websocket?vsn=1.0.0"
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    http_url = ws.replace("ws://", "http://")
+    r = httpx.get(http_url + "&apikey=sb_publishable_nope", headers=upgrade)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_api_key"
+    r = httpx.get(http_url, headers=upgrade)
+    assert r.status_code == 401
+    other = platform.create_project("rt-keys-other")
+    r = httpx.get(http_url + f"&apikey={other.anon}", headers=upgrade)
+    assert r.status_code == 401
+    # the project's key is handed over: 101 Switching Protocols
+    with httpx.stream("GET", http_url + f"&apikey={p.anon}", headers=upgrade) as r:
+        assert r.status_code == 101
