@@ -7,6 +7,9 @@
 #     the server's resident memory growth per idle socket.
 #  2. SUBSCRIBERS sockets (default 1,000) join one topic; one more socket broadcasts to it: 100 messages at
 #     10/s (delivery latency p50/p99, send to receive) then BURST (default 200) back to back (deliveries/s).
+#  3. postgres_changes: one socket subscribes to INSERTs of a table with RLS on; 100 rows/s for 10 s are
+#     inserted (autocommit): latency from each INSERT to its arrival at the client (p50/p99). Changes are
+#     captured as in production, through the project's own login role.
 # The driver shares the machine: its 1,000 receivers parse every frame, so on a small or busy machine the
 # fan-out figures bound the pair, not the server alone.
 # Usage: bench/realtime.sh [SOCKETS] [SUBSCRIBERS] [BURST]   (PROFILE=debug builds without --release)

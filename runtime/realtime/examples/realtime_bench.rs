@@ -3,14 +3,18 @@
 //!
 //! - `realtime_bench serve STATE_FILE`: a throwaway control plane (PostgreSQL cluster,
 //!   tenant-manager) with one project, and the realtime router served directly on loopback, with
-//!   limits raised for the bench; writes `{url, project_ref, secret, pid}` to STATE_FILE (mode
-//!   0600) and serves until killed.
+//!   limits raised for the bench and postgres_changes captured as in production
+//!   ([`realtime::cdc::Cdc::project_login`]); writes `{url, project_ref, secret, pid, db_url}` (the
+//!   throwaway cluster's superuser URL of the project database) to STATE_FILE (mode 0600) and
+//!   serves until killed.
 //! - `realtime_bench drive STATE_FILE [SOCKETS] [SUBSCRIBERS] [BURST]`: (1) opens SOCKETS sockets
 //!   (default 10,000; at most 200 connecting at once), each joining one of 100 topics, and prints
 //!   the server's resident memory growth per idle socket; closes them; (2) joins SUBSCRIBERS
 //!   sockets (default 1,000) to one topic and broadcasts to it from one more socket: 100 messages
 //!   at 10/s for delivery latency (p50/p99, send to receive), then BURST messages (default 200)
-//!   back to back for deliveries per second.
+//!   back to back for deliveries per second; (3) subscribes one socket to INSERTs of a table with
+//!   RLS on (a policy lets anon read every row) and inserts 100 rows/s for 10 s: latency from each
+//!   row's commit to its arrival (p50/p99).
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -29,6 +33,17 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Latency-phase messages and their pace.
 const PACED: usize = 100;
 const PACE: Duration = Duration::from_millis(100);
+/// The table of the postgres_changes phase: `sent` is the inserting client's clock at commit.
+const CHANGES_TABLE: &str = "
+    CREATE TABLE public.bench_changes (id bigint PRIMARY KEY, sent text NOT NULL);
+    ALTER TABLE public.bench_changes ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY everyone ON public.bench_changes FOR SELECT TO anon USING (true);
+    GRANT SELECT ON public.bench_changes TO anon;
+    ALTER PUBLICATION supabase_realtime ADD TABLE public.bench_changes;";
+/// Rows inserted in the postgres_changes phase, one every [`CHANGE_PACE`].
+const CHANGES: usize = 1000;
+const CHANGE_PACE: Duration = Duration::from_millis(10);
+
 /// How long a subscriber waits for the messages it expects.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -61,6 +76,15 @@ async fn run_server(state_file: &str) {
     let created = cp.create_project("realtime bench", "rtbench").await;
     let project_ref = created["ref"].as_str().unwrap().to_owned();
     let secret = cp.jwt_secret(&project_ref).await;
+    let db_url = cp
+        .db
+        .cluster
+        .url(&supactl_common::ident::database_name(&project_ref));
+    cp.project_db(&project_ref)
+        .await
+        .batch_execute(CHANGES_TABLE)
+        .await
+        .expect("bench table");
     let config = realtime::RealtimeConfig {
         limits: realtime::limits::ProjectLimits {
             max_sockets: 100_000,
@@ -81,12 +105,14 @@ async fn run_server(state_file: &str) {
         shutdown.clone(),
     )
     .expect("realtime");
+    rt.set_cdc(realtime::cdc::Cdc::project_login(100));
     let (listener, url) = testkit::listen().await;
     let server = ServerConfig {
         max_connections: 50_000,
         ..ServerConfig::default()
     };
-    let state = json!({"url": url, "project_ref": project_ref, "secret": secret, "pid": std::process::id()});
+    let state = json!({"url": url, "project_ref": project_ref, "secret": secret,
+        "pid": std::process::id(), "db_url": db_url});
     write_private(state_file, &state.to_string());
     serve(listener, realtime::router(rt), server, shutdown).await;
 }
@@ -109,6 +135,7 @@ fn write_private(path: &str, text: &str) {
 
 struct Target {
     url: String,
+    db_url: String,
     project_ref: String,
     token: String,
     pid: u32,
@@ -130,6 +157,7 @@ async fn drive(state_file: &str, sockets: usize, subscribers: usize, burst: usiz
         ),
         project_ref,
         pid: state["pid"].as_u64().unwrap() as u32,
+        db_url: state["db_url"].as_str().unwrap().to_owned(),
     });
 
     // 1. Idle sockets.
@@ -200,6 +228,85 @@ async fn drive(state_file: &str, sockets: usize, subscribers: usize, burst: usiz
         "fan-out burst: {burst} messages to {subscribers} subscribers = {delivered} deliveries in {:.2}s: {:.0} deliveries/s; {missing} not delivered",
         seconds,
         delivered as f64 / seconds
+    );
+
+    // 3. postgres_changes.
+    changes(&target).await;
+}
+
+/// One subscriber to INSERTs; rows inserted at a steady pace; commit-to-arrival latency.
+async fn changes(target: &Target) {
+    let mut ws = open(target, "realtime:changes-warmup").await.unwrap();
+    let join = json!({"topic": "realtime:changes", "event": "phx_join", "ref": "2", "join_ref": "2",
+        "payload": {"config": {"postgres_changes": [
+            {"event": "INSERT", "schema": "public", "table": "bench_changes"}]}}});
+    ws.send(Ws::Text(join.to_string().into())).await.unwrap();
+    loop {
+        let Some(Ok(Ws::Text(t))) = ws.next().await else {
+            panic!("the socket closed before postgres_changes subscribed");
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["event"] == "system" {
+            assert_eq!(v["payload"]["status"], "ok", "{v}");
+            break;
+        }
+    }
+    let (db, conn) = tokio_postgres::connect(&target.db_url, tokio_postgres::NoTls)
+        .await
+        .expect("project database");
+    tokio::spawn(conn);
+    let reader = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(CHANGES);
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while latencies.len() < CHANGES {
+            let frame = match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Ws::Text(t)))) => t,
+                Ok(Some(Ok(_))) => continue,
+                _ => break,
+            };
+            let now = unix_nanos();
+            let Ok(v) = serde_json::from_str::<Value>(&frame) else {
+                continue;
+            };
+            if v["event"] != "postgres_changes" {
+                continue;
+            }
+            let sent = v["payload"]["data"]["record"]["sent"]
+                .as_str()
+                .and_then(|t| t.parse::<u128>().ok());
+            if let Some(sent) = sent {
+                latencies.push(now.saturating_sub(sent) as u64);
+            }
+        }
+        latencies
+    });
+    let insert = db
+        .prepare("INSERT INTO public.bench_changes VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let mut tick = tokio::time::interval(CHANGE_PACE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for i in 0..CHANGES {
+        tick.tick().await;
+        let id = i as i64;
+        db.execute(&insert, &[&id, &unix_nanos().to_string()])
+            .await
+            .unwrap();
+    }
+    let mut latencies = reader.await.unwrap();
+    latencies.sort_unstable();
+    let pct = |p: usize| {
+        latencies
+            .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |n| *n as f64 / 1e6)
+    };
+    println!(
+        "postgres_changes: {} of {CHANGES} inserts at {}/s (RLS on) delivered: commit to client p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        1000 / CHANGE_PACE.as_millis(),
+        pct(50),
+        pct(99),
+        latencies.last().map_or(f64::NAN, |n| *n as f64 / 1e6)
     );
 }
 
