@@ -41,48 +41,53 @@ BEGIN
     RAISE WARNING 'supactl: no replication role on this server; postgres_changes is unavailable in %', current_database();
     RETURN;
   END IF;
-
-  -- Opens a temporary pgoutput slot for `replica` (letters, digits, `_`); returns its name.
-  CREATE OR REPLACE FUNCTION realtime.supactl_capture_start(replica text) RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-  DECLARE
-    prefix text := 'supactl_rt_' || left(md5(current_database()), 16) || '_';
+  -- An admin that may not act as the replication role (ALTER ... OWNER TO) leaves the functions out.
   BEGIN
-    IF replica IS NULL OR replica !~ '^[a-z0-9_]{1,24}$' THEN
-      RAISE EXCEPTION 'supactl: a capture slot suffix is 1 to 24 of a-z, 0-9 and _' USING ERRCODE = '22023';
-    END IF;
-    PERFORM pg_advisory_xact_lock(hashtext(prefix));
-    IF (SELECT count(*) FROM pg_get_replication_slots() s
-        WHERE left(s.slot_name, length(prefix)) = prefix) >= 8 THEN
-      RAISE EXCEPTION 'supactl: this database already has 8 change capture slots' USING ERRCODE = '53400';
-    END IF;
-    PERFORM pg_create_logical_replication_slot(prefix || replica, 'pgoutput', true);
-    RETURN prefix || replica;
-  END
-  $fn$;
+    -- Opens a temporary pgoutput slot for `replica` (letters, digits, `_`); returns its name.
+    CREATE OR REPLACE FUNCTION realtime.supactl_capture_start(replica text) RETURNS text
+      LANGUAGE plpgsql SECURITY DEFINER
+      SET search_path = pg_catalog, pg_temp
+      AS $fn$
+    DECLARE
+      prefix text := 'supactl_rt_' || left(md5(current_database()), 16) || '_';
+    BEGIN
+      IF replica IS NULL OR replica !~ '^[a-z0-9_]{1,24}$' THEN
+        RAISE EXCEPTION 'supactl: a capture slot suffix is 1 to 24 of a-z, 0-9 and _' USING ERRCODE = '22023';
+      END IF;
+      PERFORM pg_advisory_xact_lock(hashtext(prefix));
+      IF (SELECT count(*) FROM pg_get_replication_slots() s
+          WHERE left(s.slot_name, length(prefix)) = prefix) >= 8 THEN
+        RAISE EXCEPTION 'supactl: this database already has 8 change capture slots' USING ERRCODE = '53400';
+      END IF;
+      PERFORM pg_create_logical_replication_slot(prefix || replica, 'pgoutput', true);
+      RETURN prefix || replica;
+    END
+    $fn$;
 
-  -- Up to `upto` changes of the supabase_realtime publication from a slot of this database.
-  CREATE OR REPLACE FUNCTION realtime.supactl_capture_poll(slot text, upto integer) RETURNS SETOF bytea
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-  BEGIN
-    IF left(slot, 28) IS DISTINCT FROM 'supactl_rt_' || left(md5(current_database()), 16) || '_' THEN
-      RAISE EXCEPTION 'supactl: not a capture slot of this database' USING ERRCODE = '42501';
-    END IF;
-    RETURN QUERY SELECT c.data FROM pg_logical_slot_get_binary_changes(slot, NULL, upto,
-      'proto_version', '1', 'publication_names', 'supabase_realtime') c;
-  END
-  $fn$;
+    -- Up to `upto` changes of the supabase_realtime publication from a slot of this database.
+    CREATE OR REPLACE FUNCTION realtime.supactl_capture_poll(slot text, upto integer) RETURNS SETOF bytea
+      LANGUAGE plpgsql SECURITY DEFINER
+      SET search_path = pg_catalog, pg_temp
+      AS $fn$
+    BEGIN
+      IF left(slot, 28) IS DISTINCT FROM 'supactl_rt_' || left(md5(current_database()), 16) || '_' THEN
+        RAISE EXCEPTION 'supactl: not a capture slot of this database' USING ERRCODE = '42501';
+      END IF;
+      RETURN QUERY SELECT c.data FROM pg_logical_slot_get_binary_changes(slot, NULL, upto,
+        'proto_version', '1', 'publication_names', 'supabase_realtime') c;
+    END
+    $fn$;
 
-  ALTER FUNCTION realtime.supactl_capture_start(text) OWNER TO supactl_replication;
-  ALTER FUNCTION realtime.supactl_capture_poll(text, integer) OWNER TO supactl_replication;
-  REVOKE ALL ON FUNCTION realtime.supactl_capture_start(text), realtime.supactl_capture_poll(text, integer)
-    FROM PUBLIC;
-  GRANT EXECUTE ON FUNCTION realtime.supactl_capture_start(text), realtime.supactl_capture_poll(text, integer)
-    TO supactl_realtime;
-  GRANT USAGE ON SCHEMA realtime TO supactl_realtime;
+    ALTER FUNCTION realtime.supactl_capture_start(text) OWNER TO supactl_replication;
+    ALTER FUNCTION realtime.supactl_capture_poll(text, integer) OWNER TO supactl_replication;
+    REVOKE ALL ON FUNCTION realtime.supactl_capture_start(text), realtime.supactl_capture_poll(text, integer)
+      FROM PUBLIC;
+    GRANT EXECUTE ON FUNCTION realtime.supactl_capture_start(text), realtime.supactl_capture_poll(text, integer)
+      TO supactl_realtime;
+    GRANT USAGE ON SCHEMA realtime TO supactl_realtime;
+  EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'supactl: % cannot give the capture functions to supactl_replication; postgres_changes is unavailable in %',
+      current_user, current_database();
+  END;
 END
 $do$;

@@ -28,8 +28,12 @@ BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
       CREATE ROLE supactl_replication NOLOGIN NOINHERIT REPLICATION;
     ELSIF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_replication') THEN
-      CREATE ROLE supactl_replication NOLOGIN INHERIT;
-      GRANT rds_replication TO supactl_replication;
+      BEGIN
+        CREATE ROLE supactl_replication NOLOGIN INHERIT;
+        GRANT rds_replication TO supactl_replication;
+      EXCEPTION WHEN insufficient_privilege THEN
+        RAISE WARNING 'supactl: % cannot grant rds_replication; postgres_changes is unavailable on this server', current_user;
+      END;
     ELSE
       RAISE WARNING 'supactl: % can grant no replication right; postgres_changes is unavailable on this server', current_user;
     END IF;
