@@ -2,11 +2,14 @@
 //!
 //! The task exists only while some channel of the project holds a usable postgres_changes binding
 //! ([`Subscriptions`]): the first one starts it, the last one leaving stops it. It opens a
-//! **temporary** pgoutput slot over SQL on a replication-capable connection ([`CdcSource`]; the
-//! slot disappears with the connection), polls it (`pg_logical_slot_get_binary_changes`, filtered
-//! by the `supabase_realtime` publication, adaptive interval: 20 ms after a full batch, 50 ms
-//! after changes, backing off to 250 ms when idle), decodes the changes ([`crate::pgoutput`]) and
-//! delivers them:
+//! **temporary** pgoutput slot (it disappears with the connection) and polls it through the two
+//! capture functions of the project database (`templates/realtime.sql`), on a connection of the
+//! project's own login role ([`Cdc::project_login`]) under `SET ROLE supactl_realtime`: no login
+//! holds the replication right, the functions' owner does, and they reach only slots of their own
+//! database, so a project can read no other project's changes. Polling
+//! (`pg_logical_slot_get_binary_changes` of the `supabase_realtime` publication) is adaptive:
+//! 20 ms after a full batch, 50 ms after changes, backing off to 250 ms when idle. It decodes the
+//! changes ([`crate::pgoutput`]) and delivers them:
 //!
 //! 1. candidate channels: those with a binding that [`ChangeSpec::matches`] the change;
 //! 2. channels grouped by role and claims ([`rls::claims_group`]);
@@ -21,8 +24,10 @@
 //! "Subscribed to PostgreSQL"}` at once, earlier ones when the slot is created. If the slot or a
 //! connection cannot be had, every subscribed channel gets a `system` error and the next join
 //! tries again. A replica opens at most [`Cdc`]'s cap of slots per database server; past it a join
-//! gets [`TOO_MANY_SLOTS`]. Each replica with subscribers runs its own slot (the Redis-elected single owner of
-//! the design notes is not built): slots = projects with subscribers × replicas holding them.
+//! gets [`TOO_MANY_SLOTS`], as does a join when the database holds its cap of capture slots (8) or
+//! the server is out of slots. Each replica with subscribers runs its own slot (the Redis-elected
+//! single owner of the design notes is not built): slots = projects with subscribers × replicas
+//! holding them.
 
 use crate::delivery::{Outgoing, SocketHandle};
 use crate::join::{system_payload, ChangeSpec};
@@ -39,12 +44,13 @@ use supactl_common::keys::Role;
 use supactl_common::pg;
 use supactl_common::pg_tls::PgTls;
 use supactl_common::wire::ProjectConfig;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-/// How a replica reaches a project's database with the right to create a logical slot (a role
-/// with `REPLICATION`); `None` when it cannot.
+/// How a replica reaches a project's database to capture its changes (a login that may
+/// `SET ROLE supactl_realtime`); `None` when it cannot.
 pub type CdcSource =
     Arc<dyn Fn(&ProjectConfig) -> Option<(tokio_postgres::Config, PgTls)> + Send + Sync>;
 
@@ -59,6 +65,18 @@ pub struct Cdc {
 }
 
 impl Cdc {
+    /// Captures on a connection of each project's own login role (what production uses).
+    pub fn project_login(max_slots_per_server: usize) -> Self {
+        let source: CdcSource = Arc::new(|project: &ProjectConfig| {
+            let db = &project.db;
+            Some((
+                pg::project_config(db, "supactl-realtime-cdc"),
+                db.tls.clone(),
+            ))
+        });
+        Cdc::new(source, max_slots_per_server)
+    }
+
     pub fn new(source: CdcSource, max_slots_per_server: usize) -> Self {
         Cdc {
             source,
@@ -119,9 +137,12 @@ const POLL_FULL: Duration = Duration::from_millis(20);
 const POLL_BUSY: Duration = Duration::from_millis(50);
 const POLL_IDLE: Duration = Duration::from_millis(250);
 
-const CREATE_SLOT: &str = "SELECT pg_create_logical_replication_slot($1, 'pgoutput', true)::text";
-const POLL: &str = "SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, $2, \
-     'proto_version', '1', 'publication_names', 'supabase_realtime')";
+/// The role allowed to call the capture functions (templates/roles.sql).
+const CAPTURE_ROLE: &str = "SET ROLE supactl_realtime";
+/// `$1` the slot's suffix; returns the slot's name.
+const CREATE_SLOT: &str = "SELECT realtime.supactl_capture_start($1)";
+/// `$1` the slot, `$2` how many changes at most.
+const POLL: &str = "SELECT c.data FROM realtime.supactl_capture_poll($1, $2) AS c(data)";
 /// A table's columns, key (with SQL types for the visibility query) and RLS flag, by oid.
 const TABLE_META: &str = "SELECT c.relrowsecurity, a.attname::text, t.typname::text, \
      format_type(a.atttypid, NULL), coalesce(a.attnum = ANY(i.indkey), false) \
@@ -175,24 +196,23 @@ struct Registry {
 /// The postgres_changes subscriptions of one project on this replica, and its capture task.
 pub struct Subscriptions {
     cdc: Cdc,
-    slot: String,
+    /// This replica's name as a slot suffix may carry it.
+    replica: String,
     registry: Arc<Mutex<Registry>>,
 }
 
 impl Subscriptions {
-    /// `slot` names this replica's slot for the project (letters, digits and `_` only).
-    pub fn new(cdc: Cdc, project_ref: &str, replica: &str) -> Self {
-        let clean = |s: &str| -> String {
-            s.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .map(|c| c.to_ascii_lowercase())
-                .collect()
-        };
-        let mut slot = format!("supactl_rt_{}_{}", clean(project_ref), clean(replica));
-        slot.truncate(63);
+    /// The subscriptions of one project on the replica named `replica`.
+    pub fn new(cdc: Cdc, replica: &str) -> Self {
+        let mut replica: String = replica
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        replica.truncate(16);
         Subscriptions {
             cdc,
-            slot,
+            replica,
             registry: Arc::default(),
         }
     }
@@ -211,10 +231,7 @@ impl Subscriptions {
             return;
         }
         let Some(source) = (self.cdc.source)(project) else {
-            sub.system(
-                "error",
-                "postgres_changes is not available for this project",
-            );
+            sub.system("error", UNAVAILABLE);
             return;
         };
         let server = format!("{}:{}", project.db.host, project.db.port);
@@ -224,10 +241,13 @@ impl Subscriptions {
         };
         let cancel = CancellationToken::new();
         registry.task = Some(cancel.clone());
+        // The capture functions name the slot after the database; the suffix tells replicas, and
+        // captures of one replica, apart (a stopped capture's session may still hold its slot).
+        let suffix = format!("{}_{:07x}", self.replica, rand::random::<u32>() >> 4);
         let task = Capture {
             source,
             project: project.clone(),
-            slot: self.slot.clone(),
+            suffix,
             registry: self.registry.clone(),
             cancel,
             _permit: permit,
@@ -284,7 +304,8 @@ struct Table {
 struct Capture {
     source: (tokio_postgres::Config, PgTls),
     project: Arc<ProjectConfig>,
-    slot: String,
+    /// The slot name's suffix (the capture functions add the database's part).
+    suffix: String,
     registry: Arc<Mutex<Registry>>,
     cancel: CancellationToken,
     /// Released when the task ends.
@@ -302,11 +323,9 @@ impl Capture {
         if let Err(e) = outcome {
             tracing::warn!(project = %self.project.project_ref, error = %e, "realtime: change capture stopped");
             if ours {
+                let message = capture_error(&e);
                 for sub in registry.subs.values() {
-                    sub.system(
-                        "error",
-                        "Realtime was unable to connect to the project database",
-                    );
+                    sub.system("error", message);
                 }
             }
         }
@@ -319,7 +338,8 @@ impl Capture {
     async fn capture(&self) -> Result<(), tokio_postgres::Error> {
         let (cfg, tls) = &self.source;
         let repl = pg::connect(cfg, tls).await?;
-        repl.query_one(CREATE_SLOT, &[&self.slot]).await?;
+        repl.batch_execute(CAPTURE_ROLE).await?;
+        let slot: String = repl.query_one(CREATE_SLOT, &[&self.suffix]).await?.get(0);
         let db = &self.project.db;
         let mut checker = pg::connect(&pg::project_config(db, "supactl-realtime"), &db.tls).await?;
         {
@@ -338,7 +358,7 @@ impl Capture {
                 _ = self.cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(interval) => {}
             }
-            let rows = repl.query(POLL, &[&self.slot, &POLL_CHANGES]).await?;
+            let rows = repl.query(POLL, &[&slot, &POLL_CHANGES]).await?;
             let full = rows.len() >= POLL_CHANGES as usize;
             let mut changes = Vec::new();
             for row in &rows {
@@ -426,6 +446,22 @@ impl Capture {
         Ok(())
     }
 }
+
+/// The `system` error subscribers get when capture fails.
+fn capture_error(e: &tokio_postgres::Error) -> &'static str {
+    match e.code() {
+        // The capture functions or their role are missing: the server has no replication role.
+        Some(&SqlState::UNDEFINED_FUNCTION)
+        | Some(&SqlState::UNDEFINED_OBJECT)
+        | Some(&SqlState::INSUFFICIENT_PRIVILEGE) => UNAVAILABLE,
+        // The database's cap of capture slots, or the server's max_replication_slots.
+        Some(&SqlState::CONFIGURATION_LIMIT_EXCEEDED) => TOO_MANY_SLOTS,
+        _ => "Realtime was unable to connect to the project database",
+    }
+}
+
+/// The `system` error of a join when the project's database offers no change capture.
+pub const UNAVAILABLE: &str = "postgres_changes is not available for this project";
 
 /// The ids of a channel's bindings that match `change`.
 fn matching(sub: &Subscription, change: &Change) -> Vec<u32> {

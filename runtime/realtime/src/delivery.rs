@@ -52,6 +52,10 @@ impl Outgoing {
         })
     }
 
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
     /// The frame for a socket speaking `codec`; `None` when its version cannot carry the message
     /// (opaque binary broadcasts to a `vsn=1.0.0` socket).
     pub fn frame(&self, codec: &Codec) -> Option<ws::Message> {

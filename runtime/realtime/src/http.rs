@@ -16,6 +16,7 @@ use crate::hub::Hubs;
 use crate::identity::Identity;
 use crate::join::{JoinLimits, TOPIC_PREFIX};
 use crate::limits::{LimitError, ProjectLimits};
+use crate::policies::Authorizer;
 use crate::presence::PresenceLimits;
 use crate::protocol::{self, Codec, UserBroadcast, UserPayload, Vsn};
 use crate::socket::{self, SocketConfig, SocketCtx};
@@ -29,14 +30,15 @@ use axum::{Json, Router};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use supactl_common::connections::Registry;
 use supactl_common::directory::Directory;
 use supactl_common::forwarded::RefRule;
 use supactl_common::headers::{bearer, PROJECT_HEADER};
 use supactl_common::invalidation::RedisError;
-use supactl_common::keys::Role;
 use supactl_common::wire::{status, ProjectConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +76,10 @@ impl Default for RealtimeConfig {
     }
 }
 
+/// Connections kept open across projects for private-channel checks when realtime is given no
+/// registry of its own ([`Realtime::set_registry`]).
+const OWN_CONNECTION_BUDGET: usize = 64;
+
 /// The state behind [`router`]: the project directory and this replica's hubs.
 pub struct Realtime {
     directory: Arc<Directory>,
@@ -81,6 +87,8 @@ pub struct Realtime {
     hubs: Arc<Hubs>,
     next_socket: AtomicU64,
     shutdown: CancellationToken,
+    /// Private-channel checks, on the registry given or one of realtime's own.
+    authorizer: OnceLock<Arc<Authorizer>>,
 }
 
 impl Realtime {
@@ -112,7 +120,27 @@ impl Realtime {
             hubs,
             next_socket: AtomicU64::new(1),
             shutdown,
+            authorizer: OnceLock::new(),
         }))
+    }
+
+    /// Takes the connections of private-channel checks from `registry` (the budget every service
+    /// of the process shares); call before serving. Without it realtime keeps its own budget.
+    pub fn set_registry(&self, registry: &Registry) {
+        let _ = self.authorizer.set(Arc::new(Authorizer::new(registry)));
+    }
+
+    /// Drops what realtime holds of a project's database connections (changed or paused project).
+    pub fn forget(&self, project_ref: &str) {
+        if let Some(a) = self.authorizer.get() {
+            a.remove(project_ref);
+        }
+    }
+
+    fn authorizer(&self) -> Arc<Authorizer> {
+        self.authorizer
+            .get_or_init(|| Arc::new(Authorizer::new(&Registry::new(OWN_CONNECTION_BUDGET))))
+            .clone()
     }
 
     /// Enables postgres_changes; call before serving.
@@ -224,6 +252,7 @@ async fn websocket(
         join_limits: rt.config.join,
         presence_limits: rt.config.presence,
         shutdown: rt.shutdown.clone(),
+        authorizer: rt.authorizer(),
     };
     Ok(upgrade
         .read_buffer_size(config.read_buffer_bytes)
@@ -249,8 +278,8 @@ struct RestMessage {
 }
 
 /// `POST /api/broadcast`: Supabase's REST broadcast; `topic` is the channel name without
-/// `realtime:`. Private messages are sent only for service_role (policy checks for other roles
-/// are not wired yet) and silently skipped otherwise.
+/// `realtime:`. A private message is sent only when the caller may send broadcasts on its topic
+/// (`realtime.messages` policies, one check per distinct topic), and silently skipped otherwise.
 async fn broadcast(
     State(rt): State<Arc<Realtime>>,
     headers: HeaderMap,
@@ -265,10 +294,7 @@ async fn broadcast(
             "at most {MAX_REST_MESSAGES} messages per request"
         )));
     }
-    let hub = rt.hubs.get(&project.project_ref);
-    hub.linger();
-    let mut ready = Vec::with_capacity(body.messages.len());
-    for m in body.messages {
+    for m in &body.messages {
         if m.topic.is_empty() || m.event.is_empty() {
             return Err(invalid("topic and event are required".into()));
         }
@@ -277,10 +303,16 @@ async fn broadcast(
         {
             return Err(invalid("topic or event too long".into()));
         }
+    }
+    let writable = writable_private_topics(&rt, &project, &identity, &body.messages).await?;
+    let hub = rt.hubs.get(&project.project_ref);
+    hub.linger();
+    let mut ready = Vec::with_capacity(body.messages.len());
+    for m in body.messages {
         let payload = serde_json::to_vec(&m.payload.unwrap_or_else(|| json!({})))
             .map_err(|e| invalid(e.to_string()))?;
         hub.counters(|c, _| c.payload(payload.len()))?;
-        if m.private && identity.role != Role::ServiceRole {
+        if m.private && !writable.contains(&m.topic) {
             continue;
         }
         let topic = TopicKey::new(&format!("{TOPIC_PREFIX}{}", m.topic), m.private);
@@ -297,6 +329,36 @@ async fn broadcast(
         hub.broadcast(&topic, None, false, broadcast);
     }
     Ok(StatusCode::ACCEPTED)
+}
+
+/// The private topics among `messages` the caller may send broadcasts to (one check for all).
+async fn writable_private_topics(
+    rt: &Realtime,
+    project: &ProjectConfig,
+    identity: &Identity,
+    messages: &[RestMessage],
+) -> Result<HashSet<String>, ApiError> {
+    let mut topics: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.private)
+        .map(|m| m.topic.as_str())
+        .collect();
+    topics.sort_unstable();
+    topics.dedup();
+    if topics.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let policies = rt
+        .authorizer()
+        .check(project, identity, &topics)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(topics
+        .into_iter()
+        .zip(policies)
+        .filter(|(_, p)| p.broadcast_write)
+        .map(|(t, _)| t.to_owned())
+        .collect())
 }
 
 async fn health() -> Json<Value> {

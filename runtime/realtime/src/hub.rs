@@ -111,7 +111,7 @@ impl Hubs {
             changes: self
                 .cdc
                 .get()
-                .map(|cdc| Subscriptions::new(cdc.clone(), project_ref, &self.replica)),
+                .map(|cdc| Subscriptions::new(cdc.clone(), &self.replica)),
             bridge,
         });
         map.insert(project_ref.to_owned(), Arc::downgrade(&hub));

@@ -18,8 +18,8 @@
 //! session, per-project hubs ([`hub`]: topics, fan-out, presence, limits), the Redis fan-out
 //! across replicas ([`bridge`]) and postgres_changes from a temporary logical replication slot per
 //! project with subscribers ([`cdc`]). These must not re-implement any of the core's parsing.
-//! Private channels are open to `service_role` only until the `realtime.messages` policy checks
-//! ([`rls`]) are wired into joins.
+//! Private channels are authorized by the project's `realtime.messages` policies ([`policies`],
+//! checked at join and again with each new token, cached per channel).
 
 pub mod bridge;
 pub mod cdc;
@@ -32,6 +32,7 @@ pub mod join;
 pub mod limits;
 pub mod payload;
 pub mod pgoutput;
+pub mod policies;
 pub mod presence;
 pub mod protocol;
 pub mod rls;

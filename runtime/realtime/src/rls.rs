@@ -9,8 +9,8 @@
 //! `SET LOCAL ROLE <role>` and [`SET_CLAIMS`].
 //!
 //! **Private channels.** Supabase's model: RLS policies on `realtime.messages` that read
-//! `realtime.topic()`. In one transaction that is always rolled back: insert probe rows as the
-//! table's owner ([`PROBE_INSERT`]), switch to the caller's role and claims and set the topic
+//! `realtime.topic()`. In one transaction that is always rolled back: insert probe rows as
+//! `service_role`, which bypasses RLS ([`PROBE_INSERT`]), switch to the caller's role and claims and set the topic
 //! ([`SET_CLAIMS`], [`SET_TOPIC`]), read the probes back ([`READ_CHECK`]: one row per readable
 //! extension), and try an insert per extension under a savepoint ([`WRITE_CHECK`]; SQLSTATE 42501
 //! means refused).
@@ -25,7 +25,7 @@ pub const SET_CLAIMS: &str = "SELECT set_config('request.jwt.claims', $1, true),
 /// Sets the topic `realtime.topic()` returns: `$1` the channel's sub-topic.
 pub const SET_TOPIC: &str = "SELECT set_config('realtime.topic', $1, true)";
 
-/// Run as the table's owner before switching role: `$1` the sub-topic. Returns
+/// Run as `service_role` (it bypasses RLS) before switching role: `$1` the sub-topic. Returns
 /// `(id as text, extension)`.
 pub const PROBE_INSERT: &str = "INSERT INTO realtime.messages (topic, extension, private) \
      VALUES ($1, 'broadcast', true), ($1, 'presence', true) RETURNING id::text, extension";

@@ -12,6 +12,11 @@
 //! when that token expires (`system` error "Token has expired …", then `phx_close`), unless an
 //! `access_token` push brought a newer one first. Server shutdown closes every channel (`system` error
 //! then `phx_close`, so clients rejoin elsewhere) and the socket with 1001.
+//!
+//! A private channel keeps the [`Policies`] its join was authorized with: it receives broadcasts
+//! and presence diffs only as they allow, its broadcasts are dropped (no ack, as Supabase does) and
+//! its presence tracks refused without the write right, and a new token checks them again (the
+//! channel closes when it may no longer receive what it could).
 
 use crate::cdc::Subscription;
 use crate::delivery::{ws_message, Outgoing, SocketHandle, TopicKey};
@@ -19,6 +24,7 @@ use crate::hub::SocketGuard;
 use crate::identity::Identity;
 use crate::join::{sub_topic, AccessToken, JoinLimits};
 use crate::limits::{LimitError, PresenceWindow};
+use crate::policies::{self, Authorizer, Policies};
 use crate::presence::{PresenceLimits, PresenceRequest, SocketId};
 use crate::protocol::{event, Codec, FrameRef, Message};
 use crate::session::{Effect, JoinRequest, Session};
@@ -28,7 +34,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use supactl_common::forwarded::RefRule;
-use supactl_common::keys::Role;
 use supactl_common::wire::ProjectConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +79,8 @@ pub struct SocketCtx {
     pub join_limits: JoinLimits,
     pub presence_limits: PresenceLimits,
     pub shutdown: CancellationToken,
+    /// Checks private channels against the project's `realtime.messages` policies.
+    pub authorizer: Arc<Authorizer>,
 }
 
 /// Why the loop stops: a close frame to send, or none (the peer is gone).
@@ -88,6 +95,8 @@ struct Channel {
     /// When the channel's own access token expires (unix seconds); the channel closes then.
     /// The gateway's forwarding token is short-lived by design and does not count.
     token_expires_at: Option<i64>,
+    /// What the channel's identity may do there ([`Policies::ALL`] on a public channel).
+    policies: Policies,
 }
 
 struct Socket {
@@ -151,7 +160,7 @@ impl Socket {
                     Some((topic, at)) => self.token_expired(&topic, at).await,
                     None => Ok(()),
                 },
-                out = outbox.recv() => match out.and_then(|o| o.frame(&self.ctx.codec)) {
+                out = outbox.recv() => match out.filter(|o| self.receives(o)).and_then(|o| o.frame(&self.ctx.codec)) {
                     Some(frame) => self.write(frame).await,
                     None => Ok(()),
                 },
@@ -163,6 +172,20 @@ impl Socket {
             if let Err(stop) = step {
                 return stop;
             }
+        }
+    }
+
+    /// Whether a message fanned out to this socket may reach it: on a private channel, broadcasts
+    /// and presence diffs only as its read policies allow.
+    fn receives(&self, out: &Outgoing) -> bool {
+        let message = out.message();
+        let Some(channel) = self.channels.get(&message.topic) else {
+            return true;
+        };
+        match message.event.as_str() {
+            event::BROADCAST => channel.policies.broadcast_read,
+            event::PRESENCE_DIFF => channel.policies.presence_read,
+            _ => true,
         }
     }
 
@@ -233,7 +256,7 @@ impl Socket {
                     request,
                     reply,
                 } => self.presence(&topic, &key, request, reply),
-                Effect::AccessToken { topic, token } => self.access_token(&topic, &token),
+                Effect::AccessToken { topic, token } => self.access_token(&topic, &token).await,
             };
             todo.extend(more);
         }
@@ -275,13 +298,16 @@ impl Socket {
             }
             _ => (self.ctx.identity.clone(), None),
         };
-        if request.config.private && identity.role != Role::ServiceRole {
-            // realtime.messages policies are not checked on this path yet: only service_role
-            // may join a private channel (refusing is the safe side).
-            let reason = format!(
-                "Unauthorized: You do not have permissions to read from this Channel topic: {}",
-                request.sub_topic
-            );
+        let policies = if request.config.private {
+            match self.policies(&identity, &request.sub_topic).await {
+                Ok(policies) => policies,
+                Err(e) => return Ok(vec![self.session.join_failed(&request, &e.to_string())]),
+            }
+        } else {
+            Policies::ALL
+        };
+        if !policies.can_join() {
+            let reason = policies::unauthorized(&request.sub_topic);
             return Ok(vec![self.session.join_failed(&request, &reason)]);
         }
         let key = TopicKey::new(&request.message.topic, request.config.private);
@@ -292,6 +318,7 @@ impl Socket {
                 key: key.clone(),
                 presence_window: PresenceWindow::new(&hub.limits()),
                 token_expires_at,
+                policies,
             },
         );
         let presence_key = request
@@ -305,7 +332,7 @@ impl Socket {
             .join_ref
             .as_deref()
             .or(request.message.msg_ref.as_deref());
-        if request.config.presence_enabled {
+        if request.config.presence_enabled && policies.presence_read {
             let state = hub.presence_state(&key);
             let push = Message::json(join_ref, None, &key.topic, event::PRESENCE_STATE, state);
             effects.push(Effect::Send(push));
@@ -354,6 +381,10 @@ impl Socket {
         let Some(channel) = self.channels.get(topic) else {
             return Vec::new();
         };
+        // Supabase drops a broadcast its policies refuse, without an ack and without counting it.
+        if !channel.policies.broadcast_write {
+            return Vec::new();
+        }
         let hub = self.ctx.guard.hub();
         if let Err(e) = hub.counters(|c, now| c.events(1, now)) {
             return self.session.shut_down(topic, &e.to_string());
@@ -392,6 +423,9 @@ impl Socket {
         if let Err(e) = admitted {
             return self.session.shut_down(topic, &e.to_string());
         }
+        if matches!(request, PresenceRequest::Track(_)) && !channel.policies.presence_write {
+            return vec![Effect::Send(Message::reply(&reply, "error", json!({})))];
+        }
         let done = match request {
             PresenceRequest::Track(meta) => hub.track(&channel.key, self.ctx.id, key, meta),
             PresenceRequest::Untrack => {
@@ -408,30 +442,60 @@ impl Socket {
         }
     }
 
-    /// A new token for a channel: verified, and a private channel it no longer authorizes closes;
-    /// otherwise the channel now expires with it.
-    fn access_token(&mut self, topic: &str, token: &str) -> Vec<Effect> {
+    /// A new token for a channel: verified, and on a private channel the policies are checked again
+    /// with it (the channel closes if it may no longer receive what it could); otherwise the channel
+    /// now expires with it.
+    async fn access_token(&mut self, topic: &str, token: &str) -> Vec<Effect> {
+        let Some(channel) = self.channels.get(topic) else {
+            return Vec::new();
+        };
+        let (private, before) = (channel.key.private, channel.policies);
+        let identity = match Identity::verify(token, &self.ctx.project, RefRule::Optional) {
+            Ok(identity) => identity,
+            Err(e) => {
+                return self
+                    .session
+                    .shut_down(topic, &format!("InvalidJWTToken: {e}"))
+            }
+        };
+        let name = sub_topic(topic).unwrap_or(topic).to_owned();
+        let after = if private {
+            match self.policies(&identity, &name).await {
+                Ok(policies) => policies,
+                Err(e) => return self.session.shut_down(topic, &e.to_string()),
+            }
+        } else {
+            Policies::ALL
+        };
+        if before.read_revoked_by(&after) {
+            return self.session.shut_down(topic, &policies::revoked(&name));
+        }
         let Some(channel) = self.channels.get_mut(topic) else {
             return Vec::new();
         };
-        match Identity::verify(token, &self.ctx.project, RefRule::Optional) {
-            Err(e) => self
-                .session
-                .shut_down(topic, &format!("InvalidJWTToken: {e}")),
-            Ok(identity) if channel.key.private && identity.role != Role::ServiceRole => {
-                let name = sub_topic(topic).unwrap_or(topic);
-                let message = format!(
-                    "You no longer have permission to read from this Channel topic: {name}"
-                );
-                self.session.shut_down(topic, &message)
-            }
-            Ok(identity) => {
-                channel.token_expires_at = identity.expires_at();
-                if let Some(changes) = self.ctx.guard.hub().changes() {
-                    changes.refresh(self.ctx.id, topic, identity.role, identity.claims);
-                }
-                Vec::new()
-            }
+        channel.policies = after;
+        channel.token_expires_at = identity.expires_at();
+        if let Some(changes) = self.ctx.guard.hub().changes() {
+            changes.refresh(self.ctx.id, topic, identity.role, identity.claims);
+        }
+        Vec::new()
+    }
+
+    /// The policies of `identity` on a private channel (the socket itself is not held across the
+    /// check: it is not `Sync`).
+    fn policies(
+        &self,
+        identity: &Identity,
+        sub_topic: &str,
+    ) -> impl std::future::Future<Output = Result<Policies, policies::AuthzError>> + Send + 'static
+    {
+        let (authorizer, project) = (self.ctx.authorizer.clone(), self.ctx.project.clone());
+        let (identity, sub_topic) = (identity.clone(), sub_topic.to_owned());
+        async move {
+            let checked = authorizer
+                .check(&project, &identity, &[sub_topic.as_str()])
+                .await?;
+            Ok(checked.into_iter().next().unwrap_or_default())
         }
     }
 

@@ -4,20 +4,16 @@
 //! RLS-protected table; DELETEs reach every subscriber with the key only, as Supabase sends them;
 //! a replica past its cap of slots per database server refuses postgres_changes (a `system`
 //! error) while the channel's broadcast keeps working; the slot goes away with its last subscriber.
-//! The slot is made through a superuser connection here: the replication role the design gives
-//! tenant-manager to create (`supactl_realtime`) does not exist yet.
+//! Capture runs as in production, on the project's own login role ([`Cdc::project_login`]).
 
 mod support;
 
-use realtime::cdc::{Cdc, CdcSource, TOO_MANY_SLOTS};
+use realtime::cdc::{Cdc, TOO_MANY_SLOTS};
 use realtime::protocol::{Message, Vsn};
 use realtime::RealtimeConfig;
 use serde_json::{json, Value};
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::jwt::now;
-use supactl_common::pg_tls::PgTls;
 use support::{json_of, obj, Client, Project, Replica};
 use testkit::ControlPlane;
 
@@ -84,17 +80,7 @@ async fn postgres_changes_with_filters_and_rls() {
     db.batch_execute(FIXTURE).await.unwrap();
 
     let replica = Replica::start(&cp, RealtimeConfig::default()).await;
-    let superuser = cp
-        .db
-        .cluster
-        .url(&supactl_common::ident::database_name(&p.project_ref));
-    let source: CdcSource = Arc::new(move |_project: &supactl_common::wire::ProjectConfig| {
-        Some((
-            tokio_postgres::Config::from_str(&superuser).ok()?,
-            PgTls::disabled(),
-        ))
-    });
-    replica.realtime.set_cdc(Cdc::new(source.clone(), 50));
+    replica.realtime.set_cdc(Cdc::project_login(50));
 
     let todos = json!({"event": "*", "schema": "public", "table": "todos", "filter": "id=lt.100"});
     let mut a = Client::connect(&replica, &p, Vsn::V2, "anon").await;
@@ -161,7 +147,7 @@ async fn postgres_changes_with_filters_and_rls() {
 
     // A replica allowed no slot on this server refuses postgres_changes, and only them.
     let capped = Replica::start(&cp, RealtimeConfig::default()).await;
-    capped.realtime.set_cdc(Cdc::new(source, 0));
+    capped.realtime.set_cdc(Cdc::project_login(0));
     let mut late = Client::connect(&capped, &p, Vsn::V2, "anon").await;
     let binding = json!({"event": "*", "schema": "public", "table": "open_notes"});
     let payload = json!({"config": {"postgres_changes": [binding], "broadcast": {"self": true}}});

@@ -1,6 +1,7 @@
 //! The `rls` statements against a real PostgreSQL 15 with the real tenant template
-//! (`templates/roles.sql`, `templates/tenant.sql`): batched postgres_changes visibility per
-//! (role, claims) group, and private-channel authorization through `realtime.messages` policies.
+//! (`templates/roles.sql`, `templates/tenant.sql`, `templates/realtime.sql`): batched
+//! postgres_changes visibility per (role, claims) group, and private-channel authorization through
+//! `realtime.messages` policies.
 
 use pgcluster::TestCluster;
 use realtime::rls::{
@@ -13,18 +14,6 @@ use tokio_postgres::{Client, NoTls};
 
 const USER_A: &str = "00000000-0000-0000-0000-00000000000a";
 const USER_B: &str = "00000000-0000-0000-0000-00000000000b";
-
-/// What `templates/tenant.sql` needs for private channels (the design's addition to it).
-const MESSAGES_DDL: &str = "
-CREATE TABLE realtime.messages (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(), topic text NOT NULL, extension text NOT NULL,
-  payload jsonb, event text, private boolean DEFAULT false,
-  inserted_at timestamp NOT NULL DEFAULT now(), updated_at timestamp NOT NULL DEFAULT now());
-ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
-GRANT SELECT, INSERT ON realtime.messages TO anon, authenticated, service_role;
-CREATE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE
-  AS $$ SELECT nullif(current_setting('realtime.topic', true), '')::text $$;
-GRANT EXECUTE ON FUNCTION realtime.topic() TO anon, authenticated, service_role;";
 
 async fn project_db(tc: &TestCluster) -> Client {
     let (admin, conn) = tokio_postgres::connect(&tc.url("postgres"), NoTls)
@@ -46,7 +35,7 @@ async fn project_db(tc: &TestCluster) -> Client {
     db.batch_execute(include_str!("../../../templates/tenant.sql"))
         .await
         .expect("template");
-    db.batch_execute(MESSAGES_DDL)
+    db.batch_execute(include_str!("../../../templates/realtime.sql"))
         .await
         .expect("realtime.messages");
     db

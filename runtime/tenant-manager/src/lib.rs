@@ -187,7 +187,7 @@ impl TenantManager {
                     (p.db_user.clone(), limit)
                 })
                 .collect();
-            provision::reconcile_connection_limits(&worker, &roles).await?;
+            provision::reconcile_login_roles(&worker, &roles).await?;
             let databases: Vec<String> = projects.into_iter().map(|p| p.db_name).collect();
             provision::confine_projects(&worker, &databases).await?;
         }

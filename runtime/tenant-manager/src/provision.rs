@@ -13,21 +13,29 @@ const AUTH_SQL: &str = include_str!("../../../templates/auth.sql");
 const REST_SQL: &str = include_str!("../../../templates/rest.sql");
 /// Takes the cluster-wide catalogs away from project roles.
 const CONFINE_SQL: &str = include_str!("../../../templates/confine.sql");
+/// What realtime needs in each tenant database (`realtime.messages` for private channels, the change
+/// capture functions).
+const REALTIME_SQL: &str = include_str!("../../../templates/realtime.sql");
+/// The cluster role whose members may capture their database's changes (templates/roles.sql).
+const CAPTURE_ROLE: &str = "supactl_realtime";
 
 /// Identifies the template's content, so a changed template is rebuilt.
 fn template_version() -> String {
     let mut h = Sha256::new();
     h.update(ROLES_SQL);
     h.update(TENANT_SQL);
+    h.update(REALTIME_SQL);
     h.update(AUTH_SQL);
     h.update(REST_SQL);
     h.update(CONFINE_SQL);
     format!("supactl template {}", &hex::encode(h.finalize())[..16])
 }
 
-/// Marks a project database as holding the current [`REST_SQL`] and [`CONFINE_SQL`] (its comment).
+/// Marks a project database as holding the current [`REALTIME_SQL`], [`REST_SQL`] and [`CONFINE_SQL`]
+/// (its comment).
 fn confine_version() -> String {
     let mut h = Sha256::new();
+    h.update(REALTIME_SQL);
     h.update(REST_SQL);
     h.update(CONFINE_SQL);
     format!("supactl confine {}", &hex::encode(h.finalize())[..16])
@@ -74,6 +82,7 @@ async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Resu
     admin.batch_execute(&format!("CREATE DATABASE {t}")).await?;
     let tpl = connect(&worker.pg_config(TEMPLATE_DB)).await?;
     tpl.batch_execute(TENANT_SQL).await?;
+    tpl.batch_execute(REALTIME_SQL).await?;
     tpl.batch_execute(AUTH_SQL).await?;
     tpl.batch_execute(REST_SQL).await?;
     tpl.batch_execute(CONFINE_SQL).await?;
@@ -175,8 +184,9 @@ async fn reset_shared_roles(worker: &Worker, admin: &tokio_postgres::Client) {
     }
 }
 
-/// Brings project databases created before the current [`CONFINE_SQL`] (or [`REST_SQL`]) up to date: the
-/// template gives new ones both, but a database keeps what its template had when it was created.
+/// Brings project databases created before the current [`CONFINE_SQL`] (or [`REST_SQL`], or
+/// [`REALTIME_SQL`]) up to date: the template gives new ones all three, but a database keeps what its
+/// template had when it was created.
 pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(), ApiError> {
     if databases.is_empty() {
         return Ok(());
@@ -206,6 +216,7 @@ pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(
         .collect();
     for db in &stale {
         let c = connect(&worker.pg_config(db)).await?;
+        c.batch_execute(REALTIME_SQL).await?;
         c.batch_execute(REST_SQL).await?;
         c.batch_execute(CONFINE_SQL).await?;
         admin
@@ -220,9 +231,10 @@ pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(
     Ok(())
 }
 
-/// Sets each project login role's `CONNECTION LIMIT` to its configured value where it differs (roles
-/// created before limits existed have none).
-pub async fn reconcile_connection_limits(
+/// Brings project login roles made by earlier releases up to date: each gets its configured `CONNECTION
+/// LIMIT` where it differs (roles created before limits existed have none) and membership in the
+/// change-capture role where it lacks it.
+pub async fn reconcile_login_roles(
     worker: &Worker,
     roles: &[(String, u32)],
 ) -> Result<(), ApiError> {
@@ -244,6 +256,26 @@ pub async fn reconcile_connection_limits(
         if current.get(role).is_some_and(|c| *c != *limit as i32) {
             set_connection_limit_on(&admin, role, *limit).await?;
         }
+    }
+    let missing: Vec<String> = admin
+        .query(
+            "SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY($1)
+               AND NOT pg_has_role(r.oid, (SELECT oid FROM pg_roles WHERE rolname = $2), 'MEMBER')",
+            &[&names, &CAPTURE_ROLE],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for role in missing {
+        admin
+            .batch_execute(&format!(
+                "GRANT {} TO {}",
+                quote_ident(CAPTURE_ROLE),
+                quote_ident(&role)
+            ))
+            .await?;
+        tracing::info!(worker = %worker.spec.identifier, %role, "login role may now capture its database's changes");
     }
     Ok(())
 }
@@ -287,8 +319,9 @@ pub async fn create_database(
     admin
         .batch_execute(&format!(
             "CREATE ROLE {user} LOGIN NOINHERIT CONNECTION LIMIT {connection_limit} PASSWORD {}; \
-             GRANT anon, authenticated, service_role, supabase_auth_admin TO {user};",
-            quote_literal(password)
+             GRANT anon, authenticated, service_role, supabase_auth_admin, {} TO {user};",
+            quote_literal(password),
+            quote_ident(CAPTURE_ROLE)
         ))
         .await?;
     if let Err(e) = admin
