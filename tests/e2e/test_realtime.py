@@ -112,3 +112,45 @@ def test_a_key_that_does_not_authenticate_cannot_connect(platform):
     # the project's key is handed over: 101 Switching Protocols
     with httpx.stream("GET", http_url + f"&apikey={p.anon}", headers=upgrade) as r:
         assert r.status_code == 101
+
+
+def test_postgres_changes_with_a_filter_and_row_level_security(platform):
+    p = platform.create_project("rt-changes")
+    platform.sql(p, """
+create table chat (id serial primary key, room text not null, body text);
+alter table chat replica identity full;
+create table vault (id serial primary key, secret text);
+alter table vault enable row level security;
+alter publication supabase_realtime add table chat, vault;
+""")
+
+    async def run():
+        anon, admin = await acreate_client(p.url, p.anon), await acreate_client(p.url, p.secret)
+        chat, anon_vault, admin_vault = [], [], []
+        await joined(anon, "db-chat", on=lambda ch: ch.on_postgres_changes(
+            "*", lambda c: chat.append(c), table="chat", schema="public", filter="room=eq.a"))
+        await joined(anon, "db-vault", on=lambda ch: ch.on_postgres_changes(
+            "INSERT", lambda c: anon_vault.append(c), table="vault", schema="public"))
+        await joined(admin, "db-vault", on=lambda ch: ch.on_postgres_changes(
+            "INSERT", lambda c: admin_vault.append(c), table="vault", schema="public"))
+        await asyncio.sleep(0.5)  # the capture slot is created at the first join
+
+        platform.sql(p, "insert into chat (room, body) values ('b', 'elsewhere'), ('a', 'hi')")
+        platform.sql(p, "update chat set body = 'edited' where room = 'a'")
+        platform.sql(p, "delete from chat where room = 'a'")
+        platform.sql(p, "insert into vault (secret) values ('s3cret')")
+        await wait_for(lambda: len(chat) == 3 and admin_vault, within=10)
+        await asyncio.sleep(0.5)
+
+        kinds = [c["data"]["type"] for c in chat]
+        assert kinds == ["INSERT", "UPDATE", "DELETE"], chat
+        assert chat[0]["data"]["record"]["body"] == "hi"
+        assert chat[1]["data"]["record"]["body"] == "edited"
+        assert chat[1]["data"]["old_record"]["body"] == "hi"
+        assert all(c["data"]["table"] == "chat" for c in chat)
+        assert admin_vault[0]["data"]["record"]["secret"] == "s3cret"
+        assert anon_vault == [], "anon may not SELECT the row, so it never receives it"
+        for c in (anon, admin):
+            await c.realtime.close()
+
+    asyncio.run(run())

@@ -20,6 +20,9 @@ use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::invalidation::{self, ProjectHook, RedisError};
 use tokio_util::sync::CancellationToken;
 
+/// Change-capture slots this process opens per database server (each decodes the server's whole WAL).
+const MAX_CAPTURE_SLOTS: usize = 32;
+
 /// Where Edge Functions run.
 pub enum Functions {
     /// A supervisor in this process.
@@ -189,12 +192,24 @@ impl Builder {
             Some(Functions::InProcess(s)) => Some(s.clone()),
             _ => None,
         };
+        let realtime = match self.realtime {
+            Some((config, shutdown)) => {
+                let rt = realtime::http::Realtime::new(directory.clone(), config, shutdown)?;
+                rt.set_registry(&registry);
+                rt.set_cdc(realtime::cdc::Cdc::project_login(MAX_CAPTURE_SLOTS));
+                Some(rt)
+            }
+            None => None,
+        };
         let drop_pools: ProjectHook = {
-            let (rest, auth) = (rest.clone(), auth.clone());
+            let (rest, auth, rt) = (rest.clone(), auth.clone(), realtime.clone());
             Arc::new(move |r: &str| {
                 rest.pools().remove(r);
                 if let Some(auth) = &auth {
                     auth.pools().remove(r);
+                }
+                if let Some(rt) = &rt {
+                    rt.forget(r);
                 }
                 // a paused or deleted project's workers must not keep serving
                 if let Some(s) = &supervisor {
@@ -228,8 +243,7 @@ impl Builder {
             Some(Functions::At(http)) => gw = gw.route(Service::Functions, Upstream::Http(http)),
             None => {}
         }
-        if let Some((config, shutdown)) = self.realtime {
-            let rt = realtime::http::Realtime::new(directory, config, shutdown)?;
+        if let Some(rt) = realtime {
             gw = gw.route(
                 Service::Realtime,
                 Upstream::InProcess(realtime::http::router(rt)),
