@@ -126,14 +126,18 @@ alter publication supabase_realtime add table chat, vault;
 
     async def run():
         anon, admin = await acreate_client(p.url, p.anon), await acreate_client(p.url, p.secret)
-        chat, anon_vault, admin_vault = [], [], []
-        await joined(anon, "db-chat", on=lambda ch: ch.on_postgres_changes(
-            "*", lambda c: chat.append(c), table="chat", schema="public", filter="room=eq.a"))
-        await joined(anon, "db-vault", on=lambda ch: ch.on_postgres_changes(
-            "INSERT", lambda c: anon_vault.append(c), table="vault", schema="public"))
-        await joined(admin, "db-vault", on=lambda ch: ch.on_postgres_changes(
-            "INSERT", lambda c: admin_vault.append(c), table="vault", schema="public"))
-        await asyncio.sleep(0.5)  # the capture slot is created at the first join
+        chat, anon_vault, admin_vault, ready = [], [], [], []
+
+        def on(target, event, table, filter=None):
+            def register(ch):
+                ch.on_postgres_changes(event, target.append, table=table, schema="public", filter=filter)
+                ch.on_system(lambda m: ready.append(m) if m.status == "ok" else None)
+            return register
+        await joined(anon, "db-chat", on=on(chat, "*", "chat", "room=eq.a"))
+        await joined(anon, "db-vault", on=on(anon_vault, "INSERT", "vault"))
+        await joined(admin, "db-vault", on=on(admin_vault, "INSERT", "vault"))
+        # the capture slot exists once each channel is told "Subscribed to PostgreSQL"
+        await wait_for(lambda: len(ready) == 3, within=10)
 
         platform.sql(p, "insert into chat (room, body) values ('b', 'elsewhere'), ('a', 'hi')")
         platform.sql(p, "update chat set body = 'edited' where room = 'a'")

@@ -92,3 +92,23 @@ def test_auth_sessions_through_supabase_js(platform):
     assert r["sign_in"] == {"has_session": True, "error": None}
     # signed out, the client falls back to the publishable key
     assert r["after_sign_out"]["data"] == []
+
+
+def test_functions_and_realtime_through_supabase_js(platform):
+    from test_functions import ECHO, deploy
+
+    p = platform.create_project("supabase-js edge")
+    deploy(platform, p, "echo", ECHO)
+    platform.sql(p, """
+create table chat (id serial primary key, room text not null, body text);
+alter publication supabase_realtime add table chat;
+""")
+    r = run_supabase_js("edge.mjs", p.url, p.anon, p.secret)
+
+    assert r["invoke"]["error"] is None
+    echo = r["invoke"]["data"]
+    assert echo["query"] == {"x": "1"} and echo["body"] == {"name": "Ada"} and echo["custom"] == "kept"
+    assert r["invoke_error"]["status"] == 418 and r["invoke_error"]["name"] == "FunctionsHttpError"
+    assert r["broadcast"] == {"bob": [{"n": 1}], "alice": []}
+    assert r["presence"] == "online"
+    assert r["changes"] == [{"type": "INSERT", "body": "yes"}]
