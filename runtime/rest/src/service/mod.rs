@@ -403,7 +403,7 @@ impl RequestCtx<'_> {
         end: TxEnd,
     ) -> Result<Outcome, RestError> {
         let mut search_path = vec![quote_ident(self.schema)];
-        for extra in ["public", "extensions"] {
+        for extra in self.cache.settings.extra_search_path() {
             if extra != self.schema {
                 search_path.push(quote_ident(extra));
             }

@@ -89,28 +89,45 @@ pub(super) fn accept(headers: &HeaderMap) -> Result<Media, RestError> {
     ))
 }
 
+/// What a request is, for the preferences PostgREST echoes in `Preference-Applied`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Read,
+    Insert {
+        /// The upsert resolution took effect (the relation has a primary key or `on_conflict` was given).
+        resolution: bool,
+    },
+    Update,
+    /// PUT: a single-row upsert.
+    Upsert,
+    Delete,
+    Call,
+}
+
 /// Preferences echoed in `Preference-Applied`.
 fn applied(
     prefer: &Preferences,
-    write: bool,
+    action: Action,
     tx_override: bool,
     max_affected: Option<i64>,
 ) -> Vec<Cow<'static, str>> {
     let mut out: Vec<Cow<'static, str>> = Vec::new();
-    if write {
-        match prefer.ret {
-            Some(Return::Representation) => out.push("return=representation".into()),
-            Some(Return::Minimal) => out.push("return=minimal".into()),
-            Some(Return::HeadersOnly) => out.push("return=headers-only".into()),
-            None => {}
-        }
+    if matches!(action, Action::Insert { resolution: true }) {
         match prefer.resolution {
             Some(Resolution::MergeDuplicates) => out.push("resolution=merge-duplicates".into()),
             Some(Resolution::IgnoreDuplicates) => out.push("resolution=ignore-duplicates".into()),
             None => {}
         }
-        if prefer.missing_default {
-            out.push("missing=default".into());
+    }
+    if prefer.missing_default && matches!(action, Action::Insert { .. } | Action::Update) {
+        out.push("missing=default".into());
+    }
+    if !matches!(action, Action::Read | Action::Call) {
+        match prefer.ret {
+            Some(Return::Representation) => out.push("return=representation".into()),
+            Some(Return::Minimal) => out.push("return=minimal".into()),
+            Some(Return::HeadersOnly) => out.push("return=headers-only".into()),
+            None => {}
         }
     }
     match prefer.count {
@@ -126,18 +143,32 @@ fn applied(
             None => {}
         }
     }
-    if let Some(tz) = &prefer.timezone {
-        out.push(format!("timezone={tz}").into());
-    }
     if prefer.strict {
         out.push("handling=strict".into());
-        if let Some(n) = max_affected {
-            out.push(format!("max-affected={n}").into());
-        }
     } else if !prefer.invalid.is_empty() {
         out.push("handling=lenient".into());
     }
+    if let Some(tz) = &prefer.timezone {
+        out.push(format!("timezone={tz}").into());
+    }
+    if let Some(n) = max_affected {
+        out.push(format!("max-affected={n}").into());
+    }
     out
+}
+
+/// `Content-Range` as PostgREST writes it: `lower-upper/total`, with `*` for an empty range (or a
+/// total of zero) and for a total not counted.
+pub(super) fn content_range(lower: i64, upper: i64, total: Option<i64>) -> String {
+    let range = if total != Some(0) && lower <= upper {
+        format!("{lower}-{upper}")
+    } else {
+        "*".to_string()
+    };
+    match total {
+        Some(t) => format!("{range}/{t}"),
+        None => format!("{range}/*"),
+    }
 }
 
 impl RequestCtx<'_> {
@@ -159,6 +190,7 @@ impl RequestCtx<'_> {
             headers: None,
             status: None,
             location: None,
+            inserted: None,
         };
         let body = (*self.method == Method::GET).then(|| out.body.clone());
         let mut res = self.finish(StatusCode::OK, body, &out)?;
@@ -221,11 +253,33 @@ impl RequestCtx<'_> {
         )
     }
 
+    /// What the request is, as far as the method tells (an insert's resolution taken as applied).
+    fn action(&self) -> Action {
+        match *self.method {
+            _ if self.rpc => Action::Call,
+            Method::POST => Action::Insert { resolution: true },
+            Method::PATCH => Action::Update,
+            Method::PUT => Action::Upsert,
+            Method::DELETE => Action::Delete,
+            _ => Action::Read,
+        }
+    }
+
     pub(crate) fn finish(
         &self,
         status: StatusCode,
         body: Option<String>,
         out: &Outcome,
+    ) -> Result<Response, RestError> {
+        self.finish_as(status, body, out, self.action())
+    }
+
+    fn finish_as(
+        &self,
+        status: StatusCode,
+        body: Option<String>,
+        out: &Outcome,
+        action: Action,
     ) -> Result<Response, RestError> {
         let mut res = match body {
             Some(b) => {
@@ -243,10 +297,9 @@ impl RequestCtx<'_> {
             None => Response::new(Body::empty()),
         };
         *res.status_mut() = status;
-        let write = !matches!(*self.method, Method::GET | Method::HEAD);
         let ap = applied(
             self.prefer,
-            write,
+            action,
             self.cache.settings.tx_override(),
             self.max_affected(),
         );
@@ -260,15 +313,20 @@ impl RequestCtx<'_> {
         Ok(res)
     }
 
+    /// A read or a function's result: status and `Content-Range` from the offset, the rows returned
+    /// and the total, as PostgREST's range rules give them (416 past the end, 206 for part of the
+    /// total). `unwrap` is false for results that are one value already (a scalar function, a
+    /// single composite).
     pub(super) fn read_response(
         &self,
         mut out: Outcome,
         offset: i64,
         head: bool,
-        scalar: bool,
+        unwrap: bool,
     ) -> Result<Response, RestError> {
-        if let (Some(total), true) = (out.total, out.page == 0 && offset > 0) {
-            if offset > total {
+        let (lower, upper) = (offset, offset + out.page - 1);
+        let status = match out.total {
+            Some(total) if lower > total => {
                 return Err(RestError::api(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     "PGRST103",
@@ -279,45 +337,30 @@ impl RequestCtx<'_> {
                     None,
                 ));
             }
-        }
+            Some(total) if out.page < total => StatusCode::PARTIAL_CONTENT,
+            _ => StatusCode::OK,
+        };
         let mut body = std::mem::take(&mut out.body);
-        if self.media.singular() && !scalar {
+        if self.media.singular() && unwrap {
             if out.page != 1 {
                 return Err(Self::singular_error(out.page));
             }
             body = unwrap_single(&body).unwrap_or(body);
         }
-        let range = if out.page == 0 {
-            "*".to_string()
-        } else {
-            format!("{}-{}", offset, offset + out.page - 1)
-        };
-        let total = out
-            .total
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "*".into());
-        let partial = out
-            .total
-            .is_some_and(|t| out.page > 0 && out.page < t && offset + out.page <= t);
-        let status = if partial {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        };
         let mut res = self.finish(status, (!head).then_some(body), &out)?;
-        if !scalar {
-            if let Ok(v) = HeaderValue::from_str(&format!("{range}/{total}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
+        if let Ok(v) = HeaderValue::from_str(&content_range(lower, upper, out.total)) {
+            res.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         Ok(res)
     }
 
+    /// A write's response. `resolution` is the upsert resolution that took effect on a POST.
     pub(super) fn write_response(
         &self,
         mut out: Outcome,
         table: &Table,
         ret: Return,
+        resolution: Option<Resolution>,
     ) -> Result<Response, RestError> {
         if self.media.singular() && out.page != 1 {
             return Err(Self::singular_error(out.page));
@@ -328,23 +371,45 @@ impl RequestCtx<'_> {
         if representation && self.media.singular() {
             body = unwrap_single(&body).unwrap_or(body);
         }
-        let (status, range) = match *self.method {
-            Method::POST => (StatusCode::CREATED, "*/*".to_string()),
-            _ => (
-                if representation {
-                    StatusCode::OK
-                } else {
-                    StatusCode::NO_CONTENT
+        // `count=exact|estimated` on a write counts the rows it affected.
+        let total =
+            matches!(self.prefer.count, Some(Count::Exact | Count::Estimated)).then_some(out.page);
+        let done = if representation {
+            StatusCode::OK
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        // An upsert's status tells whether it inserted anything: 201 when it did, 200 when every row
+        // was an update (merge-duplicates; ignore-duplicates always answers 201).
+        let inserted_any = out.inserted.is_some_and(|n| n > 0);
+        let (status, range, action) = match *self.method {
+            Method::POST => (
+                match resolution {
+                    Some(Resolution::MergeDuplicates) if !inserted_any => StatusCode::OK,
+                    _ => StatusCode::CREATED,
                 },
-                if out.page == 0 {
-                    "*/*".to_string()
-                } else {
-                    format!("0-{}/*", out.page - 1)
+                Some(content_range(1, 0, total)),
+                Action::Insert {
+                    resolution: resolution.is_some(),
                 },
             ),
+            Method::PUT => (
+                match ret {
+                    Return::Representation if inserted_any => StatusCode::CREATED,
+                    _ => done,
+                },
+                None,
+                Action::Upsert,
+            ),
+            Method::PATCH => (
+                done,
+                Some(content_range(0, out.page - 1, total)),
+                Action::Update,
+            ),
+            _ => (done, Some(content_range(1, 0, total)), Action::Delete),
         };
-        let mut res = self.finish(status, representation.then_some(body), &out)?;
-        if let Ok(v) = HeaderValue::from_str(&range) {
+        let mut res = self.finish_as(status, representation.then_some(body), &out, action)?;
+        if let Some(Ok(v)) = range.map(|r| HeaderValue::from_str(&r)) {
             res.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         if *self.method == Method::POST && ret == Return::HeadersOnly {

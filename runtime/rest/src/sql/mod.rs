@@ -27,21 +27,42 @@ use supactl_common::ident::quote_ident;
 pub struct Statement {
     pub sql: String,
     pub params: Vec<String>,
-    /// `Prefer: count=planned`: an `EXPLAIN (FORMAT JSON)` of the filtered relation over the same
-    /// parameters, run before `sql` in the same transaction; its top node's `Plan Rows` is the total.
+    /// An `EXPLAIN (FORMAT JSON)` of the filtered relation over the same parameters, run before `sql`
+    /// in the same transaction (`count=planned`, `count=estimated`); its top node's `Plan Rows` is the
+    /// planner's estimate.
     pub explain: Option<String>,
-    /// `count=estimated` under `db-max-rows`: the statement counts at most this many rows plus one,
-    /// and a count above it is replaced by the planner's estimate (PostgREST's rule).
-    pub estimate_above: Option<i64>,
+    /// What the statement's third column holds and how the reported total follows from it.
+    pub total: Total,
+}
+
+/// How a statement's total (`Content-Range`'s `/N`) is found, as PostgREST finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    /// The column is the total, or NULL when none was asked for (`count=exact`, no count).
+    Counted,
+    /// The planner's estimate (`count=planned`).
+    Planned,
+    /// `count=estimated`: the column counts at most `db-max-rows` + 1 rows (all of them when the
+    /// setting is unset); above `db-max-rows` (always, when unset) the total is the larger of that
+    /// count and the planner's estimate.
+    Estimated { max_rows: Option<i64> },
+    /// An upsert: the column is how many rows were inserted rather than updated (no total).
+    Inserted,
 }
 
 impl Statement {
     /// The total to report from the statement's own count and the explained estimate.
     pub fn total(&self, counted: Option<i64>, planned: Option<i64>) -> Option<i64> {
-        match (self.estimate_above, counted) {
-            (Some(max), Some(n)) if n > max => planned.or(Some(n)),
-            (Some(_), n) => n,
-            (None, n) => planned.or(n),
+        match self.total {
+            Total::Counted => counted,
+            Total::Planned => planned,
+            Total::Estimated { max_rows } => match counted {
+                Some(n) if max_rows.is_none_or(|max| n > max) => {
+                    Some(planned.map_or(n, |p| p.max(n)))
+                }
+                n => n,
+            },
+            Total::Inserted => None,
         }
     }
 }
@@ -75,6 +96,8 @@ pub enum Mutation {
     Update {
         json: String,
         columns: Vec<String>,
+        /// Keys the body has (`columns=` may name others).
+        complete: Vec<String>,
     },
     Delete,
 }
@@ -138,6 +161,38 @@ struct Level {
     /// A computed field or relationship takes the level's row, which must then stay the relation's
     /// own row (not a rows-first subquery's record).
     computed: bool,
+    /// In a to-one spread: the aggregates it leaves to its parent, by output name (see
+    /// [`Builder::level`]).
+    hoisted: Vec<Hoisted>,
+}
+
+/// An aggregate of a to-one spread, applied by the level above it over the spread's raw column (as
+/// PostgREST hoists it), so that it aggregates the parent's rows grouped by the other columns.
+#[derive(Debug, Clone)]
+struct Hoisted {
+    name: String,
+    aggregate: Aggregate,
+    cast: Option<String>,
+}
+
+/// What a column an embed adds to its parent holds.
+#[derive(Debug, Clone)]
+enum ColumnKind {
+    /// JSON of the embed (an object or an array): grouped by as jsonb when the parent aggregates.
+    Json,
+    /// A spread column: grouped by when the parent aggregates.
+    Spread,
+    /// A spread column the parent aggregates.
+    Aggregate(Aggregate, Option<String>),
+}
+
+/// A column an embed adds to its parent's select list.
+struct EmbedColumn {
+    /// The expression, over the embed's lateral subquery.
+    expr: String,
+    /// The output key.
+    name: String,
+    kind: ColumnKind,
 }
 
 /// One embed, rendered.
@@ -146,7 +201,7 @@ struct Embedded {
     alias: String,
     lateral: String,
     /// What the parent selects from it (nothing for an empty embed, several columns for a spread).
-    columns: Vec<String>,
+    columns: Vec<EmbedColumn>,
     to_one: bool,
 }
 
@@ -217,9 +272,17 @@ impl<'a> Builder<'a> {
     fn field(&mut self, src: &Source, alias: &str, f: &Field) -> Result<String, RestError> {
         let mut s = match src.table {
             Some(t) if t.column(&f.name).is_none() => {
-                let func = self
-                    .computed_field(src, &f.name)
-                    .ok_or_else(|| column_error(alias, &f.name))?;
+                let func = match self.computed_field(src, &f.name) {
+                    Some(func) => func,
+                    // `count` that is no column: PostgreSQL reads `alias.count` as `count(alias)`,
+                    // the row count PostgREST keeps for compatibility (`messages(count)`), allowed
+                    // with aggregates off. An aggregate: the rows are never chosen first.
+                    None if f.name == "count" && f.json.is_empty() => {
+                        self.computed = true;
+                        return Ok(format!("{}.\"count\"", quote_ident(alias)));
+                    }
+                    None => return Err(column_error(alias, &f.name)),
+                };
                 self.computed = true;
                 format!(
                     "{}.{}({})",
@@ -419,13 +482,16 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
-    /// Builds one level of a read: select list, laterals for embeds, conditions and order.
+    /// Builds one level of a read: select list, laterals for embeds, conditions and order. A level
+    /// that is a to-one spread (`hoist`) selects its aggregates' arguments raw and leaves the
+    /// aggregates to the level above ([`Level::hoisted`]), which groups by everything else.
     fn level(
         &mut self,
         src: &Source,
         alias: &str,
         select: &[SelectItem],
         path: &[String],
+        hoist: bool,
     ) -> Result<Level, RestError> {
         // The parser refused deeper selects; a request built some other way stops here too.
         if path.len() >= MAX_EMBED_DEPTH {
@@ -445,15 +511,21 @@ impl<'a> Builder<'a> {
             order: Vec::new(),
             embeds: Vec::new(),
             computed: false,
+            hoisted: Vec::new(),
         };
         // Embeds first, so filters and order can refer to them.
-        let mut embed_sql: Vec<Vec<String>> = Vec::new();
+        let mut embed_cols: Vec<Vec<EmbedColumn>> = Vec::new();
         for item in select {
             if let SelectItem::Embed(e) = item {
+                // Two embeds under one key would make an object with a duplicate key: PostgREST
+                // refuses them with PostgreSQL's error for the lateral subqueries' shared alias.
+                if lv.embeds.iter().any(|(label, _, _)| label == e.label()) {
+                    return Err(duplicate_embed(&src.qname.1, e.label(), path.len() + 1));
+                }
                 let emb = self.embed(src, alias, e, path)?;
                 lv.embeds
                     .push((e.label().to_string(), emb.alias.clone(), emb.to_one));
-                embed_sql.push(emb.columns);
+                embed_cols.push(emb.columns);
                 let inner = e.join == Some(JoinType::Inner);
                 if inner {
                     lv.conds.push(format!(
@@ -468,17 +540,28 @@ impl<'a> Builder<'a> {
                 });
             }
         }
-        let mut embed_iter = embed_sql.into_iter();
+        let mut embed_iter = embed_cols.into_iter();
+        // Select-list positions of embed JSON: jsonb (and grouped by) if the level aggregates.
+        let mut json_at: Vec<(usize, String, String)> = Vec::new();
         for item in select {
             match item {
                 SelectItem::Star => lv.select.push(format!("{}.*", quote_ident(alias))),
-                SelectItem::Count { alias: a } => {
+                SelectItem::Count { alias: a, cast } => {
                     self.aggregates_allowed()?;
-                    lv.has_aggregate = true;
-                    lv.select.push(format!(
-                        "count(*) AS {}",
-                        quote_ident(a.as_deref().unwrap_or("count"))
-                    ));
+                    let name = a.as_deref().unwrap_or("count");
+                    if hoist {
+                        // The spread's rows, counted above: null where the join found none.
+                        lv.select.push(format!("1 AS {}", quote_ident(name)));
+                        lv.hoisted.push(Hoisted {
+                            name: name.to_string(),
+                            aggregate: Aggregate::Count,
+                            cast: cast.clone(),
+                        });
+                    } else {
+                        lv.has_aggregate = true;
+                        let expr = cast_to("count(*)".into(), cast.as_deref());
+                        lv.select.push(format!("{expr} AS {}", quote_ident(name)));
+                    }
                 }
                 SelectItem::Column {
                     field,
@@ -494,12 +577,19 @@ impl<'a> Builder<'a> {
                     let name = match aggregate {
                         Some(agg) => {
                             self.aggregates_allowed()?;
-                            lv.has_aggregate = true;
-                            expr = format!("{}({expr})", agg.sql());
-                            if let Some(c) = aggregate_cast {
-                                expr = format!("CAST({expr} AS {c})");
+                            let name = a.clone().unwrap_or_else(|| agg.sql().to_string());
+                            if hoist {
+                                lv.hoisted.push(Hoisted {
+                                    name: name.clone(),
+                                    aggregate: *agg,
+                                    cast: aggregate_cast.clone(),
+                                });
+                            } else {
+                                lv.has_aggregate = true;
+                                expr = format!("{}({expr})", agg.sql());
+                                expr = cast_to(expr, aggregate_cast.as_deref());
                             }
-                            a.clone().unwrap_or_else(|| agg.sql().to_string())
+                            name
                         }
                         None => {
                             lv.group_by.push(expr.clone());
@@ -510,10 +600,45 @@ impl<'a> Builder<'a> {
                     lv.select.push(format!("{expr} AS {}", quote_ident(&name)));
                 }
                 SelectItem::Embed(_) => {
-                    if let Some(cols) = embed_iter.next() {
-                        lv.select.extend(cols);
+                    for col in embed_iter.next().unwrap_or_default() {
+                        let q = quote_ident(&col.name);
+                        match col.kind {
+                            ColumnKind::Json => {
+                                json_at.push((lv.select.len(), col.expr.clone(), q.clone()));
+                                lv.select.push(format!("{} AS {q}", col.expr));
+                            }
+                            ColumnKind::Spread => {
+                                lv.group_by.push(col.expr.clone());
+                                lv.select.push(format!("{} AS {q}", col.expr));
+                            }
+                            ColumnKind::Aggregate(agg, cast) if hoist => {
+                                // A nested to-one spread's aggregate goes further up.
+                                lv.hoisted.push(Hoisted {
+                                    name: col.name.clone(),
+                                    aggregate: agg,
+                                    cast,
+                                });
+                                lv.select.push(format!("{} AS {q}", col.expr));
+                            }
+                            ColumnKind::Aggregate(agg, cast) => {
+                                lv.has_aggregate = true;
+                                let expr = cast_to(
+                                    format!("{}({})", agg.sql(), col.expr),
+                                    cast.as_deref(),
+                                );
+                                lv.select.push(format!("{expr} AS {q}"));
+                            }
+                        }
                     }
                 }
+            }
+        }
+        // JSON has no equality: grouped by (here, or above a spread with hoisted aggregates) as jsonb.
+        if lv.has_aggregate || !lv.hoisted.is_empty() {
+            for (i, expr, name) in json_at {
+                let jsonb = format!("({expr})::jsonb");
+                lv.select[i] = format!("{jsonb} AS {name}");
+                lv.group_by.push(jsonb);
             }
         }
         // Filters, logic trees and order at this path.
@@ -570,6 +695,27 @@ impl<'a> Builder<'a> {
             ))
         }
     }
+}
+
+/// `CAST(expr AS cast)`, or `expr` without a cast.
+fn cast_to(expr: String, cast: Option<&str>) -> String {
+    match cast {
+        Some(c) => format!("CAST({expr} AS {c})"),
+        None => expr,
+    }
+}
+
+/// Two embeds of one level under the same key (`users!a(*),users!b(*)`): 42712, as PostgREST answers.
+fn duplicate_embed(origin: &str, label: &str, depth: usize) -> RestError {
+    RestError::Db(
+        Box::new(crate::error::DbError {
+            code: "42712".into(),
+            message: format!("table name \"{origin}_{label}_{depth}\" specified more than once"),
+            details: None,
+            hint: None,
+        }),
+        supactl_common::keys::Role::Anon,
+    )
 }
 
 /// PGRST108.
