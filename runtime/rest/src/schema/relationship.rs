@@ -183,17 +183,28 @@ impl SchemaCache {
         self.tables.get(q).is_some_and(|t| t.is_view())
     }
 
-    /// Every relationship of `origin` to a relation of its own schema, in PostgREST's order.
-    fn candidates(&self, origin: &QName) -> Vec<(QName, Relationship)> {
+    /// The relationships of `origin` to a relation of its own schema that an embed called `target`
+    /// could select (it names their relation, constraint or key column), in PostgREST's order.
+    /// Only those are built: [`Self::selects`] then applies the rules.
+    fn candidates(&self, origin: &QName, target: &str) -> Vec<(QName, Relationship)> {
         let same_schema = |s: &str| s == origin.0;
         let is = |q: &QName, s: &str, t: &str| q.0 == s && q.1 == t;
+        let names = |fk: &ForeignKey, relation: &str, column: &[String]| {
+            relation == target || fk.name == target || matches!(column, [c] if c == target)
+        };
         let mut out = Vec::new();
         for fk in &self.fks {
-            if is(origin, &fk.schema, &fk.table) && same_schema(&fk.fschema) {
+            if is(origin, &fk.schema, &fk.table)
+                && same_schema(&fk.fschema)
+                && names(fk, &fk.ftable, &fk.columns)
+            {
                 let target = (fk.fschema.clone(), fk.ftable.clone());
                 out.push((target, Relationship::ManyToOne(Box::new(fk.clone()))));
             }
-            if is(origin, &fk.fschema, &fk.ftable) && same_schema(&fk.schema) {
+            if is(origin, &fk.fschema, &fk.ftable)
+                && same_schema(&fk.schema)
+                && names(fk, &fk.table, &fk.fcolumns)
+            {
                 let target = (fk.schema.clone(), fk.table.clone());
                 out.push((
                     target,
@@ -215,7 +226,8 @@ impl SchemaCache {
             };
             let in_pk = |cols: &[String]| cols.iter().all(|c| jt.pk.contains(c));
             for b in &self.fks {
-                if b.one_to_one
+                if b.ftable != target
+                    || b.one_to_one
                     || b.name == a.name
                     || !is(&junction, &b.schema, &b.table)
                     || !same_schema(&b.fschema)
@@ -251,7 +263,7 @@ impl SchemaCache {
         hint: Option<&str>,
     ) -> Vec<(QName, Relationship)> {
         let mut out: Vec<(QName, Relationship)> = self
-            .candidates(origin)
+            .candidates(origin, target)
             .into_iter()
             .filter(|(to, rel)| self.selects(origin, to, rel, target, hint))
             .collect();

@@ -462,3 +462,19 @@ fn location(table: &str, pk_json: &str) -> Option<String> {
         .collect();
     Some(format!("/{}?{}", enc(table), parts.join("&")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::content_range;
+
+    #[test]
+    fn content_range_follows_postgrest() {
+        assert_eq!(content_range(0, 3, Some(4)), "0-3/4");
+        assert_eq!(content_range(0, 3, None), "0-3/*");
+        // A write's own form: an insert is never a range.
+        assert_eq!(content_range(1, 0, Some(2)), "*/2");
+        assert_eq!(content_range(0, -1, Some(0)), "*/0");
+        assert_eq!(content_range(5, 4, Some(5)), "*/5");
+        assert_eq!(content_range(0, 0, Some(0)), "*/0");
+    }
+}
