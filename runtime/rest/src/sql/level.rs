@@ -70,15 +70,24 @@ impl Builder<'_> {
         let mut embed_iter = embed_cols.into_iter();
         // Select-list positions of embed JSON: jsonb (and grouped by) if the level aggregates.
         let mut json_at: Vec<(usize, String, String)> = Vec::new();
+        // The output keys of each select-list entry, to leave none twice in an object.
+        let mut names: Vec<Named> = Vec::new();
         for item in select {
             match item {
-                SelectItem::Star => lv.select.push(format!("{}.*", quote_ident(alias))),
+                SelectItem::Star => {
+                    lv.select.push(format!("{}.*", quote_ident(alias)));
+                    let columns = src.table.map(|t| t.columns.iter().map(|c| c.name.clone()));
+                    names.push(Named::Star(
+                        columns.map(Iterator::collect).unwrap_or_default(),
+                    ));
+                }
                 SelectItem::Count { alias: a, cast } => {
                     self.aggregates_allowed()?;
                     let name = a.as_deref().unwrap_or("count");
                     if hoist {
                         // The spread's rows, counted above: null where the join found none.
                         lv.select.push(format!("1 AS {}", quote_ident(name)));
+                        names.push(Named::One(name.to_string()));
                         lv.hoisted.push(Hoisted {
                             name: name.to_string(),
                             aggregate: Aggregate::Count,
@@ -88,6 +97,7 @@ impl Builder<'_> {
                         lv.has_aggregate = true;
                         let expr = cast_to("count(*)".into(), cast.as_deref());
                         lv.select.push(format!("{expr} AS {}", quote_ident(name)));
+                        names.push(Named::One(name.to_string()));
                     }
                 }
                 SelectItem::Column {
@@ -125,10 +135,12 @@ impl Builder<'_> {
                         }
                     };
                     lv.select.push(format!("{expr} AS {}", quote_ident(&name)));
+                    names.push(Named::One(name));
                 }
                 SelectItem::Embed(_) => {
                     for col in embed_iter.next().unwrap_or_default() {
                         let q = quote_ident(&col.name);
+                        names.push(Named::One(col.name.clone()));
                         match col.kind {
                             ColumnKind::Json => {
                                 json_at.push((lv.select.len(), col.expr.clone(), q.clone()));
@@ -168,6 +180,7 @@ impl Builder<'_> {
                 lv.group_by.push(jsonb);
             }
         }
+        dedupe_keys(&mut lv.select, &names, alias);
         // Filters, logic trees and order at this path.
         for (p, c) in &self.query.filters {
             if p.as_slice() == path && !(path.is_empty() && self.skip_top_filters) {
@@ -211,4 +224,47 @@ fn duplicate_embed(origin: &str, label: &str, depth: usize) -> RestError {
         }),
         supactl_common::keys::Role::Anon,
     )
+}
+
+/// The output keys of one select-list entry.
+enum Named {
+    One(String),
+    /// `alias.*`: the relation's columns (none known for a function's `RETURNS TABLE`).
+    Star(Vec<String>),
+}
+
+/// A JSON object never gets a key twice: where entries of the select list share an output key (`id,*`,
+/// a column and an embed or spread of the same name), the last one stays — what a client's JSON parser
+/// keeps of PostgREST's output, which repeats the key. A `*` that loses columns becomes the list of
+/// those it keeps.
+fn dedupe_keys(select: &mut Vec<String>, names: &[Named], alias: &str) {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut count = 0;
+    for (i, n) in names.iter().enumerate() {
+        let keys: &[String] = match n {
+            Named::One(k) => std::slice::from_ref(k),
+            Named::Star(ks) => ks,
+        };
+        for k in keys {
+            last.insert(k, i);
+            count += 1;
+        }
+    }
+    if last.len() == count || names.len() != select.len() {
+        return;
+    }
+    let entries = std::mem::take(select);
+    for (i, (sql, n)) in entries.into_iter().zip(names).enumerate() {
+        match n {
+            Named::One(k) if last[k.as_str()] != i => {}
+            Named::Star(ks) if ks.iter().any(|k| last[k.as_str()] != i) => {
+                let a = quote_ident(alias);
+                select.extend(ks.iter().filter(|k| last[k.as_str()] == i).map(|k| {
+                    let q = quote_ident(k);
+                    format!("{a}.{q} AS {q}")
+                }));
+            }
+            _ => select.push(sql),
+        }
+    }
 }

@@ -51,6 +51,17 @@ impl<'a> Builder<'a> {
         out
     }
 
+    /// The keys a spread brings to its parent, each once (the last of a repeated key stays, as in
+    /// the spread's own select list).
+    fn spread_names(&self, table: &Table, select: &[SelectItem]) -> Vec<String> {
+        let mut names = self.output_names(Some(table), select);
+        let mut seen = std::collections::HashSet::new();
+        names.reverse();
+        names.retain(|n| seen.insert(n.clone()));
+        names.reverse();
+        names
+    }
+
     pub(super) fn embed(
         &mut self,
         parent: &Source,
@@ -213,7 +224,7 @@ impl<'a> Builder<'a> {
             let columns = if e.select.is_empty() {
                 Vec::new()
             } else if e.spread {
-                self.output_names(Some(table), &e.select)
+                self.spread_names(table, &e.select)
                     .iter()
                     .map(|n| {
                         let kind = match lv.hoisted.iter().find(|h| &h.name == n) {
@@ -252,7 +263,7 @@ impl<'a> Builder<'a> {
                         None,
                     ));
                 }
-                let names = self.output_names(Some(table), &e.select);
+                let names = self.spread_names(table, &e.select);
                 let aggs: Vec<String> = names
                     .iter()
                     .map(|n| {

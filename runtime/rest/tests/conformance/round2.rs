@@ -264,6 +264,18 @@ fn embedding() -> Vec<Case> {
         get("/orders?select=billing:addresses!billing(line),billing:addresses!shipping(line)")
             .status(400)
             .code("42712"),
+        get("/books?select=name:title,...authors(name)&id=eq.3")
+            .text(r#"[{"name":"Stanisław Lem"}]"#)
+            .named("a key selected twice appears once, the last"),
+        get("/authors?select=id,*&id=eq.4")
+            .text(r#"[{"id":4,"name":"Nobody","country":null,"bio":null,"born":null}]"#),
+        get("/books?select=author_id,author_id(name)&id=eq.3")
+            .text(r#"[{"author_id":{"name":"Stanisław Lem"}}]"#),
+        get("/authors?select=name,name:country&id=eq.2")
+            .text(r#"[{"name":"PL"}]"#),
+        get("/authors?select=name,name:country&id=eq.2")
+            .h("accept", "text/csv")
+            .text("name\nPL"),
         get("/authors?select=name,books(count)&id=eq.2")
             .json(json!([{"name": "Stanisław Lem", "books": [{"count": 2}]}]))
             .named("count of an embed without aggregates enabled"),
