@@ -519,6 +519,7 @@ async fn round_two_under_project_settings() {
     env.db
         .batch_execute(&format!(
             "ALTER DATABASE {db} SET pgrst.db_aggregates_enabled = 'true';
+             ALTER DATABASE {db} SET pgrst.db_plan_enabled = 'true';
              ALTER DATABASE {db} SET pgrst.db_extra_search_path = 'public, extensions, util';
              CREATE SCHEMA util;
              GRANT USAGE ON SCHEMA util TO anon, authenticated, service_role;
@@ -596,6 +597,68 @@ async fn round_two_under_project_settings() {
         "{}",
         r.text
     );
+
+    // Execution plans, enabled by the project.
+    let plan_json = [("accept", "application/vnd.pgrst.plan+json")];
+    let r = env
+        .call("GET", "/authors?select=id&id=eq.1", &plan_json, None, &t)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8")
+    );
+    assert!(r.json()[0]["Plan"]["Node Type"].is_string(), "{}", r.text);
+    assert!(r.header("content-range").is_none());
+    let r = env
+        .call(
+            "GET",
+            "/authors?select=id",
+            &[(
+                "accept",
+                "application/vnd.pgrst.plan; for=\"text/csv\"; options=verbose",
+            )],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.pgrst.plan+text; for=\"text/csv\"; options=verbose; charset=utf-8")
+    );
+    assert!(
+        r.text.contains("Output:"),
+        "a verbose text plan: {}",
+        r.text
+    );
+    // An analyzed write runs, and is rolled back.
+    let r = env
+        .call(
+            "POST",
+            "/kv",
+            &[("accept", "application/vnd.pgrst.plan+json; options=analyze")],
+            Some(r#"{"k": "planned", "v": "1"}"#),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.json()[0]["Plan"]["Actual Rows"].is_number(), "{}", r.text);
+    let r = env.call("GET", "/kv?k=eq.planned", &[], None, &t).await;
+    assert_eq!(r.json(), json!([]), "the analyzed insert was rolled back");
+    let r = env
+        .call(
+            "POST",
+            "/rpc/add_note",
+            &[("accept", "application/vnd.pgrst.plan+json; options=analyze")],
+            Some(r#"{"body": "planned"}"#),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = env
+        .call("GET", "/notes?body=eq.planned", &[], None, &t)
+        .await;
+    assert_eq!(r.json(), json!([]), "the analyzed call was rolled back");
 
     // 10 rows left of the 100 the statistics know: the estimate (100) is the larger.
     let estimated = [("prefer", "count=estimated")];

@@ -68,6 +68,23 @@ impl Outcome {
         stmt: &Statement,
         planned_total: Option<i64>,
     ) -> Result<Outcome, RestError> {
+        if stmt.plan {
+            // EXPLAIN's rows: one JSON document, or the lines of the text plan.
+            let mut body = String::new();
+            for row in rows {
+                body.push_str(&row.get::<_, pipeline::AnyText>(0).0);
+                body.push('\n');
+            }
+            return Ok(Outcome {
+                body,
+                page: 0,
+                total: None,
+                headers: None,
+                status: None,
+                location: None,
+                inserted: None,
+            });
+        }
         let row = rows
             .first()
             .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;

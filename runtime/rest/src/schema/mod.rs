@@ -142,6 +142,9 @@ impl Function {
 pub struct Settings {
     #[serde(default)]
     pub db_aggregates_enabled: bool,
+    /// `db-plan-enabled`: `Accept: application/vnd.pgrst.plan` is answered (off by default).
+    #[serde(default)]
+    pub db_plan_enabled: bool,
     pub db_pre_request: Option<String>,
     #[serde(default)]
     pub db_tx_end: Option<String>,

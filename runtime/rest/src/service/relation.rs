@@ -22,6 +22,12 @@ impl RequestCtx<'_> {
                 let head = *self.method == Method::HEAD;
                 let render = if head { Render::None } else { media.render() };
                 let stmt = b.read(table, render, self.prefer.count, limit, offset)?;
+                if let Some(plan) = self.plan() {
+                    let out = self
+                        .run(&plan.explain(stmt), true, self.tx_end(false))
+                        .await?;
+                    return self.plan_response(plan, out);
+                }
                 let out = self.run(&stmt, true, self.tx_end(false)).await?;
                 self.read_response(out, offset.unwrap_or(0), head, true)
             }
@@ -90,6 +96,12 @@ impl RequestCtx<'_> {
                     resolution,
                     ret == Return::HeadersOnly,
                 )?;
+                if let Some(plan) = self.plan() {
+                    let out = self
+                        .run(&plan.explain(stmt), false, self.tx_end(false))
+                        .await?;
+                    return self.plan_response(plan, out);
+                }
                 let out = self.run(&stmt, false, self.tx_end(singular)).await?;
                 self.write_response(out, table, ret, resolution)
             }

@@ -1,6 +1,7 @@
 //! Response shaping, as PostgREST does it: the media type asked for, `Preference-Applied`, status and
 //! headers set by the statement (`response.headers`, `response.status`), singular responses, `Location`.
 
+use super::plan::Plan;
 use super::RequestCtx;
 use crate::error::RestError;
 use crate::exec::Outcome;
@@ -24,12 +25,14 @@ pub(crate) enum Media {
     JsonStripped,
     /// `application/vnd.pgrst.object+json;nulls=stripped`.
     ObjectStripped,
+    /// `application/vnd.pgrst.plan…`: the execution plan of the request ([`super::plan`]).
+    Plan(Plan),
 }
 
 impl Media {
     pub(crate) fn content_type(self) -> &'static str {
         match self {
-            Media::Json => "application/json; charset=utf-8",
+            Media::Json | Media::Plan(_) => "application/json; charset=utf-8",
             Media::Object => "application/vnd.pgrst.object+json; charset=utf-8",
             Media::Csv => "text/csv; charset=utf-8",
             Media::OpenApi => "application/openapi+json; charset=utf-8",
@@ -38,6 +41,12 @@ impl Media {
                 "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8"
             }
         }
+    }
+
+    /// The media type without parameters or charset, as `for="…"` names it.
+    pub(super) fn mime(self) -> &'static str {
+        let ct = self.content_type();
+        ct.strip_suffix("; charset=utf-8").unwrap_or(ct)
     }
 
     /// The singular (one object) flavours.
@@ -49,35 +58,50 @@ impl Media {
         match self {
             Media::Csv => Render::Csv,
             Media::JsonStripped | Media::ObjectStripped => Render::JsonStripped,
+            Media::Plan(p) => p.of.render(),
             _ => Render::Json,
         }
     }
 }
 
-pub(super) fn accept(headers: &HeaderMap) -> Result<Media, RestError> {
+/// The media type of one item of `Accept` (without plans).
+pub(super) fn media_of(item: &str) -> Option<Media> {
+    let m = item
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let stripped = item.replace(' ', "").contains(";nulls=stripped");
+    Some(match m.as_str() {
+        "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" if stripped => {
+            Media::JsonStripped
+        }
+        "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => Media::Json,
+        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
+            Media::ObjectStripped
+        }
+        "" | "*/*" | "application/*" | "application/json" => Media::Json,
+        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Media::Object,
+        "text/csv" | "text/*" => Media::Csv,
+        "application/openapi+json" => Media::OpenApi,
+        _ => return None,
+    })
+}
+
+/// The first media type of `Accept` this engine produces; plans only when the project enables them.
+pub(super) fn accept(headers: &HeaderMap, plans: bool) -> Result<Media, RestError> {
     let Some(v) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Media::Json);
     };
-    for item in v.split(',') {
-        let m = item.split(';').next().unwrap_or("").trim();
-        let stripped = item.replace(' ', "").contains(";nulls=stripped");
-        match m {
-            "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" if stripped => {
-                return Ok(Media::JsonStripped)
-            }
-            "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => {
-                return Ok(Media::Json)
-            }
-            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
-                return Ok(Media::ObjectStripped)
-            }
-            "" | "*/*" | "application/*" | "application/json" => return Ok(Media::Json),
-            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => {
-                return Ok(Media::Object)
-            }
-            "text/csv" | "text/*" => return Ok(Media::Csv),
-            "application/openapi+json" => return Ok(Media::OpenApi),
-            _ => {}
+    for item in super::plan::split_unquoted(v, ',') {
+        let found = match Plan::parse(item) {
+            Some(plan) if plans => Some(Media::Plan(plan)),
+            Some(_) => None,
+            None => media_of(item),
+        };
+        if let Some(m) = found {
+            return Ok(m);
         }
     }
     Err(RestError::api(

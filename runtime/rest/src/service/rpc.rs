@@ -201,6 +201,12 @@ impl RequestCtx<'_> {
         }
         let b = Builder::new(self.cache, &query);
         let stmt = b.rpc(f, &args, render, self.prefer.count, limit, offset)?;
+        if let Some(plan) = self.plan() {
+            let out = self
+                .run(&plan.explain(stmt), get, self.tx_end(false))
+                .await?;
+            return self.plan_response(plan, out);
+        }
         let out = self.run(&stmt, get, self.tx_end(false)).await?;
         self.check_max_affected(out.page)?;
         let offset = offset.unwrap_or(0);

@@ -34,6 +34,8 @@ pub struct Statement {
     pub explain: Option<String>,
     /// What the statement's third column holds and how the reported total follows from it.
     pub total: Total,
+    /// An `EXPLAIN` of the statement: its rows are the plan (see `service::plan`).
+    pub plan: bool,
 }
 
 /// How a statement's total (`Content-Range`'s `/N`) is found, as PostgREST finds it.
@@ -559,6 +561,7 @@ mod tests {
             params: Vec::new(),
             explain: None,
             total,
+            plan: false,
         }
     }
 

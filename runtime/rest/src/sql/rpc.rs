@@ -101,6 +101,7 @@ impl<'a> Builder<'a> {
                     params: self.params,
                     explain: None,
                     total: Total::Counted,
+                    plan: false,
                 });
             }
             let cte = format!(
@@ -126,6 +127,7 @@ impl<'a> Builder<'a> {
                 params: self.params,
                 explain: None,
                 total: Total::Counted,
+                plan: false,
             });
         }
         let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));

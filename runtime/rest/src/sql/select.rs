@@ -414,6 +414,7 @@ impl<'a> Builder<'a> {
             params: self.params,
             explain,
             total,
+            plan: false,
         }
     }
 

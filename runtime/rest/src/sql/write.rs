@@ -196,6 +196,7 @@ impl<'a> Builder<'a> {
             } else {
                 Total::Counted
             },
+            plan: false,
         })
     }
 }

@@ -279,6 +279,14 @@ fn embedding() -> Vec<Case> {
         get("/authors?select=name,books(count)&id=eq.2")
             .json(json!([{"name": "Stanisław Lem", "books": [{"count": 2}]}]))
             .named("count of an embed without aggregates enabled"),
+        get("/authors?select=id")
+            .h("accept", "application/vnd.pgrst.plan+json")
+            .status(406)
+            .code("PGRST107")
+            .named("plans are off unless the project enables them"),
+        get("/authors?select=id&id=eq.1")
+            .h("accept", "application/vnd.pgrst.plan, application/json")
+            .json(json!([{"id": 1}])),
         get("/authors?select=count")
             .json(json!([{"count": 4}]))
             .named("count as a column"),
