@@ -405,7 +405,8 @@ impl RequestCtx<'_> {
         };
         // An upsert's status tells whether it inserted anything: 201 when it did, 200 when every row
         // was an update (merge-duplicates; ignore-duplicates always answers 201).
-        let inserted_any = out.inserted.is_some_and(|n| n > 0);
+        // (A body without columns inserts defaults and reports nothing: any row is an insert.)
+        let inserted_any = out.inserted.map_or(out.page > 0, |n| n > 0);
         let (status, range, action) = match *self.method {
             Method::POST => (
                 match resolution {

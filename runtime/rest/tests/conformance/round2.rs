@@ -154,6 +154,14 @@ fn upserts() -> Vec<Case> {
             .h("prefer", "return=representation")
             .status(200)
             .named("PUT updating"),
+        post("/notes", "{}")
+            .h("prefer", "resolution=merge-duplicates")
+            .status(201)
+            .named("an upsert of defaults inserts"),
+        post("/kv?columns=k,v", "[]")
+            .h("prefer", "resolution=merge-duplicates")
+            .status(200)
+            .named("an upsert of nothing is 200"),
         post("/logs", r#"{"msg": "no key"}"#)
             .h("prefer", "resolution=merge-duplicates")
             .status(201)
