@@ -75,8 +75,11 @@ pub enum SelectItem {
         aggregate: Option<Aggregate>,
         aggregate_cast: Option<String>,
     },
-    /// `alias:count()` without a column.
-    Count { alias: Option<String> },
+    /// `alias:count()::cast` without a column.
+    Count {
+        alias: Option<String>,
+        cast: Option<String>,
+    },
     /// `alias:table!hint!inner(select…)` or `...table(select…)`.
     Embed(Box<EmbedRequest>),
 }

@@ -507,3 +507,200 @@ async fn max_rows_caps_reads_and_estimated_counts() {
     let r = env.call("GET", "/rpc/genre_list", &[], None, &t).await;
     assert_eq!(r.json(), json!(["classic", "historical"]), "{}", r.text);
 }
+
+/// Round two under project settings: aggregates (in embeds, grouped by to-one spreads and embedded
+/// JSON, hoisted out of spreads), `pgrst.db_extra_search_path`, and `count=estimated` without
+/// `db-max-rows` (PostgREST then takes the larger of the count and the planner's estimate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_two_under_project_settings() {
+    let env = Env::start(FIXTURE).await;
+    let t = env.token("service_role", None);
+    let db = supactl_common::ident::database_name(&env.project_ref);
+    env.db
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET pgrst.db_aggregates_enabled = 'true';
+             ALTER DATABASE {db} SET pgrst.db_plan_enabled = 'true';
+             ALTER DATABASE {db} SET pgrst.db_extra_search_path = 'public, extensions, util';
+             CREATE SCHEMA util;
+             GRANT USAGE ON SCHEMA util TO anon, authenticated, service_role;
+             CREATE FUNCTION util.twice(x int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 2 * x $$;
+             CREATE FUNCTION public.quad(x int) RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN twice(twice(x)); END $$;
+             CREATE TABLE shrunk (id int PRIMARY KEY) WITH (autovacuum_enabled = false);
+             INSERT INTO shrunk SELECT generate_series(1, 100);
+             ANALYZE shrunk;
+             DELETE FROM shrunk WHERE id > 10;
+             NOTIFY pgrst, 'reload config';"
+        ))
+        .await
+        .unwrap();
+    let mut r = env.call("GET", "/rpc/quad?x=3", &[], None, &t).await;
+    for _ in 0..40 {
+        if r.status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = env.call("GET", "/rpc/quad?x=3", &[], None, &t).await;
+    }
+    assert_eq!(
+        r.text, "12",
+        "the extra search path reaches util: {}",
+        r.text
+    );
+
+    let cases = [
+        (
+            "/books?select=total:pages.sum(),...authors(country)&order=authors(country).nullslast",
+            json!([{"total": 499, "country": "PL"}, {"total": 955, "country": "US"}, {"total": 12, "country": null}]),
+        ),
+        (
+            "/books?select=...authors(country,n:id.count())&order=authors(country).nullslast",
+            json!([{"country": "PL", "n": 2}, {"country": "US", "n": 3}, {"country": null, "n": 0}]),
+        ),
+        (
+            "/books?select=...authors(country,count())&order=authors(country).nullslast",
+            json!([{"country": "PL", "count": 2}, {"country": "US", "count": 3}, {"country": null, "count": 0}]),
+        ),
+        (
+            "/books?select=author_id,total:pages.sum(),authors(name)&author_id=not.is.null&order=author_id",
+            json!([
+                {"author_id": 1, "total": 691, "authors": {"name": "Ursula K. Le Guin"}},
+                {"author_id": 2, "total": 499, "authors": {"name": "Stanisław Lem"}},
+                {"author_id": 3, "total": 264, "authors": {"name": "Octavia E. Butler"}}]),
+        ),
+        (
+            "/authors?select=name,books(total:pages.sum()::text,avg_price:price.avg(),newest:id.max(),c:count()::text)&id=eq.1",
+            json!([{"name": "Ursula K. Le Guin", "books": [{"total": "691", "avg_price": 11.245, "newest": 2, "c": "2"}]}]),
+        ),
+        (
+            "/authors?select=name,books(count)&id=eq.4",
+            json!([{"name": "Nobody", "books": [{"count": 0}]}]),
+        ),
+        ("/books?select=count()::text", json!([{"count": "6"}])),
+    ];
+    for (path, want) in cases {
+        let r = env.call("GET", path, &[], None, &t).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        assert_eq!(r.json(), want, "{path}: {}", r.text);
+    }
+    let r = env
+        .call(
+            "GET",
+            "/authors?select=name,...books(pages.sum())",
+            &[],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"code": "PGRST127", "message": "Feature not implemented", "details": "Aggregates are not implemented for one-to-many or many-to-many spreads.", "hint": null}),
+        "{}",
+        r.text
+    );
+
+    // Execution plans, enabled by the project.
+    let plan_json = [("accept", "application/vnd.pgrst.plan+json")];
+    let r = env
+        .call("GET", "/authors?select=id&id=eq.1", &plan_json, None, &t)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8")
+    );
+    assert!(r.json()[0]["Plan"]["Node Type"].is_string(), "{}", r.text);
+    assert!(r.header("content-range").is_none());
+    let r = env
+        .call(
+            "GET",
+            "/authors?select=id",
+            &[(
+                "accept",
+                "application/vnd.pgrst.plan; for=\"text/csv\"; options=verbose",
+            )],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.pgrst.plan+text; for=\"text/csv\"; options=verbose; charset=utf-8")
+    );
+    assert!(
+        r.text.contains("Output:"),
+        "a verbose text plan: {}",
+        r.text
+    );
+    // An analyzed write runs, and is rolled back.
+    let r = env
+        .call(
+            "POST",
+            "/kv",
+            &[("accept", "application/vnd.pgrst.plan+json; options=analyze")],
+            Some(r#"{"k": "planned", "v": "1"}"#),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.json()[0]["Plan"]["Actual Rows"].is_number(), "{}", r.text);
+    let r = env.call("GET", "/kv?k=eq.planned", &[], None, &t).await;
+    assert_eq!(r.json(), json!([]), "the analyzed insert was rolled back");
+    let r = env
+        .call(
+            "POST",
+            "/rpc/add_note",
+            &[("accept", "application/vnd.pgrst.plan+json; options=analyze")],
+            Some(r#"{"body": "planned"}"#),
+            &t,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = env
+        .call("GET", "/notes?body=eq.planned", &[], None, &t)
+        .await;
+    assert_eq!(r.json(), json!([]), "the analyzed call was rolled back");
+
+    // 10 rows left of the 100 the statistics know: the estimate (100) is the larger.
+    let estimated = [("prefer", "count=estimated")];
+    let r = env
+        .call("GET", "/shrunk?select=id", &estimated, None, &t)
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{}", r.text);
+    assert_eq!(r.header("content-range"), Some("0-9/100"));
+    assert_eq!(r.header("preference-applied"), Some("count=estimated"));
+    let r = env
+        .call(
+            "GET",
+            "/shrunk?select=id",
+            &[("prefer", "count=exact")],
+            None,
+            &t,
+        )
+        .await;
+    assert_eq!(r.header("content-range"), Some("0-9/10"));
+}
+
+/// The schema cache reads the catalog in one order: the OpenAPI document and an ambiguity error are
+/// byte for byte the same after a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_cache_output_is_the_same_on_every_load() {
+    let env = Env::start(FIXTURE).await;
+    let t = env.token("service_role", None);
+    let first = (
+        env.call("GET", "/", &[], None, &t).await.text,
+        env.call("GET", "/routes?select=addresses(*)", &[], None, &t)
+            .await
+            .text,
+    );
+    for _ in 0..3 {
+        env.rest.pools().invalidate(&env.project_ref);
+        let again = (
+            env.call("GET", "/", &[], None, &t).await.text,
+            env.call("GET", "/routes?select=addresses(*)", &[], None, &t)
+                .await
+                .text,
+        );
+        assert_eq!(again, first);
+    }
+    assert!(first.1.contains("PGRST201"), "{}", first.1);
+}

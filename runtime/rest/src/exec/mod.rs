@@ -26,7 +26,7 @@ use crate::error::RestError;
 use crate::lease::Lease;
 use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
 use crate::session::{timeout_setting, TxContext, SESSION_VALUES};
-use crate::sql::Statement;
+use crate::sql::{Statement, Total};
 use deadpool_postgres::{Object, ObjectId, Pool};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -57,6 +57,8 @@ pub struct Outcome {
     pub status: Option<String>,
     /// The primary key of the first written row as a JSON object (for `Location`).
     pub location: Option<String>,
+    /// Rows an upsert inserted (rather than updated), when the statement reports them.
+    pub inserted: Option<i64>,
 }
 
 impl Outcome {
@@ -66,13 +68,32 @@ impl Outcome {
         stmt: &Statement,
         planned_total: Option<i64>,
     ) -> Result<Outcome, RestError> {
+        if stmt.plan {
+            // EXPLAIN's rows: one JSON document, or the lines of the text plan.
+            let mut body = String::new();
+            for row in rows {
+                body.push_str(&row.get::<_, pipeline::AnyText>(0).0);
+                body.push('\n');
+            }
+            return Ok(Outcome {
+                body,
+                page: 0,
+                total: None,
+                headers: None,
+                status: None,
+                location: None,
+                inserted: None,
+            });
+        }
         let row = rows
             .first()
             .ok_or_else(|| RestError::Unavailable("statement returned no row".into()))?;
+        let third: Option<i64> = row.get(2);
         Ok(Outcome {
             body: row.get(0),
             page: row.get(1),
-            total: stmt.total(row.get(2), planned_total),
+            total: stmt.total(third, planned_total),
+            inserted: (stmt.total == Total::Inserted).then_some(third).flatten(),
             headers: row.get::<_, Option<String>>(3).filter(|s| !s.is_empty()),
             status: row.get::<_, Option<String>>(4).filter(|s| !s.is_empty()),
             location: row.get(5),

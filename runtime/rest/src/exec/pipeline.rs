@@ -87,7 +87,7 @@ pub(super) async fn draining<F: Future>(
 
 /// A column read as its text, whatever its type (`EXPLAIN (FORMAT JSON)` returns `json`, whose binary
 /// form is its text).
-pub(super) struct AnyText(String);
+pub(super) struct AnyText(pub(super) String);
 
 impl<'a> postgres_types::FromSql<'a> for AnyText {
     fn from_sql(

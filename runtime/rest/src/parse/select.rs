@@ -56,7 +56,10 @@ pub(super) fn parse_select_item(
     };
     // `count()` / `col.sum()` end in `()` (maybe followed by a cast); an embed ends in `(…)`.
     let (body_nocast, final_cast) = match body.rfind("::") {
-        Some(i) if body[..i].ends_with("()") => (&body[..i], Some(parse_cast(&body[i + 2..])?)),
+        // (Not the cast of an aggregate inside an embed: `books(c:count()::text)`.)
+        Some(i) if body[..i].ends_with("()") && !body[i + 2..].contains(')') => {
+            (&body[..i], Some(parse_cast(&body[i + 2..])?))
+        }
         _ => (body, None),
     };
     let aggregate_like = body_nocast
@@ -67,10 +70,10 @@ pub(super) fn parse_select_item(
             return Err(failed("select", item, "spread needs a relation"));
         }
         if head == "count" {
-            if final_cast.is_some() {
-                return Err(failed("select", item, "count() takes no cast"));
-            }
-            return Ok(SelectItem::Count { alias });
+            return Ok(SelectItem::Count {
+                alias,
+                cast: final_cast,
+            });
         }
         let (col, agg) = head
             .rsplit_once('.')

@@ -42,7 +42,13 @@ fn select_aggregates_and_json_paths() {
     assert!(
         matches!(&s[0], SelectItem::Column { aggregate: Some(Aggregate::Sum), aggregate_cast: Some(c), alias: Some(a), .. } if c == "int" && a == "total")
     );
-    assert_eq!(s[1], SelectItem::Count { alias: None });
+    assert_eq!(
+        s[1],
+        SelectItem::Count {
+            alias: None,
+            cast: None
+        }
+    );
     let SelectItem::Column { field, .. } = &s[2] else {
         panic!()
     };
@@ -179,4 +185,19 @@ fn prefer_header() {
     assert_eq!(p.resolution, Some(Resolution::MergeDuplicates));
     assert_eq!(p.count, Some(Count::Exact));
     assert_eq!(p.invalid, vec!["bogus=1"]);
+}
+
+#[test]
+fn casts_of_aggregates_inside_embeds_stay_inside() {
+    let s = parse_select("name,books(total:pages.sum()::text,c:count()::text)").unwrap();
+    let SelectItem::Embed(e) = &s[1] else {
+        panic!("{s:?}")
+    };
+    assert!(
+        matches!(&e.select[0], SelectItem::Column { aggregate: Some(Aggregate::Sum), aggregate_cast: Some(c), .. } if c == "text")
+    );
+    assert!(matches!(&e.select[1], SelectItem::Count { cast: Some(c), .. } if c == "text"));
+    assert!(
+        matches!(&parse_select("count()::int").unwrap()[0], SelectItem::Count { cast: Some(c), .. } if c == "int")
+    );
 }

@@ -8,6 +8,7 @@
 //! the response (status, headers, media type) as PostgREST does (`response`). Requests on relations
 //! are in `relation`, function calls in `rpc`.
 
+mod plan;
 mod relation;
 mod response;
 mod rpc;
@@ -260,7 +261,7 @@ async fn serve(rest: &Rest, req: Request) -> Result<Response, RestError> {
         Some(_) => return Err(RestError::Schema(cache.schemas.join(", "))),
         None => cache.schemas.first().cloned().unwrap_or_default(),
     };
-    let media = accept(&parts.headers)?;
+    let media = accept(&parts.headers, cache.settings.db_plan_enabled)?;
 
     let prefer_joined: Vec<&str> = parts
         .headers
@@ -384,7 +385,10 @@ impl RequestCtx<'_> {
             _ => settings.rollback_default(),
         };
         let at_most = self.max_affected();
-        if rollback {
+        // An analyzed plan of anything but a read runs the statement: never for real.
+        let analyzed_write = self.plan().is_some_and(|p| p.analyze())
+            && !matches!(*self.method, Method::GET | Method::HEAD);
+        if rollback || analyzed_write {
             TxEnd::Rollback
         } else if singular_write || at_most.is_some() {
             TxEnd::CommitIf(RowCheck {
@@ -403,7 +407,7 @@ impl RequestCtx<'_> {
         end: TxEnd,
     ) -> Result<Outcome, RestError> {
         let mut search_path = vec![quote_ident(self.schema)];
-        for extra in ["public", "extensions"] {
+        for extra in self.cache.settings.extra_search_path() {
             if extra != self.schema {
                 search_path.push(quote_ident(extra));
             }

@@ -22,8 +22,14 @@ impl RequestCtx<'_> {
                 let head = *self.method == Method::HEAD;
                 let render = if head { Render::None } else { media.render() };
                 let stmt = b.read(table, render, self.prefer.count, limit, offset)?;
+                if let Some(plan) = self.plan() {
+                    let out = self
+                        .run(&plan.explain(stmt), true, self.tx_end(false))
+                        .await?;
+                    return self.plan_response(plan, out);
+                }
                 let out = self.run(&stmt, true, self.tx_end(false)).await?;
-                self.read_response(out, offset.unwrap_or(0), head, false)
+                self.read_response(out, offset.unwrap_or(0), head, true)
             }
             Method::POST | Method::PATCH | Method::PUT | Method::DELETE => {
                 let ret = self.prefer.ret.unwrap_or(Return::Minimal);
@@ -55,14 +61,19 @@ impl RequestCtx<'_> {
                         let obj: Value = serde_json::from_str(&p.json).unwrap_or(Value::Null);
                         Mutation::Update {
                             json: obj.get(0).cloned().unwrap_or(Value::Null).to_string(),
-                            columns: p.keys.clone(),
+                            columns: extras.columns.clone().unwrap_or_else(|| p.keys.clone()),
+                            complete: p.keys.clone(),
                         }
                     }
                     _ => Mutation::Delete,
                 };
+                // Without a conflict target (no primary key, no `on_conflict`) POST is a plain insert.
                 let resolution = match *self.method {
                     Method::PUT => Some(Resolution::MergeDuplicates),
-                    Method::POST => self.prefer.resolution,
+                    Method::POST => self
+                        .prefer
+                        .resolution
+                        .filter(|_| extras.on_conflict.is_some() || !table.pk.is_empty()),
                     _ => None,
                 };
                 if let Some(cols) = &extras.on_conflict {
@@ -85,8 +96,14 @@ impl RequestCtx<'_> {
                     resolution,
                     ret == Return::HeadersOnly,
                 )?;
+                if let Some(plan) = self.plan() {
+                    let out = self
+                        .run(&plan.explain(stmt), false, self.tx_end(false))
+                        .await?;
+                    return self.plan_response(plan, out);
+                }
                 let out = self.run(&stmt, false, self.tx_end(singular)).await?;
-                self.write_response(out, table, ret)
+                self.write_response(out, table, ret, resolution)
             }
             ref m => Err(RestError::api(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -1,6 +1,7 @@
 //! Response shaping, as PostgREST does it: the media type asked for, `Preference-Applied`, status and
 //! headers set by the statement (`response.headers`, `response.status`), singular responses, `Location`.
 
+use super::plan::Plan;
 use super::RequestCtx;
 use crate::error::RestError;
 use crate::exec::Outcome;
@@ -24,12 +25,14 @@ pub(crate) enum Media {
     JsonStripped,
     /// `application/vnd.pgrst.object+json;nulls=stripped`.
     ObjectStripped,
+    /// `application/vnd.pgrst.plan…`: the execution plan of the request ([`super::plan`]).
+    Plan(Plan),
 }
 
 impl Media {
     pub(crate) fn content_type(self) -> &'static str {
         match self {
-            Media::Json => "application/json; charset=utf-8",
+            Media::Json | Media::Plan(_) => "application/json; charset=utf-8",
             Media::Object => "application/vnd.pgrst.object+json; charset=utf-8",
             Media::Csv => "text/csv; charset=utf-8",
             Media::OpenApi => "application/openapi+json; charset=utf-8",
@@ -38,6 +41,12 @@ impl Media {
                 "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8"
             }
         }
+    }
+
+    /// The media type without parameters or charset, as `for="…"` names it.
+    pub(super) fn mime(self) -> &'static str {
+        let ct = self.content_type();
+        ct.strip_suffix("; charset=utf-8").unwrap_or(ct)
     }
 
     /// The singular (one object) flavours.
@@ -49,35 +58,50 @@ impl Media {
         match self {
             Media::Csv => Render::Csv,
             Media::JsonStripped | Media::ObjectStripped => Render::JsonStripped,
+            Media::Plan(p) => p.of.render(),
             _ => Render::Json,
         }
     }
 }
 
-pub(super) fn accept(headers: &HeaderMap) -> Result<Media, RestError> {
+/// The media type of one item of `Accept` (without plans).
+pub(super) fn media_of(item: &str) -> Option<Media> {
+    let m = item
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let stripped = item.replace(' ', "").contains(";nulls=stripped");
+    Some(match m.as_str() {
+        "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" if stripped => {
+            Media::JsonStripped
+        }
+        "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => Media::Json,
+        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
+            Media::ObjectStripped
+        }
+        "" | "*/*" | "application/*" | "application/json" => Media::Json,
+        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Media::Object,
+        "text/csv" | "text/*" => Media::Csv,
+        "application/openapi+json" => Media::OpenApi,
+        _ => return None,
+    })
+}
+
+/// The first media type of `Accept` this engine produces; plans only when the project enables them.
+pub(super) fn accept(headers: &HeaderMap, plans: bool) -> Result<Media, RestError> {
     let Some(v) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Media::Json);
     };
-    for item in v.split(',') {
-        let m = item.split(';').next().unwrap_or("").trim();
-        let stripped = item.replace(' ', "").contains(";nulls=stripped");
-        match m {
-            "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" if stripped => {
-                return Ok(Media::JsonStripped)
-            }
-            "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => {
-                return Ok(Media::Json)
-            }
-            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
-                return Ok(Media::ObjectStripped)
-            }
-            "" | "*/*" | "application/*" | "application/json" => return Ok(Media::Json),
-            "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => {
-                return Ok(Media::Object)
-            }
-            "text/csv" | "text/*" => return Ok(Media::Csv),
-            "application/openapi+json" => return Ok(Media::OpenApi),
-            _ => {}
+    for item in super::plan::split_unquoted(v, ',') {
+        let found = match Plan::parse(item) {
+            Some(plan) if plans => Some(Media::Plan(plan)),
+            Some(_) => None,
+            None => media_of(item),
+        };
+        if let Some(m) = found {
+            return Ok(m);
         }
     }
     Err(RestError::api(
@@ -89,28 +113,45 @@ pub(super) fn accept(headers: &HeaderMap) -> Result<Media, RestError> {
     ))
 }
 
+/// What a request is, for the preferences PostgREST echoes in `Preference-Applied`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Read,
+    Insert {
+        /// The upsert resolution took effect (the relation has a primary key or `on_conflict` was given).
+        resolution: bool,
+    },
+    Update,
+    /// PUT: a single-row upsert.
+    Upsert,
+    Delete,
+    Call,
+}
+
 /// Preferences echoed in `Preference-Applied`.
 fn applied(
     prefer: &Preferences,
-    write: bool,
+    action: Action,
     tx_override: bool,
     max_affected: Option<i64>,
 ) -> Vec<Cow<'static, str>> {
     let mut out: Vec<Cow<'static, str>> = Vec::new();
-    if write {
-        match prefer.ret {
-            Some(Return::Representation) => out.push("return=representation".into()),
-            Some(Return::Minimal) => out.push("return=minimal".into()),
-            Some(Return::HeadersOnly) => out.push("return=headers-only".into()),
-            None => {}
-        }
+    if matches!(action, Action::Insert { resolution: true }) {
         match prefer.resolution {
             Some(Resolution::MergeDuplicates) => out.push("resolution=merge-duplicates".into()),
             Some(Resolution::IgnoreDuplicates) => out.push("resolution=ignore-duplicates".into()),
             None => {}
         }
-        if prefer.missing_default {
-            out.push("missing=default".into());
+    }
+    if prefer.missing_default && matches!(action, Action::Insert { .. } | Action::Update) {
+        out.push("missing=default".into());
+    }
+    if !matches!(action, Action::Read | Action::Call) {
+        match prefer.ret {
+            Some(Return::Representation) => out.push("return=representation".into()),
+            Some(Return::Minimal) => out.push("return=minimal".into()),
+            Some(Return::HeadersOnly) => out.push("return=headers-only".into()),
+            None => {}
         }
     }
     match prefer.count {
@@ -126,18 +167,32 @@ fn applied(
             None => {}
         }
     }
-    if let Some(tz) = &prefer.timezone {
-        out.push(format!("timezone={tz}").into());
-    }
     if prefer.strict {
         out.push("handling=strict".into());
-        if let Some(n) = max_affected {
-            out.push(format!("max-affected={n}").into());
-        }
     } else if !prefer.invalid.is_empty() {
         out.push("handling=lenient".into());
     }
+    if let Some(tz) = &prefer.timezone {
+        out.push(format!("timezone={tz}").into());
+    }
+    if let Some(n) = max_affected {
+        out.push(format!("max-affected={n}").into());
+    }
     out
+}
+
+/// `Content-Range` as PostgREST writes it: `lower-upper/total`, with `*` for an empty range (or a
+/// total of zero) and for a total not counted.
+pub(super) fn content_range(lower: i64, upper: i64, total: Option<i64>) -> String {
+    let range = if total != Some(0) && lower <= upper {
+        format!("{lower}-{upper}")
+    } else {
+        "*".to_string()
+    };
+    match total {
+        Some(t) => format!("{range}/{t}"),
+        None => format!("{range}/*"),
+    }
 }
 
 impl RequestCtx<'_> {
@@ -159,6 +214,7 @@ impl RequestCtx<'_> {
             headers: None,
             status: None,
             location: None,
+            inserted: None,
         };
         let body = (*self.method == Method::GET).then(|| out.body.clone());
         let mut res = self.finish(StatusCode::OK, body, &out)?;
@@ -221,11 +277,33 @@ impl RequestCtx<'_> {
         )
     }
 
+    /// What the request is, as far as the method tells (an insert's resolution taken as applied).
+    fn action(&self) -> Action {
+        match *self.method {
+            _ if self.rpc => Action::Call,
+            Method::POST => Action::Insert { resolution: true },
+            Method::PATCH => Action::Update,
+            Method::PUT => Action::Upsert,
+            Method::DELETE => Action::Delete,
+            _ => Action::Read,
+        }
+    }
+
     pub(crate) fn finish(
         &self,
         status: StatusCode,
         body: Option<String>,
         out: &Outcome,
+    ) -> Result<Response, RestError> {
+        self.finish_as(status, body, out, self.action())
+    }
+
+    fn finish_as(
+        &self,
+        status: StatusCode,
+        body: Option<String>,
+        out: &Outcome,
+        action: Action,
     ) -> Result<Response, RestError> {
         let mut res = match body {
             Some(b) => {
@@ -243,10 +321,9 @@ impl RequestCtx<'_> {
             None => Response::new(Body::empty()),
         };
         *res.status_mut() = status;
-        let write = !matches!(*self.method, Method::GET | Method::HEAD);
         let ap = applied(
             self.prefer,
-            write,
+            action,
             self.cache.settings.tx_override(),
             self.max_affected(),
         );
@@ -260,15 +337,20 @@ impl RequestCtx<'_> {
         Ok(res)
     }
 
+    /// A read or a function's result: status and `Content-Range` from the offset, the rows returned
+    /// and the total, as PostgREST's range rules give them (416 past the end, 206 for part of the
+    /// total). `unwrap` is false for results that are one value already (a scalar function, a
+    /// single composite).
     pub(super) fn read_response(
         &self,
         mut out: Outcome,
         offset: i64,
         head: bool,
-        scalar: bool,
+        unwrap: bool,
     ) -> Result<Response, RestError> {
-        if let (Some(total), true) = (out.total, out.page == 0 && offset > 0) {
-            if offset > total {
+        let (lower, upper) = (offset, offset + out.page - 1);
+        let status = match out.total {
+            Some(total) if lower > total => {
                 return Err(RestError::api(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     "PGRST103",
@@ -279,45 +361,30 @@ impl RequestCtx<'_> {
                     None,
                 ));
             }
-        }
+            Some(total) if out.page < total => StatusCode::PARTIAL_CONTENT,
+            _ => StatusCode::OK,
+        };
         let mut body = std::mem::take(&mut out.body);
-        if self.media.singular() && !scalar {
+        if self.media.singular() && unwrap {
             if out.page != 1 {
                 return Err(Self::singular_error(out.page));
             }
             body = unwrap_single(&body).unwrap_or(body);
         }
-        let range = if out.page == 0 {
-            "*".to_string()
-        } else {
-            format!("{}-{}", offset, offset + out.page - 1)
-        };
-        let total = out
-            .total
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "*".into());
-        let partial = out
-            .total
-            .is_some_and(|t| out.page > 0 && out.page < t && offset + out.page <= t);
-        let status = if partial {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        };
         let mut res = self.finish(status, (!head).then_some(body), &out)?;
-        if !scalar {
-            if let Ok(v) = HeaderValue::from_str(&format!("{range}/{total}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
+        if let Ok(v) = HeaderValue::from_str(&content_range(lower, upper, out.total)) {
+            res.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         Ok(res)
     }
 
+    /// A write's response. `resolution` is the upsert resolution that took effect on a POST.
     pub(super) fn write_response(
         &self,
         mut out: Outcome,
         table: &Table,
         ret: Return,
+        resolution: Option<Resolution>,
     ) -> Result<Response, RestError> {
         if self.media.singular() && out.page != 1 {
             return Err(Self::singular_error(out.page));
@@ -328,23 +395,46 @@ impl RequestCtx<'_> {
         if representation && self.media.singular() {
             body = unwrap_single(&body).unwrap_or(body);
         }
-        let (status, range) = match *self.method {
-            Method::POST => (StatusCode::CREATED, "*/*".to_string()),
-            _ => (
-                if representation {
-                    StatusCode::OK
-                } else {
-                    StatusCode::NO_CONTENT
+        // `count=exact|estimated` on a write counts the rows it affected.
+        let total =
+            matches!(self.prefer.count, Some(Count::Exact | Count::Estimated)).then_some(out.page);
+        let done = if representation {
+            StatusCode::OK
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        // An upsert's status tells whether it inserted anything: 201 when it did, 200 when every row
+        // was an update (merge-duplicates; ignore-duplicates always answers 201).
+        // (A body without columns inserts defaults and reports nothing: any row is an insert.)
+        let inserted_any = out.inserted.map_or(out.page > 0, |n| n > 0);
+        let (status, range, action) = match *self.method {
+            Method::POST => (
+                match resolution {
+                    Some(Resolution::MergeDuplicates) if !inserted_any => StatusCode::OK,
+                    _ => StatusCode::CREATED,
                 },
-                if out.page == 0 {
-                    "*/*".to_string()
-                } else {
-                    format!("0-{}/*", out.page - 1)
+                Some(content_range(1, 0, total)),
+                Action::Insert {
+                    resolution: resolution.is_some(),
                 },
             ),
+            Method::PUT => (
+                match ret {
+                    Return::Representation if inserted_any => StatusCode::CREATED,
+                    _ => done,
+                },
+                None,
+                Action::Upsert,
+            ),
+            Method::PATCH => (
+                done,
+                Some(content_range(0, out.page - 1, total)),
+                Action::Update,
+            ),
+            _ => (done, Some(content_range(1, 0, total)), Action::Delete),
         };
-        let mut res = self.finish(status, representation.then_some(body), &out)?;
-        if let Ok(v) = HeaderValue::from_str(&range) {
+        let mut res = self.finish_as(status, representation.then_some(body), &out, action)?;
+        if let Some(Ok(v)) = range.map(|r| HeaderValue::from_str(&r)) {
             res.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         if *self.method == Method::POST && ret == Return::HeadersOnly {
@@ -396,4 +486,20 @@ fn location(table: &str, pk_json: &str) -> Option<String> {
         })
         .collect();
     Some(format!("/{}?{}", enc(table), parts.join("&")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_range;
+
+    #[test]
+    fn content_range_follows_postgrest() {
+        assert_eq!(content_range(0, 3, Some(4)), "0-3/4");
+        assert_eq!(content_range(0, 3, None), "0-3/*");
+        // A write's own form: an insert is never a range.
+        assert_eq!(content_range(1, 0, Some(2)), "*/2");
+        assert_eq!(content_range(0, -1, Some(0)), "*/0");
+        assert_eq!(content_range(5, 4, Some(5)), "*/5");
+        assert_eq!(content_range(0, 0, Some(0)), "*/0");
+    }
 }

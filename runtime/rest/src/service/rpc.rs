@@ -1,13 +1,12 @@
 //! Function calls (`/rpc/…`): choosing the overload, passing the arguments, shaping the result.
 
-use super::response::unwrap_single;
+use super::response::{content_range, unwrap_single};
 use super::RequestCtx;
 use crate::error::RestError;
 use crate::parse::parse_query;
 use crate::request::*;
 use crate::schema::Function;
 use crate::sql::{Builder, Render, RpcArgs};
-use axum::body::Body;
 use axum::response::Response;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -202,12 +201,21 @@ impl RequestCtx<'_> {
         }
         let b = Builder::new(self.cache, &query);
         let stmt = b.rpc(f, &args, render, self.prefer.count, limit, offset)?;
+        if let Some(plan) = self.plan() {
+            let out = self
+                .run(&plan.explain(stmt), get, self.tx_end(false))
+                .await?;
+            return self.plan_response(plan, out);
+        }
         let out = self.run(&stmt, get, self.tx_end(false)).await?;
         self.check_max_affected(out.page)?;
+        let offset = offset.unwrap_or(0);
         if f.returns_void() {
-            let mut res = Response::new(Body::empty());
-            *res.status_mut() = StatusCode::NO_CONTENT;
-            self.apply_guc_headers(&mut res, &out)?;
+            let mut res = self.finish(StatusCode::NO_CONTENT, None, &out)?;
+            let range = content_range(offset, offset + out.page - 1, out.total);
+            if let Ok(v) = http::HeaderValue::from_str(&range) {
+                res.headers_mut().insert(http::header::CONTENT_RANGE, v);
+            }
             return Ok(res);
         }
         if f.returns_rows() {
@@ -215,11 +223,11 @@ impl RequestCtx<'_> {
                 // A function returning one composite answers with that object.
                 let mut out = out;
                 out.body = unwrap_single(&out.body).unwrap_or_else(|| "null".into());
-                return self.read_response(out, offset.unwrap_or(0), head, true);
+                return self.read_response(out, offset, head, false);
             }
-            return self.read_response(out, offset.unwrap_or(0), head, false);
+            return self.read_response(out, offset, head, true);
         }
-        self.read_response(out, 0, head, true)
+        self.read_response(out, offset, head, false)
     }
 }
 

@@ -7,6 +7,7 @@
 //! infers each one's type from its context, as it would for a quoted literal. Identifiers are always
 //! quoted; casts and JSON keys are validated by the parser and keys are bound as parameters too.
 
+mod level;
 mod output;
 mod rpc;
 mod select;
@@ -15,7 +16,7 @@ mod write;
 pub use rpc::RpcArgs;
 
 use crate::error::RestError;
-use crate::limits::{MAX_EMBED_DEPTH, MAX_LOGIC_DEPTH};
+use crate::limits::MAX_LOGIC_DEPTH;
 use crate::request::*;
 use crate::schema::{Function, QName, SchemaCache, Table};
 use http::StatusCode;
@@ -27,21 +28,44 @@ use supactl_common::ident::quote_ident;
 pub struct Statement {
     pub sql: String,
     pub params: Vec<String>,
-    /// `Prefer: count=planned`: an `EXPLAIN (FORMAT JSON)` of the filtered relation over the same
-    /// parameters, run before `sql` in the same transaction; its top node's `Plan Rows` is the total.
+    /// An `EXPLAIN (FORMAT JSON)` of the filtered relation over the same parameters, run before `sql`
+    /// in the same transaction (`count=planned`, `count=estimated`); its top node's `Plan Rows` is the
+    /// planner's estimate.
     pub explain: Option<String>,
-    /// `count=estimated` under `db-max-rows`: the statement counts at most this many rows plus one,
-    /// and a count above it is replaced by the planner's estimate (PostgREST's rule).
-    pub estimate_above: Option<i64>,
+    /// What the statement's third column holds and how the reported total follows from it.
+    pub total: Total,
+    /// An `EXPLAIN` of the statement: its rows are the plan (see `service::plan`).
+    pub plan: bool,
+}
+
+/// How a statement's total (`Content-Range`'s `/N`) is found, as PostgREST finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    /// The column is the total, or NULL when none was asked for (`count=exact`, no count).
+    Counted,
+    /// The planner's estimate (`count=planned`).
+    Planned,
+    /// `count=estimated`: the column counts at most `db-max-rows` + 1 rows (all of them when the
+    /// setting is unset); above `db-max-rows` (always, when unset) the total is the larger of that
+    /// count and the planner's estimate.
+    Estimated { max_rows: Option<i64> },
+    /// An upsert: the column is how many rows were inserted rather than updated (no total).
+    Inserted,
 }
 
 impl Statement {
     /// The total to report from the statement's own count and the explained estimate.
     pub fn total(&self, counted: Option<i64>, planned: Option<i64>) -> Option<i64> {
-        match (self.estimate_above, counted) {
-            (Some(max), Some(n)) if n > max => planned.or(Some(n)),
-            (Some(_), n) => n,
-            (None, n) => planned.or(n),
+        match self.total {
+            Total::Counted => counted,
+            Total::Planned => planned,
+            Total::Estimated { max_rows } => match counted {
+                Some(n) if max_rows.is_none_or(|max| n > max) => {
+                    Some(planned.map_or(n, |p| p.max(n)))
+                }
+                n => n,
+            },
+            Total::Inserted => None,
         }
     }
 }
@@ -75,6 +99,8 @@ pub enum Mutation {
     Update {
         json: String,
         columns: Vec<String>,
+        /// Keys the body has (`columns=` may name others).
+        complete: Vec<String>,
     },
     Delete,
 }
@@ -138,6 +164,38 @@ struct Level {
     /// A computed field or relationship takes the level's row, which must then stay the relation's
     /// own row (not a rows-first subquery's record).
     computed: bool,
+    /// In a to-one spread: the aggregates it leaves to its parent, by output name (see
+    /// [`Builder::level`]).
+    hoisted: Vec<Hoisted>,
+}
+
+/// An aggregate of a to-one spread, applied by the level above it over the spread's raw column (as
+/// PostgREST hoists it), so that it aggregates the parent's rows grouped by the other columns.
+#[derive(Debug, Clone)]
+struct Hoisted {
+    name: String,
+    aggregate: Aggregate,
+    cast: Option<String>,
+}
+
+/// What a column an embed adds to its parent holds.
+#[derive(Debug, Clone)]
+enum ColumnKind {
+    /// JSON of the embed (an object or an array): grouped by as jsonb when the parent aggregates.
+    Json,
+    /// A spread column: grouped by when the parent aggregates.
+    Spread,
+    /// A spread column the parent aggregates.
+    Aggregate(Aggregate, Option<String>),
+}
+
+/// A column an embed adds to its parent's select list.
+struct EmbedColumn {
+    /// The expression, over the embed's lateral subquery.
+    expr: String,
+    /// The output key.
+    name: String,
+    kind: ColumnKind,
 }
 
 /// One embed, rendered.
@@ -146,7 +204,7 @@ struct Embedded {
     alias: String,
     lateral: String,
     /// What the parent selects from it (nothing for an empty embed, several columns for a spread).
-    columns: Vec<String>,
+    columns: Vec<EmbedColumn>,
     to_one: bool,
 }
 
@@ -217,9 +275,17 @@ impl<'a> Builder<'a> {
     fn field(&mut self, src: &Source, alias: &str, f: &Field) -> Result<String, RestError> {
         let mut s = match src.table {
             Some(t) if t.column(&f.name).is_none() => {
-                let func = self
-                    .computed_field(src, &f.name)
-                    .ok_or_else(|| column_error(alias, &f.name))?;
+                let func = match self.computed_field(src, &f.name) {
+                    Some(func) => func,
+                    // `count` that is no column: PostgreSQL reads `alias.count` as `count(alias)`,
+                    // the row count PostgREST keeps for compatibility (`messages(count)`), allowed
+                    // with aggregates off. An aggregate: the rows are never chosen first.
+                    None if f.name == "count" && f.json.is_empty() => {
+                        self.computed = true;
+                        return Ok(format!("{}.\"count\"", quote_ident(alias)));
+                    }
+                    None => return Err(column_error(alias, &f.name)),
+                };
                 self.computed = true;
                 format!(
                     "{}.{}({})",
@@ -419,126 +485,6 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
-    /// Builds one level of a read: select list, laterals for embeds, conditions and order.
-    fn level(
-        &mut self,
-        src: &Source,
-        alias: &str,
-        select: &[SelectItem],
-        path: &[String],
-    ) -> Result<Level, RestError> {
-        // The parser refused deeper selects; a request built some other way stops here too.
-        if path.len() >= MAX_EMBED_DEPTH {
-            return Err(RestError::Limit(format!(
-                "select nesting exceeds {MAX_EMBED_DEPTH} levels"
-            )));
-        }
-        self.seen_paths.push(path.to_vec());
-        // Embedded levels are built inside this one: each keeps its own computed flag.
-        let outer_computed = std::mem::take(&mut self.computed);
-        let mut lv = Level {
-            select: Vec::new(),
-            group_by: Vec::new(),
-            has_aggregate: false,
-            laterals: Vec::new(),
-            conds: Vec::new(),
-            order: Vec::new(),
-            embeds: Vec::new(),
-            computed: false,
-        };
-        // Embeds first, so filters and order can refer to them.
-        let mut embed_sql: Vec<Vec<String>> = Vec::new();
-        for item in select {
-            if let SelectItem::Embed(e) = item {
-                let emb = self.embed(src, alias, e, path)?;
-                lv.embeds
-                    .push((e.label().to_string(), emb.alias.clone(), emb.to_one));
-                embed_sql.push(emb.columns);
-                let inner = e.join == Some(JoinType::Inner);
-                if inner {
-                    lv.conds.push(format!(
-                        "{}.\"pgrst_v\" IS NOT NULL",
-                        quote_ident(&emb.alias)
-                    ));
-                }
-                lv.laterals.push(Lateral {
-                    sql: emb.lateral,
-                    alias: emb.alias.clone(),
-                    filtering: inner,
-                });
-            }
-        }
-        let mut embed_iter = embed_sql.into_iter();
-        for item in select {
-            match item {
-                SelectItem::Star => lv.select.push(format!("{}.*", quote_ident(alias))),
-                SelectItem::Count { alias: a } => {
-                    self.aggregates_allowed()?;
-                    lv.has_aggregate = true;
-                    lv.select.push(format!(
-                        "count(*) AS {}",
-                        quote_ident(a.as_deref().unwrap_or("count"))
-                    ));
-                }
-                SelectItem::Column {
-                    field,
-                    alias: a,
-                    cast,
-                    aggregate,
-                    aggregate_cast,
-                } => {
-                    let mut expr = self.field(src, alias, field)?;
-                    if let Some(c) = cast {
-                        expr = format!("CAST({expr} AS {c})");
-                    }
-                    let name = match aggregate {
-                        Some(agg) => {
-                            self.aggregates_allowed()?;
-                            lv.has_aggregate = true;
-                            expr = format!("{}({expr})", agg.sql());
-                            if let Some(c) = aggregate_cast {
-                                expr = format!("CAST({expr} AS {c})");
-                            }
-                            a.clone().unwrap_or_else(|| agg.sql().to_string())
-                        }
-                        None => {
-                            lv.group_by.push(expr.clone());
-                            a.clone()
-                                .unwrap_or_else(|| field.default_alias().to_string())
-                        }
-                    };
-                    lv.select.push(format!("{expr} AS {}", quote_ident(&name)));
-                }
-                SelectItem::Embed(_) => {
-                    if let Some(cols) = embed_iter.next() {
-                        lv.select.extend(cols);
-                    }
-                }
-            }
-        }
-        // Filters, logic trees and order at this path.
-        for (p, c) in &self.query.filters {
-            if p.as_slice() == path && !(path.is_empty() && self.skip_top_filters) {
-                let c = self.cond(src, alias, c, &lv.embeds, 1)?;
-                if c.contains("\"pgrst_v\"") {
-                    // A null filter on an embed: the count query needs the embeds.
-                    for l in lv.laterals.iter_mut() {
-                        l.filtering = true;
-                    }
-                }
-                lv.conds.push(c);
-            }
-        }
-        for (p, terms) in &self.query.order {
-            if p.as_slice() == path {
-                let t = self.order_terms(src, alias, terms, &lv.embeds)?;
-                lv.order.extend(t);
-            }
-        }
-        lv.computed = std::mem::replace(&mut self.computed, outer_computed);
-        Ok(lv)
-    }
-
     /// Every nested parameter must name an embed of the select list.
     fn check_paths(&self) -> Result<(), RestError> {
         let q = self.query;
@@ -603,4 +549,34 @@ fn array_literal(items: &[String]) -> String {
     }
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Statement, Total};
+
+    fn stmt(total: Total) -> Statement {
+        Statement {
+            sql: String::new(),
+            params: Vec::new(),
+            explain: None,
+            total,
+            plan: false,
+        }
+    }
+
+    #[test]
+    fn estimated_totals_follow_postgrest() {
+        let unset = stmt(Total::Estimated { max_rows: None });
+        // db-max-rows unset: always the larger of the count and the estimate.
+        assert_eq!(unset.total(Some(10), Some(100)), Some(100));
+        assert_eq!(unset.total(Some(10), Some(3)), Some(10));
+        assert_eq!(unset.total(Some(10), None), Some(10));
+        let capped = stmt(Total::Estimated { max_rows: Some(2) });
+        assert_eq!(capped.total(Some(3), Some(6)), Some(6));
+        assert_eq!(capped.total(Some(2), Some(6)), Some(2));
+        assert_eq!(stmt(Total::Planned).total(Some(5), Some(7)), Some(7));
+        assert_eq!(stmt(Total::Counted).total(Some(5), Some(7)), Some(5));
+        assert_eq!(stmt(Total::Inserted).total(Some(1), None), None);
+    }
 }

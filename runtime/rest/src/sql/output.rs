@@ -52,14 +52,8 @@ pub(super) fn explain_sql(
     count: Option<Count>,
     rows_query: &str,
     nparams: usize,
-    max_rows: Option<i64>,
 ) -> Option<String> {
-    let wanted = match count {
-        Some(Count::Planned) => true,
-        Some(Count::Estimated) => max_rows.is_some(),
-        _ => false,
-    };
-    if !wanted {
+    if !matches!(count, Some(Count::Planned | Count::Estimated)) {
         return None;
     }
     let mentioned = mentioned_params(rows_query, nparams);
@@ -123,29 +117,18 @@ mod tests {
 
     #[test]
     fn unused_parameters_are_mentioned_once() {
-        let sql = explain_sql(
-            Some(Count::Planned),
-            "SELECT 1 FROM t WHERE id = $2",
-            3,
-            None,
-        )
-        .unwrap();
+        let sql = explain_sql(Some(Count::Planned), "SELECT 1 FROM t WHERE id = $2", 3).unwrap();
         assert!(
             sql.ends_with("(SELECT $1::text, $3::text) AS \"pgrst_unused\""),
             "{sql}"
         );
         assert_eq!(
-            explain_sql(
-                Some(Count::Planned),
-                "SELECT 1 FROM t WHERE id = $1",
-                1,
-                None
-            )
-            .unwrap(),
+            explain_sql(Some(Count::Planned), "SELECT 1 FROM t WHERE id = $1", 1).unwrap(),
             "EXPLAIN (FORMAT JSON) SELECT 1 FROM t WHERE id = $1"
         );
-        assert!(explain_sql(Some(Count::Exact), "SELECT 1", 0, None).is_none());
-        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0, None).is_none());
-        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0, Some(10)).is_some());
+        assert!(explain_sql(Some(Count::Exact), "SELECT 1", 0).is_none());
+        assert!(explain_sql(None, "SELECT 1", 0).is_none());
+        // PostgREST explains an estimated count whether or not db-max-rows is set.
+        assert!(explain_sql(Some(Count::Estimated), "SELECT 1", 0).is_some());
     }
 }

@@ -2,10 +2,11 @@
 //! functions are read like relations.
 
 use super::output::wrap;
-use super::{Builder, Render, Source, Statement};
+use super::{Builder, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
 use crate::schema::Function;
+use std::fmt::Write;
 use supactl_common::ident::quote_ident;
 
 /// What an RPC call passes.
@@ -72,25 +73,9 @@ impl<'a> Builder<'a> {
                 }
             }
         };
+        // The call is a CTE, so that counting its rows does not call the function again.
         if !f.returns_rows() {
-            let inner = if f.retset {
-                let mut q = format!("SELECT \"pgrst_call\" AS \"pgrst_scalar\" FROM {prefix}{call} AS \"pgrst_call\"");
-                // limit/offset (and `db-max-rows`) apply to a set of scalars as to rows
-                if let Some(l) = limit {
-                    let p = self.param(l.to_string());
-                    q.push_str(&format!(" LIMIT {p}"));
-                }
-                if let Some(o) = offset {
-                    let p = self.param(o.to_string());
-                    q.push_str(&format!(" OFFSET {p}"));
-                }
-                q
-            } else if prefix.is_empty() {
-                format!("SELECT {call} AS \"pgrst_scalar\"")
-            } else {
-                let from = prefix.trim_end().trim_end_matches("CROSS JOIN LATERAL");
-                format!("SELECT {call} AS \"pgrst_scalar\" FROM {from}")
-            };
+            let counting = matches!(count, Some(Count::Exact | Count::Estimated));
             let render = match render {
                 Render::Json | Render::JsonStripped | Render::Scalar if f.retset => {
                     Render::ScalarSet
@@ -98,11 +83,51 @@ impl<'a> Builder<'a> {
                 Render::Json | Render::JsonStripped => Render::Scalar,
                 r => r,
             };
+            if !f.retset {
+                let inner = if prefix.is_empty() {
+                    format!("SELECT {call} AS \"pgrst_scalar\"")
+                } else {
+                    let from = prefix.trim_end().trim_end_matches("CROSS JOIN LATERAL");
+                    format!("SELECT {call} AS \"pgrst_scalar\" FROM {from}")
+                };
+                // One value: a total of one, as PostgREST counts a function returning a single value.
+                let total = if counting {
+                    "1::bigint"
+                } else {
+                    "NULL::bigint"
+                };
+                return Ok(Statement {
+                    sql: wrap(&inner, render, total, "NULL::text", ""),
+                    params: self.params,
+                    explain: None,
+                    total: Total::Counted,
+                    plan: false,
+                });
+            }
+            let cte = format!(
+                "WITH \"pgrst_source\" AS (SELECT \"pgrst_call\" AS \"pgrst_scalar\" FROM {prefix}{call} AS \"pgrst_call\") "
+            );
+            // limit/offset (and `db-max-rows`) apply to a set of scalars as to rows
+            let mut inner = "SELECT * FROM \"pgrst_source\"".to_string();
+            if let Some(l) = limit {
+                let p = self.param(l.to_string());
+                let _ = write!(inner, " LIMIT {p}");
+            }
+            if let Some(o) = offset {
+                let p = self.param(o.to_string());
+                let _ = write!(inner, " OFFSET {p}");
+            }
+            let total = if counting {
+                "(SELECT count(*) FROM \"pgrst_source\")"
+            } else {
+                "NULL::bigint"
+            };
             return Ok(Statement {
-                sql: wrap(&inner, render, "NULL::bigint", "NULL::text", ""),
+                sql: wrap(&inner, render, total, "NULL::text", &cte),
                 params: self.params,
                 explain: None,
-                estimate_above: None,
+                total: Total::Counted,
+                plan: false,
             });
         }
         let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));
@@ -110,16 +135,20 @@ impl<'a> Builder<'a> {
             .retrel
             .clone()
             .unwrap_or_else(|| (f.schema.clone(), f.name.clone()));
+        let cte = format!(
+            "WITH \"pgrst_source\" AS (SELECT \"pgrst_call\".* FROM {prefix}{call} AS \"pgrst_call\") "
+        );
         let src = Source {
-            from: format!("(SELECT \"pgrst_call\".* FROM {prefix}{call} AS \"pgrst_call\")"),
+            from: "\"pgrst_source\"".to_string(),
             table,
             qname,
             row_cast: true,
         };
         let alias = f.name.clone();
-        let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
+        let lv = self.level(&src, &alias, &self.query.select.clone(), &[], false)?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
-        Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
+        let rows = |b: &Self| b.count_sql(&src.from, &alias, &lv);
+        Ok(self.counted(&inner, render, count, rows, true, &cte))
     }
 }

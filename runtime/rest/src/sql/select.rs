@@ -2,7 +2,7 @@
 //! count.
 
 use super::output::{explain_sql, total_expr, wrap};
-use super::{Builder, Embedded, Level, Render, Source, Statement};
+use super::{Builder, ColumnKind, EmbedColumn, Embedded, Level, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
 use crate::schema::{Relationship, Table};
@@ -21,7 +21,7 @@ impl<'a> Builder<'a> {
                         out.extend(t.columns.iter().map(|c| c.name.clone()));
                     }
                 }
-                SelectItem::Count { alias } => {
+                SelectItem::Count { alias, .. } => {
                     out.push(alias.clone().unwrap_or_else(|| "count".into()))
                 }
                 SelectItem::Column {
@@ -34,14 +34,14 @@ impl<'a> Builder<'a> {
                     None => field.default_alias().to_string(),
                 })),
                 SelectItem::Embed(e) if e.spread => {
-                    let (target, _) = self.cache.relationships(
+                    let rels = self.cache.relationships(
                         &table
                             .map(|t| (t.schema.clone(), t.name.clone()))
                             .unwrap_or_default(),
                         &e.name,
                         e.hint.as_deref(),
                     );
-                    let t = target.and_then(|q| self.cache.tables.get(&q));
+                    let t = rels.first().and_then(|(q, _)| self.cache.tables.get(q));
                     out.extend(self.output_names(t, &e.select));
                 }
                 SelectItem::Embed(e) if !e.select.is_empty() => out.push(e.label().to_string()),
@@ -49,6 +49,17 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// The keys a spread brings to its parent, each once (the last of a repeated key stays, as in
+    /// the spread's own select list).
+    fn spread_names(&self, table: &Table, select: &[SelectItem]) -> Vec<String> {
+        let mut names = self.output_names(Some(table), select);
+        let mut seen = std::collections::HashSet::new();
+        names.reverse();
+        names.retain(|n| seen.insert(n.clone()));
+        names.reverse();
+        names
     }
 
     pub(super) fn embed(
@@ -59,8 +70,8 @@ impl<'a> Builder<'a> {
         path: &[String],
     ) -> Result<Embedded, RestError> {
         let origin = &parent.qname;
-        let (target, mut rels) = self.cache.relationships(origin, &e.name, e.hint.as_deref());
-        let rel = match rels.len() {
+        let mut rels = self.cache.relationships(origin, &e.name, e.hint.as_deref());
+        let (target, rel) = match rels.len() {
             0 => {
                 return Err(RestError::api(
                     StatusCode::BAD_REQUEST,
@@ -83,11 +94,11 @@ impl<'a> Builder<'a> {
             _ => {
                 let details: Vec<serde_json::Value> = rels
                     .iter()
-                    .map(|r| r.describe(&origin.1, &e.name))
+                    .map(|(to, r)| r.describe(&origin.1, &to.1))
                     .collect();
                 let hints: Vec<String> = rels
                     .iter()
-                    .map(|r| format!("'{}!{}'", e.name, r.hint_name()))
+                    .map(|(to, r)| format!("'{}!{}'", to.1, r.hint_name()))
                     .collect();
                 return Err(RestError::Api {
                     status: StatusCode::MULTIPLE_CHOICES,
@@ -105,7 +116,6 @@ impl<'a> Builder<'a> {
                 });
             }
         };
-        let target = target.expect("a relationship has a target");
         let table = self
             .cache
             .tables
@@ -136,7 +146,9 @@ impl<'a> Builder<'a> {
         } else {
             e.select.clone()
         };
-        let mut lv = self.level(&child_src, &child_alias, &select, &child_path)?;
+        // A to-one spread leaves its aggregates to this level (PostgREST hoists them).
+        let hoist = e.spread && rel.to_one();
+        let mut lv = self.level(&child_src, &child_alias, &select, &child_path, hoist)?;
         let (c, p) = (quote_ident(&child_alias), quote_ident(parent_alias));
         match &rel {
             Relationship::ManyToOne(fk) => {
@@ -203,17 +215,31 @@ impl<'a> Builder<'a> {
         };
         let inner = self.select_sql(&child_src.from, &child_alias, &lv, limit, offset);
         let l = quote_ident(&lat_alias);
-        let label = quote_ident(e.label());
+        let column = |expr: String, name: &str, kind: ColumnKind| EmbedColumn {
+            expr,
+            name: name.to_string(),
+            kind,
+        };
         let (lateral, columns) = if to_one {
             let columns = if e.select.is_empty() {
                 Vec::new()
             } else if e.spread {
-                self.output_names(Some(table), &e.select)
+                self.spread_names(table, &e.select)
                     .iter()
-                    .map(|n| format!("{l}.{} AS {}", quote_ident(n), quote_ident(n)))
+                    .map(|n| {
+                        let kind = match lv.hoisted.iter().find(|h| &h.name == n) {
+                            Some(h) => ColumnKind::Aggregate(h.aggregate, h.cast.clone()),
+                            None => ColumnKind::Spread,
+                        };
+                        column(format!("{l}.{}", quote_ident(n)), n, kind)
+                    })
                     .collect()
             } else {
-                vec![format!("{l}.\"pgrst_v\" AS {label}")]
+                vec![column(
+                    format!("{l}.\"pgrst_v\""),
+                    e.label(),
+                    ColumnKind::Json,
+                )]
             };
             (
                 format!(
@@ -230,14 +256,14 @@ impl<'a> Builder<'a> {
                         StatusCode::BAD_REQUEST,
                         "PGRST127",
                         "Feature not implemented",
-                        Some(format!(
-                            "Aggregates are not supported in a spread of the to-many relationship '{}'",
-                            e.name
-                        )),
+                        Some(
+                            "Aggregates are not implemented for one-to-many or many-to-many spreads."
+                                .into(),
+                        ),
                         None,
                     ));
                 }
-                let names = self.output_names(Some(table), &e.select);
+                let names = self.spread_names(table, &e.select);
                 let aggs: Vec<String> = names
                     .iter()
                     .map(|n| {
@@ -249,7 +275,7 @@ impl<'a> Builder<'a> {
                     .iter()
                     .map(|n| {
                         let q = quote_ident(n);
-                        format!("coalesce({l}.{q}, '[]') AS {q}")
+                        column(format!("coalesce({l}.{q}, '[]')"), n, ColumnKind::Json)
                     })
                     .collect();
                 return Ok(Embedded {
@@ -265,7 +291,11 @@ impl<'a> Builder<'a> {
             let columns = if e.select.is_empty() {
                 Vec::new()
             } else {
-                vec![format!("coalesce({l}.\"pgrst_v\", '[]') AS {label}")]
+                vec![column(
+                    format!("coalesce({l}.\"pgrst_v\", '[]')"),
+                    e.label(),
+                    ColumnKind::Json,
+                )]
             };
             (
                 format!(
@@ -317,6 +347,7 @@ impl<'a> Builder<'a> {
                 order: lv.order.clone(),
                 embeds: Vec::new(),
                 computed: false,
+                hoisted: Vec::new(),
             };
             format!("({})", self.select_sql(from, alias, &rows, limit, offset))
         } else {
@@ -354,26 +385,36 @@ impl<'a> Builder<'a> {
     }
 
     /// The statement of a read (relation or row-returning RPC) over `inner`, with the total that
-    /// `Prefer: count=` asks for; the count query is built only when one is asked for.
+    /// `Prefer: count=` asks for; the count query is built only when one is asked for. A function's
+    /// result is counted exactly for `count=exact` and `count=estimated` and never planned, as
+    /// PostgREST counts it (no estimate for RPC).
     pub(super) fn counted(
         self,
         inner: &str,
         render: Render,
         count: Option<Count>,
-        from: &str,
-        alias: &str,
-        lv: &Level,
+        rows: impl FnOnce(&Self) -> String,
+        rpc: bool,
+        cte: &str,
     ) -> Statement {
         let max_rows = self.cache.settings.db_max_rows;
-        let rows = count.map(|_| self.count_sql(from, alias, lv));
+        let (count, total) = match count {
+            Some(Count::Planned) if rpc => (None, Total::Counted),
+            Some(Count::Estimated) if rpc => (Some(Count::Exact), Total::Counted),
+            Some(Count::Planned) => (count, Total::Planned),
+            Some(Count::Estimated) => (count, Total::Estimated { max_rows }),
+            _ => (count, Total::Counted),
+        };
+        let rows = count.map(|_| rows(&self));
         let rows = rows.as_deref().unwrap_or_default();
-        let total = total_expr(count, rows, max_rows);
-        let explain = explain_sql(count, rows, self.params.len(), max_rows);
+        let total_sql = total_expr(count, rows, max_rows);
+        let explain = explain_sql(count, rows, self.params.len());
         Statement {
-            sql: wrap(inner, render, &total, "NULL::text", ""),
+            sql: wrap(inner, render, &total_sql, "NULL::text", cte),
             params: self.params,
             explain,
-            estimate_above: max_rows.filter(|_| count == Some(Count::Estimated)),
+            total,
+            plan: false,
         }
     }
 
@@ -410,9 +451,10 @@ impl<'a> Builder<'a> {
             row_cast: false,
         };
         let alias = table.name.clone();
-        let lv = self.level(&src, &alias, &self.query.select.clone(), &[])?;
+        let lv = self.level(&src, &alias, &self.query.select.clone(), &[], false)?;
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
-        Ok(self.counted(&inner, render, count, &src.from, &alias, &lv))
+        let rows = |b: &Self| b.count_sql(&src.from, &alias, &lv);
+        Ok(self.counted(&inner, render, count, rows, false, ""))
     }
 }

@@ -2,11 +2,10 @@
 //! select machinery.
 
 use super::output::wrap;
-use super::{Builder, Mutation, Render, Source, Statement};
+use super::{Builder, Mutation, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
 use crate::schema::Table;
-use http::StatusCode;
 use std::fmt::Write;
 use supactl_common::ident::quote_ident;
 
@@ -48,6 +47,7 @@ impl<'a> Builder<'a> {
         } else {
             format!(" WHERE {}", dml_conds.join(" AND "))
         };
+        let mut reports_inserted = false;
         let dml = match w {
             Mutation::Insert {
                 json,
@@ -90,17 +90,17 @@ impl<'a> Builder<'a> {
                         cols.join(", "),
                         exprs.join(", ")
                     );
+                    // No conflict target (no primary key, no `on_conflict`): a plain insert, as
+                    // PostgREST makes it.
+                    let target = on_conflict.as_deref().unwrap_or(&table.pk);
+                    let resolution = resolution.filter(|_| !target.is_empty());
+                    if resolution == Some(Resolution::MergeDuplicates) {
+                        // Every candidate row counts one up and every conflicting one down again,
+                        // leaving how many rows were inserted (the status tells inserts from updates).
+                        let _ = write!(s, " WHERE {}", inserted_step(true));
+                        reports_inserted = true;
+                    }
                     if let Some(res) = resolution {
-                        let target = on_conflict.as_deref().unwrap_or(&table.pk);
-                        if target.is_empty() {
-                            return Err(RestError::api(
-                                StatusCode::BAD_REQUEST,
-                                "PGRST100",
-                                "an upsert needs on_conflict or a primary key on the relation",
-                                None,
-                                None,
-                            ));
-                        }
                         let target: Vec<String> = target.iter().map(|c| quote_ident(c)).collect();
                         let _ = write!(s, " ON CONFLICT ({})", target.join(", "));
                         match res {
@@ -108,7 +108,12 @@ impl<'a> Builder<'a> {
                             Resolution::MergeDuplicates => {
                                 let sets: Vec<String> =
                                     cols.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
-                                let _ = write!(s, " DO UPDATE SET {}", sets.join(", "));
+                                let _ = write!(
+                                    s,
+                                    " DO UPDATE SET {} WHERE {}",
+                                    sets.join(", "),
+                                    inserted_step(false)
+                                );
                             }
                         }
                     }
@@ -116,7 +121,11 @@ impl<'a> Builder<'a> {
                     s
                 }
             }
-            Mutation::Update { json, columns } => {
+            Mutation::Update {
+                json,
+                columns,
+                complete,
+            } => {
                 for c in columns {
                     if table.column(c).is_none() {
                         return Err(RestError::no_column(c, &table.name));
@@ -129,8 +138,16 @@ impl<'a> Builder<'a> {
                     let sets: Vec<String> = columns
                         .iter()
                         .map(|c| {
-                            let c = quote_ident(c);
-                            format!("{c} = \"pgrst_body\".{c}")
+                            let default = table.column(c).and_then(|x| x.default.as_deref());
+                            let c_q = quote_ident(c);
+                            // `columns=` naming a key the body lacks: its default under
+                            // `missing=default` (else null).
+                            match default {
+                                Some(d) if missing_default && !complete.contains(c) => {
+                                    format!("{c_q} = {d}")
+                                }
+                                _ => format!("{c_q} = \"pgrst_body\".{c_q}"),
+                            }
                         })
                         .collect();
                     format!(
@@ -148,7 +165,7 @@ impl<'a> Builder<'a> {
             qname: src.qname.clone(),
             row_cast: true,
         };
-        let lv = self.level(&ret_src, &alias, &self.query.select.clone(), &[])?;
+        let lv = self.level(&ret_src, &alias, &self.query.select.clone(), &[], false)?;
         self.check_paths()?;
         let inner = self.select_sql(&ret_src.from, &alias, &lv, None, None);
         let location = if want_location && !table.pk.is_empty() {
@@ -164,13 +181,35 @@ impl<'a> Builder<'a> {
             sql: wrap(
                 &inner,
                 render,
-                "NULL::bigint",
+                if reports_inserted {
+                    INSERTED
+                } else {
+                    "NULL::bigint"
+                },
                 &location,
                 &format!("WITH \"pgrst_source\" AS ({dml}) "),
             ),
             params: self.params,
             explain: None,
-            estimate_above: None,
+            total: if reports_inserted {
+                Total::Inserted
+            } else {
+                Total::Counted
+            },
+            plan: false,
         })
     }
 }
+
+/// The `pgrst.inserted` counter of an upsert, one step up (a row offered for insertion) or down (a row
+/// that conflicted and was updated), as a condition that always holds.
+fn inserted_step(up: bool) -> &'static str {
+    if up {
+        "set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0'"
+    } else {
+        "set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1'"
+    }
+}
+
+/// The third column of an upsert's statement: how many rows it inserted.
+const INSERTED: &str = "nullif(current_setting('pgrst.inserted', true), '')::bigint";

@@ -5,6 +5,10 @@
 //! Loaded lazily on a project's first request and dropped with its pool; reloaded after DDL and on
 //! `NOTIFY pgrst` (see [`crate::exec`] for how the notification arrives without a listener per project).
 
+mod relationship;
+
+pub use relationship::Relationship;
+
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
@@ -58,6 +62,10 @@ pub struct ForeignKey {
     /// Synthesised for a view over the constrained (or referenced) table.
     #[serde(default)]
     pub via_view: bool,
+    /// The key's columns are the constrained table's primary key or a unique constraint: each row
+    /// of the referenced table has at most one referencing row (one-to-one).
+    #[serde(default)]
+    pub one_to_one: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,10 +142,16 @@ impl Function {
 pub struct Settings {
     #[serde(default)]
     pub db_aggregates_enabled: bool,
+    /// `db-plan-enabled`: `Accept: application/vnd.pgrst.plan` is answered (off by default).
+    #[serde(default)]
+    pub db_plan_enabled: bool,
     pub db_pre_request: Option<String>,
     #[serde(default)]
     pub db_tx_end: Option<String>,
     pub db_schemas: Option<String>,
+    /// `db-extra-search-path`: schemas after the request's schema on every request's `search_path`
+    /// (comma-separated; `public, extensions` when unset, as on Supabase).
+    pub db_extra_search_path: Option<String>,
     /// `db-max-rows`: the most rows a read or RPC returns (Supabase's default is 1,000); parsed when
     /// the cache loads, ignored unless a positive number.
     #[serde(default, deserialize_with = "positive_number")]
@@ -154,6 +168,18 @@ fn positive_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>
 }
 
 impl Settings {
+    /// The schemas of `db-extra-search-path`, in order.
+    pub fn extra_search_path(&self) -> Vec<&str> {
+        match &self.db_extra_search_path {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => vec!["public", "extensions"],
+        }
+    }
+
     /// `tx=commit|rollback` is honoured only when the project allows an override.
     pub fn tx_override(&self) -> bool {
         self.db_tx_end
@@ -220,24 +246,32 @@ SELECT json_build_object(
       'columns', (SELECT coalesce(json_agg(json_build_object(
             'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
             'nullable', NOT a.attnotnull,
-            'default', pg_get_expr(d.adbin, d.adrelid),
+            'default', CASE
+                WHEN a.attidentity = 'd' THEN format('nextval(%L)', pg_get_serial_sequence(r.oid::regclass::text, a.attname))
+                WHEN a.attgenerated = 's' THEN NULL
+                WHEN d.adbin IS NULL AND t.typbasetype <> 0 THEN pg_get_expr(t.typdefaultbin, 0)
+                ELSE pg_get_expr(d.adbin, d.adrelid) END,
             'description', col_description(r.oid, a.attnum)) ORDER BY a.attnum), '[]')
           FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          JOIN pg_type t ON t.oid = a.atttypid
           WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
       'pk', (SELECT coalesce(json_agg(a.attname ORDER BY array_position(i.indkey::int2[], a.attnum)), '[]')
           FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-          WHERE i.indrelid = r.oid AND i.indisprimary))), '[]') FROM rels r),
+          WHERE i.indrelid = r.oid AND i.indisprimary)) ORDER BY r.nspname, r.relname), '[]') FROM rels r),
   'fks', (SELECT coalesce(json_agg(json_build_object(
       'name', con.conname, 'schema', sn.nspname, 'table', s.relname,
       'columns', (SELECT json_agg(a.attname ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
                   JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n),
       'fschema', fn.nspname, 'ftable', f.relname,
       'fcolumns', (SELECT json_agg(a.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
-                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n))), '[]')
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n),
+      'one_to_one', EXISTS (SELECT 1 FROM pg_constraint u WHERE u.conrelid = con.conrelid AND u.contype IN ('p', 'u')
+                  AND (SELECT array_agg(x ORDER BY x) FROM unnest(u.conkey) x) = (SELECT array_agg(x ORDER BY x) FROM unnest(con.conkey) x))
+      ) ORDER BY sn.nspname, s.relname, con.conname), '[]')
     FROM pg_constraint con
     JOIN pg_class s ON s.oid = con.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
     JOIN pg_class f ON f.oid = con.confrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace
-    WHERE con.contype = 'f'),
+    WHERE con.contype = 'f' AND con.conparentid = 0),
   'view_columns', (SELECT coalesce(json_agg(DISTINCT jsonb_build_object(
       'vschema', vn.nspname, 'vname', v.relname, 'tschema', tn.nspname, 'tname', t.relname, 'column', a.attname)), '[]')
     FROM pg_rewrite rw
@@ -263,7 +297,7 @@ SELECT json_build_object(
       'argrel', (SELECT json_build_array(an.nspname, ac.relname) FROM pg_type at
                  JOIN pg_class ac ON ac.oid = at.typrelid JOIN pg_namespace an ON an.oid = ac.relnamespace
                  WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0]),
-      'rows', p.prorows)), '[]')
+      'rows', p.prorows) ORDER BY n.nspname, p.proname, p.oid), '[]')
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
     WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'),
   'settings', (SELECT coalesce(json_agg(s.x), '[]') FROM ("#,
@@ -374,6 +408,17 @@ impl SchemaCache {
             tables.contains_key(&(fk.schema.clone(), fk.table.clone()))
                 && tables.contains_key(&(fk.fschema.clone(), fk.ftable.clone()))
         });
+        // One order whatever the order views were visited in: what depends on it (ambiguity errors,
+        // OpenAPI) reads the same on every load.
+        fks.sort_by(|a, b| {
+            (
+                &a.schema, &a.table, &a.name, &a.fschema, &a.ftable, a.via_view,
+            )
+                .cmp(&(
+                    &b.schema, &b.table, &b.name, &b.fschema, &b.ftable, b.via_view,
+                ))
+        });
+        fks.dedup();
         let row_functions = functions
             .values()
             .flatten()
@@ -418,222 +463,4 @@ impl SchemaCache {
         }
         n
     }
-}
-
-/// How an embedded relation joins its parent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Relationship {
-    /// The parent holds the foreign key (`books → authors`): to-one.
-    ManyToOne(Box<ForeignKey>),
-    /// The embedded relation holds the foreign key (`authors → books`): to-many, or to-one when the
-    /// key's columns are unique (here: the embedded relation's primary key).
-    OneToMany { fk: Box<ForeignKey>, to_one: bool },
-    /// Through a junction table holding keys to both sides.
-    ManyToMany {
-        junction: QName,
-        to_origin: Box<ForeignKey>,
-        to_target: Box<ForeignKey>,
-    },
-    /// A function taking the origin's row and returning rows of the target (PostgREST's computed
-    /// relationship): to-one unless it returns a set of more than one row.
-    Computed { function: QName, to_one: bool },
-}
-
-impl Relationship {
-    pub fn to_one(&self) -> bool {
-        match self {
-            Relationship::ManyToOne(_) => true,
-            Relationship::OneToMany { to_one, .. } => *to_one,
-            Relationship::ManyToMany { .. } => false,
-            Relationship::Computed { to_one, .. } => *to_one,
-        }
-    }
-
-    /// The `details` entry of an ambiguity error (PGRST201).
-    pub fn describe(&self, origin: &str, target: &str) -> serde_json::Value {
-        let (card, rel) = match self {
-            Relationship::ManyToOne(fk) => (
-                "many-to-one",
-                format!(
-                    "{} using {}({}) and {}({})",
-                    fk.name,
-                    fk.table,
-                    fk.columns.join(", "),
-                    fk.ftable,
-                    fk.fcolumns.join(", ")
-                ),
-            ),
-            Relationship::OneToMany { fk, to_one } => (
-                if *to_one { "one-to-one" } else { "one-to-many" },
-                format!(
-                    "{} using {}({}) and {}({})",
-                    fk.name,
-                    fk.ftable,
-                    fk.fcolumns.join(", "),
-                    fk.table,
-                    fk.columns.join(", ")
-                ),
-            ),
-            Relationship::ManyToMany {
-                junction,
-                to_origin,
-                to_target,
-            } => (
-                "many-to-many",
-                format!(
-                    "{}.{} using {}({}) and {}({})",
-                    junction.0,
-                    junction.1,
-                    to_origin.name,
-                    to_origin.columns.join(", "),
-                    to_target.name,
-                    to_target.columns.join(", ")
-                ),
-            ),
-            Relationship::Computed { function, to_one } => (
-                if *to_one {
-                    "many-to-one"
-                } else {
-                    "one-to-many"
-                },
-                format!("{}.{}", function.0, function.1),
-            ),
-        };
-        serde_json::json!({
-            "cardinality": card,
-            "embedding": format!("{origin} with {target}"),
-            "relationship": rel,
-        })
-    }
-
-    /// The hint PostgREST suggests to pick this relationship.
-    pub fn hint_name(&self) -> String {
-        match self {
-            Relationship::ManyToOne(fk) | Relationship::OneToMany { fk, .. } => fk.name.clone(),
-            Relationship::ManyToMany { junction, .. } => junction.1.clone(),
-            Relationship::Computed { function, .. } => function.1.clone(),
-        }
-    }
-}
-
-impl SchemaCache {
-    /// The function called `name` whose only argument is a row of `rel`, in the first exposed schema
-    /// that has one: a computed field when it returns a scalar, a computed relationship when it
-    /// returns a relation's rows.
-    pub fn computed(&self, rel: &QName, name: &str) -> Option<&Function> {
-        if !self.row_functions.contains(name) {
-            return None;
-        }
-        self.schemas.iter().find_map(|s| {
-            self.functions
-                .get(&(s.clone(), name.to_string()))?
-                .iter()
-                .find(|f| f.argrel.as_ref() == Some(rel))
-        })
-    }
-
-    /// Relationships from `origin` to the relation, FK column or constraint called `target`, narrowed
-    /// by `hint`. Returns the embedded relation and the candidates.
-    pub fn relationships(
-        &self,
-        origin: &QName,
-        target: &str,
-        hint: Option<&str>,
-    ) -> (Option<QName>, Vec<Relationship>) {
-        // A computed relationship of that name replaces whatever the foreign keys would give.
-        if hint.is_none() {
-            if let Some(f) = self.computed(origin, target).filter(|f| f.retrel.is_some()) {
-                let function = (f.schema.clone(), f.name.clone());
-                let to_one = !f.retset || f.rows == 1.0;
-                return (
-                    f.retrel.clone(),
-                    vec![Relationship::Computed { function, to_one }],
-                );
-            }
-        }
-        let is_origin = |s: &str, t: &str| s == origin.0 && t == origin.1;
-        let mut out = Vec::new();
-        let target_q = (origin.0.clone(), target.to_string());
-        if self.tables.contains_key(&target_q) {
-            let is_target = |s: &str, t: &str| s == target_q.0 && t == target_q.1;
-            let self_ref = origin == &target_q;
-            for fk in &self.fks {
-                if is_origin(&fk.schema, &fk.table) && is_target(&fk.fschema, &fk.ftable) {
-                    let ok = hint.is_none_or(|h| h == fk.name || fk.columns == [h]);
-                    if ok {
-                        out.push(Relationship::ManyToOne(Box::new(fk.clone())));
-                    }
-                }
-                if is_target(&fk.schema, &fk.table) && is_origin(&fk.fschema, &fk.ftable) {
-                    let ok = hint.is_none_or(|h| {
-                        h == fk.name || (!self_ref && (fk.columns == [h] || fk.fcolumns == [h]))
-                    });
-                    if ok {
-                        let to_one = self
-                            .tables
-                            .get(&target_q)
-                            .is_some_and(|t| !t.pk.is_empty() && same_set(&t.pk, &fk.columns));
-                        out.push(Relationship::OneToMany {
-                            fk: Box::new(fk.clone()),
-                            to_one,
-                        });
-                    }
-                }
-            }
-            // Junctions: a relation with keys to both sides whose columns are part of its primary key.
-            for a in &self.fks {
-                if !is_origin(&a.fschema, &a.ftable) {
-                    continue;
-                }
-                let junction = (a.schema.clone(), a.table.clone());
-                let Some(jt) = self.tables.get(&junction) else {
-                    continue;
-                };
-                if junction == *origin || junction == target_q {
-                    continue;
-                }
-                for b in &self.fks {
-                    if b == a
-                        || b.schema != a.schema
-                        || b.table != a.table
-                        || !is_target(&b.fschema, &b.ftable)
-                    {
-                        continue;
-                    }
-                    let in_pk = |cols: &[String]| cols.iter().all(|c| jt.pk.contains(c));
-                    if !in_pk(&a.columns) || !in_pk(&b.columns) {
-                        continue;
-                    }
-                    let ok = hint.is_none_or(|h| h == jt.name || h == a.name || h == b.name);
-                    if ok {
-                        out.push(Relationship::ManyToMany {
-                            junction: junction.clone(),
-                            to_origin: Box::new(a.clone()),
-                            to_target: Box::new(b.clone()),
-                        });
-                    }
-                }
-            }
-            return (Some(target_q), out);
-        }
-        // Embedding by a foreign-key column or constraint of the origin: many-to-one.
-        let mut target_rel = None;
-        for fk in &self.fks {
-            if !fk.via_view
-                && is_origin(&fk.schema, &fk.table)
-                && (fk.name == target || fk.columns == [target])
-            {
-                let ok = hint.is_none_or(|h| h == fk.ftable);
-                if ok {
-                    target_rel = Some((fk.fschema.clone(), fk.ftable.clone()));
-                    out.push(Relationship::ManyToOne(Box::new(fk.clone())));
-                }
-            }
-        }
-        (target_rel, out)
-    }
-}
-
-fn same_set(a: &[String], b: &[String]) -> bool {
-    a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
