@@ -203,3 +203,29 @@ Deno.serve((req) => {
     assert r.status_code >= 500 and r.json()["code"] == "worker_memory_limit", r.text
     r = invoke_raw(p, "hog")
     assert r.status_code == 200 and r.text == "alive"
+
+
+def test_logs_show_console_output_and_outcomes(platform):
+    p = platform.create_project("fn-logs")
+    deploy(platform, p, "chatty", """
+Deno.serve(async (req) => {
+  console.log("hello from", new URL(req.url).pathname);
+  console.error("something odd");
+  return new Response("ok", { status: 201 });
+});
+""", verify_jwt=False)
+    assert invoke_raw(p, "chatty/x").status_code == 201
+
+    def records():
+        r = platform.admin("GET", f"/admin/v1/projects/{p.ref}/functions/chatty/logs")
+        assert r.status_code == 200, r.text
+        return r.json()["data"]
+    got, _ = until(records, lambda rs: any(r["level"] == "invocation" for r in rs))
+    assert any(r["level"] == "log" and r["message"] == "hello from /chatty/x" for r in got), got
+    assert any(r["level"] == "error" and r["message"] == "something odd" for r in got), got
+    outcome = next(r for r in got if r["level"] == "invocation")
+    assert outcome["status"] == 201 and outcome["duration_ms"] >= 0
+
+    out = platform.cli("functions", "logs", p.ref, "chatty").stdout
+    assert "hello from /chatty/x" in out and "201 in" in out
+    assert platform.admin("GET", f"/admin/v1/projects/{p.ref}/functions/nope/logs").status_code == 404

@@ -1,7 +1,8 @@
 //! `supactl functions deploy|list|show|delete`: a project's Edge Functions through the admin API. A deploy
 //! sends one module (`--file`) or every file under a directory (`--dir`, like Supabase's
 //! `supabase/functions/<slug>/`); the tenant-manager checks the code and keeps the last versions.
-//! (`functions logs` waits for the runtime's logs to be served through the functions service.)
+//! `functions logs` prints what a function printed and how its invocations ended, from the runtime's
+//! in-memory ring.
 
 use super::project::{call_and_print, Common};
 use super::{CliError, CliResult};
@@ -47,6 +48,16 @@ pub enum FunctionsCommand {
     Show {
         project_ref: String,
         slug: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// What a function printed and how its invocations ended (newest last).
+    Logs {
+        project_ref: String,
+        slug: String,
+        /// Records to show, at most 1000.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -119,6 +130,16 @@ pub async fn run(cmd: FunctionsCommand) -> CliResult {
         } => {
             let path = format!("/admin/v1/projects/{project_ref}/functions/{slug}");
             call_and_print(&common, Method::GET, &path, None, print_function).await
+        }
+        FunctionsCommand::Logs {
+            project_ref,
+            slug,
+            limit,
+            common,
+        } => {
+            let path =
+                format!("/admin/v1/projects/{project_ref}/functions/{slug}/logs?limit={limit}");
+            call_and_print(&common, Method::GET, &path, None, print_logs).await
         }
         FunctionsCommand::Delete {
             project_ref,
@@ -194,4 +215,33 @@ fn print_function(f: &Value) {
             ("CREATED", "created_at"),
         ],
     );
+}
+
+/// One line per record: time of day, invocation, level, then the message or the outcome
+/// (`--output json` has the full timestamps).
+fn print_logs(records: &Value) {
+    for r in records.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let ms = r["timestamp_ms"].as_u64().unwrap_or(0);
+        // the ring holds recent records: the time of day (UTC) is enough to read them
+        let day_ms = ms % 86_400_000;
+        let time = format!(
+            "{:02}:{:02}:{:02}.{:03}Z",
+            day_ms / 3_600_000,
+            day_ms / 60_000 % 60,
+            day_ms / 1000 % 60,
+            day_ms % 1000
+        );
+        let invocation = r["invocation"]
+            .as_u64()
+            .map_or("-".to_string(), |i| i.to_string());
+        let level = r["level"].as_str().unwrap_or("");
+        let mut text = r["message"].as_str().unwrap_or("").to_string();
+        if let (Some(status), Some(ms)) = (r["status"].as_u64(), r["duration_ms"].as_u64()) {
+            text = format!("{status} in {ms} ms {text}");
+        }
+        output::line(&format!(
+            "{time} {invocation:>6} {level:<10} {}",
+            text.trim_end()
+        ));
+    }
 }

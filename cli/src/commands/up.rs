@@ -233,6 +233,8 @@ async fn serve(
         &secrets.service_token,
     ) {
         Ok(supervisor) => {
+            let logs = supervisor.clone();
+            tm.set_function_logs(std::sync::Arc::new(move |r: &str, s: &str| logs.logs(r, s)));
             data_plane = data_plane.functions(dataplane::Functions::InProcess(supervisor));
         }
         Err(e) => eprintln!("warning: Edge Functions are off: {e}"),

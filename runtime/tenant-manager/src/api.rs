@@ -16,7 +16,9 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
-    use crate::{api_keys, audit, functions, functions_internal, internal, meta, projects};
+    use crate::{
+        api_keys, audit, function_logs, functions, functions_internal, internal, meta, projects,
+    };
     use crate::{secrets, workers};
     // a deploy carries a whole bundle: more than the other routes' limit
     let deploy_limit = || DefaultBodyLimit::max(functions::MAX_DEPLOY_BODY);
@@ -65,6 +67,10 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             get(functions::show)
                 .patch(functions::update.layer(deploy_limit()))
                 .delete(functions::delete),
+        )
+        .route(
+            "/projects/{ref}/functions/{slug}/logs",
+            get(function_logs::logs),
         )
         .route("/projects/{ref}/database/query", post(projects::query))
         .route("/projects/{ref}/database/{kind}", get(meta::list))

@@ -455,6 +455,15 @@ fn function_row(r: &tokio_postgres::Row) -> Value {
     })
 }
 
+/// 404 unless the project has a function `slug`.
+pub(crate) async fn ensure_exists(
+    tm: &TenantManager,
+    project_ref: &str,
+    slug: &str,
+) -> Result<(), ApiError> {
+    function_json(tm, project_ref, slug, false).await.map(drop)
+}
+
 /// The function as the admin API shows it; with `versions`, the versions kept too (newest first).
 async fn function_json(
     tm: &TenantManager,

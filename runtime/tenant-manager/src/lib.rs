@@ -19,6 +19,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod error;
+mod function_logs;
 mod functions;
 mod functions_internal;
 mod handler;
@@ -36,6 +37,7 @@ mod store;
 mod workers;
 
 pub use error::ApiError;
+pub use function_logs::LogSource;
 pub use store::WorkerSpec;
 
 use axum::Router;
@@ -145,6 +147,8 @@ pub struct TenantManager {
     provisioning: admission::Gate,
     /// The deploy-time check of Edge Functions' code.
     checker: functions::Checker,
+    /// Where functions' logs are read ([`TenantManager::set_function_logs`]).
+    function_logs: std::sync::OnceLock<function_logs::LogSource>,
     /// Lambda mode for REST: each project gets its own function.
     #[cfg(feature = "lambda")]
     rest_lambda: Option<rest_lambda::RestLambda>,
@@ -212,6 +216,7 @@ impl TenantManager {
             http: HttpClient::new(std::time::Duration::from_secs(5)),
             publisher,
             checker: functions::Checker::new(),
+            function_logs: std::sync::OnceLock::new(),
             #[cfg(feature = "lambda")]
             rest_lambda: None,
         })
@@ -255,6 +260,11 @@ impl TenantManager {
     }
 
     /// Registers a hook run after every change to a project's keys or status.
+    /// Serves functions' logs from this runtime (the first call wins).
+    pub fn set_function_logs(&self, source: function_logs::LogSource) {
+        let _ = self.function_logs.set(source);
+    }
+
     pub fn on_change(&self, hook: ChangeHook) {
         self.hooks.write().expect("hooks lock").push(hook);
     }
