@@ -108,7 +108,7 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        out.contains("No changes. 86 resources are up to date."),
+        out.contains("No changes. 87 resources are up to date."),
         "{out}"
     );
     assert!(err.contains("(0 mutating)"), "{err}");

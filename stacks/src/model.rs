@@ -19,6 +19,7 @@ pub enum Kind {
     ElasticIp,
     NatGateway,
     RouteTable,
+    VpcEndpoint,
     SecurityGroup,
     SecurityGroupRule,
     DbSubnetGroup,
@@ -46,7 +47,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Secret,
         Kind::Vpc,
         Kind::Subnet,
@@ -54,6 +55,7 @@ impl Kind {
         Kind::ElasticIp,
         Kind::NatGateway,
         Kind::RouteTable,
+        Kind::VpcEndpoint,
         Kind::SecurityGroup,
         Kind::SecurityGroupRule,
         Kind::DbSubnetGroup,
@@ -88,6 +90,7 @@ impl Kind {
             Kind::ElasticIp => "elastic-ip",
             Kind::NatGateway => "nat-gateway",
             Kind::RouteTable => "route-table",
+            Kind::VpcEndpoint => "vpc-endpoint",
             Kind::SecurityGroup => "security-group",
             Kind::SecurityGroupRule => "security-group-rule",
             Kind::DbSubnetGroup => "db-subnet-group",

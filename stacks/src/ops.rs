@@ -240,6 +240,10 @@ impl Session {
                 return Err(Error::PlanChanged);
             }
         }
+        if p.plan.pending().any(|c| c.action != Action::Delete) {
+            // a fresh account: the service-linked roles the first writes act through
+            crate::kinds::account::ensure_service_linked_roles(&self.clients).await?;
+        }
         self.apply(&p, progress, opts).await?;
         Ok(p.plan)
     }

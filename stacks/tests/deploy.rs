@@ -229,14 +229,14 @@ async fn deploy_from_empty_creates_every_resource_with_its_settings() {
         if ident == "supabase-worker-cluster" {
             assert_eq!(
                 cl.db_cluster_parameter_group(),
-                Some("supabase-worker-cluster-params")
+                Some("supabase-worker-cluster-params-aurora-postgresql16")
             );
         }
     }
     let params = c
         .rds
         .describe_db_cluster_parameters()
-        .db_cluster_parameter_group_name("supabase-worker-cluster-params")
+        .db_cluster_parameter_group_name("supabase-worker-cluster-params-aurora-postgresql16")
         .source("user")
         .send()
         .await

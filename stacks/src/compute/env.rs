@@ -44,3 +44,4 @@ pub const REST_LAMBDA_TAGS: &str = "SUPACTL_REST_LAMBDA_TAGS";
 pub const FUNCTIONS_URL: &str = "SUPACTL_FUNCTIONS_URL";
 /// The gateway's trusted proxies (the VPC's range, where the ALB's nodes are).
 pub const TRUSTED_PROXIES: &str = "SUPACTL_TRUSTED_PROXIES";
+pub const REST_LAMBDA_ARCHITECTURE: &str = "SUPACTL_REST_LAMBDA_ARCHITECTURE";

@@ -1,6 +1,10 @@
 //! The compute tier's preflight against the account: image tags resolved to digests in ECR (task definitions
 //! and the REST Lambda reference images by digest, so a new image is a new task definition revision and `latest`
 //! never drifts), and the listener certificate (exists, ISSUED, covers the hosts). Read-only.
+//!
+//! Lambda pulls container images only from an ECR repository in the function's own region, so the REST
+//! image must come from one. Every image is built for x86_64 (`supactl build` refuses a binary for another
+//! machine), which the task definitions' `runtimePlatform` and the functions' `Architectures` state.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +14,11 @@ use crate::Error;
 
 use super::rules::cert_covers;
 use crate::kinds::ecr::{parse_ecr_uri, repository_name, repository_uri};
+
+/// The CPU architecture of every image, as ECS's `runtimePlatform.cpuArchitecture` names it.
+pub const ECS_CPU_ARCHITECTURE: &str = "X86_64";
+/// The same as Lambda's `Architectures` names it (given to the tenant-manager, which creates the functions).
+pub const LAMBDA_ARCHITECTURE: &str = "x86_64";
 
 /// The images a deploy of `cfg` runs.
 pub fn needed(cfg: &Config) -> Vec<&'static str> {
@@ -32,6 +41,12 @@ pub async fn resolve(
     let mut issues = Vec::new();
     for image in needed(cfg) {
         let uri = repository_uri(cfg, region, image);
+        if image == "rest-lambda" {
+            if let Some(issue) = lambda_image_issue(cfg, region, &uri) {
+                issues.push(issue);
+                continue;
+            }
+        }
         if let Some(pinned) = cfg
             .compute
             .ecr_overrides
@@ -123,6 +138,28 @@ pub async fn resolve(
         Ok(out)
     } else {
         Err(issues)
+    }
+}
+
+/// Lambda pulls images only from ECR in the function's region (any account's, given its repository policy):
+/// an override elsewhere would pass every check and fail every `CreateFunction`.
+fn lambda_image_issue(cfg: &Config, region: &str, uri: &str) -> Option<Issue> {
+    match parse_ecr_uri(uri) {
+        Some((_, r, _)) if r == region => None,
+        found => Some(Issue {
+            path: "infraStack.ecr.repositories.rest-lambda.uri".into(),
+            message: format!(
+                "{uri} is {}; Lambda pulls container images only from Amazon ECR in the function's region ({region})",
+                match found {
+                    Some((_, r, _)) => format!("an ECR repository of {r}"),
+                    None => "not an ECR repository".into(),
+                }
+            ),
+            fix: format!(
+                "push the image to ECR in {region} and point the override there, or remove the override to use the stack's own repository (`supactl push --env {}`)",
+                cfg.environment
+            ),
+        }),
     }
 }
 

@@ -1,6 +1,8 @@
 //! What validation reports and how it collects it: an [`Issue`] (where, what, how to fix it), and the checker
-//! the config's sections add their issues to.
+//! the config's sections add their issues to; plus the rules AWS enforces that depend on more than one field
+//! (Aurora capacity by engine version) or on AWS's character sets (tags).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -112,5 +114,162 @@ pub(super) fn find_placeholders(
             }
         }
         _ => {}
+    }
+}
+
+/// Serverless v2 capacity must be a multiple of 0.5 ACU.
+fn is_half_step(x: f64) -> bool {
+    (x * 2.0).fract() == 0.0
+}
+
+/// `(major, minor)` of an Aurora PostgreSQL version (`16.6` → `(16, 6)`).
+pub fn engine_version_parts(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().unwrap_or("0").parse().ok()?;
+    Some((major, minor))
+}
+
+/// The first minor version of each Aurora PostgreSQL major whose Serverless v2 maximum is 256 ACU (earlier
+/// ones: 128). Source: the "Aurora Serverless v2 capacity" table of the Aurora user guide; the RDS API states
+/// the same per version in `DescribeDBEngineVersions` → `ServerlessV2FeaturesSupport.MaxCapacity`.
+const MAX_256_SINCE: &[(u32, u32)] = &[(13, 14), (14, 11), (15, 6), (16, 2), (17, 0)];
+/// The first minor version of each major that allows a minimum of 0 ACU (automatic pause and resume); earlier
+/// ones start at 0.5 (`ServerlessV2FeaturesSupport.MinCapacity`).
+const MIN_ZERO_SINCE: &[(u32, u32)] = &[(13, 15), (14, 12), (15, 7), (16, 3), (17, 0)];
+
+fn since(table: &[(u32, u32)], v: (u32, u32)) -> bool {
+    table
+        .iter()
+        .any(|&(major, minor)| v.0 == major && v.1 >= minor)
+        || table.last().is_some_and(|&(major, _)| v.0 > major)
+}
+
+fn versions(table: &[(u32, u32)]) -> String {
+    table
+        .iter()
+        .map(|(a, b)| format!("{a}.{b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `serverlessV2Min/MaxCapacity`: set, in half-ACU steps within 0 to 256, min ≤ max; 256 ACU and 0 ACU only
+/// where the engine version supports them (an unreadable version is reported by its own check).
+pub(super) fn check_capacity(
+    c: &mut Checker,
+    r: &super::raw::RawRds,
+    p: &dyn Fn(&str) -> String,
+) -> (Option<f64>, Option<f64>) {
+    let min = c.required(
+        &r.serverless_v2_min_capacity,
+        &p("serverlessV2MinCapacity"),
+        "set it, e.g. 0.5",
+    );
+    let max = c.required(
+        &r.serverless_v2_max_capacity,
+        &p("serverlessV2MaxCapacity"),
+        "set it, e.g. 4",
+    );
+    for (v, f) in [
+        (min, "serverlessV2MinCapacity"),
+        (max, "serverlessV2MaxCapacity"),
+    ] {
+        if let Some(v) = v {
+            if !(0.0..=256.0).contains(&v) {
+                c.err(
+                    &p(f),
+                    format!("{v} ACU is outside 0 to 256"),
+                    "use a capacity between 0.5 (0 pauses an idle cluster) and 256 ACU",
+                );
+            } else if !is_half_step(v) {
+                c.err(
+                    &p(f),
+                    format!("{v} ACU is not a multiple of 0.5"),
+                    format!("round it to {}", (v * 2.0).round() / 2.0),
+                );
+            }
+        }
+    }
+    let version = r.engine_version.as_deref();
+    if let Some(parts) = version.and_then(engine_version_parts) {
+        let v = version.unwrap_or_default();
+        if min == Some(0.0) && !since(MIN_ZERO_SINCE, parts) {
+            c.err(
+                &p("serverlessV2MinCapacity"),
+                format!("0 ACU (automatic pause) needs a newer Aurora PostgreSQL than {v}"),
+                format!(
+                    "use at least 0.5, or an engineVersion of {} or later",
+                    versions(MIN_ZERO_SINCE)
+                ),
+            );
+        }
+        if max.is_some_and(|m| m > 128.0 && m <= 256.0) && !since(MAX_256_SINCE, parts) {
+            c.err(
+                &p("serverlessV2MaxCapacity"),
+                format!(
+                    "{} ACU is above Aurora PostgreSQL {v}'s maximum of 128",
+                    max.unwrap_or_default()
+                ),
+                format!(
+                    "use at most 128, or an engineVersion of {} or later",
+                    versions(MAX_256_SINCE)
+                ),
+            );
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            c.err(
+                &p("serverlessV2MaxCapacity"),
+                format!("must be ≥ serverlessV2MinCapacity (got {hi} < {lo})"),
+                "raise serverlessV2MaxCapacity or lower serverlessV2MinCapacity",
+            );
+        }
+    }
+    (min, max)
+}
+
+/// A character AWS allows in tag keys and values: letters, digits, spaces and `_ . : / = + - @` (the pattern
+/// `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$` of the tagging APIs).
+fn tag_char(ch: char) -> bool {
+    ch.is_alphanumeric() || (ch.is_whitespace() && !ch.is_control()) || "_.:/=+-@".contains(ch)
+}
+
+/// `tags`: at most 40, none in the reserved `aws:`/`supactl:` namespaces, within AWS's lengths (in characters)
+/// and character set, so that no call fails on them mid-deploy.
+pub(super) fn check_tags(c: &mut Checker, tags: &BTreeMap<String, String>) {
+    if tags.len() > 40 {
+        c.err(
+            "tags",
+            format!("{} tags is too many", tags.len()),
+            "use at most 40 tags (AWS allows 50 and supactl adds its own)",
+        );
+    }
+    for (k, v) in tags {
+        let path = format!("tags.{k}");
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("aws:") || lower.starts_with("supactl:") {
+            c.err(
+                &path,
+                "tag keys starting with aws: or supactl: are reserved",
+                "rename the tag",
+            );
+        }
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            c.err(
+                &path,
+                "tag key must be 1-128 characters and its value at most 256",
+                "shorten the tag",
+            );
+        }
+        // a `<…>` placeholder is reported as one (a warning for `supactl push`)
+        let value = if is_placeholder(v) { "" } else { v.as_str() };
+        if let Some(bad) = k.chars().chain(value.chars()).find(|ch| !tag_char(*ch)) {
+            c.err(
+                &path,
+                format!("{bad:?} is not allowed in an AWS tag"),
+                "use letters, digits, spaces and _ . : / = + - @ only",
+            );
+        }
     }
 }

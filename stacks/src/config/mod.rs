@@ -15,7 +15,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use check::{check_name, find_placeholders, is_placeholder, json_path, Checker};
+use check::{
+    check_capacity, check_name, check_tags, find_placeholders, is_placeholder, json_path, Checker,
+};
 pub use check::{Issue, Warning};
 use raw::{RawConfig, RawRds};
 
@@ -273,11 +275,6 @@ pub struct Unvalidated {
     pub region_override: Option<String>,
 }
 
-/// Serverless v2 capacity must be a multiple of 0.5 ACU.
-fn is_half_step(x: f64) -> bool {
-    (x * 2.0).fract() == 0.0
-}
-
 /// Node families that support Redis 7.1 with encryption in transit and at rest.
 const REDIS_FAMILIES: &[&str] = &[
     "t3", "t4g", "m5", "m6g", "m7g", "r5", "r6g", "r6gd", "r7g", "c7gn",
@@ -401,54 +398,6 @@ fn check_db(
         backup_retention_days: retention as i32,
         logical_replication: role == "worker",
     })
-}
-
-/// `serverlessV2Min/MaxCapacity`: set, in half-ACU steps within 0.5 to 256, min ≤ max.
-fn check_capacity(
-    c: &mut Checker,
-    r: &RawRds,
-    p: &dyn Fn(&str) -> String,
-) -> (Option<f64>, Option<f64>) {
-    let min = c.required(
-        &r.serverless_v2_min_capacity,
-        &p("serverlessV2MinCapacity"),
-        "set it, e.g. 0.5",
-    );
-    let max = c.required(
-        &r.serverless_v2_max_capacity,
-        &p("serverlessV2MaxCapacity"),
-        "set it, e.g. 4",
-    );
-    for (v, f) in [
-        (min, "serverlessV2MinCapacity"),
-        (max, "serverlessV2MaxCapacity"),
-    ] {
-        if let Some(v) = v {
-            if !(0.5..=256.0).contains(&v) {
-                c.err(
-                    &p(f),
-                    format!("{v} ACU is outside 0.5 to 256"),
-                    "use a capacity between 0.5 and 256 ACU",
-                );
-            } else if !is_half_step(v) {
-                c.err(
-                    &p(f),
-                    format!("{v} ACU is not a multiple of 0.5"),
-                    format!("round it to {}", (v * 2.0).round() / 2.0),
-                );
-            }
-        }
-    }
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            c.err(
-                &p("serverlessV2MaxCapacity"),
-                format!("must be ≥ serverlessV2MinCapacity (got {hi} < {lo})"),
-                "raise serverlessV2MaxCapacity or lower serverlessV2MinCapacity",
-            );
-        }
-    }
-    (min, max)
 }
 
 /// `project.region` (or `--region`): an AWS region name; a placeholder counts as unset.
@@ -603,35 +552,6 @@ fn check_redis(
         node_type,
         nodes: nodes as usize,
         multi_az,
-    }
-}
-
-/// `tags`: at most 40, none in the reserved `aws:`/`supactl:` namespaces, within AWS's lengths.
-fn check_tags(c: &mut Checker, tags: &BTreeMap<String, String>) {
-    if tags.len() > 40 {
-        c.err(
-            "tags",
-            format!("{} tags is too many", tags.len()),
-            "use at most 40 tags (AWS allows 50 and supactl adds its own)",
-        );
-    }
-    for (k, v) in tags {
-        let path = format!("tags.{k}");
-        let lower = k.to_ascii_lowercase();
-        if lower.starts_with("aws:") || lower.starts_with("supactl:") {
-            c.err(
-                &path,
-                "tag keys starting with aws: or supactl: are reserved",
-                "rename the tag",
-            );
-        }
-        if k.is_empty() || k.len() > 128 || v.len() > 256 {
-            c.err(
-                &path,
-                "tag key must be 1-128 characters and its value at most 256",
-                "shorten the tag",
-            );
-        }
     }
 }
 

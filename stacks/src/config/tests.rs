@@ -358,3 +358,72 @@ fn push_needs_only_the_account_and_region() {
     let e = parse(&v.to_string(), Path::new("c.json"), &opts).unwrap_err();
     assert_eq!(e.issues()[0].path, "project.accountId");
 }
+
+#[test]
+fn capacity_limits_follow_the_engine_version() {
+    let msgs = |v: &serde_json::Value| -> Vec<String> {
+        match check(v) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.issues().iter().map(|i| i.to_string()).collect(),
+        }
+    };
+    // 256 ACU: 16.2 and later; 16.1 stops at 128
+    let mut v = filled("config.test.json");
+    v["rds"]["engineVersion"] = "16.1".into();
+    v["rds"]["serverlessV2MaxCapacity"] = 256.into();
+    v["workerRds"]["engineVersion"] = "16.2".into();
+    v["workerRds"]["serverlessV2MaxCapacity"] = 256.into();
+    let m = msgs(&v);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(
+        m[0].starts_with(
+            "rds.serverlessV2MaxCapacity: 256 ACU is above Aurora PostgreSQL 16.1's maximum of 128"
+        ),
+        "{m:?}"
+    );
+    assert!(m[0].contains("16.2"), "the fix names the version: {m:?}");
+    // 0 ACU (automatic pause): 16.3 and later, any 17
+    let mut v = filled("config.test.json");
+    v["rds"]["engineVersion"] = "16.2".into();
+    v["rds"]["serverlessV2MinCapacity"] = 0.into();
+    v["workerRds"]["engineVersion"] = "17.4".into();
+    v["workerRds"]["serverlessV2MinCapacity"] = 0.into();
+    let m = msgs(&v);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(
+        m[0].starts_with(
+            "rds.serverlessV2MinCapacity: 0 ACU (automatic pause) needs a newer Aurora PostgreSQL than 16.2"
+        ),
+        "{m:?}"
+    );
+    let mut v = filled("config.test.json");
+    v["rds"]["serverlessV2MinCapacity"] = 0.into();
+    let loaded = check(&v).expect("16.6 pauses at 0 ACU");
+    assert_eq!(loaded.config.platform_db.min_acu, 0.0);
+    // older majors have their own cut-offs
+    let mut v = filled("config.test.json");
+    v["rds"]["engineVersion"] = "13.14".into();
+    v["rds"]["serverlessV2MinCapacity"] = 0.into();
+    v["rds"]["serverlessV2MaxCapacity"] = 200.into();
+    assert_eq!(issue_paths(&v), vec!["rds.serverlessV2MinCapacity"]);
+}
+
+#[test]
+fn tags_are_checked_against_aws_character_set() {
+    let mut v = filled("config.test.json");
+    v["tags"]["Owner"] = "team<platform>".into();
+    v["tags"]["Cost center"] = "ünïcode and spaces: ok/=+-@_.".into();
+    v["tags"]["Bad,Key"] = "x".into();
+    v["tags"]["Long"] = "é".repeat(256).into();
+    let e = check(&v).unwrap_err();
+    let msgs: Vec<String> = e.issues().iter().map(|i| i.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("tags.Bad,Key: ',' is not allowed in an AWS tag"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].starts_with("tags.Owner: '<' is not allowed in an AWS tag"),
+        "{msgs:?}"
+    );
+}

@@ -11,6 +11,7 @@ use crate::family::build::Builder;
 use crate::family::ctx::{built, deleted, int, Ctx};
 use crate::family::found::{s, synthesized, Sink};
 use crate::family::{Created, Family};
+use crate::kinds::account::{retry_while_role_not_ready, PROPAGATION_PAUSES};
 use crate::model::{props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
@@ -238,15 +239,17 @@ async fn delete_scaling_policy(x: &Ctx<'_>, o: &Observed) -> Result<String, Erro
 
 async fn register_target(x: &Ctx<'_>, d: &Desired) -> Result<(), Error> {
     use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-    x.c.autoscaling
-        .register_scalable_target()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_id(x.prop(d, "resource_id")?)
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .min_capacity(int(d, "min") as i32)
-        .max_capacity(int(d, "max") as i32)
-        .set_tags(Some(d.tags.clone().into_iter().collect()))
-        .send()
+    let req =
+        x.c.autoscaling
+            .register_scalable_target()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(x.prop(d, "resource_id")?)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .min_capacity(int(d, "min") as i32)
+            .max_capacity(int(d, "max") as i32)
+            .set_tags(Some(d.tags.clone().into_iter().collect()));
+    // Application Auto Scaling acts through its service-linked role, which a fresh account may only just have
+    retry_while_role_not_ready(&PROPAGATION_PAUSES, || req.clone().send())
         .await
         .map_err(aws("application-autoscaling:RegisterScalableTarget"))?;
     Ok(())

@@ -87,8 +87,8 @@ pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
                     "Effect": "Allow",
                     "Principal": {"Service": "lambda.amazonaws.com"},
                     "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                    // the form AWS documents for Lambda pulls (Lambda's "Amazon ECR permissions")
                     "Condition": {
-                        "StringEquals": {"aws:SourceAccount": acct},
                         "StringLike": {"aws:SourceArn": format!("arn:{p}:lambda:{region}:{acct}:function:rest-*")}
                     }
                 }]

@@ -2,6 +2,7 @@
 //! tag and delete ([`crate::family::Family`]). This module dispatches over the fixed enum of families; the
 //! engine ([`crate::desired`], [`crate::observe`], [`crate::plan`], [`crate::apply`]) calls only it.
 
+pub mod account;
 pub mod autoscaling;
 pub mod discovery;
 pub mod ecr;
@@ -66,6 +67,7 @@ pub fn fam(kind: Kind) -> Fam {
         | Kind::ElasticIp
         | Kind::NatGateway
         | Kind::RouteTable
+        | Kind::VpcEndpoint
         | Kind::SecurityGroup
         | Kind::SecurityGroupRule => Fam::Network,
         Kind::DbSubnetGroup

@@ -9,6 +9,7 @@ use crate::family::build::Builder;
 use crate::family::ctx::{deleted, Ctx};
 use crate::family::found::{must_own, Sink};
 use crate::family::Created;
+use crate::kinds::account::{retry_while_role_not_ready, PROPAGATION_PAUSES};
 use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
@@ -85,8 +86,9 @@ pub(super) async fn create_ecs_cluster(x: &Ctx<'_>, d: &Desired) -> Result<Creat
                 .value(x.prop(d, "container_insights")?)
                 .build(),
         )
-        .set_tags(Some(ecs_tags(&d.tags)))
-        .send()
+        .set_tags(Some(ecs_tags(&d.tags)));
+    // a fresh account's first cluster can fail until the ECS service-linked role is usable
+    let r = retry_while_role_not_ready(&PROPAGATION_PAUSES, || r.clone().send())
         .await
         .map_err(aws("ecs:CreateCluster"))?;
     let mut aux = BTreeMap::new();

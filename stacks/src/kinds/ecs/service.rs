@@ -17,6 +17,7 @@ use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{built, deleted, int, poll_until, Ctx};
 use crate::family::found::{must_own, s, Sink};
 use crate::family::Created;
+use crate::kinds::account::{retry_while_role_not_ready, PROPAGATION_PAUSES};
 use crate::kinds::network::private_subnets;
 use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
@@ -231,8 +232,9 @@ pub(super) async fn create_service(x: &Ctx<'_>, d: &Desired) -> Result<Created, 
         .health_check_grace_period_seconds(grace)
         .propagate_tags(PropagateTags::Service)
         .enable_ecs_managed_tags(true)
-        .set_tags(Some(ecs_tags(&d.tags)))
-        .send()
+        .set_tags(Some(ecs_tags(&d.tags)));
+    // the service-linked role, or a task role created moments ago, may not be usable yet
+    let r = retry_while_role_not_ready(&PROPAGATION_PAUSES, || r.clone().send())
         .await
         .map_err(aws("ecs:CreateService"))?;
     let arn = r

@@ -126,6 +126,10 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                     vars::REST_LAMBDA_TIMEOUT_SECONDS.into(),
                     Val::Int(c.rest.timeout_seconds),
                 );
+                env.insert(
+                    vars::REST_LAMBDA_ARCHITECTURE.into(),
+                    Val::str(crate::compute::images::LAMBDA_ARCHITECTURE),
+                );
                 // so `supactl status` can tell this stack's functions from another's in the same region
                 env.insert(
                     vars::REST_LAMBDA_TAGS.into(),
@@ -189,6 +193,11 @@ pub(super) fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
             ("memory", Val::Int(svc.memory)),
             ("network_mode", Val::str("awsvpc")),
             ("requires_compatibilities", Val::str("FARGATE")),
+            (
+                "cpu_architecture",
+                Val::str(crate::compute::images::ECS_CPU_ARCHITECTURE),
+            ),
+            ("os_family", Val::str("LINUX")),
             ("execution_role", Val::r("iam/role/execution")),
             ("task_role", Val::r(&format!("iam/role/{}", svc.name))),
             (
@@ -286,6 +295,18 @@ async fn observe_family(
         ),
         ("execution_role", s(td.execution_role_arn())),
         ("task_role", s(td.task_role_arn())),
+        (
+            "cpu_architecture",
+            s(td.runtime_platform()
+                .and_then(|p| p.cpu_architecture())
+                .map(|a| a.as_str())),
+        ),
+        (
+            "os_family",
+            s(td.runtime_platform()
+                .and_then(|p| p.operating_system_family())
+                .map(|f| f.as_str())),
+        ),
     ]);
     if let Some(cd) = td.container_definitions().first() {
         p.insert("image".into(), s(cd.image()));
@@ -347,8 +368,8 @@ pub fn render_health_check(h: &aws_sdk_ecs::types::HealthCheck) -> String {
 
 pub(super) async fn register_task_definition(x: &Ctx<'_>, d: &Desired) -> Result<Created, Error> {
     use aws_sdk_ecs::types::{
-        Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode,
-        PortMapping, Secret, TransportProtocol,
+        Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration,
+        LogDriver, NetworkMode, OsFamily, PortMapping, RuntimePlatform, Secret, TransportProtocol,
     };
     let name = d
         .props
@@ -401,6 +422,14 @@ pub(super) async fn register_task_definition(x: &Ctx<'_>, d: &Desired) -> Result
             ))
             .execution_role_arn(x.prop(d, "execution_role")?)
             .task_role_arn(x.prop(d, "task_role")?)
+            .runtime_platform(
+                RuntimePlatform::builder()
+                    .cpu_architecture(CpuArchitecture::from(
+                        x.prop(d, "cpu_architecture")?.as_str(),
+                    ))
+                    .operating_system_family(OsFamily::from(x.prop(d, "os_family")?.as_str()))
+                    .build(),
+            )
             .container_definitions(container)
             .set_tags(Some(ecs_tags(&d.tags)))
             .send()

@@ -1,7 +1,9 @@
 //! The network: VPC, subnets, internet and NAT gateways with their elastic IPs ([`vpc`]), route tables
-//! ([`routes`]), and security groups with their rules ([`security`]). All EC2, found by ownership tags.
+//! ([`routes`]), the S3 gateway endpoint ([`endpoints`]), and security groups with their rules
+//! ([`security`]). All EC2, found by ownership tags.
 
 mod ec2;
+pub mod endpoints;
 pub mod routes;
 pub mod security;
 pub mod vpc;
@@ -23,6 +25,7 @@ use crate::Error;
 pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     vpc::desired(b, inputs);
     routes::desired(b, inputs);
+    endpoints::desired(b, inputs);
     security::desired(b);
 }
 
@@ -53,6 +56,7 @@ impl Family for Network {
             Kind::Subnet => &["vpc", "cidr_block", "availability_zone"],
             Kind::NatGateway => &["subnet", "allocation"],
             Kind::RouteTable => &["vpc"],
+            Kind::VpcEndpoint => &["vpc", "service_name", "endpoint_type"],
             Kind::SecurityGroup => &["vpc", "group_name", "description"],
             Kind::SecurityGroupRule => &["group", "direction", "protocol", "port", "peer"],
             _ => &[],
@@ -69,6 +73,7 @@ impl Family for Network {
         vpc::observe_addresses(c, &f, &mut sink).await?;
         vpc::observe_nat_gateways(c, &f, &mut sink).await?;
         routes::observe_route_tables(c, &f, &mut sink).await?;
+        endpoints::observe_endpoints(c, &f, &mut sink).await?;
         security::observe_security_groups(c, cfg, &f, &mut sink).await?;
         Ok(sink.out)
     }
@@ -81,6 +86,7 @@ impl Family for Network {
             Kind::ElasticIp => vpc::create_elastic_ip(x, d).await?,
             Kind::NatGateway => vpc::create_nat_gateway(x, d).await?,
             Kind::RouteTable => routes::create_route_table(x, d).await?,
+            Kind::VpcEndpoint => endpoints::create_endpoint(x, d).await?,
             Kind::SecurityGroup => security::create_security_group(x, d).await?,
             Kind::SecurityGroupRule => security::create_security_group_rule(x, d).await?,
             other => return Err(not_ours(other, "a network")),
@@ -99,6 +105,7 @@ impl Family for Network {
             Kind::Subnet => vpc::update_subnet(x, d, o, fields).await,
             Kind::InternetGateway => vpc::update_internet_gateway(x, d, o, fields).await,
             Kind::RouteTable => routes::update_route_table(x, d, o, fields).await,
+            Kind::VpcEndpoint => endpoints::update_endpoint(x, d, o, fields).await,
             Kind::SecurityGroup => security::update_security_group(x, d, o, fields).await,
             // everything else they compare replaces them
             Kind::ElasticIp | Kind::NatGateway | Kind::SecurityGroupRule => Ok(()),
@@ -129,6 +136,7 @@ impl Family for Network {
             Kind::ElasticIp => vpc::delete_elastic_ip(x, o).await,
             Kind::NatGateway => vpc::delete_nat_gateway(x, o).await,
             Kind::RouteTable => routes::delete_route_table(x, o).await,
+            Kind::VpcEndpoint => endpoints::delete_endpoint(x, o).await,
             Kind::SecurityGroup => security::delete_security_group(x, o).await,
             Kind::SecurityGroupRule => security::delete_security_group_rule(x, o).await,
             other => Err(not_ours(other, "a network")),

@@ -1,5 +1,11 @@
 //! The Aurora Serverless v2 clusters (platform and worker) and their instances (a writer, and readers when
 //! configured). Listed and kept when they carry our tags; a desired name without them is a conflict.
+//!
+//! The configured engine version is a floor: Aurora applies minor upgrades itself (automatically by default,
+//! and always once a minor version reaches its end of support, whatever `AutoMinorVersionUpgrade` says), so a
+//! live version of the same major at the same or a later minor is no change ([`covers`]); a downgrade is
+//! impossible anyway. Instances are never publicly accessible (the VPC has an internet gateway), which is
+//! observed and repaired like any other drift.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +14,7 @@ use crate::aws::{absent, err as aws, AwsError, Clients};
 use crate::config::{Config, DbConfig};
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, waiter_err, Ctx};
-use crate::family::found::{is_ours, s, Sink};
+use crate::family::found::{is_ours, named, s, Sink};
 use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, ResId, Val};
 use crate::Error;
 
@@ -39,7 +45,7 @@ pub(super) fn desired(b: &mut Builder<'_>, db: &DbConfig) {
     if db.logical_replication {
         p.insert(
             "parameter_group".into(),
-            Val::Ref(ResId(format!("db-params/{}", db.role))),
+            Val::Ref(ResId(super::parameter_group_id(db))),
         );
     }
     b.add(
@@ -62,9 +68,20 @@ pub(super) fn desired(b: &mut Builder<'_>, db: &DbConfig) {
                 ("cluster", Val::Ref(ResId(cid.clone()))),
                 ("engine", Val::Str(db.engine.clone())),
                 ("instance_class", Val::str("db.serverless")),
+                ("publicly_accessible", Val::Bool(false)),
             ]),
             Props::new(),
         );
+    }
+}
+
+/// Whether a live engine version satisfies the configured one: the same major at the same or a later minor
+/// (versions compared number by number; anything else must match exactly).
+pub fn covers(live: &str, wanted: &str) -> bool {
+    let nums = |v: &str| -> Option<Vec<u32>> { v.split('.').map(|p| p.parse().ok()).collect() };
+    match (nums(live), nums(wanted)) {
+        (Some(l), Some(w)) if !l.is_empty() && !w.is_empty() => l[0] == w[0] && l >= w,
+        _ => live == wanted,
     }
 }
 
@@ -95,7 +112,15 @@ pub(super) async fn observe_clusters(
             continue;
         }
         let scaling = cl.serverless_v2_scaling_configuration();
+        let live_version = cl.engine_version().unwrap_or_default();
+        // a minor upgrade Aurora applied is not drift: report the configured version it covers
+        let version = named(desired, Kind::DbCluster)
+            .find(|d| d.name == ident)
+            .and_then(|d| d.props.get("engine_version").and_then(Val::as_str))
+            .filter(|wanted| covers(live_version, wanted))
+            .unwrap_or(live_version);
         let mut aux = BTreeMap::new();
+        aux.insert("engine_version".into(), live_version.to_string());
         if let Some(sec) = cl.master_user_secret().and_then(|m| m.secret_arn()) {
             aux.insert("master_secret_arn".into(), sec.to_string());
         }
@@ -110,7 +135,7 @@ pub(super) async fn observe_clusters(
             props([
                 ("identifier", Val::str(ident)),
                 ("engine", s(cl.engine())),
-                ("engine_version", s(cl.engine_version())),
+                ("engine_version", Val::str(version)),
                 ("database_name", s(cl.database_name())),
                 ("port", Val::Int(i64::from(cl.port().unwrap_or(0)))),
                 ("master_username", s(cl.master_username())),
@@ -194,6 +219,10 @@ pub(super) async fn observe_instances(
                 ("cluster", s(i.db_cluster_identifier())),
                 ("engine", s(i.engine())),
                 ("instance_class", s(i.db_instance_class())),
+                (
+                    "publicly_accessible",
+                    Val::Bool(i.publicly_accessible().unwrap_or(false)),
+                ),
             ]),
             state,
             BTreeMap::new(),
@@ -413,6 +442,7 @@ pub(super) async fn create_db_instance(x: &Ctx<'_>, d: &Desired) -> Result<Strin
         .db_cluster_identifier(x.prop(d, "cluster")?)
         .engine(x.prop(d, "engine")?)
         .db_instance_class(x.prop(d, "instance_class")?)
+        .publicly_accessible(Ctx::flag(d, "publicly_accessible"))
         .set_tags(Some(rds_tags(&d.tags)))
         .send()
         .await
@@ -435,15 +465,19 @@ pub(super) async fn update_db_instance(
 ) -> Result<(), Error> {
     let c = x.c;
     let changed = changes(fields);
+    let mut req = c
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&o.physical)
+        .apply_immediately(true);
     if changed("instance_class") {
-        c.rds
-            .modify_db_instance()
-            .db_instance_identifier(&o.physical)
-            .db_instance_class(x.prop(d, "instance_class")?)
-            .apply_immediately(true)
-            .send()
-            .await
-            .map_err(aws("rds:ModifyDBInstance"))?;
+        req = req.db_instance_class(x.prop(d, "instance_class")?);
+    }
+    if changed("publicly_accessible") {
+        req = req.publicly_accessible(Ctx::flag(d, "publicly_accessible"));
+    }
+    if changed("instance_class") || changed("publicly_accessible") {
+        req.send().await.map_err(aws("rds:ModifyDBInstance"))?;
     }
     Ok(())
 }
@@ -484,4 +518,21 @@ async fn wait_cluster(x: &Ctx<'_>, ident: &str) -> Result<(), Error> {
         .await
         .map_err(|e| waiter_err("db cluster to become available", t)(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn a_later_minor_of_the_same_major_covers_the_configured_version() {
+        assert!(covers("16.6", "16.6"));
+        assert!(covers("16.8", "16.6"));
+        assert!(covers("16.10", "16.9"), "numbers, not text");
+        assert!(!covers("16.4", "16.6"), "an older minor is upgraded");
+        assert!(!covers("17.4", "16.6"), "another major is a change");
+        assert!(!covers("16.6", "17.4"));
+        assert!(covers("16.6.limitless", "16.6.limitless"));
+        assert!(!covers("16.6.limitless", "16.6"));
+    }
 }

@@ -7,7 +7,7 @@ use super::tags::{list_tags, rds_tags};
 use crate::aws::{absent, err as aws, AwsError, Clients};
 use crate::config::Config;
 use crate::family::ctx::Ctx;
-use crate::family::found::{must_own, named, s, Sink};
+use crate::family::found::{is_ours, must_own, named, s, Sink};
 use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Val};
 use crate::Error;
 
@@ -59,60 +59,69 @@ pub(super) async fn observe_subnet_groups(
     Ok(())
 }
 
-/// DB cluster parameter groups, by name, with the parameters we set.
+/// DB cluster parameter groups: every group named with one of the clusters' prefixes (the current family's and
+/// those a major upgrade left behind), with the parameters we set.
 pub(super) async fn observe_parameter_groups(
     c: &Clients,
     cfg: &Config,
     desired: &[Desired],
     sink: &mut Sink<'_>,
 ) -> Result<(), Error> {
-    for d in named(desired, Kind::DbClusterParameterGroup) {
-        let groups = absent(
-            "rds:DescribeDBClusterParameterGroups",
-            c.rds
-                .describe_db_cluster_parameter_groups()
-                .db_cluster_parameter_group_name(&d.name)
-                .send(),
-            |e| e.is_db_parameter_group_not_found_fault(),
-        )
-        .await?
-        .and_then(|o| o.db_cluster_parameter_groups);
-        for g in groups.unwrap_or_default() {
-            let arn = g
-                .db_cluster_parameter_group_arn()
-                .unwrap_or_default()
-                .to_string();
-            let tags = list_tags(c, &arn).await?;
-            must_own(cfg, Kind::DbClusterParameterGroup, &d.name, &tags)?;
-            let params = c
-                .rds
-                .describe_db_cluster_parameters()
-                .db_cluster_parameter_group_name(&d.name)
-                .source("user")
-                .send()
-                .await
-                .map_err(|err| {
-                    Error::Aws(AwsError::new("rds:DescribeDBClusterParameters", &err))
-                })?;
-            let mut p = props([
-                ("name", s(g.db_cluster_parameter_group_name())),
-                ("family", s(g.db_parameter_group_family())),
-            ]);
-            for prm in params.parameters() {
-                if let (Some(n), Some(v)) = (prm.parameter_name(), prm.parameter_value()) {
-                    p.insert(format!("parameter:{n}"), Val::str(v));
-                }
-            }
-            sink.push(
-                Kind::DbClusterParameterGroup,
-                g.db_cluster_parameter_group_name().unwrap_or_default(),
-                Some(arn),
-                tags,
-                p,
-                "available",
-                BTreeMap::new(),
-            );
+    let prefixes = [&cfg.platform_db, &cfg.worker_db].map(super::parameter_group_prefix);
+    let groups = c
+        .rds
+        .describe_db_cluster_parameter_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|err| Error::Aws(AwsError::new("rds:DescribeDBClusterParameterGroups", &err)))?;
+    for g in groups {
+        let name = g.db_cluster_parameter_group_name().unwrap_or_default();
+        let ours_by_name = prefixes.iter().any(|p| {
+            name == p.as_str()
+                || name
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|r| r.starts_with('-'))
+        });
+        if !ours_by_name {
+            continue;
         }
+        let arn = g
+            .db_cluster_parameter_group_arn()
+            .unwrap_or_default()
+            .to_string();
+        let tags = list_tags(c, &arn).await?;
+        if !is_ours(cfg, desired, Kind::DbClusterParameterGroup, name, &tags)? {
+            continue;
+        }
+        let params = c
+            .rds
+            .describe_db_cluster_parameters()
+            .db_cluster_parameter_group_name(name)
+            .source("user")
+            .send()
+            .await
+            .map_err(|err| Error::Aws(AwsError::new("rds:DescribeDBClusterParameters", &err)))?;
+        let mut p = props([
+            ("name", Val::str(name)),
+            ("family", s(g.db_parameter_group_family())),
+        ]);
+        for prm in params.parameters() {
+            if let (Some(n), Some(v)) = (prm.parameter_name(), prm.parameter_value()) {
+                p.insert(format!("parameter:{n}"), Val::str(v));
+            }
+        }
+        sink.push(
+            Kind::DbClusterParameterGroup,
+            name,
+            Some(arn),
+            tags,
+            p,
+            "available",
+            BTreeMap::new(),
+        );
     }
     Ok(())
 }

@@ -2,6 +2,11 @@
 //! platform and worker clusters and their instances. RDS cannot filter by tag: what the config names is
 //! described by name, clusters and instances are listed and kept when they carry our tags. Subnet and
 //! parameter groups: [`groups`]; clusters and instances: [`cluster`].
+//!
+//! A parameter group belongs to one engine family, so its name and logical id carry the family: a major
+//! upgrade (16 → 17) creates the new family's group first, switches the cluster to it in the same
+//! `ModifyDBCluster` that upgrades the engine, and deletes the old group last (AWS refuses to delete a group
+//! a cluster still uses).
 
 pub mod cluster;
 pub mod groups;
@@ -10,7 +15,7 @@ mod tags;
 use std::collections::BTreeMap;
 
 use crate::aws::{absent, err as aws, Clients};
-use crate::config::Config;
+use crate::config::{Config, DbConfig};
 use crate::family::build::{Builder, Inputs};
 use crate::family::ctx::{deleted, Ctx};
 use crate::family::found::Sink;
@@ -32,10 +37,10 @@ pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     );
     for db in [&cfg.platform_db, &cfg.worker_db] {
         if db.logical_replication {
-            let name = format!("{}-params", db.cluster_identifier);
+            let name = parameter_group_name(db);
             b.add(
                 Kind::DbClusterParameterGroup,
-                &format!("db-params/{}", db.role),
+                &parameter_group_id(db),
                 name.clone(),
                 props([
                     ("name", Val::Str(name)),
@@ -52,6 +57,21 @@ pub fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     for db in [&cfg.platform_db, &cfg.worker_db] {
         cluster::desired(b, db);
     }
+}
+
+/// The prefix of every parameter group name of a cluster (`<cluster>-params`, then the family).
+pub fn parameter_group_prefix(db: &DbConfig) -> String {
+    format!("{}-params", db.cluster_identifier)
+}
+
+/// The cluster's parameter group for its engine family, e.g. `<cluster>-params-aurora-postgresql16`.
+pub fn parameter_group_name(db: &DbConfig) -> String {
+    format!("{}-{}", parameter_group_prefix(db), db.family)
+}
+
+/// The logical id of that group: `db-params/<role>/<family>`.
+pub fn parameter_group_id(db: &DbConfig) -> String {
+    format!("db-params/{}/{}", db.role, db.family)
 }
 
 pub struct Rds;
