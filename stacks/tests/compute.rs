@@ -649,6 +649,8 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         "http://tenant-manager.supactl.local:3001"
     );
     assert_eq!(gw_env["SUPACTL_BASE_DOMAIN"], BASE_DOMAIN);
+    // X-Forwarded-For is believed from the VPC's range (the ALB) only
+    assert_eq!(gw_env["SUPACTL_TRUSTED_PROXIES"], "10.0.0.0/16");
     assert_eq!(
         gw_env["SUPACTL_API_URL_TEMPLATE"],
         format!("https://{{ref}}.{BASE_DOMAIN}")

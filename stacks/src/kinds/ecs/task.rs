@@ -61,6 +61,8 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 to.url(Peer::Service("tenant-manager")),
             );
             env.insert(vars::BASE_DOMAIN.into(), Val::Str(c.base_domain.clone()));
+            // the ALB's nodes are in the VPC: only they may name the client in X-Forwarded-For
+            env.insert(vars::TRUSTED_PROXIES.into(), Val::Str(cfg.vpc.cidr.to_string()));
         }
         _ => {
             env.insert(vars::ADMIN_PORT.into(), Val::Int(port));
