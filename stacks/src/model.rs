@@ -20,6 +20,8 @@ pub enum Kind {
     NatGateway,
     RouteTable,
     SecurityGroup,
+    /// Lambda's network interfaces in the VPC (destroy waits for their release before the security groups).
+    LambdaNetworkInterfaces,
     SecurityGroupRule,
     DbSubnetGroup,
     DbClusterParameterGroup,
@@ -40,13 +42,15 @@ pub enum Kind {
     Listener,
     ListenerRule,
     TaskDefinition,
+    /// A REST function of the tenant-manager's (destroy deletes it after the ECS services, before the network).
+    LambdaFunction,
     EcsService,
     ScalableTarget,
     ScalingPolicy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Secret,
         Kind::Vpc,
         Kind::Subnet,
@@ -55,6 +59,7 @@ impl Kind {
         Kind::NatGateway,
         Kind::RouteTable,
         Kind::SecurityGroup,
+        Kind::LambdaNetworkInterfaces,
         Kind::SecurityGroupRule,
         Kind::DbSubnetGroup,
         Kind::DbClusterParameterGroup,
@@ -74,6 +79,7 @@ impl Kind {
         Kind::Listener,
         Kind::ListenerRule,
         Kind::TaskDefinition,
+        Kind::LambdaFunction,
         Kind::EcsService,
         Kind::ScalableTarget,
         Kind::ScalingPolicy,
@@ -89,6 +95,7 @@ impl Kind {
             Kind::NatGateway => "nat-gateway",
             Kind::RouteTable => "route-table",
             Kind::SecurityGroup => "security-group",
+            Kind::LambdaNetworkInterfaces => "lambda-network-interfaces",
             Kind::SecurityGroupRule => "security-group-rule",
             Kind::DbSubnetGroup => "db-subnet-group",
             Kind::DbClusterParameterGroup => "db-cluster-parameter-group",
@@ -108,6 +115,7 @@ impl Kind {
             Kind::Listener => "listener",
             Kind::ListenerRule => "listener-rule",
             Kind::TaskDefinition => "task-definition",
+            Kind::LambdaFunction => "lambda-function",
             Kind::EcsService => "ecs-service",
             Kind::ScalableTarget => "scalable-target",
             Kind::ScalingPolicy => "scaling-policy",

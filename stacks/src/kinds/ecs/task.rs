@@ -126,6 +126,15 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                     vars::REST_LAMBDA_TIMEOUT_SECONDS.into(),
                     Val::Int(c.rest.timeout_seconds),
                 );
+                // the stack's function names (IAM is scoped to them) and log group (with retention)
+                env.insert(
+                    vars::REST_LAMBDA_NAME_PREFIX.into(),
+                    Val::Str(crate::kinds::lambda::function_prefix(cfg)),
+                );
+                env.insert(
+                    vars::REST_LAMBDA_LOG_GROUP.into(),
+                    Val::Str(crate::kinds::logs::rest_log_group_name(cfg)),
+                );
                 // so `supactl status` can tell this stack's functions from another's in the same region
                 env.insert(
                     vars::REST_LAMBDA_TAGS.into(),
