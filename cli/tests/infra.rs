@@ -91,7 +91,7 @@ fn plan_deploy_status_destroy_through_the_cli() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(out.contains("Apply complete."), "{out}");
     assert!(
-        err.contains("✓ db-cluster db/worker: created supabase-worker-cluster"),
+        err.contains("✓ db-cluster db/worker: created supabase-on-aws-test-worker"),
         "{err}"
     );
 
@@ -147,7 +147,7 @@ fn plan_deploy_status_destroy_through_the_cli() {
     assert!(outputs["public_load_balancer_dns"]
         .as_str()
         .unwrap()
-        .starts_with("infrastack-alb"));
+        .starts_with("supabase-on-aws-test-pub"));
     let o = supactl(&["outputs", "--config", cfg], Some(&ep));
     assert!(
         text(&o).0.contains("DNS records to create:"),

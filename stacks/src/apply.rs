@@ -18,6 +18,8 @@ use crate::Error;
 pub trait Progress: Send + Sync {
     fn start(&self, change: &Change);
     fn finish(&self, change: &Change, outcome: Result<&str, &Error>);
+    /// How a change that takes long is getting on (between `start` and `finish`).
+    fn note(&self, _change: &Change, _msg: &str) {}
 }
 
 /// Progress that shows nothing.
@@ -54,7 +56,13 @@ impl<'a> Applier<'a> {
             }
         }
         Applier {
-            x: Ctx { c, cfg, opts, live },
+            x: Ctx {
+                c,
+                cfg,
+                opts,
+                live,
+                notes: None,
+            },
             desired: desired.iter().map(|d| (&d.id, d)).collect(),
             observed: observed
                 .iter()
@@ -65,9 +73,21 @@ impl<'a> Applier<'a> {
 
     /// Runs every pending change of `plan` in order, reporting progress; stops at the first failure.
     pub async fn run(&mut self, plan: &Plan, progress: &dyn Progress) -> Result<(), Error> {
+        let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+        self.x.notes = Some(tx);
         for ch in plan.pending() {
             progress.start(ch);
-            let r = Box::pin(self.apply_change(ch)).await;
+            let mut change = Box::pin(self.apply_change(ch));
+            let r = loop {
+                tokio::select! {
+                    r = &mut change => break r,
+                    Some(msg) = notes.recv() => progress.note(ch, &msg),
+                }
+            };
+            drop(change);
+            while let Ok(msg) = notes.try_recv() {
+                progress.note(ch, &msg);
+            }
             match &r {
                 Ok(msg) => progress.finish(ch, Ok(msg)),
                 Err(e) => progress.finish(ch, Err(e)),

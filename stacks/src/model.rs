@@ -21,6 +21,8 @@ pub enum Kind {
     RouteTable,
     VpcEndpoint,
     SecurityGroup,
+    /// Lambda's network interfaces in the VPC (destroy waits for their release before the security groups).
+    LambdaNetworkInterfaces,
     SecurityGroupRule,
     DbSubnetGroup,
     DbClusterParameterGroup,
@@ -41,13 +43,15 @@ pub enum Kind {
     Listener,
     ListenerRule,
     TaskDefinition,
+    /// A REST function of the tenant-manager's (destroy deletes it after the ECS services, before the network).
+    LambdaFunction,
     EcsService,
     ScalableTarget,
     ScalingPolicy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 33] = [
         Kind::Secret,
         Kind::Vpc,
         Kind::Subnet,
@@ -57,6 +61,7 @@ impl Kind {
         Kind::RouteTable,
         Kind::VpcEndpoint,
         Kind::SecurityGroup,
+        Kind::LambdaNetworkInterfaces,
         Kind::SecurityGroupRule,
         Kind::DbSubnetGroup,
         Kind::DbClusterParameterGroup,
@@ -76,6 +81,7 @@ impl Kind {
         Kind::Listener,
         Kind::ListenerRule,
         Kind::TaskDefinition,
+        Kind::LambdaFunction,
         Kind::EcsService,
         Kind::ScalableTarget,
         Kind::ScalingPolicy,
@@ -92,6 +98,7 @@ impl Kind {
             Kind::RouteTable => "route-table",
             Kind::VpcEndpoint => "vpc-endpoint",
             Kind::SecurityGroup => "security-group",
+            Kind::LambdaNetworkInterfaces => "lambda-network-interfaces",
             Kind::SecurityGroupRule => "security-group-rule",
             Kind::DbSubnetGroup => "db-subnet-group",
             Kind::DbClusterParameterGroup => "db-cluster-parameter-group",
@@ -111,6 +118,7 @@ impl Kind {
             Kind::Listener => "listener",
             Kind::ListenerRule => "listener-rule",
             Kind::TaskDefinition => "task-definition",
+            Kind::LambdaFunction => "lambda-function",
             Kind::EcsService => "ecs-service",
             Kind::ScalableTarget => "scalable-target",
             Kind::ScalingPolicy => "scaling-policy",

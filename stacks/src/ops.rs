@@ -259,8 +259,9 @@ impl Session {
         applier.run(&p.plan, progress).await
     }
 
-    /// The destroy plan: every owned resource, in reverse dependency order.
-    pub async fn destroy_plan(&self) -> Result<Planned, Error> {
+    /// Every owned resource the stack created (read-only; no image or certificate checks). Secrets scheduled
+    /// for deletion are left out: for outputs and destroy they are gone (only a deploy restores them).
+    async fn observe_owned(&self) -> Result<Vec<Observed>, Error> {
         // desired names are needed to find the resources looked up by name
         let azs = self.availability_zones().await?;
         let desired = desired(
@@ -271,7 +272,20 @@ impl Session {
                 images: &BTreeMap::new(),
             },
         );
-        let observed = observe(&self.clients, &self.config, &desired).await?;
+        let mut observed = observe(&self.clients, &self.config, &desired).await?;
+        observed.retain(|o| !crate::kinds::secrets::scheduled_for_deletion(o));
+        Ok(observed)
+    }
+
+    /// The destroy plan: every owned resource in reverse dependency order, with the REST functions the
+    /// tenant-manager created (carrying the stack's tags) and the wait for Lambda to release their network
+    /// interfaces.
+    pub async fn destroy_plan(&self) -> Result<Planned, Error> {
+        let mut observed = self.observe_owned().await?;
+        let lambda =
+            crate::kinds::lambda::observe_for_destroy(&self.clients, &self.config, &observed)
+                .await?;
+        observed.extend(lambda);
         Ok(self.planned(Vec::new(), observed))
     }
 
@@ -311,13 +325,12 @@ impl Session {
         Ok(p.plan)
     }
 
-    /// Every desired or owned resource with its live state.
     /// Every desired or owned resource with its live state, then the REST functions the tenant-manager
-    /// created (kind `lambda-function`).
+    /// created (kind `lambda-function`; those carrying this stack's tags, read with `ListTags`).
     pub async fn status(&self) -> Result<Vec<StatusRow>, Error> {
         let p = self.plan().await?;
         let mut rows = status_rows(&p);
-        for f in crate::compute::outputs::rest_functions(&self.clients, &self.config).await? {
+        for f in crate::kinds::lambda::rest_functions(&self.clients, &self.config).await? {
             rows.push(StatusRow {
                 id: format!("function/{}", f.name),
                 kind: "lambda-function".into(),
@@ -334,11 +347,11 @@ impl Session {
 
     /// What the deployed stack gives its operator (read-only; needs no image or certificate checks).
     pub async fn outputs(&self) -> Result<crate::compute::outputs::Outputs, Error> {
-        let p = self.destroy_plan().await?;
+        let observed = self.observe_owned().await?;
         Ok(crate::compute::outputs::outputs(
             &self.config,
             &self.region,
-            &p.observed,
+            &observed,
         ))
     }
 }

@@ -9,7 +9,7 @@ use stacks::plan::Action;
 use stacks::Quiet;
 
 const PLATFORM: &str = "supabase-on-aws-test-platform";
-const WORKER: &str = "supabase-worker-cluster";
+const WORKER: &str = "supabase-on-aws-test-worker";
 
 async fn engine_version(s: &stacks::Session, cluster: &str) -> String {
     s.clients

@@ -141,7 +141,7 @@ async fn service(s: &Session, name: &str) -> aws_sdk_ecs::types::Service {
         .clients
         .ecs
         .describe_services()
-        .cluster("infrastack-cluster")
+        .cluster("supabase-on-aws-test")
         .services(name)
         .send()
         .await
@@ -230,6 +230,16 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         .unwrap();
     assert_eq!(lg.log_groups().len(), 1);
     assert_eq!(lg.log_groups()[0].retention_in_days(), Some(30));
+    // the REST functions' group, with the same retention
+    let lg = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{prefix}-rest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lg.log_groups().len(), 1);
+    assert_eq!(lg.log_groups()[0].retention_in_days(), Some(30));
 
     // IAM: roles under the stack's path, least-privilege documents, the boundary
     let path = format!("/supactl/supabase-on-aws/test/{REGION}/");
@@ -263,7 +273,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
 
     let (platform_secret, platform_endpoint) =
         master_secret(&s, "supabase-on-aws-test-platform").await;
-    let (worker_secret, worker_endpoint) = master_secret(&s, "supabase-worker-cluster").await;
+    let (worker_secret, worker_endpoint) = master_secret(&s, "supabase-on-aws-test-worker").await;
     let pull = role_policy(&s, "execution", "pull-and-log").await;
     let by_sid = |d: &Value, sid: &str| {
         statements(d)
@@ -303,16 +313,20 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
             "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{prefix}:*"
         )]
     );
-    let functions = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:rest-*");
+    // the stack's functions only: `rest-<8 hex>-*`
+    let fn_prefix = stacks::kinds::lambda::function_prefix(&s.config);
+    assert!(fn_prefix.starts_with("rest-") && fn_prefix.len() == 14);
+    let functions = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_prefix}*");
     let gw = role_policy(&s, "gateway", "invoke-rest").await;
     assert_eq!(
         statements(&gw).len(),
         1,
-        "the gateway may only invoke Function URLs"
+        "the gateway may only invoke the REST functions"
     );
+    // a Function URL created since October 2025 needs both from its caller
     assert_eq!(
         strings(&statements(&gw)[0]["Action"]),
-        vec!["lambda:InvokeFunctionUrl"]
+        vec!["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
     );
     assert_eq!(
         strings(&statements(&gw)[0]["Resource"]),
@@ -382,9 +396,14 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(
         strings(&by_sid(&boundary, "OwnLogs")["Resource"]),
         vec![
-            format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/rest-*"),
-            format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/rest-*:*"),
+            format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{prefix}-rest"),
+            format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{prefix}-rest:*"),
         ]
+    );
+    assert_eq!(
+        strings(&by_sid(&boundary, "OwnLogs")["Action"]),
+        vec!["logs:CreateLogStream", "logs:PutLogEvents"],
+        "the group exists with its retention: the functions may not create another"
     );
     assert!(
         strings(&by_sid(&boundary, "VpcNetworkInterfaces")["Action"])
@@ -401,7 +420,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let cl = c
         .ecs
         .describe_clusters()
-        .clusters("infrastack-cluster")
+        .clusters("supabase-on-aws-test")
         .include(aws_sdk_ecs::types::ClusterField::Settings)
         .send()
         .await
@@ -479,8 +498,8 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     };
     let mut certs = Vec::new();
     for (name, sg_key, idle) in [
-        ("infrastack-alb", "alb", "180"),
-        ("studio-alb", "admin-alb", "400"),
+        ("supabase-on-aws-test-pub", "alb", "180"),
+        ("supabase-on-aws-test-admin", "admin-alb", "400"),
     ] {
         let l = lb(name);
         assert_eq!(l.scheme().map(|s| s.as_str()), Some("internet-facing"));
@@ -540,7 +559,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
                         .unwrap()
                         .values()
                         .to_vec();
-                    if name == "infrastack-alb" {
+                    if name == "supabase-on-aws-test-pub" {
                         // public: everything to the gateway, but never the admin API
                         assert_eq!(action.target_group_arn(), gw_tg.target_group_arn());
                         assert_eq!(paths, vec!["/admin/*", "/internal/*"]);
@@ -708,7 +727,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(tm_env["SUPACTL_WORKER_HOST"], worker_endpoint);
     assert_eq!(
         tm_env["SUPACTL_WORKER_IDENTIFIER"],
-        "supabase-worker-cluster"
+        "supabase-on-aws-test-worker"
     );
     assert_eq!(tm_env["SUPACTL_REST_MODE"], "lambda");
     assert_eq!(
@@ -723,6 +742,11 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     );
     assert_eq!(tm_env["SUPACTL_REST_LAMBDA_MEMORY_MB"], "512");
     assert_eq!(tm_env["SUPACTL_REST_LAMBDA_TIMEOUT_SECONDS"], "30");
+    assert_eq!(tm_env["SUPACTL_REST_LAMBDA_NAME_PREFIX"], fn_prefix);
+    assert_eq!(
+        tm_env["SUPACTL_REST_LAMBDA_LOG_GROUP"],
+        format!("/aws/lambda/{prefix}-rest")
+    );
     assert_eq!(
         tm_env["SUPACTL_TENANT_MANAGER_INTERNAL_URL"],
         "http://tenant-manager.supactl.local:3001"
@@ -801,7 +825,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         .unwrap();
     assert_eq!(targets.scalable_targets().len(), 1);
     let t = &targets.scalable_targets()[0];
-    assert_eq!(t.resource_id(), "service/infrastack-cluster/gateway");
+    assert_eq!(t.resource_id(), "service/supabase-on-aws-test/gateway");
     assert_eq!((t.min_capacity(), t.max_capacity()), (1, 3));
     let policies = c
         .autoscaling
@@ -1097,7 +1121,7 @@ async fn outputs_and_status_report_the_deployed_stack() {
     );
     assert_eq!(o.admin_url, format!("https://admin.{BASE_DOMAIN}"));
     let public = o.public_load_balancer_dns.clone().unwrap();
-    assert!(public.starts_with("infrastack-alb"), "{public}");
+    assert!(public.starts_with("supabase-on-aws-test-pub"), "{public}");
     assert_eq!(o.dns_records[0].name, format!("*.{BASE_DOMAIN}"));
     assert_eq!(o.dns_records[0].value.as_deref(), Some(public.as_str()));
     assert_eq!(o.dns_records[1].name, format!("admin.{BASE_DOMAIN}"));
@@ -1183,7 +1207,7 @@ async fn destroy_removes_the_compute_tier() {
     let cl = c
         .ecs
         .describe_clusters()
-        .clusters("infrastack-cluster")
+        .clusters("supabase-on-aws-test")
         .send()
         .await
         .unwrap();
@@ -1389,7 +1413,12 @@ async fn out_of_band_changes_to_the_compute_tier_are_drift_and_get_repaired() {
     let gw = role_policy(&s, "gateway", "invoke-rest").await;
     assert_eq!(
         strings(&statements(&gw)[0]["Action"]),
-        vec!["lambda:InvokeFunctionUrl"]
+        vec!["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    );
+    assert_eq!(
+        strings(&statements(&gw)[0]["Resource"]),
+        vec![stacks::kinds::lambda::functions_arn(&s.config, REGION)],
+        "narrowed again to the stack's functions"
     );
 }
 
@@ -1424,7 +1453,8 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
                 "iam/policy/rest-lambda-boundary".to_string(),
                 Action::Delete
             ),
-            // no functions, no group for them (nor rules naming it)
+            // no functions: no log group and no security group for them (nor rules naming it)
+            ("logs/rest".to_string(), Action::Delete),
             (
                 "sgr/rest-lambda/egress/3001/tenant-manager".to_string(),
                 Action::Delete

@@ -200,7 +200,7 @@ async fn deploy_from_empty_creates_every_resource_with_its_settings() {
     // Aurora clusters: ACU, encryption, managed password, backups, parameter group on the worker
     for (ident, db) in [
         ("supabase-on-aws-test-platform", "supabase"),
-        ("supabase-worker-cluster", "postgres"),
+        ("supabase-on-aws-test-worker", "postgres"),
     ] {
         let cl = c
             .rds
@@ -226,17 +226,17 @@ async fn deploy_from_empty_creates_every_resource_with_its_settings() {
             .is_some());
         assert_eq!(cl.db_cluster_members().len(), 1, "writer only (readers: 0)");
         assert_eq!(cl.db_subnet_group(), Some("supabase-on-aws-test-db"));
-        if ident == "supabase-worker-cluster" {
+        if ident == "supabase-on-aws-test-worker" {
             assert_eq!(
                 cl.db_cluster_parameter_group(),
-                Some("supabase-worker-cluster-params-aurora-postgresql16")
+                Some("supabase-on-aws-test-worker-params-aurora-postgresql16")
             );
         }
     }
     let params = c
         .rds
         .describe_db_cluster_parameters()
-        .db_cluster_parameter_group_name("supabase-worker-cluster-params-aurora-postgresql16")
+        .db_cluster_parameter_group_name("supabase-on-aws-test-worker-params-aurora-postgresql16")
         .source("user")
         .send()
         .await
@@ -249,7 +249,7 @@ async fn deploy_from_empty_creates_every_resource_with_its_settings() {
     let inst = c
         .rds
         .describe_db_instances()
-        .db_instance_identifier("supabase-worker-cluster-writer")
+        .db_instance_identifier("supabase-on-aws-test-worker-writer")
         .send()
         .await
         .unwrap();
@@ -421,7 +421,7 @@ async fn config_change_plans_exactly_that_change_and_deploy_applies_it() {
     let worker = c
         .rds
         .describe_db_clusters()
-        .db_cluster_identifier("supabase-worker-cluster")
+        .db_cluster_identifier("supabase-on-aws-test-worker")
         .send()
         .await
         .unwrap();
@@ -481,7 +481,7 @@ async fn out_of_band_change_is_reported_as_drift_and_repaired() {
     // someone edits the cluster and the VPC by hand
     c.rds
         .modify_db_cluster()
-        .db_cluster_identifier("supabase-worker-cluster")
+        .db_cluster_identifier("supabase-on-aws-test-worker")
         .serverless_v2_scaling_configuration(
             aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
                 .min_capacity(0.5)

@@ -156,7 +156,7 @@ async fn a_resource_under_our_name_but_not_ours_is_an_error_not_adopted() {
     s.clients
         .rds
         .create_db_cluster()
-        .db_cluster_identifier("supabase-worker-cluster")
+        .db_cluster_identifier("supabase-on-aws-test-worker")
         .engine("aurora-postgresql")
         .master_username("postgres")
         .manage_master_user_password(true)
@@ -176,7 +176,7 @@ async fn a_resource_under_our_name_but_not_ours_is_an_error_not_adopted() {
     );
     assert!(
         err.to_string()
-            .contains("supabase-worker-cluster exists but is owned by nobody known to supactl"),
+            .contains("supabase-on-aws-test-worker exists but is owned by nobody known to supactl"),
         "{err}"
     );
 }

@@ -439,6 +439,19 @@ impl Progress for Bars {
         }
     }
 
+    fn note(&self, c: &Change, msg: &str) {
+        let line = format!("{} {} {}: {msg}", verb(c.action), c.kind, c.id);
+        match self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|b| b.get(c.id.as_str()).cloned())
+        {
+            Some(pb) => pb.set_message(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     fn finish(&self, c: &Change, outcome: Result<&str, &Error>) {
         let line = match outcome {
             Ok(msg) => format!("✓ {} {}: {msg}", c.kind, c.id),

@@ -162,7 +162,7 @@ pub struct TenantManagerArgs {
 enum RestMode {
     /// In the gateway's process.
     Service,
-    /// One `rest-<ref>` Lambda function per project behind an AWS_IAM Function URL.
+    /// One Lambda function per project (named with the stack's prefix) behind an AWS_IAM Function URL.
     Lambda,
 }
 
@@ -198,6 +198,12 @@ struct RestLambdaArgs {
     /// Extra tags on the functions, `key=value,…` (the stack's ownership tags on ECS).
     #[arg(long, env = task_env::REST_LAMBDA_TAGS)]
     rest_lambda_tags: Option<String>,
+    /// The start of every function's name (the stack's prefix, which IAM is scoped to).
+    #[arg(long, env = task_env::REST_LAMBDA_NAME_PREFIX)]
+    rest_lambda_name_prefix: Option<String>,
+    /// The log group the functions log to (default: Lambda's `/aws/lambda/<function>`).
+    #[arg(long, env = task_env::REST_LAMBDA_LOG_GROUP)]
+    rest_lambda_log_group: Option<String>,
 }
 
 impl RestLambdaArgs {
@@ -218,6 +224,8 @@ impl RestLambdaArgs {
             timeout_seconds: self.rest_lambda_timeout_seconds,
             internal_url: self.tenant_manager_internal_url.clone(),
             tags: self.rest_lambda_tags.clone(),
+            name_prefix: self.rest_lambda_name_prefix.clone(),
+            log_group: self.rest_lambda_log_group.clone(),
         })
         .map(Some)
         .map_err(|e| CliError::Usage(format!("SUPACTL_REST_MODE=lambda: {e}")))

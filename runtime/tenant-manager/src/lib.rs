@@ -4,7 +4,7 @@
 //! secrets encrypted at rest, and Edge Functions' code: [`crate::functions`]) and is the only service
 //! holding worker admin credentials. Provisioning creates each project's database from the tenant
 //! template (`templates/`) together with the project's own login role (and, in Lambda mode, the
-//! project's `rest-<ref>` function and its Function URL: see [`rest_lambda`], feature `lambda`), and
+//! project's REST function (`<stack prefix><ref>`) and its Function URL: see [`rest_lambda`], feature `lambda`), and
 //! undoes every step when one fails. Data-plane services read
 //! project configs from the internal endpoint with the service token, a project's REST function its own
 //! config only, with its project token; nothing here is reachable through the gateway.

@@ -1,5 +1,9 @@
-//! REST on Lambda: one `rest-<ref>` function per project, from the REST image, behind a Function URL with
-//! `AWS_IAM` auth (only the gateway's task role may invoke it; it signs with SigV4).
+//! REST on Lambda: one `<prefix><ref>` function per project, from the REST image, behind a Function URL with
+//! `AWS_IAM` auth (only the gateway's task role may invoke it; it signs with SigV4). The prefix is the stack's
+//! (`SUPACTL_REST_LAMBDA_NAME_PREFIX`): IAM scopes both the gateway and this tenant-manager to it, so two stacks
+//! in one account and region cannot touch each other's functions. The functions log to the stack's log group
+//! (`SUPACTL_REST_LAMBDA_LOG_GROUP`, which has a retention), not to a group per function Lambda would create
+//! without one.
 //!
 //! The function is configured at cold start from the internal endpoint, authenticated with the project's
 //! own token ([`supactl_common::tokens::project_token`]): the platform's service token is never put in a
@@ -13,7 +17,8 @@ use crate::error::ApiError;
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::types::{
-    Environment, FunctionCode, FunctionUrlAuthType, PackageType, VpcConfig,
+    Environment, FunctionCode, FunctionUrlAuthType, LogFormat, LoggingConfig, PackageType,
+    VpcConfig,
 };
 use std::time::Duration;
 
@@ -37,6 +42,10 @@ pub struct RestLambdaSettings {
     /// Extra tags on every function (`SUPACTL_REST_LAMBDA_TAGS=k=v,k=v`): the stack's ownership tags,
     /// so `supactl status` tells this stack's functions from another's in the same region.
     pub tags: Vec<(String, String)>,
+    /// The start of every function's name (the stack's, e.g. `rest-1a2b3c4d-`).
+    pub name_prefix: String,
+    /// The CloudWatch Logs group the functions log to; Lambda's `/aws/lambda/<name>` when unset.
+    pub log_group: Option<String>,
 }
 
 /// The settings as given (environment or flags), before validation.
@@ -53,6 +62,8 @@ pub struct RawRestLambdaSettings {
     pub internal_url: Option<String>,
     /// Comma-separated `key=value` pairs.
     pub tags: Option<String>,
+    pub name_prefix: Option<String>,
+    pub log_group: Option<String>,
 }
 
 /// A setting that is missing or wrong, named as the environment variable that sets it.
@@ -158,7 +169,36 @@ impl RestLambdaSettings {
                 format!("{internal_url:?} is not an http(s) URL"),
             ));
         }
+        let name_prefix = required("SUPACTL_REST_LAMBDA_NAME_PREFIX", raw.name_prefix)?;
+        // a project ref has up to 40 characters, a function name up to 64
+        let prefix_ok = name_prefix.len() <= 24
+            && name_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !prefix_ok {
+            return Err(bad(
+                "SUPACTL_REST_LAMBDA_NAME_PREFIX",
+                format!("{name_prefix:?} is not 1-24 letters, digits, hyphens and underscores"),
+            ));
+        }
+        let log_group = raw
+            .log_group
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        if let Some(g) = &log_group {
+            let ok = g.len() <= 512
+                && g.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c));
+            if !ok {
+                return Err(bad(
+                    "SUPACTL_REST_LAMBDA_LOG_GROUP",
+                    format!("{g:?} is not a CloudWatch Logs group name"),
+                ));
+            }
+        }
         Ok(RestLambdaSettings {
+            name_prefix,
+            log_group,
             image_uri,
             role_arn,
             subnets,
@@ -172,9 +212,11 @@ impl RestLambdaSettings {
     }
 }
 
-/// The name of a project's REST function.
-pub fn function_name(project_ref: &str) -> String {
-    format!("rest-{project_ref}")
+impl RestLambdaSettings {
+    /// The name of a project's REST function.
+    pub fn function_name(&self, project_ref: &str) -> String {
+        format!("{}{project_ref}", self.name_prefix)
+    }
 }
 
 /// A created function and its URL.
@@ -208,7 +250,7 @@ impl RestLambda {
         &self.settings
     }
 
-    /// Creates `rest-<ref>`, waits until it is Active and gives it an `AWS_IAM` Function URL. On failure
+    /// Creates `<prefix><ref>`, waits until it is Active and gives it an `AWS_IAM` Function URL. On failure
     /// nothing of it is left.
     pub async fn create(
         &self,
@@ -216,7 +258,7 @@ impl RestLambda {
         project_token: &str,
     ) -> Result<RestFunction, ApiError> {
         let s = &self.settings;
-        let name = function_name(project_ref);
+        let name = s.function_name(project_ref);
         let environment = Environment::builder()
             .variables("SUPACTL_PROJECT_REF", project_ref)
             .variables("SUPACTL_TENANT_MANAGER_URL", &s.internal_url)
@@ -247,6 +289,12 @@ impl RestLambda {
             .memory_size(s.memory_mb)
             .timeout(s.timeout_seconds)
             .environment(environment)
+            .set_logging_config(s.log_group.as_ref().map(|g| {
+                LoggingConfig::builder()
+                    .log_format(LogFormat::Text)
+                    .log_group(g)
+                    .build()
+            }))
             .set_tags(Some(tags))
             .send()
             .await
@@ -336,6 +384,8 @@ mod tests {
             timeout_seconds: 30,
             internal_url: Some("http://tenant-manager.supactl.local:3001/".into()),
             tags: Some("supactl:stack=demo,supactl:env=test".into()),
+            name_prefix: Some("rest-0123abcd-".into()),
+            log_group: Some("/aws/lambda/demo-test-rest".into()),
         }
     }
 
@@ -345,7 +395,8 @@ mod tests {
         assert_eq!(s.subnets, ["subnet-1", "subnet-2"]);
         assert_eq!(s.security_groups, ["sg-1"]);
         assert_eq!(s.internal_url, "http://tenant-manager.supactl.local:3001");
-        assert_eq!(function_name("abc"), "rest-abc");
+        assert_eq!(s.function_name("abc"), "rest-0123abcd-abc");
+        assert_eq!(s.log_group.as_deref(), Some("/aws/lambda/demo-test-rest"));
         assert_eq!(
             s.tags,
             [
@@ -420,6 +471,27 @@ mod tests {
                     ..raw()
                 },
                 "SUPACTL_REST_LAMBDA_TAGS",
+            ),
+            (
+                RawRestLambdaSettings {
+                    name_prefix: None,
+                    ..raw()
+                },
+                "SUPACTL_REST_LAMBDA_NAME_PREFIX",
+            ),
+            (
+                RawRestLambdaSettings {
+                    name_prefix: Some("rest-a-very-long-stack-prefix-".into()),
+                    ..raw()
+                },
+                "SUPACTL_REST_LAMBDA_NAME_PREFIX",
+            ),
+            (
+                RawRestLambdaSettings {
+                    log_group: Some("no spaces".into()),
+                    ..raw()
+                },
+                "SUPACTL_REST_LAMBDA_LOG_GROUP",
             ),
         ];
         for (r, name) in cases {

@@ -140,6 +140,8 @@ fn settings(role: &str) -> RestLambdaSettings {
         timeout_seconds: 30,
         internal_url: Some(INTERNAL_URL.into()),
         tags: Some("supactl:stack=demo, supactl:env=test".into()),
+        name_prefix: Some("rest-".into()),
+        log_group: Some("/aws/lambda/demo-test-rest".into()),
     })
     .unwrap()
 }

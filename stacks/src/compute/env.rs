@@ -45,3 +45,5 @@ pub const FUNCTIONS_URL: &str = "SUPACTL_FUNCTIONS_URL";
 /// The gateway's trusted proxies (the VPC's range, where the ALB's nodes are).
 pub const TRUSTED_PROXIES: &str = "SUPACTL_TRUSTED_PROXIES";
 pub const REST_LAMBDA_ARCHITECTURE: &str = "SUPACTL_REST_LAMBDA_ARCHITECTURE";
+pub const REST_LAMBDA_NAME_PREFIX: &str = "SUPACTL_REST_LAMBDA_NAME_PREFIX";
+pub const REST_LAMBDA_LOG_GROUP: &str = "SUPACTL_REST_LAMBDA_LOG_GROUP";

@@ -1,15 +1,12 @@
 //! What a deployed stack gives its operator (`supactl outputs`): URLs, the DNS records to create, endpoints,
-//! secret ARNs, the REST Lambda role and the image repositories; and the per-project REST functions the
-//! tenant-manager created (`supactl status`).
+//! secret ARNs, the REST Lambda role and the image repositories.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::aws::{AwsError, Clients};
 use crate::config::Config;
-use crate::model::{Observed, TAG_ENV, TAG_STACK};
-use crate::Error;
+use crate::model::Observed;
 
 use super::REPOSITORIES;
 use crate::kinds::ecr::repository_uri;
@@ -166,58 +163,4 @@ impl std::fmt::Display for Outputs {
         }
         Ok(())
     }
-}
-
-/// A per-project REST function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Function {
-    pub name: String,
-    pub state: String,
-    pub image: Option<String>,
-}
-
-/// The stack's REST functions: `rest-*` functions of the region, less those tagged for another stack.
-/// (`ListFunctions` returns neither tags nor state: each candidate is read with `GetFunction`.)
-pub async fn rest_functions(c: &Clients, cfg: &Config) -> Result<Vec<Function>, Error> {
-    let fns = c
-        .lambda
-        .list_functions()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| Error::Aws(AwsError::new("lambda:ListFunctions", &e)))?;
-    let mut out = Vec::new();
-    for f in fns {
-        let Some(name) = f.function_name().filter(|n| n.starts_with("rest-")) else {
-            continue;
-        };
-        let g = c
-            .lambda
-            .get_function()
-            .function_name(name)
-            .send()
-            .await
-            .map_err(|e| Error::Aws(AwsError::new("lambda:GetFunction", &e)))?;
-        let tags = g.tags();
-        let other = |k: &str, ours: &str| {
-            tags.and_then(|t| t.get(k))
-                .is_some_and(|v| v.as_str() != ours)
-        };
-        if other(TAG_STACK, &cfg.name) || other(TAG_ENV, &cfg.environment) {
-            continue;
-        }
-        let conf = g.configuration();
-        out.push(Function {
-            name: name.to_string(),
-            state: conf
-                .and_then(|c| c.state())
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-            image: g.code().and_then(|c| c.image_uri()).map(str::to_string),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
 }

@@ -11,11 +11,12 @@ use crate::compute::{NOT_DEPLOYED, REPOSITORIES, SERVICES};
 /// The validated compute tier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComputeConfig {
-    /// `infraStack.cluster.name`.
+    /// `infraStack.cluster.name`, default `<name>-<environment>`.
     pub cluster_name: String,
-    /// `infraStack.loadBalancer.name`: the public ALB (gateway).
+    /// `infraStack.loadBalancer.name`, default `<name>-<environment>-pub`: the public ALB (gateway).
     pub public_alb_name: String,
-    /// `infraStack.studioLoadBalancer.name`: the admin ALB (tenant-manager's admin API).
+    /// `infraStack.studioLoadBalancer.name`, default `<name>-<environment>-admin`: the admin ALB (the
+    /// tenant-manager's admin API).
     pub admin_alb_name: String,
     /// `infraStack.certificate.arn`: the ACM certificate of both HTTPS listeners.
     pub certificate_arn: String,
@@ -120,6 +121,8 @@ fn elb_name_ok(s: &str) -> bool {
 }
 
 pub(super) struct Ctx<'a> {
+    /// `<name>-<environment>`: the default names derive from it, so two stacks can share an account.
+    pub prefix: &'a str,
     pub production: bool,
     pub region: Option<&'a str>,
     pub max_azs: i64,
@@ -136,7 +139,7 @@ pub(super) fn check(
     let before = c.issues.len();
     let name_of = |n: Option<super::raw::RawNamed>| n.and_then(|n| n.name);
 
-    let cluster_name = name_of(infra.cluster).unwrap_or_else(|| "infrastack-cluster".into());
+    let cluster_name = name_of(infra.cluster).unwrap_or_else(|| ctx.prefix.to_string());
     let ok = !cluster_name.is_empty()
         && cluster_name.len() <= 255
         && cluster_name
@@ -149,13 +152,28 @@ pub(super) fn check(
             "use up to 255 letters, digits, hyphens and underscores",
         );
     }
-    let public_alb_name = name_of(infra.load_balancer).unwrap_or_else(|| "infrastack-alb".into());
-    let admin_alb_name = name_of(infra.studio_load_balancer).unwrap_or_else(|| "studio-alb".into());
-    for (path, n) in [
+    let public_alb_name = name_of(infra.load_balancer);
+    let admin_alb_name = name_of(infra.studio_load_balancer);
+    let derived = [public_alb_name.is_none(), admin_alb_name.is_none()];
+    let public_alb_name = public_alb_name.unwrap_or_else(|| format!("{}-pub", ctx.prefix));
+    let admin_alb_name = admin_alb_name.unwrap_or_else(|| format!("{}-admin", ctx.prefix));
+    for ((path, n), derived) in [
         ("infraStack.loadBalancer.name", &public_alb_name),
         ("infraStack.studioLoadBalancer.name", &admin_alb_name),
-    ] {
-        if !elb_name_ok(n) {
+    ]
+    .into_iter()
+    .zip(derived)
+    {
+        // a derived name's characters are project.name's, checked there
+        if derived {
+            if n.len() > 32 {
+                c.err(
+                    path,
+                    format!("the default name {n:?} (from project.name and environment) is longer than a load balancer name's 32 characters"),
+                    "set the name here, or shorten project.name",
+                );
+            }
+        } else if !elb_name_ok(n) {
             c.err(
                 path,
                 format!("{n:?} is not a valid load balancer name"),

@@ -615,6 +615,7 @@ impl TryFrom<Unvalidated> for Config {
             infra,
             &mut raw,
             &compute::Ctx {
+                prefix: &prefix,
                 production,
                 region: region.as_deref(),
                 max_azs,
@@ -681,4 +682,4 @@ impl TryFrom<Unvalidated> for Config {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,6 +16,16 @@ fn filled(file: &str) -> serde_json::Value {
     v
 }
 
+/// The repository's config file `file` with its placeholders filled in, validated (for other modules' tests).
+pub(crate) fn sample_of(file: &str) -> Config {
+    check(&filled(file)).unwrap().config
+}
+
+/// `config.test.json`, filled in and validated.
+pub(crate) fn sample() -> Config {
+    sample_of("config.test.json")
+}
+
 fn check(v: &serde_json::Value) -> Result<Loaded, ConfigError> {
     parse(
         &v.to_string(),
@@ -71,7 +81,10 @@ fn filled_templates_validate_with_environment_defaults() {
         c.platform_db.cluster_identifier,
         "supabase-on-aws-test-platform"
     );
-    assert_eq!(c.worker_db.cluster_identifier, "supabase-worker-cluster");
+    assert_eq!(
+        c.worker_db.cluster_identifier,
+        "supabase-on-aws-test-worker"
+    );
     assert_eq!(c.worker_db.family, "aurora-postgresql16");
     assert!(!c.platform_db.deletion_protection);
     assert_eq!(c.platform_db.backup_retention_days, 7);
@@ -89,10 +102,11 @@ fn filled_templates_validate_with_environment_defaults() {
         ]
     );
     let cc = &c.compute;
-    assert_eq!(cc.cluster_name, "infrastack-cluster");
+    // names derived from the stack, so the test and production stacks can share an account
+    assert_eq!(cc.cluster_name, "supabase-on-aws-test");
     assert_eq!(
         (cc.public_alb_name.as_str(), cc.admin_alb_name.as_str()),
-        ("infrastack-alb", "studio-alb")
+        ("supabase-on-aws-test-pub", "supabase-on-aws-test-admin")
     );
     assert_eq!(cc.api_url(), "https://api.supabase.example.com");
     assert_eq!(cc.admin_url(), "https://admin.supabase.example.com");
@@ -111,6 +125,20 @@ fn filled_templates_validate_with_environment_defaults() {
 
     let prod = check(&filled("config.production.json")).unwrap().config;
     assert!(prod.production);
+    assert_eq!(
+        (
+            prod.compute.cluster_name.as_str(),
+            prod.compute.public_alb_name.as_str(),
+            prod.compute.admin_alb_name.as_str(),
+            prod.worker_db.cluster_identifier.as_str()
+        ),
+        (
+            "supabase-on-aws-production",
+            "supabase-on-aws-production-pub",
+            "supabase-on-aws-production-admin",
+            "supabase-on-aws-production-worker"
+        )
+    );
     assert!(prod.platform_db.deletion_protection && prod.worker_db.deletion_protection);
     assert_eq!(prod.worker_db.backup_retention_days, 30);
     assert_eq!(prod.compute.log_retention_days, 90);
@@ -295,7 +323,7 @@ fn compute_rules_aws_enforces_are_checked_offline() {
     let mut v = filled("config.test.json");
     v["infraStack"]["vpc"]["maxAzs"] = 1.into();
     v["infraStack"]["vpc"]["natGateways"] = 1.into();
-    v["infraStack"]["studioLoadBalancer"]["name"] = "infrastack-alb".into();
+    v["infraStack"]["studioLoadBalancer"]["name"] = "supabase-on-aws-test-pub".into();
     v["domain"]["baseDomain"] = "https://Example.com".into();
     v["infraStack"]["ecr"]["repositories"]["kong"] = serde_json::json!({"uri": "x"});
     v["ecsTaskStack"]["services"]
@@ -426,4 +454,22 @@ fn tags_are_checked_against_aws_character_set() {
         msgs[1].starts_with("tags.Owner: '<' is not allowed in an AWS tag"),
         "{msgs:?}"
     );
+}
+
+#[test]
+fn derived_load_balancer_names_must_fit() {
+    let mut v = filled("config.production.json");
+    v["project"]["name"] = "a-long-platform-name".into();
+    assert_eq!(
+        issue_paths(&v),
+        vec![
+            "infraStack.loadBalancer.name",
+            "infraStack.studioLoadBalancer.name"
+        ]
+    );
+    // named explicitly, they are fine
+    v["infraStack"]["loadBalancer"]["name"] = "platform-pub".into();
+    v["infraStack"]["studioLoadBalancer"]["name"] = "platform-admin".into();
+    let c = check(&v).unwrap().config;
+    assert_eq!(c.compute.cluster_name, "a-long-platform-name-production");
 }

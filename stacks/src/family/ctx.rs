@@ -46,6 +46,8 @@ pub struct Timeouts {
     pub cache: Duration,
     /// An ECS service deployment to reach a steady state.
     pub service: Duration,
+    /// Lambda to release its network interfaces in the VPC after the REST functions are deleted (destroy).
+    pub lambda_network: Duration,
 }
 
 impl Default for Timeouts {
@@ -55,6 +57,7 @@ impl Default for Timeouts {
             database: Duration::from_secs(45 * 60),
             cache: Duration::from_secs(45 * 60),
             service: SERVICE_TIMEOUT,
+            lambda_network: crate::kinds::lambda::NETWORK_RELEASE_TIMEOUT,
         }
     }
 }
@@ -74,9 +77,18 @@ pub struct Ctx<'a> {
     pub opts: ApplyOptions,
     /// Physical ids known so far (and `id#attr` attributes), updated by the applier as resources are created.
     pub live: HashMap<ResId, String>,
+    /// Where a long wait reports how it is getting on (the applier passes it to [`crate::Progress::note`]).
+    pub notes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Ctx<'_> {
+    /// Reports how the current change is getting on (a long wait's progress).
+    pub fn note(&self, msg: &str) {
+        if let Some(n) = &self.notes {
+            let _ = n.send(msg.to_string());
+        }
+    }
+
     /// A value with its references resolved to physical ids.
     pub fn resolve(&self, v: &Val) -> Result<String, Error> {
         render(v, &|id| self.live.get(id).cloned())

@@ -1,9 +1,15 @@
-//! The ECS log group (retention from the config). Found by name prefix; a name without our tags is a conflict.
+//! The ECS log group and, in lambda mode, the REST functions' log group (both with the config's retention).
+//! Found by name prefix; a name without our tags is a conflict.
+//!
+//! The REST functions log to the stack's group (the tenant-manager sets their `LoggingConfig`), not to
+//! Lambda's default `/aws/lambda/<function>`: Lambda would create that group without retention and nothing
+//! would ever delete it, while the stack's group has the config's retention, is the only one the functions'
+//! role may write to, and goes with `destroy`.
 
 use std::collections::BTreeMap;
 
 use crate::aws::{absent, err as aws, Clients};
-use crate::config::Config;
+use crate::config::{Config, RestMode};
 use crate::family::build::Builder;
 use crate::family::ctx::{deleted, int, Ctx};
 use crate::family::found::{is_ours, Sink};
@@ -16,7 +22,12 @@ pub fn log_group_name(cfg: &Config) -> String {
     format!("/ecs/{}", cfg.prefix())
 }
 
-/// The log group every ECS service writes to.
+/// The log group every REST function writes to (lambda mode).
+pub fn rest_log_group_name(cfg: &Config) -> String {
+    format!("/aws/lambda/{}-rest", cfg.prefix())
+}
+
+/// The log group every ECS service writes to, and the REST functions' in lambda mode.
 pub fn desired(b: &mut Builder<'_>) {
     let cfg = b.cfg;
     let c = &cfg.compute;
@@ -31,6 +42,19 @@ pub fn desired(b: &mut Builder<'_>) {
         ]),
         Props::new(),
     );
+    if c.rest.mode == RestMode::Lambda {
+        let name = rest_log_group_name(cfg);
+        b.add(
+            Kind::LogGroup,
+            "logs/rest",
+            name.clone(),
+            props([
+                ("name", Val::Str(name)),
+                ("retention_days", Val::Int(i64::from(c.log_retention_days))),
+            ]),
+            Props::new(),
+        );
+    }
 }
 
 pub struct Logs;
@@ -46,17 +70,21 @@ impl Family for Logs {
         desired: &[Desired],
     ) -> Result<Vec<Observed>, Error> {
         let mut sink = Sink::new(cfg);
-        let ours = log_group_name(cfg);
-        let groups = c
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(&ours)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(crate::aws::err("logs:DescribeLogGroups"))?;
+        let mut groups = Vec::new();
+        // the REST group in either mode, so that one left from lambda mode is found and deleted
+        for prefix in [log_group_name(cfg), rest_log_group_name(cfg)] {
+            groups.extend(
+                c.logs
+                    .describe_log_groups()
+                    .log_group_name_prefix(&prefix)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map_err(crate::aws::err("logs:DescribeLogGroups"))?,
+            );
+        }
         for g in groups {
             let name = g.log_group_name().unwrap_or_default();
             let arn = g

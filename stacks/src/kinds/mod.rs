@@ -10,6 +10,7 @@ pub mod ecs;
 pub mod elasticache;
 pub mod elb;
 pub mod iam;
+pub mod lambda;
 pub mod logs;
 pub mod network;
 pub mod rds;
@@ -38,11 +39,12 @@ pub enum Fam {
     Discovery,
     Elb,
     Autoscaling,
+    Lambda,
 }
 
 impl Fam {
     /// Every family; observation reports the first error in this order.
-    pub const ALL: [Fam; 11] = [
+    pub const ALL: [Fam; 12] = [
         Fam::Network,
         Fam::Secrets,
         Fam::Rds,
@@ -54,6 +56,7 @@ impl Fam {
         Fam::Discovery,
         Fam::Elb,
         Fam::Autoscaling,
+        Fam::Lambda,
     ];
 }
 
@@ -82,6 +85,7 @@ pub fn fam(kind: Kind) -> Fam {
         Kind::ServiceDiscoveryNamespace | Kind::ServiceDiscoveryService => Fam::Discovery,
         Kind::TargetGroup | Kind::LoadBalancer | Kind::Listener | Kind::ListenerRule => Fam::Elb,
         Kind::ScalableTarget | Kind::ScalingPolicy => Fam::Autoscaling,
+        Kind::LambdaFunction | Kind::LambdaNetworkInterfaces => Fam::Lambda,
     }
 }
 
@@ -131,6 +135,10 @@ macro_rules! on_family {
             }
             Fam::Autoscaling => {
                 type $F = autoscaling::Autoscaling;
+                $body
+            }
+            Fam::Lambda => {
+                type $F = lambda::Lambda;
                 $body
             }
         }

@@ -1,5 +1,11 @@
 //! The platform's Secrets Manager secrets (admin API key, encryption key, service token, Redis AUTH token):
 //! generated once on create (a re-deploy never regenerates them), found by their name prefix.
+//!
+//! A production destroy deletes them with a recovery window; until it ends the name stays taken
+//! (`CreateSecret` fails) and `ListSecrets` hides them. Observation therefore lists them with
+//! `IncludePlannedDeletion`, and a deploy restores one of ours (`RestoreSecret`, the plan shows
+//! `scheduled_deletion: true -> false`) instead of creating it: the same value comes back, so a database
+//! restored from a snapshot stays decryptable with the restored encryption key.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +17,7 @@ use crate::family::build::Builder;
 use crate::family::ctx::{deleted, generate_secret, Ctx};
 use crate::family::found::{s, Sink};
 use crate::family::{Created, Family};
-use crate::model::{props, Desired, FieldChange, Kind, Observed, Val};
+use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Val};
 use crate::Error;
 
 /// A platform secret and how its value is generated.
@@ -57,13 +63,21 @@ pub fn desired(b: &mut Builder<'_>) {
             Kind::Secret,
             &format!("secret/{}", spec.key),
             name.clone(),
-            props([("name", Val::Str(name))]),
+            props([
+                ("name", Val::Str(name)),
+                ("scheduled_deletion", Val::Bool(false)),
+            ]),
             props([
                 ("description", Val::str(spec.description)),
                 ("length", Val::Int(spec.length as i64)),
             ]),
         );
     }
+}
+
+/// Whether an observed secret is deleted, waiting out its recovery window.
+pub fn scheduled_for_deletion(o: &Observed) -> bool {
+    o.kind == Kind::Secret && o.props.get("scheduled_deletion").and_then(Val::as_bool) == Some(true)
 }
 
 fn sm_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -91,13 +105,14 @@ impl Family for Secrets {
                     .values(&prefix)
                     .build(),
             )
+            .include_planned_deletion(true)
+            .into_paginator()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(aws("secretsmanager:ListSecrets"))?;
-        for sec in list.secret_list() {
-            if sec.deleted_date().is_some() {
-                continue;
-            }
+        for sec in list.iter().flat_map(|page| page.secret_list()) {
+            let scheduled = sec.deleted_date().is_some();
             let tags: BTreeMap<String, String> = sec
                 .tags()
                 .iter()
@@ -108,8 +123,15 @@ impl Family for Secrets {
                 sec.arn().unwrap_or_default(),
                 sec.arn().map(str::to_string),
                 tags,
-                props([("name", s(sec.name()))]),
-                "available",
+                props([
+                    ("name", s(sec.name())),
+                    ("scheduled_deletion", Val::Bool(scheduled)),
+                ]),
+                if scheduled {
+                    "scheduled for deletion"
+                } else {
+                    "available"
+                },
                 BTreeMap::new(),
             );
         }
@@ -135,13 +157,21 @@ impl Family for Secrets {
         Ok((r.arn().unwrap_or_default().to_string(), BTreeMap::new()))
     }
 
-    /// Nothing but the name is compared, and a new name replaces the secret.
+    /// A secret of ours scheduled for deletion is restored (its value kept); a new name replaces the secret.
     async fn update(
-        _: &Ctx<'_>,
+        x: &Ctx<'_>,
         _: &Desired,
-        _: &Observed,
-        _: &[FieldChange],
+        o: &Observed,
+        fields: &[FieldChange],
     ) -> Result<(), Error> {
+        if changes(fields)("scheduled_deletion") && scheduled_for_deletion(o) {
+            x.c.secrets
+                .restore_secret()
+                .secret_id(&o.physical)
+                .send()
+                .await
+                .map_err(aws("secretsmanager:RestoreSecret"))?;
+        }
         Ok(())
     }
 
@@ -158,6 +188,9 @@ impl Family for Secrets {
 
     /// Production keeps a 7-day recovery window; other environments delete at once.
     async fn delete(x: &Ctx<'_>, o: &Observed) -> Result<String, Error> {
+        if scheduled_for_deletion(o) {
+            return Ok(format!("{} is already scheduled for deletion", o.physical));
+        }
         let mut req = x.c.secrets.delete_secret().secret_id(&o.physical);
         req = if x.cfg.production {
             req.recovery_window_in_days(7)

@@ -290,6 +290,7 @@ pub fn opts() -> ApplyOptions {
             database: Duration::from_secs(60),
             cache: Duration::from_secs(60),
             service: Duration::from_secs(60),
+            lambda_network: Duration::from_secs(60),
         },
     }
 }

@@ -62,7 +62,10 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
             );
             env.insert(vars::BASE_DOMAIN.into(), Val::Str(c.base_domain.clone()));
             // the ALB's nodes are in the VPC: only they may name the client in X-Forwarded-For
-            env.insert(vars::TRUSTED_PROXIES.into(), Val::Str(cfg.vpc.cidr.to_string()));
+            env.insert(
+                vars::TRUSTED_PROXIES.into(),
+                Val::Str(cfg.vpc.cidr.to_string()),
+            );
         }
         _ => {
             env.insert(vars::ADMIN_PORT.into(), Val::Int(port));
@@ -131,6 +134,15 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 env.insert(
                     vars::REST_LAMBDA_ARCHITECTURE.into(),
                     Val::str(crate::compute::images::LAMBDA_ARCHITECTURE),
+                );
+                // the stack's function names (IAM is scoped to them) and log group (with retention)
+                env.insert(
+                    vars::REST_LAMBDA_NAME_PREFIX.into(),
+                    Val::Str(crate::kinds::lambda::function_prefix(cfg)),
+                );
+                env.insert(
+                    vars::REST_LAMBDA_LOG_GROUP.into(),
+                    Val::Str(crate::kinds::logs::rest_log_group_name(cfg)),
                 );
                 // so `supactl status` can tell this stack's functions from another's in the same region
                 env.insert(

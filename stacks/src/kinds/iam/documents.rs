@@ -8,7 +8,8 @@ use crate::config::{Config, RestMode};
 use crate::family::build::Inputs;
 use crate::kinds::ecr::repository_arn;
 use crate::kinds::ecs::injected_secrets;
-use crate::kinds::logs::log_group_name;
+use crate::kinds::lambda::functions_arn;
+use crate::kinds::logs::{log_group_name, rest_log_group_name};
 use crate::model::r;
 
 const ASSUME: &str = "sts:AssumeRole";
@@ -33,6 +34,7 @@ pub(super) fn statements(stmts: Vec<Value>) -> Value {
 pub(super) fn rest_lambda_statements(cfg: &Config, region: &str) -> Vec<Value> {
     let p = partition(region);
     let acct = &cfg.account_id;
+    let rest_logs = rest_log_group_name(cfg);
     let mut s = vec![
         json!({
             "Sid": "VpcNetworkInterfaces",
@@ -47,13 +49,14 @@ pub(super) fn rest_lambda_statements(cfg: &Config, region: &str) -> Vec<Value> {
             ],
             "Resource": "*"
         }),
+        // the stack's REST log group only (the functions' LoggingConfig names it; it exists, with retention)
         json!({
             "Sid": "OwnLogs",
             "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": [
-                format!("arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/rest-*"),
-                format!("arn:{p}:logs:{region}:{acct}:log-group:/aws/lambda/rest-*:*")
+                format!("arn:{p}:logs:{region}:{acct}:log-group:{rest_logs}"),
+                format!("arn:{p}:logs:{region}:{acct}:log-group:{rest_logs}:*")
             ]
         }),
     ];
@@ -97,7 +100,8 @@ pub(super) fn roles(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Role> {
             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
             "Resource": task_images}));
     }
-    let functions = format!("arn:{p}:lambda:{region}:{acct}:function:rest-*");
+    // this stack's functions only: another stack in the account and region has another prefix
+    let functions = functions_arn(cfg, region);
     let mut roles: Vec<Role> = vec![
         (
             "execution",
@@ -109,11 +113,15 @@ pub(super) fn roles(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Role> {
             "gateway",
             ecs_trust(cfg),
             if lambda_mode {
+                // a Function URL created since October 2025 needs both actions from its caller; the
+                // second is not narrowed with lambda:InvokedViaFunctionUrl, which AWS documents for
+                // resource-based policies (AddPermission) only
                 vec![(
                     "invoke-rest",
                     statements(vec![
                         json!({"Sid": "InvokeRestFunctionUrls", "Effect": "Allow",
-                        "Action": "lambda:InvokeFunctionUrl", "Resource": functions}),
+                        "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
+                        "Resource": functions.clone()}),
                     ]),
                 )]
             } else {
