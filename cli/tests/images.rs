@@ -501,3 +501,40 @@ fn basic_auth_registry_rejects_missing_and_bad_credentials_and_accepts_good_ones
         "{stdout}"
     );
 }
+
+#[test]
+fn a_binary_for_another_machine_than_x86_64_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // an ELF header whose e_machine is aarch64 (0xb7), little-endian
+    let mut header = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    header.resize(18, 0);
+    header.extend_from_slice(&[0xb7, 0x00]);
+    header.resize(64, 0);
+    let arm = tmp.path().join("supactl-aarch64");
+    std::fs::write(&arm, &header).unwrap();
+    let out = tmp.path().join("images");
+    let o = supactl(&[
+        "build",
+        "gateway",
+        "--binary",
+        arm.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--revision",
+        "r1",
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is built for aarch64") && stderr.contains("x86_64"),
+        "{stderr}"
+    );
+    assert!(!out.join("index.json").exists(), "nothing was written");
+
+    let script = tmp.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let o = supactl(&["build", "gateway", "--binary", script.to_str().unwrap()]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not an ELF executable"), "{stderr}");
+}

@@ -213,6 +213,46 @@ fn compile() -> CliResult<PathBuf> {
     binary.ok_or_else(|| anyhow!("cargo built no supactl executable").into())
 }
 
+/// The machine an ELF executable is built for, from its header (`e_machine`).
+fn elf_machine(header: &[u8]) -> Option<&'static str> {
+    if header.len() < 20 || &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    let m = match header[5] {
+        1 => u16::from_le_bytes([header[18], header[19]]),
+        2 => u16::from_be_bytes([header[18], header[19]]),
+        _ => return None,
+    };
+    Some(match m {
+        0x3e => "x86_64",
+        0xb7 => "aarch64",
+        0x03 => "x86",
+        0x28 => "arm",
+        0xf3 => "riscv",
+        _ => "an unknown machine",
+    })
+}
+
+/// Refuses a binary that is not x86_64: the stack runs the images as x86_64 (the task definitions'
+/// `runtimePlatform`, the REST functions' `Architectures`), and a binary for another machine would fail at start.
+fn check_machine(binary: &std::path::Path) -> CliResult {
+    let mut header = [0u8; 20];
+    let read = std::fs::File::open(binary)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok();
+    match read.then(|| elf_machine(&header)).flatten() {
+        Some("x86_64") => Ok(()),
+        Some(m) => Err(CliError::Usage(format!(
+            "{} is built for {m}, but the images run on x86_64 (ECS runtimePlatform X86_64, Lambda x86_64): build on an x86_64 host, or cross-compile (`cargo build --release -p supactl --target x86_64-unknown-linux-gnu`) and pass --binary",
+            binary.display()
+        ))),
+        None => Err(CliError::Usage(format!(
+            "{} is not an ELF executable: pass a Linux x86_64 build of supactl with --binary",
+            binary.display()
+        ))),
+    }
+}
+
 async fn build(a: BuildArgs) -> CliResult {
     let svcs = services(&a.services)?;
     let started = Instant::now();
@@ -230,6 +270,7 @@ async fn build(a: BuildArgs) -> CliResult {
             .await
             .map_err(|e| anyhow!("compile task: {e}"))??,
     };
+    check_machine(&binary)?;
     let compiled = started.elapsed();
     let revision = match a.revision {
         Some(r) => r,
