@@ -71,8 +71,9 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "changes pending: {err}");
     let plan: serde_json::Value = serde_json::from_str(&out).expect("plan json");
-    // 55 network and data resources, 31 of the compute tier (3 ECR repositories already made by the push)
-    assert_eq!(plan["changes"].as_array().unwrap().len(), 86);
+    // 56 network and data resources (the S3 endpoint included), 32 of the compute tier (the REST log
+    // group included; 3 ECR repositories already made by the push)
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 88);
 
     let o = supactl(&["deploy", "--config", cfg], Some(&ep));
     assert_eq!(
@@ -108,7 +109,7 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        out.contains("No changes. 87 resources are up to date."),
+        out.contains("No changes. 88 resources are up to date."),
         "{out}"
     );
     assert!(err.contains("(0 mutating)"), "{err}");
