@@ -173,6 +173,10 @@ impl Cluster {
                         .join("\n")
                 })
                 .unwrap_or_default();
+            // another process took the port between the check above and the postmaster's bind
+            if tail.contains("Address already in use") {
+                return Err(ClusterError::PortTaken(self.port));
+            }
             return Err(ClusterError::Command {
                 what: "pg_ctl start".into(),
                 detail: format!("{}\n{}", String::from_utf8_lossy(&out.stderr).trim(), tail),
