@@ -53,8 +53,12 @@ def test_embedding_many_to_one_one_to_many_and_many_to_many(sb):
     assert rows == [{"name": "Le Guin", "books": [{"title": "The Left Hand of Darkness"}, {"title": "The Dispossessed"}]}]
     rows = sb.table("books").select("id,tags(name)").eq("id", 1).order("id", foreign_table="tags").execute().data
     assert rows == [{"id": 1, "tags": [{"name": "classic"}, {"name": "award"}]}]
-    rows = sb.table("employees").select("name,manager:employees!manager_id(name)").eq("id", 2).execute().data
+    # a self-reference, as PostgREST 12/13 read it: the key column names the parent, a hint by the key
+    # column the children
+    rows = sb.table("employees").select("name,manager:manager_id(name)").eq("id", 2).execute().data
     assert rows == [{"name": "Bob", "manager": {"name": "Ada"}}]
+    rows = sb.table("employees").select("name,reports:employees!manager_id(name)").eq("id", 1).execute().data
+    assert rows == [{"name": "Ada", "reports": [{"name": "Bob"}]}]
     rows = (sb.table("authors").select("name,books!inner(title)").eq("books.title", "Solaris").execute().data)
     assert rows == [{"name": "Lem", "books": [{"title": "Solaris"}]}]
     rows = sb.table("books").select("title,...authors(writer:name)").eq("id", 4).execute().data
