@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use supactl_common::error::HttpError;
+use supactl_common::server::RequestDeadline;
 use tower::ServiceExt;
 
 #[derive(Clone)]
@@ -69,6 +70,11 @@ impl HttpUpstream {
 
     async fn call(&self, req: Request) -> Result<Response, HttpError> {
         let (mut parts, body) = req.into_parts();
+        // the head wait below bounds the request instead of the listener's deadline (a function may
+        // take longer than a plain request), and the service bounds its own body
+        if let Some(d) = parts.extensions.get::<RequestDeadline>() {
+            d.lift();
+        }
         let path_and_query = parts
             .uri
             .path_and_query()
