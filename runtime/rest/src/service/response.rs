@@ -344,6 +344,12 @@ impl RequestCtx<'_> {
             body = unwrap_single(&body).unwrap_or(body);
         }
         let mut res = self.finish(status, (!head).then_some(body), &out)?;
+        if head {
+            // A HEAD read names the media type of the body it leaves out, as PostgREST does.
+            if let Ok(v) = HeaderValue::from_str(&self.content_type()) {
+                res.headers_mut().entry(header::CONTENT_TYPE).or_insert(v);
+            }
+        }
         if let Ok(v) = HeaderValue::from_str(&content_range(lower, upper, out.total)) {
             res.headers_mut().insert(header::CONTENT_RANGE, v);
         }

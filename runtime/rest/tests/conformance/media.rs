@@ -3,7 +3,7 @@
 //! (domains named like a media type, returned by a scalar function or by an aggregate over a
 //! relation's rows or over `anyelement`, `*/*` for any); 406 (PGRST107) for anything else.
 
-use super::{get, post, Case};
+use super::{case, get, post, Case};
 use serde_json::json;
 
 /// PostGIS in the project's `extensions` schema, a table of points, and handlers.
@@ -89,6 +89,13 @@ pub fn before() -> Vec<Case> {
         .json(json!([{"id": 1}]))
         .named("quality orders Accept"),
         accept("/", "text/csv").status(406).code("PGRST107"),
+        case("HEAD", "/kv?select=k")
+            .h("accept", "text/csv")
+            .text("")
+            .header("content-type", "text/csv; charset=utf-8")
+            .named("HEAD names the media type"),
+        case("HEAD", "/rpc/add_them?a=1&b=2")
+            .header("content-type", "application/json; charset=utf-8"),
     ]
 }
 
