@@ -4,7 +4,8 @@
 # Rust (cargo >= 1.85) must already be installed (rustup); the script says so when it is not.
 # Extra arguments name further tools (see below); the component `deno` installs the pinned Deno that runs
 # Edge Functions from the npm registry (the `deno` package's Linux build, `@deno/linux-x64-glibc`) into
-# $SUPACTL_DENO_DIR (default $HOME/.cache/supactl/deno) and prints the binary's path on stdout.
+# $SUPACTL_DENO_DIR (default $HOME/.cache/supactl/deno) and prints the binary's path on stdout; the component
+# `postgis` installs the PostGIS extension for each local PostgreSQL major (postgresql-<major>-postgis-3).
 set -euo pipefail
 
 need=()
@@ -16,10 +17,17 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v useradd >/dev/null 2>&1 || need+=(passwd)
 # Extra tools by command name, or as command:package when the two differ (pidstat:sysstat).
 deno=""
+postgis=""
+updated=""
 for extra in "$@"; do
   if [ "$extra" = deno ]; then
     deno=1
     command -v npm >/dev/null 2>&1 || need+=(npm)
+    continue
+  fi
+  if [ "$extra" = postgis ]; then
+    # After the server binaries: a fresh machine learns its major from the install just above.
+    postgis=1
     continue
   fi
   command -v "${extra%%:*}" >/dev/null 2>&1 || need+=("${extra#*:}")
@@ -31,7 +39,25 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
+  updated=1
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# PostGIS matches the server's major version (the test clusters run /usr/lib/postgresql/<major>/bin).
+if [ -n "$postgis" ]; then
+  extra_need=()
+  for bin in /usr/lib/postgresql/*/bin; do
+    major="$(basename "$(dirname "$bin")")"
+    [ -e "/usr/share/postgresql/$major/extension/postgis.control" ] || extra_need+=("postgresql-$major-postgis-3")
+  done
+  if [ ${#extra_need[@]} -gt 0 ]; then
+    echo "setup: installing ${extra_need[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    [ -n "$updated" ] || $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${extra_need[@]}" >/dev/null
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

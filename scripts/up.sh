@@ -4,7 +4,7 @@
 # go to `supactl up` (see `supactl up --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh deno >/dev/null  # deno: Edge Functions (supactl up finds it where setup.sh puts it)
+scripts/setup.sh deno postgis >/dev/null  # deno: Edge Functions (supactl up finds it where setup.sh puts it); postgis: `create extension postgis` in a project
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 cargo build --release -p supactl
 exec "$CARGO_TARGET_DIR/release/supactl" up "$@"

@@ -1,5 +1,6 @@
 """The REST engine through the gateway with the real supabase-py client: embedding, filters, `or_`,
-ranges, counts, single/maybe_single, RPC, bulk insert and upsert, CSV, schema reload after DDL."""
+ranges, counts, single/maybe_single, RPC, bulk insert and upsert, CSV, schema reload after DDL, GeoJSON
+with PostGIS and media type handlers."""
 
 import time
 
@@ -189,3 +190,50 @@ def test_table_created_later_is_queryable_at_once(platform):
         except APIError:
             assert time.time() < deadline, "not visible within 2 s"
             time.sleep(0.05)
+
+
+MEDIA_SCHEMA = """
+create extension postgis with schema extensions;
+create table places (id int primary key, name text, geom extensions.geometry(Point, 4326));
+insert into places values (1, 'origin', 'SRID=4326;POINT(0 0)'), (2, 'north', 'SRID=4326;POINT(0 10)');
+create domain "text/plain" as text;
+create function greeting() returns "text/plain" language sql as $$ select 'hello, world' $$;
+create function plain() returns text language sql as $$ select 'no handler' $$;
+create table memos (id int primary key, body text);
+insert into memos values (1, null);
+"""
+
+
+def test_geojson_with_postgis_and_media_type_handlers(platform):
+    """PostGIS installed through the admin SQL endpoint gives GeoJSON (406 before); a function returning
+    a domain named like a media type answers it raw; a media type nothing produces is 406 (PGRST107);
+    `vnd.pgrst.object+json;nulls=stripped`."""
+    p = platform.create_project("REST media")
+    platform.sql(p, "create table things (id int primary key);")
+    sb = create_client(p.url, p.secret)
+    q = sb.table("things").select("*")
+    q.request.headers["Accept"] = "application/geo+json"
+    with pytest.raises(APIError) as e:
+        q.execute()
+    assert e.value.code == "PGRST107"
+
+    platform.sql(p, MEDIA_SCHEMA)
+    q = sb.table("places").select("*").order("id")
+    q.request.headers["Accept"] = "application/geo+json"
+    features = q.execute().data
+    assert features["type"] == "FeatureCollection"
+    assert [f["geometry"]["coordinates"] for f in features["features"]] == [[0, 0], [0, 10]]
+    assert features["features"][1]["properties"] == {"id": 2, "name": "north"}
+
+    r = sb.rpc("greeting", get=True)
+    r.request.headers["Accept"] = "text/plain"
+    assert r.execute().data == "hello, world"
+    r = sb.rpc("plain", get=True)
+    r.request.headers["Accept"] = "text/plain"
+    with pytest.raises(APIError) as e:
+        r.execute()
+    assert e.value.code == "PGRST107"
+    assert e.value.message == "None of these media types are available: text/plain"
+
+    single = sb.table("memos").select("*").eq("id", 1).strip_nulls().single().execute()
+    assert single.data == {"id": 1}

@@ -37,6 +37,38 @@ async fn conformance_suite() {
     );
 }
 
+/// Media types ([`cases::media`]): GeoJSON is 406 until PostGIS is installed in the project, then a
+/// FeatureCollection; handlers declared in the database take part once the schema cache reloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_types_geojson_and_handlers() {
+    // PostGIS for the cluster's major version, as the project's scripts install it.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/setup.sh");
+    let out = std::process::Command::new(script)
+        .arg("postgis")
+        .output()
+        .expect("run scripts/setup.sh postgis");
+    assert!(
+        out.status.success(),
+        "scripts/setup.sh postgis failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = Env::start(FIXTURE).await;
+    let mut failures = Vec::new();
+    for case in cases::media::before() {
+        if let Err(e) = case.run(&env).await {
+            failures.push(format!("before PostGIS, {}: {e}", case.name));
+        }
+    }
+    env.db.batch_execute(cases::media::SETUP).await.unwrap();
+    env.rest.pools().invalidate(&env.project_ref);
+    for case in cases::media::after() {
+        if let Err(e) = case.run(&env).await {
+            failures.push(format!("{}: {e}", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A table created after the cache was loaded is queryable within 2 s (event trigger → NOTIFY →
 /// pooled connection's LISTEN), and `NOTIFY pgrst` by hand reloads too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,15 @@
 //! The schema cache of one project: relations, columns, primary and foreign keys (also followed through
-//! views), functions and the project's `pgrst.*` settings, read from the catalog in one query whose
-//! result PostgreSQL renders as JSON.
+//! views), functions, media type handlers and the project's `pgrst.*` settings, read from the catalog in
+//! one query whose result PostgreSQL renders as JSON.
 //!
 //! Loaded lazily on a project's first request and dropped with its pool; reloaded after DDL and on
 //! `NOTIFY pgrst` (see [`crate::exec`] for how the notification arrives without a listener per project).
 
+mod media;
 mod relationship;
+mod suggest;
 
+pub use media::MediaHandler;
 pub use relationship::Relationship;
 
 use serde::Deserialize;
@@ -202,6 +205,8 @@ struct Raw {
     view_columns: Vec<ViewColumn>,
     functions: Vec<Function>,
     settings: Vec<String>,
+    media_handlers: Vec<MediaHandler>,
+    postgis: Option<media::Postgis>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +230,10 @@ pub struct SchemaCache {
     /// none of them is ruled out without building a key.
     pub row_functions: HashSet<String>,
     pub settings: Settings,
+    /// Media type handlers, by media type (see [`MediaHandler`]).
+    pub media_handlers: Vec<MediaHandler>,
+    /// The schema of PostGIS (≥ 3.0), when installed: `application/geo+json` is then available.
+    pub geojson: Option<String>,
 }
 
 /// The catalog query, with `$settings` the query of the `pgrst.*` in-database settings. `$1` is the
@@ -299,7 +308,9 @@ SELECT json_build_object(
                  WHERE p.pronargs = 1 AND at.oid = p.proargtypes[0]),
       'rows', p.prorows) ORDER BY n.nspname, p.proname, p.oid), '[]')
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
-    WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'),
+    WHERE n.nspname = ANY($1::text[]) AND p.prokind = 'f'),"#,
+            media::media_sql!(),
+            r#"
   'settings', (SELECT coalesce(json_agg(s.x), '[]') FROM ("#,
             $settings,
             r#") s(x))
@@ -432,6 +443,8 @@ impl SchemaCache {
             functions,
             row_functions,
             settings,
+            media_handlers: raw.media_handlers,
+            geojson: raw.postgis.and_then(media::Postgis::geojson_schema),
         })
     }
 

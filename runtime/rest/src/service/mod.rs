@@ -5,9 +5,10 @@
 //!
 //! Per request (this module orchestrates): authenticate → parse ([`crate::parse`]) → resolve against
 //! the schema cache and render SQL ([`crate::sql`]) → run in one round trip ([`crate::exec`]) → shape
-//! the response (status, headers, media type) as PostgREST does (`response`). Requests on relations
-//! are in `relation`, function calls in `rpc`.
+//! the response (status, headers, media type) as PostgREST does (`response`, with the media type
+//! negotiated in `media`). Requests on relations are in `relation`, function calls in `rpc`.
 
+mod media;
 mod plan;
 mod relation;
 mod response;
@@ -24,7 +25,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http::{header, HeaderMap, Method, StatusCode};
-use response::{accept, Media};
+use response::Media;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -261,7 +262,7 @@ async fn serve(rest: &Rest, req: Request) -> Result<Response, RestError> {
         Some(_) => return Err(RestError::Schema(cache.schemas.join(", "))),
         None => cache.schemas.first().cloned().unwrap_or_default(),
     };
-    let media = accept(&parts.headers, cache.settings.db_plan_enabled)?;
+    let accepts = media::parse_accept(&parts.headers);
 
     let prefer_joined: Vec<&str> = parts
         .headers
@@ -319,13 +320,15 @@ async fn serve(rest: &Rest, req: Request) -> Result<Response, RestError> {
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
         prefer: &prefer,
-        media,
+        accepts: &accepts,
+        // Chosen once the target is known (`negotiated`).
+        media: Media::Json,
         body: &body,
         content_type: &content_type,
         rpc: matches!(target, Target::Rpc(_)),
     };
     match target {
-        Target::Root => ctx.root(),
+        Target::Root => ctx.negotiated_root()?.root(),
         Target::Relation(name) => ctx.relation(&name).await,
         Target::Rpc(name) => ctx.rpc(&name).await,
     }
@@ -342,6 +345,7 @@ pub(crate) struct RequestCtx<'a> {
     path: &'a str,
     query: &'a str,
     prefer: &'a Preferences,
+    accepts: &'a [media::Accepted],
     pub(crate) media: Media,
     body: &'a [u8],
     content_type: &'a str,

@@ -4,7 +4,7 @@
 //! media type is not available, 406). With `analyze` the statement runs: a write (and any function
 //! called by POST) then runs in a transaction that is always rolled back.
 
-use super::response::{media_of, Media};
+use super::response::Media;
 use super::RequestCtx;
 use crate::error::RestError;
 use crate::exec::Outcome;
@@ -79,7 +79,7 @@ impl Plan {
                 .unwrap_or(v);
             match k.trim().to_ascii_lowercase().as_str() {
                 "for" => {
-                    of = match media_of(v)? {
+                    of = match super::media::builtin(v, None)? {
                         Media::Json => PlanFor::Json,
                         Media::Object => PlanFor::Object,
                         Media::Csv => PlanFor::Csv,

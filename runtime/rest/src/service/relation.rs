@@ -2,7 +2,7 @@
 
 use super::RequestCtx;
 use crate::error::RestError;
-use crate::parse::{parse_csv_payload, parse_json_payload, parse_query, Payload};
+use crate::parse::{parse_csv_payload, parse_json_payload, parse_query, Extras, Payload};
 use crate::request::*;
 use crate::schema::Table;
 use crate::sql::{Builder, Mutation, Render};
@@ -14,8 +14,19 @@ impl RequestCtx<'_> {
     pub(super) async fn relation(&self, name: &str) -> Result<Response, RestError> {
         let table = self.table(name)?;
         let (query, extras) = parse_query(self.query, false)?;
-        let (limit, offset) = self.window(&query);
-        let b = Builder::new(self.cache, &query);
+        self.negotiated((&table.schema, &table.name), &query.select)?
+            .relation_parsed(table, &query, &extras)
+            .await
+    }
+
+    async fn relation_parsed(
+        &self,
+        table: &Table,
+        query: &Query,
+        extras: &Extras,
+    ) -> Result<Response, RestError> {
+        let (limit, offset) = self.window(query);
+        let b = Builder::new(self.cache, query);
         let media = self.media;
         match *self.method {
             Method::GET | Method::HEAD => {
@@ -54,7 +65,7 @@ impl RequestCtx<'_> {
                         }
                     }
                     Method::PUT => {
-                        self.put_write(table, &query, payload.as_ref().expect("PUT has a body"))?
+                        self.put_write(table, query, payload.as_ref().expect("PUT has a body"))?
                     }
                     Method::PATCH => {
                         let p = payload.as_ref().expect("PATCH has a body");

@@ -10,14 +10,18 @@ use crate::schema::Table;
 use crate::sql::Render;
 use axum::body::Body;
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 use std::borrow::Cow;
 
-/// The response media type asked for by `Accept`.
+/// The response media type chosen from `Accept` ([`super::media`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Media {
     Json,
+    /// `application/geo+json` (PostGIS installed).
+    GeoJson,
+    /// A media type handler of the schema cache, by index ([`crate::schema::MediaHandler`]).
+    Handler(usize),
     Object,
     Csv,
     OpenApi,
@@ -35,6 +39,9 @@ impl Media {
             Media::Json | Media::Plan(_) => "application/json; charset=utf-8",
             Media::Object => "application/vnd.pgrst.object+json; charset=utf-8",
             Media::Csv => "text/csv; charset=utf-8",
+            Media::GeoJson => "application/geo+json; charset=utf-8",
+            // The handler's own type is in the schema cache (`RequestCtx::content_type`).
+            Media::Handler(_) => "application/octet-stream",
             Media::OpenApi => "application/openapi+json; charset=utf-8",
             Media::JsonStripped => "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
             Media::ObjectStripped => {
@@ -57,60 +64,13 @@ impl Media {
     pub(super) fn render(self) -> Render {
         match self {
             Media::Csv => Render::Csv,
+            Media::GeoJson => Render::GeoJson,
+            Media::Handler(i) => Render::Handler(i),
             Media::JsonStripped | Media::ObjectStripped => Render::JsonStripped,
             Media::Plan(p) => p.of.render(),
             _ => Render::Json,
         }
     }
-}
-
-/// The media type of one item of `Accept` (without plans).
-pub(super) fn media_of(item: &str) -> Option<Media> {
-    let m = item
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let stripped = item.replace(' ', "").contains(";nulls=stripped");
-    Some(match m.as_str() {
-        "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" if stripped => {
-            Media::JsonStripped
-        }
-        "application/vnd.pgrst.array+json" | "application/vnd.pgrst.array" => Media::Json,
-        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" if stripped => {
-            Media::ObjectStripped
-        }
-        "" | "*/*" | "application/*" | "application/json" => Media::Json,
-        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Media::Object,
-        "text/csv" | "text/*" => Media::Csv,
-        "application/openapi+json" => Media::OpenApi,
-        _ => return None,
-    })
-}
-
-/// The first media type of `Accept` this engine produces; plans only when the project enables them.
-pub(super) fn accept(headers: &HeaderMap, plans: bool) -> Result<Media, RestError> {
-    let Some(v) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(Media::Json);
-    };
-    for item in super::plan::split_unquoted(v, ',') {
-        let found = match Plan::parse(item) {
-            Some(plan) if plans => Some(Media::Plan(plan)),
-            Some(_) => None,
-            None => media_of(item),
-        };
-        if let Some(m) = found {
-            return Ok(m);
-        }
-    }
-    Err(RestError::api(
-        StatusCode::NOT_ACCEPTABLE,
-        "PGRST107",
-        format!("None of these media types are available: {v}"),
-        None,
-        None,
-    ))
 }
 
 /// What a request is, for the preferences PostgREST echoes in `Preference-Applied`.
@@ -277,6 +237,21 @@ impl RequestCtx<'_> {
         )
     }
 
+    /// `Content-Type` of a body in the chosen media type (OpenAPI's is set by [`Self::root`]).
+    fn content_type(&self) -> Cow<'static, str> {
+        match self.media {
+            Media::OpenApi => Media::Json.content_type().into(),
+            Media::Handler(i) => self
+                .cache
+                .media_handlers
+                .get(i)
+                .map_or(self.media.content_type().into(), |h| {
+                    h.content_type().into()
+                }),
+            m => m.content_type().into(),
+        }
+    }
+
     /// What the request is, as far as the method tells (an insert's resolution taken as applied).
     fn action(&self) -> Action {
         match *self.method {
@@ -307,15 +282,12 @@ impl RequestCtx<'_> {
     ) -> Result<Response, RestError> {
         let mut res = match body {
             Some(b) => {
-                let media = match self.media {
-                    Media::OpenApi => Media::Json,
-                    m => m,
-                };
-                let mut r = Response::new(Body::from(b));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(media.content_type()),
-                );
+                let mut r = Response::new(Body::from(super::media::handler_body(
+                    self.cache, self.media, b,
+                )));
+                if let Ok(v) = HeaderValue::from_str(&self.content_type()) {
+                    r.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
                 r
             }
             None => Response::new(Body::empty()),
@@ -372,6 +344,12 @@ impl RequestCtx<'_> {
             body = unwrap_single(&body).unwrap_or(body);
         }
         let mut res = self.finish(status, (!head).then_some(body), &out)?;
+        if head {
+            // A HEAD read names the media type of the body it leaves out, as PostgREST does.
+            if let Ok(v) = HeaderValue::from_str(&self.content_type()) {
+                res.headers_mut().entry(header::CONTENT_TYPE).or_insert(v);
+            }
+        }
         if let Ok(v) = HeaderValue::from_str(&content_range(lower, upper, out.total)) {
             res.headers_mut().insert(header::CONTENT_RANGE, v);
         }

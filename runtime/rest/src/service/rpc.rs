@@ -1,6 +1,6 @@
 //! Function calls (`/rpc/…`): choosing the overload, passing the arguments, shaping the result.
 
-use super::response::{content_range, unwrap_single};
+use super::response::{content_range, unwrap_single, Media};
 use super::RequestCtx;
 use crate::error::RestError;
 use crate::parse::parse_query;
@@ -182,7 +182,25 @@ impl RequestCtx<'_> {
                 "Empty or invalid json: expected an object of arguments".into(),
             ));
         }
-        let (limit, offset) = self.window(&query);
+        // Handlers are those of the relation whose rows the function returns, else its own.
+        let target = match &f.retrel {
+            Some((_, table)) => (f.schema.as_str(), table.as_str()),
+            None => (f.schema.as_str(), f.name.as_str()),
+        };
+        self.negotiated(target, &query.select)?
+            .call(f, &args, &query, get)
+            .await
+    }
+
+    /// The call of the chosen function, its media type negotiated.
+    async fn call(
+        &self,
+        f: &Function,
+        args: &RpcArgs<'_>,
+        query: &Query,
+        get: bool,
+    ) -> Result<Response, RestError> {
+        let (limit, offset) = self.window(query);
         let head = *self.method == Method::HEAD;
         let render = if head {
             Render::None
@@ -199,8 +217,8 @@ impl RequestCtx<'_> {
                 None,
             ));
         }
-        let b = Builder::new(self.cache, &query);
-        let stmt = b.rpc(f, &args, render, self.prefer.count, limit, offset)?;
+        let b = Builder::new(self.cache, query);
+        let stmt = b.rpc(f, args, render, self.prefer.count, limit, offset)?;
         if let Some(plan) = self.plan() {
             let out = self
                 .run(&plan.explain(stmt), get, self.tx_end(false))
@@ -219,7 +237,7 @@ impl RequestCtx<'_> {
             return Ok(res);
         }
         if f.returns_rows() {
-            if single_row && !self.media.singular() {
+            if single_row && matches!(self.media, Media::Json | Media::JsonStripped) {
                 // A function returning one composite answers with that object.
                 let mut out = out;
                 out.body = unwrap_single(&out.body).unwrap_or_else(|| "null".into());

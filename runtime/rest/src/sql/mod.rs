@@ -84,6 +84,10 @@ pub enum Render {
     Scalar,
     /// A set of scalar function results, as a JSON array.
     ScalarSet,
+    /// `application/geo+json`: a GeoJSON FeatureCollection of the rows (PostGIS's `ST_AsGeoJSON`).
+    GeoJson,
+    /// The output of a media type handler, by its index in the schema cache's `media_handlers`.
+    Handler(usize),
 }
 
 /// What a write does: the DML of an insert (or upsert), update or delete.

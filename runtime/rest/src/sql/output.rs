@@ -1,10 +1,60 @@
 //! The outer statement every request shares: the body rendered by PostgreSQL, the total, the
 //! session GUCs read back, and the `EXPLAIN` behind `count=planned`.
 
-use super::Render;
+use super::{Builder, Render};
 use crate::request::*;
+use std::borrow::Cow;
+use supactl_common::ident::quote_ident;
 
-pub(super) fn body_expr(render: Render) -> &'static str {
+impl Builder<'_> {
+    /// The body column over the rows `pgrst_r`. `scalar`: each row is one value of a function
+    /// (`pgrst_scalar`), which a handler takes rather than the row.
+    pub(super) fn body_sql(&self, render: Render, scalar: bool) -> Cow<'static, str> {
+        match render {
+            Render::GeoJson => {
+                let schema = self.cache.geojson.as_deref().unwrap_or("public");
+                format!(
+                    "json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg({}.\"st_asgeojson\"(\"pgrst_r\")::json), '[]'))::text",
+                    quote_ident(schema)
+                )
+                .into()
+            }
+            Render::Handler(i) => match self.cache.media_handlers.get(i) {
+                Some(h) => handler_sql(h, scalar).into(),
+                None => body_expr(Render::None).into(),
+            },
+            r => body_expr(r).into(),
+        }
+    }
+}
+
+/// A media type handler's output as text (the hex of its bytes when the domain is over `bytea`,
+/// decoded again by the service), empty when it yields NULL.
+fn handler_sql(h: &crate::schema::MediaHandler, scalar: bool) -> String {
+    let arg = if scalar {
+        "\"pgrst_r\".\"pgrst_scalar\"".to_string()
+    } else {
+        match &h.target {
+            Some((s, t)) if h.aggregate => {
+                format!("\"pgrst_r\"::{}.{}", quote_ident(s), quote_ident(t))
+            }
+            _ => "\"pgrst_r\"".to_string(),
+        }
+    };
+    // A function handler is the function's own (single) result.
+    let value = if h.aggregate {
+        format!("{}.{}({arg})", quote_ident(&h.schema), quote_ident(&h.name))
+    } else {
+        format!("(array_agg({arg}))[1]")
+    };
+    if h.binary {
+        format!("coalesce(encode({value}::bytea, 'hex'), '')")
+    } else {
+        format!("coalesce({value}::text, '')")
+    }
+}
+
+fn body_expr(render: Render) -> &'static str {
     match render {
         Render::Json => "coalesce(json_agg(\"pgrst_r\"), '[]')::text",
         Render::JsonStripped => {
@@ -14,16 +64,17 @@ pub(super) fn body_expr(render: Render) -> &'static str {
         Render::None => "''::text",
         Render::Scalar => "coalesce((json_agg(\"pgrst_r\".\"pgrst_scalar\")->0)::text, 'null')",
         Render::ScalarSet => "coalesce(json_agg(\"pgrst_r\".\"pgrst_scalar\"), '[]')::text",
+        // Built with the schema cache (`Builder::body_sql`).
+        Render::GeoJson | Render::Handler(_) => "''::text",
     }
 }
 
-/// The final projection over the rows `pgrst_r`.
+/// The final projection over the rows `pgrst_r`, whose body column is `body` ([`Builder::body_sql`]).
 /// Its last columns are the session GUCs as they stand once the statement has run (see
 /// [`crate::session::OBSERVED_GUCS`]).
-pub(super) fn wrap(inner: &str, render: Render, total: &str, location: &str, cte: &str) -> String {
+pub(super) fn wrap(inner: &str, body: &str, total: &str, location: &str, cte: &str) -> String {
     format!(
-        "{cte}SELECT {}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
-        body_expr(render),
+        "{cte}SELECT {body}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
         crate::session::OBSERVED_GUCS,
     )
 }

@@ -97,7 +97,13 @@ impl<'a> Builder<'a> {
                     "NULL::bigint"
                 };
                 return Ok(Statement {
-                    sql: wrap(&inner, render, total, "NULL::text", ""),
+                    sql: wrap(
+                        &inner,
+                        &self.body_sql(render, true),
+                        total,
+                        "NULL::text",
+                        "",
+                    ),
                     params: self.params,
                     explain: None,
                     total: Total::Counted,
@@ -123,7 +129,13 @@ impl<'a> Builder<'a> {
                 "NULL::bigint"
             };
             return Ok(Statement {
-                sql: wrap(&inner, render, total, "NULL::text", &cte),
+                sql: wrap(
+                    &inner,
+                    &self.body_sql(render, true),
+                    total,
+                    "NULL::text",
+                    &cte,
+                ),
                 params: self.params,
                 explain: None,
                 total: Total::Counted,

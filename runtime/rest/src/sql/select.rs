@@ -87,7 +87,7 @@ impl<'a> Builder<'a> {
                         e.hint.as_ref().map(|h| format!(" using the hint '{h}'")).unwrap_or_default(),
                         origin.0
                     )),
-                    None,
+                    self.cache.relationship_hint(&origin.0, &origin.1, &e.name),
                 ))
             }
             1 => rels.pop().expect("one relationship"),
@@ -410,7 +410,13 @@ impl<'a> Builder<'a> {
         let total_sql = total_expr(count, rows, max_rows);
         let explain = explain_sql(count, rows, self.params.len());
         Statement {
-            sql: wrap(inner, render, &total_sql, "NULL::text", cte),
+            sql: wrap(
+                inner,
+                &self.body_sql(render, false),
+                &total_sql,
+                "NULL::text",
+                cte,
+            ),
             params: self.params,
             explain,
             total,

@@ -180,7 +180,7 @@ impl<'a> Builder<'a> {
         Ok(Statement {
             sql: wrap(
                 &inner,
-                render,
+                &self.body_sql(render, false),
                 if reports_inserted {
                     INSERTED
                 } else {

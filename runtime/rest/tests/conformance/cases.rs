@@ -7,6 +7,9 @@ use serde_json::{json, Value};
 #[path = "round2.rs"]
 mod round2;
 
+#[path = "media.rs"]
+pub mod media;
+
 pub enum Check {
     /// The body parses to exactly this JSON.
     Json(Value),

@@ -234,6 +234,19 @@ fn embedding() -> Vec<Case> {
             .status(400)
             .code("PGRST200")
             .named("many-to-many takes the junction as hint, not a constraint"),
+        get("/authors?select=id,bookz(id)")
+            .status(400)
+            .ptr("/hint", json!("Perhaps you meant 'books' instead of 'bookz'."))
+            .named("PGRST200 suggests a close relation"),
+        get("/employees?select=id,employee(id)")
+            .status(400)
+            .ptr("/hint", json!("Perhaps you meant 'employees' instead of 'employee'."))
+            .named("PGRST200 suggests the self-reference"),
+        get("/kv?select=k,authors(id)")
+            .status(400)
+            .code("PGRST200")
+            .ptr("/hint", json!(null))
+            .named("PGRST200 without a close relation"),
         get("/book_titles?select=id,writer:books_author_id_fkey(name)&id=eq.5")
             .json(json!([{"id": 5, "writer": {"name": "Octavia E. Butler"}}]))
             .named("a view embeds by the constraint of its table"),
