@@ -36,7 +36,7 @@ export function Keys({ project }) {
   return html`<section>
     <p>API URL: <span class="mono">${project.api_url}</span> <${Copy} value=${project.api_url} label="Copy API URL" /></p>
     <form class="inline" onSubmit=${create} aria-label="New key">
-      <label for="key-name">Key name</label><input id="key-name" value=${name} onInput=${(e) => setName(e.currentTarget.value)} required />
+      <label for="key-name">Key name</label><input id="key-name" pattern="[A-Za-z0-9_-]{1,64}" title="1 to 64 of a-z, A-Z, 0-9, _ and -" value=${name} onInput=${(e) => setName(e.currentTarget.value)} required />
       <label for="key-type">Key type</label>
       <select id="key-type" value=${type} onChange=${(e) => setType(e.currentTarget.value)}><option value="publishable">publishable</option><option value="secret">secret</option></select>
       <button type="submit" disabled=${busy}>Create key</button>
