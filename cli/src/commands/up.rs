@@ -265,6 +265,7 @@ async fn serve(
     println!("supactl is up");
     println!("  gateway URL:  {gateway_url}");
     println!("  admin URL:    {admin_url}");
+    println!("  dashboard:    {admin_url}/  (sign in with the admin key)");
     // Never the key itself: terminals, CI logs and process supervisors keep what is printed.
     println!(
         "  admin key:    stored in {} (the project commands read it there)",

@@ -2,7 +2,8 @@
 //! endpoint (`/internal/v1`, service or project token). Handlers live with what they manage: projects in
 //! [`crate::projects`], keys in [`crate::api_keys`], secrets, database metadata, workers and the audit
 //! log in their own modules, the data plane's lookups in [`crate::internal`], Edge Functions in
-//! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads).
+//! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads); the dashboard's
+//! page and sessions in [`crate::dashboard`].
 
 use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
@@ -110,6 +111,7 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .nest("/admin/v1", admin)
         .nest("/internal/v1", internal)
+        .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
         .with_state(tm)

@@ -29,9 +29,16 @@ const FAILED_AUTH_BURST: f64 = 10.0;
 const MAX_PATH: usize = 512;
 const MAX_METHOD: usize = 32;
 
+/// Who a request authenticated as, when not by the admin key in its own header (a dashboard session).
+#[derive(Clone)]
+pub struct Actor(pub String);
+
 /// Which key a request presented, without storing it: `admin-key:` and the first 12 hex digits of its
-/// SHA-256, or `none`.
+/// SHA-256, the dashboard session's [`Actor`], or `none`.
 fn fingerprint(req: &Request) -> String {
+    if let Some(Actor(actor)) = req.extensions().get::<Actor>() {
+        return actor.clone();
+    }
     match supactl_common::headers::bearer(req.headers()) {
         Some(token) => format!(
             "admin-key:{}",
@@ -140,6 +147,18 @@ pub fn unauthorized(
             entry.write(&tm).await;
         }
     }
+}
+
+/// Records a dashboard sign-in by the admin key whose fingerprint is `actor` (what it needs of the
+/// request is read before the returned future, as in [`unauthorized`]).
+pub fn sign_in(
+    tm: &Arc<TenantManager>,
+    req: &Request,
+    actor: String,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let entry = Entry::of(req, format!("dashboard:{actor}"), 200, "success");
+    let tm = tm.clone();
+    async move { entry.write(&tm).await }
 }
 
 /// Waits for the rate limit to allow one more record, then writes the summary of the suppressed

@@ -23,18 +23,30 @@ pub fn secret_eq(given: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// The admin key as a bearer token, or a dashboard session with its CSRF token
+/// ([`crate::dashboard::authorize`]).
 pub async fn require_admin(
     State(tm): State<Arc<TenantManager>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     match bearer(req.headers()) {
-        Some(t) if secret_eq(t, &tm.config.admin_key) => next.run(req).await,
-        _ => {
-            crate::audit::unauthorized(&tm, &req).await;
-            ApiError::Unauthorized.into_response()
+        Some(t) if secret_eq(t, &tm.config.admin_key) => return next.run(req).await,
+        Some(_) => {}
+        None => {
+            if let Some(token) = crate::dashboard::session_token(req.headers()) {
+                return match crate::dashboard::authorize(&tm, &token, req.headers()).await {
+                    Ok(actor) => {
+                        req.extensions_mut().insert(crate::audit::Actor(actor));
+                        next.run(req).await
+                    }
+                    Err(refused) => refused,
+                };
+            }
         }
     }
+    crate::audit::unauthorized(&tm, &req).await;
+    ApiError::Unauthorized.into_response()
 }
 
 /// The internal endpoint: the service token reads everything; a project's token (see

@@ -22,6 +22,8 @@ pub enum ApiError {
         message: String,
         detail: Option<String>,
         hint: Option<String>,
+        /// Where in the script PostgreSQL found the error (1-based, in characters), when it says.
+        position: Option<u32>,
     },
     #[error("no worker can take a new project")]
     NoCapacity,
@@ -120,8 +122,17 @@ impl IntoResponse for ApiError {
                 message,
                 detail,
                 hint,
-            } => HttpError::new(StatusCode::BAD_REQUEST, &sqlstate, message)
-                .with_details(detail, hint),
+                position,
+            } => {
+                let e = HttpError::new(StatusCode::BAD_REQUEST, &sqlstate, message)
+                    .with_details(detail, hint);
+                let Some(position) = position else {
+                    return e.into_response();
+                };
+                let mut body = serde_json::to_value(&e.body).expect("error body serialises");
+                body["position"] = position.into();
+                return (e.status, axum::Json(body)).into_response();
+            }
             ApiError::NoCapacity => HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_capacity",

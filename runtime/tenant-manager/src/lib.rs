@@ -18,6 +18,7 @@ mod api;
 mod api_keys;
 mod audit;
 mod auth;
+mod dashboard;
 mod error;
 mod function_logs;
 mod functions;

@@ -439,6 +439,9 @@ pub(crate) async fn delete(
 #[serde(deny_unknown_fields)]
 struct Query {
     query: String,
+    /// The dashboard's shape: columns with types and rows as arrays ([`sqlrun::run_described`]).
+    #[serde(default)]
+    describe: bool,
 }
 
 pub(crate) async fn query(
@@ -456,6 +459,9 @@ pub(crate) async fn query(
     }
     let worker = tm.store.worker(p.worker_id, &tm.cipher).await?;
     let client = crate::store::connect(&worker.pg_config(&p.db_name)).await?;
+    if q.describe {
+        return Ok(data(sqlrun::run_described(&client, &q.query).await?));
+    }
     let rows = sqlrun::run(&client, &q.query).await?;
     Ok(data(Value::Array(rows)))
 }

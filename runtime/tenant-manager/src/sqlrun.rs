@@ -139,6 +139,61 @@ pub async fn run(client: &Client, sql: &str) -> Result<Vec<Value>, ApiError> {
         .collect())
 }
 
+/// The last statement's result as the dashboard's grid shows it: `columns` (name and type, also when no
+/// row came back), `rows` as arrays typed as by [`run`], and `affected` (rows returned or changed).
+pub async fn run_described(client: &Client, sql: &str) -> Result<Value, ApiError> {
+    let statements = split_statements(sql);
+    let Some(last) = statements.last() else {
+        return Err(ApiError::BadRequest("query: empty SQL".into()));
+    };
+    let messages = client.simple_query(sql).await.map_err(sql_error)?;
+    let (mut names, mut rows, mut affected) = (Vec::new(), Vec::new(), 0);
+    let mut pending: Vec<tokio_postgres::SimpleQueryRow> = Vec::new();
+    for m in messages {
+        match m {
+            SimpleQueryMessage::RowDescription(cols) => {
+                names = cols.iter().map(|c| c.name().to_string()).collect();
+            }
+            SimpleQueryMessage::Row(r) => pending.push(r),
+            SimpleQueryMessage::CommandComplete(n) => {
+                rows = std::mem::take(&mut pending);
+                affected = n;
+            }
+            _ => {}
+        }
+    }
+    // Types come from describing the last statement (no execution); one that describes no result (DDL,
+    // an INSERT without RETURNING) has no columns, whatever an earlier statement returned.
+    let types: Vec<(u32, String)> = match client.prepare(last).await {
+        Ok(st) => st
+            .columns()
+            .iter()
+            .map(|c| (c.type_().oid(), c.type_().name().to_string()))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if types.is_empty() {
+        names.clear();
+    }
+    let type_of = |i: usize| types.get(i).cloned().unwrap_or((25, "text".into()));
+    let columns: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| serde_json::json!({"name": n, "type": type_of(i).1}))
+        .collect();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            Value::Array(
+                (0..r.len())
+                    .map(|i| typed(r.get(i), type_of(i).0))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(serde_json::json!({"columns": columns, "rows": rows, "affected": affected}))
+}
+
 /// Text value → JSON by type OID.
 fn typed(v: Option<&str>, oid: u32) -> Value {
     let Some(v) = v else { return Value::Null };
@@ -166,6 +221,10 @@ fn sql_error(e: tokio_postgres::Error) -> ApiError {
             message: db.message().to_string(),
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
+            position: match db.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                _ => None,
+            },
         },
         None => ApiError::internal(e),
     }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../migrations/0005_audit_failed_auth.sql")),
     (6, include_str!("../migrations/0006_worker_tls.sql")),
     (7, include_str!("../migrations/0007_functions.sql")),
+    (8, include_str!("../migrations/0008_dashboard_sessions.sql")),
 ];
 
 const WORKER_SPEC_COLS: &str =

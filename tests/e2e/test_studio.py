@@ -1,0 +1,45 @@
+"""The dashboard (supactl Studio) in a real browser: Debian's chromium driven by playwright-core from the npm
+registry (tests/js/studio.mjs). Sign in (a wrong key refused), create a project, a table with two columns and a
+row through the table editor (then read through REST with the project's key), SQL with NULL and an error's
+position, deploy and invoke a function, reveal and revoke a key, CSRF refused, sign out. Screenshots of each
+page go to tests/e2e/.out/studio/ for review."""
+
+import json
+import os
+import pathlib
+
+import httpx
+
+from test_supabase_js import run_supabase_js
+
+SHOTS = pathlib.Path(__file__).resolve().parent / ".out" / "studio"
+
+
+def test_the_dashboard_in_a_browser(platform):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    r = run_supabase_js("studio.mjs", platform.admin_url, platform.admin_key, str(SHOTS))
+
+    assert "invalid_admin_key" in r["wrong_key"], r["wrong_key"]
+    assert "hello from studio" in r["grid"]
+    assert "NULL" in r["sql"] and "text" in r["sql"], r["sql"]
+    assert "42703" in r["sql_error"] and r["sql_marked"] == "n", r
+    assert r["invoke"].startswith("200") and '"hello":"world"' in r["invoke"], r["invoke"]
+    assert r["csrf_status"] == 403 and r["after_sign_out"] == 401
+    assert r["page_errors"] == []
+    for name in ["sign-in", "tables", "sql", "functions", "api-keys"]:
+        assert (SHOTS / f"{name}.png").stat().st_size > 5000, name
+
+    # The row the table editor inserted, through REST with the project's secret key.
+    keys = platform.admin("GET", f"/admin/v1/projects/{r['ref']}/api-keys?reveal=true").json()["data"]
+    secret = next(k["opaque_key"] for k in keys if k["type"] == "secret" and k["status"] == "active"
+                  and k["name"] != "ci-key")
+    api_url = platform.admin("GET", f"/admin/v1/projects/{r['ref']}").json()["data"]["api_url"]
+    rows = httpx.get(f"{api_url}/rest/v1/notes?select=body", headers={"apikey": secret}).json()
+    assert rows == [{"body": "hello from studio"}]
+
+    # The revealed key was a real secret key, and revoking it took it out of service.
+    assert r["revealed"].startswith("sb_secret_") and all(k["name"] != "ci-key" for k in keys)
+    refused = httpx.get(f"{api_url}/rest/v1/notes", headers={"apikey": r["revealed"]})
+    assert refused.status_code == 401, refused.text
+    # Secret keys are not in the page until revealed, nor is the admin key ever.
+    assert secret not in r["page_before_reveal"] and platform.admin_key not in r["page_before_reveal"]
