@@ -24,6 +24,7 @@ def test_the_dashboard_in_a_browser(platform):
     assert "NULL" in r["sql"] and "text" in r["sql"], r["sql"]
     assert "42703" in r["sql_error"] and r["sql_marked"] == "n", r
     assert r["invoke"].startswith("200") and '"hello":"world"' in r["invoke"], r["invoke"]
+    assert "Deno.serve" in r["loaded_code"], r["loaded_code"]
     assert r["csrf_status"] == 403 and r["after_sign_out"] == 401
     assert r["page_errors"] == []
     for name in ["sign-in", "tables", "sql", "auth", "functions", "api-keys"]:

@@ -74,6 +74,10 @@ try {
   const response = page.getByLabel('Response');
   await response.waitFor({ timeout: 60000 });
   out.invoke = await response.innerText();
+  // A new version starts from the deployed code, loaded back into the editor.
+  await page.getByText('Deploy a new version').click();
+  await page.getByLabel('Code', { exact: true }).waitFor();
+  out.loaded_code = await page.getByLabel('Code', { exact: true }).inputValue();
   await shot('functions');
 
   // API keys: create a secret key, reveal it explicitly, revoke it.
