@@ -24,9 +24,10 @@ def test_the_dashboard_in_a_browser(platform):
     assert "NULL" in r["sql"] and "text" in r["sql"], r["sql"]
     assert "42703" in r["sql_error"] and r["sql_marked"] == "n", r
     assert r["invoke"].startswith("200") and '"hello":"world"' in r["invoke"], r["invoke"]
+    assert "Deno.serve" in r["loaded_code"], r["loaded_code"]
     assert r["csrf_status"] == 403 and r["after_sign_out"] == 401
     assert r["page_errors"] == []
-    for name in ["sign-in", "tables", "sql", "functions", "api-keys"]:
+    for name in ["sign-in", "tables", "sql", "auth", "functions", "api-keys"]:
         assert (SHOTS / f"{name}.png").stat().st_size > 5000, name
 
     # The row the table editor inserted, through REST with the project's secret key.
@@ -36,6 +37,11 @@ def test_the_dashboard_in_a_browser(platform):
     api_url = platform.admin("GET", f"/admin/v1/projects/{r['ref']}").json()["data"]["api_url"]
     rows = httpx.get(f"{api_url}/rest/v1/notes?select=body", headers={"apikey": secret}).json()
     assert rows == [{"body": "hello from studio"}]
+
+    # The auth service applies the page's setting: an 8-character password is now too short.
+    weak = httpx.post(f"{api_url}/auth/v1/signup", headers={"apikey": secret},
+                      json={"email": "studio@example.com", "password": "12345678"})
+    assert weak.status_code == 422 and "12" in weak.text, weak.text
 
     # The revealed key was a real secret key, and revoking it took it out of service.
     assert r["revealed"].startswith("sb_secret_") and all(k["name"] != "ci-key" for k in keys)

@@ -57,6 +57,13 @@ try {
   out.sql_error = await page.getByRole('alert').innerText();
   out.sql_marked = await page.locator('mark').innerText();
 
+  // Auth: the sign-up settings, saved and read back by the auth service (see the Python side).
+  await page.getByRole('link', { name: 'Auth', exact: true }).click();
+  await page.getByLabel('Minimum password length').fill('12');
+  await button('Save settings').click();
+  await page.getByText('Saved').waitFor();
+  await shot('auth');
+
   // Functions: deploy the sample and invoke it.
   await page.getByRole('link', { name: 'Functions', exact: true }).click();
   await button('New function').click();
@@ -67,6 +74,10 @@ try {
   const response = page.getByLabel('Response');
   await response.waitFor({ timeout: 60000 });
   out.invoke = await response.innerText();
+  // A new version starts from the deployed code, loaded back into the editor.
+  await page.getByText('Deploy a new version').click();
+  await page.getByLabel('Code', { exact: true }).waitFor();
+  out.loaded_code = await page.getByLabel('Code', { exact: true }).inputValue();
   await shot('functions');
 
   // API keys: create a secret key, reveal it explicitly, revoke it.

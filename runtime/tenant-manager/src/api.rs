@@ -70,6 +70,10 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
                 .delete(functions::delete),
         )
         .route(
+            "/projects/{ref}/functions/{slug}/code",
+            get(functions::code),
+        )
+        .route(
             "/projects/{ref}/functions/{slug}/logs",
             get(function_logs::logs),
         )

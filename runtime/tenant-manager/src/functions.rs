@@ -501,6 +501,23 @@ async fn function_json(
     Ok(f)
 }
 
+/// `GET /projects/{ref}/functions/{slug}/code`: the current version's files, entrypoint and import map
+/// (the dashboard's editor loads them; code is the project's own, not a secret of the platform).
+pub(crate) async fn code(
+    State(tm): Tm,
+    Path((project_ref, slug)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    tm.project_or_404(&project_ref).await?;
+    let c = tm.store.client().await?;
+    let bundle = crate::functions_internal::stored_bundle(&c, &project_ref, &slug, None).await?;
+    Ok(data(json!({
+        "slug": slug,
+        "entrypoint": bundle.entrypoint,
+        "import_map": bundle.import_map,
+        "files": bundle.files,
+    })))
+}
+
 /// `GET /projects/{ref}/functions`, by slug.
 pub(crate) async fn list(
     State(tm): Tm,

@@ -54,22 +54,34 @@ pub(crate) async fn bundle(
     Path((project_ref, slug, id)): Path<(String, String, i64)>,
 ) -> Result<Json<Envelope<Bundle>>, ApiError> {
     let c = tm.store.lookup_client().await?;
+    Ok(Json(Envelope {
+        data: stored_bundle(&c, &project_ref, &slug, Some(id)).await?,
+    }))
+}
+
+/// The code of deployment `id` of a function, or of its current version when `id` is None.
+pub(crate) async fn stored_bundle(
+    c: &tokio_postgres::Client,
+    project_ref: &str,
+    slug: &str,
+    id: Option<i64>,
+) -> Result<Bundle, ApiError> {
     let row = c
         .query_opt(
-            "SELECT entrypoint, import_map, files FROM supactl.function_versions
-             WHERE id = $3 AND project_ref = $1 AND slug = $2",
+            "SELECT v.entrypoint, v.import_map, v.files FROM supactl.function_versions v
+               JOIN supactl.functions f USING (project_ref, slug)
+             WHERE v.project_ref = $1 AND v.slug = $2
+               AND CASE WHEN $3::int8 IS NULL THEN v.version = f.version ELSE v.id = $3 END",
             &[&project_ref, &slug, &id],
         )
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no version {id} of function {slug}")))?;
-    Ok(Json(Envelope {
-        data: Bundle {
-            entrypoint: row.get(0),
-            import_map: row.get(1),
-            files: serde_json::from_str(row.get(2))
-                .map_err(|e| ApiError::internal(format!("stored function files: {e}")))?,
-        },
-    }))
+        .ok_or_else(|| ApiError::NotFound(format!("no such version of function {slug}")))?;
+    Ok(Bundle {
+        entrypoint: row.get(0),
+        import_map: row.get(1),
+        files: serde_json::from_str(row.get(2))
+            .map_err(|e| ApiError::internal(format!("stored function files: {e}")))?,
+    })
 }
 
 /// `GET /internal/v1/projects/{ref}/function-env`: the standard variables (API URL, the project's first

@@ -51,21 +51,38 @@ function Logs({ project, fn }) {
   </div>`;
 }
 
+/** A new function (the sample), or a new version of `fn`: its current files loaded, one edited at a time. */
 function Deploy({ project, fn, onDeployed }) {
   const [slug, setSlug] = useState(fn ? fn.slug : '');
-  const [code, setCode] = useState(SAMPLE);
+  const [bundle, setBundle] = useState(fn ? null : { entrypoint: 'index.ts', import_map: null, files: [{ name: 'index.ts', content: SAMPLE }] });
+  const [file, setFile] = useState(0);
   const [verify, setVerify] = useState(fn ? fn.verify_jwt : true);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
+  useEffect(() => {
+    if (!fn) return;
+    api('GET', `/projects/${project.ref}/functions/${fn.slug}/code`).then((b) => {
+      setBundle(b);
+      setFile(Math.max(0, b.files.findIndex((f) => f.name === b.entrypoint)));
+    }, setError);
+  }, [fn && fn.slug, fn && fn.version]);
+  if (!bundle) return html`<${ErrorBanner} error=${error} />`;
+  const code = bundle.files[file].content;
+  const setCode = (content) => setBundle({ ...bundle, files: bundle.files.map((f, i) => (i === file ? { ...f, content } : f)) });
   const deploy = (e) => {
     e.preventDefault();
     attempt(setBusy, setError, async () => {
-      onDeployed(await api('POST', `/projects/${project.ref}/functions`, { slug, body: code, verify_jwt: verify }));
+      const body = { slug, files: bundle.files, entrypoint: bundle.entrypoint, verify_jwt: verify };
+      if (bundle.import_map) body.import_map = bundle.import_map;
+      onDeployed(await api('POST', `/projects/${project.ref}/functions`, body));
     });
   };
   return html`<form class="card" onSubmit=${deploy} aria-label="Deploy function">
     <label for="fn-slug">Function name</label>
     <input id="fn-slug" class="mono" value=${slug} readOnly=${!!fn} onInput=${(e) => setSlug(e.currentTarget.value)} required pattern="[A-Za-z][A-Za-z0-9_-]*" maxlength="128" />
+    ${bundle.files.length > 1 ? html`<label for="fn-file">File</label>
+      <select id="fn-file" value=${file} onChange=${(e) => setFile(Number(e.currentTarget.value))}>
+        ${bundle.files.map((f, i) => html`<option value=${i}>${f.name}</option>`)}</select>` : null}
     <label for="fn-code">Code</label>
     <textarea id="fn-code" class="mono" rows="12" spellcheck="false" value=${code} onInput=${(e) => setCode(e.currentTarget.value)}></textarea>
     <label class="switch"><input type="checkbox" checked=${verify} onChange=${(e) => setVerify(e.currentTarget.checked)} /> Verify JWT</label>
