@@ -15,6 +15,15 @@ use tower::ServiceExt;
 
 const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
+/// A throwaway cluster (kept alive by the caller) and the tenant-manager's router over it.
+async fn start() -> (TestCluster, Router) {
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .unwrap();
+    let app = router(&cluster).await;
+    (cluster, app)
+}
+
 async fn router(cluster: &TestCluster) -> Router {
     let db_url = cluster.url("postgres");
     let tm = TenantManager::start(Config {
@@ -90,10 +99,7 @@ async fn sign_in(app: &Router) -> (String, String) {
 
 #[tokio::test]
 async fn the_page_and_its_files_are_served_with_a_strict_policy() {
-    let cluster = tokio::task::spawn_blocking(TestCluster::start)
-        .await
-        .unwrap();
-    let app = router(&cluster).await;
+    let (_cluster, app) = start().await;
     let page = send(&app, Method::GET, "/", &[], None).await;
     assert_eq!(page.status, StatusCode::OK);
     let csp = page.headers[header::CONTENT_SECURITY_POLICY]
@@ -138,10 +144,7 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
 
 #[tokio::test]
 async fn a_session_reaches_the_admin_api_only_with_its_csrf_token() {
-    let cluster = tokio::task::spawn_blocking(TestCluster::start)
-        .await
-        .unwrap();
-    let app = router(&cluster).await;
+    let (_cluster, app) = start().await;
 
     let wrong = send(
         &app,
@@ -265,10 +268,7 @@ async fn a_session_reaches_the_admin_api_only_with_its_csrf_token() {
 
 #[tokio::test]
 async fn the_sql_endpoint_describes_columns_and_marks_errors() {
-    let cluster = tokio::task::spawn_blocking(TestCluster::start)
-        .await
-        .unwrap();
-    let app = router(&cluster).await;
+    let (_cluster, app) = start().await;
     let (cookie, csrf) = sign_in(&app).await;
     let h = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
     let p = send(
