@@ -4,7 +4,7 @@
 # go to `supactl up` (see `supactl up --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh deno postgis >/dev/null  # deno: Edge Functions (supactl up finds it where setup.sh puts it); postgis: `create extension postgis` in a project
+scripts/setup.sh npm deno postgis >/dev/null  # npm: the dashboard's front-end build (runtime/studio); deno: Edge Functions (supactl up finds it where setup.sh puts it); postgis: `create extension postgis` in a project
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 cargo build --release -p supactl
 exec "$CARGO_TARGET_DIR/release/supactl" up "$@"
