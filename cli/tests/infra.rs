@@ -74,6 +74,16 @@ fn plan_deploy_status_destroy_through_the_cli() {
     // 56 network and data resources (the S3 endpoint included), 32 of the compute tier (the REST log
     // group included; 3 ECR repositories already made by the push)
     assert_eq!(plan["changes"].as_array().unwrap().len(), 88);
+    // the estimated monthly cost beside the changes
+    let lines = plan["cost"]["lines"].as_array().unwrap();
+    assert!(lines
+        .iter()
+        .any(|l| l["id"] == "ecs/gateway" && l["monthly"].as_f64() > Some(0.0)));
+    assert!(
+        plan["cost"]["total_monthly"].as_f64() > Some(0.0),
+        "{}",
+        plan["cost"]
+    );
 
     let o = supactl(&["deploy", "--config", cfg], Some(&ep));
     assert_eq!(
@@ -110,6 +120,10 @@ fn plan_deploy_status_destroy_through_the_cli() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
         out.contains("No changes. 88 resources are up to date."),
+        "{out}"
+    );
+    assert!(
+        out.contains("Estimated monthly cost (USD, us-east-1 prices of"),
         "{out}"
     );
     assert!(err.contains("(0 mutating)"), "{err}");

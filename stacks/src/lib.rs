@@ -21,6 +21,7 @@ pub mod apply;
 pub mod aws;
 pub mod compute;
 pub mod config;
+pub mod cost;
 pub mod desired;
 pub mod ecr;
 pub mod family;

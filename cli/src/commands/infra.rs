@@ -212,13 +212,29 @@ fn out(text: &str) {
     let _ = o.flush();
 }
 
-fn print_plan(plan: &Plan, output: Output) {
+/// The plan and its estimated monthly cost (`cost` in JSON; a warning instead when the region has no
+/// prices).
+fn print_plan(plan: &Plan, cost: Result<stacks::cost::Estimate, String>, output: Output) {
     match output {
-        Output::Text => out(&plan.to_string()),
-        Output::Json => out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        )),
+        Output::Text => {
+            out(&plan.to_string());
+            match &cost {
+                Ok(e) => out(&format!("\n{e}")),
+                Err(why) => eprintln!("warning: cost: {why}"),
+            }
+        }
+        Output::Json => {
+            let mut v = serde_json::to_value(plan).unwrap_or_default();
+            v["cost"] = match cost {
+                Ok(e) => serde_json::to_value(e).unwrap_or_default(),
+                Err(why) => serde_json::json!({"error": why}),
+            };
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&v)
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            ))
+        }
     }
 }
 
@@ -278,7 +294,8 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             let mut s = session(&env, &aws).await?;
             s.image_tag = images.image_tag;
             let p = s.plan().await?;
-            print_plan(&p.plan, output);
+            let cost = stacks::cost::estimate(&s.config, &p.desired, &s.region);
+            print_plan(&p.plan, cost, output);
             stats(&aws, &s);
             Ok(if detailed_exitcode && p.plan.has_changes() {
                 3
