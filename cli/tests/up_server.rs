@@ -220,12 +220,37 @@ fn assert_timed_out(status: u16, body: &str) {
 fn limit_flags_out_of_range_are_usage_errors_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (flag, env, value, says) in [
-        ("--header-timeout-secs", "SUPACTL_HEADER_TIMEOUT_SECS", "0", "got 0"),
-        ("--idle-timeout-secs", "SUPACTL_IDLE_TIMEOUT_SECS", "0", "got 0"),
-        ("--request-timeout-secs", "SUPACTL_REQUEST_TIMEOUT_SECS", "0", "got 0"),
+        (
+            "--header-timeout-secs",
+            "SUPACTL_HEADER_TIMEOUT_SECS",
+            "0",
+            "got 0",
+        ),
+        (
+            "--idle-timeout-secs",
+            "SUPACTL_IDLE_TIMEOUT_SECS",
+            "0",
+            "got 0",
+        ),
+        (
+            "--request-timeout-secs",
+            "SUPACTL_REQUEST_TIMEOUT_SECS",
+            "0",
+            "got 0",
+        ),
         ("--max-connections", "SUPACTL_MAX_CONNECTIONS", "0", "got 0"),
-        ("--max-connections", "SUPACTL_MAX_CONNECTIONS", "2000000", "got 2000000"),
-        ("--realtime-capture-slots", "SUPACTL_REALTIME_CAPTURE_SLOTS", "1001", "0..=1000"),
+        (
+            "--max-connections",
+            "SUPACTL_MAX_CONNECTIONS",
+            "2000000",
+            "got 2000000",
+        ),
+        (
+            "--realtime-capture-slots",
+            "SUPACTL_REALTIME_CAPTURE_SLOTS",
+            "1001",
+            "0..=1000",
+        ),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_supactl"))
             .arg("up")

@@ -48,7 +48,10 @@ async fn the_public_idle_timeout_is_set_and_drift_is_put_back() {
         .to_string();
     let idle = "idle_timeout.timeout_seconds";
     let expected = PUBLIC_IDLE_TIMEOUT_SECS.to_string();
-    assert_eq!(attribute(&s, &arn, idle).await.as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        attribute(&s, &arn, idle).await.as_deref(),
+        Some(expected.as_str())
+    );
 
     let tgs = c
         .elb
@@ -71,7 +74,10 @@ async fn the_public_idle_timeout_is_set_and_drift_is_put_back() {
             .find(|a| a.key() == Some(k))
             .and_then(|a| a.value().map(str::to_string))
     };
-    assert_eq!(tg_attr("deregistration_delay.timeout_seconds").as_deref(), Some("30"));
+    assert_eq!(
+        tg_attr("deregistration_delay.timeout_seconds").as_deref(),
+        Some("30")
+    );
     assert_ne!(tg_attr("stickiness.enabled").as_deref(), Some("true"));
 
     // someone puts the balancer back to AWS's default by hand
@@ -106,6 +112,9 @@ async fn the_public_idle_timeout_is_set_and_drift_is_put_back() {
         s.clients.log.mutating(),
         vec!["Elastic Load Balancing v2:ModifyLoadBalancerAttributes".to_string()]
     );
-    assert_eq!(attribute(&s, &arn, idle).await.as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        attribute(&s, &arn, idle).await.as_deref(),
+        Some(expected.as_str())
+    );
     assert!(!s.plan().await.unwrap().plan.has_changes());
 }

@@ -249,9 +249,11 @@ async fn an_upgraded_connection_keeps_its_place_under_the_cap_until_it_closes() 
     })
     .await;
     let mut ws = TcpStream::connect(srv.addr).await.unwrap();
-    ws.write_all(b"GET /upgrade HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
-        .await
-        .unwrap();
+    ws.write_all(
+        b"GET /upgrade HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
     assert_eq!(read_response(&mut ws).await.0, 101);
     ws.write_all(b"ping").await.unwrap();
     let mut echo = [0u8; 4];

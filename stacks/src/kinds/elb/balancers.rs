@@ -37,8 +37,18 @@ pub(super) fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
         .map(|a| Val::str(a.as_str()))
         .collect();
     for (key, name, sg, idle) in [
-        ("public", &c.public_alb_name, "sg/alb", PUBLIC_IDLE_TIMEOUT_SECS),
-        ("admin", &c.admin_alb_name, "sg/admin-alb", ADMIN_IDLE_TIMEOUT_SECS),
+        (
+            "public",
+            &c.public_alb_name,
+            "sg/alb",
+            PUBLIC_IDLE_TIMEOUT_SECS,
+        ),
+        (
+            "admin",
+            &c.admin_alb_name,
+            "sg/admin-alb",
+            ADMIN_IDLE_TIMEOUT_SECS,
+        ),
     ] {
         b.add(
             Kind::LoadBalancer,
