@@ -22,7 +22,14 @@ pub struct ServerArgs {
     /// Seconds a request may run before it is cancelled and answered 504 `request_timeout`.
     #[arg(long, env = "SUPACTL_REQUEST_TIMEOUT_SECS", default_value_t = server::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     pub request_timeout_secs: u64,
+    /// Connections each listener holds open at once (a realtime WebSocket is one for its whole life);
+    /// past it new connections wait in the kernel's backlog. Keep `ulimit -n` above it.
+    #[arg(long, env = "SUPACTL_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
+
+/// The largest `--max-connections`: Linux's default ceiling on a process's open files (`fs.nr_open`).
+const MAX_CONNECTIONS_CEILING: usize = 1 << 20;
 
 impl ServerArgs {
     /// The validated server settings; an error names the flag and its range.
@@ -55,9 +62,46 @@ impl ServerArgs {
                 "--request-timeout-secs",
                 "SUPACTL_REQUEST_TIMEOUT_SECS",
             )?,
+            max_connections: connections(self.max_connections)?,
             ..ServerConfig::default()
         })
+        .inspect(|c| warn_if_files_run_out(c.max_connections))
     }
+}
+
+fn connections(n: usize) -> Result<usize, crate::commands::CliError> {
+    if (1..=MAX_CONNECTIONS_CEILING).contains(&n) {
+        Ok(n)
+    } else {
+        Err(crate::commands::CliError::Usage(format!(
+            "--max-connections (SUPACTL_MAX_CONNECTIONS) must be between 1 and {MAX_CONNECTIONS_CEILING} (got {n})"
+        )))
+    }
+}
+
+/// A connection is a file descriptor: past the process's soft `RLIMIT_NOFILE` accepts fail (and so do
+/// database connections), so a cap above it is a promise the process cannot keep. Linux only (read
+/// from /proc, which needs no unsafe call); elsewhere nothing is checked.
+fn warn_if_files_run_out(max_connections: usize) {
+    let Some(files) = open_files_limit() else {
+        return;
+    };
+    if files < max_connections as u64 {
+        eprintln!(
+            "warning: --max-connections is {max_connections} but this process may open only {files} files (ulimit -n); raise the limit or lower SUPACTL_MAX_CONNECTIONS"
+        );
+    }
+}
+
+/// The soft limit on open files, from /proc/self/limits (`Max open files  <soft>  <hard>  files`).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Serves each router on its listener with the shared server until `shutdown`; each task ends once its

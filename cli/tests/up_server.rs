@@ -1,6 +1,6 @@
 //! `supactl up` as a user runs it, spoken to over raw sockets: both listeners it assembles (gateway and
 //! admin API) enforce the header, idle and request timeouts its flags set, keep-alive still works, its
-//! banner says where the admin key is kept instead of printing it, and bad timeout flags are usage errors.
+//! banner says where the admin key is kept instead of printing it, and bad limit flags are usage errors.
 
 #[path = "../../runtime/common/tests/support/raw_http.rs"]
 mod raw_http;
@@ -217,22 +217,50 @@ fn assert_timed_out(status: u16, body: &str) {
 }
 
 #[test]
-fn timeout_flags_out_of_range_are_usage_errors_naming_the_flag() {
+fn limit_flags_out_of_range_are_usage_errors_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    for (flag, env) in [
-        ("--header-timeout-secs", "SUPACTL_HEADER_TIMEOUT_SECS"),
-        ("--idle-timeout-secs", "SUPACTL_IDLE_TIMEOUT_SECS"),
-        ("--request-timeout-secs", "SUPACTL_REQUEST_TIMEOUT_SECS"),
+    for (flag, env, value, says) in [
+        (
+            "--header-timeout-secs",
+            "SUPACTL_HEADER_TIMEOUT_SECS",
+            "0",
+            "got 0",
+        ),
+        (
+            "--idle-timeout-secs",
+            "SUPACTL_IDLE_TIMEOUT_SECS",
+            "0",
+            "got 0",
+        ),
+        (
+            "--request-timeout-secs",
+            "SUPACTL_REQUEST_TIMEOUT_SECS",
+            "0",
+            "got 0",
+        ),
+        ("--max-connections", "SUPACTL_MAX_CONNECTIONS", "0", "got 0"),
+        (
+            "--max-connections",
+            "SUPACTL_MAX_CONNECTIONS",
+            "2000000",
+            "got 2000000",
+        ),
+        (
+            "--realtime-capture-slots",
+            "SUPACTL_REALTIME_CAPTURE_SLOTS",
+            "1001",
+            "0..=1000",
+        ),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_supactl"))
             .arg("up")
             .arg("--data-dir")
             .arg(dir.path())
-            .env(env, "0")
+            .env(env, value)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
-        assert!(err.contains(flag) && err.contains("got 0"), "{err}");
+        assert!(err.contains(flag) && err.contains(says), "{err}");
     }
 }

@@ -1,12 +1,22 @@
 """Realtime through the gateway with the real supabase-py async client: the WebSocket at
 {api_url}/realtime/v1/websocket (Phoenix protocol, vsn 1.0.0), authenticated by the gateway from the
 `apikey` query parameter. Broadcast (self, no echo by default, topics scoped per project), Presence,
-the REST broadcast endpoint, and a key that does not authenticate."""
+the REST broadcast endpoint, a key that does not authenticate, postgres_changes with RLS, and user
+tokens on joined channels (a new token changes what the channel receives; an expired one closes it
+unless the client refreshes it). Across two gateway replicas: test_realtime_replicas.py."""
 
 import asyncio
+import uuid
 
 import httpx
-from supabase import acreate_client
+from supabase import AsyncClientOptions, acreate_client
+
+from conftest import NOTES
+
+PASSWORD = "correct-horse-1"
+# auth's rate limits out of the way of a test that signs in and refreshes often
+RELAXED_AUTH = ("update auth.supactl_settings set rate_limit_sign_in_sign_ups = 1000, "
+                "rate_limit_token_refresh = 1000, rate_limit_verify = 1000")
 
 
 async def wait_for(pred, within=5.0):
@@ -16,15 +26,26 @@ async def wait_for(pred, within=5.0):
         await asyncio.sleep(0.02)
 
 
-async def joined(client, topic, config=None, on=None):
-    """A subscribed channel; `on(channel)` registers callbacks before the join."""
+async def joined(client, topic, config=None, on=None, states=None):
+    """A subscribed channel; `on(channel)` registers callbacks before the join. Every later state of the
+    channel (with its error, if any) is appended to `states`."""
     ch = client.channel(topic, {"config": config or {}})
     if on:
         on(ch)
-    states = []
-    await ch.subscribe(lambda state, err: states.append(str(state)))
+    states = [] if states is None else states
+    await ch.subscribe(lambda state, err: states.append(f"{state.value} {err or ''}"))
     assert any("SUBSCRIBED" in s for s in states), states
     return ch
+
+
+async def sign_up(client):
+    """Signs a new user up through `client` (its realtime then carries the user's token); returns the
+    email and the session."""
+    email = f"rt-{uuid.uuid4().hex[:10]}@example.com"
+    r = await client.auth.sign_up({"email": email, "password": PASSWORD})
+    assert r.session, r
+    await wait_for(lambda: client.realtime.access_token == r.session.access_token)
+    return email, r.session
 
 
 def test_broadcast_self_echo_and_isolation(platform):
@@ -155,6 +176,81 @@ alter publication supabase_realtime add table chat, vault;
         assert admin_vault[0]["data"]["record"]["secret"] == "s3cret"
         assert anon_vault == [], "anon may not SELECT the row, so it never receives it"
         for c in (anon, admin):
+            await c.realtime.close()
+
+    asyncio.run(run())
+
+
+def test_a_new_user_token_on_a_joined_channel_changes_which_rows_it_receives(platform):
+    p = platform.create_project("rt-token-rls")
+    platform.sql(p, NOTES + "alter publication supabase_realtime add table notes;" + RELAXED_AUTH)
+
+    async def run():
+        client, other = await acreate_client(p.url, p.anon), await acreate_client(p.url, p.anon)
+        _, a = await sign_up(client)
+        b_email, b = await sign_up(other)
+        got, ready = [], []
+
+        def on(ch):
+            ch.on_postgres_changes("INSERT", lambda m: got.append(m["data"]["record"]["body"]),
+                                   table="notes", schema="public")
+            ch.on_system(lambda m: ready.append(m) if m.status == "ok" else None)
+        await joined(client, "db-notes", on=on)
+        await wait_for(lambda: ready, within=10)
+
+        def insert(*rows):
+            values = ", ".join(f"('{owner}', '{body}')" for owner, body in rows)
+            platform.sql(p, f"insert into notes (owner, body) values {values}")
+        insert((a.user.id, "a1"), (b.user.id, "b1"))
+        await wait_for(lambda: got, within=10)
+        await asyncio.sleep(0.5)
+        assert got == ["a1"], "the channel joined with A's token sees A's rows only"
+
+        # supabase-py hands a new session's token to every joined channel (an access_token push)
+        signed_in = await client.auth.sign_in_with_password({"email": b_email, "password": PASSWORD})
+        await wait_for(lambda: client.realtime.access_token == signed_in.session.access_token)
+        await asyncio.sleep(1)
+        insert((a.user.id, "a2"), (b.user.id, "b2"))
+        await wait_for(lambda: len(got) == 2, within=10)
+        await asyncio.sleep(0.5)
+        assert got == ["a1", "b2"], "the same channel, now B's, sees B's rows only"
+        for c in (client, other):
+            await c.realtime.close()
+
+    asyncio.run(run())
+
+
+def test_a_channel_outlives_its_first_token_only_when_the_client_refreshes_it(platform):
+    p = platform.create_project("rt-token-expiry")
+    # 11 s tokens: supabase-py refreshes a token 10 s before it expires, so about every second
+    platform.sql(p, RELAXED_AUTH + ", jwt_exp = 11")
+
+    async def run():
+        kept = await acreate_client(p.url, p.anon)
+        lapsed = await acreate_client(p.url, p.anon, AsyncClientOptions(auto_refresh_token=False))
+        sender = await acreate_client(p.url, p.anon)
+        _, first = await sign_up(kept)
+        await sign_up(lapsed)
+        got = {"kept": [], "lapsed": []}
+        states = {"kept": [], "lapsed": []}
+        on = lambda who: (lambda ch: ch.on_broadcast("tick", lambda m: got[who].append(m["payload"])))
+        for who, client in (("kept", kept), ("lapsed", lapsed)):
+            await joined(client, "clock", on=on(who), states=states[who])
+        ch_send = await joined(sender, "clock")
+
+        # The channel joined with a token that is never refreshed closes when it expires, as
+        # Supabase closes it: a system error, then phx_close.
+        await wait_for(lambda: any("CLOSED" in s for s in states["lapsed"]), within=25)
+        errors = [s for s in states["lapsed"] if "CHANNEL_ERROR" in s]
+        assert errors and "Token has expired" in errors[0], states["lapsed"]
+        # The refreshed one is still joined past the first token's expiry.
+        assert kept.realtime.access_token != first.access_token, "supabase-py refreshed the session"
+        assert [s.split()[0] for s in states["kept"]] == ["SUBSCRIBED"], states
+        await ch_send.send_broadcast("tick", {"n": 1})
+        await wait_for(lambda: got["kept"])
+        await asyncio.sleep(0.3)
+        assert got == {"kept": [{"n": 1}], "lapsed": []}
+        for c in (kept, lapsed, sender):
             await c.realtime.close()
 
     asyncio.run(run())

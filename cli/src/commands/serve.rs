@@ -93,6 +93,8 @@ pub struct GatewayArgs {
     #[arg(long, env = task_env::TRUSTED_PROXIES, value_parser = gateway::client_ip::parse_list)]
     trusted_proxies: Option<Vec<gateway::Cidr>>,
     #[command(flatten)]
+    realtime: serve_env::RealtimeArgs,
+    #[command(flatten)]
     server: stack::ServerArgs,
 }
 
@@ -283,6 +285,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 base_domain: a.base_domain,
                 api_url_template,
                 trusted_proxies: a.trusted_proxies.unwrap_or_default(),
+                capture_slots: a.realtime.realtime_capture_slots,
             }
             .builder(shutdown.clone())
             .function_urls(function_urls);

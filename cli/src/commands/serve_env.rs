@@ -266,6 +266,17 @@ impl CapacityArgs {
     }
 }
 
+/// Realtime's settings in the gateway's process (`supactl up`, `supactl serve gateway`).
+#[derive(Args, Debug, Clone)]
+pub struct RealtimeArgs {
+    /// Change-capture slots (postgres_changes) this process opens at once per database server, one per
+    /// project with subscribers; each decodes the server's whole WAL. Past it a join gets a `system`
+    /// error. 0 turns postgres_changes off. The server's `max_replication_slots` bounds it too.
+    #[arg(long, env = "SUPACTL_REALTIME_CAPTURE_SLOTS", default_value_t = dataplane::DEFAULT_CAPTURE_SLOTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1000))]
+    pub realtime_capture_slots: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub server: stack::ServerArgs,
     #[command(flatten)]
+    pub realtime: super::serve_env::RealtimeArgs,
+    #[command(flatten)]
     pub capacity: super::serve_env::CapacityArgs,
     #[command(flatten)]
     pub functions: FunctionsArgs,
@@ -223,6 +225,7 @@ async fn serve(
         base_domain: None,
         api_url_template: format!("{gateway_url}/p/{{ref}}"),
         trusted_proxies: Vec::new(),
+        capture_slots: args.realtime.realtime_capture_slots,
     }
     .builder(shutdown.clone());
     match local_functions(

@@ -13,8 +13,9 @@
 //!   connection, and the balancer answers that request 502.
 //! - **Header bounds**: at most [`ServerConfig::max_header_bytes`] of head and [`MAX_HEADERS`] headers
 //!   (hyper answers 431 past either).
-//! - **Connection cap**: at most [`ServerConfig::max_connections`] open connections per listener; past it
-//!   the listener stops accepting and new connections wait in the kernel's backlog.
+//! - **Connection cap**: at most [`ServerConfig::max_connections`] open connections per listener (an
+//!   upgraded WebSocket holds its place until it closes); past it the listener stops accepting and new
+//!   connections wait in the kernel's backlog.
 //!
 //! Per request:
 //! - **Deadline**: a handler that has not produced its response head within
@@ -61,7 +62,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(420);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Large enough for a JWT with user metadata in `Authorization` beside the usual headers.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Above the 10,000 realtime WebSockets one process is sized for, plus REST's keep-alive connections
+/// (ECS Fargate's default `nofile` limit is 65535).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Headers per request: hyper's parser limit (kept at its default, which parses on the stack).
 pub const MAX_HEADERS: usize = 100;
 /// The stable error code of a request cut off by its deadline.
@@ -123,10 +126,7 @@ pub async fn serve(
             config: config.clone(),
             shutdown: shutdown.clone(),
         };
-        connections.spawn(async move {
-            conn.run(stream, peer).await;
-            drop(permit);
-        });
+        connections.spawn(conn.run(stream, peer, permit));
     }
     drop(listener);
     connections.close();
@@ -214,11 +214,12 @@ enum Expired {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+    async fn run(self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked {
             inner: stream,
             activity: activity.clone(),
+            _slot: permit,
         });
         let (app, timeout, busy) = (self.app, self.config.request_timeout, activity.clone());
         let service = hyper::service::service_fn(move |req| {
@@ -398,10 +399,13 @@ impl Drop for InFlight {
     }
 }
 
-/// The connection's socket, reporting reads and writes to its [`Activity`].
+/// The connection's socket, reporting reads and writes to its [`Activity`]. It holds the connection's
+/// place under the cap: an upgraded connection (a WebSocket) outlives [`Connection::run`] inside hyper's
+/// `Upgraded`, and keeps its place until that is dropped.
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl AsyncRead for Tracked {

@@ -58,6 +58,7 @@ fn app(dropped: Arc<AtomicBool>) -> Router {
                 "done"
             }),
         )
+        .route("/upgrade", get(upgrade_and_echo))
         .route(
             "/long-lived",
             get(|Extension(d): Extension<RequestDeadline>| async move {
@@ -66,6 +67,27 @@ fn app(dropped: Arc<AtomicBool>) -> Router {
                 "still here"
             }),
         )
+}
+
+/// Switches protocols (as a WebSocket handshake does), then echoes bytes until the peer leaves.
+async fn upgrade_and_echo(mut req: axum::extract::Request) -> axum::response::Response {
+    let upgraded = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(io) = upgraded.await else { return };
+        let mut io = hyper_util::rt::TokioIo::new(io);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = io.read(&mut buf).await {
+            if io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(axum::body::Body::empty())
+        .unwrap()
 }
 
 fn config() -> ServerConfig {
@@ -216,6 +238,38 @@ async fn past_the_connection_cap_a_new_connection_waits_for_a_free_slot() {
         "no answer while the first connection holds the only slot"
     );
     drop(first);
+    assert_eq!(read_response(&mut second).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_keeps_its_place_under_the_cap_until_it_closes() {
+    let (srv, _) = start(ServerConfig {
+        max_connections: 1,
+        ..config()
+    })
+    .await;
+    let mut ws = TcpStream::connect(srv.addr).await.unwrap();
+    ws.write_all(
+        b"GET /upgrade HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_response(&mut ws).await.0, 101);
+    ws.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    ws.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping", "the upgraded connection is served");
+    // hyper is done with the connection once upgraded; its place is still taken
+    let mut second = TcpStream::connect(srv.addr).await.unwrap();
+    second.write_all(get_request("/").as_bytes()).await.unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1000), second.read(&mut byte))
+            .await
+            .is_err(),
+        "no answer while the upgraded connection holds the only slot"
+    );
+    drop(ws);
     assert_eq!(read_response(&mut second).await.0, 200);
 }
 

@@ -20,8 +20,9 @@ use supactl_common::directory::{Directory, DirectoryConfig};
 use supactl_common::invalidation::{self, ProjectHook, RedisError};
 use tokio_util::sync::CancellationToken;
 
-/// Change-capture slots this process opens per database server (each decodes the server's whole WAL).
-const MAX_CAPTURE_SLOTS: usize = 32;
+/// Change-capture slots a process opens per database server by default (each decodes the server's whole
+/// WAL; the server's `max_replication_slots` and the capture functions' 8 per database bound it too).
+pub const DEFAULT_CAPTURE_SLOTS: usize = 32;
 
 /// Where Edge Functions run.
 pub enum Functions {
@@ -48,6 +49,8 @@ pub struct Settings {
     pub api_url_template: String,
     /// Peers whose `X-Forwarded-For` names the client (the load balancer's range).
     pub trusted_proxies: Vec<gateway::Cidr>,
+    /// Realtime's change-capture slots per database server (0: postgres_changes refused).
+    pub capture_slots: usize,
 }
 
 impl Settings {
@@ -80,7 +83,8 @@ impl Settings {
                     ..realtime::http::RealtimeConfig::default()
                 },
                 shutdown,
-            );
+            )
+            .capture_slots(self.capture_slots);
         if let Some(url) = &self.redis_url {
             builder = builder.redis(url.clone());
         }
@@ -112,6 +116,7 @@ impl DataPlane {
             auth: None,
             functions: None,
             realtime: None,
+            capture_slots: DEFAULT_CAPTURE_SLOTS,
         }
     }
 }
@@ -127,6 +132,7 @@ pub struct Builder {
     auth: Option<auth::AuthConfig>,
     functions: Option<Functions>,
     realtime: Option<(realtime::http::RealtimeConfig, CancellationToken)>,
+    capture_slots: usize,
 }
 
 impl Builder {
@@ -181,6 +187,12 @@ impl Builder {
         self
     }
 
+    /// Realtime's change-capture slots per database server.
+    pub fn capture_slots(mut self, slots: usize) -> Builder {
+        self.capture_slots = slots;
+        self
+    }
+
     pub fn build(self) -> Result<DataPlane, RedisError> {
         let registry = Registry::new(self.connection_budget);
         let directory = self.directory;
@@ -196,7 +208,7 @@ impl Builder {
             Some((config, shutdown)) => {
                 let rt = realtime::http::Realtime::new(directory.clone(), config, shutdown)?;
                 rt.set_registry(&registry);
-                rt.set_cdc(realtime::cdc::Cdc::project_login(MAX_CAPTURE_SLOTS));
+                rt.set_cdc(realtime::cdc::Cdc::project_login(self.capture_slots));
                 Some(rt)
             }
             None => None,

@@ -208,6 +208,7 @@ impl ControlPlane {
             base_domain: None,
             api_url_template: api_url_template.to_string(),
             trusted_proxies: Vec::new(),
+            capture_slots: dataplane::DEFAULT_CAPTURE_SLOTS,
         }
         .builder(tokio_util::sync::CancellationToken::new())
         .build()

@@ -13,6 +13,15 @@ use crate::family::Created;
 use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, ResId, Val};
 use crate::Error;
 
+/// Seconds the public balancer keeps a connection with no bytes moving. Set explicitly (AWS's default is
+/// 60 s): realtime's WebSockets pass through it and stay quiet between the clients' heartbeats (25 s
+/// supabase-js, 30 s supabase-py), so it must stay well above those; and below the gateway's own
+/// idle timeout (420 s), so the balancer, not the target, closes an idle keep-alive connection.
+pub const PUBLIC_IDLE_TIMEOUT_SECS: i64 = 180;
+/// The admin balancer's: above the longest admin call (a project create or delete), below the
+/// tenant-manager's idle timeout.
+pub const ADMIN_IDLE_TIMEOUT_SECS: i64 = 400;
+
 /// The public and the admin load balancer.
 pub(super) fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
     let cfg = b.cfg;
@@ -28,8 +37,18 @@ pub(super) fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
         .map(|a| Val::str(a.as_str()))
         .collect();
     for (key, name, sg, idle) in [
-        ("public", &c.public_alb_name, "sg/alb", 180),
-        ("admin", &c.admin_alb_name, "sg/admin-alb", 400),
+        (
+            "public",
+            &c.public_alb_name,
+            "sg/alb",
+            PUBLIC_IDLE_TIMEOUT_SECS,
+        ),
+        (
+            "admin",
+            &c.admin_alb_name,
+            "sg/admin-alb",
+            ADMIN_IDLE_TIMEOUT_SECS,
+        ),
     ] {
         b.add(
             Kind::LoadBalancer,

@@ -37,6 +37,8 @@ pub(super) fn desired(b: &mut Builder<'_>) {
                 ("healthy_threshold", Val::Int(2)),
                 ("unhealthy_threshold", Val::Int(3)),
                 ("matcher", Val::str("200")),
+                // Realtime sockets on a draining gateway are cut when it ends (the clients rejoin on
+                // another replica), so 30 s only has to cover REST requests.
                 ("deregistration_delay", Val::Int(30)),
             ]),
             Props::new(),
