@@ -5,6 +5,7 @@
 
 mod admin_client;
 mod commands;
+mod duration;
 mod functions_runtime;
 mod local_state;
 mod output;

@@ -128,6 +128,36 @@ fn plan_deploy_status_destroy_through_the_cli() {
     );
     assert!(err.contains("(0 mutating)"), "{err}");
 
+    // the deployed stack's logs: none written yet; a service it does not have is named with the choices
+    let o = supactl(
+        &[
+            "logs",
+            "--config",
+            cfg,
+            "--service",
+            "gateway",
+            "--since",
+            "1h",
+        ],
+        Some(&ep),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let o = supactl(&["logs", "--config", cfg, "--service", "kong"], Some(&ep));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains(
+            "--service kong: no such service in this stack (it has gateway, tenant-manager"
+        ),
+        "{}",
+        text(&o).1
+    );
+    let o = supactl(
+        &["logs", "--config", cfg, "--since", "10 minutes"],
+        Some(&ep),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("--since 10 minutes: not a duration"));
+
     let o = supactl(&["status", "--config", cfg, "--output", "json"], Some(&ep));
     let rows: serde_json::Value = serde_json::from_str(&text(&o).0).expect("status json");
     let vpc = rows

@@ -32,6 +32,7 @@ pub mod ops;
 pub mod plan;
 pub mod policy;
 pub mod reach;
+pub mod tail;
 
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! billable resource priced from `templates/pricing.json`, usage lines at the stated assumptions, a total that
 //! is their sum, and a clear refusal for a region the table has no prices for.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use common::{config_from, test_config, REGION};

@@ -127,6 +127,8 @@ pub enum InfraCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Print the stack's CloudWatch logs (every ECS service, or one with --service), optionally following
+    Logs(super::logs::LogsArgs),
     /// Print what the deployed stack gives you: URLs, the DNS records to create, endpoints, secret ARNs
     Outputs {
         #[command(flatten)]
@@ -170,7 +172,7 @@ fn apply_options(a: &AwsArgs, force: bool) -> ApplyOptions {
     }
 }
 
-async fn session(env: &EnvArgs, aws: &AwsArgs) -> Result<Session, Error> {
+pub(crate) async fn session(env: &EnvArgs, aws: &AwsArgs) -> Result<Session, Error> {
     let path = env
         .config
         .clone()
@@ -364,6 +366,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             stats(&aws, &s);
             Ok(0)
         }
+        InfraCommand::Logs(a) => super::logs::run(a).await,
         InfraCommand::Status {
             env,
             aws,

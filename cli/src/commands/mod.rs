@@ -2,6 +2,7 @@ pub mod functions;
 pub mod health;
 pub mod image;
 pub mod infra;
+pub mod logs;
 pub mod project;
 pub mod secrets;
 pub mod serve;

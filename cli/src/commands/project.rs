@@ -2,6 +2,7 @@
 
 use super::{CliError, CliResult};
 use crate::admin_client::{AdminArgs, AdminClient};
+use crate::duration::duration_ms;
 use crate::output::{self, Format};
 use clap::{Args, Subcommand};
 use http::Method;
@@ -303,24 +304,6 @@ fn update_body(
     Ok(Value::Object(body))
 }
 
-/// Milliseconds of `500ms`, `3s`, `2min`, `1h` or a bare `0`.
-fn duration_ms(v: &str) -> Option<u64> {
-    if v == "0" {
-        return Some(0);
-    }
-    let split = v.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = v.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let factor = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "min" => 60_000,
-        "h" => 3_600_000,
-        _ => return None,
-    };
-    n.checked_mul(factor)
-}
-
 fn done(message: String) -> impl FnOnce(&Value) {
     move |_| output::line(&message)
 }
@@ -618,8 +601,6 @@ mod tests {
             b,
             json!({"limits": {"anon_statement_timeout_ms": 1500, "service_role_statement_timeout_ms": null, "connection_limit": 25}})
         );
-        assert_eq!(duration_ms("2min"), Some(120_000));
-        assert_eq!(duration_ms("3"), None);
         for bad in ["anon", "postgres=3s", "anon=3 s", "anon=-1s"] {
             let e = update_body(None, &[bad.into()], None)
                 .unwrap_err()
