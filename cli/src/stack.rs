@@ -157,13 +157,25 @@ pub async fn run_until_signal(
     Ok(())
 }
 
+/// Logs to stderr: human lines on a terminal, JSON lines otherwise (a file, a pipe, CloudWatch);
+/// `SUPACTL_LOG_FORMAT=json|text` chooses, `SUPACTL_LOG` filters (default `info`).
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SUPACTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let json = match std::env::var("SUPACTL_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        fmt.json().flatten_event(true).try_init()
+    } else {
+        fmt.try_init()
+    };
 }
 
 /// Binds 127.0.0.1:`port`, naming the flag to change in the error.

@@ -6,7 +6,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 const EXPOSE: &str =
-    "Content-Range, Content-Location, Location, Preference-Applied, X-Client-Info, Range-Unit";
+    "Content-Range, Content-Location, Location, Preference-Applied, X-Client-Info, Range-Unit, X-Request-Id";
 
 /// The answer to a preflight request.
 pub fn preflight(req_headers: &HeaderMap) -> Response {

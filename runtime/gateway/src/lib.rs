@@ -15,6 +15,7 @@
 //! the binary) and on none of the services it forwards to: it is handed their routers or addresses. The
 //! gateway never sees worker credentials and never routes to the tenant-manager.
 
+mod access;
 pub mod client_ip;
 mod cors;
 pub mod function_url;

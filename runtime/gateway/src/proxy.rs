@@ -1,5 +1,6 @@
 //! The request phases: resolve project → authenticate key → choose role → mint token → forward.
 
+use crate::access::{AccessLog, REQUEST_ID};
 use crate::client_ip::{client_ip, Cidr};
 use crate::cors;
 use crate::function_url::{FunctionUrls, Outgoing};
@@ -132,16 +133,23 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .with_state(gw)
 }
 
-async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let mut res = if req.method() == Method::OPTIONS {
+/// Every request: its id in and out, the phases of [`serve`], CORS, and one access-log line (latency to
+/// the response's head: a streamed body or a WebSocket goes on after it).
+async fn handle(State(gw): State<Arc<Gateway>>, mut req: Request) -> Response {
+    let mut log = AccessLog::begin(req.headers());
+    req.headers_mut().insert(REQUEST_ID, log.id.clone());
+    let method = req.method().clone();
+    let mut res = if method == Method::OPTIONS {
         cors::preflight(req.headers())
     } else {
-        match serve(&gw, req).await {
+        match serve(&gw, req, &mut log).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         }
     };
     cors::decorate(res.headers_mut());
+    res.headers_mut().insert(REQUEST_ID, log.id.clone());
+    log.end(&method, res.status());
     res
 }
 
@@ -219,7 +227,7 @@ fn directory_down(e: supactl_common::directory::DirectoryError) -> HttpError {
     )
 }
 
-async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
+async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Response, HttpError> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -232,9 +240,11 @@ async fn serve(gw: &Gateway, req: Request) -> Result<Response, HttpError> {
             "no project in the request path or host",
         )
     })?;
+    log.project = Some(project_ref.clone());
     let (service, service_path) = Service::find(below)
         .filter(|(s, _)| gw.routes.contains_key(s))
         .ok_or_else(|| no_service(below))?;
+    log.route = service.class();
     let service_path = service_path.to_string();
     let access = service.access(req.method(), &service_path);
     let query_key = service

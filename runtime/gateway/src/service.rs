@@ -37,6 +37,16 @@ impl Service {
         Service::Realtime,
     ];
 
+    /// The route class the access log and metrics name.
+    pub fn class(self) -> &'static str {
+        match self {
+            Service::Rest => "rest",
+            Service::Auth => "auth",
+            Service::Functions => "functions",
+            Service::Realtime => "realtime",
+        }
+    }
+
     pub fn prefix(self) -> &'static str {
         match self {
             Service::Rest => "/rest/v1",
