@@ -16,6 +16,17 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 
+/// The process's Prometheus metrics (under `supactl up`, every service's: they share the process).
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        supactl_common::metrics::metrics().render(),
+    )
+}
+
 pub fn router(tm: Arc<TenantManager>) -> Router {
     use crate::{
         api_keys, audit, function_logs, functions, functions_internal, internal, meta, projects,
@@ -93,6 +104,7 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             get(workers::placement).put(workers::set_placement),
         )
         .route("/audit", get(audit::list))
+        .route("/metrics", get(metrics))
         .layer(from_fn_with_state(tm.clone(), audit::record))
         .layer(from_fn_with_state(tm.clone(), require_admin));
     let internal = Router::new()
