@@ -161,7 +161,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let repo = |image: &str| format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{prefix}/{image}");
 
     // ECR: scan on push, lifecycle policy, the Lambda pull policy on the REST image only
-    for image in ["gateway", "tenant-manager", "rest-lambda"] {
+    for image in ["gateway", "tenant-manager", "functions", "rest-lambda"] {
         let name = format!("{prefix}/{image}");
         let r = c
             .ecr
@@ -249,6 +249,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(
         names,
         vec![
+            format!("{prefix}-{REGION}-functions"),
             format!("{prefix}-{REGION}-gateway"),
             format!("{prefix}-{REGION}-rest-lambda"),
             format!("{prefix}-{REGION}-task-exec"),
@@ -691,6 +692,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         ]),
         "the gateway gets neither the admin key nor the database password"
     );
+    assert_eq!(
+        gw_env["SUPACTL_FUNCTIONS_URL"],
+        "http://functions.supactl.local:8081"
+    );
     let cd = &gw_td.container_definitions()[0];
     let hc = cd.health_check().unwrap();
     assert_eq!(
@@ -772,6 +777,68 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         tm_secrets["SUPACTL_SERVICE_TOKEN"],
         secret_arn(&s, "service-token").await
     );
+
+    assert_eq!(
+        tm_env["SUPACTL_FUNCTIONS_INTERNAL_URL"],
+        "http://functions.supactl.local:8082"
+    );
+
+    // Edge Functions: its image, the tenant-manager's internal API, the VPC denied to the functions, the
+    // service token as its only secret, health on the internal listener, a role that allows nothing
+    let (fn_td, fn_env, fn_secrets) = task_definition(&s, &format!("{prefix}-functions")).await;
+    assert_eq!(
+        fn_td.container_definitions()[0].image(),
+        Some(format!("{}@{}", repo("functions"), digests["functions"]).as_str())
+    );
+    assert_eq!(fn_env["SUPACTL_PORT"], "8081");
+    assert_eq!(fn_env["SUPACTL_FUNCTIONS_INTERNAL_PORT"], "8082");
+    assert_eq!(
+        fn_env["SUPACTL_TENANT_MANAGER_URL"],
+        "http://tenant-manager.supactl.local:3001"
+    );
+    assert_eq!(fn_env["SUPACTL_FUNCTIONS_DENY_NET"], "10.0.0.0/16");
+    assert!(!fn_env.contains_key("SUPACTL_REDIS_HOST"), "{fn_env:?}");
+    assert_eq!(
+        fn_secrets,
+        BTreeMap::from([(
+            "SUPACTL_SERVICE_TOKEN".to_string(),
+            secret_arn(&s, "service-token").await
+        )])
+    );
+    assert_eq!(
+        fn_td.container_definitions()[0]
+            .health_check()
+            .unwrap()
+            .command()[3],
+        "http://127.0.0.1:8082/health"
+    );
+    let fn_role = c
+        .iam
+        .list_role_policies()
+        .role_name(format!("{prefix}-{REGION}-functions"))
+        .send()
+        .await
+        .unwrap();
+    assert!(fn_role.policy_names().is_empty(), "{fn_role:?}");
+    let fsv = service(&s, "functions").await;
+    assert_eq!(fsv.task_definition(), fn_td.task_definition_arn());
+    assert!(fsv.load_balancers().is_empty(), "no load balancer in front");
+    assert_eq!(
+        fsv.service_registries()[0].registry_arn(),
+        Some(sd_arn("functions").as_str())
+    );
+    assert_eq!(
+        fsv.network_configuration()
+            .unwrap()
+            .awsvpc_configuration()
+            .unwrap()
+            .security_groups(),
+        [sg("functions")]
+    );
+    assert!(!tgs
+        .target_groups()
+        .iter()
+        .any(|t| t.target_group_name() == Some(format!("{prefix}-fn").as_str())));
 
     // services: Fargate in the private subnets with their own group, the load balancer, Cloud Map,
     // the circuit breaker with rollback
@@ -1145,7 +1212,7 @@ async fn outputs_and_status_report_the_deployed_stack() {
         .as_deref()
         .unwrap()
         .ends_with("-rest-lambda"));
-    assert_eq!(o.ecr_repositories.len(), 3);
+    assert_eq!(o.ecr_repositories.len(), 4);
     let text = o.to_string();
     assert!(text.contains(&format!("*.{BASE_DOMAIN}")), "{text}");
     let json = serde_json::to_value(&o).unwrap();
