@@ -304,6 +304,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(
         strings(&by_sid(&pull, "PullImages")["Resource"]),
         vec![
+            format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/functions"),
             format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/gateway"),
             format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/tenant-manager"),
         ]
@@ -1038,7 +1039,7 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     );
     assert!(!s.plan().await.unwrap().plan.has_changes());
 
-    // a new image under the same tag: new digests, new revisions of both task definitions
+    // a new image under the same tag: new digests, new revisions of every task definition
     let digests = push_images(&s, "latest", 2).await;
     s.clients.log.clear();
     let p = s.plan().await.unwrap();
@@ -1052,8 +1053,10 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
         vec![
             ("taskdef/gateway".to_string(), Action::Replace),
             ("taskdef/tenant-manager".to_string(), Action::Replace),
+            ("taskdef/functions".to_string(), Action::Replace),
             ("ecs/gateway".to_string(), Action::Update),
             ("ecs/tenant-manager".to_string(), Action::Update),
+            ("ecs/functions".to_string(), Action::Update),
         ],
         "{}",
         p.plan
@@ -1087,7 +1090,7 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     let mut s = moto.session(s.config.clone()).await;
     s.image_tag = "v2".into();
     let p = s.plan().await.unwrap();
-    assert_eq!(p.plan.count(Action::Replace), 2, "{}", p.plan);
+    assert_eq!(p.plan.count(Action::Replace), 3, "{}", p.plan);
 }
 
 #[tokio::test]
@@ -1099,7 +1102,7 @@ async fn missing_images_and_a_wrong_certificate_stop_the_plan_before_any_write()
         panic!("{err}")
     };
     let text = err.to_string();
-    assert_eq!(issues.len(), 3, "{text}");
+    assert_eq!(issues.len(), 4, "{text}");
     assert!(
         text.contains("ecr:supabase-on-aws-test/gateway: the ECR repository supabase-on-aws-test/gateway does not exist (so it has no image latest)"),
         "{text}"
