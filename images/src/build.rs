@@ -544,7 +544,11 @@ mod tests {
             config.config.entrypoint,
             [BINARY_PATH, "serve", "functions"]
         );
-        for var in ["SUPACTL_DENO=/usr/local/bin/deno", "DENO_DIR=/tmp/deno", "SUPACTL_PORT=8081"] {
+        for var in [
+            "SUPACTL_DENO=/usr/local/bin/deno",
+            "DENO_DIR=/tmp/deno",
+            "SUPACTL_PORT=8081",
+        ] {
             assert!(config.config.env.iter().any(|e| e == var), "{var}");
         }
     }

@@ -531,7 +531,12 @@ async fn push(a: PushArgs) -> CliResult {
     // each push mounts from the one before it: the images that carry Deno go last, next to each other,
     // so the second one mounts the Deno layer too
     let mut names = names;
-    names.sort_by_key(|n| (images::service(n).map(|s| s.deno).unwrap_or(false), n.clone()));
+    names.sort_by_key(|n| {
+        (
+            images::service(n).map(|s| s.deno).unwrap_or(false),
+            n.clone(),
+        )
+    });
     let (registry, creds) = destination(&a).await?;
     let client = images::Client::new(registry.clone(), creds).map_err(usage)?;
     client.ping().await.map_err(usage)?;

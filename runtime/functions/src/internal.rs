@@ -245,7 +245,13 @@ mod tests {
     #[test]
     fn replicas_merge_by_time_and_keep_the_newest() {
         let merged = merge(
-            vec![at(1, "a1"), at(5, "a5"), at(9, "a9"), at(2, "b2"), at(5, "b5")],
+            vec![
+                at(1, "a1"),
+                at(5, "a5"),
+                at(9, "a9"),
+                at(2, "b2"),
+                at(5, "b5"),
+            ],
             4,
         );
         let got: Vec<_> = merged.iter().map(|r| r.message.as_str()).collect();

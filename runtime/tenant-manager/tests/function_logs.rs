@@ -79,10 +79,7 @@ impl Replica {
             project_ref: PROJECT.into(),
             jwt_verified: false,
         };
-        let req = Request::builder()
-            .uri(path)
-            .body(Body::empty())
-            .unwrap();
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
         let res = self.supervisor.invoke(&caller, "hello", req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -159,22 +156,37 @@ async fn logs_of_two_replicas_merge_by_time_and_reach_the_admin_api() {
     let (s, body) = get(&logs_path, &cp.service_token).await;
     assert_eq!(s, StatusCode::OK);
     let own: Value = serde_json::from_slice(&body).unwrap();
-    assert!(own["data"].to_string().contains("served /hello/third"), "{own}");
-    assert!(!own["data"].to_string().contains("served /hello/second"), "{own}");
+    assert!(
+        own["data"].to_string().contains("served /hello/third"),
+        "{own}"
+    );
+    assert!(
+        !own["data"].to_string().contains("served /hello/second"),
+        "{own}"
+    );
 
     // both replicas, merged by time: each replica's console line and its invocation record
-    let remote = RemoteLogs::new(&format!("http://localhost:{}", a.addr.port()), &cp.service_token)
-        .unwrap();
+    let remote = RemoteLogs::new(
+        &format!("http://localhost:{}", a.addr.port()),
+        &cp.service_token,
+    )
+    .unwrap();
     let both = remote
         .get_from(&[a.addr, b.addr], PROJECT, "hello", 100)
         .await
         .unwrap();
     assert_eq!(
         messages(&both),
-        ["served /hello/first", "served /hello/second", "served /hello/third"]
+        [
+            "served /hello/first",
+            "served /hello/second",
+            "served /hello/third"
+        ]
     );
     assert_eq!(both.iter().filter(|r| r.level == "invocation").count(), 3);
-    assert!(both.windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
+    assert!(both
+        .windows(2)
+        .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
     // the limit keeps the newest across replicas
     let newest = remote
         .get_from(&[a.addr, b.addr], PROJECT, "hello", 1)

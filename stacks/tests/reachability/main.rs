@@ -140,7 +140,10 @@ fn the_functions_service_reaches_the_tenant_manager_and_the_internet_only() {
             (functions, tm, 3001),
             (functions, Peer::Internet, 443),
         ] {
-            assert!(net.allowed(from, to, port), "{name}: {from:?} → {to:?}:{port}");
+            assert!(
+                net.allowed(from, to, port),
+                "{name}: {from:?} → {to:?}:{port}"
+            );
         }
         for (from, to, port) in [
             (gateway, functions, 8082),
@@ -152,7 +155,10 @@ fn the_functions_service_reaches_the_tenant_manager_and_the_internet_only() {
             (functions, gateway, 8000),
             (functions, Peer::Internet, 80),
         ] {
-            assert!(!net.allowed(from, to, port), "{name}: {from:?} → {to:?}:{port}");
+            assert!(
+                !net.allowed(from, to, port),
+                "{name}: {from:?} → {to:?}:{port}"
+            );
         }
         let td = d
             .iter()
