@@ -179,7 +179,7 @@ impl RemoteLogs {
         let addrs = &addrs[..addrs.len().min(MAX_REPLICAS)];
         let path = format!("/internal/v1/functions/{project}/{slug}/logs?limit={limit}");
         let answers =
-            futures_util::future::join_all(addrs.iter().map(|a| self.from_replica(*a, &path)))
+            futures_util::future::join_all(addrs.iter().map(|a| self.ask_replica(*a, &path)))
                 .await;
         let mut records = Vec::new();
         let mut failures = Vec::new();
@@ -202,7 +202,7 @@ impl RemoteLogs {
         Ok(merge(records, limit))
     }
 
-    async fn from_replica(&self, addr: SocketAddr, path: &str) -> Result<Vec<LogRecord>, String> {
+    async fn ask_replica(&self, addr: SocketAddr, path: &str) -> Result<Vec<LogRecord>, String> {
         let req = Request::builder()
             .method(Method::GET)
             .uri(format!("http://{addr}{path}"))
