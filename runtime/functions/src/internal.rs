@@ -179,8 +179,7 @@ impl RemoteLogs {
         let addrs = &addrs[..addrs.len().min(MAX_REPLICAS)];
         let path = format!("/internal/v1/functions/{project}/{slug}/logs?limit={limit}");
         let answers =
-            futures_util::future::join_all(addrs.iter().map(|a| self.ask_replica(*a, &path)))
-                .await;
+            futures_util::future::join_all(addrs.iter().map(|a| self.ask_replica(*a, &path))).await;
         let mut records = Vec::new();
         let mut failures = Vec::new();
         for (addr, answer) in addrs.iter().zip(answers) {
