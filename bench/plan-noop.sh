@@ -33,7 +33,7 @@ kw = dict(endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1
 arn = boto3.client("acm", **kw).request_certificate(
     DomainName="*.supabase.example.com", ValidationMethod="DNS")["CertificateArn"]
 ecr = boto3.client("ecr", **kw)
-for i, image in enumerate(["gateway", "tenant-manager", "rest-lambda"]):
+for i, image in enumerate(["gateway", "tenant-manager", "functions", "rest-lambda"]):
     repo = f"supabase-on-aws-test/{image}"
     ecr.create_repository(repositoryName=repo, tags=[
         {"Key": "supactl:stack", "Value": "supabase-on-aws"}, {"Key": "supactl:env", "Value": "test"},

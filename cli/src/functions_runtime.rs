@@ -18,7 +18,7 @@ pub struct FunctionsArgs {
     /// More endpoints functions must not reach, comma-separated (`host:port`, an address or a CIDR
     /// with an optional port). Metadata endpoints, loopback other than the gateway, and this
     /// platform's own services are always denied.
-    #[arg(long, env = "SUPACTL_FUNCTIONS_DENY_NET", value_delimiter = ',')]
+    #[arg(long, env = stacks::compute::env::FUNCTIONS_DENY_NET, value_delimiter = ',')]
     pub functions_deny_net: Vec<String>,
     /// Deno workers running at once across every project.
     #[arg(long, env = "SUPACTL_FUNCTIONS_MAX_WORKERS", default_value_t = functions::config::DEFAULT_MAX_WORKERS)]

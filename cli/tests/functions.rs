@@ -161,3 +161,63 @@ async fn functions_are_deployed_listed_shown_and_deleted_from_the_cli() {
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
 }
+
+/// `supactl serve functions` as its ECS task runs it: the container health check (`supactl healthcheck`
+/// on the internal port) passes, the invocation port does not serve the internal routes, and the logs
+/// endpoint wants the service token.
+#[test]
+fn serve_functions_answers_health_and_guards_logs_on_its_internal_port() {
+    ensure_deno();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, internal) = (free(), free());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_supactl"))
+        .args(["serve", "functions"])
+        .env("SUPACTL_PORT", port.to_string())
+        .env("SUPACTL_FUNCTIONS_INTERNAL_PORT", internal.to_string())
+        .env("SUPACTL_TENANT_MANAGER_URL", "http://127.0.0.1:9")
+        .env("SUPACTL_SERVICE_TOKEN", "test-service-token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{internal}/health");
+    let healthcheck = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_supactl"))
+            .args(["healthcheck", url])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while healthcheck(&health) != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "no health answer");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // the invocation port has no /health: that path is a function's slug there
+    assert_eq!(
+        healthcheck(&format!("http://127.0.0.1:{port}/health")),
+        Some(1)
+    );
+    // logs need the service token (the runtime answers 200 with it, empty: nothing ran)
+    let logs = format!("http://127.0.0.1:{internal}/internal/v1/functions/abcdefghij/hello/logs");
+    let curl = |token: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(&logs)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("wrong"), "401");
+    assert_eq!(curl("test-service-token"), "200");
+    let _ = child.kill();
+    let _ = child.wait();
+}

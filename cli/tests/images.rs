@@ -2,7 +2,8 @@
 //! registry) on a loopback port with a throwaway config, and `skopeo`, a registry client nobody here wrote,
 //! to inspect and copy back what we pushed. The image is unpacked and its binary run from the unpacked root
 //! filesystem (in a chroot when we are root, and always through the unpacked loader) to prove it is
-//! self-contained. Needs `docker-registry` and `skopeo` on PATH (scripts/setup.sh installs them).
+//! self-contained; the functions image's Deno (the pinned one, from `scripts/setup.sh deno`) too. Needs
+//! `docker-registry` and `skopeo` on PATH (scripts/setup.sh installs them).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -136,13 +137,26 @@ fn stripped_binary(dir: &Path) -> PathBuf {
     bin
 }
 
+/// The pinned Deno (`$SUPACTL_DENO`, else installed by `scripts/setup.sh deno`, which prints its path).
+fn deno() -> String {
+    if let Ok(p) = std::env::var("SUPACTL_DENO") {
+        return p;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/setup.sh");
+    run(Command::new(script).arg("deno")).trim().to_string()
+}
+
 fn build(dir: &Path) -> PathBuf {
     let bin = stripped_binary(dir);
     let out = dir.join("images");
+    let deno = deno();
     let o = supactl(&[
         "build",
         "gateway",
         "tenant-manager",
+        "functions",
+        "--deno",
+        &deno,
         "--binary",
         bin.to_str().unwrap(),
         "--out",
@@ -156,7 +170,9 @@ fn build(dir: &Path) -> PathBuf {
     assert!(o.status.success(), "build failed: {stderr}");
     assert!(stdout.contains("gateway  sha256:"), "{stdout}");
     assert!(stdout.contains("tenant-manager  sha256:"), "{stdout}");
+    assert!(stdout.contains("functions  sha256:"), "{stdout}");
     assert!(stderr.contains("libc.so.6"), "{stderr}");
+    assert!(stderr.contains("layer deno"), "{stderr}");
     out
 }
 
@@ -176,6 +192,63 @@ fn manifest_digest(layout: &Path, name: &str) -> String {
         .and_then(|m| m["digest"].as_str())
         .unwrap_or_else(|| panic!("{name} not in {index}"))
         .to_string()
+}
+
+/// Copies `image` back with skopeo and unpacks its layers into a root filesystem under `dir`.
+fn unpack(dir: &Path, image: &str, name: &str) -> PathBuf {
+    let copy = dir.join(format!("copy-{name}"));
+    run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        image,
+        &format!("oci:{}:{name}", copy.display()),
+    ]));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = |d: &str| {
+        copy.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&mdigest)).unwrap()).unwrap();
+    let rootfs = dir.join(format!("rootfs-{name}"));
+    std::fs::create_dir(&rootfs).unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(blob(layer["digest"].as_str().unwrap()))
+            .arg("-C")
+            .arg(&rootfs));
+    }
+    rootfs
+}
+
+/// `<program> --version` from an unpacked root filesystem: through its own loader and libraries, and in
+/// a chroot when we are root (then nothing from the host is visible, only what the image holds).
+fn run_in(rootfs: &Path, program: &str) -> String {
+    let libdirs: Vec<String> = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"]
+        .iter()
+        .map(|d| rootfs.join(d))
+        .filter(|d| d.is_dir())
+        .map(|d| d.display().to_string())
+        .collect();
+    let out = run(Command::new(rootfs.join("lib64/ld-linux-x86-64.so.2"))
+        .arg("--library-path")
+        .arg(libdirs.join(":"))
+        .arg(rootfs.join(program.trim_start_matches('/')))
+        .arg("--version"));
+    let euid = run(Command::new("id").arg("-u"));
+    if euid.trim() == "0" {
+        let chrooted = run(Command::new("chroot")
+            .arg(rootfs)
+            .args([program, "--version"]));
+        assert_eq!(chrooted, out, "{program} in a chroot");
+    }
+    out
 }
 
 #[test]
@@ -200,11 +273,14 @@ fn gateway_image_pushes_inspects_copies_back_and_runs_from_its_own_rootfs() {
         stdout.contains(&format!("{}/supactl/gateway@{gw_digest}", reg.host())),
         "{stdout}"
     );
+    // gateway first (config + 2 layers), then the Deno images: functions uploads its config and the
+    // Deno layer, tenant-manager only its config
+    assert!(stderr.contains("functions: 2 uploaded"), "{stderr}");
     assert!(stderr.contains("tenant-manager: 1 uploaded"), "{stderr}");
-    assert!(stderr.contains("2 mounted"), "{stderr}");
+    assert!(stderr.contains("3 mounted"), "{stderr}");
     let (starts, puts) = reg.uploads();
     assert!(
-        starts >= 4 && puts == 4,
+        starts >= 6 && puts == 6,
         "uploads seen by the registry: {starts} starts, {puts} puts"
     );
 
@@ -273,60 +349,41 @@ fn gateway_image_pushes_inspects_copies_back_and_runs_from_its_own_rootfs() {
         tm["config"]["Entrypoint"],
         serde_json::json!(["/usr/local/bin/supactl", "serve", "tenant-manager"])
     );
+    assert_eq!(tm["rootfs"]["diff_ids"].as_array().map(Vec::len), Some(3));
+    let f = skopeo_json(&[
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &format!("docker://{}/supactl/functions:latest", reg.host()),
+    ]);
+    assert_eq!(
+        f["config"]["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/supactl", "serve", "functions"])
+    );
+    let fenv = f["config"]["Env"].to_string();
+    assert!(
+        fenv.contains("SUPACTL_DENO=/usr/local/bin/deno") && fenv.contains("SUPACTL_PORT=8081"),
+        "{fenv}"
+    );
 
     // copy back, unpack, run the binary from the unpacked root filesystem
-    let copy = tmp.path().join("copy");
-    run(Command::new("skopeo").args([
-        "copy",
-        "--src-tls-verify=false",
-        &format!("{image}:latest"),
-        &format!("oci:{}:gw", copy.display()),
-    ]));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(copy.join("index.json")).unwrap()).unwrap();
-    let mdigest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let blob = |d: &str| {
-        copy.join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(&mdigest)).unwrap()).unwrap();
-    let rootfs = tmp.path().join("rootfs");
-    std::fs::create_dir(&rootfs).unwrap();
-    for layer in manifest["layers"].as_array().unwrap() {
-        run(Command::new("tar")
-            .arg("-xzf")
-            .arg(blob(layer["digest"].as_str().unwrap()))
-            .arg("-C")
-            .arg(&rootfs));
-    }
+    let rootfs = unpack(tmp.path(), &format!("{image}:latest"), "gw");
     assert!(rootfs.join("etc/ssl/certs/ca-certificates.crt").is_file());
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(passwd.contains("supactl:x:65532:65532"), "{passwd}");
     let version = format!("supactl {}", env!("CARGO_PKG_VERSION"));
-    let libdirs: Vec<String> = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64"]
-        .iter()
-        .map(|d| rootfs.join(d))
-        .filter(|d| d.is_dir())
-        .map(|d| d.display().to_string())
-        .collect();
-    let out = run(Command::new(rootfs.join("lib64/ld-linux-x86-64.so.2"))
-        .arg("--library-path")
-        .arg(libdirs.join(":"))
-        .arg(rootfs.join("usr/local/bin/supactl"))
-        .arg("--version"));
+    let out = run_in(&rootfs, "/usr/local/bin/supactl");
     assert!(out.contains(&version), "{out}");
-    let euid = run(Command::new("id").arg("-u"));
-    if euid.trim() == "0" {
-        // nothing from the host is visible in the chroot: only what the image holds
-        let out = run(Command::new("chroot")
-            .arg(&rootfs)
-            .args(["/usr/local/bin/supactl", "--version"]));
-        assert!(out.contains(&version), "{out}");
-    }
+    assert!(!rootfs.join("usr/local/bin/deno").exists());
+    // the functions image: Deno runs from its own root filesystem too (its extra libraries included)
+    let fnfs = unpack(
+        tmp.path(),
+        &format!("docker://{}/supactl/functions:latest", reg.host()),
+        "fn",
+    );
+    let out = run_in(&fnfs, "/usr/local/bin/deno");
+    assert!(out.starts_with("deno 2."), "{out}");
+    assert!(run_in(&fnfs, "/usr/local/bin/supactl").contains(&version));
 
     // second push: everything is there, nothing is uploaded
     let before = reg.uploads();
@@ -355,7 +412,7 @@ fn same_inputs_build_the_same_digests() {
     let other = tmp.path().join("again");
     std::fs::create_dir(&other).unwrap();
     let b = build(&other);
-    for svc in ["gateway", "tenant-manager"] {
+    for svc in ["gateway", "tenant-manager", "functions"] {
         assert_eq!(manifest_digest(&a, svc), manifest_digest(&b, svc), "{svc}");
     }
     assert_ne!(

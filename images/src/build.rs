@@ -1,6 +1,8 @@
 //! Image assembly: the service table, the root filesystem (the `supactl` binary, the shared libraries it
 //! links and their loader as `ldd` reports them, Debian's CA bundle, a non-root user) split into a system
-//! layer and an application layer, and the image config. Same inputs → same bytes → same digest.
+//! layer and an application layer, a third layer with the pinned Deno binary (and the libraries it needs
+//! beyond the system layer's) for the services that run or check Edge Functions, and the image config.
+//! Same inputs → same bytes → same digest.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,21 +24,34 @@ pub struct Service {
     /// Port the service listens on (exposed, and set through `port_env`).
     pub port: u16,
     pub port_env: &'static str,
+    /// Whether the image carries Deno: the functions service runs workers on it, the tenant-manager parses
+    /// every deploy with it.
+    pub deno: bool,
 }
 
-/// Every service with an image. Adding one is one line (REST Lambda and auth once they exist).
+/// Every service with an image. Adding one is one line.
 pub const SERVICES: &[Service] = &[
     Service {
         name: "gateway",
         args: &["serve", "gateway"],
         port: 8000,
         port_env: "SUPACTL_PORT",
+        deno: false,
     },
     Service {
         name: "tenant-manager",
         args: &["serve", "tenant-manager"],
         port: 3001,
         port_env: "SUPACTL_ADMIN_PORT",
+        deno: true,
+    },
+    // Edge Functions: the supervisor of the Deno workers, for the gateway's functions upstream.
+    Service {
+        name: "functions",
+        args: &["serve", "functions"],
+        port: 8081,
+        port_env: "SUPACTL_PORT",
+        deno: true,
     },
     // One project per function behind a Function URL; Lambda ignores the port.
     Service {
@@ -44,6 +59,7 @@ pub const SERVICES: &[Service] = &[
         args: &["serve", "rest-lambda"],
         port: 8080,
         port_env: "SUPACTL_PORT",
+        deno: false,
     },
 ];
 
@@ -65,6 +81,10 @@ pub fn service(name: &str) -> Result<&'static Service, Error> {
 /// Where the binary goes in the image.
 pub const BINARY_PATH: &str = "/usr/local/bin/supactl";
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where Deno goes in the images that carry it (`SUPACTL_DENO` names it).
+pub const DENO_PATH: &str = "/usr/local/bin/deno";
+/// Deno's module cache for anything run outside a worker (workers and the deploy check set their own).
+pub const DENO_DIR: &str = "/tmp/deno";
 /// The non-root user the services run as (distroless' "nonroot" id).
 pub const UID: u32 = 65532;
 
@@ -80,6 +100,8 @@ pub struct BuildOptions {
     pub ca_bundle: PathBuf,
     /// gzip level 0–9.
     pub compression: u32,
+    /// The Deno binary for the images that carry it (`scripts/setup.sh deno` installs the pinned one).
+    pub deno: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -93,6 +115,7 @@ impl BuildOptions {
                 .unwrap_or(0),
             ca_bundle: PathBuf::from(CA_BUNDLE),
             compression: 6,
+            deno: None,
         }
     }
 }
@@ -106,12 +129,27 @@ pub struct Layer {
     pub files: usize,
 }
 
-/// The layers every service image shares (they hold the same binary).
+/// The layers every service image shares (they hold the same binary), and Deno's for those that carry it.
 #[derive(Debug, Clone)]
 pub struct Layers {
     pub layers: Vec<Layer>,
+    /// Deno and the libraries it needs that the system layer lacks, when a Deno binary was given.
+    pub deno: Option<Layer>,
     /// The shared libraries found, as absolute paths in the image.
     pub libraries: Vec<String>,
+}
+
+impl Layers {
+    /// The layers of `svc`'s image, in order; a service that carries Deno needs the Deno layer.
+    pub fn of(&self, svc: &Service) -> Result<Vec<&Layer>, Error> {
+        let mut out: Vec<&Layer> = self.layers.iter().collect();
+        if svc.deno {
+            out.push(self.deno.as_ref().ok_or_else(|| Error::NoDeno {
+                service: svc.name.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
 }
 
 /// What `build` produced for one service.
@@ -236,18 +274,35 @@ pub fn layers(opts: &BuildOptions) -> Result<Layers, Error> {
 
     let mut layers = Vec::new();
     for (name, tree) in [("system", &system), ("app", &app)] {
-        let tar = tree.to_tar(opts.epoch)?;
-        let diff_id = oci::digest(&tar);
-        layers.push(Layer {
-            name,
-            blob: gzip(&tar, opts.compression)?,
-            diff_id,
-            files: tree.paths().count(),
-        });
+        layers.push(layer(name, tree, opts)?);
     }
+    let deno = match &opts.deno {
+        Some(bin) => {
+            let mut tree = Tree::new();
+            for (in_image, on_disk) in shared_libraries(bin)? {
+                if !libs.iter().any(|(p, _)| *p == in_image) {
+                    tree.file(&in_image, 0o755, read(&on_disk)?);
+                }
+            }
+            tree.file(DENO_PATH, 0o755, read(bin)?);
+            Some(layer("deno", &tree, opts)?)
+        }
+        None => None,
+    };
     Ok(Layers {
         layers,
+        deno,
         libraries: libs.into_iter().map(|(p, _)| p).collect(),
+    })
+}
+
+fn layer(name: &'static str, tree: &Tree, opts: &BuildOptions) -> Result<Layer, Error> {
+    let tar = tree.to_tar(opts.epoch)?;
+    Ok(Layer {
+        name,
+        diff_id: oci::digest(&tar),
+        blob: gzip(&tar, opts.compression)?,
+        files: tree.paths().count(),
     })
 }
 
@@ -272,8 +327,8 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
-/// The image config of `svc` over `layers`.
-pub fn image_config(svc: &Service, layers: &Layers, opts: &BuildOptions) -> ImageConfig {
+/// The image config of `svc` over its `layers` ([`Layers::of`]).
+pub fn image_config(svc: &Service, layers: &[&Layer], opts: &BuildOptions) -> ImageConfig {
     let created = rfc3339(opts.epoch);
     let mut entrypoint = vec![BINARY_PATH.to_string()];
     entrypoint.extend(svc.args.iter().map(|a| a.to_string()));
@@ -299,23 +354,16 @@ pub fn image_config(svc: &Service, layers: &Layers, opts: &BuildOptions) -> Imag
         config: RunConfig {
             user: format!("{UID}:{UID}"),
             exposed_ports: BTreeMap::from([(format!("{}/tcp", svc.port), Default::default())]),
-            env: vec![
-                "PATH=/usr/local/bin:/usr/bin:/bin".to_string(),
-                format!("SSL_CERT_FILE={CA_BUNDLE}"),
-                // inside a container the service must accept connections from outside it
-                "SUPACTL_LISTEN=0.0.0.0".to_string(),
-                format!("{}={}", svc.port_env, svc.port),
-            ],
+            env: env(svc),
             entrypoint,
             working_dir: "/home/supactl".to_string(),
             labels,
         },
         rootfs: RootFs {
             kind: "layers".to_string(),
-            diff_ids: layers.layers.iter().map(|l| l.diff_id.clone()).collect(),
+            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
         },
         history: layers
-            .layers
             .iter()
             .map(|l| History {
                 created: created.clone(),
@@ -325,6 +373,26 @@ pub fn image_config(svc: &Service, layers: &Layers, opts: &BuildOptions) -> Imag
     }
 }
 
+/// The image's environment: where the CA bundle is, listening off loopback, the port, and for the images
+/// that carry Deno where it is and a writable cache for it.
+fn env(svc: &Service) -> Vec<String> {
+    let mut env = vec![
+        "PATH=/usr/local/bin:/usr/bin:/bin".to_string(),
+        format!("SSL_CERT_FILE={CA_BUNDLE}"),
+        // inside a container the service must accept connections from outside it
+        "SUPACTL_LISTEN=0.0.0.0".to_string(),
+        format!("{}={}", svc.port_env, svc.port),
+    ];
+    if svc.deno {
+        env.extend([
+            format!("SUPACTL_DENO={DENO_PATH}"),
+            format!("DENO_DIR={DENO_DIR}"),
+            "DENO_NO_UPDATE_CHECK=1".to_string(),
+        ]);
+    }
+    env
+}
+
 /// Writes the image of `svc` into `layout` under the service's name.
 pub fn write_image(
     layout: &Layout,
@@ -332,11 +400,12 @@ pub fn write_image(
     layers: &Layers,
     opts: &BuildOptions,
 ) -> Result<Built, Error> {
-    let config = image_config(svc, layers, opts);
+    let layers = layers.of(svc)?;
+    let config = image_config(svc, &layers, opts);
     let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
     let config_desc = layout.put_blob(oci::CONFIG_MEDIA_TYPE, &config_bytes)?;
     let mut layer_descs = Vec::new();
-    for l in &layers.layers {
+    for l in layers {
         layer_descs.push(layout.put_blob(oci::LAYER_MEDIA_TYPE, &l.blob)?);
     }
     let compressed_size = config_desc.size + layer_descs.iter().map(|d| d.size).sum::<u64>();
@@ -443,5 +512,44 @@ mod tests {
         let la = Layout::new(dir.path());
         let (_, m, _) = la.image("gateway").unwrap();
         assert_eq!(m.annotations[oci::REVISION], "ffff0000");
+    }
+
+    #[test]
+    fn deno_images_carry_a_third_layer_and_the_others_do_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let plain = build_into(dir.path());
+        let functions = service("functions").unwrap();
+        let mut opts = BuildOptions::new("/bin/true", "0123abcd");
+        opts.epoch = 1_700_000_000;
+        let without = layers(&opts).unwrap();
+        let e = write_image(&layout, functions, &without, &opts).unwrap_err();
+        assert!(e.to_string().contains("scripts/setup.sh deno"), "{e}");
+
+        // any executable stands in for Deno here (cli/tests/images.rs ships the real one)
+        opts.deno = Some(PathBuf::from("/bin/false"));
+        let with = layers(&opts).unwrap();
+        let deno = with.deno.as_ref().unwrap();
+        // /bin/false links nothing the system layer lacks: the layer holds the binary alone (and its
+        // parent directories usr, usr/local, usr/local/bin)
+        assert_eq!(deno.files, 4);
+        write_image(&layout, functions, &with, &opts).unwrap();
+        let gw = write_image(&layout, service("gateway").unwrap(), &with, &opts).unwrap();
+        assert_eq!(gw.manifest.digest, plain.manifest.digest);
+        let (_, m, _) = layout.image("functions").unwrap();
+        assert_eq!(m.layers.len(), 3);
+        let config: ImageConfig =
+            serde_json::from_slice(&layout.read_blob(&m.config.digest).unwrap()).unwrap();
+        assert_eq!(
+            config.config.entrypoint,
+            [BINARY_PATH, "serve", "functions"]
+        );
+        for var in [
+            "SUPACTL_DENO=/usr/local/bin/deno",
+            "DENO_DIR=/tmp/deno",
+            "SUPACTL_PORT=8081",
+        ] {
+            assert!(config.config.env.iter().any(|e| e == var), "{var}");
+        }
     }
 }

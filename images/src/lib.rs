@@ -2,7 +2,8 @@
 //!
 //! A service image is the one `supactl` binary with the service's entrypoint (`supactl serve gateway`,
 //! `supactl serve tenant-manager`), on a minimal root filesystem: the binary, the shared libraries it links
-//! and their loader, Debian's CA bundle and a non-root user. [`build`] assembles it reproducibly (sorted tar
+//! and their loader, Debian's CA bundle and a non-root user; the functions and tenant-manager images also
+//! carry the pinned Deno binary. [`build`] assembles it reproducibly (sorted tar
 //! entries, fixed mtimes and owners, gzip with a fixed header, sorted JSON) into an OCI image layout on disk
 //! ([`oci::Layout`]); [`registry`] pushes it with the OCI distribution API to any registry (Basic or Bearer
 //! auth), ECR included when the caller brings ECR's credentials.
@@ -26,6 +27,8 @@ pub use registry::{BlobOutcome, Client, Credentials, Event, Observer, PushReport
 pub enum Error {
     #[error("unknown service {name:?}: the services with images are {known}")]
     UnknownService { name: String, known: String },
+    #[error("the {service} image carries Deno, and none was found: run `scripts/setup.sh deno` (the pinned build), or pass --deno PATH")]
+    NoDeno { service: String },
     #[error("no image of {service} in {}: run `supactl build {service}` first", layout.display())]
     NotBuilt { service: String, layout: PathBuf },
     #[error("{}: {source}", path.display())]

@@ -161,7 +161,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     let repo = |image: &str| format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{prefix}/{image}");
 
     // ECR: scan on push, lifecycle policy, the Lambda pull policy on the REST image only
-    for image in ["gateway", "tenant-manager", "rest-lambda"] {
+    for image in ["gateway", "tenant-manager", "functions", "rest-lambda"] {
         let name = format!("{prefix}/{image}");
         let r = c
             .ecr
@@ -249,6 +249,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(
         names,
         vec![
+            format!("{prefix}-{REGION}-functions"),
             format!("{prefix}-{REGION}-gateway"),
             format!("{prefix}-{REGION}-rest-lambda"),
             format!("{prefix}-{REGION}-task-exec"),
@@ -303,6 +304,7 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
     assert_eq!(
         strings(&by_sid(&pull, "PullImages")["Resource"]),
         vec![
+            format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/functions"),
             format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/gateway"),
             format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{prefix}/tenant-manager"),
         ]
@@ -691,6 +693,10 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         ]),
         "the gateway gets neither the admin key nor the database password"
     );
+    assert_eq!(
+        gw_env["SUPACTL_FUNCTIONS_URL"],
+        "http://functions.supactl.local:8081"
+    );
     let cd = &gw_td.container_definitions()[0];
     let hc = cd.health_check().unwrap();
     assert_eq!(
@@ -772,6 +778,68 @@ async fn full_deploy_creates_the_compute_tier_with_its_settings() {
         tm_secrets["SUPACTL_SERVICE_TOKEN"],
         secret_arn(&s, "service-token").await
     );
+
+    assert_eq!(
+        tm_env["SUPACTL_FUNCTIONS_INTERNAL_URL"],
+        "http://functions.supactl.local:8082"
+    );
+
+    // Edge Functions: its image, the tenant-manager's internal API, the VPC denied to the functions, the
+    // service token as its only secret, health on the internal listener, a role that allows nothing
+    let (fn_td, fn_env, fn_secrets) = task_definition(&s, &format!("{prefix}-functions")).await;
+    assert_eq!(
+        fn_td.container_definitions()[0].image(),
+        Some(format!("{}@{}", repo("functions"), digests["functions"]).as_str())
+    );
+    assert_eq!(fn_env["SUPACTL_PORT"], "8081");
+    assert_eq!(fn_env["SUPACTL_FUNCTIONS_INTERNAL_PORT"], "8082");
+    assert_eq!(
+        fn_env["SUPACTL_TENANT_MANAGER_URL"],
+        "http://tenant-manager.supactl.local:3001"
+    );
+    assert_eq!(fn_env["SUPACTL_FUNCTIONS_DENY_NET"], "10.0.0.0/16");
+    assert!(!fn_env.contains_key("SUPACTL_REDIS_HOST"), "{fn_env:?}");
+    assert_eq!(
+        fn_secrets,
+        BTreeMap::from([(
+            "SUPACTL_SERVICE_TOKEN".to_string(),
+            secret_arn(&s, "service-token").await
+        )])
+    );
+    assert_eq!(
+        fn_td.container_definitions()[0]
+            .health_check()
+            .unwrap()
+            .command()[3],
+        "http://127.0.0.1:8082/health"
+    );
+    let fn_role = c
+        .iam
+        .list_role_policies()
+        .role_name(format!("{prefix}-{REGION}-functions"))
+        .send()
+        .await
+        .unwrap();
+    assert!(fn_role.policy_names().is_empty(), "{fn_role:?}");
+    let fsv = service(&s, "functions").await;
+    assert_eq!(fsv.task_definition(), fn_td.task_definition_arn());
+    assert!(fsv.load_balancers().is_empty(), "no load balancer in front");
+    assert_eq!(
+        fsv.service_registries()[0].registry_arn(),
+        Some(sd_arn("functions").as_str())
+    );
+    assert_eq!(
+        fsv.network_configuration()
+            .unwrap()
+            .awsvpc_configuration()
+            .unwrap()
+            .security_groups(),
+        [sg("functions")]
+    );
+    assert!(!tgs
+        .target_groups()
+        .iter()
+        .any(|t| t.target_group_name() == Some(format!("{prefix}-fn").as_str())));
 
     // services: Fargate in the private subnets with their own group, the load balancer, Cloud Map,
     // the circuit breaker with rollback
@@ -971,7 +1039,7 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     );
     assert!(!s.plan().await.unwrap().plan.has_changes());
 
-    // a new image under the same tag: new digests, new revisions of both task definitions
+    // a new image under the same tag: new digests, new revisions of every task definition
     let digests = push_images(&s, "latest", 2).await;
     s.clients.log.clear();
     let p = s.plan().await.unwrap();
@@ -985,8 +1053,10 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
         vec![
             ("taskdef/gateway".to_string(), Action::Replace),
             ("taskdef/tenant-manager".to_string(), Action::Replace),
+            ("taskdef/functions".to_string(), Action::Replace),
             ("ecs/gateway".to_string(), Action::Update),
             ("ecs/tenant-manager".to_string(), Action::Update),
+            ("ecs/functions".to_string(), Action::Update),
         ],
         "{}",
         p.plan
@@ -1020,7 +1090,7 @@ async fn one_service_changes_alone_and_a_new_image_is_a_new_revision() {
     let mut s = moto.session(s.config.clone()).await;
     s.image_tag = "v2".into();
     let p = s.plan().await.unwrap();
-    assert_eq!(p.plan.count(Action::Replace), 2, "{}", p.plan);
+    assert_eq!(p.plan.count(Action::Replace), 3, "{}", p.plan);
 }
 
 #[tokio::test]
@@ -1032,7 +1102,7 @@ async fn missing_images_and_a_wrong_certificate_stop_the_plan_before_any_write()
         panic!("{err}")
     };
     let text = err.to_string();
-    assert_eq!(issues.len(), 3, "{text}");
+    assert_eq!(issues.len(), 4, "{text}");
     assert!(
         text.contains("ecr:supabase-on-aws-test/gateway: the ECR repository supabase-on-aws-test/gateway does not exist (so it has no image latest)"),
         "{text}"
@@ -1145,7 +1215,7 @@ async fn outputs_and_status_report_the_deployed_stack() {
         .as_deref()
         .unwrap()
         .ends_with("-rest-lambda"));
-    assert_eq!(o.ecr_repositories.len(), 3);
+    assert_eq!(o.ecr_repositories.len(), 4);
     let text = o.to_string();
     assert!(text.contains(&format!("*.{BASE_DOMAIN}")), "{text}");
     let json = serde_json::to_value(&o).unwrap();

@@ -156,8 +156,8 @@ async fn deploy_from_empty_creates_every_resource_with_its_settings() {
         .send()
         .await
         .unwrap();
-    // one per part the stack runs: 2 load balancers, 2 services, the REST functions, 2 clusters, Redis
-    assert_eq!(sgs.security_groups().len(), 8);
+    // one per part the stack runs: 2 load balancers, 3 services, the REST functions, 2 clusters, Redis
+    assert_eq!(sgs.security_groups().len(), 9);
     let sg = |key: &str| {
         sgs.security_groups()
             .iter()
@@ -775,7 +775,7 @@ async fn interrupted_deploy_converges_without_duplicates() {
             .unwrap()
             .security_groups()
             .len(),
-        8
+        9
     );
     assert_eq!(
         c.ec2

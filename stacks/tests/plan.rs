@@ -23,18 +23,23 @@ async fn production_config_plans_three_azs_two_nats_readers_two_redis_nodes_and_
         .collect();
     assert_eq!(
         ecr,
-        vec!["ecr/gateway", "ecr/tenant-manager", "ecr/rest-lambda"]
+        vec![
+            "ecr/gateway",
+            "ecr/tenant-manager",
+            "ecr/functions",
+            "ecr/rest-lambda"
+        ]
     );
     assert_eq!(
         plan.count(Action::Create),
-        plan.changes.len() - 3,
+        plan.changes.len() - 4,
         "everything else is new: {plan}"
     );
     let count = |k: Kind| plan.changes.iter().filter(|c| c.kind == k).count();
-    // production: autoscaling on both services, 90 days of logs
+    // production: autoscaling on the gateway and tenant-manager (functions: 2 tasks, no range), 90 days of logs
     assert_eq!(count(Kind::ScalableTarget), 2);
     assert_eq!(count(Kind::ScalingPolicy), 2);
-    assert_eq!(count(Kind::EcsService), 2);
+    assert_eq!(count(Kind::EcsService), 3);
     assert_eq!(count(Kind::Listener), 4);
     assert_eq!(count(Kind::Subnet), 6, "public + private in 3 AZs");
     let azs: std::collections::BTreeSet<_> = p

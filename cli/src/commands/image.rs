@@ -4,7 +4,8 @@
 //!
 //! Every service image holds the same `supactl` binary; only the entrypoint differs (`supactl serve gateway`,
 //! `supactl serve tenant-manager`), so the layers are shared and a push after the first one sends only a
-//! small config blob and the manifests.
+//! small config blob and the manifests. The functions and tenant-manager images add one Deno layer, shared
+//! between them.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
@@ -52,6 +53,10 @@ pub struct BuildArgs {
     /// gzip level of the layers, 0-9
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     compression: u32,
+    /// The Deno binary the functions and tenant-manager images carry (default: the pinned one
+    /// `scripts/setup.sh deno` installs, then `deno` on PATH)
+    #[arg(long, value_name = "PATH", env = "SUPACTL_DENO")]
+    deno: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -281,6 +286,9 @@ async fn build(a: BuildArgs) -> CliResult {
     };
     let mut opts = BuildOptions::new(&binary, revision.clone());
     opts.compression = a.compression;
+    if svcs.iter().any(|s| s.deno) {
+        opts.deno = Some(deno(a.deno)?);
+    }
     let pb = spinner("assembling layers");
     let layers = tokio::task::spawn_blocking({
         let opts = opts.clone();
@@ -290,7 +298,7 @@ async fn build(a: BuildArgs) -> CliResult {
     .map_err(|e| anyhow!("layer task: {e}"))?
     .map_err(usage)?;
     pb.finish_and_clear();
-    for l in &layers.layers {
+    for l in layers.layers.iter().chain(&layers.deno) {
         eprintln!(
             "layer {:<6} {} entries, {} compressed  {}",
             l.name,
@@ -318,6 +326,44 @@ async fn build(a: BuildArgs) -> CliResult {
         compiled.as_secs_f64()
     );
     Ok(())
+}
+
+/// The Deno binary to ship (checked to run on this machine), and its version on stderr.
+fn deno(given: Option<PathBuf>) -> CliResult<PathBuf> {
+    let path = match given {
+        Some(p) if p.is_file() => p,
+        Some(p) => {
+            return Err(CliError::Usage(format!(
+                "--deno {}: no such file",
+                p.display()
+            )))
+        }
+        None => functions::find_deno().map_err(|_| {
+            CliError::Usage(
+                "the functions and tenant-manager images carry Deno, and none was found: run `scripts/setup.sh deno` (the pinned build), or pass --deno PATH".into(),
+            )
+        })?,
+    };
+    check_machine(&path)?;
+    let version = Command::new(&path)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--deno {}: `deno --version` failed (not a Deno binary?)",
+                path.display()
+            ))
+        })?;
+    eprintln!("deno: {} ({version})", path.display());
+    Ok(path)
 }
 
 /// Progress bars per blob on a terminal, one line per blob otherwise.
@@ -482,6 +528,15 @@ async fn push(a: PushArgs) -> CliResult {
             .map(|s| s.name.to_string())
             .collect()
     };
+    // each push mounts from the one before it: the images that carry Deno go last, next to each other,
+    // so the second one mounts the Deno layer too
+    let mut names = names;
+    names.sort_by_key(|n| {
+        (
+            images::service(n).map(|s| s.deno).unwrap_or(false),
+            n.clone(),
+        )
+    });
     let (registry, creds) = destination(&a).await?;
     let client = images::Client::new(registry.clone(), creds).map_err(usage)?;
     client.ping().await.map_err(usage)?;

@@ -103,6 +103,10 @@ pub struct GatewayArgs {
 pub struct FunctionsServiceArgs {
     #[arg(long, env = task_env::PORT, default_value_t = 8081)]
     port: u16,
+    /// Port of the internal listener (`/health`, log records for the tenant-manager with the service
+    /// token); the gateway is never pointed at it.
+    #[arg(long, env = task_env::FUNCTIONS_INTERNAL_PORT, default_value_t = 8082)]
+    internal_port: u16,
     #[arg(long, env = task_env::LISTEN, default_value = "127.0.0.1")]
     listen: String,
     /// Base URL of the tenant-manager's internal endpoint (function code, environments, projects).
@@ -149,6 +153,10 @@ pub struct TenantManagerArgs {
     worker: serve_env::WorkerParts,
     #[command(flatten)]
     rest_lambda: RestLambdaArgs,
+    /// The functions service's internal listener (`http://host:port`), where function logs are read from
+    /// every address the name resolves to; without it `functions logs` answers 503.
+    #[arg(long, env = task_env::FUNCTIONS_INTERNAL_URL)]
+    functions_internal_url: Option<String>,
     /// Sessions each project's login role may hold at once, unless the project sets its own.
     #[arg(long, env = "SUPACTL_PROJECT_CONNECTION_LIMIT", default_value_t = tenant_manager::DEFAULT_PROJECT_CONNECTION_LIMIT,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -325,9 +333,20 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                     stale_for: supactl_common::directory::DirectoryConfig::DEFAULT_STALE_FOR,
                 },
             ));
+            let internal_listener =
+                stack::bind(&a.listen, a.internal_port, "--internal-port").await?;
+            let internal = functions::internal_router(supervisor.clone(), a.service_token.clone());
             let app = functions::behind_gateway(supervisor, directory);
-            eprintln!("functions listening on {}:{}", a.listen, a.port);
-            stack::serve_all(vec![(listener, app)], &server_config, shutdown.clone()).await
+            eprintln!(
+                "functions listening on {}:{} (internal: {})",
+                a.listen, a.port, a.internal_port
+            );
+            stack::serve_all(
+                vec![(listener, app), (internal_listener, internal)],
+                &server_config,
+                shutdown.clone(),
+            )
+            .await
         }
         ServeCommand::TenantManager(a) => {
             let a = *a;
@@ -351,6 +370,13 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 a.worker.spec().map_err(CliError::Usage)?
             };
             let rest_lambda = a.rest_lambda.settings()?;
+            let function_logs = match &a.functions_internal_url {
+                Some(url) => Some(
+                    functions::RemoteLogs::new(url, &a.service_token)
+                        .map_err(|e| CliError::Usage(format!("--functions-internal-url: {e}")))?,
+                ),
+                None => None,
+            };
             let config = tenant_manager::Config {
                 database_url,
                 admin_key: a.admin_key,
@@ -370,6 +396,9 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 }
             }
             .map_err(|e| anyhow::anyhow!("tenant-manager failed to start: {e}"))?;
+            if let Some(logs) = function_logs {
+                tm.set_function_logs(tenant_manager::LogSource::Remote(std::sync::Arc::new(logs)));
+            }
             eprintln!("tenant-manager listening on {}:{}", a.listen, a.port);
             stack::serve_all(
                 vec![(listener, tenant_manager::router(tm))],

@@ -236,8 +236,7 @@ async fn serve(
         &secrets.service_token,
     ) {
         Ok(supervisor) => {
-            let logs = supervisor.clone();
-            tm.set_function_logs(std::sync::Arc::new(move |r: &str, s: &str| logs.logs(r, s)));
+            tm.set_function_logs(tenant_manager::LogSource::InProcess(supervisor.clone()));
             data_plane = data_plane.functions(dataplane::Functions::InProcess(supervisor));
         }
         Err(e) => eprintln!("warning: Edge Functions are off: {e}"),

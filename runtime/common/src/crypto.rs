@@ -11,6 +11,17 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Constant-time equality of two secrets (hashed first so their lengths do not leak either): how every
+/// service checks a bearer token against the admin key or the service token.
+pub fn secret_eq(given: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.ct_eq(&b).into()
+}
 
 /// The first byte of every ciphertext sealed with associated data.
 pub const VERSION: u8 = 1;

@@ -6,7 +6,8 @@
 //! its project's environment only, a V8 heap limit. The [`Supervisor`] starts workers on first invocation,
 //! keeps them warm, replaces them on redeploy, crash or environment change, evicts idle ones and bounds how
 //! many run; [`router`] serves `/{slug}[/sub/path]` for an already authenticated caller, bodies streamed
-//! both ways.
+//! both ways. [`internal`] is what the rest of the platform reads from a runtime on its own port (health,
+//! log records), never behind the gateway, and [`RemoteLogs`] reads it from every replica.
 //!
 //! Code and environments come from a [`FunctionStore`]: the tenant-manager's internal API ([`RemoteStore`],
 //! the only service this crate calls), or [`memory::MemoryStore`] where there is no control plane. This
@@ -19,6 +20,7 @@ pub mod bundle;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod internal;
 pub mod logs;
 pub mod memory;
 pub mod remote;
@@ -32,6 +34,7 @@ pub use bundle::{check as check_bundle, BundleError};
 pub use check::{check_syntax, CheckError};
 pub use config::{find_deno, ConfigError, NetPolicy, SupervisorConfig};
 pub use error::InvokeError;
+pub use internal::{internal_router, LogsError, RemoteLogs};
 pub use logs::LogRecord;
 pub use remote::{RemoteConfig, RemoteStore};
 pub use router::{behind_gateway, router};

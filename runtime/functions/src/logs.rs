@@ -1,7 +1,7 @@
 //! What functions printed and how their invocations ended, kept in a bounded ring per function for the logs
 //! endpoint (`GET …/functions/{slug}/logs`). Lines are cut at [`MAX_LINE_BYTES`]; the oldest records go first.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
 /// One record of a function's log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRecord {
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,

@@ -7,21 +7,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::Method;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
+pub use supactl_common::crypto::secret_eq;
 use supactl_common::headers::bearer;
 use supactl_common::ident::valid_ref;
 use supactl_common::tokens::project_token;
-
-/// Constant-time equality of two secrets (hashed first so their lengths do not leak either).
-pub fn secret_eq(given: &str, expected: &str) -> bool {
-    let (a, b) = (
-        Sha256::digest(given.as_bytes()),
-        Sha256::digest(expected.as_bytes()),
-    );
-    a.ct_eq(&b).into()
-}
 
 /// The admin key as a bearer token, or a dashboard session with its CSRF token
 /// ([`crate::dashboard::authorize`]).

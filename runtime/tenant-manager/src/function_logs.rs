@@ -1,8 +1,10 @@
 //! `GET /admin/v1/projects/{ref}/functions/{slug}/logs[?limit=N]`: what a function printed and how its
 //! invocations ended, newest last, from the functions runtime the tenant-manager is given
-//! ([`TenantManager::set_function_logs`]; `supactl up` gives its in-process supervisor). The runtime keeps
-//! a bounded ring per function in memory, so logs start empty after a restart. Without a runtime the
-//! endpoint answers 503 `logs_unavailable`.
+//! ([`TenantManager::set_function_logs`]): `supactl up`'s in-process supervisor, or the functions
+//! service's replicas over their internal listener (`supactl serve tenant-manager` with
+//! `SUPACTL_FUNCTIONS_INTERNAL_URL`, as on ECS). The runtime keeps a bounded ring per function in memory,
+//! so logs start empty after a restart. Without a runtime, or when no replica answers, the endpoint
+//! answers 503 `logs_unavailable`.
 
 use crate::handler::{data, Tm};
 use axum::extract::{Path, Query, State};
@@ -12,12 +14,37 @@ use serde::Deserialize;
 use std::sync::Arc;
 use supactl_common::error::HttpError;
 
-/// Records of one function (project ref, slug), oldest first.
-pub type LogSource = Arc<dyn Fn(&str, &str) -> Vec<::functions::LogRecord> + Send + Sync>;
+/// Where a function's records are read.
+#[derive(Clone)]
+pub enum LogSource {
+    /// The supervisor in this process (`supactl up`).
+    InProcess(::functions::Supervisor),
+    /// Every replica of the functions service, over its internal listener.
+    Remote(Arc<::functions::RemoteLogs>),
+}
+
+impl LogSource {
+    /// The newest `limit` records of a function, oldest first.
+    async fn records(
+        &self,
+        project: &str,
+        slug: &str,
+        limit: usize,
+    ) -> Result<Vec<::functions::LogRecord>, ::functions::LogsError> {
+        match self {
+            LogSource::InProcess(s) => {
+                let mut records = s.logs(project, slug);
+                records.drain(..records.len().saturating_sub(limit));
+                Ok(records)
+            }
+            LogSource::Remote(r) => r.get(project, slug, limit).await,
+        }
+    }
+}
 
 /// Records returned unless the request asks for fewer.
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = ::functions::internal::MAX_LIMIT;
 
 #[derive(Deserialize)]
 pub(crate) struct LogsQuery {
@@ -32,17 +59,20 @@ pub(crate) async fn logs(
     if let Err(e) = crate::functions::ensure_exists(&tm, &project_ref, &slug).await {
         return e.into_response();
     }
+    let unavailable = |why: &str| {
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "logs_unavailable", why).into_response()
+    };
     let Some(source) = tm.function_logs.get() else {
-        return HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "logs_unavailable",
-            "no functions runtime is attached to this tenant-manager",
-        )
-        .into_response();
+        return unavailable("no functions runtime is attached to this tenant-manager");
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let records = source(&project_ref, &slug);
-    let skip = records.len().saturating_sub(limit);
-    let records: Vec<_> = records.into_iter().skip(skip).collect();
-    data(serde_json::to_value(records).expect("log records serialize")).into_response()
+    match source.records(&project_ref, &slug, limit).await {
+        Ok(records) => {
+            data(serde_json::to_value(records).expect("log records serialize")).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "function logs unavailable");
+            unavailable("the functions service did not answer; retry shortly")
+        }
+    }
 }

@@ -260,12 +260,13 @@ impl TenantManager {
         )))
     }
 
-    /// Registers a hook run after every change to a project's keys or status.
-    /// Serves functions' logs from this runtime (the first call wins).
+    /// Serves functions' logs from this runtime: in-process, or the functions service's replicas (the
+    /// first call wins).
     pub fn set_function_logs(&self, source: function_logs::LogSource) {
         let _ = self.function_logs.set(source);
     }
 
+    /// Registers a hook run after every change to a project's keys or status.
     pub fn on_change(&self, hook: ChangeHook) {
         self.hooks.write().expect("hooks lock").push(hook);
     }

@@ -4,7 +4,8 @@
 //!
 //! Through the NAT gateway on 443: a Fargate task pulls its image from ECR (and S3), reads its Secrets Manager
 //! secrets and ships its logs over its own network interface, so every ECS service needs it; the gateway also
-//! calls the REST functions' Function URLs and the tenant-manager the Lambda API. The REST functions need no
+//! calls the REST functions' Function URLs, the tenant-manager the Lambda API, and Edge Functions fetch their
+//! `npm:`/`jsr:` imports and call what they call. The REST functions need no
 //! internet: Lambda pulls their image and takes their logs outside the VPC.
 
 use super::service;
@@ -13,12 +14,22 @@ use crate::reach::peer::{Edge, Peer, REDIS_PORT};
 
 const GATEWAY: Peer = Peer::Service("gateway");
 const TENANT_MANAGER: Peer = Peer::Service("tenant-manager");
+const FUNCTIONS: Peer = Peer::Service("functions");
 
 /// The port an ECS service listens on.
 fn port_of(name: &str) -> i64 {
-    service(name)
-        .map(|s| s.port)
-        .unwrap_or_else(|| panic!("{name} is not an ECS service of this release"))
+    spec_of(name).port
+}
+
+/// The port of an ECS service's internal listener.
+fn internal_port_of(name: &str) -> i64 {
+    spec_of(name)
+        .internal_port
+        .unwrap_or_else(|| panic!("{name} has no internal listener"))
+}
+
+fn spec_of(name: &str) -> &'static super::ServiceSpec {
+    service(name).unwrap_or_else(|| panic!("{name} is not an ECS service of this release"))
 }
 
 /// The connections `from` opens.
@@ -56,6 +67,7 @@ pub fn outbound(cfg: &Config, from: Peer) -> Vec<Edge> {
                 "key and project lookups on the internal config endpoint",
             ),
             e(Peer::Redis, REDIS_PORT, "the key and project cache"),
+            e(FUNCTIONS, port_of("functions"), "Edge Function invocations"),
             e(
                 Peer::WorkerDb,
                 worker_db,
@@ -86,6 +98,11 @@ pub fn outbound(cfg: &Config, from: Peer) -> Vec<Edge> {
             ),
             e(Peer::Redis, REDIS_PORT, "cache invalidation"),
             e(
+                FUNCTIONS,
+                internal_port_of("functions"),
+                "function logs on the functions service's internal listener",
+            ),
+            e(
                 Peer::Internet,
                 443,
                 if lambda {
@@ -93,6 +110,20 @@ pub fn outbound(cfg: &Config, from: Peer) -> Vec<Edge> {
                 } else {
                     "ECR, Secrets Manager and CloudWatch Logs for the task"
                 },
+            ),
+        ],
+        // user code runs here: the network it may reach besides these is cut by Deno's --deny-net (the
+        // VPC's range), which security groups back up (no rule to the data tier)
+        Peer::Service("functions") => vec![
+            e(
+                TENANT_MANAGER,
+                port_of("tenant-manager"),
+                "function code, environments and projects on the internal endpoint",
+            ),
+            e(
+                Peer::Internet,
+                443,
+                "npm: and jsr: imports and the functions' own HTTPS calls; ECR, Secrets Manager and CloudWatch Logs for the task",
             ),
         ],
         Peer::Service(other) => panic!(

@@ -42,6 +42,11 @@ pub const REST_LAMBDA_TIMEOUT_SECONDS: &str = "SUPACTL_REST_LAMBDA_TIMEOUT_SECON
 pub const REST_LAMBDA_TAGS: &str = "SUPACTL_REST_LAMBDA_TAGS";
 /// The gateway's functions upstream (`supactl serve functions`).
 pub const FUNCTIONS_URL: &str = "SUPACTL_FUNCTIONS_URL";
+/// The functions service's internal listener: its port there, its URL for the tenant-manager (logs).
+pub const FUNCTIONS_INTERNAL_PORT: &str = "SUPACTL_FUNCTIONS_INTERNAL_PORT";
+pub const FUNCTIONS_INTERNAL_URL: &str = "SUPACTL_FUNCTIONS_INTERNAL_URL";
+/// Endpoints functions must not reach besides the built-in ones (the VPC's range on ECS).
+pub const FUNCTIONS_DENY_NET: &str = "SUPACTL_FUNCTIONS_DENY_NET";
 /// The gateway's trusted proxies (the VPC's range, where the ALB's nodes are).
 pub const TRUSTED_PROXIES: &str = "SUPACTL_TRUSTED_PROXIES";
 pub const REST_LAMBDA_ARCHITECTURE: &str = "SUPACTL_REST_LAMBDA_ARCHITECTURE";

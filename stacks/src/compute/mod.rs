@@ -19,6 +19,17 @@ pub struct ServiceSpec {
     pub config_key: &'static str,
     pub port: i64,
     pub short: &'static str,
+    /// A second listener for the rest of the stack (health, logs), which the gateway never forwards to.
+    pub internal_port: Option<i64>,
+    /// Whether a load balancer fronts it (a target group); otherwise it is reached over Cloud Map only.
+    pub load_balanced: bool,
+}
+
+impl ServiceSpec {
+    /// Where its container health check asks.
+    pub fn health_port(&self) -> i64 {
+        self.internal_port.unwrap_or(self.port)
+    }
 }
 
 /// The services this release deploys. `kong` keeps the original's config key: our gateway replaces Kong (and
@@ -29,18 +40,31 @@ pub const SERVICES: &[ServiceSpec] = &[
         config_key: "kong",
         port: 8000,
         short: "gw",
+        internal_port: None,
+        load_balanced: true,
     },
     ServiceSpec {
         name: "tenant-manager",
         config_key: "tenantManager",
         port: 3001,
         short: "tm",
+        internal_port: None,
+        load_balanced: true,
+    },
+    // Edge Functions: invocations from the gateway on 8081; health and logs on 8082 (its whole path space
+    // on 8081 is the functions' slugs)
+    ServiceSpec {
+        name: "functions",
+        config_key: "functionsService",
+        port: 8081,
+        short: "fn",
+        internal_port: Some(8082),
+        load_balanced: false,
     },
 ];
 
 /// `ecsTaskStack.services` entries of the original that are validated but not deployed, and why.
 pub const NOT_DEPLOYED: &[(&str, &str)] = &[
-    ("functionsService", "no functions image yet"),
     ("postgresMeta", "no postgres-meta image yet"),
     ("studio", "no studio image yet"),
     ("functionDeploy", "no function-deploy image yet"),
@@ -48,7 +72,7 @@ pub const NOT_DEPLOYED: &[(&str, &str)] = &[
 ];
 
 /// The images supactl builds and deploys (one ECR repository each), as in `images/src/build.rs`'s SERVICES.
-pub const REPOSITORIES: &[&str] = &["gateway", "tenant-manager", "rest-lambda"];
+pub const REPOSITORIES: &[&str] = &["gateway", "tenant-manager", "functions", "rest-lambda"];
 
 /// The Cloud Map private DNS namespace the services register in (`tenant-manager.supactl.local`).
 pub const NAMESPACE: &str = "supactl.local";

@@ -96,7 +96,6 @@ fn filled_templates_validate_with_environment_defaults() {
         vec![
             "ecsTaskStack.services.auth: not deployed in this release (auth runs inside the gateway) (fix: nothing to do; the entry is validated and kept for when the service ships)",
             "ecsTaskStack.services.functionDeploy: not deployed in this release (no function-deploy image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
-            "ecsTaskStack.services.functionsService: not deployed in this release (no functions image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
             "ecsTaskStack.services.postgresMeta: not deployed in this release (no postgres-meta image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
             "ecsTaskStack.services.studio: not deployed in this release (no studio image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
         ]
@@ -121,7 +120,13 @@ fn filled_templates_validate_with_environment_defaults() {
     );
     // no autoscaling unless the range says so (the original forced min 2, max 20)
     assert_eq!((gw.min_count, gw.max_count, gw.autoscaled()), (1, 1, false));
-    assert_eq!(cc.services.len(), 2);
+    // the functions service is deployed and sized from the original's entry
+    let f = cc.service("functions").unwrap();
+    assert_eq!(
+        (f.config_key, f.cpu, f.memory, f.desired_count),
+        ("functionsService", 512, 1024, 1)
+    );
+    assert_eq!(cc.services.len(), 3);
 
     let prod = check(&filled("config.production.json")).unwrap().config;
     assert!(prod.production);

@@ -115,10 +115,67 @@ fn the_gateway_and_the_rest_functions_reach_the_project_databases() {
             assert!(net.allowed(Peer::RestFunctions, tm, 3001));
         }
         // the groups no task runs with are gone; the REST functions' only in lambda mode
-        for gone in ["sg/auth", "sg/rest", "sg/functions"] {
+        for gone in ["sg/auth", "sg/rest"] {
             assert!(!net.groups.iter().any(|g| g == gone), "{gone}");
         }
         assert_eq!(net.groups.iter().any(|g| g == "sg/rest-lambda"), lambda);
+    }
+}
+
+/// Edge Functions run user code: the gateway invokes them, the tenant-manager reads their logs on the
+/// internal listener (which the gateway cannot reach, so no client can either), they read their code from the
+/// tenant-manager and reach the internet on 443, and nothing else: no database, no Redis, no other service,
+/// and Deno denies the whole VPC range on top.
+#[test]
+fn the_functions_service_reaches_the_tenant_manager_and_the_internet_only() {
+    for (name, cfg) in configs() {
+        let d = desired_of(&cfg);
+        let net = Net::new(&d);
+        let functions = Peer::Service("functions");
+        let gateway = Peer::Service("gateway");
+        let tm = Peer::Service("tenant-manager");
+        for (from, to, port) in [
+            (gateway, functions, 8081),
+            (tm, functions, 8082),
+            (functions, tm, 3001),
+            (functions, Peer::Internet, 443),
+        ] {
+            assert!(
+                net.allowed(from, to, port),
+                "{name}: {from:?} → {to:?}:{port}"
+            );
+        }
+        for (from, to, port) in [
+            (gateway, functions, 8082),
+            (Peer::PublicAlb, functions, 8081),
+            (Peer::Internet, functions, 8081),
+            (functions, Peer::WorkerDb, 5432),
+            (functions, Peer::PlatformDb, 5432),
+            (functions, Peer::Redis, 6379),
+            (functions, gateway, 8000),
+            (functions, Peer::Internet, 80),
+        ] {
+            assert!(
+                !net.allowed(from, to, port),
+                "{name}: {from:?} → {to:?}:{port}"
+            );
+        }
+        let td = d
+            .iter()
+            .find(|x| x.id.as_str() == "taskdef/functions")
+            .unwrap();
+        assert_eq!(
+            td.props["env:SUPACTL_FUNCTIONS_DENY_NET"],
+            Val::Str(cfg.vpc.cidr.to_string()),
+            "{name}"
+        );
+        // its task holds the service token and nothing else secret
+        let secrets: Vec<&str> = td
+            .props
+            .keys()
+            .filter_map(|k| k.strip_prefix("secret:"))
+            .collect();
+        assert_eq!(secrets, ["SUPACTL_SERVICE_TOKEN"], "{name}");
     }
 }
 
@@ -204,7 +261,7 @@ fn nothing_else_is_allowed_and_every_rule_and_group_has_a_consumer() {
             .collect();
         let mut ports: BTreeSet<i64> = net.rules.iter().map(|r| r.port).collect();
         ports.extend([
-            22, 25, 80, 443, 2525, 3000, 3001, 5432, 6379, 8000, 8001, 8080, 9999,
+            22, 25, 80, 443, 2525, 3000, 3001, 5432, 6379, 8000, 8001, 8080, 8081, 8082, 9999,
         ]);
         for &a in &peers {
             for &b in peers
@@ -403,10 +460,10 @@ fn ownership_tags(id: &str, rt: ResourceType) -> TagSpecification {
         .build()
 }
 
-/// Puts the stack's security groups back the way the previous release deployed them: AWS's allow-all egress on
-/// the load balancers', services' and functions' groups and no egress rules of ours; groups for auth, REST and
-/// functions services that never ran; the worker cluster open to those instead of the gateway, and the gateway
-/// open to the whole VPC.
+/// Puts the stack's security groups back the way an earlier release deployed them: AWS's allow-all egress on
+/// the load balancers', services' and functions' groups and no egress rules of ours; groups for auth and REST
+/// services that never ran, and the functions group open to the gateway on the original's 8080; the worker
+/// cluster open to those instead of the gateway, and the gateway open to the whole VPC.
 async fn previous_matrix(s: &Session) {
     let ec2 = &s.clients.ec2;
     let mut ids: BTreeMap<String, String> = live_groups(s)
@@ -464,6 +521,7 @@ async fn previous_matrix(s: &Session) {
         "admin-alb",
         "gateway",
         "tenant-manager",
+        "functions",
         "rest-lambda",
     ] {
         ec2.authorize_security_group_egress()
@@ -473,7 +531,7 @@ async fn previous_matrix(s: &Session) {
             .await
             .unwrap();
     }
-    for key in ["auth", "rest", "functions"] {
+    for key in ["auth", "rest"] {
         let g = ec2
             .create_security_group()
             .group_name(format!("supabase-on-aws-test-{key}"))
@@ -550,6 +608,7 @@ async fn a_stack_deployed_with_the_previous_matrix_converges() {
         "admin-alb",
         "gateway",
         "tenant-manager",
+        "functions",
         "rest-lambda",
     ] {
         want.push((format!("sg/{key}"), Action::Update));
@@ -557,7 +616,6 @@ async fn a_stack_deployed_with_the_previous_matrix_converges() {
     for id in [
         "sg/auth",
         "sg/rest",
-        "sg/functions",
         "sgr/gateway/8000/vpc-cidr",
         "sgr/tenant-manager/3001/rest",
         "sgr/tenant-manager/3001/auth",
@@ -583,7 +641,7 @@ async fn a_stack_deployed_with_the_previous_matrix_converges() {
         .expect("converge");
     assert_eq!(live_rules(&s).await, derived_rules(&s.config));
     let groups: BTreeSet<String> = live_groups(&s).await.into_values().collect();
-    assert!(!groups.contains("auth") && !groups.contains("rest") && !groups.contains("functions"));
+    assert!(!groups.contains("auth") && !groups.contains("rest"));
     s.clients.log.clear();
     let again = s.plan().await.unwrap();
     assert!(!again.plan.has_changes(), "{}", again.plan);

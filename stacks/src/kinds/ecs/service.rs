@@ -1,5 +1,6 @@
-//! ECS services: Fargate in the private subnets, behind their target group, registered in Cloud Map, rolling
-//! deployments with the circuit breaker. A deploy waits for the service to run its task definition steadily.
+//! ECS services: Fargate in the private subnets, behind their target group (the functions service has none:
+//! the gateway reaches it over Cloud Map), registered in Cloud Map, rolling deployments with the circuit
+//! breaker. A deploy waits for the service to run its task definition steadily.
 //!
 //! Emulator notes (moto 5.2.5): `CreateService` drops the deployment configuration and the health-check grace
 //! period, so after a create the service is read back and an `UpdateService` sets what is missing (on AWS the
@@ -45,17 +46,25 @@ pub(super) fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
             ("assign_public_ip", Val::str("DISABLED")),
             (
                 "load_balancer",
-                Val::Concat(vec![
-                    Val::r(&format!("tg/{}", svc.name)),
-                    Val::Str(format!(":{}:{}", svc.name, spec.port)),
-                ]),
+                if spec.load_balanced {
+                    Val::Concat(vec![
+                        Val::r(&format!("tg/{}", svc.name)),
+                        Val::Str(format!(":{}:{}", svc.name, spec.port)),
+                    ])
+                } else {
+                    Val::str("")
+                },
             ),
             (
                 "service_registry",
                 Val::attr(&format!("sd/{}", svc.name), "arn"),
             ),
             ("deployment", Val::str(DEPLOYMENT)),
-            ("health_check_grace_period", Val::Int(60)),
+            // the grace period covers load balancer health checks; without one there is none to give
+            (
+                "health_check_grace_period",
+                Val::Int(if spec.load_balanced { 60 } else { 0 }),
+            ),
         ]);
         let mut create_only = Props::new();
         // with autoscaling on, the running count is Application Auto Scaling's to set: desiredCount only
@@ -213,6 +222,7 @@ pub(super) async fn create_service(x: &Ctx<'_>, d: &Desired) -> Result<Created, 
     let deployment = deployment_configuration(&x.prop(d, "deployment")?)?;
     let grace = int(d, "health_check_grace_period") as i32;
     let desired = int(d, "desired_count") as i32;
+    let grace_opt = (grace > 0).then_some(grace);
     let r = c
         .ecs
         .create_service()
@@ -222,14 +232,14 @@ pub(super) async fn create_service(x: &Ctx<'_>, d: &Desired) -> Result<Created, 
         .desired_count(desired)
         .launch_type(LaunchType::from(x.prop(d, "launch_type")?.as_str()))
         .network_configuration(ecs_network(x, d)?)
-        .load_balancers(ecs_load_balancer(x, d)?)
+        .set_load_balancers(ecs_load_balancer(x, d)?.map(|lb| vec![lb]))
         .service_registries(
             ServiceRegistry::builder()
                 .registry_arn(x.prop(d, "service_registry")?)
                 .build(),
         )
         .deployment_configuration(deployment.clone())
-        .health_check_grace_period_seconds(grace)
+        .set_health_check_grace_period_seconds(grace_opt)
         .propagate_tags(PropagateTags::Service)
         .enable_ecs_managed_tags(true)
         .set_tags(Some(ecs_tags(&d.tags)));
@@ -256,7 +266,10 @@ pub(super) async fn create_service(x: &Ctx<'_>, d: &Desired) -> Result<Created, 
         .map(|s| render_deployment(s.deployment_configuration()))
         .as_deref()
         != Some(x.prop(d, "deployment")?.as_str());
-    let lost_grace = sv.and_then(|s| s.health_check_grace_period_seconds()) != Some(grace);
+    let lost_grace = sv
+        .and_then(|s| s.health_check_grace_period_seconds())
+        .unwrap_or(0)
+        != grace;
     if lost_deployment || lost_grace {
         c.ecs
             .update_service()
@@ -264,7 +277,7 @@ pub(super) async fn create_service(x: &Ctx<'_>, d: &Desired) -> Result<Created, 
             .service(&name)
             .desired_count(desired)
             .deployment_configuration(deployment)
-            .health_check_grace_period_seconds(grace)
+            .set_health_check_grace_period_seconds(grace_opt)
             .send()
             .await
             .map_err(aws("ecs:UpdateService"))?;
@@ -301,7 +314,8 @@ pub(super) async fn update_ecs_service(
         any = true;
     }
     if changed("load_balancer") {
-        req = req.load_balancers(ecs_load_balancer(x, d)?);
+        // an empty list detaches the load balancer
+        req = req.set_load_balancers(Some(ecs_load_balancer(x, d)?.into_iter().collect()));
         any = true;
     }
     if changed("service_registry") {
@@ -439,17 +453,26 @@ fn ecs_network(
         .build())
 }
 
-fn ecs_load_balancer(x: &Ctx<'_>, d: &Desired) -> Result<aws_sdk_ecs::types::LoadBalancer, Error> {
+/// The service's target group, container and port; none for a service no load balancer fronts.
+fn ecs_load_balancer(
+    x: &Ctx<'_>,
+    d: &Desired,
+) -> Result<Option<aws_sdk_ecs::types::LoadBalancer>, Error> {
     let text = x.prop(d, "load_balancer")?;
+    if text.is_empty() {
+        return Ok(None);
+    }
     let mut parts = text.rsplitn(3, ':');
     let port: i32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let container = parts.next().unwrap_or_default().to_string();
     let tg = parts.next().unwrap_or_default().to_string();
-    Ok(aws_sdk_ecs::types::LoadBalancer::builder()
-        .target_group_arn(tg)
-        .container_name(container)
-        .container_port(port)
-        .build())
+    Ok(Some(
+        aws_sdk_ecs::types::LoadBalancer::builder()
+            .target_group_arn(tg)
+            .container_name(container)
+            .container_port(port)
+            .build(),
+    ))
 }
 
 fn deployment_configuration(

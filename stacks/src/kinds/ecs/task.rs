@@ -42,6 +42,26 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
     };
     env.insert(vars::LISTEN.into(), Val::str("0.0.0.0"));
     env.insert("AWS_REGION".into(), Val::str(inputs.region));
+    secrets.insert(vars::SERVICE_TOKEN.into(), s("service-token"));
+    if svc.name == "functions" {
+        // user code runs here: no Redis, no database, nothing of the control plane but its internal API
+        env.insert(vars::PORT.into(), Val::Int(port));
+        env.insert(
+            vars::FUNCTIONS_INTERNAL_PORT.into(),
+            Val::Int(service(svc.name).and_then(|s| s.internal_port).unwrap_or(0)),
+        );
+        env.insert(
+            vars::TENANT_MANAGER_URL.into(),
+            to.url(Peer::Service("tenant-manager")),
+        );
+        // Deno's --deny-net: no function reaches a private address of the VPC (the tenant-manager, the
+        // databases, Redis, the other services), whatever the security groups allow
+        env.insert(
+            vars::FUNCTIONS_DENY_NET.into(),
+            Val::Str(cfg.vpc.cidr.to_string()),
+        );
+        return TaskEnv { env, secrets };
+    }
     env.insert(
         vars::API_URL_TEMPLATE.into(),
         Val::Str(c.project_url_template()),
@@ -52,13 +72,16 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
     env.insert(vars::REDIS_PORT.into(), to.port(Peer::Redis));
     env.insert(vars::REDIS_TLS.into(), Val::str("true"));
     secrets.insert(vars::REDIS_PASSWORD.into(), s("redis-auth-token"));
-    secrets.insert(vars::SERVICE_TOKEN.into(), s("service-token"));
     match svc.name {
         "gateway" => {
             env.insert(vars::PORT.into(), Val::Int(port));
             env.insert(
                 vars::TENANT_MANAGER_URL.into(),
                 to.url(Peer::Service("tenant-manager")),
+            );
+            env.insert(
+                vars::FUNCTIONS_URL.into(),
+                to.url(Peer::Service("functions")),
             );
             env.insert(vars::BASE_DOMAIN.into(), Val::Str(c.base_domain.clone()));
             // the ALB's nodes are in the VPC: only they may name the client in X-Forwarded-For
@@ -94,6 +117,11 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
             secrets.insert(vars::WORKER_PASSWORD.into(), master_password("worker"));
             secrets.insert(vars::ADMIN_KEY.into(), s("admin-api-key"));
             secrets.insert(vars::ENCRYPTION_KEY.into(), s("encryption-key"));
+            // function logs, read from every functions replica behind the name
+            env.insert(
+                vars::FUNCTIONS_INTERNAL_URL.into(),
+                to.url(Peer::Service("functions")),
+            );
             // the URL the REST functions call back to: one of their declared connections
             env.insert(
                 vars::TENANT_MANAGER_INTERNAL_URL.into(),
@@ -219,7 +247,7 @@ pub(super) fn desired(b: &mut Builder<'_>, inputs: &Inputs<'_>) {
                 Val::Str(inputs.images.get(svc.name).cloned().unwrap_or_default()),
             ),
             ("container_port", Val::Int(spec.port)),
-            ("health_check", Val::Str(health_check(spec.port))),
+            ("health_check", Val::Str(health_check(spec.health_port()))),
             ("log_group", Val::r("logs/ecs")),
             ("log_region", Val::str(region)),
             ("log_stream_prefix", Val::str(svc.name)),

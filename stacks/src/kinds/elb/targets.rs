@@ -13,13 +13,16 @@ use crate::family::Created;
 use crate::model::{changes, props, Desired, FieldChange, Kind, Observed, Props, Val};
 use crate::Error;
 
-/// A target group per ECS service.
+/// A target group per load-balanced ECS service.
 pub(super) fn desired(b: &mut Builder<'_>) {
     let cfg = b.cfg;
     let c = &cfg.compute;
     let prefix = cfg.prefix();
     for svc in &c.services {
         let spec = crate::compute::service(svc.name).expect("a known service");
+        if !spec.load_balanced {
+            continue;
+        }
         let name = elb_name(&prefix, spec.short);
         b.add(
             Kind::TargetGroup,

@@ -186,5 +186,7 @@ pub(super) fn roles(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Role> {
         vec![("control-plane", statements(tm))],
         false,
     ));
+    // no permission at all: the functions service calls no AWS API
+    roles.push(("functions", ecs_trust(cfg), vec![], false));
     roles
 }

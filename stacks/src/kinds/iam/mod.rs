@@ -3,7 +3,8 @@
 //! the execution role pulls only our images, writes only our log group and reads exactly the secrets injected
 //! into the tasks; the gateway may only invoke the Function URLs of this stack's REST functions (named with its
 //! prefix: [`crate::kinds::lambda::function_prefix`]); the tenant-manager may manage only those functions, pass
-//! only the REST role and only to Lambda, and manage only secrets under `secrets.prefix`.
+//! only the REST role and only to Lambda, and manage only secrets under `secrets.prefix`; the functions
+//! service's role allows nothing (user code runs there, and its workers cannot reach the credentials endpoint).
 //! Everything lives under one IAM path per stack and region, which is how observation finds it.
 
 mod documents;
@@ -32,6 +33,7 @@ pub const ROLES: &[(&str, &str)] = &[
     ("execution", "task-exec"),
     ("gateway", "gateway"),
     ("tenant-manager", "tenant-mgr"),
+    ("functions", "functions"),
     ("rest-lambda", "rest-lambda"),
 ];
 
