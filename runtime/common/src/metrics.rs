@@ -6,7 +6,7 @@
 //! `supactl_gateway_request_duration_seconds{route}` (to the response's head),
 //! `supactl_directory_lookups_total{cache}` and `supactl_directory_fetches_total{cache,outcome}` (a lookup
 //! that fetched nothing was answered from the cache), `supactl_admin_requests_total{method,status}`,
-//! `process_resident_memory_bytes`, `process_cpu_seconds_total`. Project labels are bounded
+//! `process_resident_memory_bytes`, `process_cpu_seconds` (a gauge, read from /proc at each scrape). Project labels are bounded
 //! ([`MAX_PROJECT_LABELS`]): past it, further projects are counted under `project="other"`.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -167,6 +167,42 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// The response to a scrape: the text exposition with its content type.
+pub fn exposition() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics().render(),
+    )
+}
+
+/// `GET /metrics` for a service's own metrics listener, answering only a bearer `token` (the service token:
+/// the listener is for the platform's scraper, never the public).
+pub fn router(token: String) -> axum::Router {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let token = std::sync::Arc::new(token);
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move |headers: HeaderMap| {
+            let token = token.clone();
+            async move {
+                match crate::headers::bearer(&headers) {
+                    Some(t) if crate::crypto::secret_eq(t, &token) => exposition().into_response(),
+                    _ => crate::error::HttpError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "metrics: send Authorization: Bearer <service token>",
+                    )
+                    .into_response(),
+                }
+            }
+        }),
+    )
 }
 
 /// Resident bytes and CPU seconds of this process, from /proc (Linux; None elsewhere).

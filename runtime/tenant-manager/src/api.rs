@@ -18,13 +18,7 @@ use std::sync::Arc;
 
 /// The process's Prometheus metrics (under `supactl up`, every service's: they share the process).
 async fn metrics() -> impl axum::response::IntoResponse {
-    (
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        supactl_common::metrics::metrics().render(),
-    )
+    supactl_common::metrics::exposition()
 }
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
@@ -104,7 +98,6 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             get(workers::placement).put(workers::set_placement),
         )
         .route("/audit", get(audit::list))
-        .route("/metrics", get(metrics))
         .layer(from_fn_with_state(tm.clone(), audit::record))
         .layer(from_fn_with_state(tm.clone(), require_admin));
     let internal = Router::new()
@@ -125,6 +118,10 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
         .layer(from_fn_with_state(tm.clone(), require_internal));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/metrics",
+            get(metrics).layer(from_fn_with_state(tm.clone(), require_admin)),
+        )
         .nest("/admin/v1", admin)
         .nest("/internal/v1", internal)
         .merge(crate::dashboard::routes())
