@@ -60,3 +60,22 @@ def test_no_secret_of_the_run_reaches_the_log(platform):
     log = open(platform.log_path).read()
     for secret in [platform.admin_key, "correct-horse-battery", "s3cr3t-value-42", *keys]:
         assert secret not in log, f"a secret is in the log: {secret[:12]}…"
+
+
+def test_prometheus_metrics_on_the_admin_listener_only(platform):
+    p = platform.create_project("metrics")
+    for _ in range(3):
+        assert httpx.get(f"{p.url}/rest/v1/", headers={"apikey": p.anon}).status_code == 200
+    assert httpx.get(f"{platform.admin_url}/metrics").status_code == 401
+    assert httpx.get(f"{platform.gateway_url}/metrics").status_code == 404  # never on the public listener
+    r = platform.admin("GET", "/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.text
+    [line] = [l for l in text.splitlines() if l.startswith("supactl_gateway_requests_total{")
+              and f'project="{p.ref}"' in l and 'route="rest"' in l and 'status="200"' in l]
+    assert float(line.split()[-1]) >= 3, line
+    for name in ["supactl_gateway_request_duration_seconds_bucket{", "supactl_directory_lookups_total{",
+                 "supactl_directory_fetches_total{", "supactl_admin_requests_total{",
+                 "process_resident_memory_bytes ", "process_cpu_seconds "]:
+        assert name in text, name
+    assert platform.admin_key not in text and p.anon not in text

@@ -63,9 +63,10 @@ class Replica:
     """A second gateway (`supactl serve gateway`) beside a running platform."""
 
     def __init__(self, platform, redis_url, *extra):
-        self.port = free_port()
+        self.port, self.metrics_port = free_port(), free_port()
         with open(os.path.join(platform.data_dir, "secrets.json")) as f:
             token = json.load(f)["service_token"]
+        self.token = token
         # the secret comes from the environment, as on ECS, never from a flag in the process list
         env = dict(os.environ, SUPACTL_SERVICE_TOKEN=token)
         self.log_path = os.path.join(tempfile.gettempdir(), f"supactl-gateway-{self.port}.log")
@@ -73,7 +74,8 @@ class Replica:
         self.proc = subprocess.Popen(
             [BIN, "serve", "gateway", "--port", str(self.port),
              "--tenant-manager-url", platform.admin_url, "--redis-url", redis_url,
-             "--api-url-template", f"{platform.gateway_url}/p/{{ref}}", *extra],
+             "--api-url-template", f"{platform.gateway_url}/p/{{ref}}",
+             "--metrics-port", str(self.metrics_port), *extra],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:
@@ -196,3 +198,15 @@ def test_the_second_replica_refuses_unknown_keys_and_has_its_own_capture_cap(rep
             await c.realtime.close()
 
     asyncio.run(run())
+
+
+def test_a_replica_serves_its_metrics_on_its_own_listener(replicas):
+    a, b = replicas
+    p = a.create_project("replica metrics")
+    assert httpx.get(f"{b.url(p)}/rest/v1/", headers={"apikey": p.anon}).status_code == 200
+    metrics = f"http://127.0.0.1:{b.metrics_port}/metrics"
+    assert httpx.get(metrics).status_code == 401
+    assert httpx.get(metrics, headers={"Authorization": "Bearer nope"}).status_code == 401
+    text = httpx.get(metrics, headers={"Authorization": f"Bearer {b.token}"}).text
+    assert f'supactl_gateway_requests_total{{project="{p.ref}",route="rest",status="200"}} 1' in text, text
+    assert httpx.get(f"http://127.0.0.1:{b.port}/metrics").status_code == 404

@@ -45,6 +45,10 @@ pub struct GatewayArgs {
     redis_url: Option<String>,
     #[command(flatten)]
     redis_parts: serve_env::RedisParts,
+    /// Serve Prometheus metrics at `GET /metrics` on this port (bearer: the service token), apart from
+    /// the public listener.
+    #[arg(long, env = "SUPACTL_METRICS_PORT")]
+    metrics_port: Option<u16>,
     /// Seconds a key or project lookup is trusted (the bound on staleness without Redis).
     #[arg(long, env = "SUPACTL_CACHE_TTL", default_value_t = 1.0)]
     cache_ttl: f64,
@@ -263,6 +267,11 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             }
             let server_config = a.server.config()?;
             let listener = stack::bind(&a.listen, a.port, "--port").await?;
+            let mut listeners = Vec::new();
+            if let Some(port) = a.metrics_port {
+                let l = stack::bind(&a.listen, port, "--metrics-port").await?;
+                listeners.push((l, supactl_common::metrics::router(a.service_token.clone())));
+            }
             let api_url_template = match (&a.api_url_template, &a.base_domain) {
                 (Some(t), _) => t.clone(),
                 (None, Some(d)) => format!("https://{{ref}}.{d}"),
@@ -308,7 +317,8 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 .map_err(|e| CliError::Usage(format!("--redis-url: {e}")))?
                 .router;
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
-            stack::serve_all(vec![(listener, app)], &server_config, shutdown.clone()).await
+            listeners.insert(0, (listener, app));
+            stack::serve_all(listeners, &server_config, shutdown.clone()).await
         }
         ServeCommand::Functions(a) => {
             let server_config = a.server.config()?;

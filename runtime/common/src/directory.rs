@@ -91,13 +91,17 @@ impl Directory {
 
     /// The key with this SHA-256, or None when no active key has it.
     pub async fn key(&self, hash: &[u8; 32]) -> Result<Option<Arc<KeyInfo>>, DirectoryError> {
+        lookup("api-keys");
         let (fetcher, path) = (
             self.fetcher.clone(),
             format!("/internal/v1/api-keys/{}", hex::encode(hash)),
         );
         self.keys
             .get_or_load(hash, || async move {
-                Ok(fetcher.get::<KeyInfo>(&path).await?.map(Arc::new))
+                Ok(fetcher
+                    .get::<KeyInfo>("api-keys", &path)
+                    .await?
+                    .map(Arc::new))
             })
             .await
     }
@@ -110,13 +114,17 @@ impl Directory {
         if !crate::ident::valid_ref(project_ref) {
             return Ok(None);
         }
+        lookup("projects");
         let (fetcher, path) = (
             self.fetcher.clone(),
             format!("/internal/v1/projects/{project_ref}/config"),
         );
         self.projects
             .get_or_load(&project_ref.to_string(), || async move {
-                Ok(fetcher.get::<ProjectConfig>(&path).await?.map(Arc::new))
+                Ok(fetcher
+                    .get::<ProjectConfig>("projects", &path)
+                    .await?
+                    .map(Arc::new))
             })
             .await
     }
@@ -135,8 +143,41 @@ impl Directory {
     }
 }
 
+fn lookup(cache: &str) {
+    let labels = crate::metrics::CacheLabels {
+        cache: cache.to_string(),
+    };
+    crate::metrics::metrics()
+        .directory_lookups
+        .get_or_create(&labels)
+        .inc();
+}
+
 impl Fetcher {
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, DirectoryError> {
+    /// Fetches `path`, counted under `cache` with its outcome.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        cache: &str,
+        path: &str,
+    ) -> Result<Option<T>, DirectoryError> {
+        let got = self.fetch(path).await;
+        let outcome = match &got {
+            Ok(Some(_)) => "found",
+            Ok(None) => "not_found",
+            Err(_) => "error",
+        };
+        let labels = crate::metrics::FetchLabels {
+            cache: cache.to_string(),
+            outcome: outcome.to_string(),
+        };
+        crate::metrics::metrics()
+            .directory_fetches
+            .get_or_create(&labels)
+            .inc();
+        got
+    }
+
+    async fn fetch<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, DirectoryError> {
         let req = Request::builder()
             .method(Method::GET)
             .uri(format!("{}{}", self.config.url.trim_end_matches('/'), path))

@@ -25,6 +25,7 @@ pub mod ident;
 pub mod invalidation;
 pub mod jwt;
 pub mod keys;
+pub mod metrics;
 pub mod pg;
 pub mod pg_tls;
 pub mod redact;

@@ -41,8 +41,14 @@ impl AccessLog {
         }
     }
 
-    /// Writes the access line.
+    /// Writes the access line and counts the request in the process's metrics.
     pub fn end(&self, method: &http::Method, status: http::StatusCode) {
+        supactl_common::metrics::metrics().request(
+            self.project.as_deref(),
+            self.route,
+            status.as_u16(),
+            self.started.elapsed().as_secs_f64(),
+        );
         tracing::info!(
             target: "supactl::access",
             request_id = self.id.to_str().unwrap_or(""),

@@ -16,6 +16,11 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 
+/// The process's Prometheus metrics (under `supactl up`, every service's: they share the process).
+async fn metrics() -> impl axum::response::IntoResponse {
+    supactl_common::metrics::exposition()
+}
+
 pub fn router(tm: Arc<TenantManager>) -> Router {
     use crate::{
         api_keys, audit, function_logs, functions, functions_internal, internal, meta, projects,
@@ -113,6 +118,10 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
         .layer(from_fn_with_state(tm.clone(), require_internal));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/metrics",
+            get(metrics).layer(from_fn_with_state(tm.clone(), require_admin)),
+        )
         .nest("/admin/v1", admin)
         .nest("/internal/v1", internal)
         .merge(crate::dashboard::routes())

@@ -21,14 +21,14 @@ pub async fn require_admin(
     next: Next,
 ) -> Response {
     match bearer(req.headers()) {
-        Some(t) if secret_eq(t, &tm.config.admin_key) => return next.run(req).await,
+        Some(t) if secret_eq(t, &tm.config.admin_key) => return counted(next, req).await,
         Some(_) => {}
         None => {
             if let Some(token) = crate::dashboard::session_token(req.headers()) {
                 return match crate::dashboard::authorize(&tm, &token, req.headers()).await {
                     Ok(actor) => {
                         req.extensions_mut().insert(crate::audit::Actor(actor));
-                        next.run(req).await
+                        counted(next, req).await
                     }
                     Err(refused) => refused,
                 };
@@ -37,6 +37,21 @@ pub async fn require_admin(
     }
     crate::audit::unauthorized(&tm, &req).await;
     ApiError::Unauthorized.into_response()
+}
+
+/// Runs an authenticated admin request, counted by method and status.
+async fn counted(next: Next, req: Request) -> Response {
+    let method = req.method().as_str().to_string();
+    let res = next.run(req).await;
+    let labels = supactl_common::metrics::AdminLabels {
+        method,
+        status: res.status().as_u16(),
+    };
+    supactl_common::metrics::metrics()
+        .admin_requests
+        .get_or_create(&labels)
+        .inc();
+    res
 }
 
 /// The internal endpoint: the service token reads everything; a project's token (see
