@@ -102,6 +102,7 @@ impl<'a> Builder<'a> {
                     explain: None,
                     total: Total::Counted,
                     plan: false,
+                    binary: None,
                 });
             }
             let cte = format!(
@@ -128,6 +129,7 @@ impl<'a> Builder<'a> {
                 explain: None,
                 total: Total::Counted,
                 plan: false,
+                binary: None,
             });
         }
         let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));
@@ -149,6 +151,6 @@ impl<'a> Builder<'a> {
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
         let rows = |b: &Self| b.count_sql(&src.from, &alias, &lv);
-        Ok(self.counted(&inner, render, count, rows, true, &cte))
+        Ok(self.counted(&inner, render, count, rows, true, &cte, None))
     }
 }
