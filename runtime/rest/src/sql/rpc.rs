@@ -2,6 +2,7 @@
 //! functions are read like relations.
 
 use super::output::wrap;
+use super::select::Origin;
 use super::{Builder, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
@@ -151,6 +152,6 @@ impl<'a> Builder<'a> {
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
         let rows = |b: &Self| b.count_sql(&src.from, &alias, &lv);
-        Ok(self.counted(&inner, render, count, rows, true, &cte, None))
+        Ok(self.counted(&inner, render, count, rows, Origin::Rpc { cte: &cte }))
     }
 }

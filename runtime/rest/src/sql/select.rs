@@ -394,10 +394,12 @@ impl<'a> Builder<'a> {
         render: Render,
         count: Option<Count>,
         rows: impl FnOnce(&Self) -> String,
-        rpc: bool,
-        cte: &str,
-        binary: Option<Vec<(String, bool)>>,
+        origin: Origin,
     ) -> Statement {
+        let (rpc, cte, binary) = match origin {
+            Origin::Relation { binary } => (false, "", binary),
+            Origin::Rpc { cte } => (true, cte, None),
+        };
         let max_rows = self.cache.settings.db_max_rows;
         let (count, total) = match count {
             Some(Count::Planned) if rpc => (None, Total::Counted),
@@ -460,8 +462,16 @@ impl<'a> Builder<'a> {
         let binary = (render == Render::Json)
             .then(|| binary_columns(table, &lv, &self.query.select))
             .flatten();
-        Ok(self.counted(&inner, render, count, rows, false, "", binary))
+        Ok(self.counted(&inner, render, count, rows, Origin::Relation { binary }))
     }
+}
+
+/// What a read reads from.
+pub(super) enum Origin<'c> {
+    /// A table or view; `binary`: its columns when the read has a binary form (see [`binary_columns`]).
+    Relation { binary: Option<Vec<(String, bool)>> },
+    /// A function, called in `cte`.
+    Rpc { cte: &'c str },
 }
 
 /// The output columns of a plain read of `table` (no embed, spread, aggregate or computed field), each
