@@ -415,3 +415,42 @@ async fn binary_rows_are_postgresql_json_byte_for_byte() {
     assert_eq!(compared, 40);
     assert!(rows > 0);
 }
+
+/// The binary path keeps the read-back: what a function called by the read sets for the response
+/// (`response.headers`, `response.status`) reaches it, and a claims change it makes for the session
+/// does not reach the next request on the connection (which then sets its GUCs again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_reads_keep_the_guc_read_back() {
+    let env = Env::start(
+        "CREATE TABLE one (id int PRIMARY KEY); INSERT INTO one VALUES (1);
+         CREATE FUNCTION sneak() RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+         DECLARE seen text := current_setting('request.jwt.claims', true)::json->>'sub';
+         BEGIN
+           PERFORM set_config('request.jwt.claims', '{\"sub\": \"mallory\"}', false);
+           PERFORM set_config('response.headers', '[{\"X-From-View\": \"yes\"}]', true);
+           PERFORM set_config('response.status', '203', true);
+           RETURN seen;
+         END $$;
+         CREATE VIEW sneaky AS SELECT id, sneak() AS who FROM one;
+         GRANT SELECT ON sneaky TO authenticated;",
+    )
+    .await;
+    let alice = env.token("authenticated", Some(serde_json::json!({"sub": "alice"})));
+    // Sequential requests reuse the one pooled connection, with identical GUCs.
+    for _ in 0..3 {
+        let r = env
+            .call("GET", "/sneaky?select=id,who", &[], None, &alice)
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NON_AUTHORITATIVE_INFORMATION,
+            "{}",
+            r.text
+        );
+        assert_eq!(r.header("x-from-view"), Some("yes"));
+        assert_eq!(
+            r.text, r#"[{"id":1,"who":"alice"}]"#,
+            "a function's claims reached the next request"
+        );
+    }
+}
