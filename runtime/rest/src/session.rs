@@ -118,6 +118,18 @@ pub(crate) fn observed_values(row: &tokio_postgres::Row) -> Option<[&str; SESSIO
     Some(out)
 }
 
+/// The same values from a binary read's trailer (`{total, response.headers, response.status,
+/// OBSERVED_GUCS…}`).
+pub(crate) fn observed_in_trailer<'a>(t: &[Option<&'a str>]) -> Option<[&'a str; SESSION_VALUES]> {
+    let mut out = [""; SESSION_VALUES];
+    for (k, slot) in out.iter_mut().enumerate().take(SESSION_VALUES - 2) {
+        *slot = (*t.get(3 + k)?)?;
+    }
+    out[SESSION_VALUES - 2] = (*t.get(1)?)?;
+    out[SESSION_VALUES - 1] = (*t.get(2)?)?;
+    Some(out)
+}
+
 /// `statement_timeout` written as PostgreSQL shows it (`0`, `2500ms`, `3s`, `1min`, `1h`, `1d`: the
 /// largest unit that divides it), so that the value read back from a session compares equal to the
 /// value set. Above PostgreSQL's maximum it is the maximum.

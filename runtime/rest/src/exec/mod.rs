@@ -20,6 +20,7 @@
 //! That costs no extra connection at all. A project whose connections were all closed may have missed a
 //! notification, so its cache is dropped when its first new connection opens.
 
+pub mod binary;
 mod pipeline;
 
 use crate::error::RestError;
@@ -62,12 +63,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The one row every statement of [`crate::sql`] returns.
+    /// What `rows` say: the one row every statement of [`crate::sql`] returns, or (`binary`: the
+    /// number of value columns) the rows of a [`Statement::binary`] read and its trailer.
     fn from_rows(
         rows: &[tokio_postgres::Row],
         stmt: &Statement,
         planned_total: Option<i64>,
+        binary: Option<usize>,
     ) -> Result<Outcome, RestError> {
+        if let Some(n) = binary {
+            return Self::from_binary(rows, n, stmt, planned_total);
+        }
         if stmt.plan {
             // EXPLAIN's rows: one JSON document, or the lines of the text plan.
             let mut body = String::new();
@@ -99,6 +105,36 @@ impl Outcome {
             location: row.get(5),
         })
     }
+
+    /// The body written from the rows, the rest read from the trailer (see [`trailer`]).
+    fn from_binary(
+        rows: &[tokio_postgres::Row],
+        n: usize,
+        stmt: &Statement,
+        planned_total: Option<i64>,
+    ) -> Result<Outcome, RestError> {
+        let t = trailer(rows, n)?;
+        let data = &rows[..rows.len() - 1];
+        let text = |i: usize| t.get(i).copied().flatten().filter(|s| !s.is_empty());
+        let counted = text(0).and_then(|s| s.parse().ok());
+        Ok(Outcome {
+            body: binary::body(data, n).map_err(RestError::Unavailable)?,
+            page: data.len() as i64,
+            total: stmt.total(counted, planned_total),
+            headers: text(1).map(str::to_string),
+            status: text(2).map(str::to_string),
+            location: None,
+            inserted: None,
+        })
+    }
+}
+
+/// The last row of a binary read: `{total, response.headers, response.status, OBSERVED_GUCS…}` (see
+/// [`crate::sql`]'s `wrap_binary`).
+fn trailer(rows: &[tokio_postgres::Row], n: usize) -> Result<Vec<Option<&str>>, RestError> {
+    rows.last()
+        .and_then(|r| r.try_get::<_, Vec<Option<&str>>>(n).ok())
+        .ok_or_else(|| RestError::Unavailable("statement returned no trailer".into()))
 }
 
 /// Per-project state kept beside the project's pool, told about its connections.

@@ -4,7 +4,9 @@
 
 use super::{Outcome, Pools, ProjectState, MAX_STATEMENTS};
 use crate::error::RestError;
-use crate::session::{observed_values, session_values, TxContext, TxEnd, SETUP, SETUP_SESSION};
+use crate::session::{
+    observed_in_trailer, observed_values, session_values, TxContext, TxEnd, SETUP, SETUP_SESSION,
+};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::Object;
@@ -112,6 +114,22 @@ pub(super) fn plan_rows(explain: &str) -> Option<i64> {
         .map(|n| n as i64)
 }
 
+/// The statement to run for `stmt`, and the number of its value columns when it is the binary form
+/// ([`Statement::binary`], taken when every column's type is one [`super::binary`] writes).
+async fn prepare(
+    client: &deadpool_postgres::Client,
+    stmt: &Statement,
+) -> Result<(tokio_postgres::Statement, Option<usize>), tokio_postgres::Error> {
+    if let (Some(sql), false) = (&stmt.binary, stmt.plan) {
+        let prepared = client.prepare_cached(sql).await?;
+        let n = prepared.columns().len().saturating_sub(1);
+        if super::binary::encodable(&prepared.columns()[..n]) {
+            return Ok((prepared, Some(n)));
+        }
+    }
+    Ok((client.prepare_cached(&stmt.sql).await?, None))
+}
+
 /// Errors a re-prepared statement may not hit again.
 pub(super) fn stale_statement(e: &tokio_postgres::Error) -> bool {
     matches!(
@@ -130,10 +148,10 @@ impl Pools {
     pub(super) async fn read_on_session(
         client: &deadpool_postgres::Client,
         setup_params: Option<&[&(dyn ToSql + Sync)]>,
-        sql: &str,
+        stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
         role: Role,
-    ) -> Result<Vec<tokio_postgres::Row>, RestError> {
+    ) -> Result<(Vec<tokio_postgres::Row>, Option<usize>), RestError> {
         let setup = match setup_params {
             Some(p) => Some((
                 client
@@ -160,9 +178,9 @@ impl Pools {
                 Poll::Ready(())
             })
             .await;
-            let prepared = draining(client.prepare_cached(sql), |cx| set.poll_now(cx)).await;
+            let prepared = draining(prepare(client, stmt), |cx| set.poll_now(cx)).await;
             let set_done = set.finish();
-            let main = match prepared {
+            let (main, binary) = match prepared {
                 Ok(m) => m,
                 Err(e) => {
                     set_done.await.map_err(|e| RestError::from_pg(&e, role))?;
@@ -178,7 +196,7 @@ impl Pools {
             // Never use a result read under GUCs this request did not set.
             set.map_err(|e| RestError::from_pg(&e, role))?;
             match result {
-                Ok(rows) => return Ok(rows),
+                Ok(rows) => return Ok((rows, binary)),
                 Err(e) if !retried && stale_statement(&e) => {
                     client.statement_cache.clear();
                     retried = true;
@@ -236,14 +254,19 @@ impl Pools {
             let wanted = session_values(ctx);
             let wanted_hash = state.session_hash(&wanted);
             let setup = (!state.session_is(id, wanted_hash)).then_some(&setup_params[..]);
-            let rows = Self::read_on_session(client, setup, &stmt.sql, &params, role).await;
-            let rows = rows.inspect_err(|_| state.session_left(id, None))?;
+            let read = Self::read_on_session(client, setup, stmt, &params, role).await;
+            let (rows, binary) = read.inspect_err(|_| state.session_left(id, None))?;
             // Read back at the end of the statement, so a function that changed a GUC is seen. (One
             // that changes a GUC for the session and then back for the transaction only is not; that
             // takes the project's own code written to defeat the check.)
-            let left = rows.first().and_then(observed_values);
+            let left = match binary {
+                Some(n) => super::trailer(&rows, n)
+                    .ok()
+                    .and_then(|t| observed_in_trailer(&t)),
+                None => rows.first().and_then(observed_values),
+            };
             state.session_left(id, (left == Some(wanted)).then_some(wanted_hash));
-            return Outcome::from_rows(&rows, stmt, None);
+            return Outcome::from_rows(&rows, stmt, None, binary);
         }
         // Transaction-local GUCs: what the session holds afterwards is not observed.
         state.session_left(id, None);
@@ -253,7 +276,7 @@ impl Pools {
             .map_err(|e| RestError::from_pg(&e, role))?;
         let mut retried = false;
         let mut planned_total = None;
-        let rows = loop {
+        let (rows, binary) = loop {
             let begin_f = client.batch_execute(begin);
             let set_f = client.query(&setup, &setup_params);
             let pre_f = async {
@@ -280,7 +303,7 @@ impl Pools {
             // transaction, as the request's role (which may use schemas the login role cannot). A
             // statement already prepared costs nothing here, and the whole request stays one round
             // trip; a new one costs one more, once per connection.
-            let prepared = draining(client.prepare_cached(&stmt.sql), &mut drain).await;
+            let prepared = draining(prepare(client, stmt), &mut drain).await;
             let explain = match &stmt.explain {
                 Some(sql) => Some(draining(client.prepare_cached(sql), &mut drain).await),
                 None => None,
@@ -293,7 +316,7 @@ impl Pools {
             let begin_done = begin_e.finish();
             let set_done = async { set_e.finish().await.map(|_| ()) };
             let pre_done = pre_e.finish();
-            let main = match prepared {
+            let (main, binary) = match prepared {
                 Ok(m) => m,
                 Err(e) => {
                     let (b, st, p) = tokio::join!(begin_done, set_done, pre_done);
@@ -347,7 +370,7 @@ impl Pools {
             match result {
                 Ok(rows) => {
                     commit.map_err(|e| RestError::from_pg(&e, role))?;
-                    break rows;
+                    break (rows, binary);
                 }
                 Err(e) => {
                     if matches!(ctx.end, TxEnd::CommitIf(_)) {
@@ -364,7 +387,7 @@ impl Pools {
                 }
             }
         };
-        let out = Outcome::from_rows(&rows, stmt, planned_total)?;
+        let out = Outcome::from_rows(&rows, stmt, planned_total, binary)?;
         if let TxEnd::CommitIf(check) = ctx.end {
             let end = if check.passes(out.page) {
                 "COMMIT"

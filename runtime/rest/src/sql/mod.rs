@@ -36,6 +36,9 @@ pub struct Statement {
     pub total: Total,
     /// An `EXPLAIN` of the statement: its rows are the plan (see `service::plan`).
     pub plan: bool,
+    /// The same read as rows in binary, for the body to be written in Rust (see
+    /// [`output::wrap_binary`]); `sql` is kept for columns of a type only PostgreSQL can write.
+    pub binary: Option<String>,
 }
 
 /// How a statement's total (`Content-Range`'s `/N`) is found, as PostgREST finds it.
@@ -566,6 +569,7 @@ mod tests {
             explain: None,
             total,
             plan: false,
+            binary: None,
         }
     }
 

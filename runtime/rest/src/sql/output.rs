@@ -4,6 +4,7 @@
 use super::{Builder, Render};
 use crate::request::*;
 use std::borrow::Cow;
+use std::fmt::Write;
 use supactl_common::ident::quote_ident;
 
 impl Builder<'_> {
@@ -75,6 +76,30 @@ fn body_expr(render: Render) -> &'static str {
 pub(super) fn wrap(inner: &str, body: &str, total: &str, location: &str, cte: &str) -> String {
     format!(
         "{cte}SELECT {body}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
+        crate::session::OBSERVED_GUCS,
+    )
+}
+
+/// The same read as rows (see [`crate::exec::binary`]): the rows' `columns` (name, and whether it goes
+/// out as is rather than as PostgreSQL's `to_json`) with a null last column, then one trailer row whose
+/// last column is `{total, response.headers, response.status, OBSERVED_GUCS…}` as text, read once the
+/// rows are done, as [`wrap`] reads them. `pg_backend_pid()` is parallel restricted: it keeps the
+/// trailer in the leader process, after the rows (a non-parallel Append runs its branches in order).
+pub(super) fn wrap_binary(inner: &str, columns: &[(String, bool)], total: &str) -> String {
+    let mut select = String::new();
+    for (name, bare) in columns {
+        let q = quote_ident(name);
+        if *bare {
+            let _ = write!(select, "\"pgrst_r\".{q}, ");
+        } else {
+            let _ = write!(select, "to_json(\"pgrst_r\".{q}) AS {q}, ");
+        }
+    }
+    format!(
+        "SELECT {select}NULL::text[] AS \"pgrst_trailer\" FROM ({inner}) AS \"pgrst_r\" \
+         UNION ALL SELECT {}ARRAY[({total})::text, current_setting('response.headers', true), \
+         current_setting('response.status', true), {}] WHERE pg_backend_pid() IS NOT NULL",
+        "NULL, ".repeat(columns.len()),
         crate::session::OBSERVED_GUCS,
     )
 }

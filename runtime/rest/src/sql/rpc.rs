@@ -2,6 +2,7 @@
 //! functions are read like relations.
 
 use super::output::wrap;
+use super::select::Origin;
 use super::{Builder, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
@@ -108,6 +109,7 @@ impl<'a> Builder<'a> {
                     explain: None,
                     total: Total::Counted,
                     plan: false,
+                    binary: None,
                 });
             }
             let cte = format!(
@@ -140,6 +142,7 @@ impl<'a> Builder<'a> {
                 explain: None,
                 total: Total::Counted,
                 plan: false,
+                binary: None,
             });
         }
         let table = f.retrel.as_ref().and_then(|q| self.cache.tables.get(q));
@@ -161,6 +164,6 @@ impl<'a> Builder<'a> {
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
         let rows = |b: &Self| b.count_sql(&src.from, &alias, &lv);
-        Ok(self.counted(&inner, render, count, rows, true, &cte))
+        Ok(self.counted(&inner, render, count, rows, Origin::Rpc { cte: &cte }))
     }
 }

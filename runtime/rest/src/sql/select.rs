@@ -1,7 +1,7 @@
 //! Reads: the select list, embeds (`LEFT JOIN LATERAL` subqueries), the rows-first subquery and the
 //! count.
 
-use super::output::{explain_sql, total_expr, wrap};
+use super::output::{explain_sql, total_expr, wrap, wrap_binary};
 use super::{Builder, ColumnKind, EmbedColumn, Embedded, Level, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
@@ -394,9 +394,12 @@ impl<'a> Builder<'a> {
         render: Render,
         count: Option<Count>,
         rows: impl FnOnce(&Self) -> String,
-        rpc: bool,
-        cte: &str,
+        origin: Origin,
     ) -> Statement {
+        let (rpc, cte, binary) = match origin {
+            Origin::Relation { binary } => (false, "", binary),
+            Origin::Rpc { cte } => (true, cte, None),
+        };
         let max_rows = self.cache.settings.db_max_rows;
         let (count, total) = match count {
             Some(Count::Planned) if rpc => (None, Total::Counted),
@@ -417,6 +420,7 @@ impl<'a> Builder<'a> {
                 "NULL::text",
                 cte,
             ),
+            binary: binary.map(|cols| wrap_binary(inner, &cols, &total_sql)),
             params: self.params,
             explain,
             total,
@@ -461,6 +465,100 @@ impl<'a> Builder<'a> {
         self.check_paths()?;
         let inner = self.select_sql(&src.from, &alias, &lv, limit, offset);
         let rows = |b: &Self| b.count_sql(&src.from, &alias, &lv);
-        Ok(self.counted(&inner, render, count, rows, false, ""))
+        let binary = (render == Render::Json)
+            .then(|| binary_columns(table, &lv, &self.query.select))
+            .flatten();
+        Ok(self.counted(&inner, render, count, rows, Origin::Relation { binary }))
     }
+}
+
+/// What a read reads from.
+pub(super) enum Origin<'c> {
+    /// A table or view; `binary`: its columns when the read has a binary form (see [`binary_columns`]).
+    Relation { binary: Option<Vec<(String, bool)>> },
+    /// A function, called in `cte`.
+    Rpc { cte: &'c str },
+}
+
+/// The output columns of a plain read of `table` (no embed, spread, aggregate or computed field), each
+/// with whether it goes out as is (a type [`crate::exec::binary`] writes) or as `to_json`; `None` for
+/// any other read. A key given twice keeps its last place, as the level's select list does.
+fn binary_columns(table: &Table, lv: &Level, select: &[SelectItem]) -> Option<Vec<(String, bool)>> {
+    if !lv.laterals.is_empty() || lv.has_aggregate || lv.computed || !lv.hoisted.is_empty() {
+        return None;
+    }
+    let mut cols = Vec::new();
+    for item in select {
+        match item {
+            SelectItem::Star => cols.extend(
+                table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), bare_type(&c.data_type))),
+            ),
+            SelectItem::Column {
+                field,
+                alias,
+                cast,
+                aggregate: None,
+                ..
+            } => {
+                let bare = match field.json.last() {
+                    _ if cast.is_some() => false,
+                    None => table
+                        .column(&field.name)
+                        .is_some_and(|c| bare_type(&c.data_type)),
+                    // `->>` is text, `->` json or jsonb.
+                    Some(_) => true,
+                };
+                let name = alias.clone();
+                cols.push((
+                    name.unwrap_or_else(|| field.default_alias().to_string()),
+                    bare,
+                ));
+            }
+            _ => return None,
+        }
+    }
+    let last: std::collections::HashMap<&str, usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let kept = cols
+        .iter()
+        .enumerate()
+        .filter(|(i, (n, _))| last[n.as_str()] == *i)
+        .map(|(_, c)| c.clone())
+        .collect::<Vec<_>>();
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// Whether a column of this type (`format_type` output) is written from its binary form: booleans,
+/// integers, text, uuid, numeric, json, jsonb, date, timestamp, and their arrays.
+fn bare_type(format_type: &str) -> bool {
+    let t = format_type.strip_suffix("[]").unwrap_or(format_type);
+    // Without a type modifier: `character varying(20)`, `timestamp(3) without time zone`.
+    let base = match (t.find('('), t.find(')')) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &t[..a], &t[b + 1..]),
+        _ => t.to_string(),
+    };
+    matches!(
+        base.as_str(),
+        "boolean"
+            | "smallint"
+            | "integer"
+            | "bigint"
+            | "text"
+            | "character varying"
+            | "character"
+            | "bpchar"
+            | "name"
+            | "uuid"
+            | "numeric"
+            | "json"
+            | "jsonb"
+            | "date"
+            | "timestamp without time zone"
+    )
 }

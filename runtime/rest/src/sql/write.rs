@@ -197,6 +197,7 @@ impl<'a> Builder<'a> {
                 Total::Counted
             },
             plan: false,
+            binary: None,
         })
     }
 }

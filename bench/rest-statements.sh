@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# PostgreSQL's own cost of the statements the REST engine sends for a read, in instructions per execution
+# (callgrind counts them exactly, so the figures do not drift with the machine's load): a backend of a
+# throwaway cluster serves pgbench (-M prepared, one client) under valgrind, as a login role whose `role`
+# is `anon` with the request GUCs set and RLS on, as in bench/rest.sh. Each statement is the shape the engine
+# sends for `GET /items?id=eq.N` and for `GET /items?select=id,name&order=id&limit=100&offset=N`:
+#   bare    the SELECT alone (what pgbench runs in bench/rest.sh)
+#   json    PostgreSQL renders the body (json_agg) and the GUCs are read back as columns: every read
+#           that is not a plain column read (embeds, aggregates, other media types)
+#   binary  the rows in binary and one trailer row with the total and the GUCs: plain JSON reads
+#   binary-no-gucs  the same without the GUC read-back (what the read-back costs)
+# Usage: bench/rest-statements.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh valgrind
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+DIR="$(mktemp -d /tmp/supactl-stmts-XXXX)"
+chmod 777 "$DIR"
+as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PGOPTS=(-h "$DIR" -p "$PORT")
+cleanup() { as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+as_owner "$PGBIN/initdb" -D "$DIR/data" -U postgres -A trust >/dev/null
+as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -o "-p $PORT -k $DIR -c listen_addresses=''" -l "$DIR/log" start >/dev/null
+psql "${PGOPTS[@]}" -U postgres -q <<'SQL'
+create role anon nologin; create role bench login; grant anon to bench;
+create table cats (id int primary key, name text not null);
+insert into cats select g, 'cat ' || g from generate_series(1, 100) g;
+create table items (id int primary key, name text not null, cat_id int references cats(id));
+insert into items select g, md5(g::text), 1 + g % 100 from generate_series(1, 10000) g;
+alter table items enable row level security; create policy read_all on items for select to anon using (true);
+grant select on items, cats to anon; analyze items; analyze cats;
+alter role bench set role = 'anon';
+alter role bench set "request.jwt.claims" = '{"role":"anon","iss":"supactl","ref":"bench-1","iat":1700000000,"exp":1700003600}';
+alter role bench set "request.method" = 'GET'; alter role bench set "request.path" = '/items';
+alter role bench set "request.headers" = '{"apikey":"x","host":"127.0.0.1"}'; alter role bench set "request.cookies" = '{}';
+alter role bench set "response.headers" = ''; alter role bench set "response.status" = '';
+alter role bench set default_transaction_read_only = on; alter role bench set statement_timeout = '8s';
+SQL
+as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null
+
+OBS="current_setting('role'), current_setting('request.jwt.claims', true), current_setting('request.method', true), current_setting('request.path', true), current_setting('request.headers', true), current_setting('request.cookies', true), current_setting('search_path'), current_setting('statement_timeout'), current_setting('default_transaction_read_only')"
+RESP="current_setting('response.headers', true), current_setting('response.status', true)"
+GET='SELECT "items".* FROM "public"."items" AS "items" WHERE "items"."id" = :n'
+LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET :n'
+write() { # name range inner value-columns nulls
+  printf '\\set n random(%s)\n%s;\n' "$2" "$3" >"$DIR/$1-bare.sql"
+  printf '\\set n random(%s)\nSELECT coalesce(json_agg("pgrst_r"), %s)::text, count(*), NULL::bigint, %s, NULL::text, %s FROM (%s) AS "pgrst_r";\n' \
+    "$2" "'[]'" "$RESP" "$OBS" "$3" >"$DIR/$1-json.sql"
+  printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s ARRAY[(NULL::bigint)::text, %s, %s] WHERE pg_backend_pid() IS NOT NULL;\n' \
+    "$2" "$4" "$3" "$5" "$RESP" "$OBS" >"$DIR/$1-binary.sql"
+  printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s NULL WHERE pg_backend_pid() IS NOT NULL;\n' \
+    "$2" "$4" "$3" "$5" >"$DIR/$1-binary-no-gucs.sql"
+}
+write get "1, 10000" "$GET" '"pgrst_r"."id", "pgrst_r"."name", "pgrst_r"."cat_id"' "NULL, NULL, NULL,"
+write list "0, 99" "$LIST" '"pgrst_r"."id", "pgrst_r"."name"' "NULL, NULL,"
+
+mkdir -m 777 "$DIR/cg"
+as_owner valgrind --tool=callgrind --callgrind-out-file="$DIR/cg/out.%p" "$PGBIN/postgres" -D "$DIR/data" -p "$PORT" \
+  -k "$DIR" -c listen_addresses='' >"$DIR/valgrind.log" 2>&1 &
+for _ in $(seq 1 120); do pg_isready -q "${PGOPTS[@]}" && break; sleep 1; done
+backend_instructions() { # script transactions -> instructions of the backend that served them
+  local before; before=$(ls "$DIR/cg" | sort)
+  "$PGBIN/pgbench" "${PGOPTS[@]}" -U bench -n -M prepared -c 1 -t "$2" -f "$1" postgres >/dev/null
+  sleep 2   # the backend writes its counts when it exits
+  local f; f=$(cd "$DIR/cg" && ls -S $(comm -13 <(echo "$before") <(ls | sort)) | head -1)
+  grep -oP '^(summary|totals): \K[0-9]+' "$DIR/cg/$f" | head -1
+}
+for shape in get list; do
+  for kind in bare json binary binary-no-gucs; do
+    a=$(backend_instructions "$DIR/$shape-$kind.sql" 100)
+    b=$(backend_instructions "$DIR/$shape-$kind.sql" 600)
+    printf '%-5s %-15s %8d instructions per execution\n' "$shape" "$kind" $(((b - a) / 500))
+  done
+done
