@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
 # Benchmarks of Edge Functions (they print figures and ratios measured in the same run; they assert nothing).
-# Everything listens on loopback; the functions are served by the runtime/functions supervisor through its
-# router (the `serve_dir` example: no gateway yet, so no key lookup or JWT minting in the path).
+# Everything listens on loopback; parts 1–3 serve the functions by the runtime/functions supervisor through
+# its router alone (the `serve_dir` example); part 4 goes through a whole `supactl up` (gateway: key lookup,
+# JWT minting, verify_jwt; then the supervisor).
 #  1. Cold start: time to the first response of a function whose worker is not running, against a bare Deno
 #     process running the same handler (`deno serve`) from its spawn to its first response (target: cold start
 #     ≤ bare start + 150 ms).
 #  2. Warm invocations: req/s at 16 connections (wrk) through the router vs the same handler on `deno serve`
 #     alone (target ≥ 0.7×).
 #  3. Memory: resident memory per idle warm worker, and of the `deno serve` process for comparison.
+#  4. Warm invocations through the gateway of a release `supactl up` (a project, the same handler deployed
+#     through the admin API with verify_jwt, called with the project's publishable key) vs `deno serve`
+#     alone in the same run (target >= 0.7x), and the CPU per request of the supactl process (gateway and
+#     supervisor; the Deno worker is a child process, not counted) from pidstat.
 # Usage: bench/functions.sh [seconds per run, default 10]   (COLD_RUNS=20 cold starts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 COLD_RUNS="${COLD_RUNS:-20}"
-DENO="$(scripts/setup.sh wrk deno | tail -n 1)"
+DENO="$(scripts/setup.sh wrk pidstat:sysstat deno | tail -n 1)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 cargo build --release -q -p functions --example serve_dir
 BIN="$CARGO_TARGET_DIR/release/examples/serve_dir"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA="$(mktemp -d /tmp/supactl-fnbench-XXXX)"
+chmod o+x "$DATA"   # supactl up (part 4) runs PostgreSQL as its own user, which must reach its data directory
 PORT=$(free_port); DENO_PORT=$(free_port)
 SERVE_PID=""; DENO_PID=""
+UP_PID=""
 cleanup() {
+  [ -n "$UP_PID" ] && kill -INT "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null || true
   [ -n "$SERVE_PID" ] && kill -INT "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
   [ -n "$DENO_PID" ] && kill "$DENO_PID" 2>/dev/null && wait "$DENO_PID" 2>/dev/null || true
   rm -rf "$DATA"
@@ -106,3 +114,42 @@ ALONE=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-deno.txt")
 grep -H -E "Latency|Non-2xx" "$DATA/wrk-sup.txt" "$DATA/wrk-deno.txt" | sed "s|$DATA/||" || true
 echo "through the supervisor: $SUP req/s; deno serve alone: $ALONE req/s"
 python3 -c "print(f'ratio supervisor / deno serve = {float(\"$SUP\")/float(\"$ALONE\"):.3f} (target >= 0.7)')"
+
+echo "== warm invocations through the gateway (release supactl up), 16 connections, ${DURATION}s"
+UPBIN="${SUPACTL_BIN:-$CARGO_TARGET_DIR/release/supactl}"
+[ -n "${SUPACTL_BIN:-}" ] || cargo build --release -q -p supactl
+GW=$(free_port); ADMIN=$(free_port); DB=$(free_port)
+"$UPBIN" up --data-dir "$DATA/up" --port "$GW" --admin-port "$ADMIN" --db-port "$DB" >"$DATA/up.log" 2>&1 &
+UP_PID=$!
+for _ in $(seq 1 300); do
+  [ -f "$DATA/up/state.json" ] && curl -sf -o /dev/null "http://127.0.0.1:$ADMIN/health" && break
+  sleep 0.2
+done
+read -r FN_URL PK < <(python3 - "$DATA/up/state.json" "$ADMIN" "$HANDLER" <<'PY'
+import json, sys, urllib.request
+state, admin, handler = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+def call(method, path, body):
+    req = urllib.request.Request(f"http://127.0.0.1:{admin}/admin/v1{path}", method=method,
+                                 data=json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {state['admin_key']}",
+                                          "Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req, timeout=120))["data"]
+p = call("POST", "/projects", {"name": "fnbench"})
+call("POST", f"/projects/{p['ref']}/functions", {"slug": "hello", "body": handler, "verify_jwt": True})
+pk = next(k["opaque_key"] for k in p["api_keys"] if k["type"] == "publishable")
+print(f"{p['api_url']}/functions/v1/hello", pk)
+PY
+)
+for _ in $(seq 1 100); do curl -sf -o /dev/null -H "apikey: $PK" "$FN_URL" && break; sleep 0.2; done
+UP_CPU="$DATA/up.cpu"
+(sleep 1; pidstat -u -p "$UP_PID" $((DURATION - 2)) 1 >"$UP_CPU" 2>/dev/null) &
+PIDSTAT=$!
+wrk -t2 -c16 -d"${DURATION}s" -H "apikey: $PK" "$FN_URL" >"$DATA/wrk-gw.txt"
+wait "$PIDSTAT" || true
+wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$DENO_PORT/" >"$DATA/wrk-deno2.txt"
+GWR=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-gw.txt")
+ALONE2=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-deno2.txt")
+grep -H -E "Latency|Non-2xx" "$DATA/wrk-gw.txt" | sed "s|$DATA/||" || true
+UPCPU=$(awk '/^Average/ {print $8}' "$UP_CPU" | tail -n 1)
+echo "through the gateway: $GWR req/s (supactl process at ${UPCPU:-?} % CPU); deno serve alone: $ALONE2 req/s"
+python3 -c "r=float('$GWR'); a=float('$ALONE2'); c='${UPCPU:-}'; print(f'ratio gateway / deno serve = {r/a:.3f} (target >= 0.7)' + (f'; supactl CPU per request {float(c)/100/r*1e6:.0f} us' if c else ''))"

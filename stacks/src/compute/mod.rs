@@ -65,9 +65,18 @@ pub const SERVICES: &[ServiceSpec] = &[
 
 /// `ecsTaskStack.services` entries of the original that are validated but not deployed, and why.
 pub const NOT_DEPLOYED: &[(&str, &str)] = &[
-    ("postgresMeta", "no postgres-meta image yet"),
-    ("studio", "no studio image yet"),
-    ("functionDeploy", "no function-deploy image yet"),
+    (
+        "postgresMeta",
+        "the tenant-manager serves its reads at /admin/v1/projects/{ref}/database/*",
+    ),
+    (
+        "studio",
+        "the tenant-manager serves the dashboard at the admin URL",
+    ),
+    (
+        "functionDeploy",
+        "functions deploy through the tenant-manager's admin API and the dashboard",
+    ),
     ("auth", "auth runs inside the gateway"),
 ];
 

@@ -95,9 +95,9 @@ fn filled_templates_validate_with_environment_defaults() {
         warned,
         vec![
             "ecsTaskStack.services.auth: not deployed in this release (auth runs inside the gateway) (fix: nothing to do; the entry is validated and kept for when the service ships)",
-            "ecsTaskStack.services.functionDeploy: not deployed in this release (no function-deploy image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
-            "ecsTaskStack.services.postgresMeta: not deployed in this release (no postgres-meta image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
-            "ecsTaskStack.services.studio: not deployed in this release (no studio image yet) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.functionDeploy: not deployed in this release (functions deploy through the tenant-manager's admin API and the dashboard) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.postgresMeta: not deployed in this release (the tenant-manager serves its reads at /admin/v1/projects/{ref}/database/*) (fix: nothing to do; the entry is validated and kept for when the service ships)",
+            "ecsTaskStack.services.studio: not deployed in this release (the tenant-manager serves the dashboard at the admin URL) (fix: nothing to do; the entry is validated and kept for when the service ships)",
         ]
     );
     let cc = &c.compute;
