@@ -240,7 +240,6 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
             "no project in the request path or host",
         )
     })?;
-    log.project = Some(project_ref.clone());
     let (service, service_path) = Service::find(below)
         .filter(|(s, _)| gw.routes.contains_key(s))
         .ok_or_else(|| no_service(below))?;
@@ -260,6 +259,9 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
     )
     .await?;
     let project = project_config(gw, &project_ref).await?;
+    // Only now, once the key authenticated and the project exists: a ref taken from the path alone would let
+    // anyone fill the metrics' bounded set of project labels with made-up refs.
+    log.project = Some(project_ref.clone());
     let headers = req.headers();
     let identity = match key_role {
         Some(role) if access != Access::Optional => Some(verify_user(&project, headers, role)?),
