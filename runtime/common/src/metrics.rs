@@ -17,21 +17,21 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Distinct `project` label values kept; the series of one more project would grow without bound.
 pub const MAX_PROJECT_LABELS: usize = 5_000;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub project: String,
-    pub route: String,
+    pub project: Arc<str>,
+    pub route: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,7 +62,8 @@ pub struct Metrics {
     pub admin_requests: Family<AdminLabels, Counter>,
     rss: Gauge,
     cpu: Gauge<f64, AtomicU64>,
-    projects: Mutex<HashSet<String>>,
+    /// The `project` label values in use (shared, so that counting a request allocates nothing).
+    projects: RwLock<HashSet<Arc<str>>>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -87,7 +88,7 @@ impl Metrics {
             admin_requests: Family::default(),
             rss: Gauge::default(),
             cpu: Gauge::default(),
-            projects: Mutex::default(),
+            projects: RwLock::default(),
             registry: Registry::default(),
         };
         let sub = registry.sub_registry_with_prefix("supactl");
@@ -130,30 +131,39 @@ impl Metrics {
     }
 
     /// Counts a request through the gateway (`project` None: none was resolved).
-    pub fn request(&self, project: Option<&str>, route: &str, status: u16, seconds: f64) {
-        let project = match project {
-            None => "-".to_string(),
-            Some(p) => {
-                let mut known = self.projects.lock().unwrap_or_else(|e| e.into_inner());
-                if known.contains(p) || known.len() < MAX_PROJECT_LABELS {
-                    known.insert(p.to_string());
-                    p.to_string()
-                } else {
-                    "other".to_string()
-                }
-            }
-        };
-        let route = route.to_string();
+    pub fn request(&self, project: Option<&str>, route: &'static str, status: u16, seconds: f64) {
+        let project = self.project_label(project.unwrap_or("-"));
         self.requests
             .get_or_create(&RequestLabels {
                 project,
-                route: route.clone(),
+                route,
                 status,
             })
             .inc();
         self.latency
             .get_or_create(&RouteLabels { route })
             .observe(seconds);
+    }
+
+    /// The label value of `project`: itself while fewer than [`MAX_PROJECT_LABELS`] are in use, else
+    /// `other`. A known project takes only the read lock.
+    fn project_label(&self, project: &str) -> Arc<str> {
+        let known = self.projects.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = known.get(project) {
+            return p.clone();
+        }
+        drop(known);
+        let mut known = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = known.get(project) {
+            return p.clone();
+        }
+        if known.len() < MAX_PROJECT_LABELS {
+            let p: Arc<str> = project.into();
+            known.insert(p.clone());
+            p
+        } else {
+            Arc::from("other")
+        }
     }
 
     /// The text exposition, with the process gauges read now.
