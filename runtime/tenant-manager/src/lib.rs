@@ -18,6 +18,7 @@ mod api;
 mod api_keys;
 mod audit;
 mod auth;
+mod auth_users;
 mod dashboard;
 mod error;
 mod function_logs;
@@ -143,6 +144,8 @@ pub struct TenantManager {
     /// Bounds the audit records of failed admin authentications.
     failed_auth: audit::FailedAuthLimiter,
     http: HttpClient,
+    /// The projects' auth services, in-process, for the admin API's user operations.
+    auth: Arc<::auth::Auth>,
     publisher: Option<Publisher>,
     /// Admission of creates and deletes.
     provisioning: admission::Gate,
@@ -204,6 +207,7 @@ impl TenantManager {
             ),
             None => None,
         };
+        let auth = auth_users::platform_auth(&config.api_url_template);
         Ok(TenantManager {
             provisioning: admission::Gate::new(
                 config.capacity.provisions,
@@ -215,6 +219,7 @@ impl TenantManager {
             hooks: RwLock::new(Vec::new()),
             failed_auth: audit::FailedAuthLimiter::new(std::time::Instant::now()),
             http: HttpClient::new(std::time::Duration::from_secs(5)),
+            auth,
             publisher,
             checker: functions::Checker::new(),
             function_logs: std::sync::OnceLock::new(),
@@ -274,6 +279,7 @@ impl TenantManager {
     /// Tells every cache of the data plane that the project changed: in-process hooks at once, other
     /// replicas through Redis when it is configured (their cache TTL bounds the delay otherwise).
     fn changed(&self, project_ref: &str) {
+        self.auth.pools().remove(project_ref);
         for hook in self.hooks.read().expect("hooks lock").iter() {
             hook(project_ref);
         }
