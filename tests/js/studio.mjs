@@ -42,7 +42,7 @@ try {
   await button('New table').click();
   await page.getByLabel('Table name').fill('notes');
   const types = page.getByLabel('Column type');
-  await types.nth(1).locator('option[value="mood"]').waitFor({ state: 'attached' });
+  await types.nth(1).locator('option').filter({ hasText: /^mood$/ }).waitFor({ state: 'attached' });
   out.type_options = await types.nth(1).locator('option').allInnerTexts();
   await page.getByLabel('Column name').nth(1).fill('body');
   await types.nth(1).selectOption('text');
@@ -80,7 +80,7 @@ try {
   await button('Drop policy doomed').click();
   out.drop_sql = await page.getByLabel('Drop SQL').innerText();
   await button('Confirm drop policy doomed').click();
-  await page.getByRole('list', { name: 'Policies' }).getByText('doomed').waitFor({ state: 'detached' });
+  await page.getByRole('list', { name: 'Policies' }).getByText('doomed', { exact: true }).waitFor({ state: 'detached' });
   await shot('tables');
 
   // SQL: a result with a NULL, then an error with its position marked.
