@@ -23,7 +23,8 @@ async fn metrics() -> impl axum::response::IntoResponse {
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
     use crate::{
-        api_keys, audit, auth_users, function_logs, functions, functions_internal, internal, meta, projects,
+        api_keys, audit, auth_users, function_logs, functions, functions_internal, internal, meta,
+        projects,
     };
     use crate::{secrets, workers};
     // a deploy carries a whole bundle: more than the other routes' limit

@@ -60,7 +60,8 @@ impl crate::TenantManager {
             .iter()
             .map(|(id, s)| Column::JwtSecret.open(&self.cipher, id, s))
             .collect::<Result<Vec<_>, _>>()?;
-        let password = Column::ProjectDbPassword.open(&self.cipher, &p.project_ref, &p.db_password)?;
+        let password =
+            Column::ProjectDbPassword.open(&self.cipher, &p.project_ref, &p.db_password)?;
         Ok(Some(ProjectConfig {
             project_ref: p.project_ref,
             status: p.status,

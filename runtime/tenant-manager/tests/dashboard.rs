@@ -520,7 +520,10 @@ async fn types_say_which_can_be_a_column() {
     };
     assert_eq!(kind("public", "mood"), Some((json!("enum"), json!("E"))));
     assert_eq!(kind("public", "positive").unwrap().0, "domain");
-    assert_eq!(kind("pg_catalog", "bigint"), Some((json!("base"), json!("N"))));
+    assert_eq!(
+        kind("pg_catalog", "bigint"),
+        Some((json!("base"), json!("N")))
+    );
     assert_eq!(kind("pg_catalog", "void").unwrap().0, "pseudo");
     assert_eq!(
         list.iter().find(|t| t["name"] == "mood").unwrap()["enums"],

@@ -70,8 +70,10 @@ impl Auth {
         redirect_to: Option<String>,
     ) -> AuthResult<Response> {
         let ctx = service_role(project)?;
-        let query: HashMap<String, String> =
-            redirect_to.map(|r| ("redirect_to".into(), r)).into_iter().collect();
+        let query: HashMap<String, String> = redirect_to
+            .map(|r| ("redirect_to".into(), r))
+            .into_iter()
+            .collect();
         one_time::recover(State(self.clone()), ctx, Query(query), body).await
     }
 }
