@@ -3,8 +3,9 @@ registry (tests/js/studio.mjs). Sign in (a wrong key refused), create a project,
 from the database's list (an enum made in SQL among them) and a row through the table editor (then read through
 REST with the project's key), RLS and a policy written from the page (then enforced through REST for a user the
 Auth page created, signed in with supabase-py), a policy dropped, users created, deleted and sent a recovery
-email, SQL with NULL and an error's position, deploy and invoke a function, reveal and revoke a key, CSRF refused,
-sign out. Screenshots of each page go to tests/e2e/.out/studio/ for review."""
+email, SQL with NULL and an error's position, deploy and invoke a function, reveal and revoke a key, the placement
+strategy chosen on the Platform page, CSRF refused, sign out. Screenshots of each page go to tests/e2e/.out/studio/
+for review."""
 
 import json
 import os
@@ -20,6 +21,9 @@ SHOTS = pathlib.Path(__file__).resolve().parent / ".out" / "studio"
 
 def test_the_dashboard_in_a_browser(platform):
     SHOTS.mkdir(parents=True, exist_ok=True)
+    # The page changes the placement strategy to round-robin: from least-used here, put back at the end.
+    strategy = platform.admin("GET", "/admin/v1/placement").json()["data"]["strategy"]
+    assert platform.admin("PUT", "/admin/v1/placement", {"strategy": "least-used"}).status_code == 200
     r = run_supabase_js("studio.mjs", platform.admin_url, platform.admin_key, str(SHOTS))
 
     assert "invalid_admin_key" in r["wrong_key"], r["wrong_key"]
@@ -39,8 +43,11 @@ def test_the_dashboard_in_a_browser(platform):
     assert "Deno.serve" in r["loaded_code"], r["loaded_code"]
     assert r["csrf_status"] == 403 and r["after_sign_out"] == 401
     assert r["page_errors"] == []
-    for name in ["sign-in", "tables", "sql", "auth", "functions", "api-keys"]:
+    for name in ["sign-in", "tables", "sql", "auth", "functions", "api-keys", "platform"]:
         assert (SHOTS / f"{name}.png").stat().st_size > 5000, name
+    # The strategy the Platform page saved is the platform's.
+    assert platform.admin("GET", "/admin/v1/placement").json()["data"]["strategy"] == "round-robin"
+    assert platform.admin("PUT", "/admin/v1/placement", {"strategy": strategy}).status_code == 200
 
     # The row the table editor inserted, through REST with the project's secret key.
     keys = platform.admin("GET", f"/admin/v1/projects/{r['ref']}/api-keys?reveal=true").json()["data"]

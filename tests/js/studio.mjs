@@ -151,6 +151,14 @@ try {
   await keys.getByRole('row').filter({ hasText: 'ci-key' }).waitFor({ state: 'detached' });
   await shot('api-keys');
 
+  // Platform: the workers, and the placement strategy chosen from those the API offers.
+  await page.getByRole('link', { name: 'Platform', exact: true }).click();
+  await button('Drain local').waitFor();
+  await page.getByLabel('Placement strategy').selectOption('round-robin');
+  await button('Save strategy').click();
+  await button('Save strategy').and(page.locator(':disabled')).waitFor();
+  await shot('platform');
+
   // Without the CSRF token the session's cookie alone is refused; signed out, nothing is reachable.
   out.csrf_status = await page.evaluate(async () => (await fetch('/admin/v1/projects', {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"csrf"}',

@@ -77,8 +77,8 @@ function UserRow({ project, u, reload }) {
   const [error, setError] = useState(null);
   const recover = () => attempt(setBusy, setError, async () => {
     await api('POST', `/projects/${project.ref}/auth/recover`, { email: u.email });
+    await reload();
     setNote('Recovery email sent');
-    reload();
   });
   const remove = () => attempt(setBusy, setError, async () => {
     await api('DELETE', `/projects/${project.ref}/auth/users/${u.id}`);
@@ -105,10 +105,10 @@ export function Auth({ project }) {
   const [error, setError] = useState(null);
   const load = () => {
     const where = search.trim() ? ` where email ilike ${literal('%' + search.trim() + '%')}` : '';
-    sql(project.ref, `select id, ${COLUMNS.join(', ')} from auth.users${where} order by created_at desc limit 100`)
+    return sql(project.ref, `select id, ${COLUMNS.join(', ')} from auth.users${where} order by created_at desc limit 100`)
       .then((r) => setUsers(r.rows.map((row) => Object.fromEntries(r.columns.map((c, i) => [c.name, row[i]])))), setError);
   };
-  useEffect(load, [project.ref, search]);
+  useEffect(() => { load(); }, [project.ref, search]);
   return html`<section>
     <${NewUser} project=${project} onCreated=${load} />
     <label for="user-search">Search users</label>
