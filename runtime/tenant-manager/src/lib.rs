@@ -7,7 +7,9 @@
 //! project's REST function (`<stack prefix><ref>`) and its Function URL: see [`rest_lambda`], feature `lambda`), and
 //! undoes every step when one fails. Data-plane services read
 //! project configs from the internal endpoint with the service token, a project's REST function its own
-//! config only, with its project token; nothing here is reachable through the gateway.
+//! config only, with its project token; nothing here is reachable through the gateway. A project's auth
+//! users are created, deleted and sent recovery emails by the `auth` crate's own handlers, in-process
+//! ([`auth_users`]), never by SQL of its own on the `auth` schema.
 //!
 //! Load is kept apart ([`Capacity`]): the internal lookups have their own platform-database pool, so
 //! admin work never delays the data plane; creates and deletes pass an admission gate
