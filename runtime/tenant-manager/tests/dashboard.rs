@@ -480,6 +480,19 @@ async fn auth_users_are_created_recovered_and_deleted_by_the_projects_auth_servi
     assert!(seen(&recover, "POST", "success"), "{rows:?}");
     assert!(seen(&one, "DELETE", "success"), "{rows:?}");
     assert!(!String::from_utf8_lossy(&audit.raw).contains(password));
+
+    // A paused project's auth is not reached (its pool was dropped with the change).
+    let paused = send(
+        &app,
+        Method::POST,
+        &format!("/admin/v1/projects/{r}/pause"),
+        &h,
+        None,
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+    let refused = send(&app, Method::POST, &users, &h, Some(new_user)).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
 }
 
 #[tokio::test]
