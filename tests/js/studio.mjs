@@ -30,18 +30,57 @@ try {
   await page.getByRole('navigation', { name: 'Project' }).waitFor({ timeout: 60000 });
   out.ref = page.url().split('#/p/')[1].split('/')[0];
 
-  // Tables: a table with two columns, one row inserted through the row form, seen in the grid.
+  // SQL first: an enum type, which the table editor then offers among the database's column types.
+  await page.getByRole('link', { name: 'SQL', exact: true }).click();
+  await page.getByLabel('SQL', { exact: true }).fill("create type mood as enum ('happy', 'sad')");
+  await button('Run').click();
+  await page.getByText('done, 0 rows affected').waitFor();
+  await page.getByRole('link', { name: 'Tables', exact: true }).click();
+
+  // Tables: a table with its columns' types chosen from the database's list, one row inserted through
+  // the row form, seen in the grid.
   await button('New table').click();
   await page.getByLabel('Table name').fill('notes');
+  const types = page.getByLabel('Column type');
+  await types.nth(1).locator('option').filter({ hasText: /^mood$/ }).waitFor({ state: 'attached' });
+  out.type_options = await types.nth(1).locator('option').allInnerTexts();
   await page.getByLabel('Column name').nth(1).fill('body');
-  await page.getByLabel('Column type').nth(1).fill('text');
+  await types.nth(1).selectOption('text');
+  await button('Add column').click();
+  await page.getByLabel('Column name').nth(2).fill('owner');
+  await types.nth(2).selectOption('uuid');
+  await button('Add column').click();
+  await page.getByLabel('Column name').nth(3).fill('feeling');
+  await types.nth(3).selectOption('mood');
   await button('Save').click();
   await button('Insert row').click();
   await page.getByLabel('body', { exact: true }).fill('hello from studio');
+  await page.getByLabel('feeling', { exact: true }).fill('happy');
   await button('Save').click();
   const rows = page.getByRole('table', { name: 'Rows' });
   await rows.getByText('hello from studio').waitFor();
   out.grid = await rows.innerText();
+
+  // RLS on, and a policy written from the page: its SQL shown before it runs, then listed.
+  await page.getByLabel('Row level security').check();
+  await page.getByText('RLS is on and no policy exists').waitFor();
+  await button('New policy').click();
+  await page.getByLabel('Policy name').fill('own "notes"');
+  await page.getByLabel('Command').selectOption('SELECT');
+  await page.getByLabel('authenticated', { exact: true }).check();
+  await page.getByLabel('USING expression').fill('owner = auth.uid()');
+  out.policy_sql = await page.getByLabel('Policy SQL').innerText();
+  await button('Create policy').click();
+  await page.getByRole('list', { name: 'Policies' }).getByText('own "notes"').waitFor();
+  // A second policy, dropped again after its statement is shown.
+  await button('New policy').click();
+  await page.getByLabel('Policy name').fill('doomed');
+  await page.getByLabel('USING expression').fill('true');
+  await button('Create policy').click();
+  await button('Drop policy doomed').click();
+  out.drop_sql = await page.getByLabel('Drop SQL').innerText();
+  await button('Confirm drop policy doomed').click();
+  await page.getByRole('list', { name: 'Policies' }).getByText('doomed', { exact: true }).waitFor({ state: 'detached' });
   await shot('tables');
 
   // SQL: a result with a NULL, then an error with its position marked.
@@ -57,11 +96,25 @@ try {
   out.sql_error = await page.getByRole('alert').innerText();
   out.sql_marked = await page.locator('mark').innerText();
 
-  // Auth: the sign-up settings, saved and read back by the auth service (see the Python side).
+  // Auth: the sign-up settings, saved and read back by the auth service (see the Python side); a user
+  // created (signed in with supabase-py on the Python side) and sent a recovery email; another deleted.
   await page.getByRole('link', { name: 'Auth', exact: true }).click();
   await page.getByLabel('Minimum password length').fill('12');
   await button('Save settings').click();
   await page.getByText('Saved').waitFor();
+  const users = page.getByRole('table', { name: 'Users' });
+  for (const email of ['studio-user@example.com', 'throwaway@example.com']) {
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByLabel('Password', { exact: true }).fill('studio-password-42');
+    await button('Create user').click();
+    await users.getByText(email).waitFor();
+  }
+  await button('Delete throwaway@example.com').click();
+  await button('Confirm delete throwaway@example.com').click();
+  await users.getByText('throwaway@example.com').waitFor({ state: 'detached' });
+  await button('Send recovery to studio-user@example.com').click();
+  await page.getByText('Recovery email sent').waitFor();
+  out.users = await users.innerText();
   await shot('auth');
 
   // Functions: deploy the sample and invoke it.
@@ -97,6 +150,14 @@ try {
   await row.getByRole('button', { name: 'Revoke ci-key' }).click();
   await keys.getByRole('row').filter({ hasText: 'ci-key' }).waitFor({ state: 'detached' });
   await shot('api-keys');
+
+  // Platform: the workers, and the placement strategy chosen from those the API offers.
+  await page.getByRole('link', { name: 'Platform', exact: true }).click();
+  await button('Drain local').waitFor();
+  await page.getByLabel('Placement strategy').selectOption('round-robin');
+  await button('Save strategy').click();
+  await button('Save strategy').and(page.locator(':disabled')).waitFor();
+  await shot('platform');
 
   // Without the CSRF token the session's cookie alone is refused; signed out, nothing is reachable.
   out.csrf_status = await page.evaluate(async () => (await fetch('/admin/v1/projects', {

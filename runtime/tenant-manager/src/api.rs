@@ -2,8 +2,8 @@
 //! endpoint (`/internal/v1`, service or project token). Handlers live with what they manage: projects in
 //! [`crate::projects`], keys in [`crate::api_keys`], secrets, database metadata, workers and the audit
 //! log in their own modules, the data plane's lookups in [`crate::internal`], Edge Functions in
-//! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads); the dashboard's
-//! page and sessions in [`crate::dashboard`].
+//! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads), a project's auth
+//! users in [`crate::auth_users`]; the dashboard's page and sessions in [`crate::dashboard`].
 
 use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
@@ -23,7 +23,8 @@ async fn metrics() -> impl axum::response::IntoResponse {
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
     use crate::{
-        api_keys, audit, function_logs, functions, functions_internal, internal, meta, projects,
+        api_keys, audit, auth_users, function_logs, functions, functions_internal, internal, meta,
+        projects,
     };
     use crate::{secrets, workers};
     // a deploy carries a whole bundle: more than the other routes' limit
@@ -82,6 +83,12 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             "/projects/{ref}/functions/{slug}/logs",
             get(function_logs::logs),
         )
+        .route("/projects/{ref}/auth/users", post(auth_users::create))
+        .route(
+            "/projects/{ref}/auth/users/{id}",
+            delete(auth_users::delete),
+        )
+        .route("/projects/{ref}/auth/recover", post(auth_users::recover))
         .route("/projects/{ref}/database/query", post(projects::query))
         .route("/projects/{ref}/database/{kind}", get(meta::list))
         .route("/workers", get(workers::list).post(workers::create))

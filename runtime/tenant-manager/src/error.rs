@@ -43,6 +43,14 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A project's auth service refused a user operation: GoTrue's status, `error_code` and message
+    /// (safe to show: what its own clients get).
+    #[error("{message}")]
+    Auth {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 /// Seconds a client should wait before retrying, by cause: a full provisioning queue drains at the pace
@@ -184,6 +192,11 @@ impl IntoResponse for ApiError {
                     RETRY_UNAVAILABLE,
                 );
             }
+            ApiError::Auth {
+                status,
+                code,
+                message,
+            } => HttpError::new(status, code, message),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 HttpError::new(

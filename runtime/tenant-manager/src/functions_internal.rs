@@ -92,7 +92,7 @@ pub(crate) async fn environment(
 ) -> Result<Json<Envelope<ProjectEnv>>, ApiError> {
     let p = tm
         .store
-        .project_config(&project_ref)
+        .project_config(&project_ref, crate::store::Caller::DataPlane)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {project_ref} not found")))?;
     let c = tm.store.lookup_client().await?;

@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use crate::handler::Tm;
 use crate::sealed::Column;
+use crate::store::Caller;
 use axum::extract::{Path, State};
 use axum::Json;
 use supactl_common::keys::KeyType;
@@ -37,19 +38,31 @@ pub(crate) async fn internal_config(
     State(tm): Tm,
     Path(project_ref): Path<String>,
 ) -> Result<Json<Envelope<ProjectConfig>>, ApiError> {
-    let p = tm
-        .store
-        .project_config(&project_ref)
+    let data = tm
+        .project_config(&project_ref, Caller::DataPlane)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {project_ref} not found")))?;
-    let jwt_secrets = p
-        .jwt_secrets
-        .iter()
-        .map(|(id, s)| Column::JwtSecret.open(&tm.cipher, id, s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let password = Column::ProjectDbPassword.open(&tm.cipher, &p.project_ref, &p.db_password)?;
-    Ok(Json(Envelope {
-        data: ProjectConfig {
+    Ok(Json(Envelope { data }))
+}
+
+impl crate::TenantManager {
+    /// A project's config as the data plane sees it, its secrets opened (None: no such project).
+    pub(crate) async fn project_config(
+        &self,
+        project_ref: &str,
+        caller: Caller,
+    ) -> Result<Option<ProjectConfig>, ApiError> {
+        let Some(p) = self.store.project_config(project_ref, caller).await? else {
+            return Ok(None);
+        };
+        let jwt_secrets = p
+            .jwt_secrets
+            .iter()
+            .map(|(id, s)| Column::JwtSecret.open(&self.cipher, id, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let password =
+            Column::ProjectDbPassword.open(&self.cipher, &p.project_ref, &p.db_password)?;
+        Ok(Some(ProjectConfig {
             project_ref: p.project_ref,
             status: p.status,
             jwt_secrets,
@@ -63,6 +76,6 @@ pub(crate) async fn internal_config(
             },
             rest_function_url: p.rest_function_url,
             limits: p.limits.effective(),
-        },
-    }))
+        }))
+    }
 }

@@ -7,7 +7,9 @@
 //! project's REST function (`<stack prefix><ref>`) and its Function URL: see [`rest_lambda`], feature `lambda`), and
 //! undoes every step when one fails. Data-plane services read
 //! project configs from the internal endpoint with the service token, a project's REST function its own
-//! config only, with its project token; nothing here is reachable through the gateway.
+//! config only, with its project token; nothing here is reachable through the gateway. A project's auth
+//! users are created, deleted and sent recovery emails by the `auth` crate's own handlers, in-process
+//! ([`auth_users`]), never by SQL of its own on the `auth` schema.
 //!
 //! Load is kept apart ([`Capacity`]): the internal lookups have their own platform-database pool, so
 //! admin work never delays the data plane; creates and deletes pass an admission gate
@@ -18,6 +20,7 @@ mod api;
 mod api_keys;
 mod audit;
 mod auth;
+mod auth_users;
 mod dashboard;
 mod error;
 mod function_logs;
@@ -143,6 +146,8 @@ pub struct TenantManager {
     /// Bounds the audit records of failed admin authentications.
     failed_auth: audit::FailedAuthLimiter,
     http: HttpClient,
+    /// The projects' auth services, in-process, for the admin API's user operations.
+    auth: Arc<::auth::Auth>,
     publisher: Option<Publisher>,
     /// Admission of creates and deletes.
     provisioning: admission::Gate,
@@ -204,6 +209,7 @@ impl TenantManager {
             ),
             None => None,
         };
+        let auth = auth_users::platform_auth(&config.api_url_template);
         Ok(TenantManager {
             provisioning: admission::Gate::new(
                 config.capacity.provisions,
@@ -215,6 +221,7 @@ impl TenantManager {
             hooks: RwLock::new(Vec::new()),
             failed_auth: audit::FailedAuthLimiter::new(std::time::Instant::now()),
             http: HttpClient::new(std::time::Duration::from_secs(5)),
+            auth,
             publisher,
             checker: functions::Checker::new(),
             function_logs: std::sync::OnceLock::new(),
@@ -274,6 +281,7 @@ impl TenantManager {
     /// Tells every cache of the data plane that the project changed: in-process hooks at once, other
     /// replicas through Redis when it is configured (their cache TTL bounds the delay otherwise).
     fn changed(&self, project_ref: &str) {
+        self.auth.pools().remove(project_ref);
         for hook in self.hooks.read().expect("hooks lock").iter() {
             hook(project_ref);
         }

@@ -2,6 +2,9 @@
 //! `GET /admin/v1/projects/{ref}/database/{tables|views|materialized-views|functions|triggers|policies|
 //! extensions|publications|types|roles|schemas}`. PostgreSQL renders each answer as JSON; system schemas
 //! are left out unless `include_system_schemas=true`, and `included_schemas=a,b` narrows the result.
+//! Beyond postgres-meta, a type also says what it is (`type`: base, enum, domain, composite, range,
+//! multirange or pseudo, from `typtype`) and its `category` (`typcategory`, `Z` for internal use), so
+//! the table editor offers the column types a table can have.
 
 use crate::error::ApiError;
 use crate::TenantManager;
@@ -150,7 +153,10 @@ fn query_for(kind: &str) -> Option<String> {
                 coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '{{}}') AS enums,
                 coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type_id', a.atttypid::int8) ORDER BY a.attnum)
                   FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS attributes,
-                obj_description(t.oid, 'pg_type') AS comment
+                obj_description(t.oid, 'pg_type') AS comment,
+                CASE t.typtype WHEN 'b' THEN 'base' WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite'
+                  WHEN 'r' THEN 'range' WHEN 'm' THEN 'multirange' ELSE 'pseudo' END AS type,
+                t.typcategory::text AS category
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
              WHERE (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid))
                AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.oid = t.typelem AND el.typarray = t.oid)

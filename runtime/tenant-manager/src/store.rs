@@ -591,10 +591,18 @@ impl Store {
         Ok(c.query_opt(&sql, &[&hash]).await?.as_ref().map(key_row))
     }
 
-    /// What the data plane needs of a project (a lookup): one query on the lookup pool, and nothing
-    /// of its worker but the address (its admin credentials are neither read nor decrypted).
-    pub async fn project_config(&self, project_ref: &str) -> Result<Option<ConfigRow>, ApiError> {
-        let c = self.lookups.get().await?;
+    /// What the data plane needs of a project: one query, and nothing of its worker but the address
+    /// (its admin credentials are neither read nor decrypted). The data plane's lookups run on the
+    /// lookup pool; the admin API's own calls into a project's services on the admin pool.
+    pub async fn project_config(
+        &self,
+        project_ref: &str,
+        caller: Caller,
+    ) -> Result<Option<ConfigRow>, ApiError> {
+        let c = match caller {
+            Caller::DataPlane => self.lookups.get().await?,
+            Caller::Admin => self.client().await?,
+        };
         let row = c
             .query_opt(
                 "WITH s AS (
@@ -637,6 +645,13 @@ impl Store {
             },
         }))
     }
+}
+
+/// Who reads a project's config, which decides the platform-database pool it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    DataPlane,
+    Admin,
 }
 
 /// A project as the data plane sees it, secrets still sealed: its JWT secrets that verify tokens

@@ -2,7 +2,9 @@
 //! router: the page and its files with their security headers, sign-in with the admin key (a wrong key is
 //! refused and audited), the session cookie's flags, the admin API reached with the session only together
 //! with its CSRF token, resume after a reload, sign-out ending the session, and the SQL endpoint's
-//! described shape (column types, NULLs, the error's position).
+//! described shape (column types, NULLs, the error's position), a project's auth users created, sent a
+//! recovery email and deleted through its own auth service (refusals in GoTrue's codes, audited), and the
+//! types a column can have.
 
 use axum::body::Body;
 use axum::Router;
@@ -329,4 +331,217 @@ async fn the_sql_endpoint_describes_columns_and_marks_errors() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["code"], "42703");
     assert_eq!(bad.body["position"], 18, "{:?}", bad.body);
+}
+
+/// Runs SQL in the project through the admin API (the dashboard's described shape); the rows.
+async fn rows_of(app: &Router, h: &[(&str, &str)], r: &str, sql: &str) -> Value {
+    let res = send(
+        app,
+        Method::POST,
+        &format!("/admin/v1/projects/{r}/database/query"),
+        h,
+        Some(json!({"query": sql, "describe": true})),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{sql}: {:?}", res.body);
+    res.body["data"]["rows"].clone()
+}
+
+#[tokio::test]
+async fn auth_users_are_created_recovered_and_deleted_by_the_projects_auth_service() {
+    let (_cluster, app) = start().await;
+    let (cookie, csrf) = sign_in(&app).await;
+    let h = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let p = send(
+        &app,
+        Method::POST,
+        "/admin/v1/projects",
+        &h,
+        Some(json!({"name": "users"})),
+    )
+    .await;
+    let r = p.body["data"]["ref"].as_str().unwrap().to_string();
+    let users = format!("/admin/v1/projects/{r}/auth/users");
+    let password = "dashboard-password-0123";
+    let new_user = json!({"email": "Ada@Example.com", "password": password, "email_confirm": true});
+
+    // The session alone (no CSRF token) and no credentials at all are refused.
+    let no_csrf = send(
+        &app,
+        Method::POST,
+        &users,
+        &[("cookie", &cookie)],
+        Some(new_user.clone()),
+    )
+    .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(no_csrf.body["code"], "csrf_mismatch");
+    let anonymous = send(&app, Method::POST, &users, &[], Some(new_user.clone())).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // GoTrue's admin create: the address normalised, confirmed at once, the password hashed.
+    let created = send(&app, Method::POST, &users, &h, Some(new_user.clone())).await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let user = &created.body["data"];
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["role"], "authenticated");
+    assert!(user["email_confirmed_at"].is_string(), "{user}");
+    let id = user["id"].as_str().unwrap().to_string();
+    let stored = rows_of(
+        &app,
+        &h,
+        &r,
+        "select left(encrypted_password, 4), encrypted_password = 'dashboard-password-0123' from auth.users",
+    )
+    .await;
+    assert_eq!(stored, json!([["$2b$", false]]));
+
+    // GoTrue's refusals, in the admin API's shape with GoTrue's codes.
+    let again = send(&app, Method::POST, &users, &h, Some(new_user.clone())).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(again.body["code"], "email_exists");
+    let weak = send(
+        &app,
+        Method::POST,
+        &users,
+        &h,
+        Some(json!({"email": "b@example.com", "password": "short"})),
+    )
+    .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(weak.body["code"], "weak_password");
+
+    // Recovery: a token is stored and its mail sent (no mailer here: logged); a repeat within the
+    // project's send interval is refused as GoTrue refuses it.
+    let recover = format!("/admin/v1/projects/{r}/auth/recover");
+    let sent = send(
+        &app,
+        Method::POST,
+        &recover,
+        &h,
+        Some(json!({"email": "ada@example.com"})),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+    let token = rows_of(
+        &app,
+        &h,
+        &r,
+        "select recovery_sent_at is not null, recovery_token <> '' from auth.users",
+    )
+    .await;
+    assert_eq!(token, json!([[true, true]]));
+    let repeat = send(
+        &app,
+        Method::POST,
+        &recover,
+        &h,
+        Some(json!({"email": "ada@example.com"})),
+    )
+    .await;
+    assert_eq!(repeat.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(repeat.body["code"], "over_email_send_rate_limit");
+
+    // Delete; a second time the user is not found.
+    let one = format!("{users}/{id}");
+    let deleted = send(&app, Method::DELETE, &one, &h, None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert_eq!(
+        rows_of(&app, &h, &r, "select count(*) from auth.users").await,
+        json!([[0]])
+    );
+    let gone = send(&app, Method::DELETE, &one, &h, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.body["code"], "user_not_found");
+
+    // Audited like every admin mutation (which session, what, the outcome), and no password in the log.
+    let audit = send(
+        &app,
+        Method::GET,
+        "/admin/v1/audit?limit=50",
+        &[("authorization", &format!("Bearer {ADMIN_KEY}"))],
+        None,
+    )
+    .await;
+    let rows = audit.body["data"].as_array().unwrap();
+    let seen = |path: &str, method: &str, outcome: &str| {
+        rows.iter().any(|row| {
+            row["path"] == path
+                && row["method"] == method
+                && row["outcome"] == outcome
+                && row["actor"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("dashboard:admin-key:")
+        })
+    };
+    assert!(seen(&users, "POST", "success"), "{rows:?}");
+    assert!(seen(&users, "POST", "failure"), "{rows:?}");
+    assert!(seen(&recover, "POST", "success"), "{rows:?}");
+    assert!(seen(&one, "DELETE", "success"), "{rows:?}");
+    assert!(!String::from_utf8_lossy(&audit.raw).contains(password));
+
+    // A paused project's auth is not reached (its pool was dropped with the change).
+    let paused = send(
+        &app,
+        Method::POST,
+        &format!("/admin/v1/projects/{r}/pause"),
+        &h,
+        None,
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+    let refused = send(&app, Method::POST, &users, &h, Some(new_user)).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+}
+
+#[tokio::test]
+async fn types_say_which_can_be_a_column() {
+    let (_cluster, app) = start().await;
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let h = [("authorization", auth.as_str())];
+    let p = send(
+        &app,
+        Method::POST,
+        "/admin/v1/projects",
+        &h,
+        Some(json!({"name": "types"})),
+    )
+    .await;
+    let r = p.body["data"]["ref"].as_str().unwrap().to_string();
+    rows_of(
+        &app,
+        &h,
+        &r,
+        "create type mood as enum ('happy', 'sad'); create domain positive as int check (value > 0)",
+    )
+    .await;
+    let types = send(
+        &app,
+        Method::GET,
+        &format!("/admin/v1/projects/{r}/database/types?include_system_schemas=true&included_schemas=pg_catalog,public"),
+        &h,
+        None,
+    )
+    .await;
+    assert_eq!(types.status, StatusCode::OK, "{:?}", types.body);
+    let list = types.body["data"].as_array().unwrap();
+    let kind = |schema: &str, format: &str| {
+        list.iter()
+            .find(|t| t["schema"] == schema && t["format"] == format)
+            .map(|t| (t["type"].clone(), t["category"].clone()))
+    };
+    assert_eq!(kind("public", "mood"), Some((json!("enum"), json!("E"))));
+    assert_eq!(kind("public", "positive").unwrap().0, "domain");
+    assert_eq!(
+        kind("pg_catalog", "bigint"),
+        Some((json!("base"), json!("N")))
+    );
+    assert_eq!(kind("pg_catalog", "void").unwrap().0, "pseudo");
+    assert_eq!(
+        list.iter().find(|t| t["name"] == "mood").unwrap()["enums"],
+        json!(["happy", "sad"])
+    );
+    // Array types are not listed on their own (as in postgres-meta).
+    assert!(kind("pg_catalog", "bigint[]").is_none());
 }

@@ -9,6 +9,7 @@
 mod account;
 mod admin;
 mod one_time;
+mod platform;
 mod request;
 
 use crate::db::Pools;

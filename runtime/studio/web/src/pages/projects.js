@@ -1,5 +1,5 @@
 // Projects: list with status and search, create (name and placement), pause/restore, delete after typing
-// the project's ref, and the api_url to copy.
+// the project's ref, the api_url to copy and a link to its keys (copied there, secret ones once revealed).
 import { useEffect, useState } from 'preact/hooks';
 import { api, apiRaw } from '../api.js';
 import { attempt, Copy, ErrorBanner, html } from '../ui.js';
@@ -43,7 +43,8 @@ function Row({ p, reload }) {
   return html`<tr>
     <td><a href=${`#/p/${p.ref}/tables`}>${p.name}</a><div class="muted mono">${p.ref}</div></td>
     <td><span class=${'status ' + p.status}>${p.status}</span></td>
-    <td class="mono">${p.api_url} <${Copy} value=${p.api_url} label=${`Copy API URL of ${p.name}`} /></td>
+    <td class="mono">${p.api_url} <${Copy} value=${p.api_url} label=${`Copy API URL of ${p.name}`} />
+      <a href=${`#/p/${p.ref}/keys`} aria-label=${`API keys of ${p.name}`}>keys</a></td>
     <td>
       ${p.status === 'active' ? html`<button type="button" disabled=${busy} onClick=${() => act('POST', `/projects/${p.ref}/pause`)}>Pause</button>` : null}
       ${p.status === 'paused' ? html`<button type="button" disabled=${busy} onClick=${() => act('POST', `/projects/${p.ref}/restore`)}>Restore</button>` : null}
