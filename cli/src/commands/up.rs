@@ -5,6 +5,7 @@
 use super::{CliError, CliResult};
 use crate::functions_runtime::{endpoint_of, FunctionsArgs};
 use crate::local_state::{self, State};
+use crate::log_files::{copy_postgres_log, LogFiles};
 use crate::stack;
 use anyhow::Context;
 use clap::Args;
@@ -59,6 +60,15 @@ pub struct UpArgs {
     /// Seconds an unused pooled REST connection stays open.
     #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
     pub rest_connection_idle_secs: u64,
+    /// Size at which a service's log file under <data dir>/logs is rotated.
+    #[arg(long, env = "SUPACTL_LOG_FILE_MAX_BYTES", default_value_t = 10 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub log_file_max_bytes: u64,
+    /// Rotated files kept per service (<service>.log.1 …): a service's logs take at most
+    /// (N + 1) × --log-file-max-bytes.
+    #[arg(long, env = "SUPACTL_LOG_FILES_KEPT", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(0..=100))]
+    pub log_files_kept: u16,
     #[command(flatten)]
     pub server: stack::ServerArgs,
     #[command(flatten)]
@@ -70,7 +80,6 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
-    stack::init_tracing();
     let server_config = args.server.config()?;
     let data_dir = args
         .data_dir
@@ -84,6 +93,14 @@ pub async fn run(args: UpArgs) -> CliResult {
     let data_dir = data_dir
         .canonicalize()
         .context("cannot resolve the data directory")?;
+    let log_dir = data_dir.join("logs");
+    let log_files = LogFiles::new(
+        &log_dir,
+        args.log_file_max_bytes,
+        args.log_files_kept.into(),
+    )
+    .with_context(|| format!("cannot create the log directory {}", log_dir.display()))?;
+    stack::init_tracing_with_files(log_files.clone());
     let mut secrets = local_state::load_or_create_secrets(&data_dir)?;
     if let Some(k) = &args.admin_key {
         if k.len() < 16 {
@@ -114,6 +131,15 @@ pub async fn run(args: UpArgs) -> CliResult {
             .await?,
         ),
     };
+    // the managed server's own output joins the other services' files
+    let copy_stop = CancellationToken::new();
+    let copier = managed.as_ref().map(|m| {
+        tokio::spawn(copy_postgres_log(
+            log_files.clone(),
+            m.cluster.log_file(),
+            copy_stop.clone(),
+        ))
+    });
     let database_url = match (&args.database_url, &managed) {
         (Some(u), _) => u.clone(),
         (None, Some(m)) => m.cluster.url("postgres"),
@@ -144,6 +170,10 @@ pub async fn run(args: UpArgs) -> CliResult {
         if let Err(e) = stopped.await.context("stop task")? {
             eprintln!("warning: {e}");
         }
+    }
+    copy_stop.cancel();
+    if let Some(c) = copier {
+        let _ = c.await;
     }
     result
 }
@@ -274,6 +304,7 @@ async fn serve(
         data_dir.join("state.json").display()
     );
     println!("  data dir:     {}", data_dir.display());
+    println!("  logs:         {}", data_dir.join("logs").display());
     println!("Create a project: supactl project create --name demo   (Ctrl-C to stop)");
 
     stack::run_until_signal(tasks, shutdown).await?;
