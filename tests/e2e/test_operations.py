@@ -76,6 +76,10 @@ def test_prometheus_metrics_on_the_admin_listener_only(platform):
     assert float(line.split()[-1]) >= 3, line
     for name in ["supactl_gateway_request_duration_seconds_bucket{", "supactl_directory_lookups_total{",
                  "supactl_directory_fetches_total{", "supactl_admin_requests_total{",
-                 "process_resident_memory_bytes ", "process_cpu_seconds "]:
+                 "process_resident_memory_bytes ", "process_cpu_seconds ",
+                 # the REST engine's pools: usage at the scrape, the waits so far
+                 'supactl_db_pool_connections{service="rest",state="idle"}', 'supactl_db_pool_projects{service="rest"}',
+                 'supactl_db_pool_wait_seconds_count{service="rest"}', "supactl_db_connections_open ",
+                 "supactl_db_connections_budget "]:
         assert name in text, name
     assert platform.admin_key not in text and p.anon not in text

@@ -278,7 +278,8 @@ impl Pools {
             return Ok(c);
         }
         let client = Lease::new(
-            pool.get()
+            self.pools
+                .checkout(&pool)
                 .await
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
             &db.tls,
@@ -394,7 +395,8 @@ impl Pools {
     ) -> Result<Outcome, RestError> {
         let (pool, state) = self.entry(project_ref, db);
         let client = Lease::new(
-            pool.get()
+            self.pools
+                .checkout(&pool)
                 .await
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
             &db.tls,
