@@ -198,10 +198,11 @@ async fn start_managed(dir: PathBuf, port: u16, password: String) -> CliResult<M
             pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
             other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
         })?;
+    // target `pgcluster`: with the server's own output in logs/postgres.log
     let supervisor = Supervisor::start(cluster.clone(), Backoff::default(), |e| match e {
-        Event::Restarted { .. } => tracing::info!("{e}"),
-        Event::RestartFailed { .. } => tracing::error!("{e}"),
-        Event::Died { .. } | Event::Restarting { .. } => tracing::warn!("{e}"),
+        Event::Restarted { .. } => tracing::info!(target: "pgcluster", "{e}"),
+        Event::RestartFailed { .. } => tracing::error!(target: "pgcluster", "{e}"),
+        Event::Died { .. } | Event::Restarting { .. } => tracing::warn!(target: "pgcluster", "{e}"),
     });
     Ok(Managed {
         cluster,
