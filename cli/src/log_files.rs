@@ -1,7 +1,9 @@
 //! `supactl up`'s log files: one JSON-lines file per service under `<data dir>/logs/`, chosen by each
 //! event's tracing target (the crate that logged it; the access lines go with the gateway's), rotated by
 //! size: past `max_bytes` the file becomes `<service>.log.1`, older ones shift up, and only `kept` of
-//! them stay, so a service never holds more than `(kept + 1) × max_bytes` on disk.
+//! them stay, so a service never holds more than `(kept + 1) × max_bytes` on disk. Writes are buffered
+//! (one write system call per [`FLUSH_EVERY`] rather than per request line: the access lines are on every
+//! request's path); warnings and errors are written at once, and everything at rotation and shutdown.
 //!
 //! The managed PostgreSQL server writes its own output to `pg/postgres.log` (`pg_ctl -l`, appending);
 //! [`copy_postgres_log`] moves it into `logs/postgres.log` under the same rotation and truncates the
@@ -9,7 +11,7 @@
 //! truncation can be lost).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -51,7 +53,7 @@ pub fn service_of(target: &str) -> &'static str {
 /// Size-based rotation of one file.
 struct Rotating {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
     size: u64,
     max_bytes: u64,
     kept: usize,
@@ -71,21 +73,28 @@ impl Rotating {
     }
 
     fn reopen(&mut self) {
-        self.file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&self.path)
             .ok();
-        self.size = self
-            .file
+        self.size = file
             .as_ref()
             .and_then(|f| f.metadata().ok())
             .map_or(0, |m| m.len());
+        self.file = file.map(|f| BufWriter::with_capacity(BUFFER, f));
+    }
+
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush();
+        }
     }
 
     /// `<service>.log` → `.log.1` → … → `.log.<kept>`, the oldest dropped; none kept: truncated.
     fn rotate(&mut self) {
+        self.flush();
         self.file = None;
         let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
         if self.kept == 0 {
@@ -100,8 +109,8 @@ impl Rotating {
     }
 
     /// Writes one whole event (the fmt layer hands each formatted line over in one call), rotating
-    /// first when it would take the file past the limit.
-    fn write_line(&mut self, buf: &[u8]) -> std::io::Result<()> {
+    /// first when it would take the file past the limit; `now` writes it through at once.
+    fn write_line(&mut self, buf: &[u8], now: bool) -> std::io::Result<()> {
         if self.size > 0 && self.size + buf.len() as u64 > self.max_bytes {
             self.rotate();
         }
@@ -111,9 +120,17 @@ impl Rotating {
         };
         f.write_all(buf)?;
         self.size += buf.len() as u64;
+        if now {
+            f.flush()?;
+        }
         Ok(())
     }
 }
+
+/// The buffer of each file.
+const BUFFER: usize = 64 * 1024;
+/// How often buffered lines are written out (see [`LogFiles::flush_every`]).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// The log directory's files, the [`tracing_subscriber::fmt::MakeWriter`] of `supactl up`'s file layer.
 #[derive(Clone)]
@@ -160,9 +177,27 @@ impl LogFiles {
         })
     }
 
-    fn write(&self, service: &'static str, buf: &[u8]) -> std::io::Result<()> {
+    fn write(&self, service: &'static str, buf: &[u8], now: bool) -> std::io::Result<()> {
         let mut f = self.file(service).lock().unwrap_or_else(|e| e.into_inner());
-        f.write_line(buf)
+        f.write_line(buf, now)
+    }
+
+    /// Writes out every file's buffered lines.
+    pub fn flush(&self) {
+        for f in self.inner.files.iter().filter_map(OnceLock::get) {
+            f.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        }
+    }
+
+    /// Flushes every [`FLUSH_EVERY`] until `stop`, then once more.
+    pub async fn flush_every(self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(FLUSH_EVERY) => self.flush(),
+                _ = stop.cancelled() => break,
+            }
+        }
+        self.flush();
     }
 }
 
@@ -170,11 +205,13 @@ impl LogFiles {
 pub struct EventWriter {
     files: LogFiles,
     service: &'static str,
+    /// A warning or an error: written through at once.
+    now: bool,
 }
 
 impl Write for EventWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.files.write(self.service, buf)?;
+        self.files.write(self.service, buf, self.now)?;
         Ok(buf.len())
     }
 
@@ -190,6 +227,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFiles {
         EventWriter {
             files: self.clone(),
             service: "supactl",
+            now: true,
         }
     }
 
@@ -197,6 +235,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFiles {
         EventWriter {
             files: self.clone(),
             service: service_of(meta.target()),
+            now: *meta.level() <= tracing::Level::WARN,
         }
     }
 }
@@ -259,12 +298,12 @@ fn copy_once(
     partial.extend_from_slice(&buf);
     while let Some(end) = partial.iter().position(|b| *b == b'\n') {
         let rest = partial.split_off(end + 1);
-        files.write("postgres", partial)?;
+        files.write("postgres", partial, false)?;
         *partial = rest;
     }
     // a line longer than a chunk is written as it is
     if partial.len() > COPY_CHUNK {
-        files.write("postgres", partial)?;
+        files.write("postgres", partial, false)?;
         partial.clear();
     }
     if offset >= len && len > limit {
@@ -298,8 +337,9 @@ mod tests {
         let files = LogFiles::new(&dir.path().join("logs"), 100, 2).unwrap();
         let line = [b'x'; 29].iter().chain(b"\n").copied().collect::<Vec<u8>>();
         for _ in 0..20 {
-            files.write("rest", &line).unwrap();
+            files.write("rest", &line, false).unwrap();
         }
+        files.flush();
         let logs = dir.path().join("logs");
         let mut names: Vec<String> = fs::read_dir(&logs)
             .unwrap()
@@ -317,6 +357,20 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_buffered_until_a_flush_and_warnings_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::new(dir.path(), 1 << 20, 1).unwrap();
+        let path = dir.path().join("auth.log");
+        files.write("auth", b"info\n", false).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+        files.write("auth", b"warn\n", true).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "info\nwarn\n");
+        files.write("auth", b"info\n", false).unwrap();
+        files.flush();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "info\nwarn\ninfo\n");
+    }
+
+    #[test]
     fn postgres_output_is_copied_by_lines_and_the_source_truncated_past_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let files = LogFiles::new(&dir.path().join("logs"), 1000, 1).unwrap();
@@ -325,6 +379,7 @@ mod tests {
         let mut partial = Vec::new();
         let (off, cut) = copy_once(&files, &source, 0, 1000, &mut partial).unwrap();
         assert_eq!((off, cut), (18, false));
+        files.flush();
         let copied = dir.path().join("logs/postgres.log");
         assert_eq!(fs::read_to_string(&copied).unwrap(), "LOG:  one\n");
         let mut f = OpenOptions::new().append(true).open(&source).unwrap();
@@ -333,6 +388,7 @@ mod tests {
         f.write_all(b"\n").unwrap();
         let (off, cut) = copy_once(&files, &source, off, 1000, &mut partial).unwrap();
         assert_eq!((off, cut), (0, true));
+        files.flush();
         assert_eq!(fs::metadata(&source).unwrap().len(), 0);
         // the long line went to a new file, the older lines to postgres.log.1
         assert_eq!(

@@ -131,15 +131,17 @@ pub async fn run(args: UpArgs) -> CliResult {
             .await?,
         ),
     };
-    // the managed server's own output joins the other services' files
-    let copy_stop = CancellationToken::new();
-    let copier = managed.as_ref().map(|m| {
-        tokio::spawn(copy_postgres_log(
+    // buffered log lines written out twice a second; the managed server's own output joins the files
+    let logs_stop = CancellationToken::new();
+    let mut log_tasks = tokio::task::JoinSet::new();
+    log_tasks.spawn(log_files.clone().flush_every(logs_stop.clone()));
+    if let Some(m) = &managed {
+        log_tasks.spawn(copy_postgres_log(
             log_files.clone(),
             m.cluster.log_file(),
-            copy_stop.clone(),
-        ))
-    });
+            logs_stop.clone(),
+        ));
+    }
     let database_url = match (&args.database_url, &managed) {
         (Some(u), _) => u.clone(),
         (None, Some(m)) => m.cluster.url("postgres"),
@@ -171,10 +173,9 @@ pub async fn run(args: UpArgs) -> CliResult {
             eprintln!("warning: {e}");
         }
     }
-    copy_stop.cancel();
-    if let Some(c) = copier {
-        let _ = c.await;
-    }
+    logs_stop.cancel();
+    while log_tasks.join_next().await.is_some() {}
+    log_files.flush();
     result
 }
 
