@@ -19,6 +19,11 @@
 //! [`ProjectHooks::LISTEN`] set, each connection runs `LISTEN` on that channel when it opens and its
 //! notifications reach [`ProjectHooks::notified`], which costs no extra connection.
 //!
+//! ## Metrics
+//! Every registry's pools are read into the process's metrics at each scrape (busy, idle and waiting
+//! per service, open connections and the budget), and [`Pools::checkout`] measures the wait for a
+//! connection and counts the failures ([`crate::metrics::backends`]).
+//!
 //! ## Lost connections
 //! A connection whose session is lost ([`crate::pg::session_lost`]) must not be reused: close it
 //! ([`deadpool_postgres::Object::take`]), or drop the project's pool with [`Pools::remove`] when the
