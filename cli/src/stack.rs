@@ -158,24 +158,64 @@ pub async fn run_until_signal(
 }
 
 /// Logs to stderr: human lines on a terminal, JSON lines otherwise (a file, a pipe, CloudWatch);
-/// `SUPACTL_LOG_FORMAT=json|text` chooses, `SUPACTL_LOG` filters (default `info`).
+/// `SUPACTL_LOG_FORMAT=json|text` chooses, `SUPACTL_LOG` filters (default `info`, moved by -q/-v),
+/// `--color`/`NO_COLOR` decide the human lines' colours.
 pub fn init_tracing() {
+    init_tracing_at(tracing::Level::INFO);
+}
+
+/// As [`init_tracing`], with `default` the level when SUPACTL_LOG names none (before -q/-v).
+pub fn init_tracing_at(default: tracing::Level) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry()
+        .with(log_filter(default))
+        .with(stderr_layer())
+        .try_init();
+}
+
+/// As [`init_tracing`], and every event also as a JSON line in its service's file (`supactl up`).
+pub fn init_tracing_with_files(files: crate::log_files::LogFiles) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let to_files = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_ansi(false)
+        .with_writer(files);
+    let _ = tracing_subscriber::registry()
+        .with(log_filter(tracing::Level::INFO))
+        .with(stderr_layer())
+        .with(to_files)
+        .try_init();
+}
+
+/// The filter of every log layer: SUPACTL_LOG's directives over the level -q/-v leave.
+pub fn log_filter(default: tracing::Level) -> tracing_subscriber::EnvFilter {
+    let level = crate::output::log_level(default);
+    tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::from_level(level).into())
+        .with_env_var("SUPACTL_LOG")
+        .from_env_lossy()
+}
+
+/// The stderr layer: JSON lines off a terminal (or with SUPACTL_LOG_FORMAT=json), human lines otherwise.
+pub fn stderr_layer<S>() -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SUPACTL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match std::env::var("SUPACTL_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        fmt.json().flatten_event(true).try_init()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if json {
+        Box::new(fmt.json().flatten_event(true))
     } else {
-        fmt.try_init()
-    };
+        Box::new(fmt.with_ansi(crate::output::color_stderr()))
+    }
 }
 
 /// Binds 127.0.0.1:`port`, naming the flag to change in the error.

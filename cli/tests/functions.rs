@@ -164,7 +164,7 @@ async fn functions_are_deployed_listed_shown_and_deleted_from_the_cli() {
 
 /// `supactl serve functions` as its ECS task runs it: the container health check (`supactl healthcheck`
 /// on the internal port) passes, the invocation port does not serve the internal routes, and the logs
-/// endpoint wants the service token.
+/// endpoint and the metrics port (`--metrics-port`) want the service token.
 #[test]
 fn serve_functions_answers_health_and_guards_logs_on_its_internal_port() {
     ensure_deno();
@@ -175,11 +175,12 @@ fn serve_functions_answers_health_and_guards_logs_on_its_internal_port() {
             .unwrap()
             .port()
     };
-    let (port, internal) = (free(), free());
+    let (port, internal, metrics) = (free(), free(), free());
     let mut child = Command::new(env!("CARGO_BIN_EXE_supactl"))
         .args(["serve", "functions"])
         .env("SUPACTL_PORT", port.to_string())
         .env("SUPACTL_FUNCTIONS_INTERNAL_PORT", internal.to_string())
+        .env("SUPACTL_METRICS_PORT", metrics.to_string())
         .env("SUPACTL_TENANT_MANAGER_URL", "http://127.0.0.1:9")
         .env("SUPACTL_SERVICE_TOKEN", "test-service-token")
         .stdout(std::process::Stdio::null())
@@ -207,17 +208,27 @@ fn serve_functions_answers_health_and_guards_logs_on_its_internal_port() {
     );
     // logs need the service token (the runtime answers 200 with it, empty: nothing ran)
     let logs = format!("http://127.0.0.1:{internal}/internal/v1/functions/abcdefghij/hello/logs");
-    let curl = |token: &str| {
+    let curl = |url: &str, token: &str| {
         let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .args(["-s", "-w", "\n%{http_code}", "-H"])
             .arg(format!("Authorization: Bearer {token}"))
-            .arg(&logs)
+            .arg(url)
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
     };
-    assert_eq!(curl("wrong"), "401");
-    assert_eq!(curl("test-service-token"), "200");
+    assert_eq!(curl(&logs, "wrong").0, "401");
+    assert_eq!(curl(&logs, "test-service-token").0, "200");
+    // its own metrics, on their own port
+    let metrics = format!("http://127.0.0.1:{metrics}/metrics");
+    assert_eq!(curl(&metrics, "wrong").0, "401");
+    let (code, text) = curl(&metrics, "test-service-token");
+    assert_eq!(code, "200");
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(text.contains("process_cpu_seconds "), "{text}");
+    assert!(text.contains("supactl_db_connections_open "), "{text}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -1,4 +1,4 @@
-//! `supactl build` and `supactl push` against real parts: Debian's `docker-registry` (the CNCF distribution
+//! `supactl build` and `supactl push` (text and `--output json`) against real parts: Debian's `docker-registry` (the CNCF distribution
 //! registry) on a loopback port with a throwaway config, and `skopeo`, a registry client nobody here wrote,
 //! to inspect and copy back what we pushed. The image is unpacked and its binary run from the unpacked root
 //! filesystem (in a chroot when we are root, and always through the unpacked loader) to prove it is
@@ -385,7 +385,7 @@ fn gateway_image_pushes_inspects_copies_back_and_runs_from_its_own_rootfs() {
     assert!(out.starts_with("deno 2."), "{out}");
     assert!(run_in(&fnfs, "/usr/local/bin/supactl").contains(&version));
 
-    // second push: everything is there, nothing is uploaded
+    // second push (as JSON): everything is there, nothing is uploaded
     let before = reg.uploads();
     let o = supactl(&[
         "push",
@@ -393,10 +393,25 @@ fn gateway_image_pushes_inspects_copies_back_and_runs_from_its_own_rootfs() {
         &dest,
         "--images",
         layout.to_str().unwrap(),
+        "--output",
+        "json",
     ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "second push failed: {stderr}");
-    assert!(stdout.contains(&gw_digest), "{stdout}");
+    let pushed: serde_json::Value = serde_json::from_str(&stdout).expect("push --output json");
+    let gateway = pushed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["service"] == "gateway")
+        .expect("the gateway pushed");
+    assert_eq!(gateway["digest"], gw_digest.as_str());
+    assert_eq!(
+        gateway["reference"],
+        format!("{}/supactl/gateway@{gw_digest}", reg.host()).as_str()
+    );
+    assert_eq!(gateway["uploaded_blobs"], 0);
+    assert_eq!(pushed.as_array().unwrap().len(), 3);
     assert!(stderr.contains("0 blob(s) uploaded"), "{stderr}");
     assert_eq!(
         reg.uploads(),

@@ -129,6 +129,30 @@ def test_pause_and_restore_through_the_cli(redis_platform, replica):
     assert "ok" in redis_platform.cli("project", "health", p.ref).stdout
 
 
+def metric(text, series):
+    return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(series))
+
+
+def test_invalidations_are_counted_with_their_lag(redis_platform):
+    before = redis_platform.admin("GET", "/metrics").text
+    p = redis_platform.create_project("Lagging")
+    redis_platform.cli("project", "pause", p.ref)
+    redis_platform.cli("project", "restore", p.ref)
+    counted = 'supactl_directory_invalidations_total{kind="project"}'
+    lag = "supactl_directory_invalidation_lag_seconds_count"
+    for _ in range(50):
+        text = redis_platform.admin("GET", "/metrics").text
+        if metric(text, lag) >= metric(before, lag) + 2:
+            break
+        time.sleep(0.1)
+    assert metric(text, counted) >= metric(before, counted) + 2, text
+    assert metric(text, lag) >= metric(before, lag) + 2, text
+    # same host, same clock: well under a second each
+    added = metric(text, lag) - metric(before, lag)
+    spent = metric(text, "supactl_directory_invalidation_lag_seconds_sum") - metric(before, "supactl_directory_invalidation_lag_seconds_sum")
+    assert 0 <= spent / added < 1.0, (spent, added)
+
+
 def test_rotate_jwt_keeps_old_tokens_for_the_grace_period(redis_platform):
     p = redis_platform.create_project("Rotation")
     listed = json.loads(redis_platform.cli("project", "jwt", "list", p.ref, "--output", "json").stdout)

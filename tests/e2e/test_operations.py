@@ -47,6 +47,24 @@ def test_request_ids_and_the_access_log(platform):
     assert line["status"] == 401 and line["route"] == "auth"
 
 
+def test_a_slow_statement_is_logged_with_its_request_id(platform):
+    p = platform.create_project("slow statements")
+    platform.sql(p, "create function slow() returns int language sql as $$ select 1 from pg_sleep(1.2) $$")
+    for _ in range(50):
+        r = httpx.post(f"{p.url}/rest/v1/rpc/slow", json={}, timeout=30,
+                       headers={"apikey": p.anon, "x-request-id": "slow-sql-1"})
+        if r.status_code == 200:
+            break
+        time.sleep(0.1)
+    assert r.json() == 1, r.text
+    [line] = [l for l in access_lines(platform, "slow-sql-1") if l["target"] == "rest::slow"]
+    assert line["project"] == p.ref and line["role"] == "anon" and line["ok"] is True, line
+    assert 1200 <= line["duration_ms"] < 10000, line
+    # a fast one is not
+    httpx.get(f"{p.url}/rest/v1/", headers={"apikey": p.anon, "x-request-id": "fast-sql-1"})
+    assert all(l["target"] != "rest::slow" for l in access_lines(platform, "fast-sql-1"))
+
+
 def test_no_secret_of_the_run_reaches_the_log(platform):
     p = platform.create_project("operations secrets")
     httpx.get(f"{p.url}/rest/v1/?apikey={p.secret}", headers={"apikey": p.anon})
@@ -76,6 +94,10 @@ def test_prometheus_metrics_on_the_admin_listener_only(platform):
     assert float(line.split()[-1]) >= 3, line
     for name in ["supactl_gateway_request_duration_seconds_bucket{", "supactl_directory_lookups_total{",
                  "supactl_directory_fetches_total{", "supactl_admin_requests_total{",
-                 "process_resident_memory_bytes ", "process_cpu_seconds "]:
+                 "process_resident_memory_bytes ", "process_cpu_seconds ",
+                 # the REST engine's pools: usage at the scrape, the waits so far
+                 'supactl_db_pool_connections{service="rest",state="idle"}', 'supactl_db_pool_projects{service="rest"}',
+                 'supactl_db_pool_wait_seconds_count{service="rest"}', "supactl_db_connections_open ",
+                 "supactl_db_connections_budget "]:
         assert name in text, name
     assert platform.admin_key not in text and p.anon not in text

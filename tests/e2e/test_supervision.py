@@ -45,6 +45,13 @@ def test_a_killed_postmaster_is_restarted_and_requests_recover_by_themselves(fre
     log = open(p.log_path).read()
     assert f"PostgreSQL postmaster (pid {killed}) died" in log, log
     assert "PostgreSQL restarted (postmaster pid" in log, log
+    # the supervisor's lines sit with the server's own output in the log files (written out twice a second)
+    for _ in range(30):
+        pg_log = open(os.path.join(p.data_dir, "logs", "postgres.log")).read()
+        if "PostgreSQL restarted (postmaster pid" in pg_log:
+            break
+        time.sleep(0.2)
+    assert "PostgreSQL restarted (postmaster pid" in pg_log and "ready to accept connections" in pg_log
 
     assert p.stop() == 0, open(p.log_path).read()
     assert not os.path.exists(os.path.join(p.data_dir, "pg", "postmaster.pid")), "PostgreSQL was stopped"

@@ -21,7 +21,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::infra::AwsArgs;
 use super::{CliError, CliResult};
-use crate::output::line;
+use crate::output::{line, Format};
+use serde_json::json;
+
+/// An informational line on stderr (progress, sizes, what was pushed), left out with -q.
+macro_rules! info {
+    ($($t:tt)*) => {
+        crate::output::info(&format!($($t)*))
+    };
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ImageCommand {
@@ -53,6 +61,9 @@ pub struct BuildArgs {
     /// gzip level of the layers, 0-9
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     compression: u32,
+    /// Output format of the built images' list.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
     /// The Deno binary the functions and tenant-manager images carry (default: the pinned one
     /// `scripts/setup.sh deno` installs, then `deno` on PATH)
     #[arg(long, value_name = "PATH", env = "SUPACTL_DENO")]
@@ -98,6 +109,9 @@ pub struct PushArgs {
     /// Extra tags, besides the revision and `latest`
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
+    /// Output format of the pushed images' list.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
 }
 
 pub async fn run(cmd: ImageCommand) -> CliResult {
@@ -126,13 +140,14 @@ fn services(names: &[String]) -> CliResult<Vec<&'static images::Service>> {
         .collect()
 }
 
+/// Progress bars only on a terminal, and never with -q.
 fn tty() -> bool {
-    std::io::stderr().is_terminal()
+    std::io::stderr().is_terminal() && !crate::output::quiet()
 }
 
 fn spinner(msg: &str) -> ProgressBar {
     if !tty() {
-        eprintln!("{msg}");
+        info!("{msg}");
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new_spinner();
@@ -299,7 +314,7 @@ async fn build(a: BuildArgs) -> CliResult {
     .map_err(usage)?;
     pb.finish_and_clear();
     for l in layers.layers.iter().chain(&layers.deno) {
-        eprintln!(
+        info!(
             "layer {:<6} {} entries, {} compressed  {}",
             l.name,
             l.files,
@@ -307,20 +322,33 @@ async fn build(a: BuildArgs) -> CliResult {
             images::oci::digest(&l.blob)
         );
     }
-    eprintln!("shared libraries: {}", layers.libraries.join(" "));
+    info!("shared libraries: {}", layers.libraries.join(" "));
     let layout = Layout::new(&a.out);
+    let mut built_images = Vec::new();
     for svc in svcs {
         let built = images::build::write_image(&layout, svc, &layers, &opts).map_err(usage)?;
-        line(&format!(
-            "{}  {}  {} compressed  ({}:{})",
-            built.service,
-            built.manifest.digest,
-            mb(built.compressed_size),
-            a.out.display(),
-            built.service
-        ));
+        let row = json!({
+            "service": built.service,
+            "digest": built.manifest.digest.to_string(),
+            "compressed_bytes": built.compressed_size,
+            "layout": a.out.display().to_string(),
+        });
+        if a.output == Format::Table {
+            line(&format!(
+                "{}  {}  {} compressed  ({}:{})",
+                built.service,
+                built.manifest.digest,
+                mb(built.compressed_size),
+                a.out.display(),
+                built.service
+            ));
+        }
+        built_images.push(row);
     }
-    eprintln!(
+    if a.output == Format::Json {
+        crate::output::json(&serde_json::Value::Array(built_images));
+    }
+    info!(
         "built revision {revision} in {:.1}s (compile {:.1}s); push with `supactl push --registry HOST/PREFIX` or `supactl push --env ENV`",
         started.elapsed().as_secs_f64(),
         compiled.as_secs_f64()
@@ -362,7 +390,7 @@ fn deno(given: Option<PathBuf>) -> CliResult<PathBuf> {
                 path.display()
             ))
         })?;
-    eprintln!("deno: {} ({version})", path.display());
+    info!("deno: {} ({version})", path.display());
     Ok(path)
 }
 
@@ -415,12 +443,12 @@ impl Observer for Progress {
                         pb.set_position(size);
                         pb.finish_with_message(format!("{} {what}", short(&digest)));
                     } else {
-                        eprintln!("{}: {} {what} ({})", self.service, digest, mb(size));
+                        info!("{}: {} {what} ({})", self.service, digest, mb(size));
                     }
                 }
             }
             Event::Tagged { reference, digest } => {
-                eprintln!("{}: pushed {reference} ({digest})", self.service);
+                info!("{}: pushed {reference} ({digest})", self.service);
             }
         }
     }
@@ -487,7 +515,7 @@ async fn destination(a: &PushArgs) -> CliResult<(Registry, Option<images::Creden
         .await
         .map_err(stack_err)?;
     for c in plan.pending() {
-        eprintln!("{:?} ecr repository {}", c.action, c.name);
+        info!("{:?} ecr repository {}", c.action, c.name);
     }
     let login = stacks::ecr::login(&loaded.config, &opts)
         .await
@@ -543,6 +571,7 @@ async fn push(a: PushArgs) -> CliResult {
     let multi = tty().then(MultiProgress::new);
     let mut mount_from: Option<String> = None;
     let mut total_uploaded = 0;
+    let mut pushed = Vec::new();
     for name in &names {
         let (_, manifest, _) = layout.image(name).map_err(usage)?;
         let revision = manifest
@@ -574,20 +603,31 @@ async fn push(a: PushArgs) -> CliResult {
             .await
             .map_err(usage)?;
         total_uploaded += report.uploaded.len();
-        eprintln!(
+        info!(
             "{name}: {} uploaded ({}), {} already there, {} mounted",
             report.uploaded.len(),
             mb(report.bytes_sent),
             report.present.len(),
             report.mounted.len()
         );
-        line(&format!(
-            "{}/{repo}@{}",
-            registry.host, report.manifest_digest
-        ));
+        let reference = format!("{}/{repo}@{}", registry.host, report.manifest_digest);
+        if a.output == Format::Table {
+            line(&reference);
+        }
+        pushed.push(json!({
+            "service": name,
+            "reference": reference,
+            "digest": report.manifest_digest.to_string(),
+            "tags": tags,
+            "uploaded_blobs": report.uploaded.len(),
+            "uploaded_bytes": report.bytes_sent,
+        }));
         mount_from = Some(repo);
     }
-    eprintln!(
+    if a.output == Format::Json {
+        crate::output::json(&serde_json::Value::Array(pushed));
+    }
+    info!(
         "pushed {} image(s), {total_uploaded} blob(s) uploaded",
         names.len()
     );

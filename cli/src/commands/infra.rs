@@ -59,11 +59,7 @@ pub struct ImageArgs {
     pub image_tag: String,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Text,
-    Json,
-}
+pub use crate::output::Format as Output;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum InfraCommand {
@@ -85,7 +81,8 @@ pub enum InfraCommand {
         aws: AwsArgs,
         #[command(flatten)]
         images: ImageArgs,
-        #[arg(long, value_enum, default_value = "text")]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
         /// Exit 3 when changes are pending (0: none)
         #[arg(long)]
@@ -124,7 +121,8 @@ pub enum InfraCommand {
         aws: AwsArgs,
         #[command(flatten)]
         images: ImageArgs,
-        #[arg(long, value_enum, default_value = "text")]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
     /// Print the stack's CloudWatch logs (every ECS service, or one with --service), optionally following
@@ -135,7 +133,8 @@ pub enum InfraCommand {
         env: EnvArgs,
         #[command(flatten)]
         aws: AwsArgs,
-        #[arg(long, value_enum, default_value = "text")]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
 }
@@ -218,7 +217,7 @@ fn out(text: &str) {
 /// prices).
 fn print_plan(plan: &Plan, cost: Result<stacks::cost::Estimate, String>, output: Output) {
     match output {
-        Output::Text => {
+        Output::Table => {
             out(&plan.to_string());
             match &cost {
                 Ok(e) => out(&format!("\n{e}")),
@@ -361,7 +360,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                     "{}\n",
                     serde_json::to_string_pretty(&o).unwrap_or_default()
                 )),
-                Output::Text => out(&o.to_string()),
+                Output::Table => out(&o.to_string()),
             }
             stats(&aws, &s);
             Ok(0)
@@ -381,7 +380,7 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
                     "{}\n",
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
                 )),
-                Output::Text => {
+                Output::Table => {
                     let mut t = format!(
                         "{:<28} {:<26} {:<10} {:<8} PHYSICAL\n",
                         "ID", "KIND", "STATE", "PENDING"
@@ -423,7 +422,8 @@ struct Bars {
 impl Bars {
     fn new() -> Self {
         Bars {
-            multi: std::io::stderr().is_terminal().then(MultiProgress::new),
+            multi: (std::io::stderr().is_terminal() && !crate::output::quiet())
+                .then(MultiProgress::new),
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -455,7 +455,7 @@ impl Progress for Bars {
                     b.insert(c.id.to_string(), pb);
                 }
             }
-            None => eprintln!("{line} ..."),
+            None => crate::output::info(&format!("{line} ...")),
         }
     }
 
@@ -468,7 +468,7 @@ impl Progress for Bars {
             .and_then(|b| b.get(c.id.as_str()).cloned())
         {
             Some(pb) => pb.set_message(line),
-            None => eprintln!("{line}"),
+            None => crate::output::info(&line),
         }
     }
 
@@ -484,7 +484,7 @@ impl Progress for Bars {
             .and_then(|mut b| b.remove(c.id.as_str()));
         match pb {
             Some(pb) => pb.finish_with_message(line),
-            None => eprintln!("{line}"),
+            None => crate::output::info(&line),
         }
     }
 }

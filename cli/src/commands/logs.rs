@@ -28,7 +28,8 @@ pub struct LogsArgs {
     /// Keep printing new events until Ctrl-C
     #[arg(long, short = 'f')]
     pub follow: bool,
-    #[arg(long, value_enum, default_value = "text")]
+    /// Output format (json: one object per line).
+    #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
 
@@ -82,7 +83,7 @@ pub(crate) async fn run(a: LogsArgs) -> Result<u8, Error> {
 fn print_event(e: &LogEvent, output: Output) {
     let line = match output {
         Output::Json => serde_json::to_string(e).unwrap_or_default(),
-        Output::Text => {
+        Output::Table => {
             let ms = e.timestamp_ms.max(0) as u64;
             let at = images::build::rfc3339(ms / 1000);
             // 2026-12-07T12:00:00Z → 2026-12-07T12:00:00.123Z

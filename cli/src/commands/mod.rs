@@ -1,3 +1,4 @@
+pub mod docs;
 pub mod functions;
 pub mod health;
 pub mod image;

@@ -14,7 +14,7 @@ pub struct Common {
     #[command(flatten)]
     pub admin: AdminArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     pub output: Format,
 }
 
@@ -217,7 +217,7 @@ pub async fn call_and_print(
     let v = client.call(method, path, body).await?;
     match common.output {
         Format::Json => output::json(&v),
-        Format::Human => human(&v),
+        Format::Table => human(&v),
     }
     Ok(())
 }
@@ -379,7 +379,7 @@ pub async fn run(cmd: ProjectCommand) -> CliResult {
                 .await?;
             match common.output {
                 Format::Json => output::json(&p),
-                Format::Human => print_project(&p),
+                Format::Table => print_project(&p),
             }
             Ok(())
         }
@@ -404,7 +404,7 @@ pub async fn run(cmd: ProjectCommand) -> CliResult {
             client.call(Method::DELETE, &path, None).await?;
             match common.output {
                 Format::Json => output::json(&json!({ "ref": project_ref, "deleted": true })),
-                Format::Human => output::line(&msg),
+                Format::Table => output::line(&msg),
             }
             Ok(())
         }
@@ -447,7 +447,7 @@ pub async fn run(cmd: ProjectCommand) -> CliResult {
             let report = v.get("data").cloned().unwrap_or(v);
             match common.output {
                 Format::Json => output::json(&report),
-                Format::Human => {
+                Format::Table => {
                     for part in ["database", "rest"] {
                         let healthy = report[part]["healthy"] == true;
                         output::line(&format!(

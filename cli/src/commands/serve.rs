@@ -118,6 +118,10 @@ pub struct FunctionsServiceArgs {
     tenant_manager_url: String,
     #[arg(long, env = task_env::SERVICE_TOKEN, hide_env_values = true)]
     service_token: String,
+    /// Serve Prometheus metrics at `GET /metrics` on this port (bearer: the service token), apart from
+    /// the other listeners.
+    #[arg(long, env = "SUPACTL_METRICS_PORT")]
+    metrics_port: Option<u16>,
     #[command(flatten)]
     functions: FunctionsArgs,
     #[command(flatten)]
@@ -351,12 +355,12 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 "functions listening on {}:{} (internal: {})",
                 a.listen, a.port, a.internal_port
             );
-            stack::serve_all(
-                vec![(listener, app), (internal_listener, internal)],
-                &server_config,
-                shutdown.clone(),
-            )
-            .await
+            let mut listeners = vec![(listener, app), (internal_listener, internal)];
+            if let Some(port) = a.metrics_port {
+                let l = stack::bind(&a.listen, port, "--metrics-port").await?;
+                listeners.push((l, supactl_common::metrics::router(a.service_token.clone())));
+            }
+            stack::serve_all(listeners, &server_config, shutdown.clone()).await
         }
         ServeCommand::TenantManager(a) => {
             let a = *a;

@@ -5,6 +5,7 @@
 use super::{CliError, CliResult};
 use crate::functions_runtime::{endpoint_of, FunctionsArgs};
 use crate::local_state::{self, State};
+use crate::log_files::{copy_postgres_log, LogFiles};
 use crate::stack;
 use anyhow::Context;
 use clap::Args;
@@ -59,6 +60,15 @@ pub struct UpArgs {
     /// Seconds an unused pooled REST connection stays open.
     #[arg(long, env = "SUPACTL_REST_CONNECTION_IDLE_SECS", default_value_t = 60)]
     pub rest_connection_idle_secs: u64,
+    /// Size at which a service's log file under <data dir>/logs is rotated.
+    #[arg(long, env = "SUPACTL_LOG_FILE_MAX_BYTES", default_value_t = 10 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub log_file_max_bytes: u64,
+    /// Rotated files kept per service (<service>.log.1 …): a service's logs take at most
+    /// (N + 1) × --log-file-max-bytes.
+    #[arg(long, env = "SUPACTL_LOG_FILES_KEPT", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(0..=100))]
+    pub log_files_kept: u16,
     #[command(flatten)]
     pub server: stack::ServerArgs,
     #[command(flatten)]
@@ -70,7 +80,6 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> CliResult {
-    stack::init_tracing();
     let server_config = args.server.config()?;
     let data_dir = args
         .data_dir
@@ -84,6 +93,14 @@ pub async fn run(args: UpArgs) -> CliResult {
     let data_dir = data_dir
         .canonicalize()
         .context("cannot resolve the data directory")?;
+    let log_dir = data_dir.join("logs");
+    let log_files = LogFiles::new(
+        &log_dir,
+        args.log_file_max_bytes,
+        args.log_files_kept.into(),
+    )
+    .with_context(|| format!("cannot create the log directory {}", log_dir.display()))?;
+    stack::init_tracing_with_files(log_files.clone());
     let mut secrets = local_state::load_or_create_secrets(&data_dir)?;
     if let Some(k) = &args.admin_key {
         if k.len() < 16 {
@@ -114,6 +131,17 @@ pub async fn run(args: UpArgs) -> CliResult {
             .await?,
         ),
     };
+    // buffered log lines written out twice a second; the managed server's own output joins the files
+    let logs_stop = CancellationToken::new();
+    let mut log_tasks = tokio::task::JoinSet::new();
+    log_tasks.spawn(log_files.clone().flush_every(logs_stop.clone()));
+    if let Some(m) = &managed {
+        log_tasks.spawn(copy_postgres_log(
+            log_files.clone(),
+            m.cluster.log_file(),
+            logs_stop.clone(),
+        ));
+    }
     let database_url = match (&args.database_url, &managed) {
         (Some(u), _) => u.clone(),
         (None, Some(m)) => m.cluster.url("postgres"),
@@ -145,6 +173,9 @@ pub async fn run(args: UpArgs) -> CliResult {
             eprintln!("warning: {e}");
         }
     }
+    logs_stop.cancel();
+    while log_tasks.join_next().await.is_some() {}
+    log_files.flush();
     result
 }
 
@@ -168,10 +199,11 @@ async fn start_managed(dir: PathBuf, port: u16, password: String) -> CliResult<M
             pgcluster::ClusterError::BinariesMissing(_) => CliError::Usage(e.to_string()),
             other => CliError::Other(anyhow::anyhow!("postgres: {other}")),
         })?;
+    // target `pgcluster`: with the server's own output in logs/postgres.log
     let supervisor = Supervisor::start(cluster.clone(), Backoff::default(), |e| match e {
-        Event::Restarted { .. } => tracing::info!("{e}"),
-        Event::RestartFailed { .. } => tracing::error!("{e}"),
-        Event::Died { .. } | Event::Restarting { .. } => tracing::warn!("{e}"),
+        Event::Restarted { .. } => tracing::info!(target: "pgcluster", "{e}"),
+        Event::RestartFailed { .. } => tracing::error!(target: "pgcluster", "{e}"),
+        Event::Died { .. } | Event::Restarting { .. } => tracing::warn!(target: "pgcluster", "{e}"),
     });
     Ok(Managed {
         cluster,
@@ -274,6 +306,7 @@ async fn serve(
         data_dir.join("state.json").display()
     );
     println!("  data dir:     {}", data_dir.display());
+    println!("  logs:         {}", data_dir.join("logs").display());
     println!("Create a project: supactl project create --name demo   (Ctrl-C to stop)");
 
     stack::run_until_signal(tasks, shutdown).await?;

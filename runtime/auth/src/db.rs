@@ -49,7 +49,7 @@ impl Pools {
 
     pub async fn get(&self, project_ref: &str, db: &DbConfig) -> Result<Object, AuthError> {
         let (pool, _) = self.pools.get(project_ref, db);
-        Ok(pool.get().await?)
+        Ok(self.pools.checkout(&pool).await?)
     }
 }
 

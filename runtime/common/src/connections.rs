@@ -19,15 +19,22 @@
 //! [`ProjectHooks::LISTEN`] set, each connection runs `LISTEN` on that channel when it opens and its
 //! notifications reach [`ProjectHooks::notified`], which costs no extra connection.
 //!
+//! ## Metrics
+//! Every registry's pools are read into the process's metrics at each scrape (busy, idle and waiting
+//! per service, open connections and the budget), and [`Pools::checkout`] measures the wait for a
+//! connection and counts the failures ([`crate::metrics::backends`]).
+//!
 //! ## Lost connections
 //! A connection whose session is lost ([`crate::pg::session_lost`]) must not be reused: close it
 //! ([`deadpool_postgres::Object::take`]), or drop the project's pool with [`Pools::remove`] when the
 //! server probably dropped them all (a restart, an operator clearing connections).
 
+use crate::metrics::backends::PoolSample;
 use crate::wire::DbConfig;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use prometheus_client::metrics::histogram::Histogram;
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -113,6 +120,22 @@ impl Shared {
         }
     }
 
+    /// The pools' usage by service (for the metrics), the open connections and the budget.
+    fn sample(&self) -> (BTreeMap<String, PoolSample>, i64, i64) {
+        let map = self.map.lock().expect("pools lock");
+        let mut by_service: BTreeMap<String, PoolSample> = BTreeMap::new();
+        for ((service, _), e) in map.iter() {
+            let st = e.pool.status();
+            let s = by_service.entry(metric_service(service)).or_default();
+            s.projects += 1;
+            s.idle += st.available as i64;
+            s.busy += st.size.saturating_sub(st.available) as i64;
+            s.waiting += st.waiting as i64;
+        }
+        let open = self.open.load(Ordering::SeqCst) as i64;
+        (by_service, open, self.max_open as i64)
+    }
+
     fn evict_idle(&self) {
         let now = Instant::now();
         let mut map = self.map.lock().expect("pools lock");
@@ -148,15 +171,18 @@ impl Registry {
     /// A registry that keeps at most about `max_open` connections open across every pool (see the
     /// module's docs). Its sweeper task starts with the first pool and ends with the last handle.
     pub fn new(max_open: usize) -> Registry {
-        Registry {
-            shared: Arc::new(Shared {
-                map: Mutex::new(HashMap::new()),
-                open: AtomicUsize::new(0),
-                max_open,
-                sweep_ms: AtomicU64::new(30_000),
-                sweeper: AtomicBool::new(false),
-            }),
-        }
+        let shared = Arc::new(Shared {
+            map: Mutex::new(HashMap::new()),
+            open: AtomicUsize::new(0),
+            max_open,
+            sweep_ms: AtomicU64::new(30_000),
+            sweeper: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&shared);
+        crate::metrics::metrics()
+            .backends
+            .add_pool_source(Box::new(move || weak.upgrade().map(|s| s.sample())));
+        Registry { shared }
     }
 
     /// Connections open across every project and service.
@@ -171,9 +197,13 @@ impl Registry {
         self.shared
             .sweep_ms
             .fetch_min(period.as_millis() as u64, Ordering::SeqCst);
+        let wait = crate::metrics::metrics()
+            .backends
+            .pool_wait(&metric_service(spec.application_name));
         Pools {
             registry: self.clone(),
             spec,
+            wait,
             hooks: PhantomData,
         }
     }
@@ -198,10 +228,20 @@ impl Registry {
     }
 }
 
+/// The `service` label of an `application_name` (`supactl-rest` → `rest`).
+fn metric_service(application_name: &str) -> String {
+    application_name
+        .strip_prefix("supactl-")
+        .unwrap_or(application_name)
+        .to_string()
+}
+
 /// One service's per-project pools in a [`Registry`].
 pub struct Pools<S: ProjectHooks = ()> {
     registry: Registry,
     spec: ServiceSpec,
+    /// `supactl_db_pool_wait_seconds` of this service.
+    wait: Histogram,
     hooks: PhantomData<fn() -> S>,
 }
 
@@ -258,6 +298,25 @@ impl<S: ProjectHooks> Pools<S> {
             },
         );
         (pool, hooks)
+    }
+
+    /// A connection from `pool` (one of these pools), the wait measured and failures counted
+    /// (`supactl_db_pool_wait_seconds`, `supactl_db_pool_errors_total`).
+    pub async fn checkout(&self, pool: &Pool) -> Result<Object, PoolError> {
+        let started = Instant::now();
+        let result = pool.get().await;
+        self.wait.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            let kind = match e {
+                PoolError::Timeout(_) => "timeout",
+                PoolError::Backend(_) | PoolError::PostCreateHook(_) => "connect",
+                _ => "closed",
+            };
+            crate::metrics::metrics()
+                .backends
+                .pool_error(&metric_service(self.spec.application_name), kind);
+        }
+        result
     }
 
     /// The project's state, if it holds a pool.

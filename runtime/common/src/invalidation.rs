@@ -3,6 +3,11 @@
 //! about that project. After a lost connection a subscriber drops everything, since it may have missed
 //! messages, and the directory's TTL stays the bound when Redis is unreachable.
 //!
+//! A message is `<ref> <unix ms>`: the publish time lets each subscriber measure the invalidation lag
+//! (`supactl_directory_invalidation_lag_seconds`). A bare `<ref>` (a tenant-manager from before the
+//! timestamp) is still understood; a subscriber from before it reads a stamped message as an unknown
+//! ref, so while such gateways run beside a newer tenant-manager their caches fall back to the TTL.
+//!
 //! `rediss://` (ElastiCache with in-transit encryption) verifies the server's certificate against the
 //! system's roots (`SSL_CERT_FILE`; the images ship Debian's bundle, which holds the Amazon roots that
 //! ElastiCache's certificates chain to). redis-rs's `#insecure` switch is refused here, and its
@@ -55,11 +60,30 @@ impl Publisher {
         let mut conn = self.conn.clone();
         redis::cmd("PUBLISH")
             .arg(CHANNEL)
-            .arg(project_ref)
+            .arg(message(project_ref, unix_ms()))
             .query_async::<i64>(&mut conn)
             .await?;
         Ok(())
     }
+}
+
+/// The message published for `project_ref` at `at_ms`.
+pub fn message(project_ref: &str, at_ms: u64) -> String {
+    format!("{project_ref} {at_ms}")
+}
+
+/// The ref and publish time (when stamped) of a message.
+pub fn parse_message(payload: &str) -> (&str, Option<u64>) {
+    match payload.split_once(' ') {
+        Some((r, at)) => (r, at.parse().ok()),
+        None => (payload, None),
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Something to run with the ref of a changed project.
@@ -89,14 +113,20 @@ async fn listen(url: &str, on: &OnInvalidate, first: &mut bool) -> Result<(), Re
     let client = client(url)?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
+    let metrics = &crate::metrics::metrics().backends;
     if !*first {
+        metrics.invalidation(true, None, 0);
         on(None);
     }
     *first = false;
     let mut stream = pubsub.on_message();
     while let Some(msg) = stream.next().await {
         match msg.get_payload::<String>() {
-            Ok(r) => on(Some(&r)),
+            Ok(payload) => {
+                let (r, published) = parse_message(&payload);
+                metrics.invalidation(false, published, unix_ms());
+                on(Some(r));
+            }
             Err(e) => tracing::warn!(error = %e, "unreadable invalidation message"),
         }
     }
@@ -114,4 +144,18 @@ pub fn directory_subscriber(directory: Arc<Directory>, also: Option<ProjectHook>
         }
         None => directory.invalidate_all(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_publish_time_and_bare_refs_still_parse() {
+        let m = message("abcdefghij", 1_765_000_000_123);
+        assert_eq!(m, "abcdefghij 1765000000123");
+        assert_eq!(parse_message(&m), ("abcdefghij", Some(1_765_000_000_123)));
+        assert_eq!(parse_message("abcdefghij"), ("abcdefghij", None));
+        assert_eq!(parse_message("abc junk"), ("abc", None));
+    }
 }

@@ -7,7 +7,10 @@
 //! `supactl_directory_lookups_total{cache}` and `supactl_directory_fetches_total{cache,outcome}` (a lookup
 //! that fetched nothing was answered from the cache), `supactl_admin_requests_total{method,status}`,
 //! `process_resident_memory_bytes`, `process_cpu_seconds` (a gauge, read from /proc at each scrape). Project labels are bounded
-//! ([`MAX_PROJECT_LABELS`]): past it, further projects are counted under `project="other"`.
+//! ([`MAX_PROJECT_LABELS`]): past it, further projects are counted under `project="other"`. Database
+//! pools, invalidations and Lambda calls: [`backends`].
+
+pub mod backends;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +63,7 @@ pub struct Metrics {
     pub directory_lookups: Family<CacheLabels, Counter>,
     pub directory_fetches: Family<FetchLabels, Counter>,
     pub admin_requests: Family<AdminLabels, Counter>,
+    pub backends: backends::Backends,
     rss: Gauge,
     cpu: Gauge<f64, AtomicU64>,
     /// The `project` label values in use (shared, so that counting a request allocates nothing).
@@ -86,6 +90,7 @@ impl Metrics {
             directory_lookups: Family::default(),
             directory_fetches: Family::default(),
             admin_requests: Family::default(),
+            backends: backends::Backends::new(),
             rss: Gauge::default(),
             cpu: Gauge::default(),
             projects: RwLock::default(),
@@ -117,6 +122,7 @@ impl Metrics {
             "Admin API requests",
             m.admin_requests.clone(),
         );
+        m.backends.register(sub);
         registry.register(
             "process_resident_memory_bytes",
             "Resident memory",
@@ -168,6 +174,7 @@ impl Metrics {
 
     /// The text exposition, with the process gauges read now.
     pub fn render(&self) -> String {
+        self.backends.refresh();
         if let Some((rss, cpu)) = process_usage() {
             self.rss.set(rss);
             self.cpu.set(cpu);

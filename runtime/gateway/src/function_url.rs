@@ -18,6 +18,9 @@
 //!   Set-Cookie…) except hop-by-hop ones and AWS's own `x-amz*`, and its body. A Lambda-level failure
 //!   (an AWS error response or a non-JSON 5xx), a transport error or a timeout becomes a JSON 502/503/504
 //!   for the client, with the detail in the log only.
+//! - Every call is counted by outcome (`supactl_lambda_invocations_total`, with its duration), and every
+//!   credentials, signing or signature-refused failure in `supactl_lambda_sigv4_errors_total`
+//!   ([`supactl_common::metrics::backends`]).
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
@@ -35,9 +38,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{percent_decode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use supactl_common::error::HttpError;
 pub use supactl_common::headers::FORWARDED_JWT_HEADER;
+use supactl_common::metrics::metrics;
 use tokio::sync::RwLock;
 
 /// Largest response body taken from a function (Lambda's own limit for buffered responses is 6 MB).
@@ -156,6 +160,7 @@ impl FunctionUrls {
             return Ok(c.clone());
         }
         let c = self.provider.provide_credentials().await.map_err(|e| {
+            metrics().backends.sigv4_error("credentials");
             tracing::error!(error = %e, "no AWS credentials to sign Function URL requests");
             failed(
                 StatusCode::BAD_GATEWAY,
@@ -247,6 +252,7 @@ impl FunctionUrls {
             SystemTime::now(),
         )
         .map_err(|e| {
+            metrics().backends.sigv4_error("signing");
             tracing::error!(error = %e, "SigV4 signing failed");
             failed(
                 StatusCode::BAD_GATEWAY,
@@ -283,16 +289,30 @@ impl FunctionUrls {
                 .to_bytes();
             Ok::<_, HttpError>((parts, body))
         };
-        let (parts, body) = tokio::time::timeout(self.config.timeout, call)
-            .await
-            .map_err(|_| {
+        let started = Instant::now();
+        let called = tokio::time::timeout(self.config.timeout, call).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let (parts, body) = match called {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(unreachable)) => {
+                metrics().backends.lambda_invocation("unreachable", seconds);
+                return Err(unreachable);
+            }
+            Err(_) => {
+                metrics().backends.lambda_invocation("timeout", seconds);
                 tracing::error!(url = %function_url, timeout = ?self.config.timeout, "REST function timed out");
-                failed(
+                return Err(failed(
                     StatusCode::GATEWAY_TIMEOUT,
                     "rest_function_timeout",
                     "the project's REST function did not answer in time",
-                )
-            })??;
+                ));
+            }
+        };
+        let outcome = invocation_outcome(parts.status, &parts.headers);
+        metrics().backends.lambda_invocation(outcome, seconds);
+        if outcome == "rejected" {
+            metrics().backends.sigv4_error("rejected");
+        }
         if let Some(e) = lambda_failure(parts.status, &parts.headers) {
             tracing::error!(
                 url = %function_url,
@@ -372,6 +392,21 @@ fn lambda_failure(status: StatusCode, headers: &HeaderMap) -> Option<HttpError> 
             "the project's REST function failed to answer",
         )
     })
+}
+
+/// The `outcome` label of a call that was answered: `ok` for anything the REST engine answered (its own
+/// errors included), else `throttled` (429), `rejected` (403 from IAM: the signature or the credentials
+/// refused) or `function_error`.
+fn invocation_outcome(status: StatusCode, headers: &HeaderMap) -> &'static str {
+    if lambda_failure(status, headers).is_none() {
+        "ok"
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        "throttled"
+    } else if status == StatusCode::FORBIDDEN && headers.contains_key("x-amzn-errortype") {
+        "rejected"
+    } else {
+        "function_error"
+    }
 }
 
 /// Response headers handed back to the client: all but hop-by-hop ones, the length (recomputed) and
@@ -557,6 +592,16 @@ mod tests {
                 .unwrap()
                 .status,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(invocation_outcome(StatusCode::FORBIDDEN, &json), "ok");
+        assert_eq!(invocation_outcome(StatusCode::FORBIDDEN, &aws), "rejected");
+        assert_eq!(
+            invocation_outcome(StatusCode::TOO_MANY_REQUESTS, &aws),
+            "throttled"
+        );
+        assert_eq!(
+            invocation_outcome(StatusCode::BAD_GATEWAY, &text),
+            "function_error"
         );
     }
 }

@@ -488,6 +488,30 @@ async fn rest_on_lambda_is_signed_with_sigv4_and_keeps_responses() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "another project's key");
     assert_eq!(log.lock().unwrap().len(), before);
+
+    // 7. Every call counted by outcome, IAM's refusal as a SigV4 error (this process's metrics).
+    let text = supactl_common::metrics::metrics().render();
+    let count = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        count(r#"supactl_lambda_invocations_total{outcome="ok"}"#) >= 3.0,
+        "{text}"
+    );
+    for outcome in ["function_error", "rejected", "timeout", "unreachable"] {
+        let series = format!(r#"supactl_lambda_invocations_total{{outcome="{outcome}"}}"#);
+        assert!(count(&series) >= 1.0, "{series}: {text}");
+    }
+    assert!(
+        count(r#"supactl_lambda_sigv4_errors_total{kind="rejected"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        count("supactl_lambda_invocation_duration_seconds_count") >= 7.0,
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -114,7 +114,7 @@ impl Authorizer {
             return Ok(vec![Policies::ALL; topics.len()]);
         }
         let (pool, _) = self.pools.get(&project.project_ref, &project.db);
-        let mut client = pool.get().await.map_err(|e| {
+        let mut client = self.pools.checkout(&pool).await.map_err(|e| {
             tracing::warn!(project = %project.project_ref, error = %e, "realtime: no connection for a policy check");
             AuthzError::Unavailable(e.to_string())
         })?;

@@ -1,6 +1,8 @@
 //! The REST engine's connection budget across projects, against a real PostgreSQL cluster: with more
 //! projects than the budget allows connections for, opening a connection for one project closes the idle
 //! connections of the least recently used other project, so the server never sees more than the budget.
+//! And the registry's pools in the process's metrics: busy, idle and waiting connections, the wait, and
+//! connections that could not be opened.
 
 use pgcluster::TestCluster;
 use rest::exec::Pools;
@@ -153,5 +155,113 @@ async fn the_budget_covers_every_service_of_the_registry() {
         registry.open_connections(),
         1,
         "REST's connection is the only one open"
+    );
+}
+
+/// The value of one series in the process's metrics (0 when absent).
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_usage_waits_and_errors_are_in_the_metrics() {
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .unwrap();
+    let url = cluster.url("postgres");
+    let cfg: tokio_postgres::Config = url.parse().unwrap();
+    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
+    let db = DbConfig {
+        host: "127.0.0.1".into(),
+        port: cluster.cluster.port(),
+        dbname: "postgres".into(),
+        user: "postgres".into(),
+        password,
+        tls: Default::default(),
+    };
+    let registry = Registry::new(10);
+    // a service name of this test's own: other tests of this process use the same metrics
+    let pools: supactl_common::connections::Pools = registry.service(ServiceSpec {
+        application_name: "supactl-metered",
+        options: None,
+        pool_size: 2,
+        idle_timeout: Duration::from_secs(300),
+        connection_idle_timeout: Duration::from_secs(300),
+    });
+    let metrics = supactl_common::metrics::metrics();
+    let (pool, _) = pools.get("p1", &db);
+    let a = pools.checkout(&pool).await.unwrap();
+    let b = pools.checkout(&pool).await.unwrap();
+    // a third request waits for one of the two
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.map(drop) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = metrics.render();
+    let busy = r#"supactl_db_pool_connections{service="metered",state="busy"}"#;
+    assert_eq!(series(&text, busy), 2.0, "{text}");
+    assert_eq!(
+        series(&text, r#"supactl_db_pool_waiting{service="metered"}"#),
+        1.0
+    );
+    assert_eq!(
+        series(&text, r#"supactl_db_pool_projects{service="metered"}"#),
+        1.0
+    );
+    assert!(
+        series(&text, "supactl_db_connections_open") >= 2.0,
+        "{text}"
+    );
+    drop(a);
+    waiter.await.unwrap().unwrap();
+    drop(b);
+    let text = metrics.render();
+    assert_eq!(series(&text, busy), 0.0);
+    assert_eq!(
+        series(
+            &text,
+            r#"supactl_db_pool_connections{service="metered",state="idle"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        series(&text, r#"supactl_db_pool_waiting{service="metered"}"#),
+        0.0
+    );
+    assert_eq!(
+        series(
+            &text,
+            r#"supactl_db_pool_wait_seconds_count{service="metered"}"#
+        ),
+        2.0
+    );
+
+    // a server that is not there: a connect error, counted
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = DbConfig { port: closed, ..db };
+    let (pool, _) = pools.get("p2", &gone);
+    assert!(pools.checkout(&pool).await.is_err());
+    let text = metrics.render();
+    assert_eq!(
+        series(
+            &text,
+            r#"supactl_db_pool_errors_total{service="metered",kind="connect"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    // a dropped registry leaves the gauges
+    drop((pools, pool, registry));
+    let text = metrics.render();
+    assert_eq!(
+        series(&text, r#"supactl_db_pool_projects{service="metered"}"#),
+        0.0
     );
 }

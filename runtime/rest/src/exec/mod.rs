@@ -19,6 +19,12 @@
 //! user, or by the template's DDL event trigger in `templates/rest.sql`) drops the project's cache.
 //! That costs no extra connection at all. A project whose connections were all closed may have missed a
 //! notification, so its cache is dropped when its first new connection opens.
+//!
+//! ## Slow statements
+//! A statement that runs [`SLOW_STATEMENT`] or longer is logged (target `rest::slow`) with the request
+//! id, project, role and duration: PostgreSQL's own log of it (`log_min_duration_statement`, in the
+//! project's database at the same moment) has the SQL. Only two clock reads per request; the id is read
+//! from the headers GUC only for a slow one.
 
 pub mod binary;
 mod pipeline;
@@ -33,11 +39,14 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use supactl_common::connections::{self, ProjectHooks, Registry, ServiceSpec};
 use supactl_common::keys::Role;
 use supactl_common::wire::DbConfig;
 use tokio_postgres::error::SqlState;
+
+/// Statements running this long are logged with their request id (see the module's docs).
+pub const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 /// Prepared statements kept per connection; past this the connection's cache is emptied.
 pub const MAX_STATEMENTS: usize = 256;
@@ -278,7 +287,8 @@ impl Pools {
             return Ok(c);
         }
         let client = Lease::new(
-            pool.get()
+            self.pools
+                .checkout(&pool)
                 .await
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
             &db.tls,
@@ -394,15 +404,72 @@ impl Pools {
     ) -> Result<Outcome, RestError> {
         let (pool, state) = self.entry(project_ref, db);
         let client = Lease::new(
-            pool.get()
+            self.pools
+                .checkout(&pool)
                 .await
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
             &db.tls,
         );
+        let started = Instant::now();
         let result = Self::run_on(&client, &state, ctx, stmt)
             .await
             .map_err(|e| e.with_timeout_hint(ctx.statement_timeout));
+        let took = started.elapsed();
+        if took >= SLOW_STATEMENT {
+            log_slow(project_ref, ctx, took, result.is_ok());
+        }
         client.release(matches!(result, Err(RestError::Unavailable(_))));
         result
+    }
+}
+
+/// The `rest::slow` line of a statement that took `took`.
+fn log_slow(project_ref: &str, ctx: &TxContext<'_>, took: Duration, ok: bool) {
+    tracing::warn!(
+        target: "rest::slow",
+        request_id = request_id(ctx.headers).unwrap_or("-"),
+        project = project_ref,
+        role = ctx.role.as_str(),
+        method = ctx.method,
+        duration_ms = took.as_millis() as u64,
+        ok,
+        "slow statement"
+    );
+}
+
+/// The `x-request-id` of the request's headers GUC (a JSON object), when it is an id as the gateway
+/// makes or passes them (1–128 characters of `[A-Za-z0-9._:-]`: nothing else reaches the log).
+fn request_id(headers_json: &str) -> Option<&str> {
+    // the GUC's JSON is written by `service::headers_json`: `"x-request-id":"<value>"` with the value
+    // escaped; an id never needs escaping, so the raw text between the quotes is the id
+    let start = headers_json.find("\"x-request-id\":\"")? + "\"x-request-id\":\"".len();
+    let rest = &headers_json[start..];
+    let id = &rest[..rest.find('"')?];
+    let valid = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c));
+    valid.then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn the_request_id_is_read_from_the_headers_guc_only_when_it_is_an_id() {
+        assert_eq!(
+            request_id(r#"{"accept":"*/*","x-request-id":"abc-123.x:y","x-other":"1"}"#),
+            Some("abc-123.x:y")
+        );
+        assert_eq!(request_id(r#"{"accept":"*/*"}"#), None);
+        // a value that would need escaping, or a forged key inside another header's value
+        assert_eq!(request_id(r#"{"x-request-id":"a\"b"}"#), None);
+        assert_eq!(request_id(r#"{"x-request-id":"two words"}"#), None);
+        assert_eq!(
+            request_id(r#"{"x-a":"\"x-request-id\":\"forged\"","x-request-id":"real"}"#),
+            Some("real")
+        );
+        assert_eq!(request_id(r#"{"x-request-id":""}"#), None);
     }
 }
