@@ -5,10 +5,11 @@
 # is `anon` with the request GUCs set and RLS on, as in bench/rest.sh. Each statement is the shape the engine
 # sends for `GET /items?id=eq.N` and for `GET /items?select=id,name&order=id&limit=100&offset=N`:
 #   bare    the SELECT alone (what pgbench runs in bench/rest.sh)
-#   json    PostgreSQL renders the body (json_agg) and the GUCs are read back as columns: every read
-#           that is not a plain column read (embeds, aggregates, other media types)
-#   binary  the rows in binary and one trailer row with the total and the GUCs: plain JSON reads
-#   binary-no-gucs  the same without the GUC read-back (what the read-back costs)
+#   setup   the statement before every plain read: the role and request GUCs set for the session
+#   json    PostgreSQL renders the body (json_agg) with the response GUCs as columns: every read that is not
+#           a plain column read (embeds, aggregates, other media types)
+#   binary  the rows in binary and one trailer row with the total and the response GUCs: plain JSON reads
+# A plain JSON read costs setup + binary.
 # Usage: bench/rest-statements.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,18 +41,17 @@ alter role bench set default_transaction_read_only = on; alter role bench set st
 SQL
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null
 
-OBS="current_setting('role'), current_setting('request.jwt.claims', true), current_setting('request.method', true), current_setting('request.path', true), current_setting('request.headers', true), current_setting('request.cookies', true), current_setting('search_path'), current_setting('statement_timeout'), current_setting('default_transaction_read_only')"
+SETUP="SELECT set_config('role', 'anon', false), set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', false), set_config('request.method', 'GET', false), set_config('request.path', '/items', false), set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"0123456789abcdef0123456789abcdef\"}', false), set_config('request.cookies', '{}', false), set_config('search_path', 'public, extensions', false), set_config('statement_timeout', '8s', false), set_config('default_transaction_read_only', 'on', false), set_config('response.headers', '', false), set_config('response.status', '', false)"
 RESP="current_setting('response.headers', true), current_setting('response.status', true)"
 GET='SELECT "items".* FROM "public"."items" AS "items" WHERE "items"."id" = :n'
 LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET :n'
 write() { # name range inner value-columns nulls
   printf '\\set n random(%s)\n%s;\n' "$2" "$3" >"$DIR/$1-bare.sql"
-  printf '\\set n random(%s)\nSELECT coalesce(json_agg("pgrst_r"), %s)::text, count(*), NULL::bigint, %s, NULL::text, %s FROM (%s) AS "pgrst_r";\n' \
-    "$2" "'[]'" "$RESP" "$OBS" "$3" >"$DIR/$1-json.sql"
-  printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s ARRAY[(NULL::bigint)::text, %s, %s] WHERE pg_backend_pid() IS NOT NULL;\n' \
-    "$2" "$4" "$3" "$5" "$RESP" "$OBS" >"$DIR/$1-binary.sql"
-  printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s NULL WHERE pg_backend_pid() IS NOT NULL;\n' \
-    "$2" "$4" "$3" "$5" >"$DIR/$1-binary-no-gucs.sql"
+  printf '%s;\n' "$SETUP" >"$DIR/$1-setup.sql"
+  printf '\\set n random(%s)\nSELECT coalesce(json_agg("pgrst_r"), %s)::text, count(*), NULL::bigint, %s, NULL::text FROM (%s) AS "pgrst_r";\n' \
+    "$2" "'[]'" "$RESP" "$3" >"$DIR/$1-json.sql"
+  printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s ARRAY[(NULL::bigint)::text, %s] WHERE pg_backend_pid() IS NOT NULL;\n' \
+    "$2" "$4" "$3" "$5" "$RESP" >"$DIR/$1-binary.sql"
 }
 write get "1, 10000" "$GET" '"pgrst_r"."id", "pgrst_r"."name", "pgrst_r"."cat_id"' "NULL, NULL, NULL,"
 write list "0, 99" "$LIST" '"pgrst_r"."id", "pgrst_r"."name"' "NULL, NULL,"
@@ -68,7 +68,7 @@ backend_instructions() { # script transactions -> instructions of the backend th
   grep -oP '^(summary|totals): \K[0-9]+' "$DIR/cg/$f" | head -1
 }
 for shape in get list; do
-  for kind in bare json binary binary-no-gucs; do
+  for kind in bare setup json binary; do
     a=$(backend_instructions "$DIR/$shape-$kind.sql" 100)
     b=$(backend_instructions "$DIR/$shape-$kind.sql" 600)
     printf '%-5s %-15s %8d instructions per execution\n' "$shape" "$kind" $(((b - a) / 500))

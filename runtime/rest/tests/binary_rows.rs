@@ -436,7 +436,7 @@ async fn binary_reads_keep_the_guc_read_back() {
     )
     .await;
     let alice = env.token("authenticated", Some(serde_json::json!({"sub": "alice"})));
-    // Sequential requests reuse the one pooled connection, with identical GUCs.
+    // Sequential requests reuse the one pooled connection.
     for _ in 0..3 {
         let r = env
             .call("GET", "/sneaky?select=id,who", &[], None, &alice)

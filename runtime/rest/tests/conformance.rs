@@ -391,9 +391,8 @@ async fn session_state_never_leaks_between_requests() {
     );
 }
 
-/// A read whose GUCs equal the previous read's on the same connection skips `set_config`; the session
-/// is read back after each statement, so a function that changed a GUC for the session (by mistake or
-/// on purpose) makes the next request set everything again instead of running under its values.
+/// Plain reads set their GUCs for the session, so a function may change one for the session (by mistake
+/// or on purpose): the next request on the connection still runs under its own values, never those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_changing_session_gucs_cannot_reach_the_next_request() {
     let env = Env::start(FIXTURE).await;
@@ -431,7 +430,7 @@ async fn a_function_changing_session_gucs_cannot_reach_the_next_request() {
         r = env.call("GET", "/rpc/whoami", &[], None, &alice).await;
     }
     assert_eq!(r.json(), json!("alice"), "{}", r.text);
-    // Sequential requests reuse the one pooled connection, with identical GUCs.
+    // Sequential requests reuse the one pooled connection.
     for _ in 0..3 {
         let r = env.call("GET", "/rpc/whoami", &[], None, &alice).await;
         assert_eq!(r.json(), json!("alice"), "{}", r.text);

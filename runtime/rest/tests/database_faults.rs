@@ -111,28 +111,6 @@ async fn statements_run_under_the_statement_timeout_of_their_role() {
     assert_timed_out(&r, "3s");
 }
 
-/// A read whose session already holds its GUCs skips setting them; that needs the timeout written as
-/// PostgreSQL shows it when read back, or every read would set everything again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeouts_read_back_as_they_were_written() {
-    let env = Env::start(FIXTURE).await;
-    for ms in [
-        0, 1, 2_500, 3_000, 8_000, 60_000, 90_000, 3_600_000, 86_400_000,
-    ] {
-        let written = rest::session::timeout_setting(ms);
-        let shown: String = env
-            .db
-            .query_one(
-                "select set_config('statement_timeout', $1, false)",
-                &[&written],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(shown, written, "{ms} ms");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_backend_answers_503_and_the_next_request_is_served() {
     let env = Env::start(FIXTURE).await;

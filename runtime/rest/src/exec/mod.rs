@@ -3,8 +3,7 @@
 //! services) with the project's schema cache beside it, and one pipelined round trip per request —
 //! `BEGIN`, the GUCs (`set_config`), the optional pre-request function, the statement and `COMMIT` are
 //! written together and their replies read together (a plain read needs only the GUCs and the
-//! statement, and only the statement when the connection's session already holds the request's GUCs;
-//! see [`Pools::run`]).
+//! statement; see [`Pools::run`]).
 //! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
 //! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
 //! Every statement runs under its role's statement timeout from the project's limits (set with the
@@ -32,11 +31,10 @@ mod pipeline;
 use crate::error::RestError;
 use crate::lease::Lease;
 use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
-use crate::session::{timeout_setting, TxContext, SESSION_VALUES};
+use crate::session::{timeout_setting, TxContext};
 use crate::sql::{Statement, Total};
-use deadpool_postgres::{Object, ObjectId, Pool};
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use deadpool_postgres::{Object, Pool};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -138,7 +136,7 @@ impl Outcome {
     }
 }
 
-/// The last row of a binary read: `{total, response.headers, response.status, OBSERVED_GUCS…}` (see
+/// The last row of a binary read: `{total, response.headers, response.status}` (see
 /// [`crate::sql`]'s `wrap_binary`).
 fn trailer(rows: &[tokio_postgres::Row], n: usize) -> Result<Vec<Option<&str>>, RestError> {
     rows.last()
@@ -153,11 +151,6 @@ struct ProjectState {
     /// Bumped on every invalidation, so a load that raced with one is not installed.
     generation: AtomicU64,
     load: tokio::sync::Mutex<()>,
-    /// What each connection's session is known to hold: a hash, keyed with `hasher`'s random keys so
-    /// that request headers cannot be chosen to collide, of the [`crate::session::session_values`] observed at the end
-    /// of its last read. A connection used any other way (a write, a schema load) is forgotten.
-    sessions: Mutex<HashMap<ObjectId, u64>>,
-    hasher: RandomState,
 }
 
 impl ProjectHooks for ProjectState {
@@ -176,39 +169,10 @@ impl ProjectHooks for ProjectState {
     }
 }
 
-/// Known sessions kept per project before the map is emptied (connections that were closed leave their
-/// entries behind; forgetting one only costs its next request the `set_config` statement).
-const MAX_KNOWN_SESSIONS: usize = 256;
-
 impl ProjectState {
     fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *self.cache.lock().expect("cache lock") = None;
-    }
-
-    fn session_hash(&self, values: &[&str; SESSION_VALUES]) -> u64 {
-        self.hasher.hash_one(values)
-    }
-
-    /// Whether the connection's session already holds the values hashed as `hash`.
-    fn session_is(&self, id: ObjectId, hash: u64) -> bool {
-        self.sessions.lock().expect("sessions lock").get(&id) == Some(&hash)
-    }
-
-    /// Records the hash of what a read left on the connection's session, or forgets it (`None`).
-    fn session_left(&self, id: ObjectId, hash: Option<u64>) {
-        let mut map = self.sessions.lock().expect("sessions lock");
-        match hash {
-            Some(h) => {
-                if map.len() >= MAX_KNOWN_SESSIONS && !map.contains_key(&id) {
-                    map.clear();
-                }
-                map.insert(id, h);
-            }
-            None => {
-                map.remove(&id);
-            }
-        }
     }
 }
 
@@ -305,7 +269,6 @@ impl Pools {
     ) -> Result<Arc<SchemaCache>, RestError> {
         // Reads leave the request's role and GUCs set on the session: load as the login role, under
         // a timeout of its own (not the last request's).
-        state.session_left(Object::id(client), None);
         client
             .batch_execute(&format!(
                 "RESET ROLE; RESET search_path; RESET default_transaction_read_only; \
@@ -386,11 +349,9 @@ impl Pools {
     ///
     /// A plain read (no pre-request function, no planned count, committed) takes two statements
     /// instead of four: the GUCs set at session level, then the statement in its own implicit
-    /// read-only transaction. That is safe because a statement only runs on a session holding exactly
-    /// the request's GUCs: either they are set just before it (and its result is thrown away unless
-    /// they were), or the connection's previous statement read them back and they already matched, in
-    /// which case the `set_config` statement is skipped. Writes keep `BEGIN` … `COMMIT` with
-    /// `set_config(…, true)`.
+    /// read-only transaction. Every request sets all of them again (its result is thrown away unless
+    /// they were set), so nothing a previous request or a function left on the session reaches it.
+    /// Writes keep `BEGIN` … `COMMIT` with `set_config(…, true)`.
     ///
     /// The statement runs under the role's statement timeout; if the request is dropped first, the
     /// statement is cancelled and the connection closed (see [`Lease`]), as it is when the connection
@@ -402,7 +363,7 @@ impl Pools {
         ctx: &TxContext<'_>,
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
-        let (pool, state) = self.entry(project_ref, db);
+        let (pool, _) = self.entry(project_ref, db);
         let client = Lease::new(
             self.pools
                 .checkout(&pool)
@@ -411,7 +372,7 @@ impl Pools {
             &db.tls,
         );
         let started = Instant::now();
-        let result = Self::run_on(&client, &state, ctx, stmt)
+        let result = Self::run_on(&client, ctx, stmt)
             .await
             .map_err(|e| e.with_timeout_hint(ctx.statement_timeout));
         let took = started.elapsed();

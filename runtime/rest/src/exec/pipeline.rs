@@ -2,11 +2,9 @@
 //! and `COMMIT` written together and their replies read together, with text parameters and prepared
 //! statements reused per connection.
 
-use super::{Outcome, Pools, ProjectState, MAX_STATEMENTS};
+use super::{Outcome, Pools, MAX_STATEMENTS};
 use crate::error::RestError;
-use crate::session::{
-    observed_in_trailer, observed_values, session_values, TxContext, TxEnd, SETUP, SETUP_SESSION,
-};
+use crate::session::{TxContext, TxEnd, SETUP, SETUP_SESSION};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::Object;
@@ -143,33 +141,21 @@ pub(super) fn stale_statement(e: &tokio_postgres::Error) -> bool {
 }
 
 impl Pools {
-    /// The two-statement read of [`Pools::run`]: session GUCs (unless `setup_params` is `None`: the
-    /// session holds them already), then the statement, pipelined.
+    /// The two-statement read of [`Pools::run`]: session GUCs, then the statement, pipelined.
     pub(super) async fn read_on_session(
         client: &deadpool_postgres::Client,
-        setup_params: Option<&[&(dyn ToSql + Sync)]>,
+        setup_params: &[&(dyn ToSql + Sync)],
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
         role: Role,
     ) -> Result<(Vec<tokio_postgres::Row>, Option<usize>), RestError> {
-        let setup = match setup_params {
-            Some(p) => Some((
-                client
-                    .prepare_cached(SETUP_SESSION)
-                    .await
-                    .map_err(|e| RestError::from_pg(&e, role))?,
-                p,
-            )),
-            None => None,
-        };
+        let setup = client
+            .prepare_cached(SETUP_SESSION)
+            .await
+            .map_err(|e| RestError::from_pg(&e, role))?;
         let mut retried = false;
         loop {
-            let set_f = pin!(async {
-                match &setup {
-                    Some((s, p)) => client.query(s, p).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            });
+            let set_f = pin!(async { client.query(&setup, setup_params).await.map(|_| ()) });
             let mut set = Early::new(set_f);
             // Write the GUCs first, so that a statement new to this connection is parsed after them,
             // as the request's role.
@@ -208,7 +194,6 @@ impl Pools {
 
     pub(super) async fn run_on(
         client: &Object,
-        state: &ProjectState,
         ctx: &TxContext<'_>,
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
@@ -247,29 +232,11 @@ impl Pools {
             && ctx.pre_request.is_none()
             && ctx.end == TxEnd::Commit
             && stmt.explain.is_none();
-        let id = Object::id(client);
         if plain_read {
-            // Most requests on a connection repeat the previous one's GUCs (the same caller, whose
-            // minted token changes once a second): then the statement goes alone.
-            let wanted = session_values(ctx);
-            let wanted_hash = state.session_hash(&wanted);
-            let setup = (!state.session_is(id, wanted_hash)).then_some(&setup_params[..]);
-            let read = Self::read_on_session(client, setup, stmt, &params, role).await;
-            let (rows, binary) = read.inspect_err(|_| state.session_left(id, None))?;
-            // Read back at the end of the statement, so a function that changed a GUC is seen. (One
-            // that changes a GUC for the session and then back for the transaction only is not; that
-            // takes the project's own code written to defeat the check.)
-            let left = match binary {
-                Some(n) => super::trailer(&rows, n)
-                    .ok()
-                    .and_then(|t| observed_in_trailer(&t)),
-                None => rows.first().and_then(observed_values),
-            };
-            state.session_left(id, (left == Some(wanted)).then_some(wanted_hash));
+            let (rows, binary) =
+                Self::read_on_session(client, &setup_params, stmt, &params, role).await?;
             return Outcome::from_rows(&rows, stmt, None, binary);
         }
-        // Transaction-local GUCs: what the session holds afterwards is not observed.
-        state.session_left(id, None);
         let setup = client
             .prepare_cached(SETUP)
             .await

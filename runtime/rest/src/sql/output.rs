@@ -71,18 +71,15 @@ fn body_expr(render: Render) -> &'static str {
 }
 
 /// The final projection over the rows `pgrst_r`, whose body column is `body` ([`Builder::body_sql`]).
-/// Its last columns are the session GUCs as they stand once the statement has run (see
-/// [`crate::session::OBSERVED_GUCS`]).
 pub(super) fn wrap(inner: &str, body: &str, total: &str, location: &str, cte: &str) -> String {
     format!(
-        "{cte}SELECT {body}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location}, {} FROM ({inner}) AS \"pgrst_r\"",
-        crate::session::OBSERVED_GUCS,
+        "{cte}SELECT {body}, count(*), {total}, current_setting('response.headers', true), current_setting('response.status', true), {location} FROM ({inner}) AS \"pgrst_r\"",
     )
 }
 
 /// The same read as rows (see [`crate::exec::binary`]): the rows' `columns` (name, and whether it goes
 /// out as is rather than as PostgreSQL's `to_json`) with a null last column, then one trailer row whose
-/// last column is `{total, response.headers, response.status, OBSERVED_GUCS…}` as text, read once the
+/// last column is `{total, response.headers, response.status}` as text, read once the
 /// rows are done, as [`wrap`] reads them. `pg_backend_pid()` is parallel restricted: it keeps the
 /// trailer in the leader process, after the rows (a non-parallel Append runs its branches in order).
 pub(super) fn wrap_binary(inner: &str, columns: &[(String, bool)], total: &str) -> String {
@@ -98,9 +95,8 @@ pub(super) fn wrap_binary(inner: &str, columns: &[(String, bool)], total: &str) 
     format!(
         "SELECT {select}NULL::text[] AS \"pgrst_trailer\" FROM ({inner}) AS \"pgrst_r\" \
          UNION ALL SELECT {}ARRAY[({total})::text, current_setting('response.headers', true), \
-         current_setting('response.status', true), {}] WHERE pg_backend_pid() IS NOT NULL",
+         current_setting('response.status', true)] WHERE pg_backend_pid() IS NOT NULL",
         "NULL, ".repeat(columns.len()),
-        crate::session::OBSERVED_GUCS,
     )
 }
 
