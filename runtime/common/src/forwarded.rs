@@ -132,7 +132,8 @@ pub enum RefRule {
     Optional,
 }
 
-/// Checks a token of `project`: signature and expiry with the project's secrets, `ref` as `rule` says,
+/// Checks a token of `project`: signature and expiry with the project's secrets or, for an ES256/RS256
+/// token, the asymmetric key its `kid` names; `ref` as `rule` says,
 /// then a role the platform serves. [`from_forwarded`] is this with [`RefRule::MustName`]; the
 /// gateway and realtime check a user's own token with [`RefRule::Optional`].
 pub fn verify(
@@ -140,8 +141,11 @@ pub fn verify(
     token: &str,
     rule: RefRule,
 ) -> Result<Forwarded, ForwardedError> {
-    let claims = jwt::verify(token, &project.verification_secrets(), jwt::now())
-        .map_err(ForwardedError::Invalid)?;
+    let keys = jwt::Keys {
+        secrets: &project.verification_secrets(),
+        public: project.public_keys(),
+    };
+    let claims = jwt::verify_with(token, keys, jwt::now()).map_err(ForwardedError::Invalid)?;
     let named = claims.get("ref").and_then(Value::as_str);
     if rule == RefRule::MustName && named != Some(project.project_ref.as_str()) {
         return Err(ForwardedError::OtherProject);
@@ -175,6 +179,9 @@ mod tests {
             },
             rest_function_url: None,
             limits: Limits::default(),
+            signing_keys: Vec::new(),
+            data_key: String::new(),
+            parsed_keys: Default::default(),
         }
     }
 

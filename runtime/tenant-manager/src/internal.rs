@@ -7,7 +7,7 @@ use crate::sealed::Column;
 use axum::extract::{Path, State};
 use axum::Json;
 use supactl_common::keys::KeyType;
-use supactl_common::wire::{DbConfig, Envelope, KeyInfo, ProjectConfig};
+use supactl_common::wire::{AsymmetricKey, DbConfig, Envelope, KeyInfo, ProjectConfig};
 
 pub(crate) async fn internal_key(
     State(tm): Tm,
@@ -47,6 +47,21 @@ pub(crate) async fn internal_config(
         .iter()
         .map(|(id, s)| Column::JwtSecret.open(&tm.cipher, id, s))
         .collect::<Result<Vec<_>, _>>()?;
+    let signing_keys = p
+        .signing_keys
+        .iter()
+        .filter_map(|(id, sealed, status, alg)| {
+            Some((id, sealed, status, supactl_common::jwk::Alg::parse(alg)?))
+        })
+        .map(|(id, sealed, status, alg)| {
+            Ok(AsymmetricKey {
+                kid: id.clone(),
+                alg,
+                status: status.clone(),
+                private_key: Column::JwtSecret.open(&tm.cipher, id, sealed)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let password = Column::ProjectDbPassword.open(&tm.cipher, &p.project_ref, &p.db_password)?;
     Ok(Json(Envelope {
         data: ProjectConfig {
@@ -63,6 +78,9 @@ pub(crate) async fn internal_config(
             },
             rest_function_url: p.rest_function_url,
             limits: p.limits.effective(),
+            signing_keys,
+            data_key: tm.cipher.derive_key(&format!("auth-data:{project_ref}")),
+            parsed_keys: Default::default(),
         },
     }))
 }
