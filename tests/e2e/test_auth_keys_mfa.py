@@ -132,7 +132,11 @@ def test_totp_enroll_challenge_verify_aal2(platform, project):
     admin = create_client(project.url, project.secret)
     uid = sb.auth.get_user().user.id
     listed = admin.auth.admin.mfa.list_factors({"user_id": uid})
-    assert [f.id for f in listed.factors] == [enrolled.id]
+    assert [(f.id, f.status) for f in listed] == [(enrolled.id, "verified")]
 
     assert sb.auth.mfa.unenroll({"factor_id": enrolled.id}).id == enrolled.id
     assert sb.auth.mfa.list_factors().all == []
+    # The admin deletes a user's factor.
+    spare = sb.auth.mfa.enroll({"factor_type": "totp", "friendly_name": "spare", "issuer": None})
+    assert admin.auth.admin.mfa.delete_factor({"id": spare.id, "user_id": uid}).id == spare.id
+    assert admin.auth.admin.mfa.list_factors({"user_id": uid}) == []

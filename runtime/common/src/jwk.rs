@@ -160,11 +160,10 @@ impl SigningKey {
                 // The uncompressed point: 0x04 ‖ x ‖ y.
                 "x": B64.encode(&bytes[1..33]), "y": B64.encode(&bytes[33..65]),
             }),
-            Pair::Rsa(k) => json!({
-                "kty": "RSA",
-                "n": B64.encode(k.public_key().modulus().big_endian_without_leading_zero()),
-                "e": B64.encode(k.public_key().exponent().big_endian_without_leading_zero()),
-            }),
+            Pair::Rsa(_) => {
+                let (n, e) = rsa_components(&bytes).expect("aws-lc-rs writes a valid RSAPublicKey");
+                json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)})
+            }
         };
         let mut jwk = jwk;
         jwk["kid"] = json!(self.kid);
@@ -179,6 +178,38 @@ impl SigningKey {
             jwk,
         }
     }
+}
+
+/// `(n, e)`, big-endian without leading zeros, of a DER `RSAPublicKey` (RFC 8017: a SEQUENCE of two
+/// INTEGERs), as a JWK carries them.
+fn rsa_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (seq, rest) = der_item(der, 0x30)?;
+    let (n, after_n) = der_item(seq, 0x02)?;
+    let (e, _) = der_item(after_n, 0x02)?;
+    let trim = |x: &[u8]| -> usize { x.iter().take_while(|b| **b == 0).count() };
+    rest.is_empty().then(|| (&n[trim(n)..], &e[trim(e)..]))
+}
+
+/// One DER item of `tag` at the start of `input`: its contents and what follows it.
+fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 /// A public key that verifies tokens naming its `kid`.
@@ -214,6 +245,24 @@ impl PublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rsa_public_key_components() {
+        // SEQUENCE { INTEGER 0x00c1 (a leading zero), INTEGER 0x010001 }
+        let der = [
+            0x30, 0x09, 0x02, 0x02, 0x00, 0xc1, 0x02, 0x03, 0x01, 0x00, 0x01,
+        ];
+        assert_eq!(
+            rsa_components(&der),
+            Some((&[0xc1][..], &[0x01, 0x00, 0x01][..]))
+        );
+        assert_eq!(rsa_components(&der[..10]), None);
+        assert_eq!(rsa_components(&[0x31, 0x00]), None);
+        let rs = SigningKey::from_stored("r", Alg::Rs256, &generate(Alg::Rs256).unwrap()).unwrap();
+        let jwk = rs.public().jwk().clone();
+        assert_eq!(B64.decode(jwk["n"].as_str().unwrap()).unwrap().len(), 256);
+        assert_eq!(jwk["e"], "AQAB");
+    }
 
     #[test]
     fn keys_sign_and_their_public_halves_verify() {
