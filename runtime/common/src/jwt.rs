@@ -89,7 +89,7 @@ pub fn verify_with(token: &str, keys: Keys, now: i64) -> Result<Map<String, Valu
         .ok_or(JwtError::Malformed)?;
     let alg = header.get("alg").and_then(Value::as_str);
     let sig = B64.decode(s).map_err(|_| JwtError::Malformed)?;
-    let signed = token[..h.len() + 1 + p.len()].as_bytes();
+    let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
     let ok = match alg {
         Some("HS256") => keys.secrets.iter().any(|secret| {
             let mut mac = HmacSha256::new_from_slice(secret).expect("hmac accepts any key length");
