@@ -257,6 +257,43 @@ mod tests {
     }
 
     #[test]
+    fn a_user_token_signed_with_an_asymmetric_key_verifies_by_kid() {
+        use crate::jwk::{self, Alg, SigningKey};
+        use crate::wire::AsymmetricKey;
+        let mut p = project(&["current"]);
+        let stored = jwk::generate(Alg::Es256).unwrap();
+        p.signing_keys = vec![AsymmetricKey {
+            kid: "k1".into(),
+            alg: Alg::Es256,
+            status: "current".into(),
+            private_key: stored.clone(),
+        }];
+        let claims = json!({"sub": "u1", "role": "authenticated", "exp": jwt::now() + 60});
+        let token = SigningKey::from_stored("k1", Alg::Es256, &stored)
+            .unwrap()
+            .sign_json(claims.to_string().as_bytes());
+        // As the gateway and realtime check a user's own token.
+        let f = verify(&p, &token, RefRule::Optional).unwrap();
+        assert_eq!(
+            (f.role, f.claims.subject()),
+            (Role::Authenticated, Some("u1"))
+        );
+        // Another key under the same kid, or the key gone: refused.
+        let other = SigningKey::from_stored("k1", Alg::Es256, &jwk::generate(Alg::Es256).unwrap())
+            .unwrap()
+            .sign_json(claims.to_string().as_bytes());
+        assert!(matches!(
+            verify(&p, &other, RefRule::Optional),
+            Err(ForwardedError::Invalid(jwt::JwtError::Signature))
+        ));
+        let without = project(&["current"]);
+        assert!(matches!(
+            verify(&without, &token, RefRule::Optional),
+            Err(ForwardedError::Invalid(jwt::JwtError::UnknownKey))
+        ));
+    }
+
+    #[test]
     fn everything_else_is_refused() {
         let p = project(&["current"]);
         let refused = |h: HeaderMap| from_forwarded(&p, &h).unwrap_err();
