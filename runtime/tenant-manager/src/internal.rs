@@ -1,10 +1,12 @@
 //! The internal endpoint the data plane reads (service or project token, never through the gateway):
 //! an API key by its hash, and a project's config with its secrets opened.
 
+use crate::auth::ProjectTokenRead;
 use crate::error::ApiError;
 use crate::handler::Tm;
 use crate::sealed::Column;
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::Json;
 use supactl_common::keys::KeyType;
 use supactl_common::wire::{AsymmetricKey, DbConfig, Envelope, KeyInfo, ProjectConfig};
@@ -33,9 +35,12 @@ pub(crate) async fn internal_key(
     }))
 }
 
+/// A project's config for the data plane. Read with the project's own token (its REST function, which
+/// only verifies the gateway's HS256 tokens) it leaves out the asymmetric private keys and the data key.
 pub(crate) async fn internal_config(
     State(tm): Tm,
     Path(project_ref): Path<String>,
+    own: Option<Extension<ProjectTokenRead>>,
 ) -> Result<Json<Envelope<ProjectConfig>>, ApiError> {
     let p = tm
         .store
@@ -47,9 +52,11 @@ pub(crate) async fn internal_config(
         .iter()
         .map(|(id, s)| Column::JwtSecret.open(&tm.cipher, id, s))
         .collect::<Result<Vec<_>, _>>()?;
+    let service = own.is_none();
     let signing_keys = p
         .signing_keys
         .iter()
+        .filter(|_| service)
         .filter_map(|(id, sealed, status, alg)| {
             Some((id, sealed, status, supactl_common::jwk::Alg::parse(alg)?))
         })
@@ -79,7 +86,11 @@ pub(crate) async fn internal_config(
             rest_function_url: p.rest_function_url,
             limits: p.limits.effective(),
             signing_keys,
-            data_key: tm.cipher.derive_key(&format!("auth-data:{project_ref}")),
+            data_key: if service {
+                tm.cipher.derive_key(&format!("auth-data:{project_ref}"))
+            } else {
+                String::new()
+            },
             parsed_keys: Default::default(),
         },
     }))
