@@ -1,21 +1,17 @@
-//! Errors in GoTrue's JSON shapes and statuses.
+//! Errors in GoTrue's JSON shapes and statuses ([`supactl_common::gotrue`]: the modern shape for
+//! clients that send `X-Supabase-Api-Version: 2024-01-01` or later, the legacy one for the others).
 //!
-//! GoTrue answers `{"code": <error_code>, "message": …}` to clients that send `X-Supabase-Api-Version:
-//! 2024-01-01` or later (supabase-js, supabase-py) and the legacy `{"code": <status>, "error_code": …,
-//! "msg": …}` to the others. A handler cannot see the request headers when its error is rendered, so an
-//! [`AuthError`] travels in the response's extensions and [`render`] (a middleware) writes the body in
-//! the shape the request asked for.
+//! A handler cannot see the request headers when its error is rendered, so an [`AuthError`] travels
+//! in the response's extensions and [`render`] (a middleware) writes the body in the shape the request
+//! asked for.
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{header, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
-
-/// The header carrying the API version, both ways.
-pub const API_VERSION_HEADER: &str = "x-supabase-api-version";
-/// The newest API version this service speaks.
-pub const API_VERSION: &str = "2024-01-01";
+use supactl_common::gotrue;
+pub use supactl_common::gotrue::{is_modern, API_VERSION, API_VERSION_HEADER};
 
 #[derive(Debug, Clone)]
 pub struct AuthError {
@@ -99,11 +95,7 @@ impl AuthError {
 
     /// The body for a client speaking `API_VERSION` or later (`modern`) or the legacy shape.
     pub fn body(&self, modern: bool) -> Value {
-        let mut body = if modern {
-            json!({"code": self.code, "message": self.msg})
-        } else {
-            json!({"code": self.status.as_u16(), "error_code": self.code, "msg": self.msg})
-        };
+        let mut body = gotrue::error_body(self.status, self.code, &self.msg, modern);
         if let Some(reasons) = &self.reasons {
             body["weak_password"] = json!({ "reasons": reasons });
         }
@@ -158,25 +150,10 @@ impl From<deadpool_postgres::PoolError> for AuthError {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         // Rendered in the modern shape; `render` rewrites it for legacy clients.
-        let mut res = (
-            self.status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            self.body(true).to_string(),
-        )
-            .into_response();
+        let mut res = gotrue::error_response(self.status, &self.body(true));
         res.extensions_mut().insert(self);
         res
     }
-}
-
-/// Whether the request's API version is 2024-01-01 or later (dates compare as strings).
-pub fn is_modern(req_version: Option<&HeaderValue>) -> bool {
-    req_version
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() == 10 && v >= API_VERSION)
 }
 
 /// Middleware: labels every response with the API version and renders errors in the request's shape.
@@ -185,15 +162,7 @@ pub async fn render(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if !modern {
         if let Some(err) = res.extensions_mut().remove::<AuthError>() {
-            res = (
-                err.status,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                err.body(false).to_string(),
-            )
-                .into_response();
+            res = gotrue::error_response(err.status, &err.body(false));
         }
     }
     res.headers_mut()
@@ -219,14 +188,5 @@ mod tests {
         let w = AuthError::weak_password(6).body(true);
         assert_eq!(w["weak_password"]["reasons"], json!(["length"]));
         assert_eq!(w["code"], "weak_password");
-    }
-
-    #[test]
-    fn version_header() {
-        assert!(is_modern(Some(&HeaderValue::from_static("2024-01-01"))));
-        assert!(is_modern(Some(&HeaderValue::from_static("2025-06-30"))));
-        assert!(!is_modern(Some(&HeaderValue::from_static("2023-12-31"))));
-        assert!(!is_modern(Some(&HeaderValue::from_static("garbage"))));
-        assert!(!is_modern(None));
     }
 }

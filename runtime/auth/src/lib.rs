@@ -3,10 +3,13 @@
 //! unchanged.
 //!
 //! It owns each project's `auth` schema (GoTrue's tables, created by `templates/auth.sql`): users with
-//! bcrypt password hashes, identities, sessions, rotating refresh tokens and one-time tokens. It issues
-//! HS256 access tokens with GoTrue's claims, signed with the project's current JWT secret, which the
-//! gateway and the REST engine accept. Per-project settings (autoconfirm, anonymous sign-ins, password
-//! length, token lifetime, rate limits, SMTP) live in `auth.supactl_settings`.
+//! bcrypt password hashes, identities, sessions, rotating refresh tokens, one-time tokens and MFA
+//! factors (TOTP secrets sealed with the project's data key, [`factors`]). It issues access tokens
+//! with GoTrue's claims, signed with the project's current asymmetric key (ES256/RS256, `kid` in the
+//! header, public halves at `/.well-known/jwks.json`) when the project chose one, else with its current
+//! HS256 JWT secret; the gateway and every service behind it accept either. Per-project settings
+//! (autoconfirm, anonymous sign-ins, password length, token lifetime, rate limits, SMTP) live in
+//! `auth.supactl_settings`.
 //!
 //! It trusts only a JWT minted by the gateway for the project in [`PROJECT_HEADER`], checked again here
 //! by the rule every service shares ([`supactl_common::forwarded`]: signed with the project's secret,
@@ -17,11 +20,13 @@
 
 pub mod db;
 pub mod error;
+pub mod factors;
 pub mod mail;
 pub mod ratelimit;
 pub mod service;
 pub mod store;
 pub mod token;
+pub mod totp;
 pub mod validate;
 
 pub use service::{router, Auth, AuthConfig, BCRYPT_COST, CLIENT_IP_HEADER, PROJECT_HEADER};

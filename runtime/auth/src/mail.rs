@@ -1,4 +1,4 @@
-//! Outgoing mail: confirmation, magic-link, recovery and email-change messages through the project's
+//! Outgoing mail: confirmation, invite, magic-link, recovery, email-change and reauthentication messages through the project's
 //! SMTP server. Without one, the service logs that no mailer is configured (never the link or the code)
 //! and answers the client as GoTrue does after sending.
 
@@ -12,42 +12,59 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailKind {
     Confirmation,
+    Invite,
     MagicLink,
     Recovery,
+    /// To the new address of an email change.
     EmailChange,
+    /// To the current address of an email change.
+    EmailChangeCurrent,
+    /// The nonce a password change may require (`/reauthenticate`): a code only.
+    Reauthentication,
 }
 
 impl MailKind {
     pub fn as_str(self) -> &'static str {
         match self {
             MailKind::Confirmation => "confirmation",
+            MailKind::Invite => "invite",
             MailKind::MagicLink => "magic link",
             MailKind::Recovery => "recovery",
-            MailKind::EmailChange => "email change",
+            MailKind::EmailChange | MailKind::EmailChangeCurrent => "email change",
+            MailKind::Reauthentication => "reauthentication",
         }
     }
 
     fn subject(self) -> &'static str {
         match self {
             MailKind::Confirmation => "Confirm Your Signup",
+            MailKind::Invite => "You have been invited",
             MailKind::MagicLink => "Your Magic Link",
             MailKind::Recovery => "Reset Your Password",
-            MailKind::EmailChange => "Confirm Email Change",
+            MailKind::EmailChange | MailKind::EmailChangeCurrent => "Confirm Email Change",
+            MailKind::Reauthentication => "Confirm reauthentication",
         }
     }
 
     fn action(self) -> &'static str {
         match self {
             MailKind::Confirmation => "confirm your user",
+            MailKind::Invite => "accept the invite",
             MailKind::MagicLink => "log in",
             MailKind::Recovery => "reset the password",
-            MailKind::EmailChange => "confirm the update of your email",
+            MailKind::EmailChange | MailKind::EmailChangeCurrent => {
+                "confirm the update of your email"
+            }
+            MailKind::Reauthentication => "confirm the reauthentication",
         }
     }
 }
 
 /// The message body: GoTrue's default templates, in plain text, with both the link and the code.
 pub fn body(kind: MailKind, link: &str, otp: &str) -> String {
+    if kind == MailKind::Reauthentication {
+        return format!("Enter the code: {otp}\n");
+    }
     format!(
         "Follow this link to {}:\n\n{link}\n\nAlternatively, enter the code: {otp}\n",
         kind.action()

@@ -11,15 +11,13 @@ use tokio_postgres::Row;
 /// GoTrue's instance id: single-tenant per database, so the nil UUID as GoTrue writes it.
 const INSTANCE: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The user as the API returns it, built by PostgreSQL (timestamps in ISO 8601, UTC).
-const USER_JSON: &str = "jsonb_build_object(
+/// The user as the API returns it, built by PostgreSQL (timestamps in ISO 8601, UTC). As GoTrue's, it
+/// leaves out timestamps that are not set (and `new_email` without a pending change) rather than
+/// answering `null`, and has `factors` only when the user has MFA factors; metadata is as stored.
+const USER_JSON: &str = concat!(
+    "jsonb_build_object(
   'id', u.id, 'aud', coalesce(u.aud, ''), 'role', coalesce(u.role, ''),
-  'email', coalesce(u.email, ''), 'email_confirmed_at', u.email_confirmed_at,
-  'phone', coalesce(u.phone, ''), 'phone_confirmed_at', u.phone_confirmed_at,
-  'confirmation_sent_at', u.confirmation_sent_at, 'confirmed_at', u.confirmed_at,
-  'recovery_sent_at', u.recovery_sent_at, 'email_change_sent_at', u.email_change_sent_at,
-  'new_email', nullif(u.email_change, ''), 'invited_at', u.invited_at,
-  'last_sign_in_at', u.last_sign_in_at,
+  'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''),
   'app_metadata', coalesce(u.raw_app_meta_data, '{}'::jsonb),
   'user_metadata', coalesce(u.raw_user_meta_data, '{}'::jsonb),
   'identities', coalesce((SELECT jsonb_agg(jsonb_build_object(
@@ -27,8 +25,18 @@ const USER_JSON: &str = "jsonb_build_object(
       'provider', i.provider, 'last_sign_in_at', i.last_sign_in_at, 'created_at', i.created_at,
       'updated_at', i.updated_at, 'email', i.email) ORDER BY i.created_at)
     FROM auth.identities i WHERE i.user_id = u.id), '[]'::jsonb),
-  'created_at', u.created_at, 'updated_at', u.updated_at, 'is_anonymous', u.is_anonymous,
-  'banned_until', u.banned_until, 'deleted_at', u.deleted_at)";
+  'created_at', u.created_at, 'updated_at', u.updated_at, 'is_anonymous', u.is_anonymous) \
+  || jsonb_strip_nulls(jsonb_build_object(
+  'email_confirmed_at', u.email_confirmed_at, 'phone_confirmed_at', u.phone_confirmed_at,
+  'confirmation_sent_at', u.confirmation_sent_at, 'confirmed_at', u.confirmed_at,
+  'recovery_sent_at', u.recovery_sent_at, 'email_change_sent_at', u.email_change_sent_at,
+  'new_email', nullif(u.email_change, ''), 'invited_at', u.invited_at,
+  'last_sign_in_at', u.last_sign_in_at, 'banned_until', u.banned_until, 'deleted_at', u.deleted_at)) \
+  || coalesce((SELECT jsonb_build_object('factors', jsonb_agg(",
+    crate::factors::factor_json!(),
+    " ORDER BY f.created_at)) FROM auth.mfa_factors f WHERE f.user_id = u.id HAVING count(*) > 0), \
+  '{}'::jsonb)"
+);
 
 /// A user row with what the handlers decide on. `json` is what clients see; the password hash
 /// never leaves this struct.
@@ -135,7 +143,12 @@ pub async fn user_by_token(
 pub enum TokenColumn {
     Confirmation,
     Recovery,
+    /// The email-change token sent to the new address.
     EmailChange,
+    /// The email-change token sent to the current address.
+    EmailChangeCurrent,
+    /// The nonce of `/reauthenticate`.
+    Reauthentication,
 }
 
 impl TokenColumn {
@@ -144,6 +157,10 @@ impl TokenColumn {
             TokenColumn::Confirmation => ("confirmation_token", "confirmation_sent_at"),
             TokenColumn::Recovery => ("recovery_token", "recovery_sent_at"),
             TokenColumn::EmailChange => ("email_change_token_new", "email_change_sent_at"),
+            TokenColumn::EmailChangeCurrent => {
+                ("email_change_token_current", "email_change_sent_at")
+            }
+            TokenColumn::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
         }
     }
 
@@ -152,6 +169,8 @@ impl TokenColumn {
             TokenColumn::Confirmation => "confirmation_token",
             TokenColumn::Recovery => "recovery_token",
             TokenColumn::EmailChange => "email_change_token_new",
+            TokenColumn::EmailChangeCurrent => "email_change_token_current",
+            TokenColumn::Reauthentication => "reauthentication_token",
         }
     }
 }
@@ -251,9 +270,13 @@ pub struct NewUser<'a> {
     pub confirmed: bool,
     pub anonymous: bool,
     pub role: &'a str,
+    /// Whether the email identity's data (`sub`, `email`, `email_verified`, `phone_verified`) is merged
+    /// into user_metadata, as GoTrue's sign-up does; users the admin API creates keep theirs as sent.
+    pub identity_in_metadata: bool,
 }
 
-/// Creates a user (and its email identity, whose data is merged into user_metadata as GoTrue does).
+/// Creates a user (and its email identity, whose data is merged into user_metadata where
+/// [`NewUser::identity_in_metadata`] says so).
 /// Returns None when the email is taken.
 pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Option<User>> {
     let provider = if n.anonymous { "anonymous" } else { "email" };
@@ -300,13 +323,15 @@ pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Opt
             &[&id, &identity],
         )
         .await?;
-        exec(
-            tx,
-            "UPDATE auth.users SET raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb) || $2::jsonb \
-             WHERE id = $1::text::uuid",
-            &[&id, &identity],
-        )
-        .await?;
+        if n.identity_in_metadata {
+            exec(
+                tx,
+                "UPDATE auth.users SET raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb) || $2::jsonb \
+                 WHERE id = $1::text::uuid",
+                &[&id, &identity],
+            )
+            .await?;
+        }
     }
     user_by_id(tx, &id).await
 }
@@ -326,6 +351,17 @@ pub async fn lookalike_user(tx: &Transaction<'_>, email: &str) -> AuthResult<Val
     .await?
     .ok_or_else(|| AuthError::internal("lookalike user query returned nothing"))?;
     Ok(r.get(0))
+}
+
+/// Records that the user was invited (now).
+pub async fn mark_invited(tx: &Transaction<'_>, user_id: &str) -> AuthResult<()> {
+    exec(
+        tx,
+        "UPDATE auth.users SET invited_at = now(), updated_at = now() WHERE id = $1::text::uuid",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Marks the email confirmed (and the identity's `email_verified`).

@@ -2,7 +2,35 @@
 //! tokens, and what a refresh-token grant does with the token it is given (rotation and reuse).
 
 use serde_json::{json, Map, Value};
+use supactl_common::jwk::SigningKey;
 use supactl_common::jwt;
+use supactl_common::wire::ProjectConfig;
+
+/// What a project's access tokens are signed with: its current asymmetric key when it chose one, else
+/// its HS256 secret.
+#[derive(Debug, Clone, Copy)]
+pub enum Signer<'a> {
+    Secret(&'a [u8]),
+    Key(&'a SigningKey),
+}
+
+impl<'a> Signer<'a> {
+    pub fn of(project: &'a ProjectConfig) -> Signer<'a> {
+        match project.token_signer() {
+            Some(k) => Signer::Key(k),
+            None => Signer::Secret(project.signing_secret()),
+        }
+    }
+
+    pub fn sign(self, claims: &Map<String, Value>) -> String {
+        match self {
+            Signer::Secret(s) => jwt::sign(claims, s),
+            Signer::Key(k) => {
+                k.sign_json(&serde_json::to_vec(claims).expect("a JSON map always serialises"))
+            }
+        }
+    }
+}
 
 /// How a user proved who they are in this session (`amr` entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +84,8 @@ pub fn access_claims(user: &Value, s: &SessionInfo) -> Map<String, Value> {
 }
 
 /// A signed access token and GoTrue's session body around it.
-pub fn session_body(user: &Value, s: &SessionInfo, refresh_token: &str, secret: &[u8]) -> Value {
-    let token = jwt::sign(&access_claims(user, s), secret);
+pub fn session_body(user: &Value, s: &SessionInfo, refresh_token: &str, signer: Signer) -> Value {
+    let token = signer.sign(&access_claims(user, s));
     json!({
         "access_token": token,
         "token_type": "bearer",
@@ -171,7 +199,7 @@ mod tests {
 
     #[test]
     fn session_token_verifies_with_the_project_secret_only() {
-        let body = session_body(&user(), &info(&[]), "rt", b"project-secret");
+        let body = session_body(&user(), &info(&[]), "rt", Signer::Secret(b"project-secret"));
         let token = body["access_token"].as_str().unwrap();
         let claims = jwt::verify(token, &[b"project-secret"], 2_000).unwrap();
         assert_eq!(claims["session_id"], "sess-1");
@@ -186,6 +214,27 @@ mod tests {
         assert_eq!(body["expires_at"], 4600);
         assert_eq!(body["token_type"], "bearer");
         assert_eq!(body["refresh_token"], "rt");
+    }
+
+    #[test]
+    fn an_asymmetric_key_signs_with_its_kid() {
+        use supactl_common::jwk::{self, Alg};
+        let key = SigningKey::from_stored("kid-1", Alg::Es256, &jwk::generate(Alg::Es256).unwrap())
+            .unwrap();
+        let body = session_body(&user(), &info(&[]), "rt", Signer::Key(&key));
+        let token = body["access_token"].as_str().unwrap();
+        let keys = jwt::Keys {
+            secrets: &[],
+            public: &[key.public()],
+        };
+        assert_eq!(
+            jwt::verify_with(token, keys, 2_000).unwrap()["session_id"],
+            "sess-1"
+        );
+        assert_eq!(
+            jwt::verify(token, &[b"project-secret"], 2_000),
+            Err(jwt::JwtError::UnknownKey)
+        );
     }
 
     #[test]

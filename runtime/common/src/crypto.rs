@@ -32,9 +32,10 @@ const NONCE_LEN: usize = 12;
 #[error("cannot decrypt a stored secret: wrong encryption key, corrupted data, or a ciphertext moved from another row")]
 pub struct DecryptError;
 
-/// The platform's cipher, derived from its encryption key.
+/// The platform's cipher, derived from its encryption key, and the root of the keys derived from it
+/// ([`Cipher::derive_key`]).
 #[derive(Clone)]
-pub struct Cipher(Aes256Gcm);
+pub struct Cipher(Aes256Gcm, [u8; 32]);
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +47,19 @@ impl Cipher {
     /// Derives the AES key as SHA-256 of the configured key string, so any high-entropy string works.
     pub fn new(key: &str) -> Cipher {
         let digest = Sha256::digest(key.as_bytes());
-        Cipher(Aes256Gcm::new_from_slice(&digest).expect("32-byte key"))
+        let root = hmac_sha256(&digest, b"supactl derived keys v1");
+        Cipher(
+            Aes256Gcm::new_from_slice(&digest).expect("32-byte key"),
+            root,
+        )
+    }
+
+    /// A key for `purpose` (hex), derived from the encryption key (HMAC-SHA256 under a root that is
+    /// itself derived, so it reveals nothing of the AES key): the same for the same key and purpose,
+    /// unrelated across purposes. A project's data key (`auth-data:<ref>`, which seals its TOTP
+    /// secrets) is one, handed to the data plane in the project's config.
+    pub fn derive_key(&self, purpose: &str) -> String {
+        hex::encode(hmac_sha256(&self.1, purpose.as_bytes()))
     }
 
     /// Seals `plaintext` bound to `aad`, which must be given again to open it.
@@ -99,9 +112,28 @@ impl Cipher {
     }
 }
 
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac accepts any key length");
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_key() {
+        let c = Cipher::new("platform-key");
+        assert_eq!(c.derive_key("auth-data:a"), c.derive_key("auth-data:a"));
+        assert_ne!(c.derive_key("auth-data:a"), c.derive_key("auth-data:b"));
+        assert_ne!(
+            c.derive_key("auth-data:a"),
+            Cipher::new("other-key").derive_key("auth-data:a")
+        );
+        assert_eq!(c.derive_key("x").len(), 64);
+    }
 
     #[test]
     fn seal_open_and_wrong_key() {

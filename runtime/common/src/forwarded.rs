@@ -132,7 +132,8 @@ pub enum RefRule {
     Optional,
 }
 
-/// Checks a token of `project`: signature and expiry with the project's secrets, `ref` as `rule` says,
+/// Checks a token of `project`: signature and expiry with the project's secrets or, for an ES256/RS256
+/// token, the asymmetric key its `kid` names; `ref` as `rule` says,
 /// then a role the platform serves. [`from_forwarded`] is this with [`RefRule::MustName`]; the
 /// gateway and realtime check a user's own token with [`RefRule::Optional`].
 pub fn verify(
@@ -140,8 +141,11 @@ pub fn verify(
     token: &str,
     rule: RefRule,
 ) -> Result<Forwarded, ForwardedError> {
-    let claims = jwt::verify(token, &project.verification_secrets(), jwt::now())
-        .map_err(ForwardedError::Invalid)?;
+    let keys = jwt::Keys {
+        secrets: &project.verification_secrets(),
+        public: project.public_keys(),
+    };
+    let claims = jwt::verify_with(token, keys, jwt::now()).map_err(ForwardedError::Invalid)?;
     let named = claims.get("ref").and_then(Value::as_str);
     if rule == RefRule::MustName && named != Some(project.project_ref.as_str()) {
         return Err(ForwardedError::OtherProject);
@@ -175,6 +179,9 @@ mod tests {
             },
             rest_function_url: None,
             limits: Limits::default(),
+            signing_keys: Vec::new(),
+            data_key: String::new(),
+            parsed_keys: Default::default(),
         }
     }
 
@@ -247,6 +254,43 @@ mod tests {
             )
         );
         assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 60);
+    }
+
+    #[test]
+    fn a_user_token_signed_with_an_asymmetric_key_verifies_by_kid() {
+        use crate::jwk::{self, Alg, SigningKey};
+        use crate::wire::AsymmetricKey;
+        let mut p = project(&["current"]);
+        let stored = jwk::generate(Alg::Es256).unwrap();
+        p.signing_keys = vec![AsymmetricKey {
+            kid: "k1".into(),
+            alg: Alg::Es256,
+            status: "current".into(),
+            private_key: stored.clone(),
+        }];
+        let claims = json!({"sub": "u1", "role": "authenticated", "exp": jwt::now() + 60});
+        let token = SigningKey::from_stored("k1", Alg::Es256, &stored)
+            .unwrap()
+            .sign_json(claims.to_string().as_bytes());
+        // As the gateway and realtime check a user's own token.
+        let f = verify(&p, &token, RefRule::Optional).unwrap();
+        assert_eq!(
+            (f.role, f.claims.subject()),
+            (Role::Authenticated, Some("u1"))
+        );
+        // Another key under the same kid, or the key gone: refused.
+        let other = SigningKey::from_stored("k1", Alg::Es256, &jwk::generate(Alg::Es256).unwrap())
+            .unwrap()
+            .sign_json(claims.to_string().as_bytes());
+        assert!(matches!(
+            verify(&p, &other, RefRule::Optional),
+            Err(ForwardedError::Invalid(jwt::JwtError::Signature))
+        ));
+        let without = project(&["current"]);
+        assert!(matches!(
+            verify(&without, &token, RefRule::Optional),
+            Err(ForwardedError::Invalid(jwt::JwtError::UnknownKey))
+        ));
     }
 
     #[test]

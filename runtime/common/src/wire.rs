@@ -2,11 +2,13 @@
 //! They carry secrets: they travel only between platform services, authenticated with the service token,
 //! and their `Debug` output leaves the secrets out.
 
+use crate::jwk::{self, PublicKey, SigningKey};
 use crate::keys::{KeyType, Role};
 use crate::pg_tls::PgTls;
 use crate::redact::{Many, Redacted};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 /// Project statuses, as the Supabase management API names them.
 pub mod status {
@@ -61,6 +63,58 @@ pub struct ProjectConfig {
     /// Limits the data plane enforces on this project's requests.
     #[serde(default)]
     pub limits: Limits,
+    /// The project's asymmetric signing keys (standby, current, previous within its grace period):
+    /// auth signs access tokens with the current one, when there is one, instead of the HS256 secret;
+    /// every service verifies tokens naming any of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<AsymmetricKey>,
+    /// The project's data key (hex), derived by the tenant-manager from the platform's encryption key:
+    /// auth seals what it must store of a user's secrets (TOTP secrets) with it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data_key: String,
+    /// `signing_keys` parsed, once per config.
+    #[serde(skip)]
+    pub parsed_keys: ParsedKeys,
+}
+
+/// One asymmetric signing key of a project, as the data plane receives it.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AsymmetricKey {
+    /// The key's id, named in the `kid` header of the tokens it signs.
+    pub kid: String,
+    pub alg: jwk::Alg,
+    /// `standby`, `current` or `previous`.
+    pub status: String,
+    /// The private key: a PKCS#8 document in base64 ([`jwk::generate`]).
+    pub private_key: String,
+}
+
+/// A config's asymmetric keys parsed (lazily, once): the current one's signer, and every key's public half.
+#[derive(Clone, Default)]
+pub struct ParsedKeys(OnceLock<Arc<Parsed>>);
+
+struct Parsed {
+    signer: Option<SigningKey>,
+    public: Vec<PublicKey>,
+}
+
+impl PartialEq for ParsedKeys {
+    /// A cache: equal configs are equal whatever has been parsed yet.
+    fn eq(&self, _: &ParsedKeys) -> bool {
+        true
+    }
+}
+impl Eq for ParsedKeys {}
+
+impl fmt::Debug for AsymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsymmetricKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("status", &self.status)
+            .field("private_key", &Redacted)
+            .finish()
+    }
 }
 
 /// Per-project limits, set by the platform's admin API and carried to the data plane in the project's
@@ -120,6 +174,8 @@ impl fmt::Debug for ProjectConfig {
             .field("db", &self.db)
             .field("rest_function_url", &self.rest_function_url)
             .field("limits", &self.limits)
+            .field("signing_keys", &self.signing_keys)
+            .field("data_key", &Redacted)
             .finish()
     }
 }
@@ -135,6 +191,43 @@ impl ProjectConfig {
 
     pub fn verification_secrets(&self) -> Vec<&[u8]> {
         self.jwt_secrets.iter().map(|s| s.as_bytes()).collect()
+    }
+
+    /// The key auth signs access tokens with when the project chose an asymmetric one (its current
+    /// key); `None`: the HS256 [`signing_secret`](Self::signing_secret).
+    pub fn token_signer(&self) -> Option<&SigningKey> {
+        self.parsed().signer.as_ref()
+    }
+
+    /// The public halves of the project's asymmetric keys (what verifies ES256/RS256 tokens and
+    /// what its JWKS lists).
+    pub fn public_keys(&self) -> &[PublicKey] {
+        &self.parsed().public
+    }
+
+    fn parsed(&self) -> &Parsed {
+        self.parsed_keys.0.get_or_init(|| {
+            let mut parsed = Parsed {
+                signer: None,
+                public: Vec::new(),
+            };
+            for k in &self.signing_keys {
+                match SigningKey::from_stored(&k.kid, k.alg, &k.private_key) {
+                    Ok(key) => {
+                        parsed.public.push(key.public());
+                        if k.status == "current" && parsed.signer.is_none() {
+                            parsed.signer = Some(key);
+                        }
+                    }
+                    Err(_) => tracing::error!(
+                        project = %self.project_ref,
+                        kid = %k.kid,
+                        "unreadable signing key skipped"
+                    ),
+                }
+            }
+            Arc::new(parsed)
+        })
     }
 }
 
@@ -162,12 +255,22 @@ mod tests {
             },
             rest_function_url: None,
             limits: Limits::default(),
+            signing_keys: vec![AsymmetricKey {
+                kid: "k1".into(),
+                alg: jwk::Alg::Es256,
+                status: "current".into(),
+                private_key: "private-key-0004".into(),
+            }],
+            data_key: "data-key-0005".into(),
+            parsed_keys: ParsedKeys::default(),
         };
         for text in [format!("{config:?}"), format!("{config:#?}")] {
             for secret in [
                 "jwt-secret-current-0001",
                 "jwt-secret-old-0002",
                 "db-password-0003",
+                "private-key-0004",
+                "data-key-0005",
             ] {
                 assert!(!text.contains(secret), "{text}");
             }
@@ -176,6 +279,37 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_current_asymmetric_key_signs_and_all_verify() {
+        let key = |kid: &str, alg, status: &str| AsymmetricKey {
+            kid: kid.into(),
+            alg,
+            status: status.into(),
+            private_key: jwk::generate(alg).unwrap(),
+        };
+        let json = serde_json::json!({
+            "project_ref": "p", "status": status::ACTIVE, "jwt_secrets": ["s"],
+            "db": {"host": "h", "port": 5432, "dbname": "d", "user": "u", "password": "p"},
+            "signing_keys": [key("a", jwk::Alg::Es256, "standby"), key("b", jwk::Alg::Rs256, "current"),
+                             key("c", jwk::Alg::Es256, "previous")],
+        });
+        let config: ProjectConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(config.token_signer().unwrap().kid(), "b");
+        let kids: Vec<&str> = config
+            .public_keys()
+            .iter()
+            .map(|k| k.kid.as_str())
+            .collect();
+        assert_eq!(kids, ["a", "b", "c"]);
+        // A config from before signing keys: HS256 only.
+        let old: ProjectConfig = serde_json::from_str(
+            r#"{"project_ref":"p","status":"x","jwt_secrets":["s"],
+                "db":{"host":"h","port":1,"dbname":"d","user":"u","password":"p"}}"#,
+        )
+        .unwrap();
+        assert!(old.token_signer().is_none() && old.public_keys().is_empty());
     }
 
     #[test]

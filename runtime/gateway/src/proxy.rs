@@ -4,11 +4,11 @@ use crate::access::{AccessLog, REQUEST_ID};
 use crate::client_ip::{client_ip, Cidr};
 use crate::cors;
 use crate::function_url::{FunctionUrls, Outgoing};
-use crate::service::{Access, Service};
+use crate::service::{Access, ErrorShape, Service};
 use crate::upstream::Upstream;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
-use supactl_common::forwarded::{self, Caller, RefRule};
+use supactl_common::forwarded::{self, Caller, ForwardedError, RefRule};
+use supactl_common::gotrue;
 use supactl_common::headers::{bearer, FORWARDED_JWT_HEADER};
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
@@ -104,6 +105,14 @@ impl Gateway {
         &self.directory
     }
 
+    /// The shape of the gateway's errors for `req`: that of the service it is addressed to.
+    fn error_shape(&self, req: &Request) -> ErrorShape {
+        let path = req.uri().path();
+        self.resolve(host(req), path)
+            .and_then(|(_, below)| Service::find(below))
+            .map_or(ErrorShape::PostgRest, |(s, _)| s.error_shape())
+    }
+
     /// `(project ref, path below the project)` from the Host or the path prefix.
     fn resolve<'a>(&self, host: Option<&str>, path: &'a str) -> Option<(String, &'a str)> {
         if let (Some(domain), Some(host)) = (&self.config.base_domain, host) {
@@ -142,15 +151,25 @@ async fn handle(State(gw): State<Arc<Gateway>>, mut req: Request) -> Response {
     let mut res = if method == Method::OPTIONS {
         cors::preflight(req.headers())
     } else {
+        let shape = gw.error_shape(&req);
+        let modern = gotrue::is_modern(req.headers().get(gotrue::API_VERSION_HEADER));
         match serve(&gw, req, &mut log).await {
             Ok(r) => r,
-            Err(e) => e.into_response(),
+            Err(e) => shape.render(e, modern),
         }
     };
     cors::decorate(res.headers_mut());
     res.headers_mut().insert(REQUEST_ID, log.id.clone());
     log.end(&method, res.status());
     res
+}
+
+/// The request's host: its `Host` header, or the authority of an absolute URI.
+fn host(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
 }
 
 fn unauthorized(code: &str, message: &str) -> HttpError {
@@ -228,12 +247,7 @@ fn directory_down(e: supactl_common::directory::DirectoryError) -> HttpError {
 }
 
 async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Response, HttpError> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host());
-    let (project_ref, below) = gw.resolve(host, req.uri().path()).ok_or_else(|| {
+    let (project_ref, below) = gw.resolve(host(&req), req.uri().path()).ok_or_else(|| {
         HttpError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -264,7 +278,9 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
     log.project = Some(project_ref.clone());
     let headers = req.headers();
     let identity = match key_role {
-        Some(role) if access != Access::Optional => Some(verify_user(&project, headers, role)?),
+        Some(role) if access != Access::Optional => {
+            Some(verify_user(&project, headers, role).map_err(|e| service.bad_user_jwt(&e))?)
+        }
         // Open services take what verifies and pass the rest on unauthenticated.
         Some(role) => verify_user(&project, headers, role).ok(),
         None => user_token(headers).and_then(|_| verify_user(&project, headers, Role::Anon).ok()),
@@ -402,11 +418,10 @@ fn verify_user(
     project: &ProjectConfig,
     headers: &HeaderMap,
     key_role: Role,
-) -> Result<(Role, Map<String, Value>), HttpError> {
+) -> Result<(Role, Map<String, Value>), ForwardedError> {
     match user_token(headers) {
         Some(token) => {
-            let user = forwarded::verify(project, token, RefRule::Optional)
-                .map_err(|e| unauthorized("invalid_jwt", &format!("Invalid JWT: {e}")))?;
+            let user = forwarded::verify(project, token, RefRule::Optional)?;
             Ok((user.role, user.claims.into_map()))
         }
         None => Ok((key_role, Map::new())),

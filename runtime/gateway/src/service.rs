@@ -3,7 +3,11 @@
 //! buffered or streamed, whether it takes WebSocket upgrades. Adding a service is one variant here and
 //! its upstream in the route table ([`crate::GatewayBuilder::route`]).
 
-use http::Method;
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode};
+use supactl_common::error::HttpError;
+use supactl_common::forwarded::ForwardedError;
+use supactl_common::gotrue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
@@ -27,6 +31,31 @@ pub enum Access {
     /// Forwarded without a minted token when the key or token does not authenticate: the service
     /// decides (a function deployed with `verify_jwt = false` is public, e.g. a webhook).
     Optional,
+}
+
+/// The JSON shape of the errors the gateway itself answers on a service's routes: each service's clients
+/// parse their own (supabase-js reads auth errors from GoTrue's `error_code`/`msg`, REST errors from
+/// PostgREST's `code`/`message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"code", "message", "details", "hint"}`.
+    PostgRest,
+    /// GoTrue's, legacy or modern as the request's `X-Supabase-Api-Version` asks
+    /// ([`supactl_common::gotrue`]).
+    GoTrue,
+}
+
+impl ErrorShape {
+    /// `e` in this shape; `modern` is whether the request speaks GoTrue's 2024-01-01 API.
+    pub fn render(self, e: HttpError, modern: bool) -> Response {
+        match self {
+            ErrorShape::PostgRest => e.into_response(),
+            ErrorShape::GoTrue => gotrue::error_response(
+                e.status,
+                &gotrue::error_body(e.status, &e.body.code, &e.body.message, modern),
+            ),
+        }
+    }
 }
 
 impl Service {
@@ -71,13 +100,43 @@ impl Service {
 
     pub fn access(self, method: &Method, path: &str) -> Access {
         match self {
-            // Email links (`GET /auth/v1/verify`) are opened by browsers, which send no API key;
-            // Supabase leaves that route open too.
-            Service::Auth if method == Method::GET && path == "/verify" => {
+            // Email links (`GET /auth/v1/verify`) are opened by browsers, which send no API key, and
+            // JWT libraries fetch a JWKS without one; Supabase leaves those routes open too.
+            Service::Auth
+                if method == Method::GET
+                    && (path == "/verify" || path == "/.well-known/jwks.json") =>
+            {
                 Access::AnonWithoutCredentials
             }
             Service::Functions => Access::Optional,
             _ => Access::Required,
+        }
+    }
+
+    pub fn error_shape(self) -> ErrorShape {
+        match self {
+            Service::Auth => ErrorShape::GoTrue,
+            _ => ErrorShape::PostgRest,
+        }
+    }
+
+    /// The error for a user token in `Authorization` that does not verify, as the service itself
+    /// words it: GoTrue's 403 `bad_jwt`, or 401 `invalid_jwt` (PostgREST's status) elsewhere.
+    pub fn bad_user_jwt(self, e: &ForwardedError) -> HttpError {
+        match (self, e) {
+            (Service::Auth, ForwardedError::Invalid(e)) => {
+                HttpError::new(StatusCode::FORBIDDEN, "bad_jwt", gotrue::bad_jwt_message(e))
+            }
+            (Service::Auth, e) => HttpError::new(
+                StatusCode::FORBIDDEN,
+                "bad_jwt",
+                format!("invalid JWT: {e}"),
+            ),
+            (_, e) => HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_jwt",
+                format!("Invalid JWT: {e}"),
+            ),
         }
     }
 
@@ -130,9 +189,34 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_user_token_is_refused_in_each_services_words() {
+        let e = ForwardedError::Invalid(supactl_common::jwt::JwtError::Signature);
+        let auth = Service::Auth.bad_user_jwt(&e);
+        assert_eq!(
+            (auth.status, auth.body.code.as_str(), auth.body.message.as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                "bad_jwt",
+                "invalid JWT: unable to parse or verify signature, token signature is invalid: signature is invalid"
+            )
+        );
+        let rest = Service::Rest.bad_user_jwt(&e);
+        assert_eq!(
+            (rest.status, rest.body.code.as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_jwt")
+        );
+        assert_eq!(Service::Auth.error_shape(), ErrorShape::GoTrue);
+        assert_eq!(Service::Rest.error_shape(), ErrorShape::PostgRest);
+    }
+
+    #[test]
     fn only_verify_links_and_functions_pass_without_a_key() {
         assert_eq!(
             Service::Auth.access(&Method::GET, "/verify"),
+            Access::AnonWithoutCredentials
+        );
+        assert_eq!(
+            Service::Auth.access(&Method::GET, "/.well-known/jwks.json"),
             Access::AnonWithoutCredentials
         );
         assert_eq!(

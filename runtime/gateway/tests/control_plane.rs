@@ -8,24 +8,8 @@ use common::*;
 use http::{Method, StatusCode};
 use pgcluster::TestCluster;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use supactl_common::jwt;
-
-/// Polls until `f` returns true, failing after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !f().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 const ITEMS: &str = "create table items (id serial primary key, name text);
 insert into items (name) values ('one');

@@ -1,6 +1,6 @@
 //! The routes: `/health`, the admin API (`/admin/v1`, admin key, audited) and the internal config
 //! endpoint (`/internal/v1`, service or project token). Handlers live with what they manage: projects in
-//! [`crate::projects`], keys in [`crate::api_keys`], secrets, database metadata, workers and the audit
+//! [`crate::projects`], keys in [`crate::api_keys`] and [`crate::jwt_keys`], secrets, database metadata, workers and the audit
 //! log in their own modules, the data plane's lookups in [`crate::internal`], Edge Functions in
 //! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads), a project's auth
 //! users in [`crate::auth_users`]; the dashboard's page and sessions in [`crate::dashboard`].
@@ -26,7 +26,7 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
         api_keys, audit, auth_users, function_logs, functions, functions_internal, internal, meta,
         projects,
     };
-    use crate::{secrets, workers};
+    use crate::{jwt_keys, secrets, workers};
     // a deploy carries a whole bundle: more than the other routes' limit
     let deploy_limit = || DefaultBodyLimit::max(functions::MAX_DEPLOY_BODY);
     let admin = Router::new()
@@ -48,18 +48,12 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             "/projects/{ref}/api-keys/{id}",
             get(api_keys::show).delete(api_keys::revoke),
         )
-        .route("/projects/{ref}/jwt-keys", get(api_keys::jwt_list))
-        .route(
-            "/projects/{ref}/jwt-keys/standby",
-            post(api_keys::jwt_standby),
-        )
-        .route(
-            "/projects/{ref}/jwt-keys/rotate",
-            post(api_keys::jwt_rotate),
-        )
+        .route("/projects/{ref}/jwt-keys", get(jwt_keys::list))
+        .route("/projects/{ref}/jwt-keys/standby", post(jwt_keys::standby))
+        .route("/projects/{ref}/jwt-keys/rotate", post(jwt_keys::rotate))
         .route(
             "/projects/{ref}/jwt-keys/previous",
-            delete(api_keys::jwt_revoke_previous),
+            delete(jwt_keys::revoke_previous),
         )
         .route(
             "/projects/{ref}/secrets",

@@ -56,9 +56,14 @@ async fn counted(next: Next, req: Request) -> Response {
 
 /// The internal endpoint: the service token reads everything; a project's token (see
 /// [`supactl_common::tokens`]) reads `GET /projects/{ref}/config` of its own project and nothing else.
+/// Marks an internal request authenticated with a project's own token (a project's REST function),
+/// not the service token: it reads only what verifying the gateway's tokens needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectTokenRead;
+
 pub async fn require_internal(
     State(tm): State<Arc<TenantManager>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let Some(token) = bearer(req.headers()) else {
@@ -72,6 +77,7 @@ pub async fn require_internal(
         .flatten()
         .is_some_and(|r| secret_eq(token, &project_token(&tm.config.service_token, r)));
     if own_config {
+        req.extensions_mut().insert(ProjectTokenRead);
         next.run(req).await
     } else {
         ApiError::Unauthorized.into_response()

@@ -37,7 +37,7 @@ impl TenantManager {
     /// The config of an active project, for a call into its auth service.
     async fn active_config(&self, project_ref: &str) -> Result<Arc<ProjectConfig>, ApiError> {
         let p = self
-            .project_config(project_ref, Caller::Admin)
+            .project_config(project_ref, Caller::Admin, true)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("project {project_ref} not found")))?;
         if p.status != status::ACTIVE {

@@ -28,6 +28,7 @@ mod functions;
 mod functions_internal;
 mod handler;
 mod internal;
+mod jwt_keys;
 mod limits;
 mod meta;
 mod projects;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../migrations/0006_worker_tls.sql")),
     (7, include_str!("../migrations/0007_functions.sql")),
     (8, include_str!("../migrations/0008_dashboard_sessions.sql")),
+    (9, include_str!("../migrations/0009_jwt_signing_keys.sql")),
 ];
 
 const WORKER_SPEC_COLS: &str =
@@ -605,14 +606,20 @@ impl Store {
         };
         let row = c
             .query_opt(
-                "WITH s AS (
-                   SELECT s.id::text AS id, s.secret_enc FROM supactl.jwt_secrets s WHERE s.project_ref = $1
-                     AND (s.status = 'current'
-                          OR (s.status = 'previous' AND (s.expires_at IS NULL OR s.expires_at > now())))
-                     ORDER BY s.status = 'current' DESC, s.created_at DESC)
+                "WITH k AS (
+                   SELECT s.id::text AS id, s.secret_enc, s.status, s.algorithm, s.created_at
+                     FROM supactl.jwt_secrets s WHERE s.project_ref = $1
+                     AND (s.status IN ('current', 'standby')
+                          OR (s.status = 'previous' AND (s.expires_at IS NULL OR s.expires_at > now())))),
+                 s AS (SELECT * FROM k WHERE algorithm = 'HS256' AND status <> 'standby'
+                       ORDER BY status = 'current' DESC, created_at DESC),
+                 a AS (SELECT * FROM k WHERE algorithm <> 'HS256'
+                       ORDER BY status = 'current' DESC, created_at DESC)
                  SELECT p.ref, p.status, p.db_name, p.db_user, p.db_password, p.rest_function_url,
                    w.host, w.port, ARRAY(SELECT id FROM s), ARRAY(SELECT secret_enc FROM s), p.limits::text,
-                   w.sslmode, w.ssl_root_cert
+                   w.sslmode, w.ssl_root_cert,
+                   ARRAY(SELECT id FROM a), ARRAY(SELECT secret_enc FROM a), ARRAY(SELECT status FROM a),
+                   ARRAY(SELECT algorithm FROM a)
                  FROM supactl.projects p JOIN supactl.workers w ON w.id = p.worker_id
                  WHERE p.ref = $1",
                 &[&project_ref],
@@ -643,6 +650,7 @@ impl Store {
                     .map_err(ApiError::internal)?,
                 ssl_root_cert: r.get(12),
             },
+            signing_keys: zip4(r.get(13), r.get(14), r.get(15), r.get(16)),
         }))
     }
 }
@@ -655,7 +663,8 @@ pub enum Caller {
 }
 
 /// A project as the data plane sees it, secrets still sealed: its JWT secrets that verify tokens
-/// (the current one, then previous ones until they expire) and its database on its worker.
+/// (the current one, then previous ones until they expire), its asymmetric signing keys and its
+/// database on its worker.
 pub struct ConfigRow {
     pub project_ref: String,
     pub status: String,
@@ -670,4 +679,21 @@ pub struct ConfigRow {
     pub limits: crate::limits::Overrides,
     /// TLS to the project's worker.
     pub tls: PgTls,
+    /// `(id, sealed private key, status, algorithm)` of its asymmetric signing keys (standby, current,
+    /// previous within their grace period), the current one first.
+    pub signing_keys: Vec<(String, Vec<u8>, String, String)>,
+}
+
+/// Four parallel arrays as one list of tuples.
+fn zip4(
+    ids: Vec<String>,
+    sealed: Vec<Vec<u8>>,
+    statuses: Vec<String>,
+    algs: Vec<String>,
+) -> Vec<(String, Vec<u8>, String, String)> {
+    ids.into_iter()
+        .zip(sealed)
+        .zip(statuses.into_iter().zip(algs))
+        .map(|((id, sealed), (status, alg))| (id, sealed, status, alg))
+        .collect()
 }

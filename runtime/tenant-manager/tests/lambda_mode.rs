@@ -373,6 +373,11 @@ async fn scenario(moto: &Moto) {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["project_ref"], "lambda-one");
+    // Only what verifying the gateway's tokens needs: no data key, no asymmetric private keys.
+    assert!(
+        v["data"].get("data_key").is_none() && v["data"].get("signing_keys").is_none(),
+        "{v}"
+    );
     assert!(v["data"]["db"]["password"].is_string());
     for (path, what) in [
         ("/internal/v1/projects/lambda-two/config", "another project's config"),

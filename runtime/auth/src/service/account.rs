@@ -1,5 +1,6 @@
 //! Public endpoints and the signed-in user: settings, sign-up (also anonymous), the password and
-//! refresh-token grants, reading and updating the user, logout.
+//! refresh-token grants, reading and updating the user (a password change may present the nonce of
+//! `/reauthenticate`), logout.
 
 use super::one_time::send_token;
 use super::request::{
@@ -9,7 +10,7 @@ use super::Auth;
 use crate::db::Settings;
 use crate::error::{AuthError, AuthResult};
 use crate::mail::MailKind;
-use crate::store::{self, NewUser};
+use crate::store::{self, NewUser, TokenColumn};
 use crate::token::{self, Presented, Refresh};
 use crate::validate;
 use axum::extract::{Query, State};
@@ -73,9 +74,11 @@ pub(super) async fn settings(State(auth): State<Arc<Auth>>, ctx: Ctx) -> AuthRes
     })))
 }
 
-/// Only asymmetric keys are ever published; projects sign with an HS256 secret, so the set is empty.
-pub(super) async fn jwks(_ctx: Ctx) -> Json<Value> {
-    Json(json!({"keys": []}))
+/// The public halves of the project's asymmetric signing keys (standby, current and previous), as
+/// JWKs; HS256 secrets are never published, so a project without such keys has an empty set.
+pub(super) async fn jwks(ctx: Ctx) -> Json<Value> {
+    let keys: Vec<&Value> = ctx.project.public_keys().iter().map(|k| k.jwk()).collect();
+    Json(json!({ "keys": keys }))
 }
 
 #[derive(Deserialize, Default)]
@@ -139,6 +142,7 @@ pub(super) async fn signup(
             confirmed: s.mailer_autoconfirm,
             anonymous: false,
             role: "authenticated",
+            identity_in_metadata: true,
         },
     )
     .await?;
@@ -227,6 +231,7 @@ async fn anonymous_signup(
             confirmed: false,
             anonymous: true,
             role: "authenticated",
+            identity_in_metadata: true,
         },
     )
     .await?
@@ -353,15 +358,16 @@ async fn refresh_grant(auth: &Auth, ctx: &Ctx, c: Credentials) -> AuthResult<Res
         ));
     }
     let amr = store::amr(&tx, &row.session_id).await?;
+    let aal = crate::factors::session_aal(&tx, &row.session_id).await?;
     tx.commit().await?;
     Ok(
-        Json(ctx.session_body(auth, &s, &user.json, &row.session_id, &amr, &issued))
+        Json(ctx.session_body(auth, &s, &user.json, &row.session_id, &aal, &amr, &issued))
             .into_response(),
     )
 }
 
 /// The signed-in user, after checking that the token's session still exists.
-async fn current_user(
+pub(super) async fn current_user(
     tx: &deadpool_postgres::Transaction<'_>,
     ctx: &Ctx,
 ) -> AuthResult<store::User> {
@@ -396,6 +402,8 @@ struct UserUpdate {
     email: Option<String>,
     phone: Option<String>,
     password: Option<String>,
+    /// The code `/reauthenticate` sent, proving a password change.
+    nonce: Option<String>,
     data: Option<Map<String, Value>>,
 }
 
@@ -427,6 +435,9 @@ pub(super) async fn put_user(
                 "same_password",
                 "New password should be different from the old password.",
             ));
+        }
+        if let Some(nonce) = u.nonce.as_deref().filter(|n| !n.is_empty()) {
+            check_nonce(&tx, &s, &user, nonce).await?;
         }
         let hash = hash_password(password).await?;
         store::set_password(&tx, &user.id, &hash).await?;
@@ -463,6 +474,66 @@ pub(super) async fn put_user(
         .ok_or_else(|| AuthError::internal("user vanished during update"))?;
     tx.commit().await?;
     Ok(Json(user.json))
+}
+
+/// `GET /reauthenticate`: mails the signed-in user a nonce that a password change can present.
+pub(super) async fn reauthenticate(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+) -> AuthResult<Response> {
+    ctx.user_id()?;
+    let (mut client, s) = ctx.db(&auth).await?;
+    let tx = client.transaction().await?;
+    let user = current_user(&tx, &ctx).await?;
+    let Some(email) = user.email.clone() else {
+        return Err(AuthError::validation(
+            "Reauthentication requires the user to have an email or a phone number",
+        ));
+    };
+    if !user.confirmed {
+        return Err(AuthError::unprocessable(
+            "email_not_confirmed",
+            "Please verify your email first.",
+        ));
+    }
+    send_token(
+        &auth,
+        &ctx,
+        &s,
+        &tx,
+        &user,
+        &email,
+        MailKind::Reauthentication,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// Checks (and spends) the user's reauthentication nonce.
+async fn check_nonce(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &Settings,
+    user: &store::User,
+    nonce: &str,
+) -> AuthResult<()> {
+    let invalid = || {
+        AuthError::unprocessable(
+            "reauthentication_not_valid",
+            "Nonce has expired or is invalid",
+        )
+    };
+    let email = user.email.as_deref().ok_or_else(invalid)?;
+    let (stored, age) = store::token_of(tx, &user.id, TokenColumn::Reauthentication).await?;
+    let fresh = age.is_some_and(|a| a <= s.otp_exp as f64);
+    if stored.is_empty()
+        || !fresh
+        || !validate::same(&stored, &validate::token_hash(email, nonce.trim()))
+    {
+        return Err(invalid());
+    }
+    store::clear_token(tx, &user.id, TokenColumn::Reauthentication).await
 }
 
 pub(super) async fn logout(

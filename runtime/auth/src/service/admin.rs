@@ -1,5 +1,5 @@
-//! The admin API (service_role only): list, create, read, update and delete users, and generate
-//! the links of emails without sending them.
+//! The admin API (service_role only): list, create, read, update (ban and unban with `ban_duration`)
+//! and delete users, invite them, and generate the links of emails without sending them.
 
 use super::one_time::send_token;
 use super::request::{body, email_exists, hash_password, metadata, ok_empty, Ctx};
@@ -140,6 +140,7 @@ pub(super) async fn admin_create(
             confirmed: a.email_confirm.unwrap_or(false),
             anonymous: false,
             role: a.role.as_deref().unwrap_or("authenticated"),
+            identity_in_metadata: false,
         },
     )
     .await?
@@ -242,17 +243,89 @@ pub(super) async fn admin_delete(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+struct Invite {
+    email: Option<String>,
+    data: Option<Value>,
+    redirect_to: Option<String>,
+}
+
+/// `POST /invite` (service_role): creates the user (or takes an unconfirmed one) and mails an invite
+/// link; accepting it (`/verify?type=invite`) confirms the address and signs the user in.
+pub(super) async fn invite(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> AuthResult<Json<Value>> {
+    ctx.require_admin()?;
+    let i: Invite = body(&raw)?;
+    let (mut client, s) = ctx.db(&auth).await?;
+    let email = validate::email(i.email.as_deref().unwrap_or(""))?;
+    let redirect_to = i.redirect_to.or_else(|| q.get("redirect_to").cloned());
+    let tx = client.transaction().await?;
+    let user = invited_user(&tx, &email, i.data).await?;
+    send_token(
+        &auth,
+        &ctx,
+        &s,
+        &tx,
+        &user,
+        &email,
+        MailKind::Invite,
+        redirect_to.as_deref(),
+    )
+    .await?;
+    let user = store::user_by_id(&tx, &user.id)
+        .await?
+        .ok_or_else(|| AuthError::internal("invited user vanished"))?;
+    tx.commit().await?;
+    Ok(Json(user.json))
+}
+
+/// The user an invite goes to: a new one (with `data` as its metadata), or an existing one that has not
+/// confirmed its address; a confirmed one is GoTrue's `email_exists`.
+async fn invited_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    email: &str,
+    data: Option<Value>,
+) -> AuthResult<store::User> {
+    let user = match store::user_by_email(tx, email).await? {
+        Some(u) if u.confirmed => return Err(email_exists()),
+        Some(u) => u,
+        None => store::create_user(
+            tx,
+            NewUser {
+                email: Some(email),
+                password_hash: None,
+                user_metadata: metadata(data)?,
+                app_metadata: json!({}),
+                confirmed: false,
+                anonymous: false,
+                role: "authenticated",
+                identity_in_metadata: true,
+            },
+        )
+        .await?
+        .ok_or_else(email_exists)?,
+    };
+    store::mark_invited(tx, &user.id).await?;
+    Ok(user)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct GenerateLink {
     #[serde(rename = "type")]
     kind: Option<String>,
     email: Option<String>,
+    new_email: Option<String>,
     password: Option<String>,
     data: Option<Value>,
     redirect_to: Option<String>,
 }
 
-/// `POST /admin/generate_link`: the link and code of a signup, magic-link or recovery email,
-/// returned to the (service-role) caller instead of being mailed, as GoTrue does.
+/// `POST /admin/generate_link`: the link and code of a signup, invite, magic-link, recovery or
+/// email-change email, returned to the (service-role) caller instead of being mailed, as GoTrue does.
 pub(super) async fn admin_generate_link(
     State(auth): State<Arc<Auth>>,
     ctx: Ctx,
@@ -266,52 +339,20 @@ pub(super) async fn admin_generate_link(
     s.smtp = None;
     s.max_frequency = 0;
     let email = validate::email(g.email.as_deref().unwrap_or(""))?;
-    let kind = g.kind.unwrap_or_default();
-    let redirect_to = g.redirect_to.or_else(|| q.get("redirect_to").cloned());
+    let kind = g.kind.clone().unwrap_or_default();
+    let redirect_to = g
+        .redirect_to
+        .clone()
+        .or_else(|| q.get("redirect_to").cloned());
     let tx = client.transaction().await?;
-    let existing = store::user_by_email(&tx, &email).await?;
-    let (user, mail_kind) =
-        match (kind.as_str(), existing) {
-            ("signup", Some(_)) => {
-                return Err(AuthError::unprocessable(
-                    "email_exists",
-                    "A user with this email address has already been registered",
-                ))
-            }
-            ("signup", None) => {
-                let password = g.password.unwrap_or_default();
-                validate::password(&password, s.password_min_length)?;
-                let hash = hash_password(password).await?;
-                let user = store::create_user(
-                    &tx,
-                    NewUser {
-                        email: Some(&email),
-                        password_hash: Some(&hash),
-                        user_metadata: metadata(g.data)?,
-                        app_metadata: json!({}),
-                        confirmed: false,
-                        anonymous: false,
-                        role: "authenticated",
-                    },
-                )
-                .await?
-                .ok_or_else(email_exists)?;
-                (user, MailKind::Confirmation)
-            }
-            ("magiclink", Some(u)) => (u, MailKind::MagicLink),
-            ("recovery", Some(u)) => (u, MailKind::Recovery),
-            ("magiclink" | "recovery", None) => return Err(AuthError::user_not_found()),
-            _ => return Err(AuthError::validation(
-                "Invalid email action link type requested (supported: signup, magiclink, recovery)",
-            )),
-        };
+    let (user, mail_kind, to) = link_target(&tx, &s, &kind, &email, g).await?;
     let (link, otp) = send_token(
         &auth,
         &ctx,
         &s,
         &tx,
         &user,
-        &email,
+        &to,
         mail_kind,
         redirect_to.as_deref(),
     )
@@ -323,10 +364,69 @@ pub(super) async fn admin_generate_link(
     let mut out = user.json;
     out["action_link"] = json!(link);
     out["email_otp"] = json!(otp);
-    out["hashed_token"] = json!(validate::token_hash(&email, &otp));
+    out["hashed_token"] = json!(validate::token_hash(&to, &otp));
     out["redirect_to"] = json!(s.redirect(redirect_to.as_deref()));
     out["verification_type"] = json!(kind);
     Ok(Json(out))
+}
+
+/// The user a generated link is for, the message it stands for and the address it would go to.
+async fn link_target(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &crate::db::Settings,
+    kind: &str,
+    email: &str,
+    g: GenerateLink,
+) -> AuthResult<(store::User, MailKind, String)> {
+    let existing = store::user_by_email(tx, email).await?;
+    let to = email.to_string();
+    Ok(match (kind, existing) {
+        ("signup", Some(_)) => return Err(email_exists()),
+        ("signup", None) => {
+            let password = g.password.unwrap_or_default();
+            validate::password(&password, s.password_min_length)?;
+            let hash = hash_password(password).await?;
+            let user = store::create_user(
+                tx,
+                NewUser {
+                    email: Some(email),
+                    password_hash: Some(&hash),
+                    user_metadata: metadata(g.data)?,
+                    app_metadata: json!({}),
+                    confirmed: false,
+                    anonymous: false,
+                    role: "authenticated",
+                    identity_in_metadata: true,
+                },
+            )
+            .await?
+            .ok_or_else(email_exists)?;
+            (user, MailKind::Confirmation, to)
+        }
+        ("invite", _) => (invited_user(tx, email, g.data).await?, MailKind::Invite, to),
+        ("magiclink", Some(u)) => (u, MailKind::MagicLink, to),
+        ("recovery", Some(u)) => (u, MailKind::Recovery, to),
+        (k @ ("email_change_current" | "email_change_new"), Some(u)) => {
+            let new_email = validate::email(g.new_email.as_deref().unwrap_or(""))?;
+            if store::user_by_email(tx, &new_email).await?.is_some() {
+                return Err(email_exists());
+            }
+            store::set_email_change(tx, &u.id, &new_email).await?;
+            if k == "email_change_current" {
+                (u, MailKind::EmailChangeCurrent, to)
+            } else {
+                (u, MailKind::EmailChange, new_email)
+            }
+        }
+        ("magiclink" | "recovery" | "email_change_current" | "email_change_new", None) => {
+            return Err(AuthError::user_not_found())
+        }
+        _ => {
+            return Err(AuthError::validation(
+                "Invalid email action link type requested (supported: signup, invite, magiclink, recovery, email_change_current, email_change_new)",
+            ))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
-//! `one_time` (recovery, OTP and magic links, `/verify`), `admin` (service_role only); `request`
+//! `one_time` (recovery, OTP and magic links, `/verify`), `mfa` (TOTP factors), `admin`
+//! (service_role only); `request`
 //! reads the caller and holds what the flows share.
 
 mod account;
 mod admin;
+mod mfa;
 mod one_time;
 mod platform;
 mod request;
@@ -18,7 +20,7 @@ use crate::ratelimit::Limiter;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use http::StatusCode;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use supactl_common::directory::Directory;
 
 pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
 /// Characters escaped in URL query and fragment values: all but RFC 3986's unreserved ones.
-const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(crate) const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -122,6 +124,17 @@ pub fn router(auth: Arc<Auth>) -> Router {
                 .delete(admin::admin_delete),
         )
         .route("/admin/generate_link", post(admin::admin_generate_link))
+        .route("/invite", post(admin::invite))
+        .route("/reauthenticate", get(account::reauthenticate))
+        .route("/factors", post(mfa::enroll))
+        .route("/factors/{id}", delete(mfa::unenroll))
+        .route("/factors/{id}/challenge", post(mfa::challenge))
+        .route("/factors/{id}/verify", post(mfa::verify))
+        .route("/admin/users/{id}/factors", get(mfa::admin_list_factors))
+        .route(
+            "/admin/users/{id}/factors/{factor_id}",
+            delete(mfa::admin_delete_factor),
+        )
         .fallback(|| async {
             AuthError::new(StatusCode::NOT_FOUND, "not_found", "Not Found").into_response()
         })

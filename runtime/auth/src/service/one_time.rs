@@ -33,9 +33,12 @@ pub(super) async fn send_token(
 ) -> AuthResult<(String, String)> {
     let (column, link_type) = match kind {
         MailKind::Confirmation => (TokenColumn::Confirmation, "signup"),
+        MailKind::Invite => (TokenColumn::Confirmation, "invite"),
         MailKind::MagicLink => (TokenColumn::Recovery, "magiclink"),
         MailKind::Recovery => (TokenColumn::Recovery, "recovery"),
         MailKind::EmailChange => (TokenColumn::EmailChange, "email_change"),
+        MailKind::EmailChangeCurrent => (TokenColumn::EmailChangeCurrent, "email_change"),
+        MailKind::Reauthentication => (TokenColumn::Reauthentication, "reauthentication"),
     };
     if let Some(age) = store::sent_age(tx, &user.id, column).await? {
         if age < s.max_frequency as f64 {
@@ -163,6 +166,7 @@ async fn passwordless(
                     confirmed: false,
                     anonymous: false,
                     role: "authenticated",
+                    identity_in_metadata: true,
                 },
             )
             .await?
@@ -277,7 +281,7 @@ async fn verify(
     let columns: &[TokenColumn] = match kind {
         "signup" | "invite" => &[TokenColumn::Confirmation],
         "magiclink" | "recovery" => &[TokenColumn::Recovery],
-        "email_change" => &[TokenColumn::EmailChange],
+        "email_change" => &[TokenColumn::EmailChange, TokenColumn::EmailChangeCurrent],
         "email" => &[TokenColumn::Confirmation, TokenColumn::Recovery],
         "sms" | "phone_change" => {
             return Err(AuthError::unprocessable(
@@ -338,7 +342,10 @@ async fn verify(
     }
     store::clear_token(&tx, &user.id, col).await?;
     match col {
-        TokenColumn::EmailChange => {
+        // Either address's token completes the change (single confirmation), and the other's is spent.
+        TokenColumn::EmailChange | TokenColumn::EmailChangeCurrent => {
+            store::clear_token(&tx, &user.id, TokenColumn::EmailChange).await?;
+            store::clear_token(&tx, &user.id, TokenColumn::EmailChangeCurrent).await?;
             let new_email = user.json["new_email"].as_str().unwrap_or("").to_string();
             if new_email.is_empty() || !store::set_email(&tx, &user.id, &new_email).await? {
                 return Err(email_exists());

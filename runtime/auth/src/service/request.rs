@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use supactl_common::forwarded::{from_forwarded, Claims, ForwardedError};
+use supactl_common::gotrue::bad_jwt_message;
 use supactl_common::jwt;
 use supactl_common::keys::{random_base62, Role};
 use supactl_common::wire::ProjectConfig;
@@ -62,10 +63,7 @@ impl FromRequestParts<Arc<Auth>> for Ctx {
                 "no_authorization",
                 "This endpoint requires a valid Bearer token",
             ),
-            ForwardedError::Invalid(e) => AuthError::forbidden(
-                "bad_jwt",
-                format!("invalid JWT: unable to parse or verify signature, {e}"),
-            ),
+            ForwardedError::Invalid(e) => AuthError::forbidden("bad_jwt", bad_jwt_message(&e)),
             e => AuthError::forbidden("bad_jwt", format!("invalid JWT: {e}")),
         })?;
         Ok(Ctx {
@@ -138,26 +136,28 @@ impl Ctx {
         Ok(())
     }
 
-    /// Signs the session body for `user`.
+    /// Signs the session body for `user` in session `sid` at assurance level `aal`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn session_body(
         &self,
         auth: &Auth,
         settings: &Settings,
         user: &Value,
         sid: &str,
+        aal: &str,
         amr: &[Amr],
         refresh_token: &str,
     ) -> Value {
         let issuer = format!("{}/auth/v1", auth.api_url(self.project_ref()));
         let info = SessionInfo {
             session_id: sid,
-            aal: "aal1",
+            aal,
             amr,
             issuer: &issuer,
             issued_at: jwt::now(),
             lifetime_secs: settings.jwt_exp,
         };
-        token::session_body(user, &info, refresh_token, self.project.signing_secret())
+        token::session_body(user, &info, refresh_token, token::Signer::of(&self.project))
     }
 
     /// Starts a session for `user_id` and returns GoTrue's session body.
@@ -187,7 +187,15 @@ impl Ctx {
             method: method.to_string(),
             timestamp: jwt::now(),
         }];
-        Ok(self.session_body(auth, settings, &user.json, &sid, &amr, &refresh_token))
+        Ok(self.session_body(
+            auth,
+            settings,
+            &user.json,
+            &sid,
+            "aal1",
+            &amr,
+            &refresh_token,
+        ))
     }
 }
 

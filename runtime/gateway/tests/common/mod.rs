@@ -3,7 +3,7 @@
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use testkit::{listen, ControlPlane};
 
 /// The shared control plane (`testkit`) plus the data plane's composition (`dataplane`) with REST
@@ -43,6 +43,22 @@ impl Platform {
         // REST only, and no change hook on purpose: revocation must also work through the
         // directory's TTL alone.
         let router = data_plane.build().expect("no Redis to connect to").router;
+        tokio::spawn(async move { axum::serve(gw_l, router).await });
+        Platform { cp, gateway_url }
+    }
+
+    /// A platform whose gateway also serves auth (`/auth/v1`).
+    pub async fn start_with_auth() -> Platform {
+        let (gw_l, gateway_url) = listen().await;
+        let cp = ControlPlane::start(&format!("{gateway_url}/p/{{ref}}")).await;
+        let router = dataplane::DataPlane::builder(cp.directory(Duration::from_secs(1)))
+            .auth(auth::AuthConfig {
+                api_url_template: format!("{gateway_url}/p/{{ref}}"),
+                ..auth::AuthConfig::default()
+            })
+            .build()
+            .expect("no Redis to connect to")
+            .router;
         tokio::spawn(async move { axum::serve(gw_l, router).await });
         Platform { cp, gateway_url }
     }
@@ -105,5 +121,21 @@ impl Platform {
     /// The project's current JWT secret, from the internal endpoint.
     pub async fn jwt_secret(&self, p: &Project) -> String {
         self.cp.jwt_secret(&p.project_ref).await
+    }
+}
+
+/// Polls until `f` returns true, failing after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
