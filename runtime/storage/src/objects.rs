@@ -187,6 +187,10 @@ async fn write_row(
     Ok((row.get(0), old))
 }
 
+/// The object's bucket is public (read as `service_role`: callers need not see `storage.buckets`).
+const PUBLIC_BUCKET: &str =
+    "EXISTS (SELECT 1 FROM storage.buckets b WHERE b.id = o.bucket_id AND b.public)";
+
 /// An object's row as a download needs it.
 struct Found {
     version: String,
@@ -206,10 +210,10 @@ async fn find(s: &Storage, ctx: &Ctx, obj: &ObjectRef, read_as: ReadAs) -> Stora
     let tx = db::begin(&mut client, &ctx.project, &actor).await?;
     let row = tx
         .query_opt(
-            "SELECT o.version, coalesce(o.metadata, '{}')::text,
+            &format!("SELECT o.version, coalesce(o.metadata, '{{}}')::text,
                     to_char(o.updated_at AT TIME ZONE 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS \"GMT\"')
-             FROM storage.objects o JOIN storage.buckets b ON b.id = o.bucket_id
-             WHERE o.bucket_id = $1 AND o.name = $2 AND (b.public OR NOT $3)",
+             FROM storage.objects o
+             WHERE o.bucket_id = $1 AND o.name = $2 AND (NOT $3 OR {PUBLIC_BUCKET})"),
             &[&obj.bucket, &obj.name, &public_only],
         )
         .await?
@@ -317,13 +321,13 @@ pub async fn info(s: &Storage, ctx: &Ctx, obj: &ObjectRef, read_as: ReadAs) -> S
     let tx = db::begin(&mut client, &ctx.project, &actor).await?;
     let row = tx
         .query_opt(
-            "SELECT json_build_object('id', o.id, 'name', o.name, 'version', o.version,
+            &format!("SELECT json_build_object('id', o.id, 'name', o.name, 'version', o.version,
                  'bucket_id', o.bucket_id, 'size', (o.metadata->>'size')::bigint,
                  'content_type', o.metadata->>'mimetype', 'cache_control', o.metadata->>'cacheControl',
-                 'etag', o.metadata->>'eTag', 'metadata', coalesce(o.user_metadata, '{}'),
+                 'etag', o.metadata->>'eTag', 'metadata', coalesce(o.user_metadata, '{{}}'),
                  'last_modified', o.updated_at, 'created_at', o.created_at)::text
-             FROM storage.objects o JOIN storage.buckets b ON b.id = o.bucket_id
-             WHERE o.bucket_id = $1 AND o.name = $2 AND (b.public OR NOT $3)",
+             FROM storage.objects o
+             WHERE o.bucket_id = $1 AND o.name = $2 AND (NOT $3 OR {PUBLIC_BUCKET})"),
             &[&obj.bucket, &obj.name, &public_only],
         )
         .await?
