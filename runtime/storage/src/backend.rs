@@ -41,7 +41,9 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("store", &self.store.to_string()).finish()
+        f.debug_struct("Backend")
+            .field("store", &self.store.to_string())
+            .finish()
     }
 }
 
@@ -169,7 +171,9 @@ impl Backend {
                 async move {
                     match store.delete(&k).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => tracing::warn!(key = %k, error = %e, "storage: cannot delete object"),
+                        Err(e) => {
+                            tracing::warn!(key = %k, error = %e, "storage: cannot delete object")
+                        }
                     }
                 }
             })
@@ -189,7 +193,11 @@ impl Backend {
             .await;
         let n = keys.len();
         self.delete_keys(keys).await;
-        tracing::info!(project = project_ref, objects = n, "storage: deleted the project's objects");
+        tracing::info!(
+            project = project_ref,
+            objects = n,
+            "storage: deleted the project's objects"
+        );
     }
 
     /// Number of objects stored for a project (tests, diagnostics).

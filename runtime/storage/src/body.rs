@@ -59,7 +59,12 @@ fn cache_control(v: &str) -> String {
 }
 
 /// Reads the upload's form; `limit` bounds the file (enforced again as it is stored).
-pub async fn read(headers: &HeaderMap, body: Body, idle: Duration, limit: u64) -> StorageResult<Upload> {
+pub async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    idle: Duration,
+    limit: u64,
+) -> StorageResult<Upload> {
     let text = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
     let content_type = text(header::CONTENT_TYPE).unwrap_or("").to_string();
     let stream = timed(body, idle);
@@ -116,17 +121,14 @@ async fn multipart(
                     .map(|m| m.to_string())
                     .unwrap_or_else(|| "application/octet-stream".into());
                 // the form rides along so that the part keeps streaming
-                let data = futures_util::stream::unfold(
-                    Some((form, field)),
-                    |state| async move {
-                        let (form, mut field) = state?;
-                        match field.chunk().await {
-                            Ok(Some(b)) => Some((Ok(b), Some((form, field)))),
-                            Ok(None) => None,
-                            Err(e) => Some((Err(interrupted(e)), None)),
-                        }
-                    },
-                )
+                let data = futures_util::stream::unfold(Some((form, field)), |state| async move {
+                    let (form, mut field) = state?;
+                    match field.chunk().await {
+                        Ok(Some(b)) => Some((Ok(b), Some((form, field)))),
+                        Ok(None) => None,
+                        Err(e) => Some((Err(interrupted(e)), None)),
+                    }
+                })
                 .boxed();
                 return Ok(Upload {
                     content_type,
@@ -178,9 +180,17 @@ mod tests {
                     --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
                     Content-Type: text/plain\r\n\r\nhello world\r\n--XX--\r\n";
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, "multipart/form-data; boundary=XX".parse().unwrap());
-        let up = read(&h, Body::from(body), Duration::from_secs(5), 100).await.unwrap();
-        assert_eq!((up.content_type.as_str(), up.cache_control.as_str()), ("text/plain", "max-age=60"));
+        h.insert(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=XX".parse().unwrap(),
+        );
+        let up = read(&h, Body::from(body), Duration::from_secs(5), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            (up.content_type.as_str(), up.cache_control.as_str()),
+            ("text/plain", "max-age=60")
+        );
         let bytes: Vec<Bytes> = up.data.map(|r| r.unwrap()).collect().await;
         assert_eq!(bytes.concat(), b"hello world");
     }

@@ -76,7 +76,8 @@ pub async fn get(s: &Storage, ctx: &Ctx, id: &str) -> StorageResult<Response> {
 /// `file_size_limit` as clients send it: a number of bytes, or a string such as `"50MB"`, `"1.5 GB"`,
 /// `"100kb"`; `null` for none.
 pub fn size_limit(v: &Value) -> StorageResult<Option<i64>> {
-    let bad = || StorageError::bad_request("file_size_limit must be a size such as 1048576 or \"1MB\"");
+    let bad =
+        || StorageError::bad_request("file_size_limit must be a size such as 1048576 or \"1MB\"");
     let bytes = match v {
         Value::Null => return Ok(None),
         Value::Number(n) => n.as_f64().ok_or_else(bad)?,
@@ -114,18 +115,26 @@ fn mime_types(v: &Value) -> StorageResult<Option<Vec<String>>> {
                 t.as_str()
                     .filter(|t| !t.is_empty() && t.len() <= 255)
                     .map(str::to_string)
-                    .ok_or_else(|| StorageError::bad_request("allowed_mime_types must be a list of MIME types"))
+                    .ok_or_else(|| {
+                        StorageError::bad_request("allowed_mime_types must be a list of MIME types")
+                    })
             })
             .collect::<StorageResult<Vec<_>>>()
             .map(Some),
-        _ => Err(StorageError::bad_request("allowed_mime_types must be a list of MIME types")),
+        _ => Err(StorageError::bad_request(
+            "allowed_mime_types must be a list of MIME types",
+        )),
     }
 }
 
 pub async fn create(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageResult<Response> {
     let actor = ctx.actor()?;
     let name = body.get("name").and_then(Value::as_str);
-    let id = body.get("id").and_then(Value::as_str).or(name).unwrap_or("");
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .or(name)
+        .unwrap_or("");
     let id = names::bucket_id(id)?;
     let name = names::bucket_id(name.unwrap_or(id))?;
     let public = body.get("public").and_then(Value::as_bool).unwrap_or(false);

@@ -63,7 +63,9 @@ impl Ctx {
                 tracing::error!(error = %e, "project directory unavailable");
                 StorageError::unavailable("the platform cannot look up projects right now")
             })?
-            .ok_or_else(|| StorageError::new(StatusCode::NOT_FOUND, "not_found", "Project not found"))?;
+            .ok_or_else(|| {
+                StorageError::new(StatusCode::NOT_FOUND, "not_found", "Project not found")
+            })?;
         if bearer(&parts.headers).is_none() {
             return Ok(Ctx {
                 project,
@@ -71,7 +73,11 @@ impl Ctx {
             });
         }
         let f = from_forwarded(&project, &parts.headers).map_err(|e: ForwardedError| {
-            StorageError::new(StatusCode::BAD_REQUEST, "InvalidJWT", format!("invalid JWT: {e}"))
+            StorageError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidJWT",
+                format!("invalid JWT: {e}"),
+            )
         })?;
         Ok(Ctx {
             project,

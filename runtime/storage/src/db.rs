@@ -8,11 +8,11 @@
 
 use crate::error::StorageResult;
 use deadpool_postgres::Object;
+use deadpool_postgres::Transaction;
 use std::time::Duration;
 use supactl_common::connections::{self, Registry, ServiceSpec};
 use supactl_common::keys::Role;
 use supactl_common::wire::ProjectConfig;
-use deadpool_postgres::Transaction;
 
 pub struct Pools {
     pools: connections::Pools,

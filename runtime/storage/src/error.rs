@@ -20,7 +20,11 @@ pub struct StorageError {
 pub type StorageResult<T> = Result<T, StorageError>;
 
 impl StorageError {
-    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> StorageError {
+    pub fn new(
+        status: StatusCode,
+        error: &'static str,
+        message: impl Into<String>,
+    ) -> StorageError {
         StorageError {
             status,
             error,
@@ -42,11 +46,19 @@ impl StorageError {
     }
 
     pub fn bucket_not_found() -> StorageError {
-        StorageError::new(StatusCode::NOT_FOUND, "Bucket not found", "Bucket not found")
+        StorageError::new(
+            StatusCode::NOT_FOUND,
+            "Bucket not found",
+            "Bucket not found",
+        )
     }
 
     pub fn duplicate() -> StorageError {
-        StorageError::new(StatusCode::CONFLICT, "Duplicate", "The resource already exists")
+        StorageError::new(
+            StatusCode::CONFLICT,
+            "Duplicate",
+            "The resource already exists",
+        )
     }
 
     pub fn unauthorized(message: impl Into<String>) -> StorageError {
@@ -70,11 +82,7 @@ impl StorageError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> StorageError {
-        StorageError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "DatabaseTimeout",
-            message,
-        )
+        StorageError::new(StatusCode::SERVICE_UNAVAILABLE, "DatabaseTimeout", message)
     }
 
     /// The answer to a HEAD request: the status and no body.
@@ -124,12 +132,17 @@ impl From<tokio_postgres::Error> for StorageError {
             ),
             c if supactl_common::pg::backend_gone(db.code()) => {
                 tracing::warn!(code = c, "storage: database session lost");
-                let mut err = StorageError::unavailable("the database is restarting; retry shortly");
+                let mut err =
+                    StorageError::unavailable("the database is restarting; retry shortly");
                 err.lost_connection = true;
                 err
             }
             c => {
-                tracing::error!(code = c, message = db.message(), "storage: unexpected database error");
+                tracing::error!(
+                    code = c,
+                    message = db.message(),
+                    "storage: unexpected database error"
+                );
                 StorageError::internal()
             }
         }

@@ -80,7 +80,9 @@ pub fn range(h: &HeaderMap, size: u64) -> Ranged {
     };
     let (a, b) = (a.trim(), b.trim());
     let parsed = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
-        (Some(start), Some(end)) if a.len() <= 20 && start <= end => Some((start, end.saturating_add(1))),
+        (Some(start), Some(end)) if a.len() <= 20 && start <= end => {
+            Some((start, end.saturating_add(1)))
+        }
         (Some(start), None) if b.is_empty() => Some((start, size)),
         (None, Some(n)) if a.is_empty() => Some((size.saturating_sub(n), size)),
         _ => None,
@@ -114,7 +116,13 @@ pub fn disposition(download: &str, object_name: &str) -> HeaderValue {
     };
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let v = format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
@@ -148,7 +156,10 @@ mod tests {
 
     #[test]
     fn urls_and_dispositions() {
-        assert_eq!(query_param(Some("x=1&token=a%2Bb"), "token").unwrap(), "a+b");
+        assert_eq!(
+            query_param(Some("x=1&token=a%2Bb"), "token").unwrap(),
+            "a+b"
+        );
         assert_eq!(query_param(Some("download"), "download").unwrap(), "");
         let d = disposition("", "f/日 x.txt");
         assert_eq!(

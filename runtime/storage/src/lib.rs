@@ -127,7 +127,10 @@ async fn serve(s: &Storage, parts: http::request::Parts, body: Body) -> StorageR
     let result = dispatch(s, &ctx, route, &parts, body).await;
     if let Err(e) = &result {
         if e.lost_connection {
-            tracing::warn!(project = ctx.project_ref(), "database connection lost: dropping the project's storage pool");
+            tracing::warn!(
+                project = ctx.project_ref(),
+                "database connection lost: dropping the project's storage pool"
+            );
             s.pools.remove(ctx.project_ref());
         }
     }

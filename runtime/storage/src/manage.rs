@@ -52,16 +52,21 @@ pub fn name_list(body: &Map<String, Value>, key: &str) -> StorageResult<Vec<Stri
     }
     list.iter()
         .map(|v| {
-            let n = v
-                .as_str()
-                .ok_or_else(|| StorageError::bad_request(format!("{key} must be a list of names")))?;
+            let n = v.as_str().ok_or_else(|| {
+                StorageError::bad_request(format!("{key} must be a list of names"))
+            })?;
             Ok(names::object_name(n)?.to_string())
         })
         .collect()
 }
 
 fn json_text(body: String) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// An object's row as list and remove answer it.
@@ -97,7 +102,9 @@ fn list_sql(column: &str, desc: bool) -> String {
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 pub async fn list(
@@ -167,7 +174,11 @@ fn destination_bucket_missing(e: tokio_postgres::Error) -> StorageError {
 }
 
 /// Moves (renames) an object: its row only, the bytes stay where they are.
-pub async fn move_object(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageResult<Response> {
+pub async fn move_object(
+    s: &Storage,
+    ctx: &Ctx,
+    body: Map<String, Value>,
+) -> StorageResult<Response> {
     let (from, to) = from_to(&body)?;
     let mut client = s.pools.get(&ctx.project).await?;
     let tx = db::begin(&mut client, &ctx.project, ctx.actor()?).await?;
@@ -206,11 +217,14 @@ pub async fn copy(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageRe
         (version.ok_or_else(StorageError::object_not_found)?, meta)
     };
     let version = crate::objects::new_version();
-    s.backend.copy(ctx.project_ref(), &source.0, &version).await?;
-    let inserted = async {
-        let mut client = s.pools.get(&ctx.project).await?;
-        let tx = db::begin(&mut client, &ctx.project, actor).await?;
-        let row = tx
+    s.backend
+        .copy(ctx.project_ref(), &source.0, &version)
+        .await?;
+    let inserted =
+        async {
+            let mut client = s.pools.get(&ctx.project).await?;
+            let tx = db::begin(&mut client, &ctx.project, actor).await?;
+            let row = tx
             .query_one(
                 "INSERT INTO storage.objects (bucket_id, name, owner, owner_id, version, metadata)
                  VALUES ($1, $2, $3::text::uuid, $4, $5, $6) RETURNING id::text",
@@ -218,10 +232,10 @@ pub async fn copy(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageRe
             )
             .await
             .map_err(destination_bucket_missing)?;
-        tx.commit().await?;
-        Ok::<String, StorageError>(row.get(0))
-    }
-    .await;
+            tx.commit().await?;
+            Ok::<String, StorageError>(row.get(0))
+        }
+        .await;
     match inserted {
         Ok(id) => Ok(axum::Json(json!({
             "Key": format!("{}/{}", to.bucket, to.name),

@@ -70,11 +70,28 @@ mod tests {
 
     #[test]
     fn odd_names_are_refused_and_unicode_is_kept() {
-        for ok in ["a.txt", "folder/sub/file name.png", "日本語/ファイル.txt", "é", "a..b"] {
+        for ok in [
+            "a.txt",
+            "folder/sub/file name.png",
+            "日本語/ファイル.txt",
+            "é",
+            "a..b",
+        ] {
             assert_eq!(object_name(ok).unwrap(), ok);
         }
         let long = "a".repeat(MAX_NAME_BYTES + 1);
-        for bad in ["", "../x", "a/../b", "a/./b", "/a", "a//b", "a/", "a\0b", "a\nb", long.as_str()] {
+        for bad in [
+            "",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "/a",
+            "a//b",
+            "a/",
+            "a\0b",
+            "a\nb",
+            long.as_str(),
+        ] {
             assert!(object_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(object_name(&"é".repeat(512)).unwrap().len(), 1024);

@@ -120,7 +120,19 @@ pub async fn upload(
         .backend
         .put(ctx.project_ref(), &version, up.data, limit)
         .await?;
-    let id = match write_row(s, ctx, actor, obj, upsert, &version, &written, &up.content_type, &up.cache_control).await {
+    let id = match write_row(
+        s,
+        ctx,
+        actor,
+        obj,
+        upsert,
+        &version,
+        &written,
+        &up.content_type,
+        &up.cache_control,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             s.backend.delete(ctx.project_ref(), vec![version]).await;
@@ -210,10 +222,12 @@ async fn find(s: &Storage, ctx: &Ctx, obj: &ObjectRef, read_as: ReadAs) -> Stora
     let tx = db::begin(&mut client, &ctx.project, &actor).await?;
     let row = tx
         .query_opt(
-            &format!("SELECT o.version, coalesce(o.metadata, '{{}}')::text,
+            &format!(
+                "SELECT o.version, coalesce(o.metadata, '{{}}')::text,
                     to_char(o.updated_at AT TIME ZONE 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS \"GMT\"')
              FROM storage.objects o
-             WHERE o.bucket_id = $1 AND o.name = $2 AND (NOT $3 OR {PUBLIC_BUCKET})"),
+             WHERE o.bucket_id = $1 AND o.name = $2 AND (NOT $3 OR {PUBLIC_BUCKET})"
+            ),
             &[&obj.bucket, &obj.name, &public_only],
         )
         .await?
@@ -238,12 +252,22 @@ pub async fn download(
     if read_as == ReadAs::Signed {
         let t = http_util::query_param(query, "token")
             .ok_or_else(|| StorageError::bad_request("missing token"))?;
-        token::verify(&ctx.project, token::Kind::Download, obj, &t, supactl_common::jwt::now())?;
+        token::verify(
+            &ctx.project,
+            token::Kind::Download,
+            obj,
+            &t,
+            supactl_common::jwt::now(),
+        )?;
     }
     let found = find(s, ctx, obj, read_as).await?;
     let meta = &found.metadata;
     let size = meta.get("size").and_then(Value::as_u64).unwrap_or(0);
-    let etag = meta.get("eTag").and_then(Value::as_str).unwrap_or("").to_string();
+    let etag = meta
+        .get("eTag")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut res = Response::new(Body::empty());
     let h = res.headers_mut();
     let text = |k: &str, d: &'static str| {
@@ -252,7 +276,10 @@ pub async fn download(
             .and_then(|v| HeaderValue::from_str(v).ok())
             .unwrap_or(HeaderValue::from_static(d))
     };
-    h.insert(header::CONTENT_TYPE, text("mimetype", "application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        text("mimetype", "application/octet-stream"),
+    );
     h.insert(header::CACHE_CONTROL, text("cacheControl", "no-cache"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -262,7 +289,10 @@ pub async fn download(
         h.insert(header::LAST_MODIFIED, v);
     }
     if let Some(d) = http_util::query_param(query, "download") {
-        h.insert(header::CONTENT_DISPOSITION, http_util::disposition(&d, &obj.name));
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            http_util::disposition(&d, &obj.name),
+        );
     }
     if !etag.is_empty() && http_util::not_modified(&parts.headers, &etag) {
         *res.status_mut() = StatusCode::NOT_MODIFIED;
@@ -300,7 +330,9 @@ pub async fn download(
     let stream = if size == 0 {
         futures_util::stream::empty().boxed()
     } else {
-        s.backend.get(ctx.project_ref(), &found.version, range).await?
+        s.backend
+            .get(ctx.project_ref(), &found.version, range)
+            .await?
     };
     *res.body_mut() = Body::from_stream(stream.map(|r| {
         r.map_err(|e| {
@@ -312,7 +344,12 @@ pub async fn download(
 }
 
 /// `GET /object/info/…`: the object's row in Supabase's info shape.
-pub async fn info(s: &Storage, ctx: &Ctx, obj: &ObjectRef, read_as: ReadAs) -> StorageResult<Response> {
+pub async fn info(
+    s: &Storage,
+    ctx: &Ctx,
+    obj: &ObjectRef,
+    read_as: ReadAs,
+) -> StorageResult<Response> {
     let (actor, public_only) = match read_as {
         ReadAs::Public => (Actor::service(), true),
         _ => (ctx.actor()?.clone(), false),
@@ -334,7 +371,12 @@ pub async fn info(s: &Storage, ctx: &Ctx, obj: &ObjectRef, read_as: ReadAs) -> S
         .ok_or_else(StorageError::object_not_found)?;
     tx.commit().await?;
     let body: String = row.get(0);
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn delete(s: &Storage, ctx: &Ctx, obj: &ObjectRef) -> StorageResult<Response> {

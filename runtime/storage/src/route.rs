@@ -34,9 +34,18 @@ pub enum Route {
     DeleteBucket(String),
     EmptyBucket(String),
     /// POST (create; `x-upsert` may replace) or PUT (replace or create).
-    Upload { obj: ObjectRef, replace: bool },
-    Download { obj: ObjectRef, read_as: ReadAs },
-    Info { obj: ObjectRef, read_as: ReadAs },
+    Upload {
+        obj: ObjectRef,
+        replace: bool,
+    },
+    Download {
+        obj: ObjectRef,
+        read_as: ReadAs,
+    },
+    Info {
+        obj: ObjectRef,
+        read_as: ReadAs,
+    },
     DeleteObject(ObjectRef),
     RemoveMany(String),
     List(String),
@@ -204,7 +213,10 @@ mod tests {
         assert_eq!(p(Method::GET, "/bucket"), Route::ListBuckets);
         assert_eq!(p(Method::POST, "/bucket/"), Route::CreateBucket);
         assert_eq!(p(Method::GET, "/bucket/av"), Route::GetBucket("av".into()));
-        assert_eq!(p(Method::POST, "/bucket/av/empty"), Route::EmptyBucket("av".into()));
+        assert_eq!(
+            p(Method::POST, "/bucket/av/empty"),
+            Route::EmptyBucket("av".into())
+        );
         assert_eq!(
             p(Method::POST, "/object/av/a%20b/%E6%97%A5.txt"),
             Route::Upload {
@@ -226,14 +238,26 @@ mod tests {
                 read_as: ReadAs::Public
             }
         );
-        assert_eq!(p(Method::POST, "/object/sign/av"), Route::SignMany("av".into()));
-        assert_eq!(p(Method::POST, "/object/sign/av/x"), Route::SignOne(obj("av", "x")));
+        assert_eq!(
+            p(Method::POST, "/object/sign/av"),
+            Route::SignMany("av".into())
+        );
+        assert_eq!(
+            p(Method::POST, "/object/sign/av/x"),
+            Route::SignOne(obj("av", "x"))
+        );
         assert_eq!(
             p(Method::PUT, "/object/upload/sign/av/x"),
             Route::UploadSigned(obj("av", "x"))
         );
-        assert_eq!(p(Method::DELETE, "/object/av"), Route::RemoveMany("av".into()));
-        assert_eq!(p(Method::DELETE, "/object/av/x"), Route::DeleteObject(obj("av", "x")));
+        assert_eq!(
+            p(Method::DELETE, "/object/av"),
+            Route::RemoveMany("av".into())
+        );
+        assert_eq!(
+            p(Method::DELETE, "/object/av/x"),
+            Route::DeleteObject(obj("av", "x"))
+        );
         assert_eq!(p(Method::POST, "/object/list/av"), Route::List("av".into()));
         assert_eq!(p(Method::POST, "/object/move"), Route::Move);
         assert_eq!(

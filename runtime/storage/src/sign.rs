@@ -25,12 +25,24 @@ use supactl_common::jwt;
 const UPLOAD_URL_SECS: i64 = 2 * 60 * 60;
 
 fn signed_url(ctx: &Ctx, obj: &ObjectRef, expires_in: i64) -> String {
-    let t = token::sign(&ctx.project, Kind::Download, obj, &Grant::default(), jwt::now(), expires_in);
+    let t = token::sign(
+        &ctx.project,
+        Kind::Download,
+        obj,
+        &Grant::default(),
+        jwt::now(),
+        expires_in,
+    );
     format!("/object/sign/{}/{}?token={t}", obj.bucket, obj.name)
 }
 
 /// The names of `bucket` among `names` that the caller can read.
-async fn readable(s: &Storage, ctx: &Ctx, bucket: &str, names: &[String]) -> StorageResult<HashSet<String>> {
+async fn readable(
+    s: &Storage,
+    ctx: &Ctx,
+    bucket: &str,
+    names: &[String],
+) -> StorageResult<HashSet<String>> {
     let mut client = s.pools.get(&ctx.project).await?;
     let tx = db::begin(&mut client, &ctx.project, ctx.actor()?).await?;
     let rows = tx
@@ -44,7 +56,12 @@ async fn readable(s: &Storage, ctx: &Ctx, bucket: &str, names: &[String]) -> Sto
 }
 
 /// `POST /object/sign/{bucket}/{name}` `{"expiresIn"}` → `{"signedURL"}`.
-pub async fn sign_one(s: &Storage, ctx: &Ctx, obj: &ObjectRef, body: Map<String, Value>) -> StorageResult<Response> {
+pub async fn sign_one(
+    s: &Storage,
+    ctx: &Ctx,
+    obj: &ObjectRef,
+    body: Map<String, Value>,
+) -> StorageResult<Response> {
     let expires_in = token::expires_in(body.get("expiresIn"))?;
     let found = readable(s, ctx, &obj.bucket, std::slice::from_ref(&obj.name)).await?;
     if found.is_empty() {
@@ -54,7 +71,12 @@ pub async fn sign_one(s: &Storage, ctx: &Ctx, obj: &ObjectRef, body: Map<String,
 }
 
 /// `POST /object/sign/{bucket}` `{"expiresIn", "paths"}` → `[{"error", "path", "signedURL"}]`.
-pub async fn sign_many(s: &Storage, ctx: &Ctx, bucket: &str, body: Map<String, Value>) -> StorageResult<Response> {
+pub async fn sign_many(
+    s: &Storage,
+    ctx: &Ctx,
+    bucket: &str,
+    body: Map<String, Value>,
+) -> StorageResult<Response> {
     let expires_in = token::expires_in(body.get("expiresIn"))?;
     let names = name_list(&body, "paths")?;
     let found = readable(s, ctx, bucket, &names).await?;
@@ -78,7 +100,12 @@ pub async fn sign_many(s: &Storage, ctx: &Ctx, bucket: &str, body: Map<String, V
 }
 
 /// `POST /object/upload/sign/{bucket}/{name}` (`x-upsert`) → `{"url", "token"}`.
-pub async fn sign_upload(s: &Storage, ctx: &Ctx, obj: &ObjectRef, headers: &HeaderMap) -> StorageResult<Response> {
+pub async fn sign_upload(
+    s: &Storage,
+    ctx: &Ctx,
+    obj: &ObjectRef,
+    headers: &HeaderMap,
+) -> StorageResult<Response> {
     let actor = ctx.actor()?;
     let upsert = http_util::upsert_header(headers);
     crate::buckets::limits(s, ctx, &obj.bucket).await?;
@@ -87,7 +114,14 @@ pub async fn sign_upload(s: &Storage, ctx: &Ctx, obj: &ObjectRef, headers: &Head
         upsert,
         owner: actor.sub.clone(),
     };
-    let t = token::sign(&ctx.project, Kind::Upload, obj, &grant, jwt::now(), UPLOAD_URL_SECS);
+    let t = token::sign(
+        &ctx.project,
+        Kind::Upload,
+        obj,
+        &grant,
+        jwt::now(),
+        UPLOAD_URL_SECS,
+    );
     let url = format!("/object/upload/sign/{}/{}?token={t}", obj.bucket, obj.name);
     Ok(axum::Json(json!({ "url": url, "token": t })).into_response())
 }

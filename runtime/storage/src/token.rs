@@ -172,7 +172,9 @@ mod tests {
         let expired = verify(&p, Kind::Download, &obj("x"), &t, 1060).unwrap_err();
         assert_eq!(expired.message, "jwt expired");
         assert_eq!(
-            verify(&p, Kind::Download, &obj("y"), &t, 1000).unwrap_err().error,
+            verify(&p, Kind::Download, &obj("y"), &t, 1000)
+                .unwrap_err()
+                .error,
             "InvalidSignature"
         );
         assert!(verify(&p, Kind::Upload, &obj("x"), &t, 1000).is_err());
