@@ -119,10 +119,11 @@ pub async fn list(
     let offset = int("offset", 0).max(0);
     let search = like_escape(body.get("search").and_then(Value::as_str).unwrap_or(""));
     let sort = body.get("sortBy").and_then(Value::as_object);
-    let column = match sort.and_then(|s| s.get("column")).and_then(Value::as_str) {
-        Some(c @ ("updated_at" | "created_at" | "last_accessed_at")) => c,
-        _ => "name",
-    };
+    let column = sort
+        .and_then(|s| s.get("column"))
+        .and_then(Value::as_str)
+        .filter(|c| matches!(*c, "updated_at" | "created_at" | "last_accessed_at"))
+        .unwrap_or("name");
     let desc = sort
         .and_then(|s| s.get("order"))
         .and_then(Value::as_str)
