@@ -147,33 +147,32 @@ async fn dispatch(
     if !route::open(&route) {
         ctx.actor()?;
     }
-    let body = match route {
-        Route::Upload { obj, replace } => {
-            let upsert = replace || http_util::upsert_header(&parts.headers);
-            return objects::upload(s, ctx, ctx.actor()?, &obj, upsert, parts, body).await;
-        }
-        Route::UploadSigned(obj) => return sign::upload_signed(s, ctx, &obj, parts, body).await,
-        _ => body,
-    };
-    // every other route's body is a small JSON object, read only where the route takes one
-    let json = || http_util::json_body(body);
+    // every route but the uploads takes a small JSON object as its body, read only where it is used
     match route {
         Route::ListBuckets => buckets::list(s, ctx).await,
-        Route::CreateBucket => buckets::create(s, ctx, json().await?).await,
+        Route::CreateBucket => buckets::create(s, ctx, http_util::json_body(body).await?).await,
         Route::GetBucket(id) => buckets::get(s, ctx, &id).await,
-        Route::UpdateBucket(id) => buckets::update(s, ctx, &id, json().await?).await,
+        Route::UpdateBucket(id) => {
+            buckets::update(s, ctx, &id, http_util::json_body(body).await?).await
+        }
         Route::DeleteBucket(id) => buckets::delete(s, ctx, &id).await,
         Route::EmptyBucket(id) => buckets::empty(s, ctx, &id).await,
-        Route::Upload { .. } | Route::UploadSigned(_) => unreachable!("served above"),
+        Route::Upload { obj, replace } => {
+            let upsert = replace || http_util::upsert_header(&parts.headers);
+            objects::upload(s, ctx, ctx.actor()?, &obj, upsert, parts, body).await
+        }
+        Route::UploadSigned(obj) => sign::upload_signed(s, ctx, &obj, parts, body).await,
         Route::Download { obj, read_as } => objects::download(s, ctx, &obj, read_as, parts).await,
         Route::Info { obj, read_as } => objects::info(s, ctx, &obj, read_as).await,
         Route::DeleteObject(obj) => objects::delete(s, ctx, &obj).await,
-        Route::RemoveMany(b) => manage::remove(s, ctx, &b, json().await?).await,
-        Route::List(b) => manage::list(s, ctx, &b, json().await?).await,
-        Route::Move => manage::move_object(s, ctx, json().await?).await,
-        Route::Copy => manage::copy(s, ctx, json().await?).await,
-        Route::SignOne(obj) => sign::sign_one(s, ctx, &obj, json().await?).await,
-        Route::SignMany(b) => sign::sign_many(s, ctx, &b, json().await?).await,
+        Route::RemoveMany(b) => manage::remove(s, ctx, &b, http_util::json_body(body).await?).await,
+        Route::List(b) => manage::list(s, ctx, &b, http_util::json_body(body).await?).await,
+        Route::Move => manage::move_object(s, ctx, http_util::json_body(body).await?).await,
+        Route::Copy => manage::copy(s, ctx, http_util::json_body(body).await?).await,
+        Route::SignOne(obj) => {
+            sign::sign_one(s, ctx, &obj, http_util::json_body(body).await?).await
+        }
+        Route::SignMany(b) => sign::sign_many(s, ctx, &b, http_util::json_body(body).await?).await,
         Route::SignUpload(obj) => sign::sign_upload(s, ctx, &obj, &parts.headers).await,
     }
 }
