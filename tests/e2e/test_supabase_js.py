@@ -112,3 +112,21 @@ alter publication supabase_realtime add table chat;
     assert r["broadcast"] == {"bob": [{"n": 1}], "alice": []}
     assert r["presence"] == "online"
     assert r["changes"] == [{"type": "INSERT", "body": "yes"}]
+
+
+def test_storage_through_supabase_js(platform):
+    p = platform.create_project("supabase-js storage")
+    r = run_supabase_js("storage.mjs", p.url, p.secret)
+    assert r["create"] is None
+    assert r["upload_blob"] == {"path": "dir/héllo world.txt", "error": None}
+    assert r["upload_bytes"] == {"path": "dir/raw.bin", "error": None}
+    assert r["download"] == "hello from js"
+    assert r["raw"] == [1, 2, 3, 4]
+    assert r["list"] == ["héllo world.txt", "raw.bin"]
+    assert r["public"] == [1, 2, 3, 4]
+    assert r["signed"] == "hello from js"
+    assert r["move"] is None and r["copy"] is None
+    assert r["after_move"] == ["copy.bin", "raw.bin"]
+    assert r["remove"] == 2
+    assert r["missing"]["data"] is None and r["missing"]["error"]
+    assert r["exists"] is False

@@ -273,7 +273,12 @@ async fn serve(
         }
         Err(e) => eprintln!("warning: Edge Functions are off: {e}"),
     }
+    let objects = storage::Backend::new(&storage::BackendConfig::Local {
+        root: data_dir.join("storage"),
+    })
+    .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
     let data_plane = data_plane
+        .storage(objects, storage::StorageConfig::default())
         .build()
         .map_err(|e| CliError::Usage(format!("--redis-url: {e}")))?;
     tm.on_change(data_plane.on_change);

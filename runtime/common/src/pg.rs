@@ -137,3 +137,11 @@ pub fn session_lost(e: &tokio_postgres::Error) -> bool {
         None => e.is_closed(),
     }
 }
+
+/// Sets who the rest of a transaction runs as, the way RLS policies read it: `$1` the role (`anon`,
+/// `authenticated`, `service_role`), `$2` the claims as JSON (`request.jwt.claims`, which `auth.uid()`,
+/// `auth.role()` and `auth.jwt()` read), `$3` the role's `statement_timeout` (e.g. `3000ms`). For services
+/// that run a few statements per request as the caller (storage); REST sets these together with
+/// PostgREST's other request settings in its own pipelined statement.
+pub const SET_CALLER: &str = "SELECT set_config('role', $1, true), \
+     set_config('request.jwt.claims', $2, true), set_config('statement_timeout', $3, true)";

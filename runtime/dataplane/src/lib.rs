@@ -1,5 +1,5 @@
-//! The data plane composed: the gateway in front of the services it forwards to (REST, auth and
-//! realtime in-process; Edge Functions in-process or at the address of their own service), over one
+//! The data plane composed: the gateway in front of the services it forwards to (REST, auth,
+//! realtime and storage in-process; Edge Functions in-process or at the address of their own service), over one
 //! project directory and one connection registry whose budget covers every service, and the hook that
 //! drops everything cached about a project when it changes (from the tenant-manager in the same
 //! process, or from Redis across processes).
@@ -117,6 +117,7 @@ impl DataPlane {
             functions: None,
             realtime: None,
             capture_slots: DEFAULT_CAPTURE_SLOTS,
+            storage: None,
         }
     }
 }
@@ -133,6 +134,7 @@ pub struct Builder {
     functions: Option<Functions>,
     realtime: Option<(realtime::http::RealtimeConfig, CancellationToken)>,
     capture_slots: usize,
+    storage: Option<(storage::Backend, storage::StorageConfig)>,
 }
 
 impl Builder {
@@ -193,6 +195,12 @@ impl Builder {
         self
     }
 
+    /// Serves storage (`/storage/v1`) in this process, its objects in `backend`.
+    pub fn storage(mut self, backend: storage::Backend, config: storage::StorageConfig) -> Builder {
+        self.storage = Some((backend, config));
+        self
+    }
+
     pub fn build(self) -> Result<DataPlane, RedisError> {
         let registry = Registry::new(self.connection_budget);
         let directory = self.directory;
@@ -213,8 +221,12 @@ impl Builder {
             }
             None => None,
         };
+        let storage = self
+            .storage
+            .map(|(b, c)| storage::Storage::with_registry(directory.clone(), b, c, &registry));
         let drop_pools: ProjectHook = {
             let (rest, auth, rt) = (rest.clone(), auth.clone(), realtime.clone());
+            let st = storage.clone();
             Arc::new(move |r: &str| {
                 rest.pools().remove(r);
                 if let Some(auth) = &auth {
@@ -222,6 +234,10 @@ impl Builder {
                 }
                 if let Some(rt) = &rt {
                     rt.forget(r);
+                }
+                // a deleted project's objects go too
+                if let Some(st) = &st {
+                    st.forget(r);
                 }
                 // a paused or deleted project's workers must not keep serving
                 if let Some(s) = &supervisor {
@@ -260,6 +276,9 @@ impl Builder {
                 Service::Realtime,
                 Upstream::InProcess(realtime::http::router(rt)),
             );
+        }
+        if let Some(st) = storage {
+            gw = gw.route(Service::Storage, Upstream::InProcess(storage::router(st)));
         }
         if let Some(f) = self.function_urls {
             gw = gw.function_urls(f);

@@ -352,14 +352,18 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
         .await;
     }
     if let Some(len) = content_length(&parts.headers) {
-        if len > gw.config.max_body as u64 {
+        if len > gw.config.max_body as u64 && !service.bounds_own_body() {
             return Err(too_large());
         }
         h.insert(header::CONTENT_LENGTH, len.into());
     }
     parts.uri = service_uri(&service_path, parts.uri.query())?;
     parts.headers = h;
-    let body = Body::new(Limited::new(body, gw.config.max_body));
+    let body = if service.bounds_own_body() {
+        body
+    } else {
+        Body::new(Limited::new(body, gw.config.max_body))
+    };
     call(upstream, service, parts, body, minted, project, project_ref).await
 }
 
@@ -449,7 +453,7 @@ async fn call(
             HeaderValue::from_str(&format!("Bearer {token}"))
                 .expect("a JWT is a valid header value"),
         );
-        if service == Service::Rest {
+        if service.takes_caller() {
             parts.extensions.insert(Caller {
                 project,
                 project_ref,

@@ -19,6 +19,8 @@ pub enum Service {
     Functions,
     /// Realtime (`/realtime/v1/websocket`, `/realtime/v1/api/broadcast`).
     Realtime,
+    /// Supabase Storage (`/storage/v1`): buckets and objects, bodies streamed both ways.
+    Storage,
 }
 
 /// What happens to a request that carries no usable credentials.
@@ -59,11 +61,12 @@ impl ErrorShape {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Rest,
         Service::Auth,
         Service::Functions,
         Service::Realtime,
+        Service::Storage,
     ];
 
     /// The route class the access log and metrics name.
@@ -73,6 +76,7 @@ impl Service {
             Service::Auth => "auth",
             Service::Functions => "functions",
             Service::Realtime => "realtime",
+            Service::Storage => "storage",
         }
     }
 
@@ -82,6 +86,7 @@ impl Service {
             Service::Auth => "/auth/v1",
             Service::Functions => "/functions/v1",
             Service::Realtime => "/realtime/v1",
+            Service::Storage => "/storage/v1",
         }
     }
 
@@ -109,6 +114,9 @@ impl Service {
                 Access::AnonWithoutCredentials
             }
             Service::Functions => Access::Optional,
+            // Public objects and signed URLs are opened by browsers and shared links, with no API key;
+            // storage serves them without a caller (and refuses every other route without one).
+            Service::Storage if storage_open(method, path) => Access::Optional,
             _ => Access::Required,
         }
     }
@@ -154,15 +162,42 @@ impl Service {
     }
 
     /// Whether the body is streamed through rather than read whole first (bounded by
-    /// [`crate::GatewayConfig::max_body`] either way).
+    /// [`crate::GatewayConfig::max_body`] unless [`Service::bounds_own_body`]).
     pub fn streams_body(self) -> bool {
-        matches!(self, Service::Functions | Service::Realtime)
+        matches!(
+            self,
+            Service::Functions | Service::Realtime | Service::Storage
+        )
+    }
+
+    /// Whether the service bounds request bodies itself, so the gateway's `max_body` does not apply:
+    /// storage takes objects up to each bucket's `file_size_limit` and its own global maximum, counted
+    /// as they stream.
+    pub fn bounds_own_body(self) -> bool {
+        self == Service::Storage
+    }
+
+    /// Whether an in-process service is handed the caller the gateway authenticated (as a request
+    /// extension), rather than verifying the minted token again.
+    pub fn takes_caller(self) -> bool {
+        matches!(self, Service::Rest | Service::Storage)
     }
 
     /// Whether `Connection: upgrade` requests are handed over (WebSockets).
     pub fn upgrades(self) -> bool {
         self == Service::Realtime
     }
+}
+
+/// Storage routes served without an API key: public objects, signed download URLs and uploads to a
+/// signed upload URL (their tokens are checked by storage).
+fn storage_open(method: &Method, path: &str) -> bool {
+    let read = method == Method::GET || method == Method::HEAD;
+    (read
+        && ["/object/public/", "/object/sign/", "/object/info/public/"]
+            .iter()
+            .any(|p| path.starts_with(p)))
+        || (method == Method::PUT && path.starts_with("/object/upload/sign/"))
 }
 
 #[cfg(test)]
@@ -185,7 +220,10 @@ mod tests {
             Service::find("/realtime/v1/websocket"),
             Some((Service::Realtime, "/websocket"))
         );
-        assert_eq!(Service::find("/storage/v1/object"), None);
+        assert_eq!(
+            Service::find("/storage/v1/object"),
+            Some((Service::Storage, "/object"))
+        );
     }
 
     #[test]
@@ -235,5 +273,24 @@ mod tests {
             Service::Realtime.access(&Method::GET, "/websocket"),
             Access::Required
         );
+    }
+
+    #[test]
+    fn only_public_and_signed_storage_urls_pass_without_a_key() {
+        for (m, p) in [
+            (Method::GET, "/object/public/b/x"),
+            (Method::HEAD, "/object/sign/b/x"),
+            (Method::PUT, "/object/upload/sign/b/x"),
+        ] {
+            assert_eq!(Service::Storage.access(&m, p), Access::Optional, "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::GET, "/object/b/x"),
+            (Method::POST, "/object/sign/b/x"),
+            (Method::POST, "/object/upload/sign/b/x"),
+            (Method::GET, "/bucket"),
+        ] {
+            assert_eq!(Service::Storage.access(&m, p), Access::Required, "{m} {p}");
+        }
     }
 }

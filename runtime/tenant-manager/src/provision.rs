@@ -16,6 +16,8 @@ const CONFINE_SQL: &str = include_str!("../../../templates/confine.sql");
 /// What realtime needs in each tenant database (`realtime.messages` for private channels, the change
 /// capture functions).
 const REALTIME_SQL: &str = include_str!("../../../templates/realtime.sql");
+/// What storage needs in each tenant database (`storage.buckets`, `storage.objects`, their helpers).
+const STORAGE_SQL: &str = include_str!("../../../templates/storage.sql");
 /// The cluster role whose members may capture their database's changes (templates/roles.sql).
 const CAPTURE_ROLE: &str = "supactl_realtime";
 
@@ -25,17 +27,19 @@ fn template_version() -> String {
     h.update(ROLES_SQL);
     h.update(TENANT_SQL);
     h.update(REALTIME_SQL);
+    h.update(STORAGE_SQL);
     h.update(AUTH_SQL);
     h.update(REST_SQL);
     h.update(CONFINE_SQL);
     format!("supactl template {}", &hex::encode(h.finalize())[..16])
 }
 
-/// Marks a project database as holding the current [`REALTIME_SQL`], [`REST_SQL`] and [`CONFINE_SQL`]
+/// Marks a project database as holding the current [`REALTIME_SQL`], [`STORAGE_SQL`], [`REST_SQL`] and [`CONFINE_SQL`]
 /// (its comment).
 fn confine_version() -> String {
     let mut h = Sha256::new();
     h.update(REALTIME_SQL);
+    h.update(STORAGE_SQL);
     h.update(REST_SQL);
     h.update(CONFINE_SQL);
     format!("supactl confine {}", &hex::encode(h.finalize())[..16])
@@ -83,6 +87,7 @@ async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Resu
     let tpl = connect(&worker.pg_config(TEMPLATE_DB)).await?;
     tpl.batch_execute(TENANT_SQL).await?;
     tpl.batch_execute(REALTIME_SQL).await?;
+    tpl.batch_execute(STORAGE_SQL).await?;
     tpl.batch_execute(AUTH_SQL).await?;
     tpl.batch_execute(REST_SQL).await?;
     tpl.batch_execute(CONFINE_SQL).await?;
@@ -217,6 +222,7 @@ pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(
     for db in &stale {
         let c = connect(&worker.pg_config(db)).await?;
         c.batch_execute(REALTIME_SQL).await?;
+        c.batch_execute(STORAGE_SQL).await?;
         c.batch_execute(REST_SQL).await?;
         c.batch_execute(CONFINE_SQL).await?;
         admin

@@ -1,0 +1,208 @@
+//! Where the bytes live: one [`ObjectStore`] (the `object_store` crate's abstraction) for every project,
+//! each object under `<ref>/<version>` where the version is a fresh random id per upload. Object names
+//! therefore never become file system paths or S3 keys (no traversal, any Unicode name), a move is a
+//! metadata update, and deleting a project is deleting its `<ref>/` prefix.
+//!
+//! Uploads are streamed: the body goes to the store in parts of [`Backend::part_size`] with at most two
+//! in flight, so memory per upload stays a few MiB whatever the object's size. Locally the store is a
+//! directory (`supactl up`: the data directory's `storage/`); a part is written to a staging file that
+//! is renamed into place when the upload completes, so a half-written object is never visible.
+
+use crate::error::{StorageError, StorageResult};
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use sha2::{Digest, Sha256};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Which object store holds the bytes.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// A directory of the local file system (created when missing).
+    Local { root: std::path::PathBuf },
+}
+
+/// What an upload wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub size: u64,
+    /// Hex digest of the bytes (the object's ETag, quoted when sent).
+    pub etag: String,
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    store: Arc<dyn ObjectStore>,
+    part_size: usize,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("store", &self.store.to_string())
+            .finish()
+    }
+}
+
+/// Uploads in flight per object (each holding one part in memory).
+const PARTS_IN_FLIGHT: usize = 2;
+/// Parts written more than once a second on a local disk; bounded memory either way.
+const LOCAL_PART_SIZE: usize = 1024 * 1024;
+/// Objects deleted at once when a bucket or a project is emptied.
+const DELETE_CONCURRENCY: usize = 16;
+
+impl Backend {
+    pub fn new(config: &BackendConfig) -> Result<Backend, String> {
+        match config {
+            BackendConfig::Local { root } => {
+                std::fs::create_dir_all(root)
+                    .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+                let fs = LocalFileSystem::new_with_prefix(root)
+                    .map_err(|e| format!("{}: {e}", root.display()))?;
+                Ok(Backend {
+                    store: Arc::new(fs),
+                    part_size: LOCAL_PART_SIZE,
+                })
+            }
+        }
+    }
+
+    /// A backend over any object store (S3 with its own part size of at least 5 MiB).
+    pub fn with_store(store: Arc<dyn ObjectStore>, part_size: usize) -> Backend {
+        Backend { store, part_size }
+    }
+
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    fn key(project_ref: &str, version: &str) -> Path {
+        Path::from(format!("{project_ref}/{version}"))
+    }
+
+    /// Streams `body` into a new object `<ref>/<version>`, refusing it (and leaving nothing behind) past
+    /// `limit` bytes.
+    pub async fn put<S>(
+        &self,
+        project_ref: &str,
+        version: &str,
+        mut body: S,
+        limit: u64,
+    ) -> StorageResult<Written>
+    where
+        S: futures_util::Stream<Item = StorageResult<Bytes>> + Unpin,
+    {
+        let upload = self
+            .store
+            .put_multipart(&Self::key(project_ref, version))
+            .await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
+            size += chunk.len() as u64;
+            if size > limit {
+                let _ = writer.abort().await;
+                return Err(StorageError::too_large());
+            }
+            hash.update(&chunk);
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                return Err(e.into());
+            }
+            writer.put(chunk);
+        }
+        writer.finish().await?;
+        Ok(Written {
+            size,
+            etag: hex::encode(&hash.finalize()[..16]),
+        })
+    }
+
+    /// The object's bytes, or the bytes of `range` of it.
+    pub async fn get(
+        &self,
+        project_ref: &str,
+        version: &str,
+        range: Option<Range<u64>>,
+    ) -> StorageResult<BoxStream<'static, Result<Bytes, object_store::Error>>> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let got = self
+            .store
+            .get_opts(&Self::key(project_ref, version), options)
+            .await?;
+        Ok(got.into_stream())
+    }
+
+    pub async fn copy(&self, project_ref: &str, from: &str, to: &str) -> StorageResult<()> {
+        self.store
+            .copy(&Self::key(project_ref, from), &Self::key(project_ref, to))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes objects whose rows are gone, logging (not failing on) what cannot be deleted: the rows
+    /// are the truth, a leftover is only space.
+    pub async fn delete(&self, project_ref: &str, versions: Vec<String>) {
+        let keys = versions
+            .into_iter()
+            .map(|v| Self::key(project_ref, &v))
+            .collect::<Vec<_>>();
+        self.delete_keys(keys).await;
+    }
+
+    async fn delete_keys(&self, keys: Vec<Path>) {
+        let store = self.store.clone();
+        futures_util::stream::iter(keys)
+            .map(|k| {
+                let store = store.clone();
+                async move {
+                    match store.delete(&k).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => {
+                            tracing::warn!(key = %k, error = %e, "storage: cannot delete object")
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Deletes every object of a project (a deleted project).
+    pub async fn delete_project(&self, project_ref: &str) {
+        let prefix = Path::from(project_ref);
+        let keys: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .filter_map(|m| async move { m.ok().map(|m| m.location) })
+            .collect()
+            .await;
+        let n = keys.len();
+        self.delete_keys(keys).await;
+        tracing::info!(
+            project = project_ref,
+            objects = n,
+            "storage: deleted the project's objects"
+        );
+    }
+
+    /// Number of objects stored for a project (tests, diagnostics).
+    pub async fn count(&self, project_ref: &str) -> usize {
+        let prefix = Path::from(project_ref);
+        self.store.list(Some(&prefix)).count().await
+    }
+}
