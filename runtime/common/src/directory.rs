@@ -92,16 +92,18 @@ impl Directory {
     /// The key with this SHA-256, or None when no active key has it.
     pub async fn key(&self, hash: &[u8; 32]) -> Result<Option<Arc<KeyInfo>>, DirectoryError> {
         lookup("api-keys");
-        let (fetcher, path) = (
-            self.fetcher.clone(),
-            format!("/internal/v1/api-keys/{}", hex::encode(hash)),
-        );
+        // built only when the cache misses: this runs on every request
+        let fetcher = &self.fetcher;
         self.keys
-            .get_or_load(hash, || async move {
-                Ok(fetcher
-                    .get::<KeyInfo>("api-keys", &path)
-                    .await?
-                    .map(Arc::new))
+            .get_or_load(hash, || {
+                let (fetcher, hash) = (fetcher.clone(), *hash);
+                async move {
+                    let path = format!("/internal/v1/api-keys/{}", hex::encode(hash));
+                    Ok(fetcher
+                        .get::<KeyInfo>("api-keys", &path)
+                        .await?
+                        .map(Arc::new))
+                }
             })
             .await
     }
@@ -115,16 +117,17 @@ impl Directory {
             return Ok(None);
         }
         lookup("projects");
-        let (fetcher, path) = (
-            self.fetcher.clone(),
-            format!("/internal/v1/projects/{project_ref}/config"),
-        );
+        let fetcher = &self.fetcher;
         self.projects
-            .get_or_load(&project_ref.to_string(), || async move {
-                Ok(fetcher
-                    .get::<ProjectConfig>("projects", &path)
-                    .await?
-                    .map(Arc::new))
+            .get_or_load(&project_ref.to_string(), || {
+                let fetcher = fetcher.clone();
+                let path = format!("/internal/v1/projects/{project_ref}/config");
+                async move {
+                    Ok(fetcher
+                        .get::<ProjectConfig>("projects", &path)
+                        .await?
+                        .map(Arc::new))
+                }
             })
             .await
     }
@@ -143,10 +146,8 @@ impl Directory {
     }
 }
 
-fn lookup(cache: &str) {
-    let labels = crate::metrics::CacheLabels {
-        cache: cache.to_string(),
-    };
+fn lookup(cache: &'static str) {
+    let labels = crate::metrics::CacheLabels { cache };
     crate::metrics::metrics()
         .directory_lookups
         .get_or_create(&labels)
@@ -157,7 +158,7 @@ impl Fetcher {
     /// Fetches `path`, counted under `cache` with its outcome.
     async fn get<T: DeserializeOwned>(
         &self,
-        cache: &str,
+        cache: &'static str,
         path: &str,
     ) -> Result<Option<T>, DirectoryError> {
         let got = self.fetch(path).await;
@@ -166,10 +167,7 @@ impl Fetcher {
             Ok(None) => "not_found",
             Err(_) => "error",
         };
-        let labels = crate::metrics::FetchLabels {
-            cache: cache.to_string(),
-            outcome: outcome.to_string(),
-        };
+        let labels = crate::metrics::FetchLabels { cache, outcome };
         crate::metrics::metrics()
             .directory_fetches
             .get_or_create(&labels)
