@@ -153,6 +153,9 @@ mod tests {
             },
             rest_function_url: None,
             limits: Limits::default(),
+            signing_keys: Vec::new(),
+            data_key: String::new(),
+            parsed_keys: Default::default(),
         }
     }
 
