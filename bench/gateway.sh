@@ -94,13 +94,15 @@ curl -sf -o /dev/null -H "apikey: $PK" "$GW_URL" || { echo "the gateway does not
 run() {
   local name=$1 url=$2 conns=$3 pid=${4:-} hdr=${5:-x-bench: 1}
   local threads=$(( conns < 2 ? 1 : 2 ))
+  local stat=""
   if [ -n "$pid" ]; then
     local pids
     pids=$(echo "$pid" $(pgrep -P "$pid") | tr ' ' ,)
     (sleep 1; pidstat -u -p "$pids" $((DURATION - 2)) 1 >"$DATA/$name.cpu" 2>/dev/null) &
+    stat=$!
   fi
   wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency -H "$hdr" "$url" >"$DATA/$name.wrk"
-  wait || true
+  [ -z "$stat" ] || wait "$stat" || true
 }
 rps() { awk '/Requests\/sec/ {print $2}' "$DATA/$1.wrk"; }
 p50() { awk '$1 == "50%" {print $2}' "$DATA/$1.wrk"; }
