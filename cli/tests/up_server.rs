@@ -4,102 +4,19 @@
 
 #[path = "../../runtime/common/tests/support/raw_http.rs"]
 mod raw_http;
+#[path = "support/up.rs"]
+mod up;
 
 use raw_http::{assert_closed, get_request, read_response, send_json};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use up::Up;
 
-/// A running `supactl up` in a data directory of its own, stopped with SIGTERM on drop.
-struct Up {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-    admin_port: u16,
-}
-
-impl Up {
-    fn start(extra: &[&str]) -> Up {
-        let dir = tempfile::Builder::new()
-            .prefix("supactl-up-server-")
-            .tempdir()
-            .unwrap();
-        let (port, admin_port, db_port) = (
-            pgcluster::free_port(),
-            pgcluster::free_port(),
-            pgcluster::free_port(),
-        );
-        let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-        let data = dir.path().join("data");
-        let child = Command::new(env!("CARGO_BIN_EXE_supactl"))
-            .arg("up")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--port", &port.to_string()])
-            .args(["--admin-port", &admin_port.to_string()])
-            .args(["--db-port", &db_port.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("run supactl up");
-        let mut up = Up {
-            child,
-            dir,
-            port,
-            admin_port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !up.state_path().exists() {
-            assert!(
-                up.child.try_wait().unwrap().is_none(),
-                "supactl up exited: {}",
-                up.log()
-            );
-            assert!(Instant::now() < deadline, "not up: {}", up.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        up
-    }
-
-    fn state_path(&self) -> PathBuf {
-        self.dir.path().join("data").join("state.json")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
-    }
-
-    fn admin_key(&self) -> String {
-        let state: Value =
-            serde_json::from_str(&std::fs::read_to_string(self.state_path()).unwrap()).unwrap();
-        state["admin_key"].as_str().unwrap().to_string()
-    }
-
-    async fn connect(&self, port: u16) -> TcpStream {
-        TcpStream::connect(("127.0.0.1", port)).await.unwrap()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(&mut self) -> Option<i32> {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            return status.code();
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().unwrap().code()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        self.stop();
-    }
+async fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,7 +34,7 @@ async fn up_serves_both_listeners_with_its_timeouts_and_keeps_the_admin_key_out_
     assert!(
         banner.contains(&format!(
             "admin key:    stored in {}",
-            up.state_path().display()
+            up.data().join("state.json").display()
         )),
         "{banner}"
     );
@@ -125,14 +42,14 @@ async fn up_serves_both_listeners_with_its_timeouts_and_keeps_the_admin_key_out_
 
     for port in [up.port, up.admin_port] {
         // slowloris: half a header is cut off
-        let mut s = up.connect(port).await;
+        let mut s = connect(port).await;
         s.write_all(b"GET /health HTTP/1.1\r\nHost: x")
             .await
             .unwrap();
         assert_closed(&mut s).await;
 
         // keep-alive: an idle connection outlives the header timeout, then the idle timeout closes it
-        let mut s = up.connect(port).await;
+        let mut s = connect(port).await;
         s.write_all(get_request("/health").as_bytes())
             .await
             .unwrap();
@@ -148,7 +65,7 @@ async fn up_serves_both_listeners_with_its_timeouts_and_keeps_the_admin_key_out_
     // A request past the deadline: 504 request_timeout, on the admin API and through the gateway.
     let bearer = format!("Bearer {admin_key}");
     let auth = [("Authorization", bearer.as_str())];
-    let mut admin = up.connect(up.admin_port).await;
+    let mut admin = connect(up.admin_port).await;
     let (status, _, body) = send_json(
         &mut admin,
         "POST",
@@ -189,7 +106,7 @@ async fn up_serves_both_listeners_with_its_timeouts_and_keeps_the_admin_key_out_
     .await;
     assert_timed_out(status, &body);
 
-    let mut gw = up.connect(up.port).await;
+    let mut gw = connect(up.port).await;
     let bearer = format!("Bearer {secret}");
     let (status, _, body) = send_json(
         &mut gw,
