@@ -4,6 +4,7 @@
 //! id, project, route class, method, status and latency. Never a key, a token or a query string: paths
 //! and queries can carry keys (`apikey=` for Realtime), so only the route class is logged.
 
+use crate::service::Service;
 use http::{HeaderMap, HeaderValue};
 use rand::RngCore;
 use std::time::Instant;
@@ -14,7 +15,8 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct AccessLog {
     pub id: HeaderValue,
     pub project: Option<String>,
-    pub route: &'static str,
+    /// The service the request is addressed to (its route class; its error shape).
+    pub service: Option<Service>,
     started: Instant,
 }
 
@@ -36,16 +38,20 @@ impl AccessLog {
         AccessLog {
             id,
             project: None,
-            route: "none",
+            service: None,
             started: Instant::now(),
         }
+    }
+
+    fn route(&self) -> &'static str {
+        self.service.map_or("none", Service::class)
     }
 
     /// Writes the access line and counts the request in the process's metrics.
     pub fn end(&self, method: &http::Method, status: http::StatusCode) {
         supactl_common::metrics::metrics().request(
             self.project.as_deref(),
-            self.route,
+            self.route(),
             status.as_u16(),
             self.started.elapsed().as_secs_f64(),
         );
@@ -53,7 +59,7 @@ impl AccessLog {
             target: "supactl::access",
             request_id = self.id.to_str().unwrap_or(""),
             project = self.project.as_deref().unwrap_or("-"),
-            route = self.route,
+            route = self.route(),
             method = method.as_str(),
             status = status.as_u16(),
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,

@@ -105,14 +105,6 @@ impl Gateway {
         &self.directory
     }
 
-    /// The shape of the gateway's errors for `req`: that of the service it is addressed to.
-    fn error_shape(&self, req: &Request) -> ErrorShape {
-        let path = req.uri().path();
-        self.resolve(host(req), path)
-            .and_then(|(_, below)| Service::find(below))
-            .map_or(ErrorShape::PostgRest, |(s, _)| s.error_shape())
-    }
-
     /// `(project ref, path below the project)` from the Host or the path prefix.
     fn resolve<'a>(&self, host: Option<&str>, path: &'a str) -> Option<(String, &'a str)> {
         if let (Some(domain), Some(host)) = (&self.config.base_domain, host) {
@@ -151,11 +143,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, mut req: Request) -> Response {
     let mut res = if method == Method::OPTIONS {
         cors::preflight(req.headers())
     } else {
-        let shape = gw.error_shape(&req);
         let modern = gotrue::is_modern(req.headers().get(gotrue::API_VERSION_HEADER));
         match serve(&gw, req, &mut log).await {
             Ok(r) => r,
-            Err(e) => shape.render(e, modern),
+            // in the shape of the service the request is addressed to
+            Err(e) => log
+                .service
+                .map_or(ErrorShape::PostgRest, Service::error_shape)
+                .render(e, modern),
         }
     };
     cors::decorate(res.headers_mut());
@@ -254,10 +249,11 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
             "no project in the request path or host",
         )
     })?;
-    let (service, service_path) = Service::find(below)
+    let found = Service::find(below);
+    log.service = found.map(|(s, _)| s);
+    let (service, service_path) = found
         .filter(|(s, _)| gw.routes.contains_key(s))
         .ok_or_else(|| no_service(below))?;
-    log.route = service.class();
     let service_path = service_path.to_string();
     let access = service.access(req.method(), &service_path);
     let query_key = service
