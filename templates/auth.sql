@@ -2,6 +2,11 @@
 -- `references auth.users(id)`, policies and queries written for Supabase work unchanged. Run after
 -- tenant.sql, as the worker's superuser, when the template is built.
 --
+-- Idempotent, as every script of the project schema (runtime/tenant-manager's `provision`): it builds into
+-- the template and the tenant-manager applies it again, at start, to every project database whose schema
+-- version mark differs, so a change here must keep existing rows: new tables with IF NOT EXISTS, new
+-- columns with ALTER TABLE … ADD COLUMN IF NOT EXISTS, new enum values with ADD VALUE IF NOT EXISTS.
+--
 -- Ownership and privileges (least privilege): the tables belong to `supabase_auth_admin`, a NOLOGIN role
 -- without BYPASSRLS. The auth service connects as the project's own login role and switches to it with
 -- `SET ROLE`; that login role can only connect to its own project's database, so it can only ever touch
@@ -13,16 +18,26 @@ GRANT USAGE ON SCHEMA extensions TO supabase_auth_admin;
 
 SET ROLE supabase_auth_admin;
 
-CREATE TYPE auth.aal_level AS ENUM ('aal1', 'aal2', 'aal3');
-CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone');
-CREATE TYPE auth.factor_status AS ENUM ('unverified', 'verified');
-CREATE TYPE auth.code_challenge_method AS ENUM ('s256', 'plain');
-CREATE TYPE auth.one_time_token_type AS ENUM (
-  'confirmation_token', 'reauthentication_token', 'recovery_token',
-  'email_change_token_new', 'email_change_token_current', 'phone_change_token'
-);
+DO $$ BEGIN
+  CREATE TYPE auth.aal_level AS ENUM ('aal1', 'aal2', 'aal3');
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN
+  CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone');
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN
+  CREATE TYPE auth.factor_status AS ENUM ('unverified', 'verified');
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN
+  CREATE TYPE auth.code_challenge_method AS ENUM ('s256', 'plain');
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN
+  CREATE TYPE auth.one_time_token_type AS ENUM (
+    'confirmation_token', 'reauthentication_token', 'recovery_token',
+    'email_change_token_new', 'email_change_token_current', 'phone_change_token'
+  );
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 
-CREATE TABLE auth.instances (
+CREATE TABLE IF NOT EXISTS auth.instances (
   id uuid NOT NULL PRIMARY KEY,
   uuid uuid,
   raw_base_config text,
@@ -30,9 +45,9 @@ CREATE TABLE auth.instances (
   updated_at timestamptz
 );
 
-CREATE TABLE auth.schema_migrations (version varchar(255) NOT NULL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS auth.schema_migrations (version varchar(255) NOT NULL PRIMARY KEY);
 
-CREATE TABLE auth.users (
+CREATE TABLE IF NOT EXISTS auth.users (
   instance_id uuid,
   id uuid NOT NULL PRIMARY KEY,
   aud varchar(255),
@@ -72,22 +87,22 @@ CREATE TABLE auth.users (
 );
 COMMENT ON TABLE auth.users IS 'Auth: Stores user login data within a secure schema.';
 -- Emails are stored normalised (trimmed, lower case), so one unique index covers case variants.
-CREATE UNIQUE INDEX users_email_partial_key ON auth.users (email) WHERE is_sso_user = false;
-CREATE INDEX users_instance_id_idx ON auth.users (instance_id);
-CREATE INDEX users_instance_id_email_idx ON auth.users (instance_id, lower(email));
-CREATE INDEX users_is_anonymous_idx ON auth.users (is_anonymous);
-CREATE UNIQUE INDEX confirmation_token_idx ON auth.users (confirmation_token)
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_partial_key ON auth.users (email) WHERE is_sso_user = false;
+CREATE INDEX IF NOT EXISTS users_instance_id_idx ON auth.users (instance_id);
+CREATE INDEX IF NOT EXISTS users_instance_id_email_idx ON auth.users (instance_id, lower(email));
+CREATE INDEX IF NOT EXISTS users_is_anonymous_idx ON auth.users (is_anonymous);
+CREATE UNIQUE INDEX IF NOT EXISTS confirmation_token_idx ON auth.users (confirmation_token)
   WHERE confirmation_token !~ '^[0-9 ]*$';
-CREATE UNIQUE INDEX recovery_token_idx ON auth.users (recovery_token)
+CREATE UNIQUE INDEX IF NOT EXISTS recovery_token_idx ON auth.users (recovery_token)
   WHERE recovery_token !~ '^[0-9 ]*$';
-CREATE UNIQUE INDEX email_change_token_new_idx ON auth.users (email_change_token_new)
+CREATE UNIQUE INDEX IF NOT EXISTS email_change_token_new_idx ON auth.users (email_change_token_new)
   WHERE email_change_token_new !~ '^[0-9 ]*$';
-CREATE UNIQUE INDEX email_change_token_current_idx ON auth.users (email_change_token_current)
+CREATE UNIQUE INDEX IF NOT EXISTS email_change_token_current_idx ON auth.users (email_change_token_current)
   WHERE email_change_token_current !~ '^[0-9 ]*$';
-CREATE UNIQUE INDEX reauthentication_token_idx ON auth.users (reauthentication_token)
+CREATE UNIQUE INDEX IF NOT EXISTS reauthentication_token_idx ON auth.users (reauthentication_token)
   WHERE reauthentication_token !~ '^[0-9 ]*$';
 
-CREATE TABLE auth.identities (
+CREATE TABLE IF NOT EXISTS auth.identities (
   provider_id text NOT NULL,
   user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
   identity_data jsonb NOT NULL,
@@ -99,10 +114,10 @@ CREATE TABLE auth.identities (
   id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
   CONSTRAINT identities_provider_id_provider_unique UNIQUE (provider_id, provider)
 );
-CREATE INDEX identities_user_id_idx ON auth.identities (user_id);
-CREATE INDEX identities_email_idx ON auth.identities (email text_pattern_ops);
+CREATE INDEX IF NOT EXISTS identities_user_id_idx ON auth.identities (user_id);
+CREATE INDEX IF NOT EXISTS identities_email_idx ON auth.identities (email text_pattern_ops);
 
-CREATE TABLE auth.sessions (
+CREATE TABLE IF NOT EXISTS auth.sessions (
   id uuid NOT NULL PRIMARY KEY,
   user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
   created_at timestamptz,
@@ -115,11 +130,11 @@ CREATE TABLE auth.sessions (
   ip inet,
   tag text
 );
-CREATE INDEX sessions_user_id_idx ON auth.sessions (user_id);
-CREATE INDEX user_id_created_at_idx ON auth.sessions (user_id, created_at);
-CREATE INDEX sessions_not_after_idx ON auth.sessions (not_after DESC);
+CREATE INDEX IF NOT EXISTS sessions_user_id_idx ON auth.sessions (user_id);
+CREATE INDEX IF NOT EXISTS user_id_created_at_idx ON auth.sessions (user_id, created_at);
+CREATE INDEX IF NOT EXISTS sessions_not_after_idx ON auth.sessions (not_after DESC);
 
-CREATE TABLE auth.refresh_tokens (
+CREATE TABLE IF NOT EXISTS auth.refresh_tokens (
   instance_id uuid,
   id bigserial NOT NULL PRIMARY KEY,
   token varchar(255) UNIQUE,
@@ -130,13 +145,13 @@ CREATE TABLE auth.refresh_tokens (
   parent varchar(255),
   session_id uuid REFERENCES auth.sessions (id) ON DELETE CASCADE
 );
-CREATE INDEX refresh_tokens_instance_id_idx ON auth.refresh_tokens (instance_id);
-CREATE INDEX refresh_tokens_instance_id_user_id_idx ON auth.refresh_tokens (instance_id, user_id);
-CREATE INDEX refresh_tokens_parent_idx ON auth.refresh_tokens (parent);
-CREATE INDEX refresh_tokens_session_id_revoked_idx ON auth.refresh_tokens (session_id, revoked);
-CREATE INDEX refresh_tokens_updated_at_idx ON auth.refresh_tokens (updated_at DESC);
+CREATE INDEX IF NOT EXISTS refresh_tokens_instance_id_idx ON auth.refresh_tokens (instance_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_instance_id_user_id_idx ON auth.refresh_tokens (instance_id, user_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_parent_idx ON auth.refresh_tokens (parent);
+CREATE INDEX IF NOT EXISTS refresh_tokens_session_id_revoked_idx ON auth.refresh_tokens (session_id, revoked);
+CREATE INDEX IF NOT EXISTS refresh_tokens_updated_at_idx ON auth.refresh_tokens (updated_at DESC);
 
-CREATE TABLE auth.mfa_factors (
+CREATE TABLE IF NOT EXISTS auth.mfa_factors (
   id uuid NOT NULL PRIMARY KEY,
   user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
   friendly_name text,
@@ -148,9 +163,9 @@ CREATE TABLE auth.mfa_factors (
   phone text,
   last_challenged_at timestamptz UNIQUE
 );
-CREATE INDEX factor_id_created_at_idx ON auth.mfa_factors (user_id, created_at);
+CREATE INDEX IF NOT EXISTS factor_id_created_at_idx ON auth.mfa_factors (user_id, created_at);
 
-CREATE TABLE auth.mfa_challenges (
+CREATE TABLE IF NOT EXISTS auth.mfa_challenges (
   id uuid NOT NULL PRIMARY KEY,
   factor_id uuid NOT NULL REFERENCES auth.mfa_factors (id) ON DELETE CASCADE,
   created_at timestamptz NOT NULL,
@@ -159,7 +174,7 @@ CREATE TABLE auth.mfa_challenges (
   otp_code text
 );
 
-CREATE TABLE auth.mfa_amr_claims (
+CREATE TABLE IF NOT EXISTS auth.mfa_amr_claims (
   session_id uuid NOT NULL REFERENCES auth.sessions (id) ON DELETE CASCADE,
   created_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL,
@@ -168,7 +183,7 @@ CREATE TABLE auth.mfa_amr_claims (
   CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey UNIQUE (session_id, authentication_method)
 );
 
-CREATE TABLE auth.flow_state (
+CREATE TABLE IF NOT EXISTS auth.flow_state (
   id uuid NOT NULL PRIMARY KEY,
   user_id uuid,
   auth_code text NOT NULL,
@@ -183,7 +198,7 @@ CREATE TABLE auth.flow_state (
   auth_code_issued_at timestamptz
 );
 
-CREATE TABLE auth.one_time_tokens (
+CREATE TABLE IF NOT EXISTS auth.one_time_tokens (
   id uuid NOT NULL PRIMARY KEY,
   user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
   token_type auth.one_time_token_type NOT NULL,
@@ -193,21 +208,21 @@ CREATE TABLE auth.one_time_tokens (
   updated_at timestamp NOT NULL DEFAULT now(),
   CONSTRAINT one_time_tokens_user_id_token_type_key UNIQUE (user_id, token_type)
 );
-CREATE INDEX one_time_tokens_token_hash_hash_idx ON auth.one_time_tokens USING hash (token_hash);
-CREATE INDEX one_time_tokens_relates_to_hash_idx ON auth.one_time_tokens USING hash (relates_to);
+CREATE INDEX IF NOT EXISTS one_time_tokens_token_hash_hash_idx ON auth.one_time_tokens USING hash (token_hash);
+CREATE INDEX IF NOT EXISTS one_time_tokens_relates_to_hash_idx ON auth.one_time_tokens USING hash (relates_to);
 
-CREATE TABLE auth.audit_log_entries (
+CREATE TABLE IF NOT EXISTS auth.audit_log_entries (
   instance_id uuid,
   id uuid NOT NULL PRIMARY KEY,
   payload json,
   created_at timestamptz,
   ip_address varchar(64) NOT NULL DEFAULT ''
 );
-CREATE INDEX audit_logs_instance_id_idx ON auth.audit_log_entries (instance_id);
+CREATE INDEX IF NOT EXISTS audit_logs_instance_id_idx ON auth.audit_log_entries (instance_id);
 
 -- The project's auth settings (what GoTrue reads from its environment), one row, read by the auth
 -- service on every request: change them with SQL and they apply at once. Not a GoTrue table.
-CREATE TABLE auth.supactl_settings (
+CREATE TABLE IF NOT EXISTS auth.supactl_settings (
   id boolean PRIMARY KEY DEFAULT true CHECK (id),
   site_url text NOT NULL DEFAULT 'http://localhost:3000',
   uri_allow_list text[] NOT NULL DEFAULT '{}',
@@ -236,6 +251,39 @@ CREATE TABLE auth.supactl_settings (
   smtp_sender_name text,
   smtp_tls text NOT NULL DEFAULT 'starttls' CHECK (smtp_tls IN ('starttls', 'tls', 'none'))
 );
-INSERT INTO auth.supactl_settings DEFAULT VALUES;
+INSERT INTO auth.supactl_settings DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+CREATE INDEX IF NOT EXISTS idx_auth_code ON auth.flow_state (auth_code);
+CREATE INDEX IF NOT EXISTS flow_state_created_at_idx ON auth.flow_state (created_at DESC);
+
+-- The OAuth/OIDC providers users sign in with (`GET /authorize?provider=…`), set through the platform's
+-- admin API. Not a GoTrue table (GoTrue reads these from its environment).
+CREATE TABLE IF NOT EXISTS auth.supactl_oauth_providers (
+  provider text PRIMARY KEY CHECK (provider ~ '^[a-z0-9_-]{1,40}$'),
+  enabled boolean NOT NULL DEFAULT true,
+  client_id text NOT NULL,
+  -- AES-256-GCM with the project's data key, bound to the provider's name; never returned.
+  client_secret text,
+  -- A generic OIDC provider's issuer: its endpoints come from `{issuer}/.well-known/openid-configuration`.
+  issuer text,
+  scopes text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Sign-ins sent to a provider and waiting for its callback: one row per `/authorize`, named by the signed
+-- `state` and consumed by the first `/callback` that presents it (a replayed state finds nothing).
+CREATE TABLE IF NOT EXISTS auth.supactl_oauth_flows (
+  id uuid PRIMARY KEY,
+  provider text NOT NULL,
+  nonce text NOT NULL,
+  -- PKCE towards the provider (RFC 7636), whatever the client's own flow.
+  provider_code_verifier text NOT NULL,
+  redirect_to text NOT NULL,
+  -- The client's PKCE flow (`auth.flow_state`), absent for the implicit flow.
+  flow_state_id uuid REFERENCES auth.flow_state (id) ON DELETE CASCADE,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS supactl_oauth_flows_created_at_idx ON auth.supactl_oauth_flows (created_at);
 
 RESET ROLE;

@@ -20,6 +20,7 @@ mod api;
 mod api_keys;
 mod audit;
 mod auth;
+mod auth_providers;
 mod auth_users;
 mod dashboard;
 mod error;
@@ -200,7 +201,7 @@ impl TenantManager {
                 .collect();
             provision::reconcile_login_roles(&worker, &roles).await?;
             let databases: Vec<String> = projects.into_iter().map(|p| p.db_name).collect();
-            provision::confine_projects(&worker, &databases).await?;
+            provision::upgrade_projects(&worker, &databases).await?;
         }
         let publisher = match &config.redis_url {
             Some(url) => Some(

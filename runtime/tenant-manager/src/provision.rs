@@ -8,6 +8,7 @@ use supactl_common::ident::{quote_ident, quote_literal};
 pub const TEMPLATE_DB: &str = "supactl_template";
 const ROLES_SQL: &str = include_str!("../../../templates/roles.sql");
 const TENANT_SQL: &str = include_str!("../../../templates/tenant.sql");
+/// What auth needs in each tenant database (GoTrue's tables, the project's auth settings, OAuth).
 const AUTH_SQL: &str = include_str!("../../../templates/auth.sql");
 /// What the REST engine needs in each tenant database (schema-cache reload on DDL, its settings).
 const REST_SQL: &str = include_str!("../../../templates/rest.sql");
@@ -21,28 +22,38 @@ const STORAGE_SQL: &str = include_str!("../../../templates/storage.sql");
 /// The cluster role whose members may capture their database's changes (templates/roles.sql).
 const CAPTURE_ROLE: &str = "supactl_realtime";
 
+/// The project schema: the scripts every project database holds, in order, on top of [`TENANT_SQL`].
+/// Each is idempotent: it builds into the template, and [`upgrade_projects`] runs them all again on a
+/// project database created from an earlier template, which keeps its rows and gains what is new.
+const PROJECT_SCHEMA: [&str; 5] = [REALTIME_SQL, STORAGE_SQL, AUTH_SQL, REST_SQL, CONFINE_SQL];
+
 /// Identifies the template's content, so a changed template is rebuilt.
 fn template_version() -> String {
     let mut h = Sha256::new();
     h.update(ROLES_SQL);
     h.update(TENANT_SQL);
-    h.update(REALTIME_SQL);
-    h.update(STORAGE_SQL);
-    h.update(AUTH_SQL);
-    h.update(REST_SQL);
-    h.update(CONFINE_SQL);
+    for sql in PROJECT_SCHEMA {
+        h.update(sql);
+    }
     format!("supactl template {}", &hex::encode(h.finalize())[..16])
 }
 
-/// Marks a project database as holding the current [`REALTIME_SQL`], [`STORAGE_SQL`], [`REST_SQL`] and [`CONFINE_SQL`]
-/// (its comment).
-fn confine_version() -> String {
+/// The version of [`PROJECT_SCHEMA`] a project database holds, as its comment: set when the database is
+/// created from the template, and by [`upgrade_projects`] once it has brought an older one up to date.
+fn schema_version() -> String {
     let mut h = Sha256::new();
-    h.update(REALTIME_SQL);
-    h.update(STORAGE_SQL);
-    h.update(REST_SQL);
-    h.update(CONFINE_SQL);
-    format!("supactl confine {}", &hex::encode(h.finalize())[..16])
+    for sql in PROJECT_SCHEMA {
+        h.update(sql);
+    }
+    format!("supactl schema {}", &hex::encode(h.finalize())[..16])
+}
+
+/// Runs the [`PROJECT_SCHEMA`] scripts on a database.
+async fn apply_project_schema(db: &tokio_postgres::Client) -> Result<(), ApiError> {
+    for sql in PROJECT_SCHEMA {
+        db.batch_execute(sql).await?;
+    }
+    Ok(())
 }
 
 /// Creates the cluster roles and (re)builds the template database on `worker` when it is missing or
@@ -86,11 +97,7 @@ async fn build_template(worker: &Worker, admin: &tokio_postgres::Client) -> Resu
     admin.batch_execute(&format!("CREATE DATABASE {t}")).await?;
     let tpl = connect(&worker.pg_config(TEMPLATE_DB)).await?;
     tpl.batch_execute(TENANT_SQL).await?;
-    tpl.batch_execute(REALTIME_SQL).await?;
-    tpl.batch_execute(STORAGE_SQL).await?;
-    tpl.batch_execute(AUTH_SQL).await?;
-    tpl.batch_execute(REST_SQL).await?;
-    tpl.batch_execute(CONFINE_SQL).await?;
+    apply_project_schema(&tpl).await?;
     drop(tpl);
     admin
         .batch_execute(&format!(
@@ -189,10 +196,11 @@ async fn reset_shared_roles(worker: &Worker, admin: &tokio_postgres::Client) {
     }
 }
 
-/// Brings project databases created before the current [`CONFINE_SQL`] (or [`REST_SQL`], or
-/// [`REALTIME_SQL`]) up to date: the template gives new ones all three, but a database keeps what its
-/// template had when it was created.
-pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(), ApiError> {
+/// Brings project databases created from an earlier template up to the current [`PROJECT_SCHEMA`]: the
+/// template gives new ones all of it, but a database keeps what its template had when it was created. A
+/// database whose comment is not the current [`schema_version`] gets every script again (idempotent,
+/// keeping its rows), then the mark.
+pub async fn upgrade_projects(worker: &Worker, databases: &[String]) -> Result<(), ApiError> {
     if databases.is_empty() {
         return Ok(());
     }
@@ -208,7 +216,7 @@ pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(
         tracing::warn!(worker = %worker.spec.identifier,
             "the worker's admin is not a superuser: project roles can still read the cluster-wide catalogs (other projects' database and role names, sessions)");
     }
-    let version = confine_version();
+    let version = schema_version();
     let stale: Vec<String> = admin
         .query(
             "SELECT datname FROM pg_database WHERE datname = ANY($1)
@@ -221,10 +229,7 @@ pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(
         .collect();
     for db in &stale {
         let c = connect(&worker.pg_config(db)).await?;
-        c.batch_execute(REALTIME_SQL).await?;
-        c.batch_execute(STORAGE_SQL).await?;
-        c.batch_execute(REST_SQL).await?;
-        c.batch_execute(CONFINE_SQL).await?;
+        apply_project_schema(&c).await?;
         admin
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",
@@ -232,7 +237,7 @@ pub async fn confine_projects(worker: &Worker, databases: &[String]) -> Result<(
                 quote_literal(&version)
             ))
             .await?;
-        tracing::info!(worker = %worker.spec.identifier, database = %db, "project database confined");
+        tracing::info!(worker = %worker.spec.identifier, database = %db, %version, "project database schema upgraded");
     }
     Ok(())
 }
@@ -344,7 +349,7 @@ pub async fn create_database(
         .batch_execute(&format!(
             "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {user}; \
              COMMENT ON DATABASE {db} IS {};",
-            quote_literal(&confine_version())
+            quote_literal(&schema_version())
         ))
         .await
     {

@@ -1,0 +1,111 @@
+//! Project databases made from an earlier template are brought up to the current project schema when
+//! the tenant-manager starts, keeping their rows: the schema scripts (`templates/{realtime,storage,auth,
+//! rest,confine}.sql`) run again on every database whose version mark differs, then the mark is set.
+//!
+//! The earlier template is reproduced in the project's own database: what the current `auth.sql` added
+//! (the OAuth provider and flow tables) is dropped and the version mark is one an earlier release wrote.
+
+use http::Method;
+use serde_json::json;
+use testkit::ControlPlane;
+
+const REF: &str = "upgrade-me";
+
+async fn comment(cp: &ControlPlane) -> Option<String> {
+    cp.connect("postgres")
+        .await
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&supactl_common::ident::database_name(REF)],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn oauth_tables(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'auth'
+           AND tablename IN ('supactl_oauth_providers', 'supactl_oauth_flows')",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
+    let cp = ControlPlane::start("http://127.0.0.1:1/p/{ref}").await;
+    cp.create_project("upgrade", REF).await;
+    let current = comment(&cp).await.expect("a new project carries the mark");
+    assert!(current.starts_with("supactl schema "), "{current}");
+
+    let (s, v) = cp
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/projects/{REF}/auth/users"),
+            Some(json!({"email": "kept@example.com", "password": "secret-123", "email_confirm": true})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let user_id = v["data"]["id"].as_str().unwrap().to_string();
+
+    let db = cp.project_db(REF).await;
+    assert_eq!(oauth_tables(&db).await, 2);
+    db.batch_execute(
+        "DROP TABLE auth.supactl_oauth_flows, auth.supactl_oauth_providers;
+         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;",
+    )
+    .await
+    .unwrap();
+    let old_mark = "supactl confine 0123456789abcdef";
+    cp.connect("postgres")
+        .await
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE {} IS '{old_mark}'",
+            supactl_common::ident::database_name(REF)
+        ))
+        .await
+        .unwrap();
+    assert_eq!(oauth_tables(&db).await, 0);
+
+    cp.start_tenant_manager_again().await;
+
+    assert_eq!(oauth_tables(&db).await, 2, "the OAuth tables are back");
+    assert_eq!(comment(&cp).await.as_deref(), Some(current.as_str()));
+    let users: Vec<(String, String)> = db
+        .query("SELECT id::text, email FROM auth.users", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(users, vec![(user_id.clone(), "kept@example.com".into())]);
+    let identities: i64 = db
+        .query_one("SELECT count(*) FROM auth.identities", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(identities, 1);
+    let settings: i64 = db
+        .query_one("SELECT count(*) FROM auth.supactl_settings", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(settings, 1, "the settings row is kept, not doubled");
+
+    // The project's auth service still finds the user: creating it again is refused.
+    let (s, v) = cp
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/projects/{REF}/auth/users"),
+            Some(json!({"email": "kept@example.com", "password": "secret-123"})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 422, "the existing user is still there: {v}");
+
+    // A second start finds nothing to do and leaves rows and mark alone.
+    cp.start_tenant_manager_again().await;
+    assert_eq!(comment(&cp).await.as_deref(), Some(current.as_str()));
+}
