@@ -5,7 +5,10 @@
 # Extra arguments name further tools (see below); the component `deno` installs the pinned Deno that runs
 # Edge Functions from the npm registry (the `deno` package's Linux build, `@deno/linux-x64-glibc`) into
 # $SUPACTL_DENO_DIR (default $HOME/.cache/supactl/deno) and prints the binary's path on stdout; the component
-# `postgis` installs the PostGIS extension for each local PostgreSQL major (postgresql-<major>-postgis-3).
+# `postgis` installs the PostGIS extension for each local PostgreSQL major (postgresql-<major>-postgis-3); the
+# component `oidc-provider` installs the OpenID provider auth's OAuth tests sign in with (the npm package
+# pinned in tests/oidc/package.json) into $SUPACTL_OIDC_DIR (default $HOME/.cache/supactl/oidc-provider) and
+# prints that directory on stdout.
 set -euo pipefail
 
 need=()
@@ -18,10 +21,16 @@ command -v useradd >/dev/null 2>&1 || need+=(passwd)
 # Extra tools by command name, or as command:package when the two differ (pidstat:sysstat).
 deno=""
 postgis=""
+oidc=""
 updated=""
 for extra in "$@"; do
   if [ "$extra" = deno ]; then
     deno=1
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+    continue
+  fi
+  if [ "$extra" = oidc-provider ]; then
+    oidc=1
     command -v npm >/dev/null 2>&1 || need+=(npm)
     continue
   fi
@@ -82,4 +91,19 @@ if [ -n "$deno" ]; then
   fi
   "$bin" --version >/dev/null
   echo "$bin"
+fi
+
+# The OpenID provider of auth's OAuth tests, from the npm registry (its version pinned in tests/oidc).
+if [ -n "$oidc" ]; then
+  dir="${SUPACTL_OIDC_DIR:-$HOME/.cache/supactl/oidc-provider}"
+  pkg="$(dirname "$0")/../tests/oidc/package.json"
+  mkdir -p "$dir"
+  exec 8>"$dir.lock"
+  flock 8
+  if [ ! -d "$dir/node_modules/oidc-provider" ] || ! cmp -s "$pkg" "$dir/package.json"; then
+    echo "setup: installing oidc-provider from the npm registry into $dir" >&2
+    cp "$pkg" "$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --silent >&2)
+  fi
+  echo "$dir"
 fi

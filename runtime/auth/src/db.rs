@@ -151,22 +151,10 @@ impl Settings {
         })
     }
 
-    /// The redirect target for links: `requested` when it is the site URL or in the allow list
-    /// (prefix match), otherwise the site URL, as GoTrue does.
+    /// The redirect target for links and OAuth sign-ins: `requested` when GoTrue's rule allows it
+    /// ([`crate::redirect`]), otherwise the site URL.
     pub fn redirect(&self, requested: Option<&str>) -> String {
-        match requested {
-            Some(r)
-                if !r.is_empty()
-                    && (r.starts_with(&self.site_url)
-                        || self
-                            .uri_allow_list
-                            .iter()
-                            .any(|a| !a.is_empty() && r.starts_with(a.as_str()))) =>
-            {
-                r.to_string()
-            }
-            _ => self.site_url.clone(),
-        }
+        crate::redirect::choose(&self.site_url, &self.uri_allow_list, requested)
     }
 }
 

@@ -9,7 +9,8 @@
 //! header, public halves at `/.well-known/jwks.json`) when the project chose one, else with its current
 //! HS256 JWT secret; the gateway and every service behind it accept either. Per-project settings
 //! (autoconfirm, anonymous sign-ins, password length, token lifetime, rate limits, SMTP) live in
-//! `auth.supactl_settings`.
+//! `auth.supactl_settings`; its OAuth/OIDC providers (client secrets sealed with the data key) in
+//! `auth.supactl_oauth_providers`, set through the platform's admin API ([`oauth`]).
 //!
 //! It trusts only a JWT minted by the gateway for the project in [`PROJECT_HEADER`], checked again here
 //! by the rule every service shares ([`supactl_common::forwarded`]: signed with the project's secret,
@@ -22,7 +23,9 @@ pub mod db;
 pub mod error;
 pub mod factors;
 pub mod mail;
+pub mod oauth;
 pub mod ratelimit;
+pub mod redirect;
 pub mod service;
 pub mod store;
 pub mod token;

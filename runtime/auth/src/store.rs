@@ -273,13 +273,27 @@ pub struct NewUser<'a> {
     /// Whether the email identity's data (`sub`, `email`, `email_verified`, `phone_verified`) is merged
     /// into user_metadata, as GoTrue's sign-up does; users the admin API creates keep theirs as sent.
     pub identity_in_metadata: bool,
+    /// An OAuth/OIDC provider's identity the user signs up with, instead of an email identity.
+    pub external: Option<External<'a>>,
+}
+
+/// A provider's identity: its name, the user's id there and what it said about them (GoTrue's
+/// `identity_data`, which also becomes the new user's `user_metadata`).
+pub struct External<'a> {
+    pub provider: &'a str,
+    pub provider_id: &'a str,
+    pub data: &'a Value,
 }
 
 /// Creates a user (and its email identity, whose data is merged into user_metadata where
 /// [`NewUser::identity_in_metadata`] says so).
 /// Returns None when the email is taken.
 pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Option<User>> {
-    let provider = if n.anonymous { "anonymous" } else { "email" };
+    let provider = match &n.external {
+        Some(x) => x.provider,
+        None if n.anonymous => "anonymous",
+        None => "email",
+    };
     let mut app = json!({"provider": provider, "providers": [provider]});
     if let (Value::Object(a), Value::Object(extra)) = (&mut app, &n.app_metadata) {
         for (k, v) in extra {
@@ -312,7 +326,9 @@ pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Opt
         return Ok(None);
     };
     let id: String = created.get(0);
-    if let Some(email) = n.email {
+    if let Some(x) = &n.external {
+        link_identity(tx, &id, x).await?;
+    } else if let Some(email) = n.email {
         let identity = json!({
             "sub": id, "email": email, "email_verified": n.confirmed, "phone_verified": false,
         });
@@ -334,6 +350,48 @@ pub async fn create_user(tx: &Transaction<'_>, n: NewUser<'_>) -> AuthResult<Opt
         }
     }
     user_by_id(tx, &id).await
+}
+
+/// Records (or refreshes) the provider identity `x` of user `user_id`, signing in now.
+pub async fn link_identity(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    x: &External<'_>,
+) -> AuthResult<()> {
+    exec(
+        tx,
+        "INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at) \
+         VALUES ($1, $2::text::uuid, $3::jsonb, $4, now(), now(), now()) \
+         ON CONFLICT (provider_id, provider) DO UPDATE SET identity_data = EXCLUDED.identity_data, \
+           last_sign_in_at = now(), updated_at = now()",
+        &[&x.provider_id, &user_id, x.data, &x.provider],
+    )
+    .await?;
+    exec(
+        tx,
+        "UPDATE auth.users SET raw_app_meta_data = jsonb_set(coalesce(raw_app_meta_data, '{}'::jsonb), \
+           '{providers}', (SELECT jsonb_agg(DISTINCT i.provider) FROM auth.identities i WHERE i.user_id = $1::text::uuid)), \
+           updated_at = now() WHERE id = $1::text::uuid",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The user holding `provider`'s identity `provider_id`.
+pub async fn user_by_identity(
+    tx: &Transaction<'_>,
+    provider: &str,
+    provider_id: &str,
+) -> AuthResult<Option<User>> {
+    let sql = select_user(
+        "u.id = (SELECT i.user_id FROM auth.identities i WHERE i.provider = $1 AND i.provider_id = $2) \
+         AND u.deleted_at IS NULL",
+    );
+    Ok(row(tx, &sql, &[&provider, &provider_id])
+        .await?
+        .as_ref()
+        .map(user_from))
 }
 
 /// A made-up user for `email` with a fresh id, shaped like a real unconfirmed one (answers that must

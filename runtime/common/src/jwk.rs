@@ -190,6 +190,38 @@ fn rsa_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
     rest.is_empty().then(|| (&n[trim(n)..], &e[trim(e)..]))
 }
 
+/// A DER `RSAPublicKey` of a modulus and exponent given big-endian (a JWK's `n` and `e`).
+fn rsa_public_der(n: &[u8], e: &[u8]) -> Option<Vec<u8>> {
+    fn integer(x: &[u8]) -> Vec<u8> {
+        let x = &x[x.iter().take_while(|b| **b == 0).count()..];
+        let pad = x.first().is_none_or(|b| b & 0x80 != 0);
+        let mut body = if pad { vec![0] } else { Vec::new() };
+        body.extend_from_slice(x);
+        item(0x02, &body)
+    }
+    fn item(tag: u8, body: &[u8]) -> Vec<u8> {
+        let len = body.len();
+        let mut out = vec![tag];
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    if n.is_empty() || e.is_empty() || n.len() > 1024 || e.len() > 8 {
+        return None;
+    }
+    Some(item(0x30, &[integer(n), integer(e)].concat()))
+}
+
 /// One DER item of `tag` at the start of `input`: its contents and what follows it.
 fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&t, rest) = input.split_first()?;
@@ -236,6 +268,50 @@ impl PublicKey {
         self.key.verify_sig(signed, sig).is_ok()
     }
 
+    /// A key of another issuer's JWKS (an OIDC provider's): `RSA` (RS256) or `EC` on P-256 (ES256),
+    /// named by its `kid` (empty when it has none). None for any other kind, or a malformed one.
+    pub fn from_jwk(jwk: &Value) -> Option<PublicKey> {
+        let field = |name: &str| B64.decode(jwk.get(name)?.as_str()?).ok();
+        let (alg, parsed) = match jwk.get("kty")?.as_str()? {
+            "RSA" => {
+                let der = rsa_public_der(&field("n")?, &field("e")?)?;
+                (
+                    Alg::Rs256,
+                    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der),
+                )
+            }
+            "EC" if jwk.get("crv")?.as_str()? == "P-256" => {
+                let (x, y) = (field("x")?, field("y")?);
+                if x.len() != 32 || y.len() != 32 {
+                    return None;
+                }
+                let point = [&[4u8][..], x.as_slice(), y.as_slice()].concat();
+                (
+                    Alg::Es256,
+                    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point),
+                )
+            }
+            _ => return None,
+        };
+        if jwk
+            .get("alg")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a != alg.as_str())
+        {
+            return None;
+        }
+        Some(PublicKey {
+            kid: jwk
+                .get("kid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            alg,
+            key: parsed.ok()?,
+            jwk: jwk.clone(),
+        })
+    }
+
     /// The key as a JWK (RFC 7517), as Supabase's JWKS lists it.
     pub fn jwk(&self) -> &Value {
         &self.jwk
@@ -245,6 +321,29 @@ impl PublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_keys_round_trip_through_their_jwk() {
+        for alg in [Alg::Es256, Alg::Rs256] {
+            let key = SigningKey::from_stored("k1", alg, &generate(alg).unwrap()).unwrap();
+            let token = key.sign_json(br#"{"sub":"x"}"#);
+            let (signed, sig) = token.rsplit_once('.').unwrap();
+            let sig = B64.decode(sig).unwrap();
+            let public = PublicKey::from_jwk(key.public().jwk()).expect("its own JWK parses");
+            assert_eq!((public.kid.as_str(), public.alg), ("k1", alg));
+            assert!(public.verifies(signed.as_bytes(), &sig));
+            assert!(!public.verifies(b"other", &sig));
+        }
+        assert!(PublicKey::from_jwk(&json!({"kty": "oct", "k": "AA"})).is_none());
+        let mut wrong_alg =
+            SigningKey::from_stored("k", Alg::Es256, &generate(Alg::Es256).unwrap())
+                .unwrap()
+                .public()
+                .jwk()
+                .clone();
+        wrong_alg["alg"] = json!("RS256");
+        assert!(PublicKey::from_jwk(&wrong_alg).is_none());
+    }
 
     #[test]
     fn rsa_public_key_components() {

@@ -105,11 +105,15 @@ impl Service {
 
     pub fn access(self, method: &Method, path: &str) -> Access {
         match self {
-            // Email links (`GET /auth/v1/verify`) are opened by browsers, which send no API key, and
+            // Email links (`GET /auth/v1/verify`) and OAuth sign-ins (`/authorize`, and the
+            // provider's redirect to `/callback`) are opened by browsers, which send no API key, and
             // JWT libraries fetch a JWKS without one; Supabase leaves those routes open too.
             Service::Auth
                 if method == Method::GET
-                    && (path == "/verify" || path == "/.well-known/jwks.json") =>
+                    && matches!(
+                        path,
+                        "/verify" | "/authorize" | "/callback" | "/.well-known/jwks.json"
+                    ) =>
             {
                 Access::AnonWithoutCredentials
             }
@@ -248,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn only_verify_links_and_functions_pass_without_a_key() {
+    fn only_browser_links_and_functions_pass_without_a_key() {
         assert_eq!(
             Service::Auth.access(&Method::GET, "/verify"),
             Access::AnonWithoutCredentials
@@ -257,6 +261,12 @@ mod tests {
             Service::Auth.access(&Method::GET, "/.well-known/jwks.json"),
             Access::AnonWithoutCredentials
         );
+        for path in ["/authorize", "/callback"] {
+            assert_eq!(
+                Service::Auth.access(&Method::GET, path),
+                Access::AnonWithoutCredentials
+            );
+        }
         assert_eq!(
             Service::Auth.access(&Method::POST, "/verify"),
             Access::Required

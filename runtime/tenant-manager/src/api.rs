@@ -3,7 +3,7 @@
 //! [`crate::projects`], keys in [`crate::api_keys`] and [`crate::jwt_keys`], secrets, database metadata, workers and the audit
 //! log in their own modules, the data plane's lookups in [`crate::internal`], Edge Functions in
 //! [`crate::functions`] (admin) and [`crate::functions_internal`] (the runtime's reads), a project's auth
-//! users in [`crate::auth_users`]; the dashboard's page and sessions in [`crate::dashboard`].
+//! users and sign-in providers in [`crate::auth_users`] and [`crate::auth_providers`]; the dashboard's page and sessions in [`crate::dashboard`].
 
 use crate::auth::{require_admin, require_internal};
 use crate::error::ApiError;
@@ -11,7 +11,7 @@ use crate::TenantManager;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
@@ -23,8 +23,8 @@ async fn metrics() -> impl axum::response::IntoResponse {
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
     use crate::{
-        api_keys, audit, auth_users, function_logs, functions, functions_internal, internal, meta,
-        projects,
+        api_keys, audit, auth_providers, auth_users, function_logs, functions, functions_internal,
+        internal, meta, projects,
     };
     use crate::{jwt_keys, secrets, workers};
     // a deploy carries a whole bundle: more than the other routes' limit
@@ -83,6 +83,11 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
             delete(auth_users::delete),
         )
         .route("/projects/{ref}/auth/recover", post(auth_users::recover))
+        .route("/projects/{ref}/auth/providers", get(auth_providers::list))
+        .route(
+            "/projects/{ref}/auth/providers/{provider}",
+            put(auth_providers::put).delete(auth_providers::delete),
+        )
         .route("/projects/{ref}/database/query", post(projects::query))
         .route("/projects/{ref}/database/{kind}", get(meta::list))
         .route("/workers", get(workers::list).post(workers::create))

@@ -35,7 +35,10 @@ pub(crate) fn platform_auth(api_url_template: &str) -> Arc<Auth> {
 
 impl TenantManager {
     /// The config of an active project, for a call into its auth service.
-    async fn active_config(&self, project_ref: &str) -> Result<Arc<ProjectConfig>, ApiError> {
+    pub(crate) async fn active_config(
+        &self,
+        project_ref: &str,
+    ) -> Result<Arc<ProjectConfig>, ApiError> {
         let p = self
             .project_config(project_ref, Caller::Admin, true)
             .await?
@@ -50,7 +53,7 @@ impl TenantManager {
     }
 
     /// GoTrue's error as the admin API's; a lost database connection also drops the project's pool.
-    fn auth_error(&self, project_ref: &str, e: AuthError) -> ApiError {
+    pub(crate) fn auth_error(&self, project_ref: &str, e: AuthError) -> ApiError {
         if e.lost_connection {
             self.auth.pools().remove(project_ref);
         }

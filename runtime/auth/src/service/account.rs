@@ -33,7 +33,7 @@ pub(super) async fn health(_ctx: Ctx) -> Json<Value> {
 }
 
 pub(super) async fn settings(State(auth): State<Arc<Auth>>, ctx: Ctx) -> AuthResult<Json<Value>> {
-    let (_client, s) = ctx.db(&auth).await?;
+    let (client, s) = ctx.db(&auth).await?;
     let mut external = Map::new();
     for p in [
         "apple",
@@ -61,6 +61,9 @@ pub(super) async fn settings(State(auth): State<Arc<Auth>>, ctx: Ctx) -> AuthRes
         "zoom",
     ] {
         external.insert(p.into(), Value::Bool(false));
+    }
+    for p in crate::oauth::provider::enabled_names(&client).await? {
+        external.insert(p, Value::Bool(true));
     }
     external.insert("anonymous_users".into(), Value::Bool(s.anonymous_users));
     external.insert("email".into(), Value::Bool(true));
@@ -143,6 +146,7 @@ pub(super) async fn signup(
             anonymous: false,
             role: "authenticated",
             identity_in_metadata: true,
+            external: None,
         },
     )
     .await?;
@@ -232,6 +236,7 @@ async fn anonymous_signup(
             anonymous: true,
             role: "authenticated",
             identity_in_metadata: true,
+            external: None,
         },
     )
     .await?
@@ -249,10 +254,11 @@ pub(super) async fn token_grant(
     Query(q): Query<HashMap<String, String>>,
     raw: Bytes,
 ) -> AuthResult<Response> {
-    let c: Credentials = body(&raw)?;
     match q.get("grant_type").map(String::as_str) {
-        Some("password") => password_grant(&auth, &ctx, c).await,
-        Some("refresh_token") => refresh_grant(&auth, &ctx, c).await,
+        Some("password") => password_grant(&auth, &ctx, body(&raw)?).await,
+        Some("refresh_token") => refresh_grant(&auth, &ctx, body(&raw)?).await,
+        Some("pkce") => super::oauth::pkce_grant(&auth, &ctx, &raw).await,
+        Some("id_token") => super::oauth::id_token_grant(&auth, &ctx, &raw).await,
         _ => Err(AuthError::bad_request(
             "invalid_credentials",
             "unsupported_grant_type",

@@ -141,6 +141,7 @@ pub(super) async fn admin_create(
             anonymous: false,
             role: a.role.as_deref().unwrap_or("authenticated"),
             identity_in_metadata: false,
+            external: None,
         },
     )
     .await?
@@ -303,6 +304,7 @@ async fn invited_user(
                 anonymous: false,
                 role: "authenticated",
                 identity_in_metadata: true,
+                external: None,
             },
         )
         .await?
@@ -397,6 +399,7 @@ async fn link_target(
                     anonymous: false,
                     role: "authenticated",
                     identity_in_metadata: true,
+                    external: None,
                 },
             )
             .await?

@@ -3,13 +3,15 @@
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
-//! `one_time` (recovery, OTP and magic links, `/verify`), `mfa` (TOTP factors), `admin`
+//! `one_time` (recovery, OTP and magic links, `/verify`), `mfa` (TOTP factors), `oauth` (sign-in
+//! with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `admin`
 //! (service_role only); `request`
 //! reads the caller and holds what the flows share.
 
 mod account;
 mod admin;
 mod mfa;
+mod oauth;
 mod one_time;
 mod platform;
 mod request;
@@ -63,6 +65,7 @@ pub struct Auth {
     directory: Arc<Directory>,
     pools: Pools,
     limiter: Limiter,
+    oauth: crate::oauth::OAuth,
     config: AuthConfig,
 }
 
@@ -81,6 +84,7 @@ impl Auth {
         Arc::new(Auth {
             pools: Pools::new(registry, config.pool_size, config.idle_timeout),
             limiter: Limiter::new(),
+            oauth: crate::oauth::OAuth::default(),
             directory,
             config,
         })
@@ -113,6 +117,8 @@ pub fn router(auth: Arc<Auth>) -> Router {
             get(one_time::verify_get).post(one_time::verify_post),
         )
         .route("/resend", post(one_time::resend))
+        .route("/authorize", get(oauth::authorize))
+        .route("/callback", get(oauth::callback))
         .route(
             "/admin/users",
             get(admin::admin_list).post(admin::admin_create),

@@ -167,6 +167,7 @@ async fn passwordless(
                     anonymous: false,
                     role: "authenticated",
                     identity_in_metadata: true,
+                    external: None,
                 },
             )
             .await?

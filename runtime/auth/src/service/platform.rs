@@ -5,11 +5,13 @@
 //! request's headers; here the platform hands over the project and the call runs as that project's
 //! `service_role`, with a token minted and verified by the rule every service shares
 //! ([`supactl_common::forwarded`]). Connections come from this [`Auth`]'s own pools, as the project's
-//! login role with `role=supabase_auth_admin`, exactly as the data plane's.
+//! login role with `role=supabase_auth_admin`, exactly as the data plane's. The project's OAuth
+//! providers are set here too (the admin API is the only way to name a provider's URLs).
 
-use super::request::Ctx;
+use super::request::{self, Ctx};
 use super::{admin, one_time, Auth, AuthConfig};
 use crate::error::{AuthError, AuthResult};
+use crate::oauth::provider;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bytes::Bytes;
@@ -75,6 +77,39 @@ impl Auth {
             .into_iter()
             .collect();
         one_time::recover(State(self.clone()), ctx, Query(query), body).await
+    }
+}
+
+impl Auth {
+    /// The project's OAuth/OIDC providers, without their secrets (`client_secret_set` says whether
+    /// one is stored).
+    pub async fn platform_list_providers(&self, project: &ProjectConfig) -> AuthResult<Value> {
+        let client = self.pools.get(&project.project_ref, &project.db).await?;
+        provider::list(&client).await
+    }
+
+    /// Creates or replaces provider `name` of `project` (`{enabled, client_id, client_secret?,
+    /// issuer?, scopes?}`; a left-out secret keeps the stored one, a given one is sealed with the
+    /// project's data key). Answers the provider without its secret.
+    pub async fn platform_set_provider(
+        &self,
+        project: &ProjectConfig,
+        name: &str,
+        body: Bytes,
+    ) -> AuthResult<Value> {
+        let update: provider::ProviderUpdate = request::body(&body)?;
+        let client = self.pools.get(&project.project_ref, &project.db).await?;
+        provider::upsert(&client, project, name, update).await
+    }
+
+    /// Deletes provider `name` of `project`; whether it existed.
+    pub async fn platform_delete_provider(
+        &self,
+        project: &ProjectConfig,
+        name: &str,
+    ) -> AuthResult<bool> {
+        let client = self.pools.get(&project.project_ref, &project.db).await?;
+        provider::delete(&client, name).await
     }
 }
 
