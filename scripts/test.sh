@@ -4,7 +4,7 @@
 # supabase-js) against a real `supactl up`. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh docker-registry skopeo npm openssl deno postgis chromium  # a real registry and client for the image tests; npm for supabase-js and the dashboard's build; openssl for the TLS tests' CA; deno for Edge Functions; PostGIS for the REST GeoJSON tests; chromium for the dashboard's browser test
+scripts/setup.sh docker-registry skopeo npm openssl deno postgis chromium oidc-provider >/dev/null  # a real registry and client for the image tests; npm for supabase-js and the dashboard's build; openssl for the TLS tests' CA; deno for Edge Functions; PostGIS for the REST GeoJSON tests; chromium for the dashboard's browser test; the OpenID provider of the OAuth tests
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 export CARGO_TERM_COLOR=never
 

@@ -17,6 +17,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 APP = "http://app.test"
 CLIENT_ID = "supactl-e2e-app"
 CLIENT_SECRET = "e2e-client-secret-0123456789"
+# supabase-py accepts only the provider names it knows; a generic OIDC provider configured by its issuer takes
+# one of them, as GoTrue's Keycloak provider is configured by its URL.
+PROVIDER = "keycloak"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def provider(platform):
                             env=env)
     issuer = node.stdout.readline().strip().removeprefix("issuer ")
     assert issuer.startswith("http://127.0.0.1:"), issuer
-    r = platform.admin("PUT", f"/admin/v1/projects/{p.ref}/auth/providers/corp",
+    r = platform.admin("PUT", f"/admin/v1/projects/{p.ref}/auth/providers/keycloak",
                        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "issuer": issuer})
     assert r.status_code == 200, r.text
     assert CLIENT_SECRET not in r.text
@@ -54,22 +57,22 @@ def browse(url, stop):
 
 def test_supabase_py_pkce_sign_in_with_an_oidc_provider(provider):
     client = create_client(provider.url, provider.anon, ClientOptions(flow_type="pkce"))
-    res = client.auth.sign_in_with_oauth({"provider": "corp", "options": {"redirect_to": f"{APP}/welcome"}})
+    res = client.auth.sign_in_with_oauth({"provider": PROVIDER, "options": {"redirect_to": f"{APP}/welcome"}})
     query = parse_qs(urlsplit(res.url).query)
-    assert query["provider"] == ["corp"] and query["code_challenge_method"] == ["s256"], res.url
+    assert query["provider"] == [PROVIDER] and query["code_challenge_method"] == ["s256"], res.url
     back = browse(res.url, APP)
     assert back.startswith(f"{APP}/welcome?code="), back
     code = parse_qs(urlsplit(back).query)["code"][0]
     session = client.auth.exchange_code_for_session({"auth_code": code})
     assert session.user.email == "oidc.user@example.com"
-    assert session.user.app_metadata["provider"] == "corp"
-    assert [i.provider for i in session.user.identities] == ["corp"]
+    assert session.user.app_metadata["provider"] == PROVIDER
+    assert [i.provider for i in session.user.identities] == [PROVIDER]
     assert client.auth.get_user().user.id == session.user.id
 
 
 def test_the_implicit_flow_puts_the_session_in_the_fragment(provider):
-    client = create_client(provider.url, provider.anon)
-    res = client.auth.sign_in_with_oauth({"provider": "corp", "options": {"redirect_to": f"{APP}/welcome"}})
+    client = create_client(provider.url, provider.anon, ClientOptions(flow_type="implicit"))
+    res = client.auth.sign_in_with_oauth({"provider": PROVIDER, "options": {"redirect_to": f"{APP}/welcome"}})
     assert "code_challenge" not in res.url
     back = browse(res.url, APP)
     fragment = parse_qs(urlsplit(back).fragment)
