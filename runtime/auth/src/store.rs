@@ -50,14 +50,14 @@ pub struct User {
     pub sent_at_age: Option<f64>,
 }
 
-fn select_user(filter: &str) -> String {
+pub(crate) fn select_user(filter: &str) -> String {
     format!(
         "SELECT u.id::text, {USER_JSON}, u.encrypted_password, u.email, u.email_confirmed_at IS NOT NULL, \
          coalesce(u.banned_until > now(), false), NULL::float8 FROM auth.users u WHERE {filter}"
     )
 }
 
-fn user_from(r: &Row) -> User {
+pub(crate) fn user_from(r: &Row) -> User {
     User {
         id: r.get(0),
         json: r.get(1),
@@ -376,22 +376,6 @@ pub async fn link_identity(
     )
     .await?;
     Ok(())
-}
-
-/// The user holding `provider`'s identity `provider_id`.
-pub async fn user_by_identity(
-    tx: &Transaction<'_>,
-    provider: &str,
-    provider_id: &str,
-) -> AuthResult<Option<User>> {
-    let sql = select_user(
-        "u.id = (SELECT i.user_id FROM auth.identities i WHERE i.provider = $1 AND i.provider_id = $2) \
-         AND u.deleted_at IS NULL",
-    );
-    Ok(row(tx, &sql, &[&provider, &provider_id])
-        .await?
-        .as_ref()
-        .map(user_from))
 }
 
 /// A made-up user for `email` with a fresh id, shaped like a real unconfirmed one (answers that must

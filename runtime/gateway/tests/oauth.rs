@@ -366,6 +366,39 @@ async fn pkce_and_implicit_sign_ins_with_a_real_oidc_provider() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{again}");
     assert_eq!(again["error_code"], "flow_state_not_found");
 
+    // A code not exchanged within 5 minutes has expired.
+    let back = browser
+        .follow_until(
+            &env.authorize_url(&format!("{APP}/done"), Some(&challenge(verifier))),
+            &[APP],
+        )
+        .await;
+    let late = query_param(&back, "code").unwrap();
+    env.pf
+        .cp
+        .project_db(&env.p.project_ref)
+        .await
+        .execute(
+            "UPDATE auth.flow_state SET auth_code_issued_at = now() - interval '301 seconds' WHERE auth_code = $1",
+            &[&late],
+        )
+        .await
+        .unwrap();
+    let (s, v) = env
+        .token(
+            "pkce",
+            json!({"auth_code": late, "code_verifier": verifier}),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["error_code"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("flow_state_expired")
+        ),
+        "{v}"
+    );
+
     // Implicit: tokens in the fragment; the same person is the same user.
     let back = browser
         .follow_until(&env.authorize_url(&format!("{APP}/done"), None), &[APP])

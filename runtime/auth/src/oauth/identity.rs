@@ -94,7 +94,7 @@ pub async fn sign_in_user(
         provider_id: &person.provider_id,
         data: &person.data,
     };
-    if let Some(user) = store::user_by_identity(tx, provider, &person.provider_id).await? {
+    if let Some(user) = user_by_identity(tx, provider, &person.provider_id).await? {
         store::link_identity(tx, &user.id, &external).await?;
         return reread(tx, &user.id).await;
     }
@@ -142,6 +142,24 @@ pub async fn sign_in_user(
             "A user with this email address has already been registered",
         )
     })
+}
+
+/// The user holding `provider`'s identity `provider_id`.
+async fn user_by_identity(
+    tx: &Transaction<'_>,
+    provider: &str,
+    provider_id: &str,
+) -> AuthResult<Option<User>> {
+    let sql = store::select_user(
+        "u.id = (SELECT i.user_id FROM auth.identities i WHERE i.provider = $1 AND i.provider_id = $2) \
+         AND u.deleted_at IS NULL",
+    );
+    let st = tx.prepare_cached(&sql).await?;
+    Ok(tx
+        .query_opt(&st, &[&provider, &provider_id])
+        .await?
+        .as_ref()
+        .map(store::user_from))
 }
 
 async fn reread(tx: &Transaction<'_>, id: &str) -> AuthResult<User> {

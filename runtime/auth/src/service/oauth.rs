@@ -130,9 +130,16 @@ pub(super) async fn authorize(
     let redirect_to = s.redirect(q.get("redirect_to").map(String::as_str));
     let (nonce, verifier) = (random_base62(32), random_base62(64));
     let tx = client.transaction().await?;
+    // Flows abandoned at the provider, and PKCE codes never exchanged, expire here.
     tx.execute(
         "DELETE FROM auth.supactl_oauth_flows WHERE created_at < now() - make_interval(secs => $1)",
         &[&(STATE_SECS as f64)],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM auth.flow_state WHERE authentication_method = 'oauth' \
+           AND created_at < now() - make_interval(secs => $1)",
+        &[&((STATE_SECS + AUTH_CODE_SECS) as f64)],
     )
     .await?;
     let flow_state: Option<String> = match &pkce {
