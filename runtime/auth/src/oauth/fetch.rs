@@ -11,7 +11,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest provider response read (discovery documents and JWKS are a few KiB).
@@ -48,26 +47,8 @@ impl Default for Fetcher {
 
 impl Fetcher {
     pub fn new() -> Fetcher {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let tls = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(tls.clone())
-        {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "no native root certificates: OAuth providers over HTTPS cannot be reached");
-                let config = rustls::ClientConfig::builder_with_provider(tls)
-                    .with_safe_default_protocol_versions()
-                    .expect("aws-lc-rs supports the default protocol versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-        };
-        let https = builder.https_or_http().enable_http1().wrap_connector(http);
+        let https = supactl_common::http_client::https_connector(CONNECT_TIMEOUT, "OAuth provider")
+            .expect("aws-lc-rs supports the default TLS versions");
         Fetcher {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
