@@ -80,6 +80,27 @@ impl Person {
             data,
         })
     }
+
+    /// Takes the primary verified address of a GitHub-style `[{email, primary, verified}]` list when
+    /// the profile gave none that is verified.
+    pub fn with_listed_emails(mut self, list: &Value) -> Person {
+        if self.email_verified {
+            return self;
+        }
+        let primary = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["primary"] == Value::Bool(true) && e["verified"] == Value::Bool(true));
+        if let Some(email) = primary.and_then(|e| e["email"].as_str()) {
+            let email = email.trim().to_lowercase();
+            self.data["email"] = Value::from(email.as_str());
+            self.data["email_verified"] = Value::Bool(true);
+            self.email = Some(email);
+            self.email_verified = true;
+        }
+        self
+    }
 }
 
 /// The auth user `person` signs in as with `provider` (found, linked or created), in `tx`.
@@ -192,5 +213,19 @@ mod tests {
         assert!(p.data.get("iss").is_none());
 
         assert!(Person::from_claims(json!({"email": "x@y"}).as_object().unwrap(), None).is_err());
+
+        let listed = p.with_listed_emails(&json!([
+            {"email": "other@example.com", "primary": false, "verified": true},
+            {"email": "Main@Example.com", "primary": true, "verified": true},
+        ]));
+        assert_eq!(listed.email.as_deref(), Some("main@example.com"));
+        assert!(listed.email_verified);
+        assert_eq!(listed.data["email"], "main@example.com");
+        let unverified = json!([{"email": "x@example.com", "primary": true, "verified": false}]);
+        let kept = Person::from_claims(github.as_object().unwrap(), None)
+            .unwrap()
+            .with_listed_emails(&unverified);
+        assert_eq!(kept.email.as_deref(), Some("o@example.com"));
+        assert!(!kept.email_verified);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! A provider is either OIDC (an issuer and a JWKS: the ID token of the code exchange is verified and
 //! names the user) or OAuth 2 with a userinfo endpoint (GitHub-style: the access token fetches the
-//! user). Presets are data only: google, github, gitlab, azure and apple; any other name needs an
+//! user, and GitHub's address list supplies a verified email the profile lacks). Presets are data only: google, github, gitlab, azure and apple; any other name needs an
 //! issuer, and an issuer given for a preset's name (a self-hosted GitLab, one Azure tenant) replaces
 //! the preset's endpoints with the discovered ones.
 
@@ -27,6 +27,9 @@ pub struct Endpoints {
     pub authorization: String,
     pub token: String,
     pub userinfo: Option<String>,
+    /// GitHub's list of the user's addresses (`[{email, primary, verified}]`), for a private or
+    /// unverified profile email.
+    pub emails: Option<String>,
     /// With `issuer`: the provider is OIDC and its ID tokens are verified against these keys.
     pub jwks_uri: Option<String>,
     pub issuer: Option<String>,
@@ -39,6 +42,7 @@ struct Preset {
     authorization: &'static str,
     token: &'static str,
     userinfo: Option<&'static str>,
+    emails: Option<&'static str>,
     jwks_uri: Option<&'static str>,
     issuer: Option<&'static str>,
     scopes: &'static str,
@@ -51,6 +55,7 @@ const PRESETS: [Preset; 5] = [
         authorization: "https://accounts.google.com/o/oauth2/v2/auth",
         token: "https://oauth2.googleapis.com/token",
         userinfo: Some("https://openidconnect.googleapis.com/v1/userinfo"),
+        emails: None,
         jwks_uri: Some("https://www.googleapis.com/oauth2/v3/certs"),
         issuer: Some("https://accounts.google.com"),
         scopes: "openid email profile",
@@ -60,6 +65,7 @@ const PRESETS: [Preset; 5] = [
         authorization: "https://github.com/login/oauth/authorize",
         token: "https://github.com/login/oauth/access_token",
         userinfo: Some("https://api.github.com/user"),
+        emails: Some("https://api.github.com/user/emails"),
         jwks_uri: None,
         issuer: None,
         scopes: "user:email",
@@ -69,6 +75,7 @@ const PRESETS: [Preset; 5] = [
         authorization: "https://gitlab.com/oauth/authorize",
         token: "https://gitlab.com/oauth/token",
         userinfo: Some("https://gitlab.com/api/v4/user"),
+        emails: None,
         jwks_uri: None,
         issuer: None,
         scopes: "read_user",
@@ -80,6 +87,7 @@ const PRESETS: [Preset; 5] = [
         authorization: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
         token: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
         userinfo: Some("https://graph.microsoft.com/oidc/userinfo"),
+        emails: None,
         jwks_uri: None,
         issuer: None,
         scopes: "openid email profile",
@@ -89,6 +97,7 @@ const PRESETS: [Preset; 5] = [
         authorization: "https://appleid.apple.com/auth/authorize",
         token: "https://appleid.apple.com/auth/token",
         userinfo: None,
+        emails: None,
         jwks_uri: Some("https://appleid.apple.com/auth/keys"),
         issuer: Some("https://appleid.apple.com"),
         scopes: "openid email name",
@@ -212,6 +221,7 @@ impl Provider {
             authorization: p.authorization.into(),
             token: p.token.into(),
             userinfo: p.userinfo.map(str::to_string),
+            emails: p.emails.map(str::to_string),
             jwks_uri: p.jwks_uri.map(str::to_string),
             issuer: p.issuer.map(str::to_string),
             scopes: p.scopes,
@@ -243,6 +253,7 @@ async fn discover(fetcher: &Fetcher, cache: &Cache, issuer: &str) -> AuthResult<
         authorization: required("authorization_endpoint")?,
         token: required("token_endpoint")?,
         userinfo: field("userinfo_endpoint"),
+        emails: None,
         jwks_uri: Some(required("jwks_uri")?),
         issuer: Some(issuer.to_string()),
         scopes: "openid email profile",

@@ -403,7 +403,19 @@ async fn person(
     let claims = info
         .as_object()
         .ok_or_else(|| provider_error("userinfo is not a JSON object"))?;
-    Person::from_claims(claims, endpoints.issuer.as_deref())
+    let person = Person::from_claims(claims, endpoints.issuer.as_deref())?;
+    match &endpoints.emails {
+        Some(url) if !person.email_verified => {
+            let list = auth
+                .oauth
+                .fetcher
+                .get_json(url, Some(access))
+                .await
+                .map_err(|e| provider_error(format!("emails of {}: {e}", provider.name)))?;
+            Ok(person.with_listed_emails(&list))
+        }
+        _ => Ok(person),
+    }
 }
 
 fn refuse_banned(user: &User) -> AuthResult<()> {
