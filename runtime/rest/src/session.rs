@@ -1,7 +1,9 @@
 //! What a request sets on its PostgreSQL session (see [`crate::exec::Pools::run`]): the role,
-//! PostgREST's request GUCs and the role's statement timeout, set for a transaction ([`SETUP`]) or, for
-//! plain reads, for the session ([`SETUP_SESSION`], all of them again on every request); and how its
-//! transaction ends ([`TxEnd`]).
+//! PostgREST's request GUCs and the role's statement timeout, set for a transaction ([`SETUP`]); for
+//! a plain read of a relation, the request GUCs alone for its transaction ([`SETUP_REQUEST`]) on a
+//! session that already holds the role, search path and timeout ([`SESSION_BASELINE`]); for a plain
+//! read calling a function, all of them for the session ([`SETUP_SESSION`]); and how its transaction
+//! ends ([`TxEnd`]).
 
 use supactl_common::keys::Role;
 
@@ -43,6 +45,9 @@ pub struct TxContext<'a> {
     /// The role's `statement_timeout` on this project, as [`crate::session::timeout_setting`] writes it.
     pub statement_timeout: &'a str,
     pub read_only: bool,
+    /// A function call (`/rpc/…`): its transaction commits even when read-only, so that what it
+    /// sends with `NOTIFY` is delivered; a plain read of a relation is rolled back instead.
+    pub function_call: bool,
     /// Statements run after the GUCs are set: the request's time zone, then the pre-request function.
     pub pre_request: Option<String>,
     pub end: TxEnd,
@@ -67,6 +72,20 @@ pub(crate) const SETUP_SESSION: &str =
      set_config('search_path', $7, false), set_config('statement_timeout', $8, false), \
      set_config('default_transaction_read_only', 'on', false), \
      set_config('response.headers', '', false), set_config('response.status', '', false)";
+
+/// The request GUCs for a read's transaction, on a session holding [`SESSION_BASELINE`].
+pub(crate) const SETUP_REQUEST: &str =
+    "SELECT set_config('request.jwt.claims', $1, true), set_config('request.method', $2, true), \
+     set_config('request.path', $3, true), set_config('request.headers', $4, true), \
+     set_config('request.cookies', $5, true)";
+
+/// What a session holds before a read of a relation (see [`crate::exec::Pools::run`]): the role,
+/// search path and statement timeout, and no response GUCs. Run in a transaction of its own, and
+/// again only when a request needs other values or something else may have run on the session.
+pub(crate) const SESSION_BASELINE: &str =
+    "SELECT set_config('role', $1, false), set_config('search_path', $2, false), \
+     set_config('statement_timeout', $3, false), set_config('response.headers', '', false), \
+     set_config('response.status', '', false)";
 
 /// `statement_timeout` written as PostgreSQL shows it (`0`, `2500ms`, `3s`, `1min`, `1h`, `1d`: the
 /// largest unit that divides it). Above PostgreSQL's maximum it is the maximum.
