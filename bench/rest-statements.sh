@@ -9,11 +9,13 @@
 #   json      PostgreSQL renders the body (json_agg) with the response GUCs as columns: every read that
 #             is not a plain column read (embeds, aggregates, other media types)
 #   binary    the rows in binary and one trailer row with the total and the response GUCs
-#   baseline  the session's role, search path, timeout and empty response GUCs, set before a read only
-#             when the connection is not known to hold them (its first read, or after a write or a
-#             function call ran on it)
-#   read      a plain JSON read of a relation, all of it: BEGIN READ ONLY, the request GUCs for the
-#             transaction (each request with its own x-request-id), the binary statement, ROLLBACK
+#   baseline  the session's role, search path, timeout, request method, path and cookies and empty
+#             response GUCs, set before a read only when the connection is not known to hold that
+#             role, search path and timeout (its first read, or after a write or a function call)
+#   read      a plain JSON read of a relation, all of it: BEGIN READ ONLY, the claims and headers for
+#             the transaction (each request with its own x-request-id; the method, path and cookies
+#             too when they differ from the session's, which they do not here), the binary statement,
+#             ROLLBACK
 # Usage: bench/rest-statements.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,10 @@ chmod 777 "$DIR"
 as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PGOPTS=(-h "$DIR" -p "$PORT")
-cleanup() { as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+cleanup() {
+  as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true
+  rm -rf "$DIR" 2>/dev/null || { sleep 2; rm -rf "$DIR"; }   # callgrind may still be writing
+}
 trap cleanup EXIT
 as_owner "$PGBIN/initdb" -D "$DIR/data" -U postgres -A trust >/dev/null
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -o "-p $PORT -k $DIR -c listen_addresses=''" -l "$DIR/log" start >/dev/null
@@ -45,8 +50,8 @@ alter role bench set statement_timeout = '8s'; alter role bench set search_path 
 SQL
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null
 
-BASELINE="SELECT set_config('role', 'anon', false), set_config('search_path', 'public, extensions', false), set_config('statement_timeout', '8s', false), set_config('response.headers', '', false), set_config('response.status', '', false)"
-REQUEST="SELECT set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', true), set_config('request.method', 'GET', true), set_config('request.path', '/items', true), set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"' || :rid::text || '\"}', true), set_config('request.cookies', '{}', true)"
+BASELINE="SELECT set_config('role', 'anon', false), set_config('search_path', 'public, extensions', false), set_config('statement_timeout', '8s', false), set_config('request.method', 'GET', false), set_config('request.path', '/items', false), set_config('request.cookies', '{}', false), set_config('response.headers', '', false), set_config('response.status', '', false)"
+REQUEST="SELECT set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', true), set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"' || :rid::text || '\"}', true)"
 RESP="current_setting('response.headers', true), current_setting('response.status', true)"
 GET='SELECT "items".* FROM "public"."items" AS "items" WHERE "items"."id" = :n'
 LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET :n'

@@ -145,3 +145,68 @@ async fn a_read_of_a_relation_leaves_nothing_behind() {
     let (reloaded, _) = seen(&env.call("GET", "/session_seen", &[], None, &alice).await);
     assert_eq!(reloaded, expected, "after a schema cache load");
 }
+
+/// A read sets for its own transaction the request GUCs whose values its session does not already
+/// hold (its path, its cookies, its claims), and never sees another request's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_read_sees_its_own_request() {
+    let env = Env::start(&format!(
+        "{FIXTURE}
+         CREATE VIEW request_seen AS
+           SELECT current_setting('request.method') AS method, current_setting('request.path') AS path,
+                  current_setting('request.cookies') AS cookies,
+                  current_setting('request.jwt.claims')::json->>'sub' AS sub, pg_backend_pid() AS pid
+           FROM probes;
+         GRANT SELECT ON request_seen TO authenticated;"
+    ))
+    .await;
+    let alice = env.token("authenticated", Some(json!({"sub": "alice"})));
+    let bob = env.token("authenticated", Some(json!({"sub": "bob"})));
+    let read = |headers: &'static [(&'static str, &'static str)], token: &str| {
+        let token = token.to_string();
+        let env = &env;
+        async move {
+            seen(
+                &env.call("GET", "/request_seen", headers, None, &token)
+                    .await,
+            )
+            .0
+        }
+    };
+    let first = read(&[], &alice).await;
+    assert_eq!(first["method"], json!("GET"));
+    assert!(
+        first["path"].as_str().unwrap().ends_with("/request_seen"),
+        "{first}"
+    );
+    assert_eq!(first["cookies"], json!("{}"));
+    assert_eq!(first["sub"], json!("alice"));
+    let with_cookie = read(&[("cookie", "flavour=mint")], &bob).await;
+    assert_eq!(with_cookie["cookies"], json!(r#"{"flavour":"mint"}"#));
+    assert_eq!(with_cookie["sub"], json!("bob"));
+    assert_eq!(
+        read(&[], &alice).await,
+        first,
+        "the cookie or the claims stayed"
+    );
+    // Another path on the connection, then this one again.
+    let (other, _) = seen(&env.call("GET", "/session_seen", &[], None, &alice).await);
+    assert_eq!(other["role"], json!("authenticated"));
+    assert_eq!(read(&[], &alice).await, first, "the other path stayed");
+    // A function call sets its own, at session level; a read after it sets the baseline again.
+    let r = env
+        .call(
+            "POST",
+            "/rpc/meddle",
+            &[],
+            Some(r#"{"masked": false}"#),
+            &alice,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        read(&[("cookie", "a=1")], &alice).await["cookies"],
+        json!(r#"{"a":"1"}"#)
+    );
+    assert_eq!(read(&[], &alice).await, first);
+}

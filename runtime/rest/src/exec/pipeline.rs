@@ -5,7 +5,7 @@
 use super::sessions::{Baseline, Sessions};
 use super::{Outcome, Pools, MAX_STATEMENTS};
 use crate::error::RestError;
-use crate::session::{TxContext, TxEnd, SESSION_BASELINE, SETUP, SETUP_REQUEST, SETUP_SESSION};
+use crate::session::{setup_request, TxContext, TxEnd, SESSION_BASELINE, SETUP, SETUP_SESSION};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::Object;
@@ -150,18 +150,33 @@ type Rows = (Vec<tokio_postgres::Row>, Option<usize>);
 
 impl Pools {
     /// The read of a relation of [`Pools::run`]: the session's baseline when it may not hold it
-    /// already (a transaction of its own), then `BEGIN READ ONLY`, the request GUCs, the statement
-    /// and `ROLLBACK`, pipelined. The session is remembered as holding the baseline only when all of
-    /// it went through (see [`super::sessions`]).
+    /// already (a transaction of its own), then `BEGIN READ ONLY`, the request GUCs the session does
+    /// not hold (the claims and headers always), the statement and `ROLLBACK`, pipelined. The session
+    /// is remembered as holding the baseline only when all of it went through (see
+    /// [`super::sessions`]).
     pub(super) async fn read_rolled_back(
         client: &deadpool_postgres::Client,
         sessions: &Sessions,
         baseline: &Baseline<'_>,
-        request: &[&(dyn ToSql + Sync)],
+        (claims, headers): (&str, &str),
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Rows, RestError> {
-        let fresh = !sessions.holds(client, baseline);
+        let held = sessions.differs(client, baseline);
+        let fresh = held.is_none();
+        let differs = held.unwrap_or_default();
+        let mut request = vec![Text(claims), Text(headers)];
+        for (differ, value) in [
+            (differs.method, baseline.method),
+            (differs.path, baseline.path),
+            (differs.cookies, baseline.cookies),
+        ] {
+            if differ {
+                request.push(Text(value));
+            }
+        }
+        let setup = setup_request(differs.method, differs.path, differs.cookies);
+        let request = (setup, dyn_params(&request));
         let result = Self::read_in_rollback(client, baseline, fresh, request, stmt, params).await;
         match (&result, fresh) {
             (Ok(_), true) => sessions.remember(client, baseline),
@@ -171,23 +186,27 @@ impl Pools {
         result
     }
 
-    /// [`Pools::read_rolled_back`]'s round trip; `fresh` sets the baseline first.
+    /// [`Pools::read_rolled_back`]'s round trip; `fresh` sets the baseline first, `request` is the
+    /// statement setting the request GUCs with its parameters.
     async fn read_in_rollback(
         client: &deadpool_postgres::Client,
         baseline: &Baseline<'_>,
         fresh: bool,
-        request: &[&(dyn ToSql + Sync)],
+        (setup, request): (&str, Vec<&(dyn ToSql + Sync)>),
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Rows, RestError> {
         let role = baseline.role;
         let pg = |e: tokio_postgres::Error| RestError::from_pg(&e, role);
-        let setup = client.prepare_cached(SETUP_REQUEST).await.map_err(pg)?;
+        let setup = client.prepare_cached(setup).await.map_err(pg)?;
         let base = if fresh {
             let values = [
                 Text(role.as_str()),
                 Text(baseline.search_path),
                 Text(baseline.statement_timeout),
+                Text(baseline.method),
+                Text(baseline.path),
+                Text(baseline.cookies),
             ];
             Some((
                 client.prepare_cached(SESSION_BASELINE).await.map_err(pg)?,
@@ -205,7 +224,7 @@ impl Pools {
                 }
             };
             let begin_f = client.batch_execute("BEGIN READ ONLY");
-            let set_f = async { client.query(&setup, request).await.map(|_| ()) };
+            let set_f = async { client.query(&setup, &request).await.map(|_| ()) };
             let (base_f, begin_f, set_f) = (pin!(base_f), pin!(begin_f), pin!(set_f));
             let (mut base_e, mut begin_e, mut set_e) =
                 (Early::new(base_f), Early::new(begin_f), Early::new(set_f));
@@ -324,23 +343,19 @@ impl Pools {
         let params = dyn_params(&params);
         let simple_read = ctx.read_only && ctx.pre_request.is_none() && stmt.explain.is_none();
         if simple_read && !ctx.function_call && !matches!(ctx.end, TxEnd::CommitIf(_)) {
-            let request = [
-                Text(ctx.claims),
-                Text(ctx.method),
-                Text(ctx.path),
-                Text(ctx.headers),
-                Text(ctx.cookies),
-            ];
             let baseline = Baseline {
                 role,
                 search_path: ctx.search_path,
                 statement_timeout: ctx.statement_timeout,
+                method: ctx.method,
+                path: ctx.path,
+                cookies: ctx.cookies,
             };
             let (rows, binary) = Self::read_rolled_back(
                 client,
                 sessions,
                 &baseline,
-                &dyn_params(&request),
+                (ctx.claims, ctx.headers),
                 stmt,
                 &params,
             )

@@ -1,5 +1,7 @@
 //! What each pooled connection's session holds, so that a plain read of a relation sets only what
-//! changes from request to request (see [`super::Pools::run`]).
+//! changes from request to request (see [`super::Pools::run`]): the role, search path and statement
+//! timeout, which a read relies on the session holding, and the request's method, path and cookies,
+//! which it sets for its transaction only where they differ from those the session holds.
 //!
 //! Such a read runs in `BEGIN READ ONLY` … `ROLLBACK`: whatever it, or any function it reached, set
 //! on the session (at session level or for the transaction) is undone with its transaction, so the
@@ -18,13 +20,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use supactl_common::keys::Role;
 
-/// The session-level settings a read of a relation relies on (the parameters of
+/// What a read of a relation wants its session to hold (the parameters of
 /// [`SESSION_BASELINE`](crate::session::SESSION_BASELINE)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Baseline<'a> {
     pub role: Role,
     pub search_path: &'a str,
     pub statement_timeout: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub cookies: &'a str,
+}
+
+/// Which of a read's request GUCs its session holds other values of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Differs {
+    pub method: bool,
+    pub path: bool,
+    pub cookies: bool,
 }
 
 /// A [`Baseline`] kept for a connection.
@@ -33,13 +46,22 @@ struct Held {
     role: Role,
     search_path: String,
     statement_timeout: String,
+    method: String,
+    path: String,
+    cookies: String,
 }
 
 impl Held {
-    fn is(&self, b: &Baseline<'_>) -> bool {
-        self.role == b.role
+    /// What differs from `b` in the request GUCs, if the rest is the same.
+    fn against(&self, b: &Baseline<'_>) -> Option<Differs> {
+        let same = self.role == b.role
             && self.search_path == b.search_path
-            && self.statement_timeout == b.statement_timeout
+            && self.statement_timeout == b.statement_timeout;
+        same.then(|| Differs {
+            method: self.method != b.method,
+            path: self.path != b.path,
+            cookies: self.cookies != b.cookies,
+        })
     }
 }
 
@@ -50,12 +72,13 @@ pub(super) struct Sessions {
 }
 
 impl Sessions {
-    /// Whether `client`'s session is known to hold `wanted`.
-    pub(super) fn holds(&self, client: &ClientWrapper, wanted: &Baseline<'_>) -> bool {
+    /// Which request GUCs of `wanted` differ from those `client`'s session holds; `None` when its role,
+    /// search path or timeout differ from `wanted`'s, or are not known.
+    pub(super) fn differs(&self, client: &ClientWrapper, wanted: &Baseline<'_>) -> Option<Differs> {
         let known = self.known.lock().expect("sessions lock");
         known
             .get(&key(client))
-            .is_some_and(|(_, held)| held.is(wanted))
+            .and_then(|(_, held)| held.against(wanted))
     }
 
     /// Nothing is known of `client`'s session any more.
@@ -72,6 +95,9 @@ impl Sessions {
             role: baseline.role,
             search_path: baseline.search_path.to_string(),
             statement_timeout: baseline.statement_timeout.to_string(),
+            method: baseline.method.to_string(),
+            path: baseline.path.to_string(),
+            cookies: baseline.cookies.to_string(),
         };
         let mut known = self.known.lock().expect("sessions lock");
         known.retain(|_, (cache, _)| cache.strong_count() > 0);
