@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
 # PostgreSQL's own cost of the statements the REST engine sends for a read, in instructions per execution
 # (callgrind counts them exactly, so the figures do not drift with the machine's load): a backend of a
-# throwaway cluster serves pgbench (-M prepared, one client) under valgrind, as a login role whose session
-# holds the role `anon`, the search path and the statement timeout (the session baseline the engine keeps
-# on each connection), with RLS on, as in bench/rest.sh. Each statement is the shape the engine sends for
-# `GET /items?id=eq.N` and for `GET /items?select=id,name&order=id&limit=100&offset=N`:
-#   bare      the SELECT alone (what pgbench runs in bench/rest.sh)
-#   json      PostgreSQL renders the body (json_agg) with the response GUCs as columns: every read that
-#             is not a plain column read (embeds, aggregates, other media types)
-#   binary    the rows in binary and one trailer row with the total and the response GUCs
-#   baseline  the session's role, search path, timeout, request method, path and cookies and empty
-#             response GUCs, set before a read only when the connection is not known to hold that
-#             role, search path and timeout (its first read, or after a write or a function call)
-#   read      a plain JSON read of a relation, all of it: BEGIN READ ONLY, the claims and headers for
-#             the transaction (each request with its own x-request-id; the method, path and cookies
-#             too when they differ from the session's, which they do not here), the binary statement,
-#             ROLLBACK
+# throwaway cluster serves pgbench (-M prepared, one client) under valgrind, as a login role whose `role`
+# is `anon` with the request GUCs set and RLS on, as in bench/rest.sh. Each statement is the shape the engine
+# sends for `GET /items?id=eq.N` and for `GET /items?select=id,name&order=id&limit=100&offset=N`:
+#   bare    the SELECT alone (what pgbench runs in bench/rest.sh)
+#   setup   the statement before every plain read: the role and request GUCs set for the session
+#   json    PostgreSQL renders the body (json_agg) with the response GUCs as columns: every read that is not
+#           a plain column read (embeds, aggregates, other media types)
+#   binary  the rows in binary and one trailer row with the total and the response GUCs: plain JSON reads
+#   read    a plain JSON read as sent: setup (each request with its own x-request-id), then binary
 # Usage: bench/rest-statements.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,26 +40,22 @@ alter role bench set "request.jwt.claims" = '{"role":"anon","iss":"supactl","ref
 alter role bench set "request.method" = 'GET'; alter role bench set "request.path" = '/items';
 alter role bench set "request.headers" = '{"apikey":"x","host":"127.0.0.1"}'; alter role bench set "request.cookies" = '{}';
 alter role bench set "response.headers" = ''; alter role bench set "response.status" = '';
-alter role bench set statement_timeout = '8s'; alter role bench set search_path = 'public, extensions';
+alter role bench set default_transaction_read_only = on; alter role bench set statement_timeout = '8s';
 SQL
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null
 
-BASELINE="SELECT set_config('role', 'anon', false), set_config('search_path', 'public, extensions', false), set_config('statement_timeout', '8s', false), set_config('request.method', 'GET', false), set_config('request.path', '/items', false), set_config('request.cookies', '{}', false), set_config('response.headers', '', false), set_config('response.status', '', false)"
-REQUEST="SELECT set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', true), set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"' || :rid::text || '\"}', true)"
+SETUP="SELECT set_config('role', 'anon', false), set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', false), set_config('request.method', 'GET', false), set_config('request.path', '/items', false), set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"' || :rid::text || '\"}', false), set_config('request.cookies', '{}', false), set_config('search_path', 'public, extensions', false), set_config('statement_timeout', '8s', false), set_config('default_transaction_read_only', 'on', false), set_config('response.headers', '', false), set_config('response.status', '', false)"
 RESP="current_setting('response.headers', true), current_setting('response.status', true)"
 GET='SELECT "items".* FROM "public"."items" AS "items" WHERE "items"."id" = :n'
 LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET :n'
 write() { # name range inner value-columns nulls
   printf '\\set n random(%s)\n%s;\n' "$2" "$3" >"$DIR/$1-bare.sql"
+  printf '\\set rid random(1, 1000000000)\n%s;\n' "$SETUP" >"$DIR/$1-setup.sql"
   printf '\\set n random(%s)\nSELECT coalesce(json_agg("pgrst_r"), %s)::text, count(*), NULL::bigint, %s, NULL::text FROM (%s) AS "pgrst_r";\n' \
     "$2" "'[]'" "$RESP" "$3" >"$DIR/$1-json.sql"
-  local binary
-  binary=$(printf 'SELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s ARRAY[(NULL::bigint)::text, %s] WHERE pg_backend_pid() IS NOT NULL;' \
-    "$4" "$3" "$5" "$RESP")
-  printf '\\set n random(%s)\n%s\n' "$2" "$binary" >"$DIR/$1-binary.sql"
-  printf '%s;\n' "$BASELINE" >"$DIR/$1-baseline.sql"
-  printf '\\set n random(%s)\n\\set rid random(1, 1000000000)\nBEGIN READ ONLY;\n%s;\n%s\nROLLBACK;\n' \
-    "$2" "$REQUEST" "$binary" >"$DIR/$1-read.sql"
+  printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s ARRAY[(NULL::bigint)::text, %s] WHERE pg_backend_pid() IS NOT NULL;\n' \
+    "$2" "$4" "$3" "$5" "$RESP" >"$DIR/$1-binary.sql"
+  cat "$DIR/$1-setup.sql" "$DIR/$1-binary.sql" >"$DIR/$1-read.sql"
 }
 write get "1, 10000" "$GET" '"pgrst_r"."id", "pgrst_r"."name", "pgrst_r"."cat_id"' "NULL, NULL, NULL,"
 write list "0, 99" "$LIST" '"pgrst_r"."id", "pgrst_r"."name"' "NULL, NULL,"
@@ -82,7 +72,7 @@ backend_instructions() { # script transactions -> instructions of the backend th
   grep -oP '^(summary|totals): \K[0-9]+' "$DIR/cg/$f" | head -1
 }
 for shape in get list; do
-  for kind in bare json binary baseline read; do
+  for kind in bare setup json binary read; do
     a=$(backend_instructions "$DIR/$shape-$kind.sql" 100)
     b=$(backend_instructions "$DIR/$shape-$kind.sql" 600)
     printf '%-5s %-15s %8d instructions per execution\n' "$shape" "$kind" $(((b - a) / 500))

@@ -1,11 +1,8 @@
 //! What a request sets on its PostgreSQL session (see [`crate::exec::Pools::run`]): the role,
-//! PostgREST's request GUCs and the role's statement timeout, set for a transaction ([`SETUP`]); for
-//! a plain read of a relation, the request GUCs alone for its transaction ([`setup_request`]) on a
-//! session that already holds the role, search path and timeout ([`SESSION_BASELINE`]); for a plain
-//! read calling a function, all of them for the session ([`SETUP_SESSION`]); and how its transaction
-//! ends ([`TxEnd`]).
+//! PostgREST's request GUCs and the role's statement timeout, set for a transaction ([`SETUP`]) or, for
+//! plain reads, for the session ([`SETUP_SESSION`], all of them again on every request); and how its
+//! transaction ends ([`TxEnd`]).
 
-use std::sync::OnceLock;
 use supactl_common::keys::Role;
 
 /// How the transaction ends.
@@ -46,9 +43,6 @@ pub struct TxContext<'a> {
     /// The role's `statement_timeout` on this project, as [`crate::session::timeout_setting`] writes it.
     pub statement_timeout: &'a str,
     pub read_only: bool,
-    /// A function call (`/rpc/…`): its transaction commits even when read-only, so that what it
-    /// sends with `NOTIFY` is delivered; a plain read of a relation is rolled back instead.
-    pub function_call: bool,
     /// Statements run after the GUCs are set: the request's time zone, then the pre-request function.
     pub pre_request: Option<String>,
     pub end: TxEnd,
@@ -72,43 +66,6 @@ pub(crate) const SETUP_SESSION: &str =
      set_config('request.headers', $5, false), set_config('request.cookies', $6, false), \
      set_config('search_path', $7, false), set_config('statement_timeout', $8, false), \
      set_config('default_transaction_read_only', 'on', false), \
-     set_config('response.headers', '', false), set_config('response.status', '', false)";
-
-/// The request GUCs for a read's transaction, on a session holding [`SESSION_BASELINE`]: the claims
-/// and headers (`$1`, `$2`), then those of the method, path and cookies that differ from the ones the
-/// session holds, in that order.
-pub(crate) fn setup_request(method: bool, path: bool, cookies: bool) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        (0..8)
-            .map(|mask: u8| {
-                let mut sql = String::from(
-                    "SELECT set_config('request.jwt.claims', $1, true), \
-                     set_config('request.headers', $2, true)",
-                );
-                let names = ["request.method", "request.path", "request.cookies"];
-                let mut n = 2;
-                for (bit, name) in names.iter().enumerate() {
-                    if mask & (1 << bit) != 0 {
-                        n += 1;
-                        sql.push_str(&format!(", set_config('{name}', ${n}, true)"));
-                    }
-                }
-                sql
-            })
-            .collect()
-    });
-    &all[usize::from(method) | usize::from(path) << 1 | usize::from(cookies) << 2]
-}
-
-/// What a session holds before a read of a relation (see [`crate::exec::Pools::run`]): the role,
-/// search path and statement timeout, the method, path and cookies of the request that set it, and no
-/// response GUCs. Run in a transaction of its own, and again only when a request needs another role,
-/// search path or timeout, or something else may have run on the session.
-pub(crate) const SESSION_BASELINE: &str =
-    "SELECT set_config('role', $1, false), set_config('search_path', $2, false), \
-     set_config('statement_timeout', $3, false), set_config('request.method', $4, false), \
-     set_config('request.path', $5, false), set_config('request.cookies', $6, false), \
      set_config('response.headers', '', false), set_config('response.status', '', false)";
 
 /// `statement_timeout` written as PostgreSQL shows it (`0`, `2500ms`, `3s`, `1min`, `1h`, `1d`: the

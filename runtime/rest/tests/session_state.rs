@@ -1,8 +1,9 @@
-//! What a request leaves on its pooled session never reaches the next request on it. A read of a
-//! relation relies on the role, search path and statement timeout the session already holds (set
-//! once, then only after something else ran there), so a function that changes them for the session
-//! — plainly, or hidden behind a `SET LOCAL` of the very value the request had — must not change what
-//! the next read, function call or write on that connection runs as.
+//! What a request leaves on its pooled session never reaches the next request on it: a function that
+//! changes the role, search path, timeout or response GUCs for the session — plainly, or hidden behind
+//! a `SET LOCAL` of the very value the request had, so that anything reading them back at the end of
+//! the request sees nothing amiss — must not change what the next read, function call or write on
+//! that connection runs as or answers. These hold for any scheme that sets less than everything on
+//! every request.
 
 mod common;
 
@@ -111,8 +112,8 @@ async fn a_function_changing_the_session_cannot_reach_the_next_request() {
     }
 }
 
-/// A read of a relation that reaches such a function undoes it with its own transaction; the
-/// function's response GUCs still reach its own response.
+/// A read of a relation that reaches such a function (through a view) leaves nothing for the next
+/// request; the function's response GUCs still reach its own response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_of_a_relation_leaves_nothing_behind() {
     let env = Env::start(&format!(
@@ -146,8 +147,8 @@ async fn a_read_of_a_relation_leaves_nothing_behind() {
     assert_eq!(reloaded, expected, "after a schema cache load");
 }
 
-/// A read sets for its own transaction the request GUCs whose values its session does not already
-/// hold (its path, its cookies, its claims), and never sees another request's.
+/// A read sees its own request GUCs (method, path, cookies, claims), never those of the request
+/// before it on the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_read_sees_its_own_request() {
     let env = Env::start(&format!(

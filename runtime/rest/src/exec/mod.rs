@@ -2,8 +2,8 @@
 //! ([`supactl_common::connections`], which also keeps the connection budget across projects and
 //! services) with the project's schema cache beside it, and one pipelined round trip per request —
 //! `BEGIN`, the GUCs (`set_config`), the optional pre-request function, the statement and `COMMIT` are
-//! written together and their replies read together (a plain read of a relation sets only the request
-//! GUCs and rolls back; see [`Pools::run`]).
+//! written together and their replies read together (a plain read needs only the GUCs and the
+//! statement; see [`Pools::run`]).
 //! Statements are prepared once per connection (PostgreSQL infers each parameter's type) and reused by
 //! every request of the same shape; each connection keeps at most [`MAX_STATEMENTS`] of them.
 //! Every statement runs under its role's statement timeout from the project's limits (set with the
@@ -27,7 +27,6 @@
 
 pub mod binary;
 mod pipeline;
-mod sessions;
 
 pub use pipeline::Text;
 
@@ -156,8 +155,6 @@ struct ProjectState {
     /// Bumped on every invalidation, so a load that raced with one is not installed.
     generation: AtomicU64,
     load: tokio::sync::Mutex<()>,
-    /// What each connection's session holds.
-    sessions: sessions::Sessions,
 }
 
 impl ProjectHooks for ProjectState {
@@ -264,7 +261,6 @@ impl Pools {
                 .map_err(|e| RestError::Unavailable(e.to_string()))?,
             &db.tls,
         );
-        state.sessions.forget(&client);
         let result = Self::load_schema(&client, &state, schemas).await;
         client.release(matches!(result, Err(RestError::Unavailable(_))));
         result
@@ -355,16 +351,11 @@ impl Pools {
 
     /// Runs `stmt` in one transaction and (unless [`crate::session::TxEnd::CommitIf`]) one round trip.
     ///
-    /// A plain read of a relation (no pre-request function, time zone or planned count) runs in
-    /// `BEGIN READ ONLY` … `ROLLBACK` with only the request GUCs set for it, on a session that already
-    /// holds the role, search path and statement timeout ([`crate::session::SESSION_BASELINE`], sent
-    /// first, in the same round trip, when the connection is not known to hold them: see
-    /// [`sessions`]). Rolling back undoes whatever a function it reached set, so nothing it ran
-    /// outlives it, and the session keeps its baseline for the next read. A plain read calling a
-    /// function commits (its `NOTIFY`s are delivered): two statements, the GUCs set at session level
-    /// and the statement in its own implicit read-only transaction, all of them again on every such
-    /// request. Writes keep `BEGIN` … `COMMIT` with `set_config(…, true)`. Both forget the
-    /// connection's baseline first.
+    /// A plain read (no pre-request function, no planned count, committed) takes two statements
+    /// instead of four: the GUCs set at session level, then the statement in its own implicit
+    /// read-only transaction. Every request sets all of them again (its result is thrown away unless
+    /// they were set), so nothing a previous request or a function left on the session reaches it.
+    /// Writes keep `BEGIN` … `COMMIT` with `set_config(…, true)`.
     ///
     /// The statement runs under the role's statement timeout; if the request is dropped first, the
     /// statement is cancelled and the connection closed (see [`Lease`]), as it is when the connection
@@ -376,7 +367,7 @@ impl Pools {
         ctx: &TxContext<'_>,
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
-        let (pool, state) = self.entry(project_ref, db);
+        let (pool, _) = self.entry(project_ref, db);
         let client = Lease::new(
             self.pools
                 .checkout(&pool)
@@ -385,7 +376,7 @@ impl Pools {
             &db.tls,
         );
         let started = Instant::now();
-        let result = Self::run_on(&client, &state.sessions, ctx, stmt)
+        let result = Self::run_on(&client, ctx, stmt)
             .await
             .map_err(|e| e.with_timeout_hint(ctx.statement_timeout));
         let took = started.elapsed();

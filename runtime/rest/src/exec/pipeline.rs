@@ -1,11 +1,10 @@
 //! One request's round trip on a connection: `BEGIN`, the GUCs, the pre-request function, the statement
-//! and `COMMIT` (or `ROLLBACK`) written together and their replies read together, with text parameters
-//! and prepared statements reused per connection.
+//! and `COMMIT` written together and their replies read together, with text parameters and prepared
+//! statements reused per connection.
 
-use super::sessions::{Baseline, Sessions};
 use super::{Outcome, Pools, MAX_STATEMENTS};
 use crate::error::RestError;
-use crate::session::{setup_request, TxContext, TxEnd, SESSION_BASELINE, SETUP, SETUP_SESSION};
+use crate::session::{TxContext, TxEnd, SETUP, SETUP_SESSION};
 use crate::sql::Statement;
 use bytes::BytesMut;
 use deadpool_postgres::Object;
@@ -141,143 +140,7 @@ pub(super) fn stale_statement(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Text parameters as the driver takes them.
-fn dyn_params<'a>(values: &'a [Text<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
-    values.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
-}
-
-type Rows = (Vec<tokio_postgres::Row>, Option<usize>);
-
 impl Pools {
-    /// The read of a relation of [`Pools::run`]: the session's baseline when it may not hold it
-    /// already (a transaction of its own), then `BEGIN READ ONLY`, the request GUCs the session does
-    /// not hold (the claims and headers always), the statement and `ROLLBACK`, pipelined. The session
-    /// is remembered as holding the baseline only when all of it went through (see
-    /// [`super::sessions`]).
-    pub(super) async fn read_rolled_back(
-        client: &deadpool_postgres::Client,
-        sessions: &Sessions,
-        baseline: &Baseline<'_>,
-        (claims, headers): (&str, &str),
-        stmt: &Statement,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Rows, RestError> {
-        let held = sessions.differs(client, baseline);
-        let fresh = held.is_none();
-        let differs = held.unwrap_or_default();
-        let mut request = vec![Text(claims), Text(headers)];
-        for (differ, value) in [
-            (differs.method, baseline.method),
-            (differs.path, baseline.path),
-            (differs.cookies, baseline.cookies),
-        ] {
-            if differ {
-                request.push(Text(value));
-            }
-        }
-        let setup = setup_request(differs.method, differs.path, differs.cookies);
-        let request = (setup, dyn_params(&request));
-        let result = Self::read_in_rollback(client, baseline, fresh, request, stmt, params).await;
-        match (&result, fresh) {
-            (Ok(_), true) => sessions.remember(client, baseline),
-            (Err(_), _) => sessions.forget(client),
-            (Ok(_), false) => {}
-        }
-        result
-    }
-
-    /// [`Pools::read_rolled_back`]'s round trip; `fresh` sets the baseline first, `request` is the
-    /// statement setting the request GUCs with its parameters.
-    async fn read_in_rollback(
-        client: &deadpool_postgres::Client,
-        baseline: &Baseline<'_>,
-        fresh: bool,
-        (setup, request): (&str, Vec<&(dyn ToSql + Sync)>),
-        stmt: &Statement,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Rows, RestError> {
-        let role = baseline.role;
-        let pg = |e: tokio_postgres::Error| RestError::from_pg(&e, role);
-        let setup = client.prepare_cached(setup).await.map_err(pg)?;
-        let base = if fresh {
-            let values = [
-                Text(role.as_str()),
-                Text(baseline.search_path),
-                Text(baseline.statement_timeout),
-                Text(baseline.method),
-                Text(baseline.path),
-                Text(baseline.cookies),
-            ];
-            Some((
-                client.prepare_cached(SESSION_BASELINE).await.map_err(pg)?,
-                values,
-            ))
-        } else {
-            None
-        };
-        let mut retried = false;
-        loop {
-            let base_f = async {
-                match &base {
-                    Some((s, values)) => client.query(s, &dyn_params(values)).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            };
-            let begin_f = client.batch_execute("BEGIN READ ONLY");
-            let set_f = async { client.query(&setup, &request).await.map(|_| ()) };
-            let (base_f, begin_f, set_f) = (pin!(base_f), pin!(begin_f), pin!(set_f));
-            let (mut base_e, mut begin_e, mut set_e) =
-                (Early::new(base_f), Early::new(begin_f), Early::new(set_f));
-            let mut drain = |cx: &mut std::task::Context<'_>| {
-                base_e.poll_now(cx);
-                begin_e.poll_now(cx);
-                set_e.poll_now(cx);
-            };
-            // The baseline, BEGIN and the GUCs go first, so that a statement new to this connection
-            // is parsed after them, inside the transaction, as the request's role.
-            std::future::poll_fn(|cx| {
-                drain(cx);
-                Poll::Ready(())
-            })
-            .await;
-            let prepared = draining(prepare(client, stmt), &mut drain).await;
-            let set_done = async {
-                let (b, bg, st) = tokio::join!(base_e.finish(), begin_e.finish(), set_e.finish());
-                b.and(bg).and(st)
-            };
-            let (main, binary) = match prepared {
-                Ok(m) => m,
-                Err(e) => {
-                    let set = set_done.await;
-                    client.batch_execute("ROLLBACK").await.map_err(pg)?;
-                    set.map_err(pg)?;
-                    if !retried && stale_statement(&e) {
-                        client.statement_cache.clear();
-                        retried = true;
-                        continue;
-                    }
-                    return Err(pg(e));
-                }
-            };
-            let (set, result, end) = tokio::join!(
-                set_done,
-                client.query(&main, params),
-                client.batch_execute("ROLLBACK"),
-            );
-            end.map_err(pg)?;
-            // Never use a result read under GUCs this request did not set.
-            set.map_err(pg)?;
-            match result {
-                Ok(rows) => return Ok((rows, binary)),
-                Err(e) if !retried && stale_statement(&e) => {
-                    client.statement_cache.clear();
-                    retried = true;
-                }
-                Err(e) => return Err(pg(e)),
-            }
-        }
-    }
-
     /// The two-statement read of [`Pools::run`]: session GUCs, then the statement, pipelined.
     pub(super) async fn read_on_session(
         client: &deadpool_postgres::Client,
@@ -331,7 +194,6 @@ impl Pools {
 
     pub(super) async fn run_on(
         client: &Object,
-        sessions: &Sessions,
         ctx: &TxContext<'_>,
         stmt: &Statement,
     ) -> Result<Outcome, RestError> {
@@ -340,30 +202,8 @@ impl Pools {
             client.statement_cache.clear();
         }
         let params: Vec<Text> = stmt.params.iter().map(|p| Text(p)).collect();
-        let params = dyn_params(&params);
-        let simple_read = ctx.read_only && ctx.pre_request.is_none() && stmt.explain.is_none();
-        if simple_read && !ctx.function_call && !matches!(ctx.end, TxEnd::CommitIf(_)) {
-            let baseline = Baseline {
-                role,
-                search_path: ctx.search_path,
-                statement_timeout: ctx.statement_timeout,
-                method: ctx.method,
-                path: ctx.path,
-                cookies: ctx.cookies,
-            };
-            let (rows, binary) = Self::read_rolled_back(
-                client,
-                sessions,
-                &baseline,
-                (ctx.claims, ctx.headers),
-                stmt,
-                &params,
-            )
-            .await?;
-            return Outcome::from_rows(&rows, stmt, None, binary);
-        }
-        // Whatever runs next may leave anything on the session (see `super::sessions`).
-        sessions.forget(client);
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let setup_values = [
             Text(role.as_str()),
             Text(ctx.claims),
@@ -374,7 +214,10 @@ impl Pools {
             Text(ctx.search_path),
             Text(ctx.statement_timeout),
         ];
-        let setup_params = dyn_params(&setup_values);
+        let setup_params: Vec<&(dyn ToSql + Sync)> = setup_values
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
         // Explicit either way: a read may have left `default_transaction_read_only` on the session.
         let begin = if ctx.read_only {
             "BEGIN READ ONLY"
@@ -385,7 +228,11 @@ impl Pools {
             TxEnd::Rollback => "ROLLBACK",
             _ => "COMMIT",
         };
-        if simple_read && ctx.end == TxEnd::Commit {
+        let plain_read = ctx.read_only
+            && ctx.pre_request.is_none()
+            && ctx.end == TxEnd::Commit
+            && stmt.explain.is_none();
+        if plain_read {
             let (rows, binary) =
                 Self::read_on_session(client, &setup_params, stmt, &params, role).await?;
             return Outcome::from_rows(&rows, stmt, None, binary);

@@ -445,7 +445,6 @@ impl RequestCtx<'_> {
                     .statement_timeout_ms(self.caller.role),
             ),
             read_only,
-            function_call: self.rpc,
             pre_request,
             end,
         };
