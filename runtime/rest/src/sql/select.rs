@@ -554,24 +554,24 @@ fn binary_columns(table: &Table, lv: &Level, select: &[SelectItem]) -> Option<Bi
 
 /// A type's name (`format_type` output) without `[]` and type modifier (`character varying(20)`,
 /// `timestamp(3) without time zone`).
-fn base_type(format_type: &str) -> String {
+fn base_type(format_type: &str) -> std::borrow::Cow<'_, str> {
     let t = format_type.strip_suffix("[]").unwrap_or(format_type);
     match (t.find('('), t.find(')')) {
-        (Some(a), Some(b)) if a < b => format!("{}{}", &t[..a], &t[b + 1..]),
-        _ => t.to_string(),
+        (Some(a), Some(b)) if a < b => format!("{}{}", &t[..a], &t[b + 1..]).into(),
+        _ => t.into(),
     }
 }
 
 /// Whether a column of this type is `real` or `double precision`, or an array of one.
 fn float_type(format_type: &str) -> bool {
-    matches!(base_type(format_type).as_str(), "real" | "double precision")
+    matches!(&*base_type(format_type), "real" | "double precision")
 }
 
 /// Whether a column of this type (`format_type` output) is written from its binary form: booleans,
 /// integers, floats, text, uuid, numeric, json, jsonb, date, timestamp, and their arrays.
 fn bare_type(format_type: &str) -> bool {
     matches!(
-        base_type(format_type).as_str(),
+        &*base_type(format_type),
         "boolean"
             | "smallint"
             | "integer"
@@ -590,4 +590,28 @@ fn bare_type(format_type: &str) -> bool {
             | "real"
             | "double precision"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bare_type, float_type};
+
+    #[test]
+    fn column_types_written_from_binary_are_known_by_name() {
+        for t in [
+            "integer",
+            "double precision",
+            "real[]",
+            "character varying(20)",
+            "timestamp(3) without time zone",
+            "numeric(12,4)[]",
+        ] {
+            assert!(bare_type(t), "{t}");
+        }
+        for t in ["timestamp with time zone", "interval", "money", "my_domain"] {
+            assert!(!bare_type(t), "{t}");
+        }
+        assert!(float_type("double precision[]") && float_type("real"));
+        assert!(!float_type("numeric") && !float_type("integer[]"));
+    }
 }
