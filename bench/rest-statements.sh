@@ -9,7 +9,7 @@
 #   json    PostgreSQL renders the body (json_agg) with the response GUCs as columns: every read that is not
 #           a plain column read (embeds, aggregates, other media types)
 #   binary  the rows in binary and one trailer row with the total and the response GUCs: plain JSON reads
-# A plain JSON read costs setup + binary.
+#   read    a plain JSON read as sent: setup (each request with its own x-request-id), then binary
 # Usage: bench/rest-statements.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,10 @@ chmod 777 "$DIR"
 as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PGOPTS=(-h "$DIR" -p "$PORT")
-cleanup() { as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+cleanup() {
+  as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true
+  rm -rf "$DIR" 2>/dev/null || { sleep 2; rm -rf "$DIR"; }   # callgrind may still be writing
+}
 trap cleanup EXIT
 as_owner "$PGBIN/initdb" -D "$DIR/data" -U postgres -A trust >/dev/null
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -o "-p $PORT -k $DIR -c listen_addresses=''" -l "$DIR/log" start >/dev/null
@@ -41,24 +44,25 @@ alter role bench set default_transaction_read_only = on; alter role bench set st
 SQL
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null
 
-SETUP="SELECT set_config('role', 'anon', false), set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', false), set_config('request.method', 'GET', false), set_config('request.path', '/items', false), set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"0123456789abcdef0123456789abcdef\"}', false), set_config('request.cookies', '{}', false), set_config('search_path', 'public, extensions', false), set_config('statement_timeout', '8s', false), set_config('default_transaction_read_only', 'on', false), set_config('response.headers', '', false), set_config('response.status', '', false)"
+SETUP="SELECT pg_catalog.num_nulls(pg_catalog.set_config('role', 'anon', false), pg_catalog.set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', false), pg_catalog.set_config('request.method', 'GET', false), pg_catalog.set_config('request.path', '/items', false), pg_catalog.set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"' || :rid::text || '\"}', false), pg_catalog.set_config('request.cookies', '{}', false), pg_catalog.set_config('search_path', 'public, extensions', false), pg_catalog.set_config('statement_timeout', '8s', false), pg_catalog.set_config('default_transaction_read_only', 'on', false), pg_catalog.set_config('response.headers', '', false), pg_catalog.set_config('response.status', '', false))"
 RESP="current_setting('response.headers', true), current_setting('response.status', true)"
 GET='SELECT "items".* FROM "public"."items" AS "items" WHERE "items"."id" = :n'
 LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET :n'
 write() { # name range inner value-columns nulls
   printf '\\set n random(%s)\n%s;\n' "$2" "$3" >"$DIR/$1-bare.sql"
-  printf '%s;\n' "$SETUP" >"$DIR/$1-setup.sql"
+  printf '\\set rid random(1, 1000000000)\n%s;\n' "$SETUP" >"$DIR/$1-setup.sql"
   printf '\\set n random(%s)\nSELECT coalesce(json_agg("pgrst_r"), %s)::text, count(*), NULL::bigint, %s, NULL::text FROM (%s) AS "pgrst_r";\n' \
     "$2" "'[]'" "$RESP" "$3" >"$DIR/$1-json.sql"
   printf '\\set n random(%s)\nSELECT %s, NULL::text[] AS "pgrst_trailer" FROM (%s) AS "pgrst_r" UNION ALL SELECT %s ARRAY[(NULL::bigint)::text, %s] WHERE pg_backend_pid() IS NOT NULL;\n' \
     "$2" "$4" "$3" "$5" "$RESP" >"$DIR/$1-binary.sql"
+  cat "$DIR/$1-setup.sql" "$DIR/$1-binary.sql" >"$DIR/$1-read.sql"
 }
 write get "1, 10000" "$GET" '"pgrst_r"."id", "pgrst_r"."name", "pgrst_r"."cat_id"' "NULL, NULL, NULL,"
 write list "0, 99" "$LIST" '"pgrst_r"."id", "pgrst_r"."name"' "NULL, NULL,"
 
 mkdir -m 777 "$DIR/cg"
 as_owner valgrind --tool=callgrind --callgrind-out-file="$DIR/cg/out.%p" "$PGBIN/postgres" -D "$DIR/data" -p "$PORT" \
-  -k "$DIR" -c listen_addresses='' >"$DIR/valgrind.log" 2>&1 &
+  -k "$DIR" -c listen_addresses='' -c autovacuum=off >"$DIR/valgrind.log" 2>&1 &
 for _ in $(seq 1 120); do pg_isready -q "${PGOPTS[@]}" && break; sleep 1; done
 backend_instructions() { # script transactions -> instructions of the backend that served them
   local before; before=$(ls "$DIR/cg" | sort)
@@ -68,7 +72,7 @@ backend_instructions() { # script transactions -> instructions of the backend th
   grep -oP '^(summary|totals): \K[0-9]+' "$DIR/cg/$f" | head -1
 }
 for shape in get list; do
-  for kind in bare setup json binary; do
+  for kind in bare setup json binary read; do
     a=$(backend_instructions "$DIR/$shape-$kind.sql" 100)
     b=$(backend_instructions "$DIR/$shape-$kind.sql" 600)
     printf '%-5s %-15s %8d instructions per execution\n' "$shape" "$kind" $(((b - a) / 500))

@@ -49,24 +49,33 @@ pub struct TxContext<'a> {
 }
 
 /// Sets the role and PostgREST's request GUCs for the transaction (and hides response GUCs a function
-/// may have left on the session).
-pub(crate) const SETUP: &str =
-    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-     set_config('request.method', $3, true), set_config('request.path', $4, true), \
-     set_config('request.headers', $5, true), set_config('request.cookies', $6, true), \
-     set_config('search_path', $7, true), set_config('statement_timeout', $8, true), \
-     set_config('response.headers', '', true), set_config('response.status', '', true)";
+/// may have left on the session). Like [`SETUP_SESSION`], it answers one integer: every further output
+/// column would cost PostgreSQL a column to describe and send, and the client one to read.
+pub(crate) const SETUP: &str = "SELECT pg_catalog.num_nulls(\
+     pg_catalog.set_config('role', $1, true), pg_catalog.set_config('request.jwt.claims', $2, true), \
+     pg_catalog.set_config('request.method', $3, true), pg_catalog.set_config('request.path', $4, true), \
+     pg_catalog.set_config('request.headers', $5, true), \
+     pg_catalog.set_config('request.cookies', $6, true), \
+     pg_catalog.set_config('search_path', $7, true), \
+     pg_catalog.set_config('statement_timeout', $8, true), \
+     pg_catalog.set_config('response.headers', '', true), \
+     pg_catalog.set_config('response.status', '', true))";
 
 /// The same GUCs at session level, for reads in one implicit transaction (see
 /// [`crate::exec::Pools::run`]): also makes the read's transaction read-only and clears response GUCs
 /// a function may have left behind.
-pub(crate) const SETUP_SESSION: &str =
-    "SELECT set_config('role', $1, false), set_config('request.jwt.claims', $2, false), \
-     set_config('request.method', $3, false), set_config('request.path', $4, false), \
-     set_config('request.headers', $5, false), set_config('request.cookies', $6, false), \
-     set_config('search_path', $7, false), set_config('statement_timeout', $8, false), \
-     set_config('default_transaction_read_only', 'on', false), \
-     set_config('response.headers', '', false), set_config('response.status', '', false)";
+pub(crate) const SETUP_SESSION: &str = "SELECT pg_catalog.num_nulls(\
+     pg_catalog.set_config('role', $1, false), \
+     pg_catalog.set_config('request.jwt.claims', $2, false), \
+     pg_catalog.set_config('request.method', $3, false), \
+     pg_catalog.set_config('request.path', $4, false), \
+     pg_catalog.set_config('request.headers', $5, false), \
+     pg_catalog.set_config('request.cookies', $6, false), \
+     pg_catalog.set_config('search_path', $7, false), \
+     pg_catalog.set_config('statement_timeout', $8, false), \
+     pg_catalog.set_config('default_transaction_read_only', 'on', false), \
+     pg_catalog.set_config('response.headers', '', false), \
+     pg_catalog.set_config('response.status', '', false))";
 
 /// `statement_timeout` written as PostgreSQL shows it (`0`, `2500ms`, `3s`, `1min`, `1h`, `1d`: the
 /// largest unit that divides it). Above PostgreSQL's maximum it is the maximum.

@@ -1,46 +1,21 @@
 //! The binary read path against PostgreSQL's own JSON, byte for byte: random rows of every type the
-//! path writes from binary (integers, numeric with NaN and infinities, text with escapes and control
-//! characters, uuid, json with its whitespace, jsonb, dates and timestamps with BC years, years past 9999
-//! and infinities, arrays of them, nested, empty and with other bounds) and of types it leaves to
-//! PostgreSQL's `to_json` (timestamptz, floats, interval), read with several select lists. Each read's
-//! binary statement is run and its rows written by `rest::exec::binary`, then compared with the body of
-//! the same read rendered by PostgreSQL; the same reads through the router must give that body too.
-//! The seed is printed; `BINARY_ROWS_SEED=n` replays one.
+//! path writes from binary (integers, floats of any bit pattern, numeric with NaN and infinities, text
+//! with escapes and control characters, uuid, json with its whitespace, jsonb, dates and timestamps with
+//! BC years, years past 9999 and infinities, arrays of them, nested, empty and with other bounds) and of
+//! types it leaves to PostgreSQL's `to_json` (timestamptz, interval), read with several select lists.
+//! Each read's binary statement is run and its rows written by `rest::exec::binary`, then compared with
+//! the body of the same read rendered by PostgreSQL, under several `extra_float_digits`; the same reads
+//! through the router must give that body too. The seed is printed; `BINARY_ROWS_SEED=n` replays one.
 
 mod common;
 
-use bytes::BytesMut;
 use common::Env;
 use http::StatusCode;
-use postgres_types::{to_sql_checked, Format, IsNull, ToSql, Type};
+use postgres_types::ToSql;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rest::exec::Text;
 use rest::sql::{Builder, Render};
-
-/// A text-format parameter, as the REST engine binds them.
-#[derive(Debug)]
-struct Text<'a>(&'a str);
-
-impl ToSql for Text<'_> {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-
-    to_sql_checked!();
-}
 
 /// Column name, SQL type, and a generator of one SQL literal of it.
 type Gen = fn(&mut StdRng) -> String;
@@ -75,22 +50,9 @@ const COLUMNS: &[(&str, &str, Gen)] = &[
     ("tz", "timestamptz", |r| {
         format!("{}::timestamptz", timestamp(r))
     }),
-    ("f8", "float8", |r| {
-        pick(
-            r,
-            &[
-                "'NaN'",
-                "'Infinity'",
-                "'-Infinity'",
-                "'-0'",
-                "1e300",
-                "1.5e-300",
-                "0.1",
-                "123456.789",
-            ],
-        )
-        .into()
-    }),
+    ("f8", "float8", float8),
+    ("f4", "real", float4),
+    ("f8a", "float8[]", |r| array(r, "float8", float8)),
     ("iv", "interval", |r| {
         format!(
             "'{} days {} microseconds'",
@@ -151,6 +113,57 @@ fn text(r: &mut StdRng, max: usize) -> String {
             .map(|_| POOL[r.gen_range(0..POOL.len())])
             .collect::<String>(),
     )
+}
+
+/// Any double: a random bit pattern (subnormals, NaN payloads and infinities included), or a value
+/// near a boundary of PostgreSQL's notation.
+fn float8(r: &mut StdRng) -> String {
+    let x = match r.gen_range(0..4) {
+        0 => *pick_f(
+            r,
+            &[0.0, -0.0, 1e14, 1e15, 1e-4, 1e-5, 0.1, 123456.789, f64::MAX],
+        ),
+        1 => r.gen_range(-1e6..1e6),
+        _ => f64::from_bits(r.gen()),
+    };
+    format!("'{}'::float8", literal(x, format!("{x:e}")))
+}
+
+/// Any float4, as [`float8`].
+fn float4(r: &mut StdRng) -> String {
+    let x = match r.gen_range(0..4) {
+        0 => *pick_f(
+            r,
+            &[
+                0.0,
+                -0.0,
+                1e5,
+                1e6,
+                1e-4,
+                1e-5,
+                1.1,
+                f32::MAX,
+                f32::MIN_POSITIVE,
+            ],
+        ),
+        1 => r.gen_range(-1e4..1e4),
+        _ => f32::from_bits(r.gen()),
+    };
+    format!("'{}'::real", literal(x.into(), format!("{x:e}")))
+}
+
+fn pick_f<'a, T>(r: &mut StdRng, from: &'a [T]) -> &'a T {
+    &from[r.gen_range(0..from.len())]
+}
+
+/// A float's SQL text: `NaN`, `Infinity`, `-Infinity`, or its shortest exact digits.
+fn literal(x: f64, shortest: String) -> String {
+    match x {
+        x if x.is_nan() => "NaN".into(),
+        f64::INFINITY => "Infinity".into(),
+        f64::NEG_INFINITY => "-Infinity".into(),
+        _ => shortest,
+    }
 }
 
 fn uuid(r: &mut StdRng) -> String {
@@ -322,7 +335,8 @@ fn array(r: &mut StdRng, ty: &str, elem: fn(&mut StdRng) -> String) -> String {
     }
 }
 
-/// The body of `query` on table `bin` both ways, directly on the database.
+/// The body of `query` on table `bin` both ways, directly on the database (in its session's
+/// `extra_float_digits`).
 async fn both(db: &tokio_postgres::Client, query: &str) -> (String, String) {
     let row = db
         .query_one(rest::schema::LOAD_SQL, &[&vec!["public".to_string()]])
@@ -340,18 +354,26 @@ async fn both(db: &tokio_postgres::Client, query: &str) -> (String, String) {
     let texts: Vec<Text> = stmt.params.iter().map(|p| Text(p)).collect();
     let params: Vec<&(dyn ToSql + Sync)> = texts.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
     let pg: String = db.query_one(&stmt.sql, &params).await.unwrap().get(0);
-    let binary = stmt
-        .binary
-        .as_deref()
-        .expect("a plain read has a binary form");
-    let prepared = db.prepare(binary).await.unwrap();
+    let binary = stmt.binary.expect("a plain read has a binary form");
+    let prepared = db.prepare(&binary.sql).await.unwrap();
     let n = prepared.columns().len() - 1;
     assert!(
-        rest::exec::binary::encodable(&prepared.columns()[..n]),
+        rest::exec::binary::encodable(&prepared.columns()[..n], binary.floats),
         "{query}"
     );
     let rows = db.query(&prepared, &params).await.unwrap();
-    let ours = rest::exec::binary::body(&rows[..rows.len() - 1], n).unwrap();
+    let trailer: Vec<Option<String>> = rows.last().unwrap().get(n);
+    let float_digits = match trailer.get(3) {
+        Some(Some(digits)) => digits.parse().unwrap(),
+        _ => {
+            assert!(
+                !binary.floats,
+                "{query}: no extra_float_digits in {trailer:?}"
+            );
+            1
+        }
+    };
+    let ours = rest::exec::binary::body(&rows[..rows.len() - 1], n, float_digits).unwrap();
     (pg, ours)
 }
 
@@ -370,7 +392,7 @@ async fn binary_rows_are_postgresql_json_byte_for_byte() {
     let queries = [
         "select=*&order=id",
         "select=id,t,n,d,ts,ia,jb,ua&order=id.desc&limit=7&offset=2",
-        "select=x:i8,id,tz,f8,iv,b,ta,ja,vca,nm&order=id",
+        "select=x:i8,id,tz,f8,f4,f8a,iv,b,ta,ja,vca,nm&order=id",
         "select=id,j->a,jb->>b,first:jb->0,n4,i2,i4,ch,vc,u,ba,da,tsa,jba,na&order=id",
         "select=*,id&order=id&limit=3",
     ];
@@ -399,6 +421,18 @@ async fn binary_rows_are_postgresql_json_byte_for_byte() {
             .await
             .unwrap_or_else(|e| panic!("{e:?}\n{sql}"));
         for query in queries {
+            for digits in [3, 0, -4, -15] {
+                env.db
+                    .batch_execute(&format!("SET extra_float_digits = {digits}"))
+                    .await
+                    .unwrap();
+                let (pg, ours) = both(&env.db, query).await;
+                assert_eq!(ours, pg, "seed {seed}, round {round}, {query}, {digits}");
+            }
+            env.db
+                .batch_execute("RESET extra_float_digits")
+                .await
+                .unwrap();
             let (pg, ours) = both(&env.db, query).await;
             assert_eq!(ours, pg, "seed {seed}, round {round}, {query}");
             let reply = env

@@ -5,8 +5,10 @@
 //! (see [`crate::sql`]), and `tests/binary_rows.rs` compares both paths over random rows.
 //!
 //! The forms follow PostgreSQL's `datum_to_json`: numbers as their output text (`NaN` and infinities
-//! quoted), text escaped as `escape_json` does, dates and timestamps as ISO 8601 (`T` between date and
-//! time, ` BC` after a year before 1), arrays as nested JSON arrays whatever their bounds.
+//! quoted; floats as `float4out`/`float8out` write them under the session's `extra_float_digits`, which
+//! the read's trailer reports), text escaped as `escape_json` does, dates and timestamps as ISO 8601
+//! (`T` between date and time, ` BC` after a year before 1), arrays as nested JSON arrays whatever
+//! their bounds.
 
 use postgres_types::{FromSql, Type};
 use std::fmt::Write;
@@ -34,6 +36,8 @@ fn scalar(ty: &Type) -> bool {
         Type::INT2,
         Type::INT4,
         Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
         Type::TEXT,
         Type::VARCHAR,
         Type::BPCHAR,
@@ -48,17 +52,20 @@ fn scalar(ty: &Type) -> bool {
     .contains(ty)
 }
 
-/// Whether every column of `columns` (the rows' columns, without the trailer) can be written here.
-pub fn encodable(columns: &[tokio_postgres::Column]) -> bool {
+/// Whether every column of `columns` (the rows' columns, without the trailer) can be written here;
+/// floats only when the trailer reports `extra_float_digits` (`floats`).
+pub fn encodable(columns: &[tokio_postgres::Column], floats: bool) -> bool {
+    let ok = |ty: &Type| scalar(ty) && (floats || ![Type::FLOAT4, Type::FLOAT8].contains(ty));
     !columns.is_empty()
         && columns.iter().all(|c| match c.type_().kind() {
-            postgres_types::Kind::Array(elem) => scalar(elem),
-            _ => scalar(c.type_()),
+            postgres_types::Kind::Array(elem) => ok(elem),
+            _ => ok(c.type_()),
         })
 }
 
-/// The JSON array of `rows`' first `n` columns, as `coalesce(json_agg(row), '[]')` writes it.
-pub fn body(rows: &[tokio_postgres::Row], n: usize) -> Result<String, String> {
+/// The JSON array of `rows`' first `n` columns, as `coalesce(json_agg(row), '[]')` writes it in a
+/// session whose `extra_float_digits` is `float_digits`.
+pub fn body(rows: &[tokio_postgres::Row], n: usize, float_digits: i32) -> Result<String, String> {
     let Some(first) = rows.first() else {
         return Ok("[]".into());
     };
@@ -85,7 +92,7 @@ pub fn body(rows: &[tokio_postgres::Row], n: usize) -> Result<String, String> {
             let raw: Option<Raw> = row.try_get(i).map_err(|e| e.to_string())?;
             match raw {
                 None => out.push_str("null"),
-                Some(Raw(b)) => value(&mut out, c.type_(), b)?,
+                Some(Raw(b)) => value(&mut out, c.type_(), b, float_digits)?,
             }
         }
         out.push('}');
@@ -115,6 +122,8 @@ const BOOL: u32 = 16;
 const INT2: u32 = 21;
 const INT4: u32 = 23;
 const INT8: u32 = 20;
+const FLOAT4: u32 = 700;
+const FLOAT8: u32 = 701;
 const JSON: u32 = 114;
 const JSONB: u32 = 3802;
 const UUID: u32 = 2950;
@@ -123,9 +132,9 @@ const DATE: u32 = 1082;
 const TIMESTAMP: u32 = 1114;
 
 /// One value of type `ty` (a scalar of [`scalar`] or an array of one).
-fn value(out: &mut String, ty: &Type, b: &[u8]) -> Res {
+fn value(out: &mut String, ty: &Type, b: &[u8], float_digits: i32) -> Res {
     if let postgres_types::Kind::Array(elem) = ty.kind() {
-        return array(out, elem, b);
+        return array(out, elem, b, float_digits);
     }
     match ty.oid() {
         BOOL => out.push_str(if b.first() == Some(&1) {
@@ -141,6 +150,14 @@ fn value(out: &mut String, ty: &Type, b: &[u8]) -> Res {
         }
         INT8 => {
             let _ = write!(out, "{}", i64::from_be_bytes(be(b, 0, "int8")?));
+        }
+        FLOAT4 => {
+            let x = f32::from_be_bytes(be(b, 0, "float4")?);
+            float(out, f64::from(x), Shortest::F32(x), float_digits);
+        }
+        FLOAT8 => {
+            let x = f64::from_be_bytes(be(b, 0, "float8")?);
+            float(out, x, Shortest::F64(x), float_digits);
         }
         JSON => out.push_str(utf8(b)?),
         // jsonb's binary form is a version byte (1) and the text PostgreSQL writes for it.
@@ -176,7 +193,7 @@ fn utf8(b: &[u8]) -> Result<&str, String> {
 }
 
 /// `array_to_json`: nested arrays by dimension, elements as scalars, lower bounds ignored.
-fn array(out: &mut String, elem: &Type, b: &[u8]) -> Res {
+fn array(out: &mut String, elem: &Type, b: &[u8], float_digits: i32) -> Res {
     let ndim = usize::try_from(i32_at(b, 0)?).map_err(|_| short("array"))?;
     if ndim == 0 {
         out.push_str("[]");
@@ -188,17 +205,23 @@ fn array(out: &mut String, elem: &Type, b: &[u8]) -> Res {
         dims.push(usize::try_from(len).map_err(|_| short("array"))?);
     }
     let mut at = 12 + 8 * ndim;
-    array_dim(out, elem, b, &dims, &mut at)
+    array_dim(out, (elem, float_digits), b, &dims, &mut at)
 }
 
-fn array_dim(out: &mut String, elem: &Type, b: &[u8], dims: &[usize], at: &mut usize) -> Res {
+fn array_dim(
+    out: &mut String,
+    (elem, float_digits): (&Type, i32),
+    b: &[u8],
+    dims: &[usize],
+    at: &mut usize,
+) -> Res {
     out.push('[');
     for i in 0..dims[0] {
         if i > 0 {
             out.push(',');
         }
         if dims.len() > 1 {
-            array_dim(out, elem, b, &dims[1..], at)?;
+            array_dim(out, (elem, float_digits), b, &dims[1..], at)?;
             continue;
         }
         let len = i32_at(b, *at)?;
@@ -209,7 +232,7 @@ fn array_dim(out: &mut String, elem: &Type, b: &[u8], dims: &[usize], at: &mut u
         }
         let end = *at + len as usize;
         let v = b.get(*at..end).ok_or_else(|| short("array"))?;
-        value(out, elem, v)?;
+        value(out, elem, v, float_digits)?;
         *at = end;
     }
     out.push(']');
@@ -317,6 +340,102 @@ fn numeric(out: &mut String, b: &[u8]) -> Res {
     Ok(())
 }
 
+/// A float's shortest decimal form that reads back as the same value, by its own width.
+enum Shortest {
+    F32(f32),
+    F64(f64),
+}
+
+/// `float4out`/`float8out` as `datum_to_json` writes them (`x` the value widened): with
+/// `extra_float_digits` > 0 the shortest exact digits, in positional notation for a decimal exponent
+/// from -4 up to (not including) 6 for `real` and 15 for `double precision`, otherwise as `d.ddde+XX`;
+/// else `%.{6 or 15 + extra_float_digits}g`; `NaN` and the infinities quoted.
+fn float(out: &mut String, x: f64, shortest: Shortest, float_digits: i32) {
+    if x.is_nan() {
+        return out.push_str("\"NaN\"");
+    }
+    if x.is_infinite() {
+        return out.push_str(if x > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
+    }
+    let dig = if matches!(shortest, Shortest::F32(_)) {
+        6
+    } else {
+        15
+    };
+    if float_digits > 0 {
+        let sci = match shortest {
+            Shortest::F32(v) => format!("{v:e}"),
+            Shortest::F64(v) => format!("{v:e}"),
+        };
+        let (digits, exp) = sci_parts(&sci);
+        if (-4..dig).contains(&exp) {
+            positional(out, x.is_sign_negative(), &digits, exp);
+        } else {
+            scientific(out, x.is_sign_negative(), &digits, exp);
+        }
+        return;
+    }
+    // C's %g with `precision` significant digits.
+    let precision = (dig + float_digits).max(1);
+    let sci = format!("{:.*e}", (precision - 1) as usize, x);
+    let (mut digits, exp) = sci_parts(&sci);
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    if (-4..precision).contains(&exp) {
+        positional(out, x.is_sign_negative(), &digits, exp);
+    } else {
+        scientific(out, x.is_sign_negative(), &digits, exp);
+    }
+}
+
+/// The significant digits and decimal exponent of Rust's `{:e}` output (`-1.25e-7` → `125`, -7).
+fn sci_parts(sci: &str) -> (String, i32) {
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
+    (digits, exp.parse().unwrap_or(0))
+}
+
+/// `digits` × 10^(`exp` − digits + 1) without an exponent: `150`, `1.5`, `0.0015`.
+fn positional(out: &mut String, negative: bool, digits: &str, exp: i32) {
+    if negative {
+        out.push('-');
+    }
+    let n = digits.len() as i32;
+    if exp >= n - 1 {
+        out.push_str(digits);
+        out.extend(std::iter::repeat_n('0', (exp - (n - 1)) as usize));
+    } else if exp >= 0 {
+        let (int, frac) = digits.split_at(exp as usize + 1);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    } else {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+        out.push_str(digits);
+    }
+}
+
+/// `d.ddde±XX` (at least two digits of exponent).
+fn scientific(out: &mut String, negative: bool, digits: &str, exp: i32) {
+    if negative {
+        out.push('-');
+    }
+    let (first, rest) = digits.split_at(1);
+    out.push_str(first);
+    if !rest.is_empty() {
+        out.push('.');
+        out.push_str(rest);
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    let _ = write!(out, "e{sign}{:02}", exp.unsigned_abs());
+}
+
 /// Julian day of 2000-01-01, PostgreSQL's epoch for dates and timestamps.
 const POSTGRES_EPOCH_JDATE: i64 = 2_451_545;
 const USECS_PER_DAY: i64 = 86_400_000_000;
@@ -401,6 +520,44 @@ mod tests {
         let mut s = String::new();
         escape(&mut s, "a\"\\\n\u{1}\u{7f}é");
         assert_eq!(s, "\"a\\\"\\\\\\n\\u0001\u{7f}é\"");
+    }
+
+    #[test]
+    fn floats_are_written_as_postgresql_writes_them() {
+        let f8 = |x: f64, digits: i32| {
+            let mut s = String::new();
+            float(&mut s, x, Shortest::F64(x), digits);
+            s
+        };
+        let f4 = |x: f32, digits: i32| {
+            let mut s = String::new();
+            float(&mut s, f64::from(x), Shortest::F32(x), digits);
+            s
+        };
+        // What PostgreSQL 15 answers for `to_json(x)`.
+        for (x, shown) in [
+            (1e14, "100000000000000"),
+            (1e15, "1e+15"),
+            (1234567890123456.0, "1.234567890123456e+15"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-0.0, "-0"),
+            (1234560000000.0, "1234560000000"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::NEG_INFINITY, "\"-Infinity\""),
+        ] {
+            assert_eq!(f8(x, 1), shown);
+        }
+        assert_eq!(f4(1e6, 1), "1e+06");
+        assert_eq!(f4(123456.0, 1), "123456");
+        assert_eq!(f4(1.1, 1), "1.1");
+        assert_eq!(f4(f32::NAN, 1), "\"NaN\"");
+        // extra_float_digits 0 and -15
+        assert_eq!(f8(123456789012345678.0, 0), "1.23456789012346e+17");
+        assert_eq!(f8(0.1, 0), "0.1");
+        assert_eq!(f4(1.1, -15), "1");
+        assert_eq!(f8(123.0, -15), "1e+02");
     }
 
     #[test]

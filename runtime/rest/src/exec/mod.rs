@@ -28,6 +28,8 @@
 pub mod binary;
 mod pipeline;
 
+pub use pipeline::Text;
+
 use crate::error::RestError;
 use crate::lease::Lease;
 use crate::schema::{SchemaCache, LOAD_SQL, LOAD_SQL_BEFORE_CONFINE};
@@ -124,8 +126,10 @@ impl Outcome {
         let data = &rows[..rows.len() - 1];
         let text = |i: usize| t.get(i).copied().flatten().filter(|s| !s.is_empty());
         let counted = text(0).and_then(|s| s.parse().ok());
+        // Reported only when a float column goes out as is (see `crate::sql::BinaryRead`).
+        let float_digits = text(3).and_then(|s| s.parse().ok()).unwrap_or(1);
         Ok(Outcome {
-            body: binary::body(data, n).map_err(RestError::Unavailable)?,
+            body: binary::body(data, n, float_digits).map_err(RestError::Unavailable)?,
             page: data.len() as i64,
             total: stmt.total(counted, planned_total),
             headers: text(1).map(str::to_string),
@@ -136,8 +140,8 @@ impl Outcome {
     }
 }
 
-/// The last row of a binary read: `{total, response.headers, response.status}` (see
-/// [`crate::sql`]'s `wrap_binary`).
+/// The last row of a binary read: `{total, response.headers, response.status}`, then
+/// `extra_float_digits` when floats go out as they are (see [`crate::sql`]'s `wrap_binary`).
 fn trailer(rows: &[tokio_postgres::Row], n: usize) -> Result<Vec<Option<&str>>, RestError> {
     rows.last()
         .and_then(|r| r.try_get::<_, Vec<Option<&str>>>(n).ok())

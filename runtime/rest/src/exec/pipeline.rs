@@ -19,7 +19,7 @@ use tokio_postgres::error::SqlState;
 /// infers each from its context exactly as for a quoted literal (`'42'` against an integer column is an
 /// integer) and parses the text with that type's input function.
 #[derive(Debug)]
-pub(super) struct Text<'a>(&'a str);
+pub struct Text<'a>(pub &'a str);
 
 impl ToSql for Text<'_> {
     fn to_sql(
@@ -118,10 +118,10 @@ async fn prepare(
     client: &deadpool_postgres::Client,
     stmt: &Statement,
 ) -> Result<(tokio_postgres::Statement, Option<usize>), tokio_postgres::Error> {
-    if let (Some(sql), false) = (&stmt.binary, stmt.plan) {
-        let prepared = client.prepare_cached(sql).await?;
+    if let (Some(binary), false) = (&stmt.binary, stmt.plan) {
+        let prepared = client.prepare_cached(&binary.sql).await?;
         let n = prepared.columns().len().saturating_sub(1);
-        if super::binary::encodable(&prepared.columns()[..n]) {
+        if super::binary::encodable(&prepared.columns()[..n], binary.floats) {
             return Ok((prepared, Some(n)));
         }
     }

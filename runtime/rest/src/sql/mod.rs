@@ -38,7 +38,16 @@ pub struct Statement {
     pub plan: bool,
     /// The same read as rows in binary, for the body to be written in Rust (see
     /// [`output::wrap_binary`]); `sql` is kept for columns of a type only PostgreSQL can write.
-    pub binary: Option<String>,
+    pub binary: Option<BinaryRead>,
+}
+
+/// The binary form of a plain read ([`Statement::binary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryRead {
+    pub sql: String,
+    /// Whether its trailer also reads `extra_float_digits`, which the text of a float depends on: only
+    /// then may a float column be written from binary.
+    pub floats: bool,
 }
 
 /// How a statement's total (`Content-Range`'s `/N`) is found, as PostgREST finds it.

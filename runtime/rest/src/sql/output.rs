@@ -80,9 +80,15 @@ pub(super) fn wrap(inner: &str, body: &str, total: &str, location: &str, cte: &s
 /// The same read as rows (see [`crate::exec::binary`]): the rows' `columns` (name, and whether it goes
 /// out as is rather than as PostgreSQL's `to_json`) with a null last column, then one trailer row whose
 /// last column is `{total, response.headers, response.status}` as text, read once the
-/// rows are done, as [`wrap`] reads them. `pg_backend_pid()` is parallel restricted: it keeps the
-/// trailer in the leader process, after the rows (a non-parallel Append runs its branches in order).
-pub(super) fn wrap_binary(inner: &str, columns: &[(String, bool)], total: &str) -> String {
+/// rows are done, as [`wrap`] reads them, and `extra_float_digits` after them when `floats` go out as
+/// they are. `pg_backend_pid()` is parallel restricted: it keeps the trailer in the leader process,
+/// after the rows (a non-parallel Append runs its branches in order).
+pub(super) fn wrap_binary(
+    inner: &str,
+    columns: &[(String, bool)],
+    floats: bool,
+    total: &str,
+) -> String {
     let mut select = String::new();
     for (name, bare) in columns {
         let q = quote_ident(name);
@@ -95,8 +101,13 @@ pub(super) fn wrap_binary(inner: &str, columns: &[(String, bool)], total: &str) 
     format!(
         "SELECT {select}NULL::text[] AS \"pgrst_trailer\" FROM ({inner}) AS \"pgrst_r\" \
          UNION ALL SELECT {}ARRAY[({total})::text, current_setting('response.headers', true), \
-         current_setting('response.status', true)] WHERE pg_backend_pid() IS NOT NULL",
+         current_setting('response.status', true){}] WHERE pg_backend_pid() IS NOT NULL",
         "NULL, ".repeat(columns.len()),
+        if floats {
+            ", current_setting('extra_float_digits')"
+        } else {
+            ""
+        },
     )
 }
 

@@ -2,7 +2,9 @@
 //! count.
 
 use super::output::{explain_sql, total_expr, wrap, wrap_binary};
-use super::{Builder, ColumnKind, EmbedColumn, Embedded, Level, Render, Source, Statement, Total};
+use super::{
+    BinaryRead, Builder, ColumnKind, EmbedColumn, Embedded, Level, Render, Source, Statement, Total,
+};
 use crate::error::RestError;
 use crate::request::*;
 use crate::schema::{Relationship, Table};
@@ -420,7 +422,10 @@ impl<'a> Builder<'a> {
                 "NULL::text",
                 cte,
             ),
-            binary: binary.map(|cols| wrap_binary(inner, &cols, &total_sql)),
+            binary: binary.map(|b| BinaryRead {
+                sql: wrap_binary(inner, &b.columns, b.floats, &total_sql),
+                floats: b.floats,
+            }),
             params: self.params,
             explain,
             total,
@@ -475,27 +480,36 @@ impl<'a> Builder<'a> {
 /// What a read reads from.
 pub(super) enum Origin<'c> {
     /// A table or view; `binary`: its columns when the read has a binary form (see [`binary_columns`]).
-    Relation { binary: Option<Vec<(String, bool)>> },
+    Relation { binary: Option<BinaryColumns> },
     /// A function, called in `cte`.
     Rpc { cte: &'c str },
 }
 
-/// The output columns of a plain read of `table` (no embed, spread, aggregate or computed field), each
-/// with whether it goes out as is (a type [`crate::exec::binary`] writes) or as `to_json`; `None` for
-/// any other read. A key given twice keeps its last place, as the level's select list does.
-fn binary_columns(table: &Table, lv: &Level, select: &[SelectItem]) -> Option<Vec<(String, bool)>> {
+/// The output columns of a plain read (see [`binary_columns`]).
+pub(super) struct BinaryColumns {
+    /// Each column's name, with whether it goes out as is (a type [`crate::exec::binary`] writes) or
+    /// as `to_json`.
+    pub columns: Vec<(String, bool)>,
+    /// Whether a float column goes out as is.
+    pub floats: bool,
+}
+
+/// The output columns of a plain read of `table` (no embed, spread, aggregate or computed field);
+/// `None` for any other read. A key given twice keeps its last place, as the level's select list does.
+fn binary_columns(table: &Table, lv: &Level, select: &[SelectItem]) -> Option<BinaryColumns> {
     if !lv.laterals.is_empty() || lv.has_aggregate || lv.computed || !lv.hoisted.is_empty() {
         return None;
     }
     let mut cols = Vec::new();
+    let mut floats = false;
     for item in select {
         match item {
-            SelectItem::Star => cols.extend(
-                table
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), bare_type(&c.data_type))),
-            ),
+            SelectItem::Star => {
+                for c in &table.columns {
+                    floats |= float_type(&c.data_type);
+                    cols.push((c.name.clone(), bare_type(&c.data_type)));
+                }
+            }
             SelectItem::Column {
                 field,
                 alias,
@@ -505,9 +519,10 @@ fn binary_columns(table: &Table, lv: &Level, select: &[SelectItem]) -> Option<Ve
             } => {
                 let bare = match field.json.last() {
                     _ if cast.is_some() => false,
-                    None => table
-                        .column(&field.name)
-                        .is_some_and(|c| bare_type(&c.data_type)),
+                    None => table.column(&field.name).is_some_and(|c| {
+                        floats |= float_type(&c.data_type);
+                        bare_type(&c.data_type)
+                    }),
                     // `->>` is text, `->` json or jsonb.
                     Some(_) => true,
                 };
@@ -531,20 +546,32 @@ fn binary_columns(table: &Table, lv: &Level, select: &[SelectItem]) -> Option<Ve
         .filter(|(i, (n, _))| last[n.as_str()] == *i)
         .map(|(_, c)| c.clone())
         .collect::<Vec<_>>();
-    (!kept.is_empty()).then_some(kept)
+    (!kept.is_empty()).then_some(BinaryColumns {
+        columns: kept,
+        floats,
+    })
+}
+
+/// A type's name (`format_type` output) without `[]` and type modifier (`character varying(20)`,
+/// `timestamp(3) without time zone`).
+fn base_type(format_type: &str) -> std::borrow::Cow<'_, str> {
+    let t = format_type.strip_suffix("[]").unwrap_or(format_type);
+    match (t.find('('), t.find(')')) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &t[..a], &t[b + 1..]).into(),
+        _ => t.into(),
+    }
+}
+
+/// Whether a column of this type is `real` or `double precision`, or an array of one.
+fn float_type(format_type: &str) -> bool {
+    matches!(&*base_type(format_type), "real" | "double precision")
 }
 
 /// Whether a column of this type (`format_type` output) is written from its binary form: booleans,
-/// integers, text, uuid, numeric, json, jsonb, date, timestamp, and their arrays.
+/// integers, floats, text, uuid, numeric, json, jsonb, date, timestamp, and their arrays.
 fn bare_type(format_type: &str) -> bool {
-    let t = format_type.strip_suffix("[]").unwrap_or(format_type);
-    // Without a type modifier: `character varying(20)`, `timestamp(3) without time zone`.
-    let base = match (t.find('('), t.find(')')) {
-        (Some(a), Some(b)) if a < b => format!("{}{}", &t[..a], &t[b + 1..]),
-        _ => t.to_string(),
-    };
     matches!(
-        base.as_str(),
+        &*base_type(format_type),
         "boolean"
             | "smallint"
             | "integer"
@@ -560,5 +587,31 @@ fn bare_type(format_type: &str) -> bool {
             | "jsonb"
             | "date"
             | "timestamp without time zone"
+            | "real"
+            | "double precision"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bare_type, float_type};
+
+    #[test]
+    fn column_types_written_from_binary_are_known_by_name() {
+        for t in [
+            "integer",
+            "double precision",
+            "real[]",
+            "character varying(20)",
+            "timestamp(3) without time zone",
+            "numeric(12,4)[]",
+        ] {
+            assert!(bare_type(t), "{t}");
+        }
+        for t in ["timestamp with time zone", "interval", "money", "my_domain"] {
+            assert!(!bare_type(t), "{t}");
+        }
+        assert!(float_type("double precision[]") && float_type("real"));
+        assert!(!float_type("numeric") && !float_type("integer[]"));
+    }
 }
