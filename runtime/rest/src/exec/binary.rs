@@ -10,6 +10,7 @@
 //! (`T` between date and time, ` BC` after a year before 1), arrays as nested JSON arrays whatever
 //! their bounds.
 
+use super::shortest::Shortest;
 use postgres_types::{FromSql, Type};
 use std::fmt::Write;
 
@@ -340,12 +341,6 @@ fn numeric(out: &mut String, b: &[u8]) -> Res {
     Ok(())
 }
 
-/// A float's shortest decimal form that reads back as the same value, by its own width.
-enum Shortest {
-    F32(f32),
-    F64(f64),
-}
-
 /// `float4out`/`float8out` as `datum_to_json` writes them (`x` the value widened): with
 /// `extra_float_digits` > 0 the shortest exact digits, in positional notation for a decimal exponent
 /// from -4 up to (not including) 6 for `real` and 15 for `double precision`, otherwise as `d.ddde+XX`;
@@ -367,11 +362,7 @@ fn float(out: &mut String, x: f64, shortest: Shortest, float_digits: i32) {
         15
     };
     if float_digits > 0 {
-        let sci = match shortest {
-            Shortest::F32(v) => format!("{v:e}"),
-            Shortest::F64(v) => format!("{v:e}"),
-        };
-        let (digits, exp) = sci_parts(&sci);
+        let (digits, exp) = shortest.digits();
         if (-4..dig).contains(&exp) {
             positional(out, x.is_sign_negative(), &digits, exp);
         } else {
@@ -394,7 +385,7 @@ fn float(out: &mut String, x: f64, shortest: Shortest, float_digits: i32) {
 }
 
 /// The significant digits and decimal exponent of Rust's `{:e}` output (`-1.25e-7` → `125`, -7).
-fn sci_parts(sci: &str) -> (String, i32) {
+pub(super) fn sci_parts(sci: &str) -> (String, i32) {
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
     (digits, exp.parse().unwrap_or(0))
@@ -552,6 +543,9 @@ mod tests {
         assert_eq!(f4(1e6, 1), "1e+06");
         assert_eq!(f4(123456.0, 1), "123456");
         assert_eq!(f4(1.1, 1), "1.1");
+        // exactly halfway between two 8-digit forms: the even one, as Ryu (found by the property test)
+        assert_eq!(f4(7105.90625, 1), "7105.9062");
+        assert_eq!(f4(-7105.90625, 1), "-7105.9062");
         assert_eq!(f4(f32::NAN, 1), "\"NaN\"");
         // extra_float_digits 0 and -15
         assert_eq!(f8(123456789012345678.0, 0), "1.23456789012346e+17");

@@ -27,6 +27,7 @@
 
 pub mod binary;
 mod pipeline;
+mod shortest;
 
 pub use pipeline::Text;
 
