@@ -32,12 +32,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{percent_decode, AsciiSet, NON_ALPHANUMERIC};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use supactl_common::error::HttpError;
 pub use supactl_common::headers::FORWARDED_JWT_HEADER;
@@ -103,7 +100,7 @@ pub(crate) struct Outgoing<'a> {
 
 /// The Function URL upstream (see the module docs).
 pub struct FunctionUrls {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<supactl_common::https::HttpsConnector, Full<Bytes>>,
     provider: SharedCredentialsProvider,
     cached: RwLock<Option<Credentials>>,
     config: FunctionUrlConfig,
@@ -114,28 +111,8 @@ impl FunctionUrls {
         provider: SharedCredentialsProvider,
         config: FunctionUrlConfig,
     ) -> Result<FunctionUrls, FunctionUrlError> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(config.connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let provider_tls = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider_tls.clone())
-        {
-            Ok(b) => b,
-            Err(e) => {
-                // No system CA certificates: every HTTPS call will fail to verify, and say so.
-                tracing::warn!(error = %e, "no native root certificates; Function URL calls over HTTPS will fail");
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(provider_tls)
-                        .with_safe_default_protocol_versions()
-                        .map_err(|e| FunctionUrlError::Tls(e.to_string()))?
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-            }
-        };
-        let https = builder.https_or_http().enable_http1().wrap_connector(http);
+        let https = supactl_common::https::connector(config.connect_timeout)
+            .map_err(FunctionUrlError::Tls)?;
         Ok(FunctionUrls {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
