@@ -1558,7 +1558,11 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
         .send()
         .await
         .unwrap();
-    assert!(gw.policy_names().is_empty());
+    assert_eq!(
+        gw.policy_names(),
+        ["storage"],
+        "only the storage bucket remains"
+    );
     let (_, env, _) = task_definition(&s, "supabase-on-aws-test-tenant-manager").await;
     assert_eq!(env["SUPACTL_REST_MODE"], "service");
     assert!(!env.contains_key("SUPACTL_REST_LAMBDA_IMAGE"));
