@@ -329,6 +329,39 @@ mod tests {
         worker: WorkerParts,
     }
 
+    #[derive(Parser)]
+    struct StorageCmd {
+        #[command(flatten)]
+        storage: StorageArgs,
+    }
+
+    #[test]
+    fn storage_is_a_bucket_a_directory_or_nothing() {
+        let parse = |args: &[&str]| {
+            StorageCmd::try_parse_from([&["x"], args].concat()).map(|c| c.storage.backend())
+        };
+        match parse(&[
+            "--storage-s3-bucket",
+            "b",
+            "--storage-s3-region",
+            "eu-west-1",
+        ]) {
+            Ok(Some(storage::BackendConfig::S3(l))) => assert_eq!(
+                (l.bucket.as_str(), l.region.as_deref(), l.endpoint, l.prefix),
+                ("b", Some("eu-west-1"), None, None)
+            ),
+            _ => panic!("a bucket is S3"),
+        }
+        assert!(matches!(
+            parse(&["--storage-dir", "/d"]),
+            Ok(Some(storage::BackendConfig::Local { .. }))
+        ));
+        assert!(matches!(parse(&[]), Ok(None)));
+        // a region without a bucket, or a bucket and a directory, is a usage error
+        assert!(parse(&["--storage-s3-region", "eu-west-1"]).is_err());
+        assert!(parse(&["--storage-s3-bucket", "b", "--storage-dir", "/d"]).is_err());
+    }
+
     #[test]
     fn parts_come_from_the_environment_as_ecs_sets_it() {
         // the only test of this binary that sets these variables

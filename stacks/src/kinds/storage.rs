@@ -574,3 +574,29 @@ async fn empty(x: &Ctx<'_>, name: &str) -> Result<usize, Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::sample;
+
+    #[test]
+    fn the_bucket_name_fits_s3_and_keeps_region_and_account() {
+        let mut cfg = sample();
+        assert_eq!(
+            bucket_name(&cfg, "eu-west-1"),
+            "supabase-on-aws-test-storage-eu-west-1-123456789012"
+        );
+        // the longest stack name and environment in the longest region: the stack's part is shortened
+        cfg.name = "a".repeat(23) + "b";
+        cfg.environment = "e".repeat(12);
+        let name = bucket_name(&cfg, "ap-southeast-2");
+        assert_eq!(name.len(), 63, "{name}");
+        assert!(name.starts_with("aaaaaaaa"), "{name}");
+        assert!(
+            name.ends_with("-storage-ap-southeast-2-123456789012"),
+            "{name}"
+        );
+        assert!(!name.contains("--"), "{name}");
+    }
+}
