@@ -148,15 +148,19 @@ impl HttpService for HyperService {
         let body = IdleBody {
             inner: body,
             timer: Box::pin(tokio::time::sleep(BODY_IDLE_TIMEOUT)),
+            waiting: false,
         };
         Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
     }
 }
 
-/// A response body that fails when no chunk arrives for [`BODY_IDLE_TIMEOUT`].
+/// A response body that fails when no chunk arrives for [`BODY_IDLE_TIMEOUT`] while it is read (time the
+/// reader itself spends elsewhere, e.g. a slow client downstream, does not count).
 struct IdleBody {
     inner: hyper::body::Incoming,
     timer: Pin<Box<Sleep>>,
+    /// The last poll found nothing: the timer is running.
+    waiting: bool,
 }
 
 impl Body for IdleBody {
@@ -167,12 +171,14 @@ impl Body for IdleBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let next = Instant::now() + BODY_IDLE_TIMEOUT;
-                self.timer.as_mut().reset(next);
-                Poll::Ready(Some(Ok(frame)))
-            }
+        if !self.waiting {
+            let deadline = Instant::now() + BODY_IDLE_TIMEOUT;
+            self.timer.as_mut().reset(deadline);
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.waiting = polled.is_pending();
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
             Poll::Ready(Some(Err(e))) => {
                 Poll::Ready(Some(Err(HttpError::new(HttpErrorKind::Interrupted, e))))
             }
