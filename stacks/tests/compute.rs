@@ -1216,6 +1216,10 @@ async fn outputs_and_status_report_the_deployed_stack() {
         .unwrap()
         .ends_with("-rest-lambda"));
     assert_eq!(o.ecr_repositories.len(), 4);
+    assert_eq!(
+        o.storage_bucket.as_deref(),
+        Some("supabase-on-aws-test-storage-us-east-1-123456789012")
+    );
     let text = o.to_string();
     assert!(text.contains(&format!("*.{BASE_DOMAIN}")), "{text}");
     let json = serde_json::to_value(&o).unwrap();
