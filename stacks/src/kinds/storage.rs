@@ -148,6 +148,21 @@ async fn bucket_tags(c: &Clients, name: &str) -> Result<Option<BTreeMap<String, 
 
 /// The settings of an existing bucket, as the desired properties name them.
 async fn settings(c: &Clients, name: &str) -> Result<Props, Error> {
+    Ok(props([
+        ("name", Val::str(name)),
+        ("region", Val::Str(region_of(c, name).await?)),
+        ("encryption", Val::Str(encryption_of(c, name).await?)),
+        ("public_access_block", Val::Str(blocks_of(c, name).await?)),
+        ("ownership", Val::Str(ownership_of(c, name).await?)),
+        (
+            "abort_incomplete_upload_days",
+            Val::Int(i64::from(abort_days_of(c, name).await?)),
+        ),
+        ("policy", Val::Str(policy_of(c, name).await?)),
+    ]))
+}
+
+async fn region_of(c: &Clients, name: &str) -> Result<String, Error> {
     let location =
         c.s3.get_bucket_location()
             .bucket(name)
@@ -155,97 +170,112 @@ async fn settings(c: &Clients, name: &str) -> Result<Props, Error> {
             .await
             .map_err(aws("s3:GetBucketLocation"))?;
     // no constraint: us-east-1
-    let region = match location.location_constraint().map(|l| l.as_str()) {
+    Ok(match location.location_constraint().map(|l| l.as_str()) {
         None | Some("") => "us-east-1".to_string(),
         Some(r) => r.to_string(),
-    };
-    let encryption = unless(
+    })
+}
+
+/// `AES256`, `aws:kms:<key>`, or "" without default encryption.
+async fn encryption_of(c: &Clients, name: &str) -> Result<String, Error> {
+    let out = unless(
         "s3:GetBucketEncryption",
         c.s3.get_bucket_encryption().bucket(name).send(),
         &["ServerSideEncryptionConfigurationNotFoundError"],
     )
-    .await?
-    .and_then(|o| {
-        let rule = o.server_side_encryption_configuration()?.rules().first()?;
-        let by_default = rule.apply_server_side_encryption_by_default()?;
-        Some(match by_default.sse_algorithm() {
-            ServerSideEncryption::AwsKms => format!(
-                "aws:kms:{}",
-                by_default.kms_master_key_id().unwrap_or_default()
-            ),
-            other => other.as_str().to_string(),
+    .await?;
+    Ok(out
+        .and_then(|o| {
+            let rule = o.server_side_encryption_configuration()?.rules().first()?;
+            let by_default = rule.apply_server_side_encryption_by_default()?;
+            Some(match by_default.sse_algorithm() {
+                ServerSideEncryption::AwsKms => format!(
+                    "aws:kms:{}",
+                    by_default.kms_master_key_id().unwrap_or_default()
+                ),
+                other => other.as_str().to_string(),
+            })
         })
-    })
-    .unwrap_or_default();
-    let blocks = unless(
+        .unwrap_or_default())
+}
+
+/// The public access blocks that are on, in [`ALL_BLOCKED`]'s order.
+async fn blocks_of(c: &Clients, name: &str) -> Result<String, Error> {
+    let out = unless(
         "s3:GetPublicAccessBlock",
         c.s3.get_public_access_block().bucket(name).send(),
         &["NoSuchPublicAccessBlockConfiguration"],
     )
-    .await?
-    .and_then(|o| {
-        let b = o.public_access_block_configuration()?;
-        let on = [
-            ("block_public_acls", b.block_public_acls()),
-            ("block_public_policy", b.block_public_policy()),
-            ("ignore_public_acls", b.ignore_public_acls()),
-            ("restrict_public_buckets", b.restrict_public_buckets()),
-        ];
-        Some(
-            on.iter()
-                .filter(|(_, v)| *v == Some(true))
-                .map(|(k, _)| *k)
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-    })
-    .unwrap_or_default();
-    let ownership = unless(
+    .await?;
+    Ok(out
+        .and_then(|o| {
+            let b = o.public_access_block_configuration()?;
+            let on = [
+                ("block_public_acls", b.block_public_acls()),
+                ("block_public_policy", b.block_public_policy()),
+                ("ignore_public_acls", b.ignore_public_acls()),
+                ("restrict_public_buckets", b.restrict_public_buckets()),
+            ];
+            Some(
+                on.iter()
+                    .filter(|(_, v)| *v == Some(true))
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        })
+        .unwrap_or_default())
+}
+
+async fn ownership_of(c: &Clients, name: &str) -> Result<String, Error> {
+    let out = unless(
         "s3:GetBucketOwnershipControls",
         c.s3.get_bucket_ownership_controls().bucket(name).send(),
         &["OwnershipControlsNotFoundError"],
     )
-    .await?
-    .and_then(|o| {
-        let rule = o.ownership_controls()?.rules().first()?;
-        Some(rule.object_ownership().as_str().to_string())
-    })
-    .unwrap_or_default();
-    let days = unless(
+    .await?;
+    Ok(out
+        .and_then(|o| {
+            let rule = o.ownership_controls()?.rules().first()?;
+            Some(rule.object_ownership().as_str().to_string())
+        })
+        .unwrap_or_default())
+}
+
+/// The days of the enabled rule aborting incomplete uploads, 0 without one.
+async fn abort_days_of(c: &Clients, name: &str) -> Result<i32, Error> {
+    let out = unless(
         "s3:GetBucketLifecycleConfiguration",
         c.s3.get_bucket_lifecycle_configuration()
             .bucket(name)
             .send(),
         &["NoSuchLifecycleConfiguration"],
     )
-    .await?
-    .and_then(|o| {
-        o.rules()
-            .iter()
-            .filter(|r| r.status() == &ExpirationStatus::Enabled)
-            .find_map(|r| {
-                r.abort_incomplete_multipart_upload()?
-                    .days_after_initiation()
-            })
-    })
-    .unwrap_or(0);
-    let policy = unless(
+    .await?;
+    Ok(out
+        .and_then(|o| {
+            o.rules()
+                .iter()
+                .filter(|r| r.status() == &ExpirationStatus::Enabled)
+                .find_map(|r| {
+                    r.abort_incomplete_multipart_upload()?
+                        .days_after_initiation()
+                })
+        })
+        .unwrap_or(0))
+}
+
+/// The bucket policy in canonical form, "" without one.
+async fn policy_of(c: &Clients, name: &str) -> Result<String, Error> {
+    let out = unless(
         "s3:GetBucketPolicy",
         c.s3.get_bucket_policy().bucket(name).send(),
         &["NoSuchBucketPolicy"],
     )
-    .await?
-    .and_then(|o| o.policy().map(normalize))
-    .unwrap_or_default();
-    Ok(props([
-        ("name", Val::str(name)),
-        ("region", Val::Str(region)),
-        ("encryption", Val::Str(encryption)),
-        ("public_access_block", Val::Str(blocks)),
-        ("ownership", Val::Str(ownership)),
-        ("abort_incomplete_upload_days", Val::Int(i64::from(days))),
-        ("policy", Val::Str(policy)),
-    ]))
+    .await?;
+    Ok(out
+        .and_then(|o| o.policy().map(normalize))
+        .unwrap_or_default())
 }
 
 fn s3_tags(tags: &BTreeMap<String, String>) -> Result<Tagging, Error> {
