@@ -74,8 +74,8 @@ fn plan_deploy_status_destroy_through_the_cli() {
     // the network and data tier (the S3 endpoint included) and the compute tier (the REST log group and
     // the functions service included; the ECR repositories already made by the push): 88 before the
     // functions service, which adds its repository (pushed, so a no-op), its group and 7 rules, its role,
-    // Cloud Map service, task definition and ECS service
-    assert_eq!(plan["changes"].as_array().unwrap().len(), 101);
+    // Cloud Map service, task definition and ECS service; then the storage bucket
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 102);
     // the estimated monthly cost beside the changes
     let lines = plan["cost"]["lines"].as_array().unwrap();
     assert!(lines
@@ -121,7 +121,7 @@ fn plan_deploy_status_destroy_through_the_cli() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        out.contains("No changes. 101 resources are up to date."),
+        out.contains("No changes. 102 resources are up to date."),
         "{out}"
     );
     assert!(

@@ -125,6 +125,7 @@ pub struct Clients {
     pub discovery: aws_sdk_servicediscovery::Client,
     pub acm: aws_sdk_acm::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub s3: aws_sdk_s3::Client,
     pub log: CallLog,
 }
 
@@ -203,6 +204,13 @@ impl Clients {
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&sdk)
+                    .interceptor(c.clone())
+                    .build(),
+            ),
+            // an endpoint override (the emulator) has no per-bucket host names: path-style addressing
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk)
+                    .force_path_style(opts.endpoint_url.is_some())
                     .interceptor(c.clone())
                     .build(),
             ),

@@ -1,5 +1,6 @@
 //! The estimated monthly cost of a stack: one line per billable resource of the desired state, plus the
-//! usage the stack implies but does not fix (NAT data, Aurora storage and I/O, Lambda, logs), priced from
+//! usage the stack implies but does not fix (NAT data, Aurora storage and I/O, Lambda, logs, the storage
+//! bucket's bytes), priced from
 //! the dated table `templates/pricing.json` for the stack's region with the assumptions written there.
 //! Resources that cost nothing by themselves (VPC, subnets, route tables, security groups, IAM, Cloud Map
 //! namespaces, target groups, gateway endpoints) are counted, not listed. Pure: no AWS call.
@@ -39,6 +40,7 @@ struct Prices {
     logs_stored_gb_month: f64,
     secret_month: f64,
     ecr_gb_month: f64,
+    s3_standard_gb_month: f64,
     elasticache_node_hour: BTreeMap<String, f64>,
 }
 
@@ -54,6 +56,7 @@ struct Assumptions {
     logs_ingest_gb: f64,
     logs_stored_gb: f64,
     ecr_gb: f64,
+    storage_gb: f64,
 }
 
 /// One priced line: a resource of the plan (`ecs/gateway`) or a usage (`usage/nat-data`).
@@ -247,6 +250,16 @@ impl Costing<'_> {
                 monthly: a.ecr_gb * p.ecr_gb_month,
             },
         ];
+        if count(Kind::StorageBucket) > 0.0 {
+            out.push(CostLine {
+                id: "usage/storage".into(),
+                basis: format!(
+                    "{} GB of objects in the storage bucket (S3 Standard)",
+                    a.storage_gb
+                ),
+                monthly: a.storage_gb * p.s3_standard_gb_month,
+            });
+        }
         if self.cfg.compute.rest.mode == crate::config::RestMode::Lambda {
             out.push(CostLine {
                 id: "usage/rest-lambda".into(),
@@ -269,8 +282,13 @@ impl Costing<'_> {
             "ECS services run their desiredCount (or minCount when autoscaled) tasks all month".into(),
             format!(
                 "usage: {} GB through NAT, {} LCU per load balancer, {} million REST requests of {} ms, \
-                 {} GB of logs ingested",
-                a.nat_gb, a.alb_lcu, a.lambda_million_requests, a.lambda_ms, a.logs_ingest_gb
+                 {} GB of logs ingested, {} GB stored in the storage bucket (its requests not counted)",
+                a.nat_gb,
+                a.alb_lcu,
+                a.lambda_million_requests,
+                a.lambda_ms,
+                a.logs_ingest_gb,
+                a.storage_gb
             ),
         ]
     }

@@ -18,6 +18,7 @@ pub fn desired(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Desired> {
     kinds::network::desired(&mut b, inputs);
     kinds::rds::desired(&mut b, inputs);
     kinds::elasticache::desired(&mut b, inputs);
+    kinds::storage::desired(&mut b, inputs);
     kinds::ecr::desired(&mut b, inputs);
     kinds::logs::desired(&mut b);
     kinds::iam::desired(&mut b, inputs);

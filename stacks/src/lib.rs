@@ -9,7 +9,7 @@
 //! its desired state, observation, replace rules, create/update/delete and tag conversions. Families: the
 //! network (VPC, subnets, internet and NAT gateways, route tables, security groups and rules derived from what
 //! each part of the stack connects to: [`reach`]), Aurora Serverless v2, ElastiCache Redis, the platform's
-//! Secrets Manager secrets, ECR, IAM, CloudWatch Logs, ECS (cluster, task definitions by image digest,
+//! Secrets Manager secrets, the storage bucket (S3), ECR, IAM, CloudWatch Logs, ECS (cluster, task definitions by image digest,
 //! services), Cloud Map, the two ALBs and Application Auto Scaling. [`compute`] holds what the compute tier's
 //! families share (the services deployed, image and certificate checks, outputs).
 //!

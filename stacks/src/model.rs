@@ -30,6 +30,8 @@ pub enum Kind {
     DbInstance,
     CacheSubnetGroup,
     ReplicationGroup,
+    /// The environment's storage bucket (S3).
+    StorageBucket,
     // compute tier (crate::compute)
     EcrRepository,
     LogGroup,
@@ -51,7 +53,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 33] = [
+    pub const ALL: [Kind; 34] = [
         Kind::Secret,
         Kind::Vpc,
         Kind::Subnet,
@@ -69,6 +71,7 @@ impl Kind {
         Kind::DbInstance,
         Kind::CacheSubnetGroup,
         Kind::ReplicationGroup,
+        Kind::StorageBucket,
         Kind::EcrRepository,
         Kind::LogGroup,
         Kind::IamPolicy,
@@ -106,6 +109,7 @@ impl Kind {
             Kind::DbInstance => "db-instance",
             Kind::CacheSubnetGroup => "cache-subnet-group",
             Kind::ReplicationGroup => "replication-group",
+            Kind::StorageBucket => "storage-bucket",
             Kind::EcrRepository => "ecr-repository",
             Kind::LogGroup => "log-group",
             Kind::IamPolicy => "iam-policy",

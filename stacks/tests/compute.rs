@@ -1216,6 +1216,10 @@ async fn outputs_and_status_report_the_deployed_stack() {
         .unwrap()
         .ends_with("-rest-lambda"));
     assert_eq!(o.ecr_repositories.len(), 4);
+    assert_eq!(
+        o.storage_bucket.as_deref(),
+        Some("supabase-on-aws-test-storage-us-east-1-123456789012")
+    );
     let text = o.to_string();
     assert!(text.contains(&format!("*.{BASE_DOMAIN}")), "{text}");
     let json = serde_json::to_value(&o).unwrap();
@@ -1558,7 +1562,11 @@ async fn rest_in_the_gateway_drops_the_lambda_permissions() {
         .send()
         .await
         .unwrap();
-    assert!(gw.policy_names().is_empty());
+    assert_eq!(
+        gw.policy_names(),
+        ["storage"],
+        "only the storage bucket remains"
+    );
     let (_, env, _) = task_definition(&s, "supabase-on-aws-test-tenant-manager").await;
     assert_eq!(env["SUPACTL_REST_MODE"], "service");
     assert!(!env.contains_key("SUPACTL_REST_LAMBDA_IMAGE"));

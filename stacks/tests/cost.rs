@@ -82,6 +82,8 @@ fn each_billable_resource_is_priced_from_the_table() {
         .lines
         .iter()
         .any(|l| l.id == "usage/rest-lambda" && l.monthly > 0.0));
+    // the storage bucket's bytes at the table's assumed volume
+    assert!((line(&e, "usage/storage").monthly - 50.0 * 0.023).abs() < 1e-9);
     let sum: f64 = e.lines.iter().map(|l| l.monthly).sum();
     assert!((sum - e.total_monthly).abs() < 1e-9);
     assert!(e.free_resources > 20, "{e}");

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 // No `Debug`: its arguments hold secrets, and nothing formats them.
 #[derive(Subcommand)]
 pub enum ServeCommand {
-    /// The API gateway with the REST engine in-process.
+    /// The API gateway with the REST engine in-process (and storage, given a bucket or a directory).
     Gateway(Box<GatewayArgs>),
     /// The tenant-manager (admin API and internal config endpoint).
     TenantManager(Box<TenantManagerArgs>),
@@ -98,6 +98,8 @@ pub struct GatewayArgs {
     trusted_proxies: Option<Vec<gateway::Cidr>>,
     #[command(flatten)]
     realtime: serve_env::RealtimeArgs,
+    #[command(flatten)]
+    storage: serve_env::StorageArgs,
     #[command(flatten)]
     server: stack::ServerArgs,
 }
@@ -315,6 +317,11 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 let upstream = gateway::HttpUpstream::new(url, head_timeout)
                     .map_err(|e| CliError::Usage(format!("--functions-url: {e}")))?;
                 app = app.functions(dataplane::Functions::At(Box::new(upstream)));
+            }
+            if let Some(config) = a.storage.backend() {
+                let backend = storage::Backend::new(&config)
+                    .map_err(|e| CliError::Usage(format!("storage: {e}")))?;
+                app = app.storage(backend, storage::StorageConfig::default());
             }
             let app = app
                 .build()

@@ -277,6 +277,45 @@ pub struct RealtimeArgs {
     pub realtime_capture_slots: usize,
 }
 
+/// Storage in the gateway's process (`supactl serve gateway`): served when a bucket or a directory is
+/// named, else not at all (`supactl up` always serves it, from its data directory).
+#[derive(Args, Debug, Clone)]
+pub struct StorageArgs {
+    /// The S3 bucket of the objects (on AWS the stack's bucket, set by the task definition); credentials
+    /// come from the environment: AWS_ACCESS_KEY_ID/…, else the ECS task role.
+    #[arg(long, env = task_env::STORAGE_S3_BUCKET, conflicts_with = "storage_dir")]
+    pub storage_s3_bucket: Option<String>,
+    /// The bucket's region (default: AWS_REGION).
+    #[arg(long, env = task_env::STORAGE_S3_REGION, requires = "storage_s3_bucket")]
+    pub storage_s3_region: Option<String>,
+    /// Another S3 endpoint than AWS's, e.g. the emulator's `http://127.0.0.1:5000`.
+    #[arg(long, env = task_env::STORAGE_S3_ENDPOINT, requires = "storage_s3_bucket")]
+    pub storage_s3_endpoint: Option<String>,
+    /// Keep the objects below this prefix of the bucket.
+    #[arg(long, env = task_env::STORAGE_S3_PREFIX, requires = "storage_s3_bucket")]
+    pub storage_s3_prefix: Option<String>,
+    /// A directory of the objects instead (a replica beside `supactl up` names its `DATA_DIR/storage`).
+    #[arg(long, env = "SUPACTL_STORAGE_DIR")]
+    pub storage_dir: Option<std::path::PathBuf>,
+}
+
+impl StorageArgs {
+    /// Where the objects are, or None when storage is not served.
+    pub fn backend(&self) -> Option<storage::BackendConfig> {
+        if let Some(bucket) = &self.storage_s3_bucket {
+            return Some(storage::BackendConfig::S3(storage::S3Location {
+                bucket: bucket.clone(),
+                region: self.storage_s3_region.clone(),
+                endpoint: self.storage_s3_endpoint.clone(),
+                prefix: self.storage_s3_prefix.clone(),
+            }));
+        }
+        self.storage_dir
+            .clone()
+            .map(|root| storage::BackendConfig::Local { root })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +327,39 @@ mod tests {
         redis: RedisParts,
         #[command(flatten)]
         worker: WorkerParts,
+    }
+
+    #[derive(Parser)]
+    struct StorageCmd {
+        #[command(flatten)]
+        storage: StorageArgs,
+    }
+
+    #[test]
+    fn storage_is_a_bucket_a_directory_or_nothing() {
+        let parse = |args: &[&str]| {
+            StorageCmd::try_parse_from([&["x"], args].concat()).map(|c| c.storage.backend())
+        };
+        match parse(&[
+            "--storage-s3-bucket",
+            "b",
+            "--storage-s3-region",
+            "eu-west-1",
+        ]) {
+            Ok(Some(storage::BackendConfig::S3(l))) => assert_eq!(
+                (l.bucket.as_str(), l.region.as_deref(), l.endpoint, l.prefix),
+                ("b", Some("eu-west-1"), None, None)
+            ),
+            _ => panic!("a bucket is S3"),
+        }
+        assert!(matches!(
+            parse(&["--storage-dir", "/d"]),
+            Ok(Some(storage::BackendConfig::Local { .. }))
+        ));
+        assert!(matches!(parse(&[]), Ok(None)));
+        // a region without a bucket, or a bucket and a directory, is a usage error
+        assert!(parse(&["--storage-s3-region", "eu-west-1"]).is_err());
+        assert!(parse(&["--storage-s3-bucket", "b", "--storage-dir", "/d"]).is_err());
     }
 
     #[test]

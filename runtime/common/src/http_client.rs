@@ -1,6 +1,6 @@
 //! A small HTTP/1 client over hyper for service-to-service calls on the private network (plain HTTP; the
-//! platform's internal endpoints are never exposed publicly), and the HTTPS connector of the services'
-//! calls out of the platform (Lambda Function URLs, OAuth providers).
+//! platform's internal endpoints are never exposed publicly). Calls out of the platform use
+//! [`crate::https::connector`].
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -9,35 +9,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
-
-/// A connector for `https` (rustls on aws-lc-rs, the system's root certificates) and plain `http` URLs,
-/// with `connect_timeout`. Without system root certificates it still builds, and warns that HTTPS calls
-/// to `what` will fail to verify.
-pub fn https_connector(
-    connect_timeout: Duration,
-    what: &str,
-) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, rustls::Error> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let tls = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(tls.clone())
-    {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "no native root certificates; {what} calls over HTTPS will fail");
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(tls)
-                    .with_safe_default_protocol_versions()?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
-        }
-    };
-    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
-}
 
 #[derive(Clone)]
 pub struct HttpClient {

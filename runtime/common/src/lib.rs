@@ -7,7 +7,7 @@
 //! column that hold them), the wire types of the tenant-manager's internal config endpoint and the
 //! cached client that gateway and REST use to read it and the per-project tokens it accepts, the JSON
 //! error body every HTTP service answers with (and GoTrue's, [`gotrue`], on `/auth/v1`), `Debug` output without secrets ([`redact`]), the HTTP
-//! server every listener runs on ([`server`]), how services connect to PostgreSQL, over TLS where
+//! server every listener runs on ([`server`]), the outbound HTTPS connector ([`https`]), how services connect to PostgreSQL, over TLS where
 //! asked ([`pg`], [`pg_tls`]), and the per-project connection registry whose budget covers every
 //! data-plane service ([`connections`]). It holds no state but caches; services build on it and must not copy its
 //! logic.
@@ -22,6 +22,7 @@ pub mod forwarded;
 pub mod gotrue;
 pub mod headers;
 pub mod http_client;
+pub mod https;
 pub mod ident;
 pub mod invalidation;
 pub mod jwk;

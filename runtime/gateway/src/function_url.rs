@@ -32,8 +32,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{percent_decode, AsciiSet, NON_ALPHANUMERIC};
@@ -102,7 +100,7 @@ pub(crate) struct Outgoing<'a> {
 
 /// The Function URL upstream (see the module docs).
 pub struct FunctionUrls {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<supactl_common::https::HttpsConnector, Full<Bytes>>,
     provider: SharedCredentialsProvider,
     cached: RwLock<Option<Credentials>>,
     config: FunctionUrlConfig,
@@ -113,9 +111,8 @@ impl FunctionUrls {
         provider: SharedCredentialsProvider,
         config: FunctionUrlConfig,
     ) -> Result<FunctionUrls, FunctionUrlError> {
-        let https =
-            supactl_common::http_client::https_connector(config.connect_timeout, "Function URL")
-                .map_err(|e| FunctionUrlError::Tls(e.to_string()))?;
+        let https = supactl_common::https::connector(config.connect_timeout)
+            .map_err(FunctionUrlError::Tls)?;
         Ok(FunctionUrls {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))

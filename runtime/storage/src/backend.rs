@@ -6,14 +6,17 @@
 //! Uploads are streamed: the body goes to the store in parts of [`Backend::part_size`] with at most two
 //! in flight, so memory per upload stays a few MiB whatever the object's size. Locally the store is a
 //! directory (`supactl up`: the data directory's `storage/`); a part is written to a staging file that
-//! is renamed into place when the upload completes, so a half-written object is never visible.
+//! is renamed into place when the upload completes, so a half-written object is never visible. On AWS
+//! it is the environment's S3 bucket ([`crate::s3`]), written by S3 multipart uploads of 5 MiB parts
+//! (S3's smallest), which S3 shows only once completed; an upload that fails is aborted, and the
+//! bucket's lifecycle rule removes the parts of one a crash left behind.
 
 use crate::error::{StorageError, StorageResult};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ use std::sync::Arc;
 pub enum BackendConfig {
     /// A directory of the local file system (created when missing).
     Local { root: std::path::PathBuf },
+    /// An S3 bucket.
+    S3(crate::s3::S3Location),
 }
 
 /// What an upload wrote.
@@ -51,8 +56,8 @@ impl std::fmt::Debug for Backend {
 const PARTS_IN_FLIGHT: usize = 2;
 /// Parts written more than once a second on a local disk; bounded memory either way.
 const LOCAL_PART_SIZE: usize = 1024 * 1024;
-/// Objects deleted at once when a bucket or a project is emptied.
-const DELETE_CONCURRENCY: usize = 16;
+/// S3 refuses parts below 5 MiB (but the last); 5 GiB in 1,024 parts, well below its 10,000.
+pub const S3_PART_SIZE: usize = 5 * 1024 * 1024;
 
 impl Backend {
     pub fn new(config: &BackendConfig) -> Result<Backend, String> {
@@ -67,6 +72,10 @@ impl Backend {
                     part_size: LOCAL_PART_SIZE,
                 })
             }
+            BackendConfig::S3(location) => Ok(Backend {
+                store: crate::s3::store(location)?,
+                part_size: S3_PART_SIZE,
+            }),
         }
     }
 
@@ -158,41 +167,38 @@ impl Backend {
     pub async fn delete(&self, project_ref: &str, versions: Vec<String>) {
         let keys = versions
             .into_iter()
-            .map(|v| Self::key(project_ref, &v))
+            .map(|v| Ok(Self::key(project_ref, &v)))
             .collect::<Vec<_>>();
-        self.delete_keys(keys).await;
+        self.delete_keys(futures_util::stream::iter(keys).boxed())
+            .await;
     }
 
-    async fn delete_keys(&self, keys: Vec<Path>) {
-        let store = self.store.clone();
-        futures_util::stream::iter(keys)
-            .map(|k| {
-                let store = store.clone();
-                async move {
-                    match store.delete(&k).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => {
-                            tracing::warn!(key = %k, error = %e, "storage: cannot delete object")
-                        }
+    /// Deletes `keys` as they come (S3: up to 1,000 per request), returning how many went.
+    async fn delete_keys(&self, keys: BoxStream<'static, object_store::Result<Path>>) -> usize {
+        self.store
+            .delete_stream(keys)
+            .fold(0, |n, r| async move {
+                match r {
+                    Ok(_) => n + 1,
+                    Err(object_store::Error::NotFound { .. }) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "storage: cannot delete an object");
+                        n
                     }
                 }
             })
-            .buffer_unordered(DELETE_CONCURRENCY)
-            .collect::<Vec<()>>()
-            .await;
+            .await
     }
 
-    /// Deletes every object of a project (a deleted project).
+    /// Deletes every object of a project (a deleted project), listing and deleting page by page.
     pub async fn delete_project(&self, project_ref: &str) {
         let prefix = Path::from(project_ref);
-        let keys: Vec<Path> = self
+        let keys = self
             .store
             .list(Some(&prefix))
-            .filter_map(|m| async move { m.ok().map(|m| m.location) })
-            .collect()
-            .await;
-        let n = keys.len();
-        self.delete_keys(keys).await;
+            .map(|m| m.map(|m| m.location))
+            .boxed();
+        let n = self.delete_keys(keys).await;
         tracing::info!(
             project = project_ref,
             objects = n,

@@ -11,7 +11,7 @@
 //! It must not touch platform state or any schema but `storage`.
 //!
 //! Modules: [`route`] parses a request's path, [`names`] checks bucket and object names, [`body`] reads
-//! an upload, [`backend`] stores bytes, [`db`] runs SQL as the caller, [`token`] signs URLs; the
+//! an upload, [`backend`] stores bytes (on the local disk, or in S3 through [`s3`]), [`db`] runs SQL as the caller, [`token`] signs URLs; the
 //! handlers are in `buckets`, `objects` (upload, download, info, delete), `manage` (list, move, copy,
 //! remove) and `sign`.
 
@@ -26,6 +26,7 @@ mod manage;
 pub mod names;
 mod objects;
 pub mod route;
+pub mod s3;
 mod sign;
 pub mod token;
 
@@ -37,6 +38,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 pub use backend::{Backend, BackendConfig};
+pub use s3::S3Location;
 use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::connections::Registry;

@@ -7,7 +7,6 @@ use axum::body::Body;
 use common::{env, REF};
 use http::{Method, StatusCode};
 use serde_json::{json, Map};
-use std::time::Duration;
 use supactl_common::jwt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,17 +105,5 @@ async fn rls_decides_and_deleted_projects_lose_their_objects() {
 
     // Deleting the project deletes its objects.
     assert!(e.backend.count(REF).await > 0);
-    let (s, v) =
-        e.cp.admin(Method::DELETE, &format!("/admin/v1/projects/{REF}"), None)
-            .await;
-    assert!(s.is_success(), "{v}");
-    let mut left = usize::MAX;
-    for _ in 0..50 {
-        left = e.backend.count(REF).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(left, 0);
+    assert_eq!(e.delete_project().await, 0);
 }

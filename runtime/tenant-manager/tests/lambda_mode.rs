@@ -21,14 +21,11 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use pgcluster::TestCluster;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use supactl_common::http_client::HttpClient;
 use supactl_common::tokens::project_token;
 use tenant_manager::rest_lambda::{RawRestLambdaSettings, RestLambda, RestLambdaSettings};
+use testkit::moto::MotoServer as Moto;
 
 const ADMIN_KEY: &str = "lambda-mode-admin-key-0123456789";
 const SERVICE_TOKEN: &str = "lambda-mode-service-token-0123456789";
@@ -36,77 +33,9 @@ const ACCOUNT: &str = "123456789012";
 const ROLE: &str = "supactl-rest-lambda";
 const INTERNAL_URL: &str = "http://tenant-manager.supactl.internal:3001";
 
-/// A running emulator, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let moto_server = match std::env::var("MOTO_SERVER") {
-            Ok(p) => PathBuf::from(p),
-            Err(_) => {
-                let out = Command::new("bash")
-                    .arg(
-                        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                            .join("../../scripts/moto-venv.sh"),
-                    )
-                    .stderr(Stdio::inherit())
-                    .output()
-                    .expect("run scripts/moto-venv.sh");
-                assert!(out.status.success(), "scripts/moto-venv.sh failed");
-                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-            }
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(moto_server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let m = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if m.answers() {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("moto_server did not answer on port {port}");
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        if write!(s, "GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-            return false;
-        }
-        let mut out = String::new();
-        s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1")
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn lambda_mode_creates_and_deletes_rest_functions() {
-    let moto = Moto::start();
+    let moto = Moto::start(&[]);
     // aws-config's standard chain, pointed at the emulator; no profile, no metadata service, no retries.
     for (k, v) in [
         ("AWS_ENDPOINT_URL", moto.endpoint().as_str()),

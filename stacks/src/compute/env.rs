@@ -49,6 +49,11 @@ pub const FUNCTIONS_INTERNAL_URL: &str = "SUPACTL_FUNCTIONS_INTERNAL_URL";
 pub const FUNCTIONS_DENY_NET: &str = "SUPACTL_FUNCTIONS_DENY_NET";
 /// The gateway's trusted proxies (the VPC's range, where the ALB's nodes are).
 pub const TRUSTED_PROXIES: &str = "SUPACTL_TRUSTED_PROXIES";
+/// The gateway's storage bucket (S3) and its region; the endpoint and prefix are for tests and shared buckets.
+pub const STORAGE_S3_BUCKET: &str = "SUPACTL_STORAGE_S3_BUCKET";
+pub const STORAGE_S3_REGION: &str = "SUPACTL_STORAGE_S3_REGION";
+pub const STORAGE_S3_ENDPOINT: &str = "SUPACTL_STORAGE_S3_ENDPOINT";
+pub const STORAGE_S3_PREFIX: &str = "SUPACTL_STORAGE_S3_PREFIX";
 pub const REST_LAMBDA_ARCHITECTURE: &str = "SUPACTL_REST_LAMBDA_ARCHITECTURE";
 pub const REST_LAMBDA_NAME_PREFIX: &str = "SUPACTL_REST_LAMBDA_NAME_PREFIX";
 pub const REST_LAMBDA_LOG_GROUP: &str = "SUPACTL_REST_LAMBDA_LOG_GROUP";

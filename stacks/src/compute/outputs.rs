@@ -1,5 +1,5 @@
 //! What a deployed stack gives its operator (`supactl outputs`): URLs, the DNS records to create, endpoints,
-//! secret ARNs, the REST Lambda role and the image repositories.
+//! secret ARNs, the REST Lambda role, the storage bucket and the image repositories.
 
 use std::collections::BTreeMap;
 
@@ -44,6 +44,8 @@ pub struct Outputs {
     /// Repository URI by image (`push` target; overrides from the config included).
     pub ecr_repositories: BTreeMap<String, String>,
     pub ecs_cluster: Option<String>,
+    /// The storage bucket (the gateway's objects).
+    pub storage_bucket: Option<String>,
 }
 
 /// Builds the outputs from what is deployed.
@@ -108,6 +110,7 @@ pub fn outputs(cfg: &Config, region: &str, observed: &[Observed]) -> Outputs {
         rest_lambda_role_arn: by("iam/role/rest-lambda").map(|o| o.physical.clone()),
         ecr_repositories: ecr,
         ecs_cluster: by("ecs/cluster").map(|o| o.physical.clone()),
+        storage_bucket: by(crate::kinds::storage::ID).map(|o| o.physical.clone()),
     }
 }
 
@@ -144,6 +147,7 @@ impl std::fmt::Display for Outputs {
         )?;
         writeln!(f, "redis                   {}", or(&self.redis_endpoint))?;
         writeln!(f, "ecs cluster             {}", or(&self.ecs_cluster))?;
+        writeln!(f, "storage bucket          {}", or(&self.storage_bucket))?;
         writeln!(
             f,
             "rest lambda role        {}",

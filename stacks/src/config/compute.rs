@@ -31,6 +31,17 @@ pub struct ComputeConfig {
     pub services: Vec<ServiceConfig>,
     pub rest: RestConfig,
     pub log_retention_days: i32,
+    /// `storage`: the environment's storage bucket.
+    pub storage: StorageConfig,
+}
+
+/// `storage`: how the environment's storage bucket is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// `storage.kmsKeyArn`: default encryption with this KMS key; None: SSE-S3 (AES256).
+    pub kms_key_arn: Option<String>,
+    /// `storage.abortIncompleteUploadDays`: incomplete multipart uploads are aborted after this many days.
+    pub abort_incomplete_upload_days: i32,
 }
 
 impl ComputeConfig {
@@ -227,6 +238,8 @@ pub(super) fn check(
 
     let rest = check_rest(c, raw.rest.take().unwrap_or_default());
 
+    let storage = check_storage(c, raw.storage.take().unwrap_or_default(), ctx.region);
+
     let services = check_services(c, raw.ecs_task_stack.take().and_then(|e| e.services));
 
     if c.issues.len() > before {
@@ -245,6 +258,7 @@ pub(super) fn check(
         services,
         rest,
         log_retention_days: log_retention_days as i32,
+        storage,
     })
 }
 
@@ -385,6 +399,43 @@ fn check_secrets_prefix(c: &mut Checker, prefix: Option<String>) -> String {
         );
     }
     secrets_prefix
+}
+
+/// `storage`: a KMS key ARN in the stack's region (when given) and the days before an incomplete upload is
+/// aborted.
+fn check_storage(
+    c: &mut Checker,
+    raw: super::raw::RawStorage,
+    region: Option<&str>,
+) -> StorageConfig {
+    if let Some(arn) = &raw.kms_key_arn {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "kms"
+            && region.is_none_or(|r| parts[3] == r)
+            // a key, not an alias: the gateway's role is granted the key itself
+            && parts[5].starts_with("key/");
+        if !ok {
+            c.err(
+                "storage.kmsKeyArn",
+                format!("{arn:?} is not a KMS key ARN in the stack's region"),
+                "use arn:aws:kms:<region>:<account>:key/<id>, or leave it out for SSE-S3",
+            );
+        }
+    }
+    let days = raw.abort_incomplete_upload_days.unwrap_or(7);
+    if !(1..=365).contains(&days) {
+        c.err(
+            "storage.abortIncompleteUploadDays",
+            format!("{days} is outside 1 to 365 days"),
+            "use a number of days from 1 to 365 (default 7)",
+        );
+    }
+    StorageConfig {
+        kms_key_arn: raw.kms_key_arn,
+        abort_incomplete_upload_days: days.clamp(1, 365) as i32,
+    }
 }
 
 /// `rest`: the REST mode and, in lambda mode, the functions' size.

@@ -8,7 +8,7 @@ pub mod check;
 pub mod compute;
 pub mod raw;
 
-pub use compute::{ComputeConfig, RestConfig, RestMode, ServiceConfig};
+pub use compute::{ComputeConfig, RestConfig, RestMode, ServiceConfig, StorageConfig};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub ecs_task_stack: Option<RawEcsTaskStack>,
     /// Not in the original: how REST runs (Lambda per project, or inside the gateway).
     pub rest: Option<RawRest>,
+    /// Not in the original (it has no Storage): the environment's storage bucket.
+    pub storage: Option<RawStorage>,
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -143,4 +145,13 @@ pub struct RawRest {
     pub mode: Option<String>,
     pub memory_mb: Option<i64>,
     pub timeout_seconds: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawStorage {
+    /// A KMS key (ARN) for the bucket's default encryption; SSE-S3 (AES256) without one.
+    pub kms_key_arn: Option<String>,
+    /// Days after which an incomplete multipart upload is aborted (default 7).
+    pub abort_incomplete_upload_days: Option<i64>,
 }

@@ -478,3 +478,32 @@ fn derived_load_balancer_names_must_fit() {
     let c = check(&v).unwrap().config;
     assert_eq!(c.compute.cluster_name, "a-long-platform-name-production");
 }
+
+#[test]
+fn storage_takes_a_kms_key_of_the_region_and_a_day_count() {
+    let c = check(&filled("config.test.json")).unwrap().config;
+    assert_eq!(
+        (
+            c.compute.storage.kms_key_arn,
+            c.compute.storage.abort_incomplete_upload_days
+        ),
+        (None, 7)
+    );
+    let mut v = filled("config.test.json");
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    v["storage"]["kmsKeyArn"] = key.into();
+    v["storage"]["abortIncompleteUploadDays"] = 2.into();
+    let c = check(&v).unwrap().config;
+    assert_eq!(c.compute.storage.kms_key_arn.as_deref(), Some(key));
+    assert_eq!(c.compute.storage.abort_incomplete_upload_days, 2);
+    // another region's key, an alias, no days
+    v["storage"]["kmsKeyArn"] = key.replace("eu-west-1", "us-east-1").into();
+    v["storage"]["abortIncompleteUploadDays"] = 0.into();
+    assert_eq!(
+        issue_paths(&v),
+        vec!["storage.kmsKeyArn", "storage.abortIncompleteUploadDays"]
+    );
+    v["storage"]["kmsKeyArn"] = "arn:aws:kms:eu-west-1:123456789012:alias/storage".into();
+    v["storage"]["abortIncompleteUploadDays"] = 7.into();
+    assert_eq!(issue_paths(&v), vec!["storage.kmsKeyArn"]);
+}

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod network;
 pub mod rds;
 pub mod secrets;
+pub mod storage;
 
 use std::collections::BTreeMap;
 
@@ -40,11 +41,12 @@ pub enum Fam {
     Elb,
     Autoscaling,
     Lambda,
+    Storage,
 }
 
 impl Fam {
     /// Every family; observation reports the first error in this order.
-    pub const ALL: [Fam; 12] = [
+    pub const ALL: [Fam; 13] = [
         Fam::Network,
         Fam::Secrets,
         Fam::Rds,
@@ -57,6 +59,7 @@ impl Fam {
         Fam::Elb,
         Fam::Autoscaling,
         Fam::Lambda,
+        Fam::Storage,
     ];
 }
 
@@ -78,6 +81,7 @@ pub fn fam(kind: Kind) -> Fam {
         | Kind::DbCluster
         | Kind::DbInstance => Fam::Rds,
         Kind::CacheSubnetGroup | Kind::ReplicationGroup => Fam::Elasticache,
+        Kind::StorageBucket => Fam::Storage,
         Kind::EcrRepository => Fam::Ecr,
         Kind::LogGroup => Fam::Logs,
         Kind::IamPolicy | Kind::IamRole => Fam::Iam,
@@ -139,6 +143,10 @@ macro_rules! on_family {
             }
             Fam::Lambda => {
                 type $F = lambda::Lambda;
+                $body
+            }
+            Fam::Storage => {
+                type $F = storage::Storage;
                 $body
             }
         }

@@ -1,44 +1,23 @@
-//! Test harness: a private `moto_server` (the AWS emulator, moto 5.2.5 from a venv) on a free loopback port,
-//! and a session pointed at it with dummy credentials and SDK retries off. Nothing leaves this machine: every
-//! client gets the emulator's endpoint URL.
+//! Test harness: a private `moto_server` (the AWS emulator, moto 5.2.5 from a venv, started by
+//! [`testkit::moto`]) on a free loopback port, and a session pointed at it with dummy credentials and SDK
+//! retries off. Nothing leaves this machine: every client gets the emulator's endpoint URL.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stacks::apply::Timeouts;
 use stacks::config::{parse, LoadOptions};
 use stacks::{Action, ApplyOptions, AwsOptions, Config, Quiet, Quirks, Session};
+use testkit::moto::MotoServer;
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `$MOTO_SERVER`, else the venv made by `scripts/moto-venv.sh` (created on first use).
-fn moto_server_path() -> PathBuf {
-    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PATH.get_or_init(find_moto_server).clone()
-}
-
-fn find_moto_server() -> PathBuf {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    let out = Command::new("bash")
-        .arg(workspace_root().join("scripts/moto-venv.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/moto-venv.sh");
-    assert!(out.status.success(), "scripts/moto-venv.sh failed");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn dummy_credentials() {
@@ -55,9 +34,9 @@ fn dummy_credentials() {
     });
 }
 
-/// A running emulator, killed on drop.
+/// A running emulator ([`testkit::moto`]), killed on drop.
 pub struct Moto {
-    child: Child,
+    server: MotoServer,
     pub port: u16,
     /// The ISSUED certificate requested for the test domain (one per emulator, so plans stay stable).
     cert: Mutex<Option<String>>,
@@ -69,44 +48,17 @@ pub const BASE_DOMAIN: &str = "supabase.example.com";
 impl Moto {
     pub fn start() -> Moto {
         dummy_credentials();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(moto_server_path())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            // RequestCertificate answers ISSUED at once (default: PENDING_VALIDATION for 60 s)
-            .env("MOTO_ACM_VALIDATION_WAIT", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let m = Moto {
-            child,
-            port,
+        // RequestCertificate answers ISSUED at once (default: PENDING_VALIDATION for 60 s)
+        let server = MotoServer::start(&[("MOTO_ACM_VALIDATION_WAIT", "0")]);
+        Moto {
+            port: server.port,
+            server,
             cert: Mutex::new(None),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if m.get("/moto-api/").is_some() {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("moto_server did not answer on port {port}");
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn get(&self, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        out.starts_with("HTTP/1").then_some(out)
+        self.server.endpoint()
     }
 
     pub fn aws(&self) -> AwsOptions {
@@ -240,13 +192,6 @@ pub fn seed_blocking(moto: &Moto) -> String {
         let s = moto.session(test_config()).await;
         s.config.compute.certificate_arn.clone()
     })
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The repository's config file, with its placeholders filled in as a user would, then `edit`ed.

@@ -47,7 +47,7 @@ impl Default for Fetcher {
 
 impl Fetcher {
     pub fn new() -> Fetcher {
-        let https = supactl_common::http_client::https_connector(CONNECT_TIMEOUT, "OAuth provider")
+        let https = supactl_common::https::connector(CONNECT_TIMEOUT)
             .expect("aws-lc-rs supports the default TLS versions");
         Fetcher {
             client: Client::builder(TokioExecutor::new())

@@ -1,7 +1,10 @@
 //! The platform a storage test drives: a throwaway cluster, the tenant-manager provisioning one project
 //! from the template, and the data plane as `supactl up` composes it (gateway + storage over the local
-//! file system backend in a temporary directory), called in-process (`oneshot` on its router).
+//! file system backend in a temporary directory, or over an S3 bucket), called in-process (`oneshot` on
+//! its router).
 #![allow(dead_code)]
+
+pub mod scenario;
 
 use axum::body::Body;
 use axum::Router;
@@ -23,6 +26,8 @@ pub struct Env {
     pub secret: String,
     pub anon: String,
     pub jwt_secret: String,
+    /// The largest object the service takes.
+    pub max_object_size: u64,
     _dir: tempfile::TempDir,
 }
 
@@ -38,7 +43,13 @@ impl Res {
     }
 }
 
+/// On the local file system, with a 1 MiB maximum object size.
 pub async fn env() -> Env {
+    env_with(None, 1024 * 1024).await
+}
+
+/// In `s3` (else on the local file system), taking objects up to `max_object_size`.
+pub async fn env_with(s3: Option<storage::S3Location>, max_object_size: u64) -> Env {
     let cp = ControlPlane::start("http://gw.test/p/{ref}").await;
     let data = cp.create_project("storage", REF).await;
     let key = |t: &str| {
@@ -53,15 +64,18 @@ pub async fn env() -> Env {
             .to_string()
     };
     let dir = tempfile::tempdir().unwrap();
-    let backend = storage::Backend::new(&storage::BackendConfig::Local {
-        root: dir.path().join("objects"),
-    })
-    .unwrap();
+    let config = match s3 {
+        Some(location) => storage::BackendConfig::S3(location),
+        None => storage::BackendConfig::Local {
+            root: dir.path().join("objects"),
+        },
+    };
+    let backend = storage::Backend::new(&config).unwrap();
     let dp = dataplane::DataPlane::builder(cp.directory(Duration::from_secs(1)))
         .storage(
             backend.clone(),
             storage::StorageConfig {
-                max_object_size: 1024 * 1024,
+                max_object_size,
                 ..storage::StorageConfig::default()
             },
         )
@@ -75,6 +89,7 @@ pub async fn env() -> Env {
         router: dp.router,
         backend,
         jwt_secret,
+        max_object_size,
         cp,
         _dir: dir,
     }
@@ -100,6 +115,25 @@ impl Env {
         headers: &[(&str, &str)],
         body: Body,
     ) -> Res {
+        let res = self.streamed(method, path, key, token, headers, body).await;
+        let (parts, body) = res.into_parts();
+        Res {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    /// [`Env::send`], with the response body left to stream.
+    pub async fn streamed(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> http::Response<Body> {
         let mut b = Request::builder()
             .method(method)
             .uri(format!("/p/{REF}/storage/v1{path}"));
@@ -112,18 +146,11 @@ impl Env {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let res = self
-            .router
+        self.router
             .clone()
             .oneshot(b.body(body).unwrap())
             .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        Res {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
+            .unwrap()
     }
 
     pub async fn json(&self, method: Method, path: &str, key: &str, body: Value) -> Res {
@@ -155,6 +182,24 @@ impl Env {
             .await
     }
 
+    /// Deletes the project and waits (5 s at most) for its objects to go: the number left.
+    pub async fn delete_project(&self) -> usize {
+        let (s, v) = self
+            .cp
+            .admin(Method::DELETE, &format!("/admin/v1/projects/{REF}"), None)
+            .await;
+        assert!(s.is_success(), "{v}");
+        let mut left = usize::MAX;
+        for _ in 0..50 {
+            left = self.backend.count(REF).await;
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        left
+    }
+
     pub async fn sql(&self, q: &str) {
         let (s, v) = self
             .cp
@@ -181,4 +226,15 @@ pub fn multipart(cache: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<
     b.extend_from_slice(bytes);
     b.extend_from_slice(b"\r\n--BOUND--\r\n");
     ("multipart/form-data; boundary=BOUND".into(), b)
+}
+
+/// A streamed body of `len` zero bytes (no buffer of that size is ever made).
+pub fn zeros(len: u64) -> Body {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let chunk = ZEROS.len() as u64;
+    let chunks = (0..len.div_ceil(chunk)).map(move |i| {
+        let n = chunk.min(len - i * chunk) as usize;
+        Ok::<_, std::convert::Infallible>(Bytes::from_static(&ZEROS[..n]))
+    });
+    Body::from_stream(futures_util::stream::iter(chunks))
 }

@@ -89,6 +89,12 @@ fn task_env(cfg: &Config, inputs: &Inputs<'_>, svc: &ServiceConfig, port: i64) -
                 vars::TRUSTED_PROXIES.into(),
                 Val::Str(cfg.vpc.cidr.to_string()),
             );
+            // Storage's objects: the environment's bucket (the task role may use it and nothing else)
+            env.insert(
+                vars::STORAGE_S3_BUCKET.into(),
+                Val::Str(crate::kinds::storage::bucket_name(cfg, inputs.region)),
+            );
+            env.insert(vars::STORAGE_S3_REGION.into(), Val::str(inputs.region));
         }
         _ => {
             env.insert(vars::ADMIN_PORT.into(), Val::Int(port));

@@ -1,5 +1,6 @@
 //! The policy documents of the stack's roles: the ECS tasks' trust, the execution role's, each service's, and
-//! the REST functions' (their boundary and their inline policy are the same document).
+//! the REST functions' (their boundary and their inline policy are the same document), and the gateway's use of
+//! the storage bucket.
 
 use serde_json::{json, Value};
 
@@ -10,6 +11,7 @@ use crate::kinds::ecr::repository_arn;
 use crate::kinds::ecs::injected_secrets;
 use crate::kinds::lambda::functions_arn;
 use crate::kinds::logs::{log_group_name, rest_log_group_name};
+use crate::kinds::storage::{bucket_arn, bucket_name};
 use crate::model::r;
 
 const ASSUME: &str = "sts:AssumeRole";
@@ -71,6 +73,24 @@ pub(super) fn rest_lambda_statements(cfg: &Config, region: &str) -> Vec<Value> {
     s
 }
 
+/// The gateway's use of the storage bucket (the Storage API): its objects, nothing else; with SSE-KMS, the
+/// key too (S3 encrypts and decrypts with the caller's permissions).
+fn storage_statements(cfg: &Config, region: &str) -> Vec<Value> {
+    let arn = bucket_arn(&bucket_name(cfg, region), region);
+    let mut s = vec![
+        json!({"Sid": "StorageObjects", "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                       "s3:ListMultipartUploadParts"],
+            "Resource": format!("{arn}/*")}),
+        json!({"Sid": "StorageList", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn}),
+    ];
+    if let Some(key) = &cfg.compute.storage.kms_key_arn {
+        s.push(json!({"Sid": "StorageKey", "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key}));
+    }
+    s
+}
+
 /// A role to create: logical key, trust policy, inline policies (name, document), bounded by the boundary.
 pub(super) type Role = (&'static str, Value, Vec<(&'static str, Value)>, bool);
 
@@ -102,6 +122,20 @@ pub(super) fn roles(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Role> {
     }
     // this stack's functions only: another stack in the account and region has another prefix
     let functions = functions_arn(cfg, region);
+    let mut gateway = vec![("storage", statements(storage_statements(cfg, region)))];
+    if lambda_mode {
+        // a Function URL created since October 2025 needs both actions from its caller; the second is not
+        // narrowed with lambda:InvokedViaFunctionUrl, which AWS documents for resource-based policies
+        // (AddPermission) only
+        gateway.push((
+            "invoke-rest",
+            statements(vec![
+                json!({"Sid": "InvokeRestFunctionUrls", "Effect": "Allow",
+                "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
+                "Resource": functions.clone()}),
+            ]),
+        ));
+    }
     let mut roles: Vec<Role> = vec![
         (
             "execution",
@@ -109,26 +143,7 @@ pub(super) fn roles(cfg: &Config, inputs: &Inputs<'_>) -> Vec<Role> {
             vec![("pull-and-log", statements(exec))],
             false,
         ),
-        (
-            "gateway",
-            ecs_trust(cfg),
-            if lambda_mode {
-                // a Function URL created since October 2025 needs both actions from its caller; the
-                // second is not narrowed with lambda:InvokedViaFunctionUrl, which AWS documents for
-                // resource-based policies (AddPermission) only
-                vec![(
-                    "invoke-rest",
-                    statements(vec![
-                        json!({"Sid": "InvokeRestFunctionUrls", "Effect": "Allow",
-                        "Action": ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
-                        "Resource": functions.clone()}),
-                    ]),
-                )]
-            } else {
-                vec![]
-            },
-            false,
-        ),
+        ("gateway", ecs_trust(cfg), gateway, false),
     ];
     let mut tm = vec![json!({
         "Sid": "ProjectSecrets",

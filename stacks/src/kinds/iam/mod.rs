@@ -1,8 +1,9 @@
 //! IAM: the role of each ECS service and the tasks' execution role, and in lambda mode the REST functions'
 //! role with its permission boundary (a managed policy). Least privilege and no AWS-managed policy anywhere:
 //! the execution role pulls only our images, writes only our log group and reads exactly the secrets injected
-//! into the tasks; the gateway may only invoke the Function URLs of this stack's REST functions (named with its
-//! prefix: [`crate::kinds::lambda::function_prefix`]); the tenant-manager may manage only those functions, pass
+//! into the tasks; the gateway may only use the objects of the storage bucket ([`crate::kinds::storage`]) and
+//! invoke the Function URLs of this stack's REST functions (named with its prefix:
+//! [`crate::kinds::lambda::function_prefix`]); the tenant-manager may manage only those functions, pass
 //! only the REST role and only to Lambda, and manage only secrets under `secrets.prefix`; the functions
 //! service's role allows nothing (user code runs there, and its workers cannot reach the credentials endpoint).
 //! Everything lives under one IAM path per stack and region, which is how observation finds it.
