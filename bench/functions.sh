@@ -7,21 +7,24 @@
 #     process running the same handler (`deno serve`) from its spawn to its first response (target: cold start
 #     ≤ bare start + 150 ms).
 #  2. Warm invocations: req/s at 16 connections (wrk) through the router vs the same handler on `deno serve`
-#     alone (target ≥ 0.7×).
+#     alone (target ≥ 0.7×); for reference, Debian's nginx doing a plain `proxy_pass` to `deno serve`, one hop
+#     and two hops (nginx → nginx → deno, as many hops as gateway → supervisor → worker): what any reverse
+#     proxy in front of Deno reaches on the same cores.
 #  3. Memory: resident memory per idle warm worker, and of the `deno serve` process for comparison.
 #  4. Warm invocations through the gateway of a release `supactl up` (a project, the same handler deployed
 #     through the admin API with verify_jwt, called with the project's publishable key) vs `deno serve`
 #     alone in the same run (target >= 0.7x), and the CPU per request of the supactl process (gateway and
 #     supervisor; the Deno worker is a child process, not counted) from pidstat.
-# Usage: bench/functions.sh [seconds per run, default 10]   (COLD_RUNS=20 cold starts)
+# Usage: bench/functions.sh [seconds per run, default 10]   (COLD_RUNS=20 cold starts; PROFILE=profiling)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 COLD_RUNS="${COLD_RUNS:-20}"
-DENO="$(scripts/setup.sh wrk pidstat:sysstat deno | tail -n 1)"
+DENO="$(scripts/setup.sh wrk pidstat:sysstat nginx deno | tail -n 1)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
-cargo build --release -q -p functions --example serve_dir
-BIN="$CARGO_TARGET_DIR/release/examples/serve_dir"
+PROFILE="${PROFILE:-release}"   # or `profiling`: release without LTO, minutes to build
+cargo build --profile "$PROFILE" -q -p functions --example serve_dir
+BIN="$CARGO_TARGET_DIR/$PROFILE/examples/serve_dir"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA="$(mktemp -d /tmp/supactl-fnbench-XXXX)"
@@ -29,7 +32,10 @@ chmod o+x "$DATA"   # supactl up (part 4) runs PostgreSQL as its own user, which
 PORT=$(free_port); DENO_PORT=$(free_port)
 SERVE_PID=""; DENO_PID=""
 UP_PID=""
+PIDS=()
 cleanup() {
+  for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   [ -n "$UP_PID" ] && kill -INT "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null || true
   [ -n "$SERVE_PID" ] && kill -INT "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
   [ -n "$DENO_PID" ] && kill "$DENO_PID" 2>/dev/null && wait "$DENO_PID" 2>/dev/null || true
@@ -114,10 +120,22 @@ ALONE=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-deno.txt")
 grep -H -E "Latency|Non-2xx" "$DATA/wrk-sup.txt" "$DATA/wrk-deno.txt" | sed "s|$DATA/||" || true
 echo "through the supervisor: $SUP req/s; deno serve alone: $ALONE req/s"
 python3 -c "print(f'ratio supervisor / deno serve = {float(\"$SUP\")/float(\"$ALONE\"):.3f} (target >= 0.7)')"
+. bench/nginx.sh
+NGX1=$(free_port); NGX2=$(free_port)
+proxy_to() { echo "upstream u { server 127.0.0.1:$1; keepalive 64; }
+  server { listen 127.0.0.1:$2; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"; }
+nginx_conf hop1 auto "$(proxy_to "$DENO_PORT" "$NGX1")" off
+nginx_conf hop2 auto "$(proxy_to "$NGX1" "$NGX2")" off
+for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$NGX2/" && break; sleep 0.1; done
+wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$NGX1/" >"$DATA/wrk-ngx1.txt"
+wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$NGX2/" >"$DATA/wrk-ngx2.txt"
+H1=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-ngx1.txt")
+H2=$(awk '/Requests\/sec/ {print $2}' "$DATA/wrk-ngx2.txt")
+python3 -c "a=float('$ALONE'); print(f'reference: nginx proxy_pass -> deno serve {float(\"$H1\"):.0f} req/s ({float(\"$H1\")/a:.3f}x); nginx -> nginx -> deno serve {float(\"$H2\"):.0f} req/s ({float(\"$H2\")/a:.3f}x)')"
 
 echo "== warm invocations through the gateway (release supactl up), 16 connections, ${DURATION}s"
-UPBIN="${SUPACTL_BIN:-$CARGO_TARGET_DIR/release/supactl}"
-[ -n "${SUPACTL_BIN:-}" ] || cargo build --release -q -p supactl
+UPBIN="${SUPACTL_BIN:-$CARGO_TARGET_DIR/$PROFILE/supactl}"
+[ -n "${SUPACTL_BIN:-}" ] || cargo build --profile "$PROFILE" -q -p supactl
 GW=$(free_port); ADMIN=$(free_port); DB=$(free_port)
 "$UPBIN" up --data-dir "$DATA/up" --port "$GW" --admin-port "$ADMIN" --db-port "$DB" >"$DATA/up.log" 2>&1 &
 UP_PID=$!

@@ -11,14 +11,19 @@
 # gateway process and of the nginx proxy's workers (pidstat), and p50 latency at one connection of each path
 # (the gateway's added p50 over the upstream alone: target < 0.2 ms).
 # Usage: bench/gateway.sh [seconds per run, default 10] [connections, default 16]
+# PROFILE: the Cargo profile to build (default release; `profiling` is release without LTO, minutes to
+# build); SUPACTL_BIN: a binary instead of building one; SUPACTL_GATEWAY_BIN: another binary for the gateway
+# under test alone (e.g. `cargo build --profile profiling`); PERF_DATA=FILE: `perf record` (DWARF call graphs) of the gateway
+# during its run, into FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 CONNS="${2:-16}"
 scripts/setup.sh wrk pidstat:sysstat nginx >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
-BIN="${SUPACTL_BIN:-$CARGO_TARGET_DIR/release/supactl}"
-[ -n "${SUPACTL_BIN:-}" ] || cargo build --release -q -p supactl
+PROFILE="${PROFILE:-release}"
+BIN="${SUPACTL_BIN:-$CARGO_TARGET_DIR/$PROFILE/supactl}"
+[ -n "${SUPACTL_BIN:-}" ] || cargo build --profile "$PROFILE" -q -p supactl
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA="$(mktemp -d /tmp/supactl-gwbench-XXXX)"
@@ -35,27 +40,7 @@ trap cleanup EXIT
 # nginx as the upstream (one worker) and, separately, as the plain reverse proxy (one worker per core, as
 # the gateway's runtime has one thread per core); each in the foreground with its own prefix. The proxy writes
 # an access line per request to a file, as the gateway does (JSON lines, its default off a terminal).
-nginx_conf() { # name workers server-block access-log
-  mkdir -p "$DATA/$1/logs"
-  cat >"$DATA/$1/nginx.conf" <<EOF
-worker_processes $2;
-daemon off;
-pid $DATA/$1/nginx.pid;
-error_log $DATA/$1/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log $4;
-  client_body_temp_path $DATA/$1/body;
-  proxy_temp_path $DATA/$1/proxy;
-  fastcgi_temp_path $DATA/$1/fastcgi;
-  uwsgi_temp_path $DATA/$1/uwsgi;
-  scgi_temp_path $DATA/$1/scgi;
-  $3
-}
-EOF
-  nginx -p "$DATA/$1" -c "$DATA/$1/nginx.conf" &
-  PIDS+=($!)
-}
+. bench/nginx.sh
 nginx_conf upstream 1 "server { listen 127.0.0.1:$UPSTREAM; location / { default_type application/json; return 200 '{\"hello\":\"world\"}'; } }" off
 nginx_conf proxy auto "upstream u { server 127.0.0.1:$UPSTREAM; keepalive 64; }
   server { listen 127.0.0.1:$PROXY; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" "$DATA/proxy/logs/access.log"
@@ -81,7 +66,7 @@ pk = next(k["opaque_key"] for k in p["api_keys"] if k["type"] == "publishable")
 print(p["ref"], pk, token)
 PY
 )
-SUPACTL_SERVICE_TOKEN="$TOKEN" "$BIN" serve gateway --port "$GW" \
+SUPACTL_SERVICE_TOKEN="$TOKEN" "${SUPACTL_GATEWAY_BIN:-$BIN}" serve gateway --port "$GW" \
   --tenant-manager-url "http://127.0.0.1:$ADMIN" --functions-url "http://127.0.0.1:$UPSTREAM" \
   --api-url-template "http://127.0.0.1:$GW/p/{ref}" >"$DATA/gw.log" 2>&1 &
 GW_PID=$!
@@ -101,8 +86,14 @@ run() {
     (sleep 1; pidstat -u -p "$pids" $((DURATION - 2)) 1 >"$DATA/$name.cpu" 2>/dev/null) &
     stat=$!
   fi
+  local rec=""
+  if [ -n "${PERF_DATA:-}" ] && [ "$name" = gateway ]; then
+    perf record -q --call-graph dwarf,16384 -F 499 -o "$PERF_DATA" -p "$pid" -- sleep $((DURATION - 2)) 2>/dev/null &
+    rec=$!
+  fi
   wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency -H "$hdr" "$url" >"$DATA/$name.wrk"
   [ -z "$stat" ] || wait "$stat" || true
+  [ -z "$rec" ] || wait "$rec" || true
 }
 rps() { awk '/Requests\/sec/ {print $2}' "$DATA/$1.wrk"; }
 p50() { awk '$1 == "50%" {print $2}' "$DATA/$1.wrk"; }

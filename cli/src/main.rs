@@ -10,6 +10,7 @@ mod duration;
 mod functions_runtime;
 mod local_state;
 mod log_files;
+mod log_stderr;
 mod output;
 mod stack;
 
@@ -108,7 +109,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let result = match cli.command {
             Command::Infra(cmd) => return commands::infra::run(cmd).await,
             Command::Up(args) => commands::up::run(args).await,
@@ -125,9 +126,12 @@ fn main() -> ExitCode {
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
+                log_stderr::flush();
                 eprintln!("error: {e:#}");
                 ExitCode::from(e.exit_code())
             }
         }
-    })
+    });
+    log_stderr::flush();
+    code
 }

@@ -205,12 +205,13 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
     let json = match std::env::var("SUPACTL_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
-        _ => !std::io::stderr().is_terminal(),
+        _ => !terminal,
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(crate::log_stderr::stderr(terminal));
     if json {
         Box::new(fmt.json().flatten_event(true))
     } else {

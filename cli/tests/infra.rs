@@ -87,6 +87,22 @@ fn plan_deploy_status_destroy_through_the_cli() {
         plan["cost"]
     );
 
+    let o = supactl(
+        &["validate", "--config", cfg, "--offline", "--output", "json"],
+        None,
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("validate json");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["config"], cfg);
+    assert!(v["warnings"].is_array(), "{v}");
+
+    // machine-readable mode never prompts, even where a terminal could
+    let o = supactl(&["deploy", "--config", cfg, "--output", "json"], Some(&ep));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).0.is_empty(), "{}", text(&o).0);
+
     let o = supactl(&["deploy", "--config", cfg], Some(&ep));
     assert_eq!(
         o.status.code(),
@@ -129,6 +145,12 @@ fn plan_deploy_status_destroy_through_the_cli() {
         "{out}"
     );
     assert!(err.contains("(0 mutating)"), "{err}");
+    let o = supactl(&["deploy", "--config", cfg, "--output", "json"], Some(&ep));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "nothing to approve: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("deploy json");
+    assert_eq!(v["outcome"], "no_changes");
+    assert_eq!(v["plan"]["changes"].as_array().unwrap().len(), 102);
 
     // the deployed stack's logs: none written yet; a service it does not have is named with the choices
     let o = supactl(
@@ -213,12 +235,29 @@ fn plan_deploy_status_destroy_through_the_cli() {
 
     // moto gaps (ElastiCache deletes never finish, DeleteCacheSubnetGroup unimplemented): hidden quirks flag
     let o = supactl(
-        &["destroy", "--config", cfg, "--yes", "--emulator-quirks"],
+        &[
+            "destroy",
+            "--config",
+            cfg,
+            "--yes",
+            "--emulator-quirks",
+            "--output",
+            "json",
+        ],
         Some(&ep),
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(out.contains("Destroy complete."), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("destroy json");
+    assert_eq!(v["outcome"], "destroyed", "{v}");
+    assert!(
+        v["plan"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "vpc" && c["action"] == "delete"),
+        "{v}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

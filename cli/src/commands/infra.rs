@@ -72,6 +72,9 @@ pub enum InfraCommand {
         /// Only check the file, do not call AWS
         #[arg(long)]
         offline: bool,
+        /// Output format (json: `{"config", "ok", "warnings"}`).
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Show what deploy would change
     Plan {
@@ -99,6 +102,10 @@ pub enum InfraCommand {
         /// Do not ask for confirmation (CI)
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Output format (json: one document `{"plan", "outcome"}` once done; needs --yes when there is
+        /// something to apply, as nothing is asked in machine-readable mode)
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Delete every resource of the stack, in reverse order
     Destroy {
@@ -112,6 +119,10 @@ pub enum InfraCommand {
         /// Turn deletion protection off first
         #[arg(long)]
         force: bool,
+        /// Output format (json: one document `{"plan", "outcome"}` once done; needs --yes when there is
+        /// something to delete)
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// List each resource with its live state, ECS services' task counts and the REST functions
     Status {
@@ -239,12 +250,25 @@ fn print_plan(plan: &Plan, cost: Result<stacks::cost::Estimate, String>, output:
     }
 }
 
-/// Asks on a TTY; without one, `--yes` is required.
-fn confirm(yes: bool, what: &str) -> Result<(), Error> {
+/// The end of a deploy or destroy: the closing line, or in JSON the plan that was carried out and its
+/// `outcome` (`applied`, `destroyed`, `no_changes`).
+fn finished(output: Output, plan: &Plan, outcome: &str, line: &str) {
+    match output {
+        Output::Table => out(line),
+        Output::Json => {
+            let mut v = serde_json::to_value(plan).unwrap_or_default();
+            v = serde_json::json!({"plan": v, "outcome": outcome});
+            crate::output::json(&v);
+        }
+    }
+}
+
+/// Asks on a TTY; without one, or when stdout is JSON for a script, `--yes` is required.
+fn confirm(yes: bool, what: &str, output: Output) -> Result<(), Error> {
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
+    if !std::io::stdin().is_terminal() || output == Output::Json {
         return Err(Error::NeedsConfirmation);
     }
     print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
@@ -260,29 +284,43 @@ fn confirm(yes: bool, what: &str) -> Result<(), Error> {
 
 async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
     match cmd {
-        InfraCommand::Validate { env, aws, offline } => {
+        InfraCommand::Validate {
+            env,
+            aws,
+            offline,
+            output,
+        } => {
             let path = env
                 .config
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("config.{}.json", env.env)));
-            if offline {
-                let loaded = load(
-                    &path,
-                    &LoadOptions {
-                        region_override: aws.region.clone(),
-                        ..Default::default()
-                    },
-                )?;
-                for w in &loaded.warnings {
-                    eprintln!("warning: {}: {w}", path.display());
-                }
-            } else {
-                let s = session(&env, &aws).await?;
+            let loaded = load(
+                &path,
+                &LoadOptions {
+                    region_override: aws.region.clone(),
+                    ..Default::default()
+                },
+            )?;
+            let warnings = loaded.warnings;
+            if !offline {
+                let s = Session::connect(loaded.config, &aws_options(&aws)).await?;
                 s.preflight().await?;
                 s.compute_preflight().await?;
                 stats(&aws, &s);
             }
-            out(&format!("{}: ok\n", path.display()));
+            match output {
+                Output::Table => {
+                    for w in &warnings {
+                        eprintln!("warning: {}: {w}", path.display());
+                    }
+                    out(&format!("{}: ok\n", path.display()));
+                }
+                Output::Json => crate::output::json(&serde_json::json!({
+                    "config": path.display().to_string(),
+                    "ok": true,
+                    "warnings": warnings,
+                })),
+            }
             Ok(0)
         }
         InfraCommand::Plan {
@@ -309,21 +347,25 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             aws,
             images,
             yes,
+            output,
         } => {
             let mut s = session(&env, &aws).await?;
             s.image_tag = images.image_tag;
             let p = s.plan().await?;
-            out(&p.plan.to_string());
+            if output == Output::Table {
+                out(&p.plan.to_string());
+            }
             if !p.plan.has_changes() {
+                finished(output, &p.plan, "no_changes", "");
                 stats(&aws, &s);
                 return Ok(0);
             }
-            confirm(yes, "apply these changes")?;
+            confirm(yes, "apply these changes", output)?;
             let progress = Bars::new();
             // recomputed and compared inside: refuses if anything moved since the plan was shown
             s.deploy(Some(&p.plan), &progress, apply_options(&aws, false))
                 .await?;
-            out("\nApply complete.\n");
+            finished(output, &p.plan, "applied", "\nApply complete.\n");
             stats(&aws, &s);
             Ok(0)
         }
@@ -332,23 +374,26 @@ async fn run_inner(cmd: InfraCommand) -> Result<u8, Error> {
             aws,
             yes,
             force,
+            output,
         } => {
             let s = session(&env, &aws).await?;
             let p = s.destroy_plan().await?;
-            out(&p.plan.to_string());
+            if output == Output::Table {
+                out(&p.plan.to_string());
+            }
             if !p.plan.has_changes() {
-                out("Nothing to destroy.\n");
+                finished(output, &p.plan, "no_changes", "Nothing to destroy.\n");
                 return Ok(0);
             }
             let protected = Session::protected(&p);
             if !protected.is_empty() && !force {
                 return Err(Error::DeletionProtected { names: protected });
             }
-            confirm(yes, "destroy every resource listed")?;
+            confirm(yes, "destroy every resource listed", output)?;
             let progress = Bars::new();
             s.destroy(Some(&p.plan), &progress, apply_options(&aws, force))
                 .await?;
-            out("\nDestroy complete.\n");
+            finished(output, &p.plan, "destroyed", "\nDestroy complete.\n");
             stats(&aws, &s);
             Ok(0)
         }
