@@ -18,8 +18,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/supactl/target}"
 if [ -n "${SUPACTL_BIN:-}" ]; then
   BIN="$SUPACTL_BIN"   # an already built release binary
 else
-  cargo build --release -q -p supactl
-  BIN="$CARGO_TARGET_DIR/release/supactl"
+  PROFILE="${PROFILE:-release}"   # or `profiling`: release without LTO, minutes to build
+  cargo build --profile "$PROFILE" -q -p supactl
+  BIN="$CARGO_TARGET_DIR/$PROFILE/supactl"
 fi
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 POSTRUST_ROOT="$HOME/.cache/supactl/postrust"

@@ -110,23 +110,9 @@ async fn function_url(State(log): State<Log>, req: Request) -> Response {
     }
 }
 
-/// The venv's Python (made by `scripts/moto-venv.sh`; `$MOTO_SERVER` names its moto_server instead).
+/// The moto venv's Python (botocore).
 fn venv_python() -> PathBuf {
-    let moto_server = match std::env::var("MOTO_SERVER") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => {
-            let script =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/moto-venv.sh");
-            let out = Command::new("bash")
-                .arg(script)
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("run scripts/moto-venv.sh");
-            assert!(out.status.success(), "scripts/moto-venv.sh failed");
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-    };
-    moto_server.with_file_name("python")
+    testkit::moto::executable().with_file_name("python")
 }
 
 /// botocore's SigV4Auth (service `lambda`) for this request, at the time of its X-Amz-Date.

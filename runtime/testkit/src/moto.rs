@@ -15,8 +15,9 @@ pub struct MotoServer {
     pub port: u16,
 }
 
-/// `$MOTO_SERVER`, else the venv's `moto_server` (created once per test binary by the script).
-fn executable() -> PathBuf {
+/// `$MOTO_SERVER`, else the venv's `moto_server` (created once per test binary by the script); its
+/// directory also has the venv's `python` (with botocore).
+pub fn executable() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Ok(p) = std::env::var("MOTO_SERVER") {
