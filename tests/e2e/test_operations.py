@@ -75,6 +75,7 @@ def test_no_secret_of_the_run_reaches_the_log(platform):
     for r in platform.admin("GET", "/admin/v1/projects?limit=100").json()["data"]:
         for k in platform.admin("GET", f"/admin/v1/projects/{r['ref']}/api-keys?reveal=true").json()["data"]:
             keys.append(k["opaque_key"])
+    time.sleep(0.6)  # info lines reach stderr within half a second (buffered off a terminal)
     log = open(platform.log_path).read()
     for secret in [platform.admin_key, "correct-horse-battery", "s3cr3t-value-42", *keys]:
         assert secret not in log, f"a secret is in the log: {secret[:12]}…"

@@ -42,7 +42,12 @@ def test_a_killed_postmaster_is_restarted_and_requests_recover_by_themselves(fre
     assert r.status_code == 201 and r.json()[0]["name"] == "after", r.text
     assert p.postmaster_pid() != killed
 
-    log = open(p.log_path).read()
+    # info lines off a terminal reach stderr within half a second (buffered; warnings at once)
+    for _ in range(30):
+        log = open(p.log_path).read()
+        if "PostgreSQL restarted (postmaster pid" in log:
+            break
+        time.sleep(0.2)
     assert f"PostgreSQL postmaster (pid {killed}) died" in log, log
     assert "PostgreSQL restarted (postmaster pid" in log, log
     # the supervisor's lines sit with the server's own output in the log files (written out twice a second)
