@@ -7,8 +7,8 @@
 #     first when running as root): MB/s and the ratio (target >= 0.7 both ways);
 #  3. the supactl process's resident memory sampled every 0.2 s during the upload: before, peak, after
 #     (flat: the body is streamed, never held).
-# Usage: bench/storage.sh [SIZE_MB]   (SUPACTL_BIN=path to use a built binary; PROFILE=debug builds without
-# --release, whose figures say little about speed but as much about memory)
+# Usage: bench/storage.sh [SIZE_MB]   (SUPACTL_BIN=path to use a built binary; PROFILE=profiling: release
+# without LTO, minutes to build; PROFILE=debug, whose figures say little about speed but as much about memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB="${1:-1024}"
@@ -19,7 +19,7 @@ if [ -n "${SUPACTL_BIN:-}" ]; then
 elif [ "${PROFILE:-release}" = debug ]; then
   cargo build -q -p supactl; BIN="$CARGO_TARGET_DIR/debug/supactl"
 else
-  cargo build --release -q -p supactl; BIN="$CARGO_TARGET_DIR/release/supactl"
+  cargo build --profile "${PROFILE:-release}" -q -p supactl; BIN="$CARGO_TARGET_DIR/${PROFILE:-release}/supactl"
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
