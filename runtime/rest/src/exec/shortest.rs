@@ -49,8 +49,8 @@ impl Shortest {
         }
     }
 
-    /// `value = m × 2^e` and the two bounds of its rounding interval.
-    fn bounds(&self) -> [Bound; 2] {
+    /// `|value| = m × 2^e`, and whether it is a power of two above the smallest normal.
+    fn parts(&self) -> (u128, i32, bool) {
         let (m, e, power_of_two) = match self {
             Shortest::F32(v) => {
                 let bits = v.abs().to_bits();
@@ -69,7 +69,22 @@ impl Shortest {
                 }
             }
         };
-        let (m, e) = (u128::from(m), e);
+        (u128::from(m), e, power_of_two)
+    }
+
+    /// The value itself as `odd × 2^q` (zero: `odd` 0, equal to no decimal).
+    fn exact(&self) -> Bound {
+        let (m, e, _) = self.parts();
+        let twos = if m == 0 { 0 } else { m.trailing_zeros() };
+        Bound {
+            odd: m >> twos,
+            q: e + twos as i32,
+        }
+    }
+
+    /// The two bounds of the value's rounding interval.
+    fn bounds(&self) -> [Bound; 2] {
+        let (m, e, power_of_two) = self.parts();
         let lower = if power_of_two {
             // the float below is nearer at a power of two
             Bound {
@@ -116,14 +131,8 @@ impl Shortest {
         if !digits.ends_with(['1', '3', '5', '7', '9']) {
             return (digits, exp);
         }
-        let ax = self.abs();
-        let (near, near_exp) = sci_parts(&format!("{:.*e}", n, ax));
-        if !near.ends_with('5') {
-            return (digits, exp);
-        }
-        // an f64's exact expansion has at most 767 significant digits
-        let (exact, _) = sci_parts(&format!("{:.*e}", 800, ax));
-        if exact[..=n] != near || exact[n + 1..].bytes().any(|b| b != b'0') {
+        let (near, near_exp) = sci_parts(&format!("{:.*e}", n, self.abs()));
+        if !near.ends_with('5') || !self.exact().is(&near, near_exp) {
             return (digits, exp);
         }
         let below = &near[..n];
