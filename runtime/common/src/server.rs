@@ -227,14 +227,18 @@ impl Connection {
         });
         let mut conn = pin!(self.h1.serve_connection(io, service).with_upgrades());
         let mut draining = false;
+        // One timer per connection, reset rather than made anew; it fires at least every header timeout,
+        // so a request head that starts arriving is put under its clock without the reads waking anyone.
+        let mut check = pin!(tokio::time::sleep(self.config.header_timeout));
         loop {
-            let deadline = activity.deadline(&self.config);
-            // While a request is in flight, a recheck one idle timeout later: the idle clock then runs
-            // from the request's last byte, which is no earlier.
-            let wake = match deadline {
-                Some((ms, _)) => activity.at(ms),
-                None => Instant::now() + self.config.idle_timeout,
+            let now = activity.now();
+            let recheck = now.saturating_add(self.config.header_timeout.as_millis() as u64);
+            let wake = match activity.deadline(&self.config) {
+                Some((ms, Expired::Header)) => ms,
+                Some((ms, Expired::Idle)) => ms.min(recheck),
+                None => recheck,
             };
+            check.as_mut().reset(activity.at(wake));
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
@@ -246,8 +250,7 @@ impl Connection {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = activity.head_started.notified() => {}
-                _ = tokio::time::sleep_until(wake) => {
+                _ = check.as_mut() => {
                     if let Some((ms, why)) = activity.deadline(&self.config) {
                         if activity.now() >= ms {
                             tracing::debug!(%peer, ?why, "closing connection");
@@ -323,7 +326,6 @@ struct Activity {
     /// When the head of the next request started arriving ([`NONE`] while none is); the accept for the
     /// first request.
     head_since: AtomicU64,
-    head_started: Notify,
 }
 
 const NONE: u64 = u64::MAX;
@@ -335,7 +337,6 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_io: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
-            head_started: Notify::new(),
         }
     }
 
@@ -353,13 +354,10 @@ impl Activity {
     fn on_read(&self) {
         let now = self.now();
         self.last_io.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Acquire) == 0
-            && self
-                .head_since
-                .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.head_started.notify_one();
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            let _ =
+                self.head_since
+                    .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 

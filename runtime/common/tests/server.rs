@@ -129,6 +129,24 @@ async fn half_a_header_is_cut_off_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn half_a_later_header_on_a_keep_alive_connection_is_cut_off_after_the_header_timeout() {
+    // the idle timeout (600 s) cannot be what closes it: the next head's own clock must
+    let (srv, _) = start(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(get_request("/").as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: te").await.unwrap();
+    let started = std::time::Instant::now();
+    assert_closed(&mut s).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_connection_that_sends_nothing_is_cut_off_after_the_header_timeout() {
     let (srv, _) = start(config()).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();

@@ -335,10 +335,7 @@ pub async fn download(
             .await?
     };
     *res.body_mut() = Body::from_stream(stream.map(|r| {
-        r.map_err(|e| {
-            tracing::warn!(error = %e, "storage: object read failed mid-stream");
-            std::io::Error::other("object read failed")
-        })
+        r.inspect_err(|e| tracing::warn!(error = %e, "storage: object read failed mid-stream"))
     }));
     Ok(res)
 }

@@ -7,7 +7,6 @@ use super::{Builder, Render, Source, Statement, Total};
 use crate::error::RestError;
 use crate::request::*;
 use crate::schema::Function;
-use std::fmt::Write;
 use supactl_common::ident::quote_ident;
 
 /// What an RPC call passes.
@@ -117,14 +116,7 @@ impl<'a> Builder<'a> {
             );
             // limit/offset (and `db-max-rows`) apply to a set of scalars as to rows
             let mut inner = "SELECT * FROM \"pgrst_source\"".to_string();
-            if let Some(l) = limit {
-                let p = self.param(l.to_string());
-                let _ = write!(inner, " LIMIT {p}");
-            }
-            if let Some(o) = offset {
-                let p = self.param(o.to_string());
-                let _ = write!(inner, " OFFSET {p}");
-            }
+            super::select::limit_offset(&mut inner, limit, offset);
             let total = if counting {
                 "(SELECT count(*) FROM \"pgrst_source\")"
             } else {

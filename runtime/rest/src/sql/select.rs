@@ -375,14 +375,7 @@ impl<'a> Builder<'a> {
         if rows_first {
             return s;
         }
-        if let Some(l) = limit {
-            let p = self.param(l.to_string());
-            let _ = write!(s, " LIMIT {p}");
-        }
-        if let Some(o) = offset {
-            let p = self.param(o.to_string());
-            let _ = write!(s, " OFFSET {p}");
-        }
+        limit_offset(&mut s, limit, offset);
         s
     }
 
@@ -613,5 +606,17 @@ mod tests {
         }
         assert!(float_type("double precision[]") && float_type("real"));
         assert!(!float_type("numeric") && !float_type("integer[]"));
+    }
+}
+
+/// ` LIMIT n OFFSET m` as literals, as PostgREST writes them: a parameter there makes every execution of
+/// the prepared statement plan again (PostgreSQL's generic plan cannot know the row count), while a
+/// statement whose only values are literals keeps one plan.
+pub(super) fn limit_offset(s: &mut String, limit: Option<i64>, offset: Option<i64>) {
+    if let Some(l) = limit {
+        let _ = write!(s, " LIMIT {l}");
+    }
+    if let Some(o) = offset {
+        let _ = write!(s, " OFFSET {o}");
     }
 }
