@@ -34,7 +34,7 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 DATA="$(mktemp -d /tmp/supactl-bench-XXXX)"
 PORT=$(free_port); ADMIN=$(free_port); DB=$(free_port); PR_PORT=$(free_port)
-SUPACTL_REST_POOL_SIZE="${SUPACTL_REST_POOL_SIZE:-16}" SUPACTL_REST_IDLE_SECS="${SUPACTL_REST_IDLE_SECS:-60}" SUPACTL_REST_CONNECTION_IDLE_SECS=2 SUPACTL_LOG="${SUPACTL_LOG:-warn,rest=info}" \
+SUPACTL_REST_POOL_SIZE="${SUPACTL_REST_POOL_SIZE:-16}" SUPACTL_REST_IDLE_SECS="${SUPACTL_REST_IDLE_SECS:-60}" SUPACTL_REST_CONNECTION_IDLE_SECS=2 SUPACTL_LOG="${SUPACTL_LOG:-warn,rest=info,supactl_common::connections=info}" \
   "$BIN" up --data-dir "$DATA" --port "$PORT" --admin-port "$ADMIN" --db-port "$DB" >"$DATA/up.log" 2>&1 &
 UP_PID=$!
 PR_PID=""
