@@ -647,12 +647,12 @@ pub async fn create_session(
     Ok(r.get(0))
 }
 
-/// The authentication methods of a session.
+/// The authentication methods of a session, the most recent first (as GoTrue orders `amr`).
 pub async fn amr(tx: &Transaction<'_>, session_id: &str) -> AuthResult<Vec<Amr>> {
     Ok(rows(
         tx,
         "SELECT authentication_method, extract(epoch from created_at)::bigint FROM auth.mfa_amr_claims \
-         WHERE session_id = $1::text::uuid ORDER BY created_at",
+         WHERE session_id = $1::text::uuid ORDER BY created_at DESC",
         &[&session_id],
     )
     .await?

@@ -159,7 +159,8 @@ async fn totp_enroll_challenge_verify_unenroll() {
         .iter()
         .map(|a| a["method"].as_str().unwrap())
         .collect();
-    assert_eq!(methods, ["password", "totp"]);
+    // most recent first, as GoTrue orders them
+    assert_eq!(methods, ["totp", "password"]);
     assert_ne!(aal2["refresh_token"], session["refresh_token"]);
     assert_eq!(aal2["user"]["factors"][0]["status"], "verified");
     // A challenge is used once.

@@ -1,0 +1,175 @@
+"""Auth's flows beyond passwords through the real, unmodified supabase-js client (tests/js/auth_flows.mjs,
+one step per run; mail caught here by a real SMTP server on loopback between steps): email OTP sign-up and
+sign-in, admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
+reauthentication nonces, and claims supabase-js verifies itself against the project's JWKS (ES256) or
+through /user (HS256)."""
+
+import json
+import time
+import uuid
+
+import pytest
+
+from conftest import NOTES
+from test_auth import SmtpSink, settings_sql
+from test_supabase_js import run_supabase_js
+
+PASSWORD = "correct-horse-1"
+
+
+def email():
+    return f"js-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def mail_to(sink, addr, after):
+    """The first message to `addr` among those received after the first `after` ones."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        for msg in sink.messages[after:]:
+            if addr.lower() in msg.lower():
+                return msg
+        time.sleep(0.1)
+    raise AssertionError(f"no mail to {addr}: {sink.messages[after:]}")
+
+
+def code_in(msg, marker="enter the code: "):
+    code = msg.split(marker)[1][:6]
+    assert code.isdigit(), msg
+    return code
+
+
+@pytest.fixture(scope="module")
+def js(platform):
+    p = platform.create_project("Auth flows through supabase-js")
+    platform.sql(p, NOTES)
+    sink = SmtpSink()
+    settings_sql(platform, p, smtp_host="127.0.0.1", smtp_port=sink.port, smtp_tls="none",
+                 smtp_admin_email="auth@example.com", smtp_max_frequency=0)
+
+    def step(name, **args):
+        return run_supabase_js("auth_flows.mjs", p.url, p.anon, p.secret, name, json.dumps(args))
+
+    return p, sink, step
+
+
+def test_email_otp_sign_up_then_sign_in(js):
+    _, sink, step = js
+    addr = email()
+    seen = len(sink.messages)
+    assert step("otp_request", email=addr, create=True) == {"error": None}
+    code = code_in(mail_to(sink, addr, seen))
+    first = step("verify", email=addr, token=code, type="email")
+    assert first["error"] is None and first["confirmed"] is True
+    assert first["session"]["claims"]["email"] == addr.lower()
+    assert first["session"]["claims"]["amr"][0]["method"] == "otp"
+    # used once
+    again = step("verify", email=addr, token=code, type="email")
+    assert again["error"]["status"] == 403 and again["error"]["code"] == "otp_expired"
+
+    # A second code signs the confirmed user in; an unknown address is not created when asked not to.
+    seen = len(sink.messages)
+    assert step("otp_request", email=addr, create=True) == {"error": None}
+    signed_in = step("verify", email=addr, token=code_in(mail_to(sink, addr, seen)), type="email")
+    assert signed_in["error"] is None and signed_in["session"]["claims"]["sub"] == first["session"]["claims"]["sub"]
+    refused = step("otp_request", email=email(), create=False)
+    assert refused["error"]["status"] == 422 and refused["error"]["code"] == "otp_disabled"
+
+
+def test_admin_magic_link_and_invite(js):
+    _, sink, step = js
+    addr = email()
+    assert step("otp_request", email=addr, create=True)["error"] is None
+    link = step("admin_link", email=addr)
+    assert link["verification_type"] == "magiclink" and "/auth/v1/verify?token=" in link["action_link"]
+    assert link["first"]["error"] is None and link["first"]["session"]["claims"]["email"] == addr.lower()
+    assert link["again"]["code"] == "otp_expired"
+
+    invited = email()
+    seen = len(sink.messages)
+    r = step("invite", email=invited)
+    assert r["error"] is None and r["invited_at"] and r["metadata"]["team"] == "green"
+    msg = mail_to(sink, invited, seen)
+    assert "You have been invited" in msg
+    accepted = step("verify", email=invited, token=code_in(msg), type="invite")
+    assert accepted["error"] is None and accepted["confirmed"] is True
+
+
+def test_totp_mfa_to_aal2(js):
+    _, _, step = js
+    r = step("mfa", email=email(), password=PASSWORD)
+    assert r["enroll"]["error"] is None and r["enroll"]["type"] == "totp"
+    assert r["enroll"]["uri"].startswith("otpauth://totp/JsCo:")
+    assert r["before"] == ["aal1", "aal1"]
+    assert r["wrong"]["status"] == 422 and r["wrong"]["code"] == "mfa_verification_failed"
+    assert r["right"]["error"] is None and r["right"]["claims"]["aal"] == "aal2"
+    assert [m["method"] for m in r["right"]["claims"]["amr"]] == ["totp", "password"], "most recent first"
+    assert r["after"] == ["aal2", "aal2"]
+    assert r["listed"] == [[r["factor_id"], "verified"]]
+    assert r["note"] == {"data": [{"body": "js aal2"}], "error": None}, "the aal2 token reaches RLS"
+    assert r["admin_listed"] == [r["factor_id"]]
+    assert r["unenrolled"] == {"error": None, "id": r["factor_id"]} and r["remaining"] == 0
+
+
+def test_anonymous_user_made_permanent(platform, js):
+    p, _, step = js
+    settings_sql(platform, p, anonymous_users_enabled=True)
+    try:
+        addr = email()
+        r = step("anonymous", email=addr)
+        assert r["error"] is None and r["is_anonymous"] is True
+        assert r["claims"]["is_anonymous"] is True and r["claims"]["role"] == "authenticated"
+        assert r["note"] == {"data": [{"body": "anonymous js note"}], "error": None}
+        assert r["linked"] == {"error": None, "is_anonymous": False, "email": addr.lower()}
+    finally:
+        settings_sql(platform, p, anonymous_users_enabled=False)
+    off = step("anonymous", email=email())
+    assert off["error"]["status"] == 422 and off["error"]["code"] == "anonymous_provider_disabled"
+
+
+def test_ban_refuses_sign_in_and_refresh_until_lifted(js):
+    _, _, step = js
+    r = step("ban", email=email(), password=PASSWORD)
+    assert r["banned_until"], r
+    assert r["refused"]["status"] == 400 and r["refused"]["code"] == "user_banned"
+    # a ban also ends the user's sessions (GoTrue keeps them and refuses their refresh with user_banned)
+    assert r["refresh"]["code"] == "refresh_token_not_found"
+    assert r["lifted"]["error"] is None and not r["lifted"]["banned_until"]
+    assert r["back"] == {"error": None, "has_session": True}
+
+
+def test_reauthentication_nonce(js):
+    _, sink, step = js
+    addr = email()
+    seen = len(sink.messages)
+    started = step("reauth_start", email=addr, password=PASSWORD)
+    assert started["error"] is None
+    nonce = code_in(mail_to(sink, addr, seen), "Enter the code: ")
+    wrong = "000000" if nonce != "000000" else "111111"
+    tokens = {k: started["session"][k] for k in ("access_token", "refresh_token")}
+    r = step("reauth_finish", tokens=tokens, nonce=nonce, wrong=wrong, email=addr, password="changed-pass-9")
+    assert r["refused"]["status"] == 422 and r["refused"]["code"] == "reauthentication_not_valid"
+    assert r["changed"] is None and r["fresh"] is True
+
+
+def test_claims_verified_by_supabase_js(platform, js):
+    _, _, step = js
+    # HS256: supabase-js has no key to check with and asks /user, which refuses a tampered token.
+    hs = step("claims", email=email(), password=PASSWORD)
+    assert hs["error"] is None and hs["alg"] == "HS256" and hs["sub"] == hs["user_id"]
+    assert hs["tampered"] is not None
+
+    # ES256: supabase-js fetches the project's JWKS and verifies the signature itself.
+    p = platform.create_project("Claims through supabase-js")
+    r = platform.admin("POST", f"/admin/v1/projects/{p.ref}/jwt-keys/standby", {"algorithm": "ES256"})
+    assert r.status_code == 201, r.text
+    kid = r.json()["data"]["id"]
+    assert platform.admin("POST", f"/admin/v1/projects/{p.ref}/jwt-keys/rotate", {"grace_seconds": 600}).status_code == 200
+    deadline = time.time() + 10
+    while True:
+        es = run_supabase_js("auth_flows.mjs", p.url, p.anon, p.secret, "claims",
+                             json.dumps({"email": email(), "password": PASSWORD}))
+        if es["alg"] == "ES256" or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert es["error"] is None and (es["alg"], es["kid"]) == ("ES256", kid) and es["sub"] == es["user_id"]
+    assert es["tampered"]["message"] == "Invalid JWT signature"
