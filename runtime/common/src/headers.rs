@@ -1,6 +1,6 @@
 //! Request header helpers every service needs the same way.
 
-use http::{header, HeaderMap};
+use http::{header, HeaderMap, HeaderName};
 
 /// The header naming the project a request is for, set by the gateway (any client-sent value is
 /// dropped) and read by every service behind it.
@@ -24,6 +24,28 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// Whether `name` describes one connection rather than the message (RFC 9110 §7.6.1, plus the
+/// `Keep-Alive` and `Proxy-*` headers proxies also drop).
+pub fn hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Removes every header for which `drop` holds, scanning the names once (most messages lose none or
+/// a few, so nothing is rebuilt).
+pub fn remove_where(h: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    let names: Vec<HeaderName> = h.keys().filter(|n| drop(n)).cloned().collect();
+    for n in names {
+        h.remove(n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +58,23 @@ mod tests {
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn only_connection_headers_are_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+            ("x-custom", "1"),
+            ("upgrade", "websocket"),
+        ] {
+            h.append(HeaderName::from_static(n), v.parse().unwrap());
+        }
+        remove_where(&mut h, hop_by_hop);
+        let left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        assert_eq!(left, ["content-type", "x-custom"]);
     }
 }

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+use supactl_common::headers::{hop_by_hop, remove_where};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The header that tells the bootstrap (and the function) which invocation a request is.
@@ -368,24 +369,13 @@ impl Drop for Inner {
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-fn hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == header::PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
 /// The request as the worker gets it: same method, path, query, headers and (streamed) body, plus the
 /// invocation id (`x-supactl-invocation`, also on the function's log records). The target is in absolute
 /// form, `http://<Host><path>`, which Deno takes as the request's URL (instead of the socket's
 /// `http+unix:` one), so the bootstrap hands the request on untouched.
 fn upstream(req: Request<Body>, id: u64) -> Request<Body> {
     let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    remove_where(&mut parts.headers, hop_by_hop);
     parts
         .headers
         .insert(INVOCATION_HEADER, HeaderValue::from(id));
@@ -410,13 +400,6 @@ fn upstream(req: Request<Body>, id: u64) -> Request<Body> {
     Request::from_parts(parts, body)
 }
 
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let names: Vec<HeaderName> = headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
-    for n in names {
-        headers.remove(n);
-    }
-}
-
 /// The function's response as the client gets it: status, headers and body as they are.
 fn downstream(
     res: Response<hyper::body::Incoming>,
@@ -424,14 +407,6 @@ fn downstream(
     busy: Busy,
 ) -> Response<Body> {
     let (mut parts, body) = res.into_parts();
-    let names: Vec<HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|n| hop_by_hop(n))
-        .cloned()
-        .collect();
-    for n in names {
-        parts.headers.remove(n);
-    }
+    remove_where(&mut parts.headers, hop_by_hop);
     Response::from_parts(parts, Body::new(Streamed::new(body, deadline, busy)))
 }

@@ -23,7 +23,7 @@ use supactl_common::directory::Directory;
 use supactl_common::error::HttpError;
 use supactl_common::forwarded::{self, Caller, ForwardedError, RefRule};
 use supactl_common::gotrue;
-use supactl_common::headers::{bearer, FORWARDED_JWT_HEADER};
+use supactl_common::headers::{bearer, remove_where, FORWARDED_JWT_HEADER};
 use supactl_common::ident::valid_ref;
 use supactl_common::jwt;
 use supactl_common::keys::{self, Role};
@@ -298,7 +298,9 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
         .map(|ConnectInfo(addr)| addr.ip());
     let client_ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
     let (mut parts, body) = req.into_parts();
-    let mut h = forwarded_headers(service, &parts.headers);
+    let mut h = std::mem::take(&mut parts.headers);
+    let length = content_length(&h);
+    forward_headers(service, &mut h);
     h.insert(
         PROJECT_HEADER,
         HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
@@ -347,7 +349,7 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
         )
         .await;
     }
-    if let Some(len) = content_length(&parts.headers) {
+    if let Some(len) = length {
         if len > gw.config.max_body as u64 && !service.bounds_own_body() {
             return Err(too_large());
         }
@@ -512,23 +514,17 @@ fn too_large() -> HttpError {
     )
 }
 
-/// The client's headers the service receives: hop-by-hop headers, credentials, our own routing headers
-/// and AWS signing headers are dropped (the gateway sets the ones it needs itself), except what the
-/// service takes as it was sent (a function's `Authorization`, a WebSocket's `Connection: upgrade`).
-fn forwarded_headers(service: Service, from: &HeaderMap) -> HeaderMap {
-    let upgrade = service.upgrades() && from.contains_key(header::UPGRADE);
-    let mut h = HeaderMap::new();
-    for (name, value) in from.iter() {
-        let keep = match name.as_str() {
-            "authorization" | "apikey" => service.sees_client_credentials(),
-            "connection" | "upgrade" => upgrade,
-            n => forwardable(n),
-        };
-        if keep {
-            h.append(name.clone(), value.clone());
-        }
-    }
-    h
+/// Drops from the client's headers what the service must not receive: hop-by-hop headers, credentials,
+/// our own routing headers and AWS signing headers (the gateway sets the ones it needs itself), except
+/// what the service takes as it was sent (a function's `Authorization`, a WebSocket's
+/// `Connection: upgrade`). In place: most requests lose two or three headers.
+fn forward_headers(service: Service, h: &mut HeaderMap) {
+    let upgrade = service.upgrades() && h.contains_key(header::UPGRADE);
+    remove_where(h, |name| !match name.as_str() {
+        "authorization" | "apikey" => service.sees_client_credentials(),
+        "connection" | "upgrade" => upgrade,
+        n => forwardable(n),
+    });
 }
 
 fn forwardable(name: &str) -> bool {

@@ -6,12 +6,13 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
-use http::{HeaderMap, StatusCode, Uri};
+use http::{StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use supactl_common::error::HttpError;
+use supactl_common::headers::{hop_by_hop, remove_where};
 use supactl_common::server::RequestDeadline;
 use tower::ServiceExt;
 
@@ -108,23 +109,8 @@ impl HttpUpstream {
             }
         };
         let (mut parts, body) = res.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
+        remove_where(&mut parts.headers, hop_by_hop);
         Ok(Response::from_parts(parts, Body::new(body)))
-    }
-}
-
-/// Headers that describe one connection, not the message.
-pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-    ] {
-        h.remove(name);
     }
 }
 
