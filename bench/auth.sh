@@ -40,7 +40,7 @@ admin() { curl -sf -H "Authorization: Bearer $KEY" -H 'content-type: application
 admin -X POST "http://127.0.0.1:$ADMIN/admin/v1/projects" -o /dev/null -d '{"name":"bench auth","ref":"bench-auth"}'
 admin -X POST "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-auth/database/query" -o /dev/null -d '{"query":
  "update auth.supactl_settings set rate_limit_sign_in_sign_ups = 100000000, rate_limit_token_refresh = 100000000, rate_limit_per_email = 100000000, rate_limit_verify = 100000000"}'
-key_of() { admin "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-auth/api-keys" | python3 -c "import json,sys;print([k['opaque_key'] for k in json.load(sys.stdin)['data'] if k['type']=='$1'][0])"; }
+key_of() { admin "http://127.0.0.1:$ADMIN/admin/v1/projects/bench-auth/api-keys?reveal=true" | python3 -c "import json,sys;print([k['opaque_key'] for k in json.load(sys.stdin)['data'] if k['type']=='$1'][0])"; }
 ANON=$(key_of publishable)
 SECRET=$(key_of secret)
 AUTH="http://127.0.0.1:$PORT/p/bench-auth/auth/v1"
@@ -58,22 +58,26 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# CPU seconds used so far by supactl and by the PostgreSQL it started (its descendants; exited backends
-# count through their parent's cutime/cstime).
+# CPU seconds used so far by supactl and by the PostgreSQL it started: the processes started from the
+# bench's data directory and their descendants (exited backends count through their parent's
+# cutime/cstime).
 cpu_snapshot() {
-  python3 - "$UP_PID" <<'PY'
+  python3 - "$UP_PID" "$DATA" <<'PY'
 import os, sys
-root, hz, procs = int(sys.argv[1]), os.sysconf("SC_CLK_TCK"), {}
+hz, procs, roots = os.sysconf("SC_CLK_TCK"), {}, {int(sys.argv[1])}
 for d in filter(str.isdigit, os.listdir("/proc")):
     try:
         stat = open(f"/proc/{d}/stat").read()
+        cmdline = open(f"/proc/{d}/cmdline", "rb").read().decode(errors="replace")
     except OSError:
         continue
     f = stat[stat.rindex(")") + 2:].split()
     procs[int(d)] = (stat[stat.index("(") + 1:stat.rindex(")")], int(f[1]), sum(map(int, f[11:15])))
+    if sys.argv[2] in cmdline:
+        roots.add(int(d))
 def below(pid):
     while pid > 1:
-        if pid == root:
+        if pid in roots:
             return True
         pid = procs.get(pid, ("", 0, 0))[1]
     return False
