@@ -3,7 +3,8 @@
 //! signed-in user, the callback linking the provider identity to them (implicit and PKCE), an identity
 //! someone already holds refused, `DELETE /user/identities/{id}` (never the last one, never another
 //! user's, the email following GoTrue's rule), the project's switch off by default, an anonymous user
-//! made permanent, and the callback taking the form the provider posts.
+//! made permanent (and one left anonymous by an address its provider does not vouch for), and the
+//! callback taking the form the provider posts.
 
 mod common;
 mod oidc;
@@ -13,7 +14,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use oidc::{challenge, enc, html_form, query_param, Browser, Env, APP, CLIENT_ID, CLIENT_SECRET};
-use oidc::{Answer, EMAIL};
+use oidc::{start_provider_with, Answer, EMAIL};
 use serde_json::{json, Value};
 
 const LINKING_ON: &str = "UPDATE auth.supactl_settings SET security_manual_linking_enabled = true";
@@ -243,11 +244,8 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&B64URL.decode(payload).unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn an_anonymous_user_linking_an_identity_becomes_permanent() {
-    let env = Env::start("oauth-link-anon").await;
-    env.sql(&format!("{LINKING_ON}, anonymous_users_enabled = true"))
-        .await;
+/// An anonymous sign-in: its session.
+async fn anonymous(env: &Env) -> Value {
     let (s, anon) = env
         .pf
         .call(
@@ -262,6 +260,15 @@ async fn an_anonymous_user_linking_an_identity_becomes_permanent() {
         .await;
     assert_eq!(s, StatusCode::OK, "{anon}");
     assert_eq!(anon["user"]["is_anonymous"], true);
+    anon
+}
+
+#[tokio::test]
+async fn an_anonymous_user_linking_an_identity_becomes_permanent() {
+    let env = Env::start("oauth-link-anon").await;
+    env.sql(&format!("{LINKING_ON}, anonymous_users_enabled = true"))
+        .await;
+    let anon = anonymous(&env).await;
     let token = anon["access_token"].as_str().unwrap();
 
     // PKCE: the code is exchanged for a session of the same user, now permanent.
@@ -299,6 +306,49 @@ async fn an_anonymous_user_linking_an_identity_becomes_permanent() {
     );
     let (_, me) = env.user(token).await;
     assert_eq!(me["is_anonymous"], false, "{me}");
+
+    // A provider that does not vouch for the address: the identity is linked and the address becomes
+    // the user's, unconfirmed, a confirmation is mailed and the answer is `email_not_confirmed`; the
+    // user stays anonymous.
+    let loose = start_provider_with(
+        &format!("{}/auth/v1/callback", env.p.api_url),
+        &[
+            ("USER_SUB", "loose-user"),
+            ("USER_EMAIL", "loose@example.com"),
+            ("USER_EMAIL_VERIFIED", "false"),
+        ],
+    )
+    .await;
+    let body =
+        json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "issuer": loose.issuer});
+    let (s, v) = env.set_named_provider("loose", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let other = anonymous(&env).await;
+    let token = other["access_token"].as_str().unwrap();
+    let path = format!(
+        "/user/identities/authorize?provider=loose&redirect_to={}&skip_http_redirect=true",
+        enc(APP)
+    );
+    let (s, v) = env.as_user(Method::GET, &path, token, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let back = Browser::new()
+        .follow_until(v["url"].as_str().unwrap(), &[APP])
+        .await;
+    assert_eq!(
+        query_param(&back, "error_code").as_deref(),
+        Some("email_not_confirmed"),
+        "{back}"
+    );
+    assert_eq!(
+        query_param(&back, "error_description").as_deref(),
+        Some("Unverified email with loose. A confirmation email has been sent to your loose email")
+    );
+    let (_, me) = env.user(token).await;
+    assert_eq!(providers(&me), ["loose"]);
+    assert_eq!(me["email"], "loose@example.com");
+    assert!(me["email_confirmed_at"].is_null(), "{me}");
+    assert!(me["confirmation_sent_at"].is_string(), "{me}");
+    assert_eq!(me["is_anonymous"], true);
 }
 
 /// Follows redirects from `url` until a page answers (not a redirect).

@@ -50,6 +50,11 @@ pub struct OidcProvider {
 }
 
 pub async fn start_provider(redirect_uri: &str) -> OidcProvider {
+    start_provider_with(redirect_uri, &[]).await
+}
+
+/// The provider with its user changed by `user` (`USER_SUB`, `USER_EMAIL`, `USER_EMAIL_VERIFIED`).
+pub async fn start_provider_with(redirect_uri: &str, user: &[(&str, &str)]) -> OidcProvider {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/oidc/provider.mjs");
     let mut child = Command::new("node")
         .arg(script)
@@ -58,6 +63,7 @@ pub async fn start_provider(redirect_uri: &str) -> OidcProvider {
         .env("CLIENT_SECRET", CLIENT_SECRET)
         .env("REDIRECT_URI", redirect_uri)
         .env("USER_EMAIL", EMAIL)
+        .envs(user.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
