@@ -206,7 +206,38 @@ async fn identities_are_linked_and_unlinked_as_gotrue_does() {
         "{v}"
     );
 
-    // The identity that gave the email goes: the email becomes the remaining identity's (verified).
+    // The identity that gave the email goes: the email becomes the remaining identity's (verified),
+    // unless another user has that address.
+    let (_, holder) = env.password_user(EMAIL).await;
+    let (s, v) = env.as_user(Method::DELETE, &path, &ann, None).await;
+    assert_eq!(
+        (s, &v["error_code"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("email_conflict_identity_not_deletable")
+        ),
+        "{v}"
+    );
+    let (_, me) = env.user(&ann).await;
+    assert_eq!(providers(&me), ["email", "corp"], "nothing changed");
+    let admin = format!("Bearer {}", env.p.secret);
+    let (s, v) = env
+        .pf
+        .call(
+            Method::DELETE,
+            &format!(
+                "{}/auth/v1/admin/users/{}",
+                env.p.api_url,
+                holder["id"].as_str().unwrap()
+            ),
+            &[
+                ("apikey", env.p.secret.as_str()),
+                ("authorization", admin.as_str()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = env.as_user(Method::DELETE, &path, &ann, None).await;
     assert_eq!((s, &v), (StatusCode::OK, &json!({})), "{v}");
     let (_, me) = env.user(&ann).await;
