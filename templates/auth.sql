@@ -286,4 +286,10 @@ CREATE TABLE IF NOT EXISTS auth.supactl_oauth_flows (
 );
 CREATE INDEX IF NOT EXISTS supactl_oauth_flows_created_at_idx ON auth.supactl_oauth_flows (created_at);
 
+-- Identity linking (`GET /user/identities/authorize`): the flow's signed-in user, whom the callback links the
+-- provider identity to instead of signing in; and the project's switch for it, off by default as GoTrue's
+-- GOTRUE_SECURITY_MANUAL_LINKING_ENABLED.
+ALTER TABLE auth.supactl_oauth_flows ADD COLUMN IF NOT EXISTS link_user_id uuid REFERENCES auth.users (id) ON DELETE CASCADE;
+ALTER TABLE auth.supactl_settings ADD COLUMN IF NOT EXISTS security_manual_linking_enabled boolean NOT NULL DEFAULT false;
+
 RESET ROLE;

@@ -2,8 +2,10 @@
 on loopback (the npm package `oidc-provider`, `tests/oidc/provider.mjs`, installed by `scripts/setup.sh
 oidc-provider`): `sign_in_with_oauth` with the PKCE flow gives the authorize URL, a browser stand-in (httpx
 following redirects with its cookie jar) signs in at the provider, and `exchange_code_for_session` turns the
-code the app receives into a session that reaches the user endpoint."""
+code the app receives into a session that reaches the user endpoint. Identity linking: `link_identity`,
+`get_user_identities` and `unlink_identity` (GoTrue's manual linking, turned on for the project)."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -12,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from supabase import ClientOptions, create_client
+from supabase_auth.errors import AuthApiError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 APP = "http://app.test"
@@ -20,11 +23,12 @@ CLIENT_SECRET = "e2e-client-secret-0123456789"
 # supabase-py accepts only the provider names it knows; a generic OIDC provider configured by its issuer takes
 # one of them, as GoTrue's Keycloak provider is configured by its URL.
 PROVIDER = "keycloak"
+LINKED = "gitlab"
 
 
-@pytest.fixture(scope="module")
-def provider(platform):
-    p = platform.create_project("OAuth")
+@contextlib.contextmanager
+def oidc_provider(platform, p, names):
+    """The local OpenID provider as the project's providers `names` (one client, one user); stopped on exit."""
     platform.sql(p, f"UPDATE auth.supactl_settings SET site_url = '{APP}', uri_allow_list = '{{{APP}/**}}'")
     setup = subprocess.run([str(ROOT / "scripts/setup.sh"), "oidc-provider"], capture_output=True, text=True)
     assert setup.returncode == 0, setup.stderr
@@ -32,15 +36,26 @@ def provider(platform):
                CLIENT_SECRET=CLIENT_SECRET, REDIRECT_URI=f"{p.url}/auth/v1/callback")
     node = subprocess.Popen(["node", str(ROOT / "tests/oidc/provider.mjs")], stdout=subprocess.PIPE, text=True,
                             env=env)
-    issuer = node.stdout.readline().strip().removeprefix("issuer ")
-    assert issuer.startswith("http://127.0.0.1:"), issuer
-    r = platform.admin("PUT", f"/admin/v1/projects/{p.ref}/auth/providers/keycloak",
-                       {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "issuer": issuer})
-    assert r.status_code == 200, r.text
-    assert CLIENT_SECRET not in r.text
-    yield p
-    node.terminate()
-    node.wait(timeout=10)
+    try:
+        issuer = node.stdout.readline().strip().removeprefix("issuer ")
+        assert issuer.startswith("http://127.0.0.1:"), issuer
+        for name in names:
+            r = platform.admin("PUT", f"/admin/v1/projects/{p.ref}/auth/providers/{name}",
+                               {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "issuer": issuer})
+            assert r.status_code == 200, r.text
+            assert CLIENT_SECRET not in r.text
+        yield issuer
+    finally:
+        node.terminate()
+        node.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def provider(platform):
+    p = platform.create_project("OAuth")
+    # A second name for the same provider: the same person is a second identity to link.
+    with oidc_provider(platform, p, [PROVIDER, LINKED]):
+        yield p
 
 
 def browse(url, stop):
@@ -79,3 +94,29 @@ def test_the_implicit_flow_puts_the_session_in_the_fragment(provider):
     assert fragment["token_type"] == ["bearer"], back
     session = client.auth.set_session(fragment["access_token"][0], fragment["refresh_token"][0])
     assert session.user.email == "oidc.user@example.com"
+
+
+def test_supabase_py_links_and_unlinks_identities(provider, platform):
+    client = create_client(provider.url, provider.anon, ClientOptions(flow_type="pkce"))
+    client.auth.sign_up({"email": "linker@example.com", "password": "correct-horse-1"})
+    with pytest.raises(AuthApiError) as off:
+        client.auth.link_identity({"provider": LINKED, "options": {"redirect_to": f"{APP}/linked"}})
+    assert off.value.code == "manual_linking_disabled"
+
+    platform.sql(provider, "UPDATE auth.supactl_settings SET security_manual_linking_enabled = true")
+    res = client.auth.link_identity({"provider": LINKED, "options": {"redirect_to": f"{APP}/linked"}})
+    back = browse(res.url, APP)
+    assert back.startswith(f"{APP}/linked?code="), back
+    session = client.auth.exchange_code_for_session({"auth_code": parse_qs(urlsplit(back).query)["code"][0]})
+    assert session.user.email == "linker@example.com"
+    identities = client.auth.get_user_identities().identities
+    assert [i.provider for i in identities] == ["email", LINKED]
+    linked = identities[1]
+    assert linked.id == "oidc-user-1" and linked.user_id == session.user.id
+    assert linked.identity_data["email"] == "oidc.user@example.com"
+
+    client.auth.unlink_identity(linked)
+    assert [i.provider for i in client.auth.get_user_identities().identities] == ["email"]
+    with pytest.raises(AuthApiError) as last:
+        client.auth.unlink_identity(identities[0])
+    assert last.value.code == "single_identity_not_deletable"

@@ -2,7 +2,8 @@
 installed by scripts/test.sh into $SUPABASE_JS_DIR). REST: embedding, filters, ranges with counts,
 single/maybeSingle, computed fields and relationships, RPC, insert/upsert/update/delete with
 representation, maxAffected, CSV and the error shape. Auth: two users' sessions reaching row-level
-security, getUser, refresh rotation, sign-in and sign-out."""
+security, getUser, refresh rotation, sign-in and sign-out; OAuth against a local OpenID provider:
+signInWithOAuth with PKCE and exchangeCodeForSession, linkIdentity, getUserIdentities, unlinkIdentity."""
 
 import json
 import os
@@ -92,6 +93,25 @@ def test_auth_sessions_through_supabase_js(platform):
     assert r["sign_in"] == {"has_session": True, "error": None}
     # signed out, the client falls back to the publishable key
     assert r["after_sign_out"]["data"] == []
+
+
+def test_oauth_and_identity_linking_through_supabase_js(platform):
+    from test_auth_oauth import APP, oidc_provider
+
+    p = platform.create_project("supabase-js oauth")
+    with oidc_provider(platform, p, ["keycloak", "gitlab"]):
+        platform.sql(p, "UPDATE auth.supactl_settings SET security_manual_linking_enabled = true")
+        r = run_supabase_js("oauth.mjs", p.url, p.anon, APP)
+
+    assert r["authorize"] == {"provider": "keycloak", "method": "s256", "error": None}
+    assert r["session"] == {"email": "oidc.user@example.com", "providers": ["keycloak"], "error": None}
+    assert r["link"] == {"has_url": True, "error": None}
+    assert r["linked"] == {"same_user": True, "error": None}
+    assert [i["provider"] for i in r["identities"]] == ["keycloak", "gitlab"]
+    assert {i["id"] for i in r["identities"]} == {"oidc-user-1"}
+    assert r["unlink"] == {"error": None}
+    assert r["after_unlink"] == ["keycloak"]
+    assert r["unlink_last"] == {"code": "single_identity_not_deletable", "status": 422}
 
 
 def test_functions_and_realtime_through_supabase_js(platform):

@@ -2,7 +2,7 @@
 // tests/oidc/package.json, installed by `scripts/setup.sh oidc-provider` into $OIDC_PROVIDER_DIR).
 //
 // One confidential client (CLIENT_ID / CLIENT_SECRET, its redirect URI REDIRECT_URI, PKCE required) and
-// one user. The login interaction signs that user in at once and consent is granted by the provider's
+// one user (USER_SUB, USER_EMAIL, and USER_EMAIL_VERIFIED=false for an address it does not vouch for). The login interaction signs that user in at once and consent is granted by the provider's
 // own rule for first-party clients (`loadExistingGrant`), so a client that follows redirects with a
 // cookie jar completes a sign-in. ID tokens carry the user's claims (email, name). Listens on
 // 127.0.0.1, a free port, and prints `issuer <url>` on stdout once it serves.
@@ -23,9 +23,9 @@ const { default: Provider } = await load('oidc-provider');
 const jose = await load('jose');
 
 const USER = {
-  sub: 'oidc-user-1',
+  sub: process.env.USER_SUB || 'oidc-user-1',
   email: process.env.USER_EMAIL || 'oidc.user@example.com',
-  email_verified: true,
+  email_verified: process.env.USER_EMAIL_VERIFIED !== 'false',
   name: 'Oidc User',
   preferred_username: 'oidc-user',
 };

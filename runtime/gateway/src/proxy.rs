@@ -32,6 +32,9 @@ use supactl_common::wire::{status, ProjectConfig};
 
 /// Path prefix under which projects are addressed where wildcard DNS is not available.
 pub const PATH_PREFIX: &str = "/p/";
+/// Largest body of a request to a route open without an API key ([`Access::AnonWithoutCredentials`]:
+/// email links, OAuth sign-ins, the provider's form posted to the callback).
+const KEYLESS_MAX_BODY: usize = 64 * 1024;
 pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
 
 #[derive(Debug, Clone)]
@@ -314,7 +317,12 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
     let upstream = &gw.routes[&service];
 
     if !service.streams_body() {
-        let body = axum::body::to_bytes(body, gw.config.max_body)
+        // Routes open without a key (browser links, the OAuth callback) take small bodies only.
+        let limit = match access {
+            Access::AnonWithoutCredentials => KEYLESS_MAX_BODY.min(gw.config.max_body),
+            _ => gw.config.max_body,
+        };
+        let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| too_large())?;
         // REST on Lambda: the project's Function URL, signed; the JWT in its own header.

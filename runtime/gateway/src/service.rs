@@ -106,14 +106,16 @@ impl Service {
     pub fn access(self, method: &Method, path: &str) -> Access {
         match self {
             // Email links (`GET /auth/v1/verify`) and OAuth sign-ins (`/authorize`, and the
-            // provider's redirect to `/callback`) are opened by browsers, which send no API key, and
-            // JWT libraries fetch a JWKS without one; Supabase leaves those routes open too.
+            // provider's redirect to `/callback`, or its form posted there as Apple's `form_post`)
+            // are opened by browsers, which send no API key, and JWT libraries fetch a JWKS without
+            // one; Supabase leaves those routes open too.
             Service::Auth
-                if method == Method::GET
+                if (method == Method::GET
                     && matches!(
                         path,
                         "/verify" | "/authorize" | "/callback" | "/.well-known/jwks.json"
-                    ) =>
+                    ))
+                    || (method == Method::POST && path == "/callback") =>
             {
                 Access::AnonWithoutCredentials
             }
@@ -267,6 +269,14 @@ mod tests {
                 Access::AnonWithoutCredentials
             );
         }
+        assert_eq!(
+            Service::Auth.access(&Method::POST, "/callback"),
+            Access::AnonWithoutCredentials
+        );
+        assert_eq!(
+            Service::Auth.access(&Method::POST, "/authorize"),
+            Access::Required
+        );
         assert_eq!(
             Service::Auth.access(&Method::POST, "/verify"),
             Access::Required

@@ -3,7 +3,7 @@
 //! rest,confine}.sql`) run again on every database whose version mark differs, then the mark is set.
 //!
 //! The earlier template is reproduced in the project's own database: what the current `auth.sql` added
-//! (the OAuth provider and flow tables) is dropped and the version mark is one an earlier release wrote.
+//! (the OAuth provider and flow tables, the identity-linking setting) is dropped and the version mark is one an earlier release wrote.
 
 use http::Method;
 use serde_json::json;
@@ -55,7 +55,8 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
     assert_eq!(oauth_tables(&db).await, 2);
     db.batch_execute(
         "DROP TABLE auth.supactl_oauth_flows, auth.supactl_oauth_providers;
-         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;",
+         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;
+         ALTER TABLE auth.supactl_settings DROP COLUMN security_manual_linking_enabled;",
     )
     .await
     .unwrap();
@@ -94,6 +95,18 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
         .unwrap()
         .get(0);
     assert_eq!(settings, 1, "the settings row is kept, not doubled");
+    let linking: bool = db
+        .query_one(
+            "SELECT security_manual_linking_enabled FROM auth.supactl_settings",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !linking,
+        "a column added to the settings comes with its default"
+    );
 
     // The project's auth service still finds the user: creating it again is refused.
     let (s, v) = cp

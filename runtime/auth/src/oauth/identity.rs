@@ -2,7 +2,8 @@
 //! auth user that person signs in as, by GoTrue's rules: the user already holding this provider
 //! identity; else the user with the same email when the provider vouches for it (the identity is
 //! linked to them); else a new user, unless sign-ups are off. A provider's unverified email never
-//! takes over an existing account.
+//! takes over an existing account. Manual linking ([`link_to_user`]) adds an identity to a signed-in
+//! user instead, and [`email_from_identities`] keeps a user's email in step with their identities.
 
 use crate::db::Settings;
 use crate::error::{AuthError, AuthResult};
@@ -163,6 +164,156 @@ pub async fn sign_in_user(
             "A user with this email address has already been registered",
         )
     })
+}
+
+/// What linking an identity to a user did (GoTrue's manual linking).
+pub enum Linked {
+    /// The identity is the user's.
+    Done,
+    /// The identity is the user's, and its address, which its provider does not vouch for, became the
+    /// user's email: GoTrue mails a confirmation and answers `email_not_confirmed`.
+    Unverified,
+}
+
+/// Links `person`'s identity at `provider` to `user` (signed in when the flow started), by GoTrue's
+/// rules: an identity already held, by this user or another, is `identity_already_exists`; a user
+/// without an email takes the one of their identities ([`email_from_identities`]) and, when the
+/// provider vouches for it, is confirmed and stops being anonymous.
+pub async fn link_to_user(
+    tx: &Transaction<'_>,
+    settings: &Settings,
+    provider: &str,
+    person: &Person,
+    user: &User,
+) -> AuthResult<Linked> {
+    let holder = tx
+        .query_opt(
+            "SELECT user_id::text FROM auth.identities WHERE provider = $1 AND provider_id = $2",
+            &[&provider, &person.provider_id],
+        )
+        .await?;
+    let already = |msg: &str| AuthError::unprocessable("identity_already_exists", msg);
+    match holder.map(|r| r.get::<_, String>(0)) {
+        Some(id) if id == user.id => return Err(already("Identity is already linked")),
+        Some(_) => return Err(already("Identity is already linked to another user")),
+        None => {}
+    }
+    let inserted = tx
+        .execute(
+            "INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, \
+               created_at, updated_at) VALUES ($1, $2::text::uuid, $3::jsonb, $4, now(), now(), now()) \
+             ON CONFLICT (provider_id, provider) DO NOTHING",
+            &[&person.provider_id, &user.id, &person.data, &provider],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(already("Identity is already linked to another user"));
+    }
+    let mut outcome = Linked::Done;
+    if user.email.is_none() {
+        if !email_from_identities(tx, &user.id, settings.mailer_autoconfirm).await? {
+            return Err(AuthError::bad_request(
+                "email_exists",
+                "A user with this email address has already been registered",
+            ));
+        }
+        if person.email_verified {
+            tx.execute(
+                "UPDATE auth.users SET email_confirmed_at = now(), confirmation_token = '', \
+                   is_anonymous = false, updated_at = now(), \
+                   raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb) || '{\"email_verified\": true}'::jsonb \
+                 WHERE id = $1::text::uuid",
+                &[&user.id],
+            )
+            .await?;
+        } else {
+            outcome = Linked::Unverified;
+        }
+    }
+    update_providers(tx, &user.id).await?;
+    Ok(outcome)
+}
+
+/// GoTrue's rule for a user's email once their identities changed: kept while one of them has that
+/// address; else the address of the first identity, by rank (its provider verified it, then
+/// unverified, then none; oldest first), that no other user has, with every pending token dropped,
+/// and unconfirmed unless verified by its provider or the project autoconfirms. False when every
+/// such address belongs to another user (nothing changed).
+pub async fn email_from_identities(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    autoconfirm: bool,
+) -> AuthResult<bool> {
+    let rows = tx
+        .query(
+            "SELECT coalesce(lower(u.email), ''), coalesce(i.email, ''), \
+               coalesce(i.identity_data ->> 'email_verified', '') = 'true' \
+             FROM auth.users u JOIN auth.identities i ON i.user_id = u.id WHERE u.id = $1::text::uuid \
+             ORDER BY CASE WHEN coalesce(i.email, '') = '' THEN 2 \
+               WHEN i.identity_data ->> 'email_verified' = 'true' THEN 0 ELSE 1 END, i.created_at, i.id::text",
+            &[&user_id],
+        )
+        .await?;
+    if rows
+        .iter()
+        .any(|r| r.get::<_, String>(0) == r.get::<_, String>(1))
+    {
+        return Ok(true);
+    }
+    for r in &rows {
+        let (email, verified): (String, bool) = (r.get(1), r.get(2));
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM auth.users WHERE lower(email) = $1 AND NOT is_sso_user \
+                   AND id <> $2::text::uuid)",
+                &[&email, &user_id],
+            )
+            .await?
+            .get(0);
+        if taken {
+            continue;
+        }
+        let unconfirm = email.is_empty() || (!verified && !autoconfirm);
+        tx.execute(
+            "UPDATE auth.users SET email = nullif($2, ''), confirmation_token = '', confirmation_sent_at = NULL, \
+               recovery_token = '', recovery_sent_at = NULL, email_change = '', email_change_token_current = '', \
+               email_change_token_new = '', email_change_sent_at = NULL, email_change_confirm_status = 0, \
+               phone_change = '', phone_change_token = '', phone_change_sent_at = NULL, \
+               reauthentication_token = '', reauthentication_sent_at = NULL, updated_at = now(), \
+               email_confirmed_at = CASE WHEN $3 THEN NULL ELSE email_confirmed_at END, \
+               raw_user_meta_data = CASE WHEN $3 \
+                 THEN coalesce(raw_user_meta_data, '{}'::jsonb) || '{\"email_verified\": false}'::jsonb \
+                 ELSE raw_user_meta_data END \
+             WHERE id = $1::text::uuid",
+            &[&user_id, &email, &unconfirm],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM auth.one_time_tokens WHERE user_id = $1::text::uuid",
+            &[&user_id],
+        )
+        .await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// `app_metadata.providers` from the user's identities (oldest first) and `provider` the first of
+/// them, as GoTrue keeps them.
+pub async fn update_providers(tx: &Transaction<'_>, user_id: &str) -> AuthResult<()> {
+    tx.execute(
+        "UPDATE auth.users u SET updated_at = now(), raw_app_meta_data = coalesce(u.raw_app_meta_data, '{}'::jsonb) \
+           || jsonb_build_object('providers', p.list) \
+           || CASE WHEN jsonb_array_length(p.list) > 0 THEN jsonb_build_object('provider', p.list -> 0) \
+                ELSE '{}'::jsonb END \
+         FROM (SELECT coalesce(jsonb_agg(provider ORDER BY since), '[]'::jsonb) AS list FROM \
+           (SELECT provider, min(created_at) AS since FROM auth.identities \
+            WHERE user_id = $1::text::uuid GROUP BY provider) x) p \
+         WHERE u.id = $1::text::uuid",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The user holding `provider`'s identity `provider_id`.

@@ -4,12 +4,14 @@
 //!
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
 //! `one_time` (recovery, OTP and magic links, `/verify`), `mfa` (TOTP factors), `oauth` (sign-in
-//! with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `admin`
+//! with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `link`
+//! (identity linking: `/user/identities/authorize` and unlinking), `admin`
 //! (service_role only); `request`
 //! reads the caller and holds what the flows share.
 
 mod account;
 mod admin;
+mod link;
 mod mfa;
 mod oauth;
 mod one_time;
@@ -19,7 +21,7 @@ mod request;
 use crate::db::Pools;
 use crate::error::{self, AuthError};
 use crate::ratelimit::Limiter;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -118,7 +120,14 @@ pub fn router(auth: Arc<Auth>) -> Router {
         )
         .route("/resend", post(one_time::resend))
         .route("/authorize", get(oauth::authorize))
-        .route("/callback", get(oauth::callback))
+        .route(
+            "/callback",
+            get(oauth::callback)
+                .post(oauth::callback_form)
+                .layer(DefaultBodyLimit::max(oauth::CALLBACK_BODY_LIMIT)),
+        )
+        .route("/user/identities/authorize", get(link::authorize))
+        .route("/user/identities/{identity_id}", delete(link::unlink))
         .route(
             "/admin/users",
             get(admin::admin_list).post(admin::admin_create),

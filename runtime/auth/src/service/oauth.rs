@@ -1,10 +1,12 @@
 //! Sign-in with an OAuth/OIDC provider, GoTrue's routes: `GET /authorize` sends the browser to the
-//! provider (a signed `state`, a nonce, PKCE towards the provider), `GET /callback` exchanges the
-//! provider's code, learns who the user is (a verified ID token, or the userinfo endpoint) and sends
+//! provider (a signed `state`, a nonce, PKCE towards the provider), `GET /callback` (or `POST`, a form
+//! as Apple's `form_post` sends it) exchanges the provider's code, learns who the user is (a verified ID token, or the userinfo endpoint) and sends
 //! the browser back to `redirect_to` with the session in the fragment (implicit flow) or an auth code in
 //! the query (PKCE: the client had sent a `code_challenge`), which `POST /token?grant_type=pkce`
 //! exchanges with its `code_verifier`. `POST /token?grant_type=id_token` signs in with an ID token the
-//! client got from the provider itself. The protocol pieces live in [`crate::oauth`].
+//! client got from the provider itself. A flow started by `GET /user/identities/authorize` links the
+//! identity to the signed-in user instead ([`super::link`]). The protocol pieces live in
+//! [`crate::oauth`].
 
 use super::request::{body, Ctx};
 use super::{Auth, URL_VALUE};
@@ -57,7 +59,7 @@ fn with_query(url: &str, query: &str) -> String {
     }
 }
 
-fn redirect(location: &str, status: StatusCode) -> AuthResult<Response> {
+pub(super) fn redirect(location: &str, status: StatusCode) -> AuthResult<Response> {
     let mut res = status.into_response();
     res.headers_mut().insert(
         header::LOCATION,
@@ -116,13 +118,26 @@ pub(super) async fn authorize(
     ctx: Ctx,
     Query(q): Query<HashMap<String, String>>,
 ) -> AuthResult<Response> {
+    let url = start(&auth, &ctx, &q, None).await?;
+    redirect(&url, StatusCode::FOUND)
+}
+
+/// Records a sign-in flow and answers the provider's authorization URL for it. With `link_user`, the
+/// callback links the provider's identity to that (signed-in) user instead of signing in
+/// (`GET /user/identities/authorize`, [`super::link`]).
+pub(super) async fn start(
+    auth: &Auth,
+    ctx: &Ctx,
+    q: &HashMap<String, String>,
+    link_user: Option<&str>,
+) -> AuthResult<String> {
     let name = q
         .get("provider")
         .filter(|p| !p.is_empty())
         .ok_or_else(|| AuthError::validation("Unsupported provider: missing provider"))?;
-    let pkce = pkce_params(&q)?;
-    let (mut client, s) = ctx.db(&auth).await?;
-    ctx.limit(&auth, &s, "signin", s.limit_sign_in, None)?;
+    let pkce = pkce_params(q)?;
+    let (mut client, s) = ctx.db(auth).await?;
+    ctx.limit(auth, &s, "signin", s.limit_sign_in, None)?;
     let provider = provider::enabled(&client, &ctx.project, name).await?;
     let endpoints = provider
         .endpoints(&auth.oauth.fetcher, &auth.oauth.discovery)
@@ -158,9 +173,10 @@ pub(super) async fn authorize(
     };
     let flow: String = tx
         .query_one(
-            "INSERT INTO auth.supactl_oauth_flows (id, provider, nonce, provider_code_verifier, redirect_to, flow_state_id) \
-             VALUES (gen_random_uuid(), $1, $2, $3, $4, $5::text::uuid) RETURNING id::text",
-            &[name, &nonce, &verifier, &redirect_to, &flow_state],
+            "INSERT INTO auth.supactl_oauth_flows (id, provider, nonce, provider_code_verifier, redirect_to, \
+               flow_state_id, link_user_id) \
+             VALUES (gen_random_uuid(), $1, $2, $3, $4, $5::text::uuid, $6::text::uuid) RETURNING id::text",
+            &[name, &nonce, &verifier, &redirect_to, &flow_state, &link_user],
         )
         .await?
         .get(0);
@@ -175,7 +191,7 @@ pub(super) async fn authorize(
     }
     .sign(&ctx.project.data_key);
     let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
-    let callback = callback_url(&auth, &ctx);
+    let callback = callback_url(auth, ctx);
     let scope = scopes(&endpoints, &provider, q.get("scopes"));
     let mut params = vec![
         ("client_id", provider.client_id.as_str()),
@@ -189,10 +205,11 @@ pub(super) async fn authorize(
     if endpoints.issuer.is_some() {
         params.push(("nonce", nonce.as_str()));
     }
-    redirect(
-        &with_query(&endpoints.authorization, &query_string(&params)),
-        StatusCode::FOUND,
-    )
+    // Apple posts its answer to the callback as a form (GoTrue asks it to).
+    if provider.name == "apple" {
+        params.push(("response_mode", "form_post"));
+    }
+    Ok(with_query(&endpoints.authorization, &query_string(&params)))
 }
 
 fn callback_url(auth: &Auth, ctx: &Ctx) -> String {
@@ -207,15 +224,65 @@ enum Finished {
     Session(Value),
 }
 
+/// Longest form body `POST /callback` reads (Apple's: a code, the state, an ID token and the user's name).
+pub(super) const CALLBACK_BODY_LIMIT: usize = 16 * 1024;
+/// Most form fields read from that body.
+const MAX_FORM_FIELDS: usize = 16;
+
+/// `GET /callback`: the provider's answer in the query.
 pub(super) async fn callback(
     State(auth): State<Arc<Auth>>,
     ctx: Ctx,
     Query(q): Query<HashMap<String, String>>,
 ) -> AuthResult<Response> {
+    complete(&auth, &ctx, &q).await
+}
+
+/// `POST /callback`: the provider's answer as an `application/x-www-form-urlencoded` body
+/// (`response_mode=form_post`, as Apple answers); its fields win over the query's, as Go's
+/// `FormValue` reads them in GoTrue.
+pub(super) async fn callback_form(
+    State(auth): State<Arc<Auth>>,
+    ctx: Ctx,
+    Query(mut q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> AuthResult<Response> {
+    let raw = raw.map_err(|_| {
+        AuthError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body too large",
+        )
+    })?;
+    q.extend(form_fields(&raw));
+    complete(&auth, &ctx, &q).await
+}
+
+/// The fields of a form body (the first of a repeated name; at most [`MAX_FORM_FIELDS`]).
+fn form_fields(raw: &[u8]) -> HashMap<String, String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut out = HashMap::new();
+    let text = String::from_utf8_lossy(raw);
+    for pair in text
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .take(MAX_FORM_FIELDS)
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.entry(decode(k)).or_insert_with(|| decode(v));
+    }
+    out
+}
+
+async fn complete(auth: &Auth, ctx: &Ctx, q: &HashMap<String, String>) -> AuthResult<Response> {
     let text = q.get("state").map(String::as_str).unwrap_or_default();
     let state = OAuthState::verify(text, &ctx.project.data_key, ctx.project_ref(), jwt::now())
         .map_err(|e| AuthError::bad_request("bad_oauth_state", e.to_string()))?;
-    match finish(&auth, &ctx, &state, &q).await {
+    match finish(auth, ctx, &state, q).await {
         Ok(Finished::Code(code)) => redirect(
             &with_query(
                 &state.redirect_to,
@@ -283,7 +350,7 @@ async fn finish(
     let flow = client
         .query_opt(
             "DELETE FROM auth.supactl_oauth_flows WHERE id = $1::text::uuid AND provider = $2 \
-             RETURNING nonce, provider_code_verifier, flow_state_id::text",
+             RETURNING nonce, provider_code_verifier, flow_state_id::text, link_user_id::text",
             &[&state.flow, &state.provider],
         )
         .await?
@@ -296,6 +363,7 @@ async fn finish(
         })?;
     let (nonce, verifier, flow_state): (String, String, Option<String>) =
         (flow.get(0), flow.get(1), flow.get(2));
+    let link_user: Option<String> = flow.get(3);
     if let Some(error) = q.get("error") {
         let description = q.get("error_description").map_or("", String::as_str);
         return Err(AuthError::forbidden(
@@ -339,7 +407,20 @@ async fn finish(
     let person = person(auth, &provider, &endpoints, &tokens, &nonce).await?;
     let mut client = auth.pools.get(ctx.project_ref(), &ctx.project.db).await?;
     let tx = client.transaction().await?;
-    let user = identity::sign_in_user(&tx, &s, &provider.name, &person).await?;
+    let user = match &link_user {
+        None => identity::sign_in_user(&tx, &s, &provider.name, &person).await?,
+        Some(id) => {
+            let linked = super::link::link(auth, ctx, &s, &tx, state, &person, id);
+            match linked.await? {
+                Ok(user) => user,
+                // Linked, but the address it gave the user waits for confirmation (mailed).
+                Err(e) => {
+                    tx.commit().await?;
+                    return Err(e);
+                }
+            }
+        }
+    };
     refuse_banned(&user)?;
     let refresh = tokens["refresh_token"].as_str();
     let done = match flow_state {
@@ -418,7 +499,7 @@ async fn person(
     }
 }
 
-fn refuse_banned(user: &User) -> AuthResult<()> {
+pub(super) fn refuse_banned(user: &User) -> AuthResult<()> {
     if user.banned {
         return Err(AuthError::bad_request("user_banned", "User is banned"));
     }
@@ -600,6 +681,20 @@ mod tests {
             ("code_challenge_method", "md5")
         ]))
         .is_err());
+    }
+
+    #[test]
+    fn form_bodies_are_decoded_and_bounded() {
+        let f = form_fields(b"code=a%2Fb+c&state=s.t&state=other&user=%7B%22x%22%3A1%7D&flag");
+        assert_eq!(f["code"], "a/b c");
+        assert_eq!(f["state"], "s.t", "the first of a repeated field");
+        assert_eq!(f["user"], r#"{"x":1}"#);
+        assert_eq!(f["flag"], "");
+        let many: Vec<String> = (0..100).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(
+            form_fields(many.join("&").as_bytes()).len(),
+            MAX_FORM_FIELDS
+        );
     }
 
     #[test]
