@@ -3,7 +3,8 @@
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
-//! `one_time` (recovery, OTP and magic links, `/verify`), `mfa` (TOTP factors), `oauth` (sign-in
+//! `one_time` (recovery, OTP and magic links, `/verify`), `phone` (the same flows with a phone
+//! number, codes sent by the Send SMS hook), `mfa` (TOTP factors; phone factors in `mfa_phone`), `oauth` (sign-in
 //! with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `admin`
 //! (service_role only); `request`
 //! reads the caller and holds what the flows share.
@@ -11,8 +12,10 @@
 mod account;
 mod admin;
 mod mfa;
+mod mfa_phone;
 mod oauth;
 mod one_time;
+mod phone;
 mod platform;
 mod request;
 
@@ -65,6 +68,8 @@ pub struct Auth {
     directory: Arc<Directory>,
     pools: Pools,
     limiter: Limiter,
+    /// Calls the project's hooks (its Send SMS hook).
+    hooks: crate::hook::Dispatcher,
     oauth: crate::oauth::OAuth,
     config: AuthConfig,
 }
@@ -84,6 +89,7 @@ impl Auth {
         Arc::new(Auth {
             pools: Pools::new(registry, config.pool_size, config.idle_timeout),
             limiter: Limiter::new(),
+            hooks: crate::hook::Dispatcher::default(),
             oauth: crate::oauth::OAuth::default(),
             directory,
             config,
