@@ -179,13 +179,16 @@ pub async fn set_phone(
     Ok(true)
 }
 
-/// Marks the number confirmed (and the identity's `phone_verified`); spends the confirmation code.
+/// Marks the number confirmed (and `phone_verified` in the identity and in user_metadata when the
+/// sign-up put it there); spends the confirmation code.
 pub async fn confirm(tx: &Transaction<'_>, user_id: &str) -> AuthResult<()> {
     store::clear_token(tx, user_id, TokenColumn::Confirmation).await?;
     exec(
         tx,
         "UPDATE auth.users SET phone_confirmed_at = coalesce(phone_confirmed_at, now()), is_anonymous = false, \
-           updated_at = now() WHERE id = $1::text::uuid",
+           updated_at = now(), raw_user_meta_data = CASE WHEN raw_user_meta_data ? 'phone_verified' \
+             THEN raw_user_meta_data || '{\"phone_verified\": true}'::jsonb ELSE raw_user_meta_data END \
+         WHERE id = $1::text::uuid",
         &[&user_id],
     )
     .await?;

@@ -328,6 +328,44 @@ async fn phone_signup_verify_otp_resend_change_and_admin() {
         (StatusCode::UNPROCESSABLE_ENTITY, &json!("phone_exists"))
     );
 
+    // A user with only a number gets the reauthentication nonce by SMS.
+    let (s, e) = env
+        .call("GET", "/reauthenticate", Some(&user), true, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let nonce = rx.last_otp("15550100003");
+    let wrong = if nonce == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let change = |nonce: &str| json!({"password": "phone-pass-2", "nonce": nonce});
+    let (s, e) = env
+        .call("PUT", "/user", Some(&user), true, change(wrong))
+        .await;
+    assert_eq!(
+        (s, &e["code"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("reauthentication_not_valid")
+        )
+    );
+    let (s, e) = env
+        .call("PUT", "/user", Some(&user), true, change(&nonce))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let login = json!({"phone": "15550100003", "password": "phone-pass-2"});
+    let (s, _) = env
+        .call(
+            "POST",
+            "/token?grant_type=password",
+            Some(&anon),
+            true,
+            login,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
     // The project's hourly budget.
     settings(&env, "rate_limit_sms_sent = 0").await;
     let (s, e) = env
@@ -427,6 +465,16 @@ async fn hook_failures_answer_gotrue_errors() {
         (
             StatusCode::BAD_REQUEST,
             &json!("hook_payload_invalid_content_type")
+        )
+    );
+    // Too much: the size limit.
+    rx.set_mode(Mode::Huge);
+    let (s, e) = call(otp("15550200001")).await;
+    assert_eq!(
+        (s, &e["code"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("hook_payload_over_size_limit")
         )
     );
     // Too slow: the deadline.

@@ -526,9 +526,10 @@ pub(super) async fn reauthenticate(
     let tx = client.transaction().await?;
     let user = current_user(&tx, &ctx).await?;
     let Some(email) = user.email.clone() else {
-        return Err(AuthError::validation(
-            "Reauthentication requires the user to have an email or a phone number",
-        ));
+        // A user with only a phone number gets the nonce by SMS (GoTrue).
+        super::phone::reauthenticate(&auth, &ctx, &s, &tx, &user).await?;
+        tx.commit().await?;
+        return Ok(Json(json!({})).into_response());
     };
     if !user.confirmed {
         return Err(AuthError::unprocessable(
@@ -564,12 +565,17 @@ async fn check_nonce(
             "Nonce has expired or is invalid",
         )
     };
-    let email = user.email.as_deref().ok_or_else(invalid)?;
+    // The nonce went to the email, or by SMS to a user with only a phone number.
+    let (to, exp) = match (user.email.as_deref(), user.phone()) {
+        (Some(email), _) => (email, s.otp_exp),
+        (None, Some(phone)) => (phone, s.phone.otp_exp),
+        (None, None) => return Err(invalid()),
+    };
     let (stored, age) = store::token_of(tx, &user.id, TokenColumn::Reauthentication).await?;
-    let fresh = age.is_some_and(|a| a <= s.otp_exp as f64);
+    let fresh = age.is_some_and(|a| a <= exp as f64);
     if stored.is_empty()
         || !fresh
-        || !validate::same(&stored, &validate::token_hash(email, nonce.trim()))
+        || !validate::same(&stored, &validate::token_hash(to, nonce.trim()))
     {
         return Err(invalid());
     }

@@ -2,7 +2,8 @@
 //! ([`crate::sms`]): `/signup` with a number and a password (a code to confirm it unless
 //! `phone_autoconfirm`), `/otp` with a number (a code that signs in, creating the user unless
 //! `create_user` is false), `/verify` of types `sms` and `phone_change`, `/resend` of those types, a
-//! number change through `PUT /user`, and the password grant by number. The account routes call in
+//! number change through `PUT /user`, `/reauthenticate` of a user with only a number, and the
+//! password grant by number. The account routes call in
 //! here when a request names a phone; codes are stored as GoTrue stores them (the hash of the number
 //! and the code, [`validate::token_hash`]), expire after `sms_otp_exp` and are spent by one use.
 
@@ -366,6 +367,39 @@ pub(super) async fn change(
     }
     phones::set_phone_change(tx, &user.id, phone).await?;
     send_code(auth, ctx, s, tx, user, phone, TokenColumn::PhoneChange).await
+}
+
+/// `GET /reauthenticate` of a user with only a phone number: the nonce a password change presents,
+/// by SMS.
+pub(super) async fn reauthenticate(
+    auth: &Auth,
+    ctx: &Ctx,
+    s: &Settings,
+    tx: &Transaction<'_>,
+    user: &User,
+) -> AuthResult<()> {
+    let Some(phone) = user.phone() else {
+        return Err(AuthError::validation(
+            "Reauthentication requires the user to have an email or a phone number",
+        ));
+    };
+    if !user.phone_confirmed() {
+        return Err(AuthError::unprocessable(
+            "phone_not_confirmed",
+            "Please verify your phone first.",
+        ));
+    }
+    let phone = phone.to_string();
+    send_code(
+        auth,
+        ctx,
+        s,
+        tx,
+        user,
+        &phone,
+        TokenColumn::Reauthentication,
+    )
+    .await
 }
 
 /// The number a password grant names, as GoTrue reads it (formatted, not validated).

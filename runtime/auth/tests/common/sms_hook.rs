@@ -27,6 +27,8 @@ pub enum Mode {
     HookError(u16, &'static str),
     /// 200 with a text/plain body.
     NotJson,
+    /// 200 with 300 KiB of JSON.
+    Huge,
 }
 
 pub struct Receiver {
@@ -142,5 +144,6 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
             axum::Json(json!({"error": {"http_code": code, "message": msg}})).into_response()
         }
         Mode::NotJson => "sent".into_response(),
+        Mode::Huge => axum::Json(json!({"padding": "x".repeat(300 * 1024)})).into_response(),
     }
 }
