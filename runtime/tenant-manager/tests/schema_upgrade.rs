@@ -3,7 +3,8 @@
 //! rest,confine}.sql`) run again on every database whose version mark differs, then the mark is set.
 //!
 //! The earlier template is reproduced in the project's own database: what the current `auth.sql` added
-//! (the OAuth provider and flow tables) is dropped and the version mark is one an earlier release wrote.
+//! (the OAuth provider and flow tables, the hooks table and the phone settings) is dropped and the
+//! version mark is one an earlier release wrote.
 
 use http::Method;
 use serde_json::json;
@@ -55,7 +56,13 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
     assert_eq!(oauth_tables(&db).await, 2);
     db.batch_execute(
         "DROP TABLE auth.supactl_oauth_flows, auth.supactl_oauth_providers;
-         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;",
+         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;
+         DROP TABLE auth.supactl_hooks;
+         DROP INDEX auth.users_phone_change_idx, auth.unique_phone_factor_per_user;
+         ALTER TABLE auth.supactl_settings DROP COLUMN phone_enabled, DROP COLUMN phone_autoconfirm,
+           DROP COLUMN sms_otp_length, DROP COLUMN sms_otp_exp, DROP COLUMN sms_max_frequency,
+           DROP COLUMN rate_limit_sms_sent, DROP COLUMN mfa_phone_enabled;
+         UPDATE auth.supactl_settings SET password_min_length = 9;",
     )
     .await
     .unwrap();
@@ -94,6 +101,17 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
         .unwrap()
         .get(0);
     assert_eq!(settings, 1, "the settings row is kept, not doubled");
+    // The phone settings and the hooks table are added, the row keeping its values.
+    let r = db
+        .query_one(
+            "SELECT password_min_length, phone_enabled, sms_otp_exp, to_regclass('auth.supactl_hooks') IS NOT NULL \
+             FROM auth.supactl_settings",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (min, phone, exp, hooks): (i32, bool, i32, bool) = (r.get(0), r.get(1), r.get(2), r.get(3));
+    assert_eq!((min, phone, exp, hooks), (9, false, 60, true));
 
     // The project's auth service still finds the user: creating it again is refused.
     let (s, v) = cp
