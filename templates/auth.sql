@@ -253,6 +253,37 @@ CREATE TABLE IF NOT EXISTS auth.supactl_settings (
 );
 INSERT INTO auth.supactl_settings DEFAULT VALUES ON CONFLICT DO NOTHING;
 
+-- Phone sign-in and phone MFA factors (codes are sent through the project's `send_sms` hook below).
+ALTER TABLE auth.supactl_settings
+  ADD COLUMN IF NOT EXISTS phone_enabled boolean NOT NULL DEFAULT false,
+  ADD COLUMN IF NOT EXISTS phone_autoconfirm boolean NOT NULL DEFAULT false,
+  ADD COLUMN IF NOT EXISTS sms_otp_length integer NOT NULL DEFAULT 6 CHECK (sms_otp_length BETWEEN 6 AND 10),
+  ADD COLUMN IF NOT EXISTS sms_otp_exp integer NOT NULL DEFAULT 60 CHECK (sms_otp_exp > 0),
+  -- Minimum seconds between two codes of one kind to one user (or one phone factor).
+  ADD COLUMN IF NOT EXISTS sms_max_frequency integer NOT NULL DEFAULT 60 CHECK (sms_max_frequency >= 0),
+  -- Codes the project sends per hour, all numbers together (per auth replica).
+  ADD COLUMN IF NOT EXISTS rate_limit_sms_sent integer NOT NULL DEFAULT 30,
+  ADD COLUMN IF NOT EXISTS mfa_phone_enabled boolean NOT NULL DEFAULT false;
+
+-- The project's auth hooks (Supabase Auth's HTTP hooks), set through the platform's admin API. Not a
+-- GoTrue table (GoTrue reads these from its environment).
+CREATE TABLE IF NOT EXISTS auth.supactl_hooks (
+  hook text PRIMARY KEY CHECK (hook ~ '^[a-z_]{1,40}$'),
+  enabled boolean NOT NULL DEFAULT true,
+  -- An https endpoint (http only on loopback).
+  uri text NOT NULL,
+  -- The Standard Webhooks secrets (`v1,whsec_…`), AES-256-GCM with the project's data key, bound to
+  -- the hook's name; never returned.
+  secret text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A pending phone change is looked up by the new number (`/verify` type phone_change); one phone
+-- factor per user and number (GoTrue's index).
+CREATE INDEX IF NOT EXISTS users_phone_change_idx ON auth.users (phone_change) WHERE phone_change <> '';
+CREATE UNIQUE INDEX IF NOT EXISTS unique_phone_factor_per_user ON auth.mfa_factors (user_id, phone);
+
 CREATE INDEX IF NOT EXISTS idx_auth_code ON auth.flow_state (auth_code);
 CREATE INDEX IF NOT EXISTS flow_state_created_at_idx ON auth.flow_state (created_at DESC);
 

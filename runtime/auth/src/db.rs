@@ -99,13 +99,34 @@ pub struct Settings {
     pub limit_per_email: u32,
     pub max_frequency: i64,
     pub smtp: Option<Smtp>,
+    pub phone: PhoneSettings,
+}
+
+/// Phone sign-in and phone MFA factors (codes go out through the project's `send_sms` hook).
+#[derive(Debug, Clone)]
+pub struct PhoneSettings {
+    /// GoTrue's `external.phone`: phone sign-ups and sign-ins.
+    pub enabled: bool,
+    pub autoconfirm: bool,
+    /// Digits of a code (6 to 10).
+    pub otp_length: usize,
+    /// Seconds a code stays valid.
+    pub otp_exp: i64,
+    /// Minimum seconds between two codes of one kind to one user (or one factor).
+    pub max_frequency: i64,
+    /// Codes sent per hour by the project, all numbers together (GoTrue's `RATE_LIMIT_SMS_SENT`).
+    pub sms_per_hour: u32,
+    /// Enrolling and challenging phone MFA factors (GoTrue's `MFA_PHONE_ENROLL/VERIFY_ENABLED`).
+    pub mfa_enabled: bool,
 }
 
 const SETTINGS_SQL: &str = "SELECT site_url, uri_allow_list, disable_signup, mailer_autoconfirm, \
     anonymous_users_enabled, password_min_length, jwt_exp, refresh_token_reuse_interval, mailer_otp_exp, \
     rate_limit_window_secs, rate_limit_sign_in_sign_ups, rate_limit_token_refresh, rate_limit_otp, \
     rate_limit_verify, rate_limit_per_email, smtp_max_frequency, smtp_host, smtp_port, smtp_user, \
-    smtp_pass, smtp_admin_email, smtp_sender_name, smtp_tls FROM auth.supactl_settings";
+    smtp_pass, smtp_admin_email, smtp_sender_name, smtp_tls, \
+    phone_enabled, phone_autoconfirm, sms_otp_length, sms_otp_exp, sms_max_frequency, \
+    rate_limit_sms_sent, mfa_phone_enabled FROM auth.supactl_settings";
 
 fn count(r: &Row, i: usize) -> u32 {
     r.get::<_, i32>(i).max(0) as u32
@@ -148,6 +169,15 @@ impl Settings {
             limit_per_email: count(&r, 14),
             max_frequency: r.get::<_, i32>(15).into(),
             smtp,
+            phone: PhoneSettings {
+                enabled: r.get(23),
+                autoconfirm: r.get(24),
+                otp_length: r.get::<_, i32>(25).clamp(6, 10) as usize,
+                otp_exp: r.get::<_, i32>(26).into(),
+                max_frequency: r.get::<_, i32>(27).into(),
+                sms_per_hour: count(&r, 28),
+                mfa_enabled: r.get(29),
+            },
         })
     }
 

@@ -3,11 +3,8 @@
 //! the project's data key (from its config) and bound to the factor's row, never in clear.
 
 use crate::error::{AuthError, AuthResult};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use deadpool_postgres::Transaction;
 use serde_json::Value;
-use supactl_common::crypto::Cipher;
 use supactl_common::wire::ProjectConfig;
 
 /// A factor `f` as the API shows it (in the user's `factors` and the admin listing), as a literal
@@ -18,37 +15,26 @@ macro_rules! factor_json {
           'friendly_name', coalesce(f.friendly_name, ''), 'factor_type', f.factor_type, \
           'created_at', f.created_at, 'updated_at', f.updated_at) \
           || CASE WHEN f.last_challenged_at IS NULL THEN '{}'::jsonb \
-             ELSE jsonb_build_object('last_challenged_at', f.last_challenged_at) END)"
+             ELSE jsonb_build_object('last_challenged_at', f.last_challenged_at) END \
+          || CASE WHEN f.factor_type = 'phone' THEN jsonb_build_object('phone', f.phone) \
+             ELSE '{}'::jsonb END)"
     };
 }
 pub(crate) use factor_json;
 
 const FACTOR_JSON: &str = factor_json!();
 
-/// The associated data binding a sealed secret to its factor.
-fn aad(factor_id: &str) -> Vec<u8> {
-    format!("auth.mfa_factors.secret:{factor_id}").into_bytes()
-}
-
-fn cipher(project: &ProjectConfig) -> AuthResult<Cipher> {
-    if project.data_key.is_empty() {
-        return Err(AuthError::internal(
-            "the project's config carries no data key: TOTP secrets cannot be sealed",
-        ));
-    }
-    Ok(Cipher::new(&project.data_key))
+/// Where a factor's sealed secret lives (its associated data).
+fn aad(factor_id: &str) -> String {
+    format!("auth.mfa_factors.secret:{factor_id}")
 }
 
 pub fn seal_secret(project: &ProjectConfig, factor_id: &str, secret: &str) -> AuthResult<String> {
-    Ok(B64.encode(cipher(project)?.seal(secret.as_bytes(), &aad(factor_id))))
+    crate::sealed::seal(project, &aad(factor_id), secret)
 }
 
 pub fn open_secret(project: &ProjectConfig, factor_id: &str, sealed: &str) -> AuthResult<String> {
-    let raw = B64.decode(sealed).map_err(AuthError::internal)?;
-    let plain = cipher(project)?
-        .open(&raw, &aad(factor_id))
-        .map_err(AuthError::internal)?;
-    String::from_utf8(plain).map_err(AuthError::internal)
+    crate::sealed::open(project, &aad(factor_id), sealed)
 }
 
 /// A factor row with what the handlers decide on.
@@ -190,23 +176,24 @@ pub async fn lock_challenge(
 }
 
 /// A correct code: the challenge is used up, the factor verified, and the session raised to `aal2`
-/// with a `totp` authentication method.
+/// with the factor's authentication method in its `amr` (`totp`, or `mfa/phone`).
 pub async fn verified(
     tx: &Transaction<'_>,
     factor_id: &str,
     challenge_id: &str,
     session_id: &str,
+    method: &str,
 ) -> AuthResult<()> {
     exec(
         tx,
         "WITH c AS (UPDATE auth.mfa_challenges SET verified_at = now() WHERE id = $2::text::uuid), \
          f AS (UPDATE auth.mfa_factors SET status = 'verified', updated_at = now() WHERE id = $1::text::uuid), \
          a AS (INSERT INTO auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id) \
-               VALUES ($3::text::uuid, now(), now(), 'totp', gen_random_uuid()) \
+               VALUES ($3::text::uuid, now(), now(), $4, gen_random_uuid()) \
                ON CONFLICT (session_id, authentication_method) DO UPDATE SET updated_at = now(), created_at = now()) \
          UPDATE auth.sessions SET aal = 'aal2', factor_id = $1::text::uuid, updated_at = now() \
          WHERE id = $3::text::uuid",
-        &[&factor_id, &challenge_id, &session_id],
+        &[&factor_id, &challenge_id, &session_id, &method],
     )
     .await?;
     Ok(())
@@ -255,4 +242,105 @@ pub async fn session_aal(tx: &Transaction<'_>, session_id: &str) -> AuthResult<S
     .await?
     .map(|r| r.get(0))
     .unwrap_or_else(|| "aal1".into()))
+}
+
+/// Stores an unverified phone factor of `user_id` for `phone` (E.164 digits); its JSON.
+pub async fn insert_phone(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    friendly_name: &str,
+    phone: &str,
+) -> AuthResult<Value> {
+    let sql = format!(
+        "INSERT INTO auth.mfa_factors AS f (id, user_id, friendly_name, factor_type, status, created_at, updated_at, phone) \
+         VALUES (gen_random_uuid(), $1::text::uuid, nullif($2, ''), 'phone', 'unverified', now(), now(), $3) \
+         RETURNING {FACTOR_JSON}"
+    );
+    let r = one(tx, &sql, &[&user_id, &friendly_name, &phone])
+        .await?
+        .ok_or_else(|| AuthError::internal("factor insert returned nothing"))?;
+    Ok(r.get(0))
+}
+
+/// The phone factors of a user for `phone`: `(id, verified)`.
+pub async fn phone_factors(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    phone: &str,
+) -> AuthResult<Vec<(String, bool)>> {
+    let st = tx
+        .prepare_cached(
+            "SELECT id::text, status = 'verified' FROM auth.mfa_factors \
+             WHERE user_id = $1::text::uuid AND factor_type = 'phone' AND phone = $2",
+        )
+        .await?;
+    Ok(tx
+        .query(&st, &[&user_id, &phone])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// The phone number of a phone factor and the seconds since it was last challenged.
+pub async fn phone_of(tx: &Transaction<'_>, factor_id: &str) -> AuthResult<(String, Option<f64>)> {
+    let r = one(
+        tx,
+        "SELECT coalesce(phone, ''), extract(epoch from now() - last_challenged_at)::float8 \
+         FROM auth.mfa_factors WHERE id = $1::text::uuid",
+        &[&factor_id],
+    )
+    .await?
+    .ok_or_else(|| AuthError::internal("phone factor vanished"))?;
+    Ok((r.get(0), r.get(1)))
+}
+
+/// A new challenge of a phone factor holding the hash of the code sent: `(id, created at as unix
+/// seconds)`.
+pub async fn phone_challenge(
+    tx: &Transaction<'_>,
+    factor_id: &str,
+    ip: &str,
+    code_hash: &str,
+) -> AuthResult<(String, i64)> {
+    let (id, created) = challenge(tx, factor_id, ip).await?;
+    exec(
+        tx,
+        "UPDATE auth.mfa_challenges SET otp_code = $2 WHERE id = $1::text::uuid",
+        &[&id, &code_hash],
+    )
+    .await?;
+    Ok((id, created))
+}
+
+/// A phone challenge of `factor_id`, locked for this transaction.
+pub struct PhoneChallenge {
+    pub age_secs: f64,
+    pub used: bool,
+    pub ip: String,
+    pub code_hash: String,
+}
+
+pub async fn lock_phone_challenge(
+    tx: &Transaction<'_>,
+    factor_id: &str,
+    challenge_id: &str,
+) -> AuthResult<Option<PhoneChallenge>> {
+    if !crate::store::is_uuid(challenge_id) {
+        return Ok(None);
+    }
+    Ok(one(
+        tx,
+        "SELECT extract(epoch from now() - created_at)::float8, verified_at IS NOT NULL, \
+           host(ip_address), coalesce(otp_code, '') \
+         FROM auth.mfa_challenges WHERE id = $1::text::uuid AND factor_id = $2::text::uuid FOR UPDATE",
+        &[&challenge_id, &factor_id],
+    )
+    .await?
+    .map(|r| PhoneChallenge {
+        age_secs: r.get(0),
+        used: r.get(1),
+        ip: r.get(2),
+        code_hash: r.get(3),
+    }))
 }

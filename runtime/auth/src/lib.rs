@@ -10,7 +10,9 @@
 //! HS256 JWT secret; the gateway and every service behind it accept either. Per-project settings
 //! (autoconfirm, anonymous sign-ins, password length, token lifetime, rate limits, SMTP) live in
 //! `auth.supactl_settings`; its OAuth/OIDC providers (client secrets sealed with the data key) in
-//! `auth.supactl_oauth_providers`, set through the platform's admin API ([`oauth`]).
+//! `auth.supactl_oauth_providers`, set through the platform's admin API ([`oauth`]). Phone sign-in and
+//! phone MFA factors send their codes through the project's Send SMS hook (`auth.supactl_hooks`, its
+//! Standard Webhooks secret sealed the same way, [`hook`], [`sms`]).
 //!
 //! It trusts only a JWT minted by the gateway for the project in [`PROJECT_HEADER`], checked again here
 //! by the rule every service shares ([`supactl_common::forwarded`]: signed with the project's secret,
@@ -22,11 +24,15 @@
 pub mod db;
 pub mod error;
 pub mod factors;
+pub mod hook;
 pub mod mail;
 pub mod oauth;
+pub mod phones;
 pub mod ratelimit;
 pub mod redirect;
+pub mod sealed;
 pub mod service;
+pub mod sms;
 pub mod store;
 pub mod token;
 pub mod totp;

@@ -31,6 +31,7 @@ const USER_JSON: &str = concat!(
   'confirmation_sent_at', u.confirmation_sent_at, 'confirmed_at', u.confirmed_at,
   'recovery_sent_at', u.recovery_sent_at, 'email_change_sent_at', u.email_change_sent_at,
   'new_email', nullif(u.email_change, ''), 'invited_at', u.invited_at,
+  'new_phone', nullif(u.phone_change, ''), 'phone_change_sent_at', u.phone_change_sent_at,
   'last_sign_in_at', u.last_sign_in_at, 'banned_until', u.banned_until, 'deleted_at', u.deleted_at)) \
   || coalesce((SELECT jsonb_build_object('factors', jsonb_agg(",
     crate::factors::factor_json!(),
@@ -149,6 +150,8 @@ pub enum TokenColumn {
     EmailChangeCurrent,
     /// The nonce of `/reauthenticate`.
     Reauthentication,
+    /// The code sent to the new number of a phone change.
+    PhoneChange,
 }
 
 impl TokenColumn {
@@ -161,6 +164,7 @@ impl TokenColumn {
                 ("email_change_token_current", "email_change_sent_at")
             }
             TokenColumn::Reauthentication => ("reauthentication_token", "reauthentication_sent_at"),
+            TokenColumn::PhoneChange => ("phone_change_token", "phone_change_sent_at"),
         }
     }
 
@@ -171,6 +175,7 @@ impl TokenColumn {
             TokenColumn::EmailChange => "email_change_token_new",
             TokenColumn::EmailChangeCurrent => "email_change_token_current",
             TokenColumn::Reauthentication => "reauthentication_token",
+            TokenColumn::PhoneChange => "phone_change_token",
         }
     }
 }

@@ -23,8 +23,8 @@ async fn metrics() -> impl axum::response::IntoResponse {
 
 pub fn router(tm: Arc<TenantManager>) -> Router {
     use crate::{
-        api_keys, audit, auth_providers, auth_users, function_logs, functions, functions_internal,
-        internal, meta, projects,
+        api_keys, audit, auth_hooks, auth_providers, auth_users, function_logs, functions,
+        functions_internal, internal, meta, projects,
     };
     use crate::{jwt_keys, secrets, workers};
     // a deploy carries a whole bundle: more than the other routes' limit
@@ -87,6 +87,12 @@ pub fn router(tm: Arc<TenantManager>) -> Router {
         .route(
             "/projects/{ref}/auth/providers/{provider}",
             put(auth_providers::put).delete(auth_providers::delete),
+        )
+        .route(
+            "/projects/{ref}/auth/hooks/{hook}",
+            get(auth_hooks::get)
+                .put(auth_hooks::put)
+                .delete(auth_hooks::delete),
         )
         .route("/projects/{ref}/database/query", post(projects::query))
         .route("/projects/{ref}/database/{kind}", get(meta::list))

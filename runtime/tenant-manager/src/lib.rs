@@ -20,6 +20,7 @@ mod api;
 mod api_keys;
 mod audit;
 mod auth;
+mod auth_hooks;
 mod auth_providers;
 mod auth_users;
 mod dashboard;

@@ -3,7 +3,8 @@
 //! rest,confine}.sql`) run again on every database whose version mark differs, then the mark is set.
 //!
 //! The earlier template is reproduced in the project's own database: what the current `auth.sql` added
-//! (the OAuth provider and flow tables, the identity-linking setting) is dropped and the version mark is one an earlier release wrote.
+//! (the OAuth provider and flow tables, the identity-linking setting, the hooks table and the phone
+//! settings) is dropped and the version mark is one an earlier release wrote.
 
 use http::Method;
 use serde_json::json;
@@ -56,7 +57,13 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
     db.batch_execute(
         "DROP TABLE auth.supactl_oauth_flows, auth.supactl_oauth_providers;
          DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;
-         ALTER TABLE auth.supactl_settings DROP COLUMN security_manual_linking_enabled;",
+         DROP TABLE auth.supactl_hooks;
+         DROP INDEX auth.users_phone_change_idx, auth.unique_phone_factor_per_user;
+         ALTER TABLE auth.supactl_settings DROP COLUMN phone_enabled, DROP COLUMN phone_autoconfirm,
+           DROP COLUMN sms_otp_length, DROP COLUMN sms_otp_exp, DROP COLUMN sms_max_frequency,
+           DROP COLUMN rate_limit_sms_sent, DROP COLUMN mfa_phone_enabled,
+           DROP COLUMN security_manual_linking_enabled;
+         UPDATE auth.supactl_settings SET password_min_length = 9;",
     )
     .await
     .unwrap();
@@ -95,18 +102,19 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
         .unwrap()
         .get(0);
     assert_eq!(settings, 1, "the settings row is kept, not doubled");
-    let linking: bool = db
+    // The phone and linking settings and the hooks table are added, the row keeping its values and
+    // each new column coming with its default.
+    let r = db
         .query_one(
-            "SELECT security_manual_linking_enabled FROM auth.supactl_settings",
+            "SELECT password_min_length, phone_enabled, sms_otp_exp, to_regclass('auth.supactl_hooks') IS NOT NULL, \
+             security_manual_linking_enabled FROM auth.supactl_settings",
             &[],
         )
         .await
-        .unwrap()
-        .get(0);
-    assert!(
-        !linking,
-        "a column added to the settings comes with its default"
-    );
+        .unwrap();
+    let (min, phone, exp, hooks, linking): (i32, bool, i32, bool, bool) =
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    assert_eq!((min, phone, exp, hooks, linking), (9, false, 60, true, false));
 
     // The project's auth service still finds the user: creating it again is refused.
     let (s, v) = cp

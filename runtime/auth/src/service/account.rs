@@ -67,11 +67,12 @@ pub(super) async fn settings(State(auth): State<Arc<Auth>>, ctx: Ctx) -> AuthRes
     }
     external.insert("anonymous_users".into(), Value::Bool(s.anonymous_users));
     external.insert("email".into(), Value::Bool(true));
+    external.insert("phone".into(), Value::Bool(s.phone.enabled));
     Ok(Json(json!({
         "external": external,
         "disable_signup": s.disable_signup,
         "mailer_autoconfirm": s.mailer_autoconfirm,
-        "phone_autoconfirm": false,
+        "phone_autoconfirm": s.phone.autoconfirm,
         "sms_provider": "",
         "saml_enabled": false,
     })))
@@ -108,29 +109,31 @@ pub(super) async fn signup(
             "Signups not allowed for this instance",
         ));
     }
-    let has_phone = c.phone.as_deref().is_some_and(|p| !p.is_empty());
+    let phone = c.phone.as_deref().filter(|p| !p.is_empty());
     let email = match c.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(_) if phone.is_some() => {
+            return Err(AuthError::validation(
+                "Only an email address or phone number should be provided on signup.",
+            ))
+        }
         Some(e) => Some(validate::email(e)?),
         None => None,
     };
-    if email.is_none() && !has_phone && c.password.is_none() {
+    if email.is_none() && phone.is_none() && c.password.is_none() {
         return anonymous_signup(&auth, &ctx, &s, &mut client, metadata(c.data)?).await;
     }
-    let Some(email) = email else {
-        return Err(if has_phone {
-            AuthError::unprocessable("phone_provider_disabled", "Phone signups are disabled")
-        } else {
-            AuthError::validation("To signup, please provide your email")
-        });
-    };
     let password = c.password.unwrap_or_default();
-    if password.is_empty() {
-        return Err(AuthError::unprocessable(
-            "validation_failed",
-            "Signup requires a valid password",
-        ));
-    }
-    validate::password(&password, s.password_min_length)?;
+    let Some(email) = email else {
+        if phone.is_none() {
+            return Err(AuthError::validation(
+                "To signup, please provide your email",
+            ));
+        }
+        check_signup_password(&password, &s)?;
+        let (phone, data) = (phone.unwrap_or_default(), metadata(c.data)?);
+        return super::phone::signup(&auth, &ctx, &s, &mut client, phone, password, data).await;
+    };
+    check_signup_password(&password, &s)?;
     ctx.limit(&auth, &s, "signin", s.limit_sign_in, Some(&email))?;
     let data = metadata(c.data)?;
     let hash = hash_password(password).await?;
@@ -210,6 +213,16 @@ pub(super) async fn signup(
     Ok(Json(user.json).into_response())
 }
 
+fn check_signup_password(password: &str, s: &Settings) -> AuthResult<()> {
+    if password.is_empty() {
+        return Err(AuthError::unprocessable(
+            "validation_failed",
+            "Signup requires a valid password",
+        ));
+    }
+    validate::password(password, s.password_min_length)
+}
+
 async fn anonymous_signup(
     auth: &Auth,
     ctx: &Ctx,
@@ -269,19 +282,33 @@ pub(super) async fn token_grant(
 async fn password_grant(auth: &Auth, ctx: &Ctx, c: Credentials) -> AuthResult<Response> {
     let (mut client, s) = ctx.db(auth).await?;
     let password = c.password.unwrap_or_default();
-    let Some(email) = c.email.as_deref().filter(|e| !e.is_empty()) else {
-        return Err(if c.phone.is_some() {
-            AuthError::invalid_credentials()
-        } else {
-            AuthError::validation("missing email or phone")
-        });
+    let by_phone = match (
+        c.email.as_deref().filter(|e| !e.is_empty()),
+        c.phone.as_deref().filter(|p| !p.is_empty()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(AuthError::validation(
+                "Only an email address or phone number should be provided on login.",
+            ))
+        }
+        (None, None) => return Err(AuthError::validation("missing email or phone")),
+        (_, phone) => phone
+            .map(|p| super::phone::login_number(&s, p))
+            .transpose()?,
     };
     // A malformed address cannot belong to a user: same answer as a wrong password.
-    let email = validate::email(email).map_err(|_| AuthError::invalid_credentials())?;
-    ctx.limit(auth, &s, "signin", s.limit_sign_in, Some(&email))?;
+    let login = match &by_phone {
+        Some(p) => p.clone(),
+        None => validate::email(c.email.as_deref().unwrap_or(""))
+            .map_err(|_| AuthError::invalid_credentials())?,
+    };
+    ctx.limit(auth, &s, "signin", s.limit_sign_in, Some(&login))?;
     let user = {
         let tx = client.transaction().await?;
-        store::user_by_email(&tx, &email).await?
+        match by_phone {
+            Some(_) => crate::phones::user_by_phone(&tx, &login).await?,
+            None => store::user_by_email(&tx, &login).await?,
+        }
     };
     // Release the connection while bcrypt runs.
     drop(client);
@@ -293,7 +320,13 @@ async fn password_grant(auth: &Auth, ctx: &Ctx, c: Credentials) -> AuthResult<Re
     if user.banned {
         return Err(AuthError::bad_request("user_banned", "User is banned"));
     }
-    if !user.confirmed {
+    if by_phone.is_some() && !user.phone_confirmed() {
+        return Err(AuthError::bad_request(
+            "phone_not_confirmed",
+            "Phone not confirmed",
+        ));
+    }
+    if by_phone.is_none() && !user.confirmed {
         return Err(AuthError::bad_request(
             "email_not_confirmed",
             "Email not confirmed",
@@ -422,12 +455,10 @@ pub(super) async fn put_user(
     ctx.user_id()?;
     let u: UserUpdate = body(&raw)?;
     let (mut client, s) = ctx.db(&auth).await?;
-    if u.phone.as_deref().is_some_and(|p| !p.is_empty()) {
-        return Err(AuthError::unprocessable(
-            "phone_provider_disabled",
-            "Phone signups are disabled",
-        ));
-    }
+    let phone = match u.phone.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(crate::sms::phone(p)?),
+        None => None,
+    };
     let email = match u.email.as_deref().filter(|e| !e.is_empty()) {
         Some(e) => Some(validate::email(e)?),
         None => None,
@@ -450,6 +481,9 @@ pub(super) async fn put_user(
     }
     if let Some(data) = &u.data {
         store::merge_metadata(&tx, &user.id, false, data).await?;
+    }
+    if let Some(phone) = &phone {
+        super::phone::change(&auth, &ctx, &s, &tx, &user, phone).await?;
     }
     if let Some(email) = email.filter(|e| Some(e) != user.email.as_ref()) {
         let anonymous = user.json["is_anonymous"].as_bool().unwrap_or(false);
@@ -492,9 +526,10 @@ pub(super) async fn reauthenticate(
     let tx = client.transaction().await?;
     let user = current_user(&tx, &ctx).await?;
     let Some(email) = user.email.clone() else {
-        return Err(AuthError::validation(
-            "Reauthentication requires the user to have an email or a phone number",
-        ));
+        // A user with only a phone number gets the nonce by SMS (GoTrue).
+        super::phone::reauthenticate(&auth, &ctx, &s, &tx, &user).await?;
+        tx.commit().await?;
+        return Ok(Json(json!({})).into_response());
     };
     if !user.confirmed {
         return Err(AuthError::unprocessable(
@@ -530,12 +565,17 @@ async fn check_nonce(
             "Nonce has expired or is invalid",
         )
     };
-    let email = user.email.as_deref().ok_or_else(invalid)?;
+    // The nonce went to the email, or by SMS to a user with only a phone number.
+    let (to, exp) = match (user.email.as_deref(), user.phone()) {
+        (Some(email), _) => (email, s.otp_exp),
+        (None, Some(phone)) => (phone, s.phone.otp_exp),
+        (None, None) => return Err(invalid()),
+    };
     let (stored, age) = store::token_of(tx, &user.id, TokenColumn::Reauthentication).await?;
-    let fresh = age.is_some_and(|a| a <= s.otp_exp as f64);
+    let fresh = age.is_some_and(|a| a <= exp as f64);
     if stored.is_empty()
         || !fresh
-        || !validate::same(&stored, &validate::token_hash(email, nonce.trim()))
+        || !validate::same(&stored, &validate::token_hash(to, nonce.trim()))
     {
         return Err(invalid());
     }

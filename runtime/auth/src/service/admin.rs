@@ -1,5 +1,6 @@
-//! The admin API (service_role only): list, create, read, update (ban and unban with `ban_duration`)
-//! and delete users, invite them, and generate the links of emails without sending them.
+//! The admin API (service_role only): list, create, read, update (ban and unban with `ban_duration`;
+//! `phone` and `phone_confirm` as GoTrue's) and delete users, invite them, and generate the links of
+//! emails without sending them.
 
 use super::one_time::send_token;
 use super::request::{body, email_exists, hash_password, metadata, ok_empty, Ctx};
@@ -7,7 +8,7 @@ use super::Auth;
 use crate::error::{AuthError, AuthResult};
 use crate::mail::MailKind;
 use crate::store::{self, NewUser};
-use crate::validate;
+use crate::{phones, sms, validate};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,6 +26,7 @@ struct AdminUser {
     phone: Option<String>,
     password: Option<String>,
     email_confirm: Option<bool>,
+    phone_confirm: Option<bool>,
     user_metadata: Option<Map<String, Value>>,
     app_metadata: Option<Map<String, Value>>,
     role: Option<String>,
@@ -65,6 +67,27 @@ fn parse_duration(s: &str) -> AuthResult<Option<f64>> {
         return Err(bad());
     }
     Ok(Some(total))
+}
+
+/// The email and phone of an admin request, each checked when given.
+fn email_and_phone(a: &AdminUser) -> AuthResult<(Option<String>, Option<String>)> {
+    let email = match a.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(validate::email(e)?),
+        None => None,
+    };
+    let phone = match a.phone.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(sms::phone(p)?),
+        None => None,
+    };
+    Ok((email, phone))
+}
+
+/// GoTrue's answer when the admin API gives a user a number another user has.
+fn phone_registered() -> AuthError {
+    AuthError::unprocessable(
+        "phone_exists",
+        "Phone number already registered by another user",
+    )
 }
 
 pub(super) async fn admin_list(
@@ -115,13 +138,12 @@ pub(super) async fn admin_create(
     ctx.require_admin()?;
     let a: AdminUser = body(&raw)?;
     let (mut client, s) = ctx.db(&auth).await?;
-    if a.phone.as_deref().is_some_and(|p| !p.is_empty()) {
-        return Err(AuthError::unprocessable(
-            "phone_provider_disabled",
-            "Phone signups are disabled",
+    let (email, phone) = email_and_phone(&a)?;
+    if email.is_none() && phone.is_none() {
+        return Err(AuthError::validation(
+            "Cannot create a user without either an email or phone",
         ));
     }
-    let email = validate::email(a.email.as_deref().unwrap_or(""))?;
     let hash = match a.password.filter(|p| !p.is_empty()) {
         Some(p) => {
             validate::password(&p, s.password_min_length)?;
@@ -130,22 +152,50 @@ pub(super) async fn admin_create(
         None => None,
     };
     let tx = client.transaction().await?;
-    let user = store::create_user(
-        &tx,
-        NewUser {
-            email: Some(&email),
-            password_hash: hash.as_deref(),
-            user_metadata: Value::Object(a.user_metadata.unwrap_or_default()),
-            app_metadata: Value::Object(a.app_metadata.unwrap_or_default()),
-            confirmed: a.email_confirm.unwrap_or(false),
-            anonymous: false,
-            role: a.role.as_deref().unwrap_or("authenticated"),
-            identity_in_metadata: false,
-            external: None,
-        },
-    )
-    .await?
-    .ok_or_else(email_exists)?;
+    let (user_metadata, app_metadata) = (
+        Value::Object(a.user_metadata.unwrap_or_default()),
+        Value::Object(a.app_metadata.unwrap_or_default()),
+    );
+    let role = a.role.as_deref().unwrap_or("authenticated");
+    let phone_confirm = a.phone_confirm.unwrap_or(false);
+    let user = match (&email, &phone) {
+        (Some(email), _) => store::create_user(
+            &tx,
+            NewUser {
+                email: Some(email),
+                password_hash: hash.as_deref(),
+                user_metadata,
+                app_metadata,
+                confirmed: a.email_confirm.unwrap_or(false),
+                anonymous: false,
+                role,
+                identity_in_metadata: false,
+                external: None,
+            },
+        )
+        .await?
+        .ok_or_else(email_exists)?,
+        (None, Some(phone)) => phones::create_user(
+            &tx,
+            phones::NewPhoneUser {
+                phone,
+                password_hash: hash.as_deref(),
+                user_metadata,
+                app_metadata,
+                confirmed: phone_confirm,
+                role,
+                identity_in_metadata: false,
+            },
+        )
+        .await?
+        .ok_or_else(phone_registered)?,
+        (None, None) => return Err(AuthError::internal("checked above")),
+    };
+    if let (Some(_), Some(phone)) = (&email, &phone) {
+        if !phones::set_phone(&tx, &user.id, phone, phone_confirm).await? {
+            return Err(phone_registered());
+        }
+    }
     if let Some(d) = a.ban_duration.as_deref() {
         store::set_ban(&tx, &user.id, parse_duration(d)?).await?;
     }
@@ -179,10 +229,7 @@ pub(super) async fn admin_update(
     ctx.require_admin()?;
     let a: AdminUser = body(&raw)?;
     let (mut client, s) = ctx.db(&auth).await?;
-    let email = match a.email.as_deref().filter(|e| !e.is_empty()) {
-        Some(e) => Some(validate::email(e)?),
-        None => None,
-    };
+    let (email, phone) = email_and_phone(&a)?;
     let hash = match a.password.filter(|p| !p.is_empty()) {
         Some(p) => {
             validate::password(&p, s.password_min_length)?;
@@ -204,6 +251,14 @@ pub(super) async fn admin_update(
     }
     if a.email_confirm == Some(true) {
         store::confirm_email(&tx, &user.id).await?;
+    }
+    let phone_confirm = a.phone_confirm == Some(true);
+    if let Some(phone) = &phone {
+        if !phones::set_phone(&tx, &user.id, phone, phone_confirm).await? {
+            return Err(phone_registered());
+        }
+    } else if phone_confirm {
+        phones::confirm(&tx, &user.id).await?;
     }
     if let Some(m) = &a.user_metadata {
         store::merge_metadata(&tx, &user.id, false, m).await?;

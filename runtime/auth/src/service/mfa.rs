@@ -1,9 +1,11 @@
 //! Multi-factor authentication with TOTP factors, as GoTrue's `/factors` routes: enroll (a secret, its
 //! `otpauth://` URI and a QR code of it), challenge, verify (the session goes from `aal1` to `aal2` and
 //! gains `totp` in its `amr`, with new tokens), unenroll; and the admin's listing and deletion of a
-//! user's factors. Secrets are sealed at rest ([`crate::factors`]).
+//! user's factors. Secrets are sealed at rest ([`crate::factors`]). Phone factors share these routes
+//! and checks; what differs (a code sent by SMS) is in [`super::mfa_phone`].
 
 use super::account::current_user;
+use super::mfa_phone;
 use super::request::{body, Ctx};
 use super::Auth;
 use crate::error::{AuthError, AuthResult};
@@ -43,6 +45,7 @@ struct Enroll {
     factor_type: Option<String>,
     friendly_name: Option<String>,
     issuer: Option<String>,
+    phone: Option<String>,
 }
 
 /// The issuer shown in authenticator apps when the client names none: the site URL's host, as GoTrue.
@@ -67,14 +70,9 @@ pub(super) async fn enroll(
 ) -> AuthResult<Json<Value>> {
     ctx.user_id()?;
     let e: Enroll = body(&raw)?;
-    match e.factor_type.as_deref() {
-        Some("totp") => {}
-        Some("phone") => {
-            return Err(AuthError::unprocessable(
-                "mfa_phone_enroll_not_enabled",
-                "MFA enroll is disabled for Phone",
-            ))
-        }
+    let phone_factor = match e.factor_type.as_deref() {
+        Some("totp") => false,
+        Some("phone") => true,
         Some("webauthn") => {
             return Err(AuthError::unprocessable(
                 "mfa_web_authn_enroll_not_enabled",
@@ -86,10 +84,17 @@ pub(super) async fn enroll(
                 "factor_type needs to be totp, phone, or webauthn",
             ))
         }
-    }
+    };
     let (mut client, s) = ctx.db(&auth).await?;
+    let phone = match phone_factor {
+        true => Some(mfa_phone::enrolled_number(&s, e.phone.as_deref())?),
+        false => None,
+    };
     let tx = client.transaction().await?;
     let user = current_user(&tx, &ctx).await?;
+    if let Some(phone) = &phone {
+        mfa_phone::replace_unverified(&tx, &user.id, phone).await?;
+    }
     let friendly = e.friendly_name.unwrap_or_default();
     let (verified, unverified, name_taken) = factors::counts(&tx, &user.id, &friendly).await?;
     if name_taken {
@@ -106,6 +111,12 @@ pub(super) async fn enroll(
     }
     if verified > 0 && session_aal(&tx, &ctx).await? != "aal2" {
         return Err(insufficient_aal("enroll a new factor"));
+    }
+    if let Some(phone) = &phone {
+        let as_sent = e.phone.as_deref().unwrap_or_default();
+        let answer = mfa_phone::insert(&tx, &user.id, &friendly, phone, as_sent).await?;
+        tx.commit().await?;
+        return Ok(answer);
     }
     let issuer = e
         .issuer
@@ -154,6 +165,10 @@ pub(super) async fn challenge(
     ctx.limit(&auth, &s, "verify", s.limit_verify, None)?;
     let tx = client.transaction().await?;
     let factor = own_factor(&tx, &ctx, &id).await?;
+    if factor.factor_type == "phone" {
+        let user = current_user(&tx, &ctx).await?;
+        return mfa_phone::challenge(&auth, &ctx, &s, tx, &factor, &user).await;
+    }
     if factor.factor_type != "totp" {
         return Err(factor_not_found());
     }
@@ -191,6 +206,10 @@ pub(super) async fn verify(
     ctx.limit(&auth, &s, "verify", s.limit_verify, None)?;
     let tx = client.transaction().await?;
     let factor = own_factor(&tx, &ctx, &id).await?;
+    if factor.factor_type == "phone" {
+        let (cid, code) = (&v.challenge_id, &v.code);
+        return mfa_phone::verify(&auth, &ctx, &s, tx, &factor, &sid, cid, code).await;
+    }
     let (age, used) = factors::lock_challenge(&tx, &factor.id, &v.challenge_id)
         .await?
         .ok_or_else(|| {
@@ -222,7 +241,7 @@ pub(super) async fn verify(
             "Invalid TOTP code entered",
         ));
     }
-    factors::verified(&tx, &factor.id, &v.challenge_id, &sid).await?;
+    factors::verified(&tx, &factor.id, &v.challenge_id, &sid, "totp").await?;
     let refresh_token = factors::swap_refresh_token(&tx, &sid, &factor.user_id).await?;
     let user = store::user_by_id(&tx, &factor.user_id)
         .await?

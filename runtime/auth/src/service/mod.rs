@@ -3,8 +3,9 @@
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
-//! `one_time` (recovery, OTP and magic links, `/verify`), `mfa` (TOTP factors), `oauth` (sign-in
-//! with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `link`
+//! `one_time` (recovery, OTP and magic links, `/verify`), `phone` (the same flows with a phone
+//! number, codes sent by the Send SMS hook), `mfa` (TOTP factors; phone factors in `mfa_phone`), `oauth`
+//! (sign-in with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `link`
 //! (identity linking: `/user/identities/authorize` and unlinking), `admin`
 //! (service_role only); `request`
 //! reads the caller and holds what the flows share.
@@ -13,8 +14,10 @@ mod account;
 mod admin;
 mod link;
 mod mfa;
+mod mfa_phone;
 mod oauth;
 mod one_time;
+mod phone;
 mod platform;
 mod request;
 
@@ -67,6 +70,8 @@ pub struct Auth {
     directory: Arc<Directory>,
     pools: Pools,
     limiter: Limiter,
+    /// Calls the project's hooks (its Send SMS hook).
+    hooks: crate::hook::Dispatcher,
     oauth: crate::oauth::OAuth,
     config: AuthConfig,
 }
@@ -86,6 +91,7 @@ impl Auth {
         Arc::new(Auth {
             pools: Pools::new(registry, config.pool_size, config.idle_timeout),
             limiter: Limiter::new(),
+            hooks: crate::hook::Dispatcher::default(),
             oauth: crate::oauth::OAuth::default(),
             directory,
             config,

@@ -130,13 +130,17 @@ async fn passwordless(
     r: OtpRequest,
     redirect_to: Option<&str>,
 ) -> AuthResult<Response> {
-    if r.phone.as_deref().is_some_and(|p| !p.is_empty()) {
-        return Err(AuthError::unprocessable(
-            "phone_provider_disabled",
-            "Phone signups are disabled",
-        ));
-    }
     let (mut client, s) = ctx.db(auth).await?;
+    if let Some(phone) = r.phone.as_deref().filter(|p| !p.is_empty()) {
+        if r.email.as_deref().is_some_and(|e| !e.is_empty()) {
+            return Err(AuthError::validation(
+                "Only an email address or phone number should be provided",
+            ));
+        }
+        let data = metadata(r.data)?;
+        let create = r.create_user.unwrap_or(true);
+        return super::phone::otp(auth, ctx, &s, &mut client, phone, data, create).await;
+    }
     let email = validate::email(r.email.as_deref().unwrap_or(""))?;
     ctx.limit(auth, &s, "otp", s.limit_otp, Some(&email))?;
     let tx = client.transaction().await?;
@@ -186,6 +190,7 @@ struct ResendRequest {
     #[serde(rename = "type")]
     kind: Option<String>,
     email: Option<String>,
+    phone: Option<String>,
 }
 
 /// `POST /resend`: the signup confirmation or the email-change message again (for a pending one).
@@ -197,6 +202,10 @@ pub(super) async fn resend(
 ) -> AuthResult<Response> {
     let r: ResendRequest = body(&raw)?;
     let (mut client, s) = ctx.db(&auth).await?;
+    if let Some(kind @ ("sms" | "phone_change")) = r.kind.as_deref() {
+        let (phone, email) = (r.phone.as_deref(), r.email.as_deref());
+        return super::phone::resend(&auth, &ctx, &s, &mut client, kind, phone, email).await;
+    }
     let email = validate::email(r.email.as_deref().unwrap_or(""))?;
     ctx.limit(&auth, &s, "otp", s.limit_otp, Some(&email))?;
     let tx = client.transaction().await?;
@@ -238,12 +247,6 @@ pub(super) async fn resend(
                 .await?;
             }
         }
-        Some("sms" | "phone_change") => {
-            return Err(AuthError::unprocessable(
-                "phone_provider_disabled",
-                "Phone signups are disabled",
-            ))
-        }
         _ => {
             return Err(AuthError::validation(
                 "Missing one of these types: signup, email_change, sms, phone_change",
@@ -262,6 +265,7 @@ struct VerifyRequest {
     token: Option<String>,
     token_hash: Option<String>,
     email: Option<String>,
+    phone: Option<String>,
     redirect_to: Option<String>,
 }
 
@@ -285,10 +289,8 @@ async fn verify(
         "email_change" => &[TokenColumn::EmailChange, TokenColumn::EmailChangeCurrent],
         "email" => &[TokenColumn::Confirmation, TokenColumn::Recovery],
         "sms" | "phone_change" => {
-            return Err(AuthError::unprocessable(
-                "phone_provider_disabled",
-                "Phone signups are disabled",
-            ))
+            let (phone, token) = (v.phone.as_deref(), v.token.as_deref());
+            return super::phone::verify(auth, ctx, s, client, kind, phone, token).await;
         }
         _ => return Err(AuthError::validation("Verify requires a verification type")),
     };

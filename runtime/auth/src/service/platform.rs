@@ -133,3 +133,38 @@ fn service_role(project: Arc<ProjectConfig>) -> AuthResult<Ctx> {
         user_agent: None,
     })
 }
+
+impl Auth {
+    /// Hook `name` of `project` without its secret (`secret_set`); None when it is not set.
+    pub async fn platform_get_hook(
+        &self,
+        project: &ProjectConfig,
+        name: &str,
+    ) -> AuthResult<Option<Value>> {
+        let client = self.pools.get(&project.project_ref, &project.db).await?;
+        crate::hook::get(&client, name).await
+    }
+
+    /// Creates or replaces hook `name` of `project` (`{enabled, uri, secret?}`; a left-out secret keeps
+    /// the stored one, a given one is sealed with the project's data key). Answers it without secret.
+    pub async fn platform_set_hook(
+        &self,
+        project: &ProjectConfig,
+        name: &str,
+        body: Bytes,
+    ) -> AuthResult<Value> {
+        let update: crate::hook::HookUpdate = request::body(&body)?;
+        let client = self.pools.get(&project.project_ref, &project.db).await?;
+        crate::hook::upsert(&client, project, name, update).await
+    }
+
+    /// Deletes hook `name` of `project`; whether it existed.
+    pub async fn platform_delete_hook(
+        &self,
+        project: &ProjectConfig,
+        name: &str,
+    ) -> AuthResult<bool> {
+        let client = self.pools.get(&project.project_ref, &project.db).await?;
+        crate::hook::delete(&client, name).await
+    }
+}
