@@ -33,6 +33,9 @@ use supactl_common::wire::{status, ProjectConfig};
 /// Path prefix under which projects are addressed where wildcard DNS is not available.
 pub const PATH_PREFIX: &str = "/p/";
 pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
+/// The public path of the service's root (`/p/<ref>/storage/v1`, or `/storage/v1` by host), set by the
+/// gateway only.
+pub const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -140,7 +143,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, mut req: Request) -> Response {
     let mut log = AccessLog::begin(req.headers());
     req.headers_mut().insert(REQUEST_ID, log.id.clone());
     let method = req.method().clone();
-    let mut res = if method == Method::OPTIONS {
+    let preflight = method == Method::OPTIONS
+        && !crate::service::tus_discovery(&method, req.headers(), req.uri().path());
+    let mut res = if preflight {
         cors::preflight(req.headers())
     } else {
         let modern = gotrue::is_modern(req.headers().get(gotrue::API_VERSION_HEADER));
@@ -255,6 +260,12 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
         .filter(|(s, _)| gw.routes.contains_key(s))
         .ok_or_else(|| no_service(below))?;
     let service_path = service_path.to_string();
+    // the public path of the service's root, for the links a service makes (a TUS upload's Location)
+    let public_prefix = format!(
+        "{}{}",
+        &req.uri().path()[..req.uri().path().len() - below.len()],
+        service.prefix()
+    );
     let access = service.access(req.method(), &service_path);
     let query_key = service
         .key_in_query()
@@ -299,6 +310,9 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
     let client_ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
     let (mut parts, body) = req.into_parts();
     let mut h = forwarded_headers(service, &parts.headers);
+    if let Ok(v) = HeaderValue::from_str(&public_prefix) {
+        h.insert(FORWARDED_PREFIX, v);
+    }
     h.insert(
         PROJECT_HEADER,
         HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
@@ -549,6 +563,7 @@ fn forwardable(name: &str) -> bool {
             | PROJECT_HEADER
             | CLIENT_IP_HEADER
             | FORWARDED_JWT_HEADER
+            | FORWARDED_PREFIX
     ) && !name.starts_with("x-amz")
 }
 

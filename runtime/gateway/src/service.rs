@@ -193,8 +193,9 @@ impl Service {
     }
 }
 
-/// Storage routes served without an API key: public objects, signed download URLs and uploads to a
-/// signed upload URL (their tokens are checked by storage).
+/// Storage routes served without an API key: public objects, signed download URLs, uploads to a
+/// signed upload URL, resumable ones included (their tokens are checked by storage), and TUS's
+/// `OPTIONS` discovery.
 fn storage_open(method: &Method, path: &str) -> bool {
     let read = method == Method::GET || method == Method::HEAD;
     (read
@@ -202,6 +203,17 @@ fn storage_open(method: &Method, path: &str) -> bool {
             .iter()
             .any(|p| path.starts_with(p)))
         || (method == Method::PUT && path.starts_with("/object/upload/sign/"))
+        || path == "/upload/resumable/sign"
+        || path.starts_with("/upload/resumable/sign/")
+        || (method == Method::OPTIONS && path.starts_with("/upload/resumable"))
+}
+
+/// Whether an `OPTIONS` request is TUS's discovery of a storage upload server (forwarded to storage)
+/// rather than a browser's CORS preflight (answered by the gateway).
+pub fn tus_discovery(method: &Method, headers: &http::HeaderMap, path: &str) -> bool {
+    method == Method::OPTIONS
+        && !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        && path.contains("/storage/v1/upload/resumable")
 }
 
 #[cfg(test)]
@@ -291,6 +303,9 @@ mod tests {
             (Method::GET, "/object/public/b/x"),
             (Method::HEAD, "/object/sign/b/x"),
             (Method::PUT, "/object/upload/sign/b/x"),
+            (Method::POST, "/upload/resumable/sign"),
+            (Method::PATCH, "/upload/resumable/sign/0a"),
+            (Method::OPTIONS, "/upload/resumable"),
         ] {
             assert_eq!(Service::Storage.access(&m, p), Access::Optional, "{m} {p}");
         }
@@ -299,6 +314,9 @@ mod tests {
             (Method::POST, "/object/sign/b/x"),
             (Method::POST, "/object/upload/sign/b/x"),
             (Method::GET, "/bucket"),
+            (Method::POST, "/upload/resumable"),
+            (Method::PATCH, "/upload/resumable/0a"),
+            (Method::POST, "/upload/resumable/signx"),
         ] {
             assert_eq!(Service::Storage.access(&m, p), Access::Required, "{m} {p}");
         }

@@ -3,7 +3,8 @@
 //! runtime's hyper client, credentials from the environment, keys below a prefix). Then what only S3
 //! shows: an upload of three parts (moto refuses parts below 5 MiB but the last, as S3 does) and a range
 //! across a part boundary, a 50 MiB upload and download streamed both ways with this process's peak
-//! memory measured, the keys' layout in the bucket, and a deleted project's objects deleted.
+//! memory measured, resumable (TUS) uploads of 6 MiB chunks (`common::tus`: a dropped chunk, conflicts,
+//! completion into one object), the keys' layout in the bucket, and a deleted project's objects deleted.
 //!
 //! What moto cannot show: the task role's IAM policy and the bucket's TLS-only policy in force.
 //! The environment is set before any thread exists, so this file holds a single test.
@@ -68,6 +69,7 @@ async fn run(moto: &MotoServer) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
     memory_stays_flat(&e).await;
     parts_and_ranges(&e).await;
+    common::tus::chunks_resume_and_complete(&e, "big").await;
 
     // The keys are `<prefix>/<ref>/<version>` in the bucket.
     e.upload_as("big/last.txt", &e.secret, None, b"last").await;
