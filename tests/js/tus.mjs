@@ -2,7 +2,7 @@
 // `{api_url}/storage/v1/upload/resumable` with the project's key, metadata `bucketName`, `objectName`,
 // `contentType`, `cacheControl` and `metadata`. Two phases, each its own process:
 //   node tus.mjs start  <api_url> <key> <file> <bucket> <name> <url_file> <kill_at>
-//     uploads until `kill_at` bytes were sent, writes the upload's URL to <url_file>, then kills itself
+//     uploads until tus-js-client reports `kill_at` bytes sent, writes the upload's URL to <url_file>, then kills itself
 //     (SIGKILL: the connection drops in the middle of a chunk, as when a browser tab is closed).
 //   node tus.mjs resume <api_url> <key> <file> <bucket> <name> <url_file>
 //     resumes from the URL (tus-js-client asks the offset with HEAD) and prints one JSON object.
