@@ -190,6 +190,22 @@ pub async fn chunks_resume_and_complete(e: &Env, bucket: &str) {
         "creation,creation-with-upload,termination,expiration"
     );
     assert_eq!(header(&r, "tus-max-size"), e.max_object_size.to_string());
+    // a browser's CORS preflight is still the gateway's, and browsers may read the TUS headers
+    let preflight = [("access-control-request-method", "PATCH")];
+    let r = e
+        .send(
+            Method::OPTIONS,
+            "/upload/resumable",
+            None,
+            None,
+            &preflight,
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(header(&r, "access-control-allow-methods").contains("PATCH"));
+    assert_eq!(header(&r, "tus-version"), "");
+    assert!(header(&r, "access-control-expose-headers").contains("Upload-Offset"));
 
     let before = e.backend.count(REF).await;
     let r = create(e, key, None, len, &meta, &[]).await;
