@@ -215,15 +215,19 @@ fn chunk_rule() -> StorageError {
     ))
 }
 
-/// `POST /upload/resumable[/sign]`: a new upload, with its first chunk when one comes along.
-pub async fn create(
-    s: &Storage,
-    ctx: &Ctx,
-    signed: bool,
-    parts: &Parts,
-    body: Body,
-) -> StorageResult<Response> {
-    let h = &parts.headers;
+/// What a creation request asks for, from its headers alone.
+#[derive(Debug)]
+struct Creation {
+    obj: ObjectRef,
+    length: u64,
+    content_type: String,
+    cache_control: String,
+    user_metadata: Option<serde_json::Value>,
+    /// The `Upload-Metadata` header as sent.
+    raw_metadata: String,
+}
+
+fn creation(h: &HeaderMap) -> StorageResult<Creation> {
     check_resumable(h)?;
     if h.contains_key("upload-defer-length") {
         return Err(StorageError::bad_request(
@@ -232,18 +236,39 @@ pub async fn create(
     }
     let length = number(h, "upload-length")?
         .ok_or_else(|| StorageError::bad_request("Upload-Length is required"))?;
-    let raw_meta = text(h, "upload-metadata").unwrap_or("");
-    let meta = parse_metadata(raw_meta)?;
+    let raw_metadata = text(h, "upload-metadata").unwrap_or("").to_string();
+    let meta = parse_metadata(&raw_metadata)?;
     let entry = |k: &str| meta.get(k).map(String::as_str);
-    let obj = ObjectRef {
-        bucket: names::bucket_id(entry("bucketName").unwrap_or(""))?.to_string(),
-        name: names::object_name(entry("objectName").unwrap_or(""))?.to_string(),
-    };
+    Ok(Creation {
+        obj: ObjectRef {
+            bucket: names::bucket_id(entry("bucketName").unwrap_or(""))?.to_string(),
+            name: names::object_name(entry("objectName").unwrap_or(""))?.to_string(),
+        },
+        length,
+        content_type: entry("contentType")
+            .filter(|t| !t.is_empty() && t.len() <= 255)
+            .unwrap_or("application/octet-stream")
+            .to_string(),
+        cache_control: cache_control(entry("cacheControl")),
+        user_metadata: user_metadata(entry("metadata"))?,
+        raw_metadata,
+    })
+}
+
+/// Whether `c` may be created, and as whom (with its upsert): the caller, or a signed upload URL's
+/// owner; the bucket's limits; the caller's write of the row (RLS).
+async fn authorize(
+    s: &Storage,
+    ctx: &Ctx,
+    signed: bool,
+    h: &HeaderMap,
+    c: &Creation,
+) -> StorageResult<(Actor, bool)> {
     let (actor, upsert) = if signed {
         let grant = token::verify(
             &ctx.project,
             Kind::Upload,
-            &obj,
+            &c.obj,
             signature(h)?,
             supactl_common::jwt::now(),
         )?;
@@ -251,48 +276,55 @@ pub async fn create(
     } else {
         (ctx.actor()?.clone(), http_util::upsert_header(h))
     };
-    let bucket = buckets::limits(s, ctx, &obj.bucket).await?;
+    let bucket = buckets::limits(s, ctx, &c.obj.bucket).await?;
     let limit = bucket
         .file_size_limit
         .map(|l| l as u64)
         .unwrap_or(u64::MAX)
         .min(s.config.max_object_size);
-    if length > limit {
+    if c.length > limit {
         return Err(StorageError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Payload too large",
             "Maximum size exceeded",
         ));
     }
-    let content_type = entry("contentType")
-        .filter(|t| !t.is_empty() && t.len() <= 255)
-        .unwrap_or("application/octet-stream");
-    if !body::mime_allowed(bucket.allowed_mime_types.as_deref(), content_type) {
-        return Err(StorageError::invalid_mime_type(content_type));
+    if !body::mime_allowed(bucket.allowed_mime_types.as_deref(), &c.content_type) {
+        return Err(StorageError::invalid_mime_type(&c.content_type));
     }
-    let user = user_metadata(entry("metadata"))?;
-    objects::check_write(s, ctx, &actor, &obj, upsert).await?;
+    objects::check_write(s, ctx, &actor, &c.obj, upsert).await?;
+    Ok((actor, upsert))
+}
+
+/// `POST /upload/resumable[/sign]`: a new upload, with its first chunk when one comes along (an empty
+/// one is complete at once).
+pub async fn create(
+    s: &Storage,
+    ctx: &Ctx,
+    signed: bool,
+    parts: &Parts,
+    body: Body,
+) -> StorageResult<Response> {
+    let h = &parts.headers;
+    let c = creation(h)?;
+    let (actor, upsert) = authorize(s, ctx, signed, h, &c).await?;
     if let Err(e) = state::sweep(s, ctx).await {
         tracing::warn!(error = %e.message, "storage: sweeping expired uploads failed");
     }
     let id = state::new_id();
-    let expires = state::insert(
-        s,
-        ctx,
-        &NewUpload {
-            id: &id,
-            obj: &obj,
-            actor: &actor,
-            signed,
-            upsert,
-            length,
-            content_type,
-            cache_control: &cache_control(entry("cacheControl")),
-            user_metadata: user.as_ref(),
-            upload_metadata: raw_meta,
-        },
-    )
-    .await?;
+    let new = NewUpload {
+        id: &id,
+        obj: &c.obj,
+        actor: &actor,
+        signed,
+        upsert,
+        length: c.length,
+        content_type: &c.content_type,
+        cache_control: &c.cache_control,
+        user_metadata: c.user_metadata.as_ref(),
+        upload_metadata: &c.raw_metadata,
+    };
+    let expires = state::insert(s, ctx, &new).await?;
     let mut headers = vec![
         (header::LOCATION, location(h, signed, &id)),
         (UPLOAD_EXPIRES, expires),
@@ -300,7 +332,7 @@ pub async fn create(
     let row = state::load(s, ctx, &id)
         .await?
         .ok_or_else(state::upload_not_found)?;
-    if length == 0 {
+    if c.length == 0 {
         state::complete(s, ctx, &row, &actor, None).await?;
         headers.push((UPLOAD_OFFSET, "0".into()));
     } else if text(h, "content-type") == Some(OFFSET_STREAM) {
@@ -499,6 +531,49 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| format!("k{i} YQ==")).collect();
         assert!(parse_metadata(&many.join(",")).is_err());
         assert!(parse_metadata(&"a".repeat(MAX_METADATA_HEADER + 1)).is_err());
+    }
+
+    #[test]
+    fn creation_requests() {
+        let mut h = HeaderMap::new();
+        h.insert("tus-resumable", "1.0.0".parse().unwrap());
+        h.insert("upload-length", "12".parse().unwrap());
+        let meta =
+            "bucketName YXY=,objectName YS9iLnR4dA==,cacheControl NjA=,metadata eyJrIjoxfQ==";
+        h.insert("upload-metadata", meta.parse().unwrap());
+        let c = creation(&h).unwrap();
+        assert_eq!(
+            (c.obj.bucket.as_str(), c.obj.name.as_str()),
+            ("av", "a/b.txt")
+        );
+        assert_eq!(c.length, 12);
+        assert_eq!(c.content_type, "application/octet-stream");
+        assert_eq!(c.cache_control, "max-age=60");
+        assert_eq!(c.user_metadata, Some(serde_json::json!({"k": 1})));
+        assert_eq!(c.raw_metadata, meta);
+        h.insert("upload-length", "-1".parse().unwrap());
+        assert!(creation(&h).is_err());
+        h.insert("upload-length", "1".parse().unwrap());
+        // invalid JSON metadata is ignored, as Supabase does
+        h.insert(
+            "upload-metadata",
+            "bucketName YXY=,objectName YQ==,metadata e30p"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(creation(&h).unwrap().user_metadata, None);
+        h.insert(
+            "upload-metadata",
+            "bucketName YXY=,objectName Li4vYQ==".parse().unwrap(),
+        );
+        assert!(creation(&h).is_err(), "../a is no object name");
+        h.insert("upload-defer-length", "1".parse().unwrap());
+        assert!(creation(&h).is_err());
+        h.remove("tus-resumable");
+        assert_eq!(
+            creation(&h).unwrap_err().status,
+            StatusCode::PRECONDITION_FAILED
+        );
     }
 
     #[test]

@@ -264,6 +264,12 @@ async fn callers_projects_limits_upsert_and_termination() {
         b"new"
     );
 
+    // An empty upload is complete at its creation.
+    let r = create(&e, key, None, 0, &metadata("tus", "empty.txt", &txt), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    let r = e.get("/object/tus/empty.txt", key, &[]).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::OK, 0));
+
     // Termination removes the upload and its bytes.
     let before = e.backend.count(REF).await;
     let r = create(&e, key, None, CHUNK + 1, &metadata("tus", "gone", &[]), &[]).await;
