@@ -298,6 +298,20 @@ mod tests {
     }
 
     #[test]
+    fn tus_discovery_is_forwarded_and_preflights_are_not() {
+        let path = "/p/ref/storage/v1/upload/resumable";
+        let mut h = http::HeaderMap::new();
+        assert!(tus_discovery(&Method::OPTIONS, &h, path));
+        assert!(!tus_discovery(&Method::POST, &h, path));
+        assert!(!tus_discovery(&Method::OPTIONS, &h, "/p/ref/rest/v1/t"));
+        h.insert(
+            http::header::ACCESS_CONTROL_REQUEST_METHOD,
+            "PATCH".parse().unwrap(),
+        );
+        assert!(!tus_discovery(&Method::OPTIONS, &h, path));
+    }
+
+    #[test]
     fn only_public_and_signed_storage_urls_pass_without_a_key() {
         for (m, p) in [
             (Method::GET, "/object/public/b/x"),
