@@ -68,3 +68,35 @@ CREATE OR REPLACE FUNCTION storage.extension(name text) RETURNS text
 
 GRANT EXECUTE ON FUNCTION storage.foldername(text), storage.filename(text), storage.extension(text)
   TO anon, authenticated, service_role;
+
+-- Resumable (TUS) uploads in progress (runtime/storage/src/tus.rs): one row per upload, its id the
+-- opaque random id of its URL, bound to the caller that created it. The bytes received so far are
+-- segments in the object store under `<ref>/tus/<id>/`, listed here in order; the object appears
+-- only when the last byte arrives. A finished upload keeps its row (no bytes) until it expires, so a
+-- client that lost the last answer still reads the final offset. Only service_role reads it: storage
+-- checks the caller itself.
+CREATE TABLE IF NOT EXISTS storage.resumable_uploads (
+  id text PRIMARY KEY,
+  bucket_id text NOT NULL,
+  name text NOT NULL,
+  -- who may continue it: the creator's role and user (signed: the URL's owner, through the signature)
+  caller_role text NOT NULL,
+  caller_sub text,
+  signed boolean NOT NULL DEFAULT false,
+  upsert boolean NOT NULL DEFAULT false,
+  upload_length bigint NOT NULL CHECK (upload_length >= 0),
+  upload_offset bigint NOT NULL DEFAULT 0 CHECK (upload_offset >= 0 AND upload_offset <= upload_length),
+  segments text[] NOT NULL DEFAULT '{}',
+  content_type text NOT NULL,
+  cache_control text NOT NULL,
+  user_metadata jsonb,
+  -- the Upload-Metadata header as sent, answered again by HEAD
+  upload_metadata text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  completed_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS resumable_uploads_expires_at ON storage.resumable_uploads (expires_at);
+ALTER TABLE storage.resumable_uploads ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON storage.resumable_uploads FROM anon, authenticated;
+GRANT ALL ON storage.resumable_uploads TO service_role;

@@ -5,8 +5,11 @@ use axum::response::Response;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+/// What clients read: PostgREST's ranges, and the TUS headers tus-js-client and Uppy read in browsers.
 const EXPOSE: &str =
-    "Content-Range, Content-Location, Location, Preference-Applied, X-Client-Info, Range-Unit, X-Request-Id";
+    "Content-Range, Content-Location, Location, Preference-Applied, X-Client-Info, \
+     Range-Unit, X-Request-Id, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, \
+     Tus-Resumable, Tus-Version, Tus-Max-Size, Tus-Extension, Tus-Complete";
 
 /// The answer to a preflight request.
 pub fn preflight(req_headers: &HeaderMap) -> Response {

@@ -36,6 +36,9 @@ pub const PATH_PREFIX: &str = "/p/";
 /// email links, OAuth sign-ins, the provider's form posted to the callback).
 const KEYLESS_MAX_BODY: usize = 64 * 1024;
 pub use supactl_common::headers::{CLIENT_IP_HEADER, PROJECT_HEADER};
+/// The public path of the service's root (`/p/<ref>/storage/v1`, or `/storage/v1` by host), set by the
+/// gateway only.
+pub const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -143,7 +146,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, mut req: Request) -> Response {
     let mut log = AccessLog::begin(req.headers());
     req.headers_mut().insert(REQUEST_ID, log.id.clone());
     let method = req.method().clone();
-    let mut res = if method == Method::OPTIONS {
+    let preflight = method == Method::OPTIONS
+        && !crate::service::tus_discovery(&method, req.headers(), req.uri().path());
+    let mut res = if preflight {
         cors::preflight(req.headers())
     } else {
         let modern = gotrue::is_modern(req.headers().get(gotrue::API_VERSION_HEADER));
@@ -258,6 +263,14 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
         .filter(|(s, _)| gw.routes.contains_key(s))
         .ok_or_else(|| no_service(below))?;
     let service_path = service_path.to_string();
+    // the public path of the service's root, for the links a service makes (a TUS upload's Location)
+    let public_prefix = service.makes_links().then(|| {
+        format!(
+            "{}{}",
+            &req.uri().path()[..req.uri().path().len() - below.len()],
+            service.prefix()
+        )
+    });
     let access = service.access(req.method(), &service_path);
     let query_key = service
         .key_in_query()
@@ -304,6 +317,9 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
     let mut h = std::mem::take(&mut parts.headers);
     let length = content_length(&h);
     forward_headers(service, &mut h);
+    if let Some(Ok(v)) = public_prefix.as_deref().map(HeaderValue::from_str) {
+        h.insert(FORWARDED_PREFIX, v);
+    }
     h.insert(
         PROJECT_HEADER,
         HeaderValue::from_str(&project_ref).expect("refs are header-safe"),
@@ -553,6 +569,7 @@ fn forwardable(name: &str) -> bool {
             | PROJECT_HEADER
             | CLIENT_IP_HEADER
             | FORWARDED_JWT_HEADER
+            | FORWARDED_PREFIX
     ) && !name.starts_with("x-amz")
 }
 

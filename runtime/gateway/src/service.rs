@@ -189,14 +189,21 @@ impl Service {
         matches!(self, Service::Rest | Service::Storage)
     }
 
+    /// Whether the service writes links to itself into its answers (a TUS upload's `Location`), so it
+    /// is told its public path in [`crate::proxy::FORWARDED_PREFIX`].
+    pub fn makes_links(self) -> bool {
+        self == Service::Storage
+    }
+
     /// Whether `Connection: upgrade` requests are handed over (WebSockets).
     pub fn upgrades(self) -> bool {
         self == Service::Realtime
     }
 }
 
-/// Storage routes served without an API key: public objects, signed download URLs and uploads to a
-/// signed upload URL (their tokens are checked by storage).
+/// Storage routes served without an API key: public objects, signed download URLs, uploads to a
+/// signed upload URL, resumable ones included (their tokens are checked by storage), and TUS's
+/// `OPTIONS` discovery.
 fn storage_open(method: &Method, path: &str) -> bool {
     let read = method == Method::GET || method == Method::HEAD;
     (read
@@ -204,6 +211,17 @@ fn storage_open(method: &Method, path: &str) -> bool {
             .iter()
             .any(|p| path.starts_with(p)))
         || (method == Method::PUT && path.starts_with("/object/upload/sign/"))
+        || path == "/upload/resumable/sign"
+        || path.starts_with("/upload/resumable/sign/")
+        || (method == Method::OPTIONS && path.starts_with("/upload/resumable"))
+}
+
+/// Whether an `OPTIONS` request is TUS's discovery of a storage upload server (forwarded to storage)
+/// rather than a browser's CORS preflight (answered by the gateway).
+pub fn tus_discovery(method: &Method, headers: &http::HeaderMap, path: &str) -> bool {
+    method == Method::OPTIONS
+        && !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        && path.contains("/storage/v1/upload/resumable")
 }
 
 #[cfg(test)]
@@ -296,11 +314,28 @@ mod tests {
     }
 
     #[test]
+    fn tus_discovery_is_forwarded_and_preflights_are_not() {
+        let path = "/p/ref/storage/v1/upload/resumable";
+        let mut h = http::HeaderMap::new();
+        assert!(tus_discovery(&Method::OPTIONS, &h, path));
+        assert!(!tus_discovery(&Method::POST, &h, path));
+        assert!(!tus_discovery(&Method::OPTIONS, &h, "/p/ref/rest/v1/t"));
+        h.insert(
+            http::header::ACCESS_CONTROL_REQUEST_METHOD,
+            "PATCH".parse().unwrap(),
+        );
+        assert!(!tus_discovery(&Method::OPTIONS, &h, path));
+    }
+
+    #[test]
     fn only_public_and_signed_storage_urls_pass_without_a_key() {
         for (m, p) in [
             (Method::GET, "/object/public/b/x"),
             (Method::HEAD, "/object/sign/b/x"),
             (Method::PUT, "/object/upload/sign/b/x"),
+            (Method::POST, "/upload/resumable/sign"),
+            (Method::PATCH, "/upload/resumable/sign/0a"),
+            (Method::OPTIONS, "/upload/resumable"),
         ] {
             assert_eq!(Service::Storage.access(&m, p), Access::Optional, "{m} {p}");
         }
@@ -309,6 +344,9 @@ mod tests {
             (Method::POST, "/object/sign/b/x"),
             (Method::POST, "/object/upload/sign/b/x"),
             (Method::GET, "/bucket"),
+            (Method::POST, "/upload/resumable"),
+            (Method::PATCH, "/upload/resumable/0a"),
+            (Method::POST, "/upload/resumable/signx"),
         ] {
             assert_eq!(Service::Storage.access(&m, p), Access::Required, "{m} {p}");
         }

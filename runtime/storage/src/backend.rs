@@ -217,6 +217,18 @@ impl Backend {
         );
     }
 
+    /// Deletes every object below `<ref>/<folder>/` (a resumable upload's segments, including any a
+    /// crash left unrecorded), listing and deleting page by page; returns how many went.
+    pub async fn delete_below(&self, project_ref: &str, folder: &str) -> usize {
+        let prefix = Path::from(format!("{project_ref}/{folder}"));
+        let keys = self
+            .store
+            .list(Some(&prefix))
+            .map(|m| m.map(|m| m.location))
+            .boxed();
+        self.delete_keys(keys).await
+    }
+
     /// Number of objects stored for a project (tests, diagnostics).
     pub async fn count(&self, project_ref: &str) -> usize {
         let prefix = Path::from(project_ref);

@@ -1,10 +1,13 @@
 //! An upload's body as a stream of bytes, whatever its form: `multipart/form-data` with the file in a
-//! part named `file` (storage3) or unnamed (storage-js) after an optional `cacheControl` field, or the
-//! raw bytes with `Content-Type` and `Cache-Control` headers. Nothing is buffered beyond the chunk in
-//! hand (multer parses the parts as they stream); each chunk must arrive within the idle timeout.
+//! part named `file` (storage3) or unnamed (storage-js) after optional `cacheControl` and `metadata`
+//! fields, or the raw bytes with `Content-Type`, `Cache-Control` and `x-metadata` (base64 JSON, as
+//! storage-js sends it) headers. The user metadata is a JSON object of at most [`MAX_USER_METADATA`]
+//! bytes. Nothing is buffered beyond the chunk in hand (multer parses the parts as they stream); each
+//! chunk must arrive within the idle timeout.
 
 use crate::error::{StorageError, StorageResult};
 use axum::body::Body;
+use base64::Engine;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use http::{header, HeaderMap, StatusCode};
@@ -14,12 +17,53 @@ use std::time::Duration;
 const MAX_CACHE_CONTROL: usize = 256;
 /// Largest non-file multipart field read (`cacheControl`, `metadata`).
 const MAX_FIELD: u64 = 64 * 1024;
+/// Largest user metadata kept (its JSON text), however it comes.
+pub const MAX_USER_METADATA: usize = 16 * 1024;
 
 pub struct Upload {
     /// The declared type of the bytes (a part's own `Content-Type` in a multipart body).
     pub content_type: String,
     pub cache_control: String,
+    /// The user's metadata (`storage.objects.user_metadata`).
+    pub user_metadata: Option<serde_json::Value>,
     pub data: BoxStream<'static, StorageResult<Bytes>>,
+}
+
+/// User metadata from its JSON text: an object of at most [`MAX_USER_METADATA`] bytes.
+pub fn user_metadata(text: &str) -> StorageResult<serde_json::Value> {
+    if text.len() > MAX_USER_METADATA {
+        return Err(StorageError::bad_request(format!(
+            "metadata is larger than {MAX_USER_METADATA} bytes"
+        )));
+    }
+    match serde_json::from_str(text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        _ => Err(StorageError::bad_request("metadata must be a JSON object")),
+    }
+}
+
+/// The `x-metadata` header: base64 of the metadata's JSON.
+fn metadata_header(headers: &HeaderMap) -> StorageResult<Option<serde_json::Value>> {
+    let Some(v) = headers.get("x-metadata") else {
+        return Ok(None);
+    };
+    let raw = v.as_bytes();
+    if raw.len() > MAX_USER_METADATA * 4 / 3 + 4 {
+        return Err(StorageError::bad_request(format!(
+            "metadata is larger than {MAX_USER_METADATA} bytes"
+        )));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim_ascii())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| StorageError::bad_request("x-metadata must be base64 of a JSON object"))?;
+    user_metadata(&decoded).map(Some)
+}
+
+/// A raw body's bytes (a resumable upload's chunk), each chunk due within `idle`.
+pub fn raw(body: Body, idle: Duration) -> BoxStream<'static, StorageResult<Bytes>> {
+    timed(body, idle).map(|r| r.map_err(interrupted)).boxed()
 }
 
 /// The client's body with each chunk due within `idle`.
@@ -73,6 +117,7 @@ pub async fn read(
             multipart(stream, boundary, limit).await
         }
         _ => Ok(Upload {
+            user_metadata: metadata_header(headers)?,
             content_type: if content_type.is_empty() {
                 "application/octet-stream".into()
             } else {
@@ -95,10 +140,13 @@ async fn multipart(
         multer::SizeLimit::new()
             .whole_stream(limit.saturating_add(1024 * 1024))
             .for_field("cacheControl", MAX_FIELD)
-            .for_field("metadata", MAX_FIELD),
+            .for_field("metadata", MAX_FIELD)
+            .for_field("contentType", MAX_FIELD)
+            .for_field("contentEncoding", MAX_FIELD),
     );
     let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut cache = "no-cache".to_string();
+    let mut user = None;
     // bounded: the whole stream is, and every field but the file is read whole only when small
     loop {
         let field = form
@@ -112,7 +160,11 @@ async fn multipart(
                 let v = field.text().await.map_err(interrupted)?;
                 cache = format!("max-age={}", cache_control(v.trim()));
             }
-            "metadata" | "contentType" => {
+            "metadata" => {
+                let v = field.text().await.map_err(interrupted)?;
+                user = Some(user_metadata(v.trim())?);
+            }
+            "contentType" | "contentEncoding" => {
                 field.text().await.map_err(interrupted)?;
             }
             _ => {
@@ -133,6 +185,7 @@ async fn multipart(
                 return Ok(Upload {
                     content_type,
                     cache_control: cache,
+                    user_metadata: user,
                     data,
                 });
             }

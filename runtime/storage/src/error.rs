@@ -73,6 +73,14 @@ impl StorageError {
         )
     }
 
+    pub fn invalid_mime_type(content_type: &str) -> StorageError {
+        StorageError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_mime_type",
+            format!("mime type {content_type} is not supported"),
+        )
+    }
+
     pub fn internal() -> StorageError {
         StorageError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

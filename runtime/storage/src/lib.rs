@@ -1,6 +1,7 @@
 //! Supabase Storage for many projects, served at `{api_url}/storage/v1` behind the gateway, so
-//! storage-js (supabase-js) and storage3 (supabase-py) work unchanged: buckets, objects (streamed
-//! uploads and downloads with ranges and ETags), listing, move/copy/remove, public and signed URLs.
+//! storage-js (supabase-js), storage3 (supabase-py) and TUS clients (tus-js-client, Uppy) work
+//! unchanged: buckets, objects (streamed uploads, resumable uploads, downloads with ranges and ETags,
+//! user metadata), listing, move/copy/remove, public and signed URLs.
 //!
 //! It owns each project's `storage` schema (`storage.buckets`, `storage.objects`, created by
 //! `templates/storage.sql`) and the project's `<ref>/` prefix of the object store ([`backend`]). Every
@@ -13,7 +14,7 @@
 //! Modules: [`route`] parses a request's path, [`names`] checks bucket and object names, [`body`] reads
 //! an upload, [`backend`] stores bytes (on the local disk, or in S3 through [`s3`]), [`db`] runs SQL as the caller, [`token`] signs URLs; the
 //! handlers are in `buckets`, `objects` (upload, download, info, delete), `manage` (list, move, copy,
-//! remove) and `sign`.
+//! remove), `sign`, and [`tus`] (resumable uploads, their state in `tus_state`).
 
 pub mod backend;
 pub mod body;
@@ -29,6 +30,8 @@ pub mod route;
 pub mod s3;
 mod sign;
 pub mod token;
+pub mod tus;
+mod tus_state;
 
 use crate::caller::Ctx;
 use crate::error::StorageResult;
@@ -116,9 +119,12 @@ pub fn router(storage: Arc<Storage>) -> Router {
 
 async fn handle(State(s): State<Arc<Storage>>, req: Request) -> Response {
     let method = req.method().clone();
+    let resumable = req.uri().path().starts_with("/upload/resumable");
     let (parts, body) = req.into_parts();
     match serve(&s, parts, body).await {
         Ok(r) => r,
+        // the TUS routes answer errors as Supabase's TUS server does
+        Err(e) if resumable => tus::error_response(e, &method),
         Err(e) => e.for_method(&method),
     }
 }
@@ -176,6 +182,9 @@ async fn dispatch(
         }
         Route::SignMany(b) => sign::sign_many(s, ctx, &b, http_util::json_body(body).await?).await,
         Route::SignUpload(obj) => sign::sign_upload(s, ctx, &obj, &parts.headers).await,
+        Route::TusOptions => Ok(tus::options(s)),
+        Route::TusCreate { signed } => tus::create(s, ctx, signed, parts, body).await,
+        Route::TusUpload { id, signed } => tus::upload(s, ctx, &id, signed, parts, body).await,
     }
 }
 

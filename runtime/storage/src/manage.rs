@@ -198,7 +198,8 @@ pub async fn move_object(
     Ok(message("Successfully moved"))
 }
 
-/// Copies an object: its bytes under a new version, and a new row written as the caller.
+/// Copies an object: its bytes under a new version, and a new row written as the caller, with the
+/// source's metadata and user metadata.
 pub async fn copy(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageResult<Response> {
     let (from, to) = from_to(&body)?;
     let actor = ctx.actor()?;
@@ -207,7 +208,8 @@ pub async fn copy(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageRe
         let tx = db::begin(&mut client, &ctx.project, actor).await?;
         let row = tx
             .query_opt(
-                "SELECT version, metadata FROM storage.objects WHERE bucket_id = $1 AND name = $2",
+                "SELECT version, metadata, user_metadata FROM storage.objects
+                 WHERE bucket_id = $1 AND name = $2",
                 &[&from.bucket, &from.name],
             )
             .await?
@@ -215,7 +217,12 @@ pub async fn copy(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageRe
         tx.commit().await?;
         let version: Option<String> = row.get(0);
         let meta: Option<Value> = row.get(1);
-        (version.ok_or_else(StorageError::object_not_found)?, meta)
+        let user: Option<Value> = row.get(2);
+        (
+            version.ok_or_else(StorageError::object_not_found)?,
+            meta,
+            user,
+        )
     };
     let version = crate::objects::new_version();
     s.backend
@@ -227,9 +234,11 @@ pub async fn copy(s: &Storage, ctx: &Ctx, body: Map<String, Value>) -> StorageRe
             let tx = db::begin(&mut client, &ctx.project, actor).await?;
             let row = tx
             .query_one(
-                "INSERT INTO storage.objects (bucket_id, name, owner, owner_id, version, metadata)
-                 VALUES ($1, $2, $3::text::uuid, $4, $5, $6) RETURNING id::text",
-                &[&to.bucket, &to.name, &actor.owner_uuid(), &actor.sub, &version, &source.1],
+                "INSERT INTO storage.objects (bucket_id, name, owner, owner_id, version, metadata,
+                   user_metadata)
+                 VALUES ($1, $2, $3::text::uuid, $4, $5, $6, $7) RETURNING id::text",
+                &[&to.bucket, &to.name, &actor.owner_uuid(), &actor.sub, &version, &source.1,
+                  &source.2],
             )
             .await
             .map_err(destination_bucket_missing)?;

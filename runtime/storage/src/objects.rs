@@ -26,14 +26,15 @@ use serde_json::{json, Value};
 use supactl_common::server::RequestDeadline;
 
 /// Writes an object's row: `$1` bucket, `$2` name, `$3` owner (uuid text), `$4` owner id, `$5` version,
-/// `$6` ETag, `$7` size, `$8` MIME type, `$9` cache control. Returns its id.
-const INSERT: &str = "INSERT INTO storage.objects (bucket_id, name, owner, owner_id, version, metadata)
+/// `$6` ETag, `$7` size, `$8` MIME type, `$9` cache control, `$10` user metadata. Returns its id.
+const INSERT: &str = "INSERT INTO storage.objects (bucket_id, name, owner, owner_id, version, metadata,
+       user_metadata)
      VALUES ($1, $2, $3::text::uuid, $4, $5, jsonb_build_object('eTag', $6::text, 'size', $7::bigint,
        'mimetype', $8::text, 'cacheControl', $9::text, 'lastModified', now(), 'contentLength', $7::bigint,
-       'httpStatusCode', 200))";
+       'httpStatusCode', 200), $10::jsonb)";
 const UPSERT: &str = " ON CONFLICT (bucket_id, name) DO UPDATE SET owner = excluded.owner,
      owner_id = excluded.owner_id, version = excluded.version, metadata = excluded.metadata,
-     updated_at = now(), last_accessed_at = now()";
+     user_metadata = excluded.user_metadata, updated_at = now(), last_accessed_at = now()";
 
 fn write_sql(upsert: bool) -> String {
     format!(
@@ -72,6 +73,7 @@ pub async fn check_write(
             &0i64,
             &"",
             &"",
+            &None::<serde_json::Value>,
         ],
     )
     .await?;
@@ -109,30 +111,23 @@ pub async fn upload(
     }
     let up = body::read(&parts.headers, body, s.config.upload_idle_timeout, limit).await?;
     if !body::mime_allowed(bucket.allowed_mime_types.as_deref(), &up.content_type) {
-        return Err(StorageError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_mime_type",
-            format!("mime type {} is not supported", up.content_type),
-        ));
+        return Err(StorageError::invalid_mime_type(&up.content_type));
     }
     let version = new_version();
     let written = s
         .backend
         .put(ctx.project_ref(), &version, up.data, limit)
         .await?;
-    let id = match write_row(
-        s,
-        ctx,
-        actor,
+    let row = NewRow {
         obj,
         upsert,
-        &version,
-        &written,
-        &up.content_type,
-        &up.cache_control,
-    )
-    .await
-    {
+        version: &version,
+        written: &written,
+        content_type: &up.content_type,
+        cache_control: &up.cache_control,
+        user_metadata: up.user_metadata.as_ref(),
+    };
+    let id = match write_row(s, ctx, actor, &row).await {
         Ok(r) => r,
         Err(e) => {
             s.backend.delete(ctx.project_ref(), vec![version]).await;
@@ -149,22 +144,41 @@ pub async fn upload(
     .into_response())
 }
 
+/// The row of an uploaded version.
+pub struct NewRow<'a> {
+    pub obj: &'a ObjectRef,
+    pub upsert: bool,
+    pub version: &'a str,
+    pub written: &'a Written,
+    pub content_type: &'a str,
+    pub cache_control: &'a str,
+    pub user_metadata: Option<&'a Value>,
+}
+
 /// Writes the row of an uploaded version; returns its id and the version it replaced.
-#[allow(clippy::too_many_arguments)]
 async fn write_row(
     s: &Storage,
     ctx: &Ctx,
     actor: &Actor,
-    obj: &ObjectRef,
-    upsert: bool,
-    version: &str,
-    w: &Written,
-    content_type: &str,
-    cache_control: &str,
+    row: &NewRow<'_>,
 ) -> StorageResult<(String, Option<String>)> {
     let mut client = s.pools.get(&ctx.project).await?;
     // the replaced version is read as service_role (the caller may not see the old row)
     let tx = db::begin(&mut client, &ctx.project, &Actor::service()).await?;
+    let written = write_row_in(&tx, ctx, actor, row).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// [`write_row`] inside `tx` (begun as `service_role`, left running as `actor`): locks and reads the
+/// version it replaces, then writes the row as the caller, so RLS decides.
+pub async fn write_row_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ctx: &Ctx,
+    actor: &Actor,
+    row: &NewRow<'_>,
+) -> StorageResult<(String, Option<String>)> {
+    let obj = row.obj;
     let old: Option<String> = tx
         .query_opt(
             "SELECT version FROM storage.objects WHERE bucket_id = $1 AND name = $2 FOR UPDATE",
@@ -178,25 +192,25 @@ async fn write_row(
         &[&actor.role.as_str(), &actor.claims, &timeout],
     )
     .await?;
-    let etag = format!("\"{}\"", w.etag);
-    let row = tx
+    let etag = format!("\"{}\"", row.written.etag);
+    let written = tx
         .query_one(
-            &write_sql(upsert),
+            &write_sql(row.upsert),
             &[
                 &obj.bucket,
                 &obj.name,
                 &actor.owner_uuid(),
                 &actor.sub,
-                &version,
+                &row.version,
                 &etag,
-                &(w.size as i64),
-                &content_type,
-                &cache_control,
+                &(row.written.size as i64),
+                &row.content_type,
+                &row.cache_control,
+                &row.user_metadata,
             ],
         )
         .await?;
-    tx.commit().await?;
-    Ok((row.get(0), old))
+    Ok((written.get(0), old))
 }
 
 /// The object's bucket is public (read as `service_role`: callers need not see `storage.buckets`).

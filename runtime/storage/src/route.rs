@@ -55,6 +55,17 @@ pub enum Route {
     SignMany(String),
     SignUpload(ObjectRef),
     UploadSigned(ObjectRef),
+    /// `OPTIONS /upload/resumable…`: what the TUS server supports ([`crate::tus`]).
+    TusOptions,
+    /// `POST /upload/resumable` (`…/sign` when `signed`): a new resumable upload.
+    TusCreate {
+        signed: bool,
+    },
+    /// `HEAD`, `PATCH`, `DELETE` (or `POST` overriding them) of `/upload/resumable[/sign]/{id}`.
+    TusUpload {
+        id: String,
+        signed: bool,
+    },
 }
 
 fn bucket(raw: &str) -> StorageResult<String> {
@@ -91,6 +102,9 @@ pub fn parse(method: &Method, path: &str) -> StorageResult<Route> {
     let m = method.as_str();
     if let Some(rest) = path.strip_prefix("bucket") {
         return bucket_route(m, rest);
+    }
+    if let Some(rest) = path.strip_prefix("upload/resumable") {
+        return tus_route(m, rest);
     }
     let Some(rest) = path.strip_prefix("object/") else {
         return Err(not_found());
@@ -154,6 +168,26 @@ fn info(o: &str) -> StorageResult<Route> {
     })
 }
 
+/// `/upload/resumable` + `rest`: `[/sign][/{id}]`.
+fn tus_route(m: &str, rest: &str) -> StorageResult<Route> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (signed, rest) = match rest.strip_prefix("/sign") {
+        Some(r) if r.is_empty() || r.starts_with('/') => (true, r),
+        _ => (false, rest),
+    };
+    match (m, rest.strip_prefix('/')) {
+        ("OPTIONS", _) => Ok(Route::TusOptions),
+        ("POST", None) if rest.is_empty() => Ok(Route::TusCreate { signed }),
+        ("HEAD" | "PATCH" | "DELETE" | "POST", Some(id)) if crate::tus_state::valid_id(id) => {
+            Ok(Route::TusUpload {
+                id: id.to_string(),
+                signed,
+            })
+        }
+        _ => Err(not_found()),
+    }
+}
+
 fn bucket_route(m: &str, rest: &str) -> StorageResult<Route> {
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() {
@@ -182,9 +216,14 @@ fn bucket_route(m: &str, rest: &str) -> StorageResult<Route> {
 }
 
 /// Whether a route may be served without a caller (the gateway lets these through without an API key):
-/// public objects, signed URLs and uploads to a signed upload URL.
+/// public objects, signed URLs, uploads to a signed upload URL (resumable ones too) and TUS's `OPTIONS`.
 pub fn open(route: &Route) -> bool {
     matches!(
+        route,
+        Route::TusOptions
+            | Route::TusCreate { signed: true }
+            | Route::TusUpload { signed: true, .. }
+    ) || matches!(
         route,
         Route::Download {
             read_as: ReadAs::Public | ReadAs::Signed,
@@ -267,6 +306,48 @@ mod tests {
                 read_as: ReadAs::Public
             }
         );
+    }
+
+    #[test]
+    fn resumable_routes() {
+        let p = |m: Method, path: &str| parse(&m, path);
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            p(Method::POST, "/upload/resumable").unwrap(),
+            Route::TusCreate { signed: false }
+        );
+        assert_eq!(
+            p(Method::POST, "/upload/resumable/sign/").unwrap(),
+            Route::TusCreate { signed: true }
+        );
+        assert_eq!(
+            p(Method::OPTIONS, "/upload/resumable/sign").unwrap(),
+            Route::TusOptions
+        );
+        assert_eq!(
+            p(Method::PATCH, &format!("/upload/resumable/{id}")).unwrap(),
+            Route::TusUpload {
+                id: id.into(),
+                signed: false
+            }
+        );
+        assert_eq!(
+            p(Method::HEAD, &format!("/upload/resumable/sign/{id}")).unwrap(),
+            Route::TusUpload {
+                id: id.into(),
+                signed: true
+            }
+        );
+        for bad in [
+            "/upload/resumable/x",
+            "/upload/resumable/signx",
+            "/upload/resumableX",
+        ] {
+            assert!(p(Method::PATCH, bad).is_err(), "{bad}");
+        }
+        assert!(p(Method::GET, &format!("/upload/resumable/{id}")).is_err());
+        assert!(open(&Route::TusCreate { signed: true }));
+        assert!(!open(&Route::TusCreate { signed: false }));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! runtime's hyper client, credentials from the environment, keys below a prefix). Then what only S3
 //! shows: an upload of three parts (moto refuses parts below 5 MiB but the last, as S3 does) and a range
 //! across a part boundary, a 50 MiB upload and download streamed both ways with this process's peak
-//! memory measured, the keys' layout in the bucket, and a deleted project's objects deleted.
+//! memory measured, resumable (TUS) uploads of 6 MiB chunks (`common::tus`: a dropped chunk, conflicts,
+//! completion into one object), the keys' layout in the bucket, and a deleted project's objects deleted.
 //!
 //! What moto cannot show: the task role's IAM policy and the bucket's TLS-only policy in force.
 //! The environment is set before any thread exists, so this file holds a single test.
@@ -68,6 +69,8 @@ async fn run(moto: &MotoServer) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
     memory_stays_flat(&e).await;
     parts_and_ranges(&e).await;
+    common::tus::chunks_resume_and_complete(&e, "big").await;
+    resumable_memory_stays_flat(&e).await;
 
     // The keys are `<prefix>/<ref>/<version>` in the bucket.
     e.upload_as("big/last.txt", &e.secret, None, b"last").await;
@@ -180,4 +183,28 @@ async fn memory_stays_flat(e: &Env) {
     let grown = status_kib("VmHWM:").saturating_sub(before) / 1024;
     println!("s3: a 50 MiB upload and download grew the peak resident memory by {grown} MiB");
     assert!(grown < 40, "the peak grew by {grown} MiB");
+}
+
+/// A 48 MiB resumable upload (eight 6 MiB chunks, then their assembly into one object) holds a part at a
+/// time, never a chunk or the object: the peak resident memory grows by far less than the object.
+async fn resumable_memory_stays_flat(e: &Env) {
+    use common::tus::{create, metadata, patch, pattern_body, upload_path, CHUNK};
+    let len = 8 * CHUNK;
+    let key = Some(e.secret.as_str());
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = status_kib(if reset { "VmRSS:" } else { "VmHWM:" });
+    let r = create(e, key, None, len, &metadata("big", "tus-48.bin", &[]), &[]).await;
+    let path = upload_path(&r);
+    for i in 0..8 {
+        let (from, to) = (i * CHUNK, (i + 1) * CHUNK);
+        let r = patch(e, &path, key, None, from, &[], pattern_body(from, to)).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "chunk {i}");
+    }
+    let grown = status_kib("VmHWM:").saturating_sub(before) / 1024;
+    assert_eq!(
+        download(e, "big/tus-48.bin", None, 0).await,
+        (StatusCode::OK, len)
+    );
+    println!("s3: a 48 MiB resumable upload grew the peak resident memory by {grown} MiB");
+    assert!(grown < 32, "the peak grew by {grown} MiB");
 }

@@ -114,7 +114,10 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
         .unwrap();
     let (min, phone, exp, hooks, linking): (i32, bool, i32, bool, bool) =
         (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-    assert_eq!((min, phone, exp, hooks, linking), (9, false, 60, true, false));
+    assert_eq!(
+        (min, phone, exp, hooks, linking),
+        (9, false, 60, true, false)
+    );
 
     // The project's auth service still finds the user: creating it again is refused.
     let (s, v) = cp

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod scenario;
+pub mod tus;
 
 use axum::body::Body;
 use axum::Router;
@@ -180,6 +181,35 @@ impl Env {
     pub async fn get(&self, path: &str, key: Option<&str>, headers: &[(&str, &str)]) -> Res {
         self.send(Method::GET, path, key, None, headers, Body::empty())
             .await
+    }
+
+    /// A new data plane over the same database and object store, as after a restart of the process.
+    pub fn restart(&mut self) {
+        let dp = dataplane::DataPlane::builder(self.cp.directory(Duration::from_secs(1)))
+            .storage(
+                self.backend.clone(),
+                storage::StorageConfig {
+                    max_object_size: self.max_object_size,
+                    ..storage::StorageConfig::default()
+                },
+            )
+            .build()
+            .unwrap();
+        self.router = dp.router;
+    }
+
+    /// Rows of a query run on the project's database by the admin API.
+    pub async fn rows(&self, q: &str) -> Value {
+        let (s, v) = self
+            .cp
+            .admin(
+                Method::POST,
+                &format!("/admin/v1/projects/{REF}/database/query"),
+                Some(json!({ "query": q })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["data"].clone()
     }
 
     /// Deletes the project and waits (5 s at most) for its objects to go: the number left.
