@@ -271,7 +271,12 @@ async fn assemble(
             let (b, r) = (backend.clone(), project_ref.clone());
             async move { b.get(&r, &seg, None).await }
         })
-        .map_ok(|part| part.map_err(StorageError::from))
+        .map_ok(|part| {
+            part.map_err(|e| {
+                tracing::error!(error = %e, "storage: cannot read an upload's segment");
+                StorageError::internal()
+            })
+        })
         .try_flatten()
         .boxed();
     s.backend
