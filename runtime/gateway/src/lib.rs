@@ -19,6 +19,7 @@ mod access;
 pub mod client_ip;
 mod cors;
 pub mod function_url;
+mod h1;
 mod proxy;
 mod service;
 mod upstream;

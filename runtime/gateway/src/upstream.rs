@@ -2,14 +2,12 @@
 //! address of its own (an ECS service reached over Cloud Map). Bodies are streamed both ways to an HTTP
 //! upstream; the gateway bounds how long it waits for the response head, the service bounds the rest.
 
-use axum::body::Body;
+use crate::h1;
 use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
 use http::{StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 use supactl_common::error::HttpError;
 use supactl_common::headers::{hop_by_hop, remove_where};
@@ -39,7 +37,7 @@ impl Upstream {
 #[derive(Clone)]
 pub struct HttpUpstream {
     base: Uri,
-    client: Client<HttpConnector, Body>,
+    pool: Arc<h1::Pool>,
     /// Longest wait for the response head (the service's own limits bound the body).
     head_timeout: Duration,
 }
@@ -56,15 +54,11 @@ impl HttpUpstream {
         if !matches!(base.path(), "" | "/") {
             return Err(format!("expected no path, got {base}"));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let authority = base.authority().expect("checked above");
+        let pool = h1::Pool::new(authority, Duration::from_secs(5), Duration::from_secs(60));
         Ok(HttpUpstream {
             base,
-            client,
+            pool,
             head_timeout,
         })
     }
@@ -76,20 +70,8 @@ impl HttpUpstream {
         if let Some(d) = parts.extensions.get::<RequestDeadline>() {
             d.lift();
         }
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        parts.uri = Uri::builder()
-            .scheme("http")
-            .authority(self.base.authority().expect("checked in new").clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| {
-                HttpError::new(StatusCode::BAD_REQUEST, "bad_request", "malformed request")
-            })?;
-        let sent = self.client.request(http::Request::from_parts(parts, body));
+        parts.uri = h1::origin_form(&parts.uri);
+        let sent = self.pool.send(Request::from_parts(parts, body));
         let res = match tokio::time::timeout(self.head_timeout, sent).await {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => {
@@ -110,7 +92,7 @@ impl HttpUpstream {
         };
         let (mut parts, body) = res.into_parts();
         remove_where(&mut parts.headers, hop_by_hop);
-        Ok(Response::from_parts(parts, Body::new(body)))
+        Ok(Response::from_parts(parts, body))
     }
 }
 

@@ -585,6 +585,18 @@ fn bare_type(format_type: &str) -> bool {
     )
 }
 
+/// ` LIMIT n OFFSET m` as literals, as PostgREST writes them: a parameter there makes every execution of
+/// the prepared statement plan again (PostgreSQL's generic plan cannot know the row count), while a
+/// statement whose only values are literals keeps one plan.
+pub(super) fn limit_offset(s: &mut String, limit: Option<i64>, offset: Option<i64>) {
+    if let Some(l) = limit {
+        let _ = write!(s, " LIMIT {l}");
+    }
+    if let Some(o) = offset {
+        let _ = write!(s, " OFFSET {o}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{bare_type, float_type};
@@ -606,17 +618,5 @@ mod tests {
         }
         assert!(float_type("double precision[]") && float_type("real"));
         assert!(!float_type("numeric") && !float_type("integer[]"));
-    }
-}
-
-/// ` LIMIT n OFFSET m` as literals, as PostgREST writes them: a parameter there makes every execution of
-/// the prepared statement plan again (PostgreSQL's generic plan cannot know the row count), while a
-/// statement whose only values are literals keeps one plan.
-pub(super) fn limit_offset(s: &mut String, limit: Option<i64>, offset: Option<i64>) {
-    if let Some(l) = limit {
-        let _ = write!(s, " LIMIT {l}");
-    }
-    if let Some(o) = offset {
-        let _ = write!(s, " OFFSET {o}");
     }
 }
