@@ -18,6 +18,7 @@ mod mfa_phone;
 mod oauth;
 mod one_time;
 mod phone;
+mod pkce;
 mod platform;
 mod request;
 
