@@ -3,7 +3,7 @@
 //! as Apple's `form_post` sends it) exchanges the provider's code, learns who the user is (a verified ID token, or the userinfo endpoint) and sends
 //! the browser back to `redirect_to` with the session in the fragment (implicit flow) or an auth code in
 //! the query (PKCE: the client had sent a `code_challenge`), which `POST /token?grant_type=pkce`
-//! exchanges with its `code_verifier`. `POST /token?grant_type=id_token` signs in with an ID token the
+//! exchanges with its `code_verifier` ([`super::pkce`], shared with the email links). `POST /token?grant_type=id_token` signs in with an ID token the
 //! client got from the provider itself. A flow started by `GET /user/identities/authorize` links the
 //! identity to the signed-in user instead ([`super::link`]). The protocol pieces live in
 //! [`crate::oauth`].

@@ -58,7 +58,7 @@ pub(super) async fn send_token(
     let otp = new_otp();
     let mut hash = validate::token_hash(to, &otp);
     if let (Some(c), Some((provider_type, method))) = (pkce, flow_method(kind)) {
-        let ttl = s.otp_exp as i64 + pkce::AUTH_CODE_SECS;
+        let ttl = s.otp_exp + pkce::AUTH_CODE_SECS;
         pkce::create_flow(tx, Some(&user.id), provider_type, method, c, ttl).await?;
         hash = format!("{}{hash}", pkce::TOKEN_PREFIX);
     }
