@@ -473,30 +473,10 @@ pub(super) async fn verify_get(
     let base = redirect_to.split('#').next().unwrap_or_default();
     let location = match result {
         Ok(Verified::Code(code)) => with_query(&redirect_to, &query_string(&[("code", &code)])),
-        Ok(Verified::Session(session)) => {
-            let field = |k: &str| match &session[k] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let pairs = ["access_token", "expires_at", "expires_in", "refresh_token"]
-                .map(|k| (k, field(k)));
-            let mut pairs: Vec<(&str, &str)> =
-                pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            pairs.extend([("token_type", "bearer"), ("type", kind.as_str())]);
-            format!("{base}#{}", query_string(&pairs))
-        }
+        Ok(Verified::Session(session)) => format!("{base}#{}", session_fragment(&session, &kind)),
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => return Err(e),
         Err(e) => {
-            let description = if e.code == "otp_expired" {
-                "Email link is invalid or has expired"
-            } else {
-                e.msg.as_str()
-            };
-            let error = query_string(&[
-                ("error", oauth_error(e.status)),
-                ("error_code", e.code),
-                ("error_description", description),
-            ]);
+            let error = error_params(&e);
             if is_pkce {
                 format!("{}#{error}", with_query(base, &error))
             } else {
@@ -505,6 +485,33 @@ pub(super) async fn verify_get(
         }
     };
     redirect(&location, StatusCode::SEE_OTHER)
+}
+
+/// The session of an implicit link, as the fragment GoTrue puts it in.
+fn session_fragment(session: &Value, kind: &str) -> String {
+    let field = |k: &str| match &session[k] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let pairs =
+        ["access_token", "expires_at", "expires_in", "refresh_token"].map(|k| (k, field(k)));
+    let mut pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend([("token_type", "bearer"), ("type", kind)]);
+    query_string(&pairs)
+}
+
+/// A failed link's `error`, `error_code` and `error_description`.
+fn error_params(e: &AuthError) -> String {
+    let description = if e.code == "otp_expired" {
+        "Email link is invalid or has expired"
+    } else {
+        e.msg.as_str()
+    };
+    query_string(&[
+        ("error", oauth_error(e.status)),
+        ("error_code", e.code),
+        ("error_description", description),
+    ])
 }
 
 /// The OAuth error name GoTrue puts on a redirect for an error's status.
