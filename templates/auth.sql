@@ -286,6 +286,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS unique_phone_factor_per_user ON auth.mfa_facto
 
 CREATE INDEX IF NOT EXISTS idx_auth_code ON auth.flow_state (auth_code);
 CREATE INDEX IF NOT EXISTS flow_state_created_at_idx ON auth.flow_state (created_at DESC);
+-- A PKCE email link finds its user's latest flow of the link's method (GoTrue's index).
+CREATE INDEX IF NOT EXISTS idx_user_id_auth_method ON auth.flow_state (user_id, authentication_method);
 
 -- The OAuth/OIDC providers users sign in with (`GET /authorize?provider=…`), set through the platform's
 -- admin API. Not a GoTrue table (GoTrue reads these from its environment).

@@ -371,7 +371,8 @@ def test_recovery_without_mailer_then_verify(platform, project):
         sb.auth.reset_password_for_email(addr)
     assert soon.value.status == 429 and soon.value.code == "over_email_send_rate_limit"
     token_hash = platform.sql(project, f"select recovery_token from auth.users where email = '{addr.lower()}'")[0]["recovery_token"]
-    assert len(token_hash) == 56
+    # supabase-py's default flow is PKCE: GoTrue's `pkce_` prefix before the hash.
+    assert token_hash.startswith("pkce_") and len(token_hash) == 5 + 56
     log = open(platform.log_path).read()
     assert "no mailer configured" in log and token_hash not in log and PASSWORD not in log
 
@@ -420,7 +421,8 @@ def test_otp_sign_up_confirms_the_new_user(platform, project):
     addr = email()
     sb.auth.sign_in_with_otp({"email": addr})
     row = platform.sql(project, f"select confirmation_token, email_confirmed_at from auth.users where email = '{addr.lower()}'")[0]
-    assert row["email_confirmed_at"] is None and len(row["confirmation_token"]) == 56
+    token = row["confirmation_token"]
+    assert row["email_confirmed_at"] is None and token.startswith("pkce_") and len(token) == 5 + 56, "PKCE by default"
     with pytest.raises(AuthApiError) as no_create:
         sb.auth.sign_in_with_otp({"email": email(), "options": {"should_create_user": False}})
     assert no_create.value.code == "otp_disabled"

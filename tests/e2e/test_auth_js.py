@@ -1,17 +1,25 @@
 """Auth's flows beyond passwords through the real, unmodified supabase-js client (tests/js/auth_flows.mjs,
 one step per run; mail caught here by a real SMTP server on loopback between steps): email OTP sign-up and
 sign-in, admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
-reauthentication nonces, and claims supabase-js verifies itself against the project's JWKS (ES256) or
-through /user (HS256)."""
+reauthentication nonces, claims supabase-js verifies itself against the project's JWKS (ES256) or
+through /user (HS256), and PKCE for the email flows (sign-up, magic link, recovery, email change) with
+supabase-js' `flowType: 'pkce'` and supabase-py's `flow_type="pkce"`: the mailed link redirects with
+`?code=…`, which `exchangeCodeForSession` / `exchange_code_for_session` turn into the session."""
 
 import json
+import re
+from email import message_from_string
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
+from supabase import ClientOptions, create_client
 
 from conftest import NOTES
-from test_auth import SmtpSink, settings_sql
+from supabase_auth.errors import AuthApiError
+from test_auth import SmtpSink, claims_of, settings_sql
 from test_supabase_js import run_supabase_js
 
 PASSWORD = "correct-horse-1"
@@ -173,3 +181,114 @@ def test_claims_verified_by_supabase_js(platform, js):
         time.sleep(0.2)
     assert es["error"] is None and (es["alg"], es["kid"]) == ("ES256", kid) and es["sub"] == es["user_id"]
     assert es["tampered"]["message"] == "Invalid JWT signature"
+
+
+# Allowed as the site URL's host (the default site URL is http://localhost:3000).
+REDIRECT = "http://localhost:3000/auth/callback"
+
+
+def link_in(msg):
+    """The /verify link of a message (its body decoded from quoted-printable)."""
+    text = message_from_string(msg).get_payload(decode=True).decode()
+    found = re.search(r"https?://\S+/auth/v1/verify\?\S+", text)
+    assert found, msg
+    return found.group(0)
+
+
+def code_from(link):
+    """Opens a mailed PKCE link as the browser does: a 303 to the app with `?code=…`, no session."""
+    assert "token=pkce_" in link, link
+    r = httpx.get(link, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    location = r.headers["location"]
+    assert location.startswith(REDIRECT + "?code=") and "access_token" not in location, location
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+@pytest.fixture(scope="module")
+def pkce(platform):
+    p = platform.create_project("PKCE email links")
+    sink = SmtpSink()
+    settings_sql(platform, p, smtp_host="127.0.0.1", smtp_port=sink.port, smtp_tls="none",
+                 smtp_admin_email="auth@example.com", smtp_max_frequency=0, mailer_autoconfirm=False)
+    return p, sink
+
+
+def test_pkce_email_links_through_supabase_js(pkce, tmp_path):
+    p, sink = pkce
+    store = str(tmp_path / "storage.json")
+
+    def step(name, **args):
+        return run_supabase_js("auth_flows.mjs", p.url, p.anon, p.secret, name,
+                               json.dumps({"store": store, "redirect": REDIRECT, **args}))
+
+    def flow(kind, to, **args):
+        seen = len(sink.messages)
+        started = step("pkce_request", kind=kind, **args)
+        assert started == {"error": None, "has_session": False}, (kind, started)
+        code = code_from(link_in(mail_to(sink, to, seen)))
+        done = step("pkce_exchange", code=code)
+        assert done["error"] is None, (kind, done)
+        return done
+
+    addr, new_addr = email(), email()
+    up = flow("signup", addr, email=addr, password=PASSWORD)
+    assert up["email"] == addr.lower() and up["redirect_type"] is None
+    assert up["session"]["claims"]["amr"][0]["method"] == "email/signup"
+    magic = flow("magiclink", addr, email=addr)
+    assert magic["session"]["claims"]["amr"][0]["method"] == "magiclink"
+    assert magic["session"]["claims"]["sub"] == up["session"]["claims"]["sub"]
+    recovery = flow("recovery", addr, email=addr)
+    assert recovery["redirect_type"] == "recovery"
+    assert recovery["session"]["claims"]["amr"][0]["method"] == "recovery"
+    change = flow("email_change", new_addr, email=addr, password=PASSWORD, new_email=new_addr)
+    assert change["email"] == new_addr.lower()
+    assert change["session"]["claims"]["amr"][0]["method"] == "email_change"
+
+
+def test_pkce_email_links_through_supabase_py(pkce):
+    p, sink = pkce
+    sb = create_client(p.url, p.anon, ClientOptions(flow_type="pkce"))
+    addr = email()
+    seen = len(sink.messages)
+    res = sb.auth.sign_up({"email": addr, "password": PASSWORD, "options": {"email_redirect_to": REDIRECT}})
+    assert res.session is None and res.user.email_confirmed_at is None
+    code = code_from(link_in(mail_to(sink, addr, seen)))
+    session = sb.auth.exchange_code_for_session({"auth_code": code}).session
+    assert session.user.email == addr.lower() and session.user.email_confirmed_at is not None
+    assert claims_of(session.access_token)["amr"][0]["method"] == "email/signup"
+    with pytest.raises(AuthApiError) as replay:
+        sb.auth.exchange_code_for_session({"auth_code": code, "code_verifier": "x" * 43})
+    assert replay.value.status == 404 and replay.value.code == "flow_state_not_found"
+
+    # A wrong verifier is refused and leaves the code for the right one.
+    seen = len(sink.messages)
+    sb.auth.reset_password_for_email(addr, {"redirect_to": REDIRECT})
+    code = code_from(link_in(mail_to(sink, addr, seen)))
+    with pytest.raises(AuthApiError) as wrong:
+        sb.auth.exchange_code_for_session({"auth_code": code, "code_verifier": "y" * 43})
+    assert wrong.value.status == 403 and wrong.value.code == "bad_code_verifier"
+    recovered = sb.auth.exchange_code_for_session({"auth_code": code}).session
+    assert claims_of(recovered.access_token)["amr"][0]["method"] == "recovery"
+    sb.auth.update_user({"password": "after-recovery-2"})
+    assert create_client(p.url, p.anon).auth.sign_in_with_password(
+        {"email": addr, "password": "after-recovery-2"}).session
+
+    # The server-side pattern: the link's token as `token_hash` to verify_otp signs in at once.
+    seen = len(sink.messages)
+    sb.auth.sign_in_with_otp({"email": addr, "options": {"email_redirect_to": REDIRECT}})
+    token = parse_qs(urlsplit(link_in(mail_to(sink, addr, seen))).query)["token"][0]
+    assert token.startswith("pkce_")
+    direct = create_client(p.url, p.anon).auth.verify_otp({"token_hash": token, "type": "email"})
+    assert direct.session and direct.user.email == addr.lower()
+    assert claims_of(direct.session.access_token)["amr"][0]["method"] == "otp"
+
+    # Email change through update_user: the link to the new address completes it.
+    new_addr = email()
+    seen = len(sink.messages)
+    pending = sb.auth.update_user({"email": new_addr}, {"email_redirect_to": REDIRECT}).user
+    assert pending.new_email == new_addr.lower()
+    code = code_from(link_in(mail_to(sink, new_addr, seen)))
+    changed = sb.auth.exchange_code_for_session({"auth_code": code}).session
+    assert changed.user.email == new_addr.lower()
+    assert claims_of(changed.access_token)["amr"][0]["method"] == "email_change"

@@ -1,16 +1,38 @@
 // GoTrue's flows beyond passwords through the real supabase-js client: email OTP and magic links, TOTP MFA
-// to aal2, anonymous users made permanent, invites and admin links, bans, reauthentication, and claims
-// verified against the project's JWKS. One step per run (mail arrives in the Python test between steps);
-// prints one JSON object that tests/e2e/test_auth_js.py checks.
+// to aal2, anonymous users made permanent, invites and admin links, bans, reauthentication, claims
+// verified against the project's JWKS, and the email flows with `flowType: 'pkce'` (the verifier kept in
+// a file between the request and the exchange, as @supabase/ssr keeps it in a cookie). One step per run
+// (mail arrives in the Python test between steps); prints one JSON object that tests/e2e/test_auth_js.py
+// checks.
 // Usage: node auth_flows.mjs <api_url> <publishable key> <secret key> <step> <JSON arguments>
 import { createClient } from '@supabase/supabase-js'
 import { createHmac } from 'node:crypto'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 
 const [url, anonKey, secretKey, step, rawArgs] = process.argv.slice(2)
 const args = JSON.parse(rawArgs || '{}')
 const client = (key = anonKey) =>
   createClient(url, key, { auth: { persistSession: false, autoRefreshToken: false } })
 const admin = client(secretKey).auth.admin
+
+// A storage that outlives the process: PKCE keeps the verifier there from the request to the exchange.
+function fileStorage(path) {
+  const read = () => (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {})
+  const write = (data) => writeFileSync(path, JSON.stringify(data))
+  return {
+    getItem: (k) => read()[k] ?? null,
+    setItem: (k, v) => write({ ...read(), [k]: v }),
+    removeItem: (k) => {
+      const data = read()
+      delete data[k]
+      write(data)
+    },
+  }
+}
+const pkceClient = (store) =>
+  createClient(url, anonKey, {
+    auth: { flowType: 'pkce', storage: fileStorage(store), persistSession: true, autoRefreshToken: false, detectSessionInUrl: false },
+  })
 
 // An error as the application sees it.
 const err = (e) => (e ? { status: e.status ?? null, code: e.code ?? null, message: e.message } : null)
@@ -39,6 +61,33 @@ async function signedIn(tokens) {
 }
 
 const steps = {
+  // Starts an email flow with PKCE; the link comes by mail to the Python test.
+  async pkce_request({ store, kind, email, password, new_email, redirect }) {
+    const sb = pkceClient(store).auth
+    let r
+    if (kind === 'signup') r = await sb.signUp({ email, password, options: { emailRedirectTo: redirect } })
+    else if (kind === 'magiclink') r = await sb.signInWithOtp({ email, options: { emailRedirectTo: redirect } })
+    else if (kind === 'recovery') r = await sb.resetPasswordForEmail(email, { redirectTo: redirect })
+    else if (kind === 'email_change') {
+      const signedIn = await sb.signInWithPassword({ email, password })
+      if (signedIn.error) return { error: err(signedIn.error) }
+      r = await sb.updateUser({ email: new_email }, { emailRedirectTo: redirect })
+    } else throw new Error(`unknown PKCE flow ${kind}`)
+    return { error: err(r.error), has_session: !!r.data?.session }
+  },
+
+  // The code of the link's redirect, exchanged with the stored verifier.
+  async pkce_exchange({ store, code }) {
+    const sb = pkceClient(store)
+    const { data, error } = await sb.auth.exchangeCodeForSession(code)
+    return {
+      error: err(error),
+      session: session(data.session),
+      email: data.user?.email ?? null,
+      redirect_type: data.redirectType ?? null,
+    }
+  },
+
   // Sends a sign-in code (creating the user unless told not to).
   async otp_request({ email, create }) {
     const { error } = await client().auth.signInWithOtp({ email, options: { shouldCreateUser: create } })

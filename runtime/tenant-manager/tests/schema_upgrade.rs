@@ -3,8 +3,8 @@
 //! rest,confine}.sql`) run again on every database whose version mark differs, then the mark is set.
 //!
 //! The earlier template is reproduced in the project's own database: what the current `auth.sql` added
-//! (the OAuth provider and flow tables, the identity-linking setting, the hooks table and the phone
-//! settings) is dropped and the version mark is one an earlier release wrote.
+//! (the OAuth provider and flow tables, the flow-state indexes of PKCE, the identity-linking setting,
+//! the hooks table and the phone settings) is dropped and the version mark is one an earlier release wrote.
 
 use http::Method;
 use serde_json::json;
@@ -56,7 +56,7 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
     assert_eq!(oauth_tables(&db).await, 2);
     db.batch_execute(
         "DROP TABLE auth.supactl_oauth_flows, auth.supactl_oauth_providers;
-         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx;
+         DROP INDEX auth.idx_auth_code, auth.flow_state_created_at_idx, auth.idx_user_id_auth_method;
          DROP TABLE auth.supactl_hooks;
          DROP INDEX auth.users_phone_change_idx, auth.unique_phone_factor_per_user;
          ALTER TABLE auth.supactl_settings DROP COLUMN phone_enabled, DROP COLUMN phone_autoconfirm,
@@ -81,6 +81,16 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
     cp.start_tenant_manager_again().await;
 
     assert_eq!(oauth_tables(&db).await, 2, "the OAuth tables are back");
+    let flow_indexes: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'auth' AND tablename = 'flow_state' \
+               AND indexname IN ('idx_auth_code', 'flow_state_created_at_idx', 'idx_user_id_auth_method')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(flow_indexes, 3, "the flow-state indexes are back");
     assert_eq!(comment(&cp).await.as_deref(), Some(current.as_str()));
     let users: Vec<(String, String)> = db
         .query("SELECT id::text, email FROM auth.users", &[])

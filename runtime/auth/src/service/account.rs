@@ -93,6 +93,8 @@ struct Credentials {
     password: Option<String>,
     data: Option<Value>,
     refresh_token: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 pub(super) async fn signup(
@@ -102,6 +104,11 @@ pub(super) async fn signup(
     raw: Bytes,
 ) -> AuthResult<Response> {
     let c: Credentials = body(&raw)?;
+    let pkce = super::pkce::params(
+        c.code_challenge.as_deref(),
+        c.code_challenge_method.as_deref(),
+    )?;
+    let pkce = pkce.as_ref();
     let (mut client, s) = ctx.db(&auth).await?;
     if s.disable_signup {
         return Err(AuthError::unprocessable(
@@ -175,6 +182,7 @@ pub(super) async fn signup(
                     &email,
                     MailKind::Confirmation,
                     redirect,
+                    pkce,
                 )
                 .await?;
                 store::user_by_id(&tx, &u.id).await?.map(|u| u.json)
@@ -204,6 +212,7 @@ pub(super) async fn signup(
         &email,
         MailKind::Confirmation,
         q.get("redirect_to").map(String::as_str),
+        pkce,
     )
     .await?;
     let user = store::user_by_id(&tx, &user.id)
@@ -270,7 +279,7 @@ pub(super) async fn token_grant(
     match q.get("grant_type").map(String::as_str) {
         Some("password") => password_grant(&auth, &ctx, body(&raw)?).await,
         Some("refresh_token") => refresh_grant(&auth, &ctx, body(&raw)?).await,
-        Some("pkce") => super::oauth::pkce_grant(&auth, &ctx, &raw).await,
+        Some("pkce") => super::pkce::grant(&auth, &ctx, &raw).await,
         Some("id_token") => super::oauth::id_token_grant(&auth, &ctx, &raw).await,
         _ => Err(AuthError::bad_request(
             "invalid_credentials",
@@ -444,6 +453,8 @@ struct UserUpdate {
     /// The code `/reauthenticate` sent, proving a password change.
     nonce: Option<String>,
     data: Option<Map<String, Value>>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 pub(super) async fn put_user(
@@ -454,6 +465,10 @@ pub(super) async fn put_user(
 ) -> AuthResult<Json<Value>> {
     ctx.user_id()?;
     let u: UserUpdate = body(&raw)?;
+    let pkce = super::pkce::params(
+        u.code_challenge.as_deref(),
+        u.code_challenge_method.as_deref(),
+    )?;
     let (mut client, s) = ctx.db(&auth).await?;
     let phone = match u.phone.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => Some(crate::sms::phone(p)?),
@@ -505,6 +520,7 @@ pub(super) async fn put_user(
                 &email,
                 MailKind::EmailChange,
                 q.get("redirect_to").map(String::as_str),
+                pkce.as_ref(),
             )
             .await?;
         }
@@ -545,6 +561,7 @@ pub(super) async fn reauthenticate(
         &user,
         &email,
         MailKind::Reauthentication,
+        None,
         None,
     )
     .await?;

@@ -329,6 +329,7 @@ pub(super) async fn invite(
         &email,
         MailKind::Invite,
         redirect_to.as_deref(),
+        None,
     )
     .await?;
     let user = store::user_by_id(&tx, &user.id)
@@ -412,6 +413,7 @@ pub(super) async fn admin_generate_link(
         &to,
         mail_kind,
         redirect_to.as_deref(),
+        None,
     )
     .await?;
     let user = store::user_by_id(&tx, &user.id)

@@ -100,6 +100,7 @@ pub(super) async fn link(
                 &email,
                 MailKind::Confirmation,
                 Some(&state.redirect_to),
+                None,
             )
             .await;
             match sent {

@@ -5,7 +5,8 @@
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
 //! `one_time` (recovery, OTP and magic links, `/verify`), `phone` (the same flows with a phone
 //! number, codes sent by the Send SMS hook), `mfa` (TOTP factors; phone factors in `mfa_phone`), `oauth`
-//! (sign-in with OAuth/OIDC providers: `/authorize`, `/callback`, the `pkce` and `id_token` grants), `link`
+//! (sign-in with OAuth/OIDC providers: `/authorize`, `/callback`, the `id_token` grant), `pkce` (flow
+//! states of OAuth and email links, the `pkce` grant), `link`
 //! (identity linking: `/user/identities/authorize` and unlinking), `admin`
 //! (service_role only); `request`
 //! reads the caller and holds what the flows share.
@@ -18,6 +19,7 @@ mod mfa_phone;
 mod oauth;
 mod one_time;
 mod phone;
+mod pkce;
 mod platform;
 mod request;
 

@@ -3,11 +3,12 @@
 //! as Apple's `form_post` sends it) exchanges the provider's code, learns who the user is (a verified ID token, or the userinfo endpoint) and sends
 //! the browser back to `redirect_to` with the session in the fragment (implicit flow) or an auth code in
 //! the query (PKCE: the client had sent a `code_challenge`), which `POST /token?grant_type=pkce`
-//! exchanges with its `code_verifier`. `POST /token?grant_type=id_token` signs in with an ID token the
+//! exchanges with its `code_verifier` ([`super::pkce`], shared with the email links). `POST /token?grant_type=id_token` signs in with an ID token the
 //! client got from the provider itself. A flow started by `GET /user/identities/authorize` links the
 //! identity to the signed-in user instead ([`super::link`]). The protocol pieces live in
 //! [`crate::oauth`].
 
+use super::pkce::{create_flow, AUTH_CODE_SECS};
 use super::request::{body, Ctx};
 use super::{Auth, URL_VALUE};
 use crate::error::{AuthError, AuthResult};
@@ -31,14 +32,11 @@ use std::sync::Arc;
 use supactl_common::jwt;
 use supactl_common::keys::random_base62;
 
-/// Seconds an auth code of the PKCE flow may wait for its exchange.
-const AUTH_CODE_SECS: i64 = 300;
-
 fn enc(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, URL_VALUE).to_string()
 }
 
-fn query_string(pairs: &[(&str, &str)]) -> String {
+pub(super) fn query_string(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", enc(v)))
@@ -47,7 +45,7 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 }
 
 /// `url` with `query` appended to its query string (before any fragment).
-fn with_query(url: &str, query: &str) -> String {
+pub(super) fn with_query(url: &str, query: &str) -> String {
     let (base, fragment) = match url.split_once('#') {
         Some((b, f)) => (b, Some(f)),
         None => (url, None),
@@ -66,36 +64,6 @@ pub(super) fn redirect(location: &str, status: StatusCode) -> AuthResult<Respons
         HeaderValue::from_str(location).map_err(AuthError::internal)?,
     );
     Ok(res)
-}
-
-/// The client's PKCE parameters (GoTrue's checks): none, or a challenge of 43 to 128 characters with
-/// its method `s256` or `plain`.
-fn pkce_params(q: &HashMap<String, String>) -> AuthResult<Option<(String, &'static str)>> {
-    let challenge = q.get("code_challenge").filter(|c| !c.is_empty());
-    let method = q.get("code_challenge_method").filter(|m| !m.is_empty());
-    match (challenge, method) {
-        (None, None) => Ok(None),
-        (Some(c), Some(m)) => {
-            if !(43..=128).contains(&c.len()) {
-                return Err(AuthError::validation(
-                    "code challenge has to be between 43 and 128 characters",
-                ));
-            }
-            let method = match m.to_ascii_lowercase().as_str() {
-                "s256" => "s256",
-                "plain" => "plain",
-                _ => {
-                    return Err(AuthError::validation(format!(
-                        "code challenge method {m} not supported"
-                    )))
-                }
-            };
-            Ok(Some((c.clone(), method)))
-        }
-        _ => Err(AuthError::validation(
-            "PKCE flow requires code_challenge_method and code_challenge",
-        )),
-    }
 }
 
 /// The scopes asked of the provider: its defaults, the project's extra ones and the client's.
@@ -135,7 +103,10 @@ pub(super) async fn start(
         .get("provider")
         .filter(|p| !p.is_empty())
         .ok_or_else(|| AuthError::validation("Unsupported provider: missing provider"))?;
-    let pkce = pkce_params(q)?;
+    let pkce = super::pkce::params(
+        q.get("code_challenge").map(String::as_str),
+        q.get("code_challenge_method").map(String::as_str),
+    )?;
     let (mut client, s) = ctx.db(auth).await?;
     ctx.limit(auth, &s, "signin", s.limit_sign_in, None)?;
     let provider = provider::enabled(&client, &ctx.project, name).await?;
@@ -151,24 +122,11 @@ pub(super) async fn start(
         &[&(STATE_SECS as f64)],
     )
     .await?;
-    tx.execute(
-        "DELETE FROM auth.flow_state WHERE authentication_method = 'oauth' \
-           AND created_at < now() - make_interval(secs => $1)",
-        &[&((STATE_SECS + AUTH_CODE_SECS) as f64)],
-    )
-    .await?;
-    let flow_state: Option<String> = match &pkce {
-        Some((challenge, method)) => Some(
-            tx.query_one(
-                "INSERT INTO auth.flow_state (id, auth_code, code_challenge_method, code_challenge, \
-                   provider_type, authentication_method, created_at, updated_at) \
-                 VALUES (gen_random_uuid(), gen_random_uuid()::text, $1::text::auth.code_challenge_method, \
-                   $2, $3, 'oauth', now(), now()) RETURNING id::text",
-                &[method, challenge, name],
-            )
-            .await?
-            .get(0),
-        ),
+    let flow_state = match &pkce {
+        Some(c) => {
+            let ttl = STATE_SECS + AUTH_CODE_SECS;
+            Some(create_flow(&tx, None, name, "oauth", c, ttl).await?)
+        }
         None => None,
     };
     let flow: String = tx
@@ -508,87 +466,6 @@ pub(super) fn refuse_banned(user: &User) -> AuthResult<()> {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct PkceGrant {
-    auth_code: Option<String>,
-    code_verifier: Option<String>,
-}
-
-/// `POST /token?grant_type=pkce` `{auth_code, code_verifier}`: the session of a PKCE sign-in, once.
-pub(super) async fn pkce_grant(auth: &Auth, ctx: &Ctx, raw: &Bytes) -> AuthResult<Response> {
-    let p: PkceGrant = body(raw)?;
-    let (Some(code), Some(verifier)) = (
-        p.auth_code.filter(|c| !c.is_empty()),
-        p.code_verifier.filter(|v| !v.is_empty()),
-    ) else {
-        return Err(AuthError::validation(
-            "invalid request: both auth code and code verifier should be non-empty",
-        ));
-    };
-    let (mut client, s) = ctx.db(auth).await?;
-    let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "SELECT id::text, user_id::text, code_challenge_method::text, code_challenge, \
-               provider_access_token, provider_refresh_token, \
-               auth_code_issued_at < now() - make_interval(secs => $2) \
-             FROM auth.flow_state WHERE auth_code = $1 AND user_id IS NOT NULL \
-               AND auth_code_issued_at IS NOT NULL FOR UPDATE",
-            &[&code, &(AUTH_CODE_SECS as f64)],
-        )
-        .await?
-        .ok_or_else(|| {
-            AuthError::new(
-                StatusCode::NOT_FOUND,
-                "flow_state_not_found",
-                "invalid flow state, no valid flow state found",
-            )
-        })?;
-    let (id, user_id, method, challenge): (String, String, String, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    if row.get::<_, bool>(6) {
-        return Err(AuthError::unprocessable(
-            "flow_state_expired",
-            "flow state has expired",
-        ));
-    }
-    if !verifier_matches(&method, &challenge, &verifier) {
-        return Err(AuthError::forbidden(
-            "bad_code_verifier",
-            "code challenge does not match previously saved code verifier",
-        ));
-    }
-    let (access, refresh): (Option<String>, Option<String>) = (row.get(4), row.get(5));
-    tx.execute(
-        "DELETE FROM auth.flow_state WHERE id = $1::text::uuid",
-        &[&id],
-    )
-    .await?;
-    let user = crate::store::user_by_id(&tx, &user_id)
-        .await?
-        .ok_or_else(AuthError::user_not_found)?;
-    refuse_banned(&user)?;
-    let mut session = ctx.start_session(auth, &s, &tx, &user.id, "oauth").await?;
-    if let Some(a) = access.filter(|a| !a.is_empty()) {
-        session["provider_token"] = Value::from(a);
-    }
-    if let Some(r) = refresh {
-        session["provider_refresh_token"] = Value::from(r);
-    }
-    tx.commit().await?;
-    Ok(Json(session).into_response())
-}
-
-/// RFC 7636 §4.6, compared in constant time.
-fn verifier_matches(method: &str, challenge: &str, verifier: &str) -> bool {
-    let computed = match method {
-        "s256" => B64URL.encode(Sha256::digest(verifier.as_bytes())),
-        _ => verifier.to_string(),
-    };
-    supactl_common::crypto::secret_eq(&computed, challenge)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
 struct IdTokenGrant {
     provider: Option<String>,
     id_token: Option<String>,
@@ -638,50 +515,6 @@ pub(super) async fn id_token_grant(auth: &Auth, ctx: &Ctx, raw: &Bytes) -> AuthR
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pkce_verifiers_are_checked_by_method() {
-        // The challenge computed apart (Python: base64url(sha256(verifier)) without padding).
-        let verifier = "dBjftJeZ4CVP-mJ92K9KEBnFrNvAGz1xLfF-8YwNJ1r";
-        let challenge = "cNW4x7fQIRjxdiYJu6QVzPO4gUzJJe3VrGofDBOIG_k";
-        assert!(verifier_matches("s256", challenge, verifier));
-        assert!(!verifier_matches("s256", challenge, "something-else"));
-        assert!(verifier_matches("plain", verifier, verifier));
-        assert!(!verifier_matches("plain", challenge, verifier));
-    }
-
-    #[test]
-    fn pkce_parameters_follow_gotrue() {
-        let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let c = "cNW4x7fQIRjxdiYJu6QVzPO4gUzJJe3VrGofDBOIG_k";
-        assert!(pkce_params(&q(&[])).unwrap().is_none());
-        assert_eq!(
-            pkce_params(&q(&[
-                ("code_challenge", c),
-                ("code_challenge_method", "S256")
-            ]))
-            .unwrap()
-            .unwrap()
-            .1,
-            "s256"
-        );
-        assert!(pkce_params(&q(&[("code_challenge", c)])).is_err());
-        assert!(pkce_params(&q(&[
-            ("code_challenge", "short"),
-            ("code_challenge_method", "plain")
-        ]))
-        .is_err());
-        assert!(pkce_params(&q(&[
-            ("code_challenge", c),
-            ("code_challenge_method", "md5")
-        ]))
-        .is_err());
-    }
 
     #[test]
     fn form_bodies_are_decoded_and_bounded() {

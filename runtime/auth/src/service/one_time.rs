@@ -1,6 +1,8 @@
 //! One-time tokens: recovery, email OTP and magic links, resending, and `/verify` (by code or by the
 //! link in an email).
 
+use super::oauth::{query_string, redirect, with_query};
+use super::pkce::{self, Challenge};
 use super::request::{body, email_exists, metadata, new_otp, ok_empty, Ctx};
 use super::{Auth, URL_VALUE};
 use crate::db::Settings;
@@ -9,17 +11,19 @@ use crate::mail::{self, MailKind};
 use crate::store::{self, NewUser, TokenColumn};
 use crate::validate;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use bytes::Bytes;
 use deadpool_postgres::Object;
-use http::{header, HeaderValue, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Creates a one-time token for `user`, stores its hash and mails the link and code to `to`.
+/// Creates a one-time token for `user`, stores its hash and mails the link and code to `to`. With the
+/// client's PKCE challenge, a flow state records it and the token carries GoTrue's `pkce_` prefix: its
+/// link then answers an auth code (see [`verify_get`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn send_token(
     auth: &Auth,
@@ -30,6 +34,7 @@ pub(super) async fn send_token(
     to: &str,
     kind: MailKind,
     redirect_to: Option<&str>,
+    pkce: Option<&Challenge>,
 ) -> AuthResult<(String, String)> {
     let (column, link_type) = match kind {
         MailKind::Confirmation => (TokenColumn::Confirmation, "signup"),
@@ -51,7 +56,12 @@ pub(super) async fn send_token(
         }
     }
     let otp = new_otp();
-    let hash = validate::token_hash(to, &otp);
+    let mut hash = validate::token_hash(to, &otp);
+    if let (Some(c), Some((provider_type, method))) = (pkce, flow_method(kind)) {
+        let ttl = s.otp_exp + pkce::AUTH_CODE_SECS;
+        pkce::create_flow(tx, Some(&user.id), provider_type, method, c, ttl).await?;
+        hash = format!("{}{hash}", pkce::TOKEN_PREFIX);
+    }
     store::set_token(tx, &user.id, column, &hash, to).await?;
     let redirect = s.redirect(redirect_to);
     let link = format!(
@@ -63,6 +73,33 @@ pub(super) async fn send_token(
     Ok((link, otp))
 }
 
+/// GoTrue's provider type and authentication method of a mailed flow (none for a reauthentication
+/// nonce, which ends in no redirect).
+fn flow_method(kind: MailKind) -> Option<(&'static str, &'static str)> {
+    match kind {
+        MailKind::Confirmation => Some(("email", "email/signup")),
+        MailKind::Invite => Some(("invite", "invite")),
+        MailKind::MagicLink => Some(("magiclink", "magiclink")),
+        MailKind::Recovery => Some(("recovery", "recovery")),
+        MailKind::EmailChange | MailKind::EmailChangeCurrent => {
+            Some(("email_change", "email_change"))
+        }
+        MailKind::Reauthentication => None,
+    }
+}
+
+/// The authentication method of a `/verify` link's type (GoTrue's `ParseAuthenticationMethod`).
+fn link_method(kind: &str) -> Option<&'static str> {
+    match kind {
+        "signup" => Some("email/signup"),
+        "invite" => Some("invite"),
+        "magiclink" => Some("magiclink"),
+        "recovery" => Some("recovery"),
+        "email_change" => Some("email_change"),
+        _ => None,
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct OtpRequest {
@@ -70,6 +107,17 @@ struct OtpRequest {
     phone: Option<String>,
     data: Option<Value>,
     create_user: Option<bool>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+impl OtpRequest {
+    fn pkce(&self) -> AuthResult<Option<Challenge>> {
+        pkce::params(
+            self.code_challenge.as_deref(),
+            self.code_challenge_method.as_deref(),
+        )
+    }
 }
 
 pub(super) async fn recover(
@@ -79,6 +127,7 @@ pub(super) async fn recover(
     raw: Bytes,
 ) -> AuthResult<Response> {
     let r: OtpRequest = body(&raw)?;
+    let pkce = r.pkce()?;
     let (mut client, s) = ctx.db(&auth).await?;
     let email = validate::email(r.email.as_deref().unwrap_or(""))?;
     ctx.limit(&auth, &s, "otp", s.limit_otp, Some(&email))?;
@@ -94,6 +143,7 @@ pub(super) async fn recover(
             &email,
             MailKind::Recovery,
             q.get("redirect_to").map(String::as_str),
+            pkce.as_ref(),
         )
         .await?;
         tx.commit().await?;
@@ -130,6 +180,7 @@ async fn passwordless(
     r: OtpRequest,
     redirect_to: Option<&str>,
 ) -> AuthResult<Response> {
+    let pkce = r.pkce()?;
     let (mut client, s) = ctx.db(auth).await?;
     if let Some(phone) = r.phone.as_deref().filter(|p| !p.is_empty()) {
         if r.email.as_deref().is_some_and(|e| !e.is_empty()) {
@@ -179,7 +230,8 @@ async fn passwordless(
             (user, MailKind::Confirmation)
         }
     };
-    send_token(auth, ctx, &s, &tx, &user, &email, kind, redirect_to).await?;
+    let pkce = pkce.as_ref();
+    send_token(auth, ctx, &s, &tx, &user, &email, kind, redirect_to, pkce).await?;
     tx.commit().await?;
     Ok(ok_empty())
 }
@@ -193,7 +245,8 @@ struct ResendRequest {
     phone: Option<String>,
 }
 
-/// `POST /resend`: the signup confirmation or the email-change message again (for a pending one).
+/// `POST /resend`: the signup confirmation or the email-change message again (for a pending one). As
+/// GoTrue, a resent message is always of the implicit flow (supabase-js sends no challenge here).
 pub(super) async fn resend(
     State(auth): State<Arc<Auth>>,
     ctx: Ctx,
@@ -228,6 +281,7 @@ pub(super) async fn resend(
                     &email,
                     MailKind::Confirmation,
                     redirect,
+                    None,
                 )
                 .await?;
             }
@@ -243,6 +297,7 @@ pub(super) async fn resend(
                     &email,
                     MailKind::EmailChange,
                     redirect,
+                    None,
                 )
                 .await?;
             }
@@ -273,14 +328,25 @@ fn otp_expired() -> AuthError {
     AuthError::forbidden("otp_expired", "Token has expired or is invalid")
 }
 
-/// Checks a one-time token and signs the user in; returns the session and the verified type.
+/// What a verified token gives.
+enum Verified {
+    /// A session (`POST /verify`, and the links of the implicit flow).
+    Session(Value),
+    /// The auth code of the user's PKCE flow (a `pkce_` link).
+    Code(String),
+}
+
+/// Checks a one-time token and signs the user in; with `code_for` (a PKCE link, the flow's
+/// authentication method), answers the flow's auth code instead of a session, all or nothing: a link
+/// without its flow state spends nothing.
 async fn verify(
     auth: &Auth,
     ctx: &Ctx,
     s: &Settings,
     client: &mut Object,
     v: VerifyRequest,
-) -> AuthResult<Value> {
+    code_for: Option<&str>,
+) -> AuthResult<Verified> {
     ctx.limit(auth, s, "verify", s.limit_verify, None)?;
     let kind = v.kind.as_deref().unwrap_or("");
     let columns: &[TokenColumn] = match kind {
@@ -290,7 +356,8 @@ async fn verify(
         "email" => &[TokenColumn::Confirmation, TokenColumn::Recovery],
         "sms" | "phone_change" => {
             let (phone, token) = (v.phone.as_deref(), v.token.as_deref());
-            return super::phone::verify(auth, ctx, s, client, kind, phone, token).await;
+            let session = super::phone::verify(auth, ctx, s, client, kind, phone, token).await?;
+            return Ok(Verified::Session(session));
         }
         _ => return Err(AuthError::validation("Verify requires a verification type")),
     };
@@ -314,7 +381,9 @@ async fn verify(
             if let Some(mut user) = user {
                 for col in columns {
                     let (stored, age) = store::token_of(&tx, &user.id, *col).await?;
-                    if !stored.is_empty() && validate::same(&stored, &hash) {
+                    // A typed code matches its token in either flow (GoTrue).
+                    let stored = stored.strip_prefix(pkce::TOKEN_PREFIX).unwrap_or(&stored);
+                    if !stored.is_empty() && validate::same(stored, &hash) {
                         user.sent_at_age = age;
                         found = Some((user, *col));
                         break;
@@ -357,9 +426,12 @@ async fn verify(
         }
         _ => store::confirm_email(&tx, &user.id).await?,
     }
-    let session = ctx.start_session(auth, s, &tx, &user.id, "otp").await?;
+    let done = match code_for {
+        Some(method) => Verified::Code(pkce::issue_code(&tx, &user.id, method).await?),
+        None => Verified::Session(ctx.start_session(auth, s, &tx, &user.id, "otp").await?),
+    };
     tx.commit().await?;
-    Ok(session)
+    Ok(done)
 }
 
 pub(super) async fn verify_post(
@@ -369,49 +441,86 @@ pub(super) async fn verify_post(
 ) -> AuthResult<Json<Value>> {
     let v: VerifyRequest = body(&raw)?;
     let (mut client, s) = ctx.db(&auth).await?;
-    Ok(Json(verify(&auth, &ctx, &s, &mut client, v).await?))
+    match verify(&auth, &ctx, &s, &mut client, v, None).await? {
+        Verified::Session(session) => Ok(Json(session)),
+        Verified::Code(_) => Err(AuthError::internal("a posted token answered an auth code")),
+    }
 }
 
-/// The link in emails: verifies, then redirects with the session (or the error) in the fragment.
+/// The link in emails: verifies, then redirects with the session (or the error) in the fragment; a
+/// PKCE link (`token=pkce_…`) redirects with `?code=…` for `POST /token?grant_type=pkce`, and its
+/// errors come in the query too (GoTrue).
 pub(super) async fn verify_get(
     State(auth): State<Arc<Auth>>,
     ctx: Ctx,
     Query(q): Query<HashMap<String, String>>,
 ) -> AuthResult<Response> {
     let (mut client, s) = ctx.db(&auth).await?;
-    let redirect = s.redirect(q.get("redirect_to").map(String::as_str));
+    let redirect_to = s.redirect(q.get("redirect_to").map(String::as_str));
     let kind = q.get("type").cloned().unwrap_or_default();
+    let token = q.get("token").cloned().unwrap_or_default();
+    let is_pkce = token.starts_with(pkce::TOKEN_PREFIX);
     let v = VerifyRequest {
         kind: Some(kind.clone()),
-        token: q.get("token").cloned(),
+        token: Some(token),
         ..VerifyRequest::default()
     };
-    let enc = |v: &str| percent_encoding::utf8_percent_encode(v, URL_VALUE).to_string();
-    let fragment = match verify(&auth, &ctx, &s, &mut client, v).await {
-        Ok(session) => format!(
-            "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}",
-            enc(session["access_token"].as_str().unwrap_or("")),
-            session["expires_at"],
-            session["expires_in"],
-            enc(session["refresh_token"].as_str().unwrap_or("")),
-            enc(&kind),
-        ),
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => return Err(e),
-        Err(e) => format!(
-            "error=access_denied&error_code={}&error_description={}",
-            e.code,
-            enc(if e.code == "otp_expired" {
-                "Email link is invalid or has expired"
-            } else {
-                &e.msg
-            })
-        ),
+    let result = match (is_pkce, link_method(&kind)) {
+        (false, _) => verify(&auth, &ctx, &s, &mut client, v, None).await,
+        (true, Some(method)) => verify(&auth, &ctx, &s, &mut client, v, Some(method)).await,
+        (true, None) => Err(AuthError::validation("Unsupported verification type")),
     };
-    let location = format!("{redirect}#{fragment}");
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    res.headers_mut().insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).map_err(AuthError::internal)?,
-    );
-    Ok(res)
+    let base = redirect_to.split('#').next().unwrap_or_default();
+    let location = match result {
+        Ok(Verified::Code(code)) => with_query(&redirect_to, &query_string(&[("code", &code)])),
+        Ok(Verified::Session(session)) => format!("{base}#{}", session_fragment(&session, &kind)),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => return Err(e),
+        Err(e) => {
+            let error = error_params(&e);
+            if is_pkce {
+                format!("{}#{error}", with_query(base, &error))
+            } else {
+                format!("{base}#{error}")
+            }
+        }
+    };
+    redirect(&location, StatusCode::SEE_OTHER)
+}
+
+/// The session of an implicit link, as the fragment GoTrue puts it in.
+fn session_fragment(session: &Value, kind: &str) -> String {
+    let field = |k: &str| match &session[k] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let pairs =
+        ["access_token", "expires_at", "expires_in", "refresh_token"].map(|k| (k, field(k)));
+    let mut pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend([("token_type", "bearer"), ("type", kind)]);
+    query_string(&pairs)
+}
+
+/// A failed link's `error`, `error_code` and `error_description`.
+fn error_params(e: &AuthError) -> String {
+    let description = if e.code == "otp_expired" {
+        "Email link is invalid or has expired"
+    } else {
+        e.msg.as_str()
+    };
+    query_string(&[
+        ("error", oauth_error(e.status)),
+        ("error_code", e.code),
+        ("error_description", description),
+    ])
+}
+
+/// The OAuth error name GoTrue puts on a redirect for an error's status.
+fn oauth_error(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_request",
+        401 => "unauthorized_client",
+        403 => "access_denied",
+        503 => "temporarily_unavailable",
+        _ => "server_error",
+    }
 }
