@@ -105,9 +105,11 @@ fn open_files_limit() -> Option<u64> {
 }
 
 /// Serves each router on its listener with the shared server until `shutdown`; each task ends once its
-/// listener has drained.
+/// listener has drained. The data plane's listener (the public gateway) is served from one
+/// single-threaded runtime per core ([`server::serve_per_core`]), the others from the main runtime.
 pub async fn serve_all(
     apps: Vec<(TcpListener, axum::Router)>,
+    data_plane: Option<(TcpListener, axum::Router)>,
     config: &ServerConfig,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinSet<()> {
@@ -119,6 +121,15 @@ pub async fn serve_all(
             config.clone(),
             shutdown.clone(),
         ));
+    }
+    if let Some((listener, app)) = data_plane {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = server::serve_per_core(listener, app, config, shutdown, threads).await {
+                tracing::error!(error = %e, "the gateway's listener failed");
+            }
+        });
     }
     tasks
 }

@@ -328,8 +328,13 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 .map_err(|e| CliError::Usage(format!("--redis-url: {e}")))?
                 .router;
             eprintln!("gateway listening on {}:{}", a.listen, a.port);
-            listeners.insert(0, (listener, app));
-            stack::serve_all(listeners, &server_config, shutdown.clone()).await
+            stack::serve_all(
+                listeners,
+                Some((listener, app)),
+                &server_config,
+                shutdown.clone(),
+            )
+            .await
         }
         ServeCommand::Functions(a) => {
             let server_config = a.server.config()?;
@@ -367,7 +372,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
                 let l = stack::bind(&a.listen, port, "--metrics-port").await?;
                 listeners.push((l, supactl_common::metrics::router(a.service_token.clone())));
             }
-            stack::serve_all(listeners, &server_config, shutdown.clone()).await
+            stack::serve_all(listeners, None, &server_config, shutdown.clone()).await
         }
         ServeCommand::TenantManager(a) => {
             let a = *a;
@@ -423,6 +428,7 @@ pub async fn run(cmd: ServeCommand) -> CliResult {
             eprintln!("tenant-manager listening on {}:{}", a.listen, a.port);
             stack::serve_all(
                 vec![(listener, tenant_manager::router(tm))],
+                None,
                 &server_config,
                 shutdown.clone(),
             )

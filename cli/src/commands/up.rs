@@ -283,10 +283,8 @@ async fn serve(
         .map_err(|e| CliError::Usage(format!("--redis-url: {e}")))?;
     tm.on_change(data_plane.on_change);
     let tasks = stack::serve_all(
-        vec![
-            (admin_listener, tenant_manager::router(tm)),
-            (gateway_listener, data_plane.router),
-        ],
+        vec![(admin_listener, tenant_manager::router(tm))],
+        Some((gateway_listener, data_plane.router)),
         server_config,
         shutdown.clone(),
     )
