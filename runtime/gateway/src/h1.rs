@@ -5,6 +5,9 @@
 //! the response body polls it while the body streams; once the body has ended, the connection goes
 //! back to the pool, idle and unpolled, until the next request takes it.
 //!
+//! Idle connections are kept per thread: a socket's readiness comes from the event loop of the runtime
+//! that opened it, so a connection taken up on another thread would wake that one for every read.
+//!
 //! A pooled connection the upstream closed meanwhile is noticed when it is taken (its driver sees the
 //! end of the stream) or when the request cannot be written on it: hyper then hands the request back,
 //! unsent, and it goes out on a new connection. A response body dropped before its end closes its
@@ -17,14 +20,16 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// Idle connections kept per upstream (more are closed when returned).
+/// Idle connections kept per upstream and thread (more are closed when returned).
 const MAX_IDLE: usize = 256;
 
 pub struct Pool {
@@ -34,7 +39,7 @@ pub struct Pool {
     host: HeaderValue,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    idle: Mutex<HashMap<ThreadId, Vec<(Conn, Instant)>>>,
 }
 
 /// One connection: the handle requests are sent through, and the connection itself, which only makes
@@ -93,7 +98,7 @@ impl Pool {
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is header-safe"),
             connect_timeout,
             idle_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(HashMap::new()),
         })
     }
 
@@ -134,6 +139,7 @@ impl Pool {
     /// The most recently returned idle connection still usable; stale ones are closed.
     fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = idle.get_mut(&std::thread::current().id())?;
         while let Some((mut conn, since)) = idle.pop() {
             if since.elapsed() < self.idle_timeout && conn.usable() {
                 return Some(conn);
@@ -147,6 +153,7 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = idle.entry(std::thread::current().id()).or_default();
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));
         }
