@@ -58,6 +58,8 @@ impl std::fmt::Debug for Backend {
 const PARTS_IN_FLIGHT: usize = 2;
 /// Bytes per read (and per body frame) when a download streams a local file.
 const FILE_READ_SIZE: usize = 512 * 1024;
+/// Reads of a local file in flight beyond the chunk being sent.
+const READS_AHEAD: usize = 2;
 /// Parts written more than once a second on a local disk; bounded memory either way.
 const LOCAL_PART_SIZE: usize = 1024 * 1024;
 /// S3 refuses parts below 5 MiB (but the last); 5 GiB in 1,024 parts, well below its 10,000.
@@ -236,14 +238,41 @@ impl Backend {
     }
 }
 
-/// `range` of an open local file as a stream of [`FILE_READ_SIZE`] chunks.
+/// `range` of an open local file as a stream of [`FILE_READ_SIZE`] chunks, read ahead: while one chunk
+/// is being sent the next [`READS_AHEAD`] are read (positional reads on the blocking pool, each a short
+/// task, so a slow client holds no thread).
 async fn read_file(
     file: std::fs::File,
     range: Range<u64>,
 ) -> std::io::Result<BoxStream<'static, std::io::Result<Bytes>>> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(std::io::SeekFrom::Start(range.start)).await?;
-    let part = file.take(range.end - range.start);
-    Ok(tokio_util::io::ReaderStream::with_capacity(part, FILE_READ_SIZE).boxed())
+    use std::collections::VecDeque;
+    use std::os::unix::fs::FileExt;
+    type Read = tokio::task::JoinHandle<std::io::Result<Bytes>>;
+    let file = Arc::new(file);
+    let state = (file, range.start, range.end, VecDeque::<Read>::new());
+    Ok(
+        futures_util::stream::unfold(state, |(file, mut next, end, mut reads)| async move {
+            while reads.len() < READS_AHEAD && next < end {
+                let (f, at) = (file.clone(), next);
+                let len = (end - next).min(FILE_READ_SIZE as u64) as usize;
+                next += len as u64;
+                reads.push_back(tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; len];
+                    f.read_exact_at(&mut buf, at)?;
+                    Ok(Bytes::from(buf))
+                }));
+            }
+            let chunk = match reads.pop_front()?.await {
+                Ok(r) => r,
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            // after an error the stream ends (the reads still queued finish on their own)
+            let next = if chunk.is_err() { end } else { next };
+            if chunk.is_err() {
+                reads.clear();
+            }
+            Some((chunk, (file, next, end, reads)))
+        })
+        .boxed(),
+    )
 }
