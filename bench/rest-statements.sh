@@ -3,7 +3,8 @@
 # (callgrind counts them exactly, so the figures do not drift with the machine's load): a backend of a
 # throwaway cluster serves pgbench (-M prepared, one client) under valgrind, as a login role whose `role`
 # is `anon` with the request GUCs set and RLS on, as in bench/rest.sh. Each statement is the shape the engine
-# sends for `GET /items?id=eq.N` and for `GET /items?select=id,name&order=id&limit=100&offset=N`:
+# sends for `GET /items?id=eq.N` and for `GET /items?select=id,name&order=id&limit=100&offset=37` (limit and offset
+# are literals in the statement, as PostgREST writes them, so a connection plans each such statement once):
 #   bare    the SELECT alone (what pgbench runs in bench/rest.sh)
 #   setup   the statement before every plain read: the role and request GUCs set for the session
 #   json    PostgreSQL renders the body (json_agg) with the response GUCs as columns: every read that is not
@@ -47,7 +48,7 @@ as_owner "$PGBIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null
 SETUP="SELECT pg_catalog.num_nulls(pg_catalog.set_config('role', 'anon', false), pg_catalog.set_config('request.jwt.claims', '{\"role\":\"anon\",\"iss\":\"supactl\",\"ref\":\"bench-1\",\"iat\":1700000000,\"exp\":1700003600}', false), pg_catalog.set_config('request.method', 'GET', false), pg_catalog.set_config('request.path', '/items', false), pg_catalog.set_config('request.headers', '{\"apikey\":\"x\",\"host\":\"127.0.0.1\",\"x-request-id\":\"' || :rid::text || '\"}', false), pg_catalog.set_config('request.cookies', '{}', false), pg_catalog.set_config('search_path', 'public, extensions', false), pg_catalog.set_config('statement_timeout', '8s', false), pg_catalog.set_config('default_transaction_read_only', 'on', false), pg_catalog.set_config('response.headers', '', false), pg_catalog.set_config('response.status', '', false))"
 RESP="current_setting('response.headers', true), current_setting('response.status', true)"
 GET='SELECT "items".* FROM "public"."items" AS "items" WHERE "items"."id" = :n'
-LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET :n'
+LIST='SELECT "items"."id" AS "id", "items"."name" AS "name" FROM "public"."items" AS "items" ORDER BY "items"."id" LIMIT 100 OFFSET 37'
 write() { # name range inner value-columns nulls
   printf '\\set n random(%s)\n%s;\n' "$2" "$3" >"$DIR/$1-bare.sql"
   printf '\\set rid random(1, 1000000000)\n%s;\n' "$SETUP" >"$DIR/$1-setup.sql"
