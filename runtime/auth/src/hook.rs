@@ -419,20 +419,7 @@ fn hook_error(answer: &Value) -> Option<AuthError> {
 
 /// A fresh `webhook-id` (a random UUID, as GoTrue sends).
 fn message_id() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    supactl_common::ident::uuid_v4()
 }
 
 #[cfg(test)]

@@ -22,6 +22,24 @@ pub fn quote_literal(s: &str) -> String {
 
 /// Whether `r` is a valid project ref: 3–40 characters of `a-z0-9-`, starting and ending alphanumeric.
 /// Refs become DNS labels and database names, hence the narrow alphabet.
+/// A fresh random UUID (version 4) in its hyphenated text form.
+pub fn uuid_v4() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 pub fn valid_ref(r: &str) -> bool {
     let b = r.as_bytes();
     (3..=40).contains(&b.len())

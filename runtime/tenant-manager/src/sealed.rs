@@ -7,8 +7,6 @@
 //! re-seals them at start-up, in one transaction, and finds nothing to do on the next start.
 
 use crate::error::ApiError;
-use rand::rngs::OsRng;
-use rand::RngCore;
 use std::fmt;
 use supactl_common::crypto::Cipher;
 
@@ -101,19 +99,7 @@ pub fn project_secret_row(project_ref: &str, name: &str) -> String {
 
 /// A fresh row id (a random UUID, v4), chosen before the insert so that the secret can be sealed for it.
 pub fn new_row_id() -> String {
-    let mut b = [0u8; 16];
-    OsRng.fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    supactl_common::ident::uuid_v4()
 }
 
 /// What [`migrate`] did.
