@@ -1,6 +1,7 @@
 """Auth's flows beyond passwords through the real, unmodified supabase-js client (tests/js/auth_flows.mjs,
 one step per run; mail caught here by a real SMTP server on loopback between steps): email OTP sign-up and
-sign-in, admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
+sign-in, phone sign-up and sign-in through the project's Send SMS hook (the receiver of test_auth_phone.py),
+admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
 reauthentication nonces, claims supabase-js verifies itself against the project's JWKS (ES256) or
 through /user (HS256), and PKCE for the email flows (sign-up, magic link, recovery, email change) with
 supabase-js' `flowType: 'pkce'` and supabase-py's `flow_type="pkce"`: the mailed link redirects with
@@ -20,6 +21,7 @@ from supabase import ClientOptions, create_client
 from conftest import NOTES
 from supabase_auth.errors import AuthApiError
 from test_auth import SmtpSink, claims_of, settings_sql
+from test_auth_phone import Receiver
 from test_supabase_js import run_supabase_js
 
 PASSWORD = "correct-horse-1"
@@ -292,3 +294,29 @@ def test_pkce_email_links_through_supabase_py(pkce):
     changed = sb.auth.exchange_code_for_session({"auth_code": code}).session
     assert changed.user.email == new_addr.lower()
     assert claims_of(changed.access_token)["amr"][0]["method"] == "email_change"
+
+
+def test_phone_sign_up_and_sms_sign_in(platform, js):
+    p, _, step = js
+    platform.sql(p, "UPDATE auth.supactl_settings SET phone_enabled = true, sms_max_frequency = 0")
+    rx = Receiver()
+    try:
+        r = platform.admin("PUT", f"/admin/v1/projects/{p.ref}/auth/hooks/send_sms", {"uri": rx.uri, "secret": rx.secret})
+        assert r.status_code == 200, r.text
+        phone = "+1555" + str(uuid.uuid4().int)[:7]
+        digits = phone.lstrip("+")
+        up = step("phone_signup", phone=phone, password=PASSWORD)
+        assert up == {"error": None, "has_session": False, "phone": digits}
+        done = step("phone_verify", phone=phone, token=rx.code_for(digits), password=PASSWORD)
+        assert done["error"] is None and done["confirmed"] is True
+        assert done["session"]["claims"]["phone"] == digits
+        assert done["password_sign_in"] == {"error": None, "same_user": True}
+
+        other = "+1555" + str(uuid.uuid4().int)[:7]
+        assert step("phone_otp", phone=other) == {"error": None}
+        signed_in = step("phone_verify", phone=other, token=rx.code_for(other.lstrip("+")))
+        assert signed_in["error"] is None and signed_in["session"]["claims"]["amr"][0]["method"] == "otp"
+        assert rx.refused == 0, "every hook call carried a valid signature"
+    finally:
+        rx.server.shutdown()
+        platform.sql(p, "UPDATE auth.supactl_settings SET phone_enabled = false")

@@ -1,5 +1,5 @@
-// GoTrue's flows beyond passwords through the real supabase-js client: email OTP and magic links, TOTP MFA
-// to aal2, anonymous users made permanent, invites and admin links, bans, reauthentication, claims
+// GoTrue's flows beyond passwords through the real supabase-js client: email OTP and magic links, phone codes
+// through the Send SMS hook, TOTP MFA to aal2, anonymous users made permanent, invites and admin links, bans, reauthentication, claims
 // verified against the project's JWKS, and the email flows with `flowType: 'pkce'` (the verifier kept in
 // a file between the request and the exchange, as @supabase/ssr keeps it in a cookie). One step per run
 // (mail arrives in the Python test between steps); prints one JSON object that tests/e2e/test_auth_js.py
@@ -61,6 +61,27 @@ async function signedIn(tokens) {
 }
 
 const steps = {
+  // A phone sign-up (the code goes to the project's Send SMS hook), or a sign-in code by SMS.
+  async phone_signup({ phone, password }) {
+    const { data, error } = await client().auth.signUp({ phone, password })
+    return { error: err(error), has_session: !!data.session, phone: data.user?.phone ?? null }
+  },
+
+  async phone_otp({ phone }) {
+    const { error } = await client().auth.signInWithOtp({ phone })
+    return { error: err(error) }
+  },
+
+  async phone_verify({ phone, token, password }) {
+    const { data, error } = await client().auth.verifyOtp({ phone, token, type: 'sms' })
+    const out = { error: err(error), session: session(data.session), confirmed: !!data.user?.phone_confirmed_at }
+    if (password && !error) {
+      const again = await client().auth.signInWithPassword({ phone, password })
+      out.password_sign_in = { error: err(again.error), same_user: again.data.user?.id === data.user.id }
+    }
+    return out
+  },
+
   // Starts an email flow with PKCE; the link comes by mail to the Python test.
   async pkce_request({ store, kind, email, password, new_email, redirect }) {
     const sb = pkceClient(store).auth
