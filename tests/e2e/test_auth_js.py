@@ -1,6 +1,7 @@
 """Auth's flows beyond passwords through the real, unmodified supabase-js client (tests/js/auth_flows.mjs,
 one step per run; mail caught here by a real SMTP server on loopback between steps): email OTP sign-up and
-sign-in, phone sign-up and sign-in through the project's Send SMS hook (the receiver of test_auth_phone.py),
+sign-in, phone sign-up and sign-in and a phone MFA factor through the project's Send SMS hook (the receiver of
+test_auth_phone.py),
 admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
 reauthentication nonces, claims supabase-js verifies itself against the project's JWKS (ES256) or
 through /user (HS256), and PKCE for the email flows (sign-up, magic link, recovery, email change) with
@@ -316,7 +317,21 @@ def test_phone_sign_up_and_sms_sign_in(platform, js):
         assert step("phone_otp", phone=other) == {"error": None}
         signed_in = step("phone_verify", phone=other, token=rx.code_for(other.lstrip("+")))
         assert signed_in["error"] is None and signed_in["session"]["claims"]["amr"][0]["method"] == "otp"
+
+        # a phone MFA factor: the challenge's code comes through the hook, verifying it reaches aal2
+        platform.sql(p, "UPDATE auth.supactl_settings SET mfa_phone_enabled = true")
+        factor_phone = "+1555" + str(uuid.uuid4().int)[:7]
+        started = step("phone_mfa_start", email=email(), password=PASSWORD, phone=factor_phone)
+        assert started["error"] is None and started["type"] == "phone", started
+        sms = rx.payloads[-1]["sms"]
+        assert sms["sms_type"] == "mfa" and sms["phone"] == factor_phone.lstrip("+")
+        tokens = {k: started["session"][k] for k in ("access_token", "refresh_token")}
+        done = step("phone_mfa_finish", tokens=tokens, factor_id=started["factor_id"],
+                    challenge_id=started["challenge_id"], code=sms["otp"])
+        assert done["error"] is None and done["claims"]["aal"] == "aal2"
+        assert done["claims"]["amr"][0]["method"] == "mfa/phone" and done["aal"] == ["aal2", "aal2"]
+        assert done["phone_factors"] == [started["factor_id"]]
         assert rx.refused == 0, "every hook call carried a valid signature"
     finally:
         rx.server.shutdown()
-        platform.sql(p, "UPDATE auth.supactl_settings SET phone_enabled = false")
+        platform.sql(p, "UPDATE auth.supactl_settings SET phone_enabled = false, mfa_phone_enabled = false")

@@ -142,6 +142,36 @@ const steps = {
     return { error: err(error), invited_at: data.user?.invited_at ?? null, metadata: data.user?.user_metadata ?? null }
   },
 
+  // A phone factor: enroll and challenge (the code goes to the Send SMS hook), then verify in a second run.
+  async phone_mfa_start({ email, password, phone }) {
+    const sb = client()
+    const up = await sb.auth.signUp({ email, password })
+    if (up.error) return { error: err(up.error) }
+    const enrolled = await sb.auth.mfa.enroll({ factorType: 'phone', phone, friendlyName: 'js mobile' })
+    if (enrolled.error) return { error: err(enrolled.error) }
+    const challenge = await sb.auth.mfa.challenge({ factorId: enrolled.data.id, channel: 'sms' })
+    return {
+      error: err(challenge.error),
+      type: enrolled.data.type,
+      factor_id: enrolled.data.id,
+      challenge_id: challenge.data?.id ?? null,
+      session: session(up.data.session),
+    }
+  },
+
+  async phone_mfa_finish({ tokens, factor_id, challenge_id, code }) {
+    const sb = await signedIn(tokens)
+    const verified = await sb.auth.mfa.verify({ factorId: factor_id, challengeId: challenge_id, code })
+    const aal = (await sb.auth.mfa.getAuthenticatorAssuranceLevel()).data
+    const listed = (await sb.auth.mfa.listFactors()).data
+    return {
+      error: err(verified.error),
+      claims: verified.data ? claimsOf(verified.data.access_token) : null,
+      aal: [aal.currentLevel, aal.nextLevel],
+      phone_factors: listed.phone.map((f) => f.id),
+    }
+  },
+
   // TOTP: enroll, a wrong code refused, the right one → aal2; listed, unenrolled.
   async mfa({ email, password }) {
     const sb = client()
