@@ -1,8 +1,7 @@
 """Auth's flows beyond passwords through the real, unmodified supabase-js client (tests/js/auth_flows.mjs,
 one step per run; mail caught here by a real SMTP server on loopback between steps): email OTP sign-up and
-sign-in, phone sign-up and sign-in and a phone MFA factor through the project's Send SMS hook (the receiver of
-test_auth_phone.py),
-admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
+sign-in, phone sign-up and sign-in and a phone MFA factor through the project's Send SMS hook (the receiver
+of test_auth_phone.py), admin magic links used once, invites, TOTP MFA to aal2, anonymous users made permanent, bans,
 reauthentication nonces, claims supabase-js verifies itself against the project's JWKS (ES256) or
 through /user (HS256), and PKCE for the email flows (sign-up, magic link, recovery, email change) with
 supabase-js' `flowType: 'pkce'` and supabase-py's `flow_type="pkce"`: the mailed link redirects with
