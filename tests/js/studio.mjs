@@ -1,9 +1,9 @@
 // The dashboard in a real browser: Debian's chromium driven by playwright-core (it cannot download its own
-// browser here). Usage: node studio.mjs ADMIN_URL ADMIN_KEY SCREENSHOT_DIR. Prints what the Python test
+// browser here). Usage: node studio.mjs ADMIN_URL ADMIN_KEY SCREENSHOT_DIR SMS_HOOK_URL SMS_HOOK_SECRET. Prints what the Python test
 // checks as JSON; every step waits for what a user would see, by accessible names.
 import { chromium } from 'playwright-core';
 
-const [adminUrl, adminKey, shots] = process.argv.slice(2);
+const [adminUrl, adminKey, shots, smsUri, smsSecret] = process.argv.slice(2);
 const out = {};
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -100,8 +100,50 @@ try {
   // created (signed in with supabase-py on the Python side) and sent a recovery email; another deleted.
   await page.getByRole('link', { name: 'Auth', exact: true }).click();
   await page.getByLabel('Minimum password length').fill('12');
+  await page.getByLabel('Allow phone sign-ins').check();
+  await page.getByLabel('Seconds between two SMS to one user').fill('0');
+  await page.getByLabel('Redirect URLs').fill('http://localhost:3000/welcome\n\nhttps://app.example.com/**');
   await button('Save settings').click();
   await page.getByText('Saved').waitFor();
+
+  // Sign-in providers: a preset with its secret, a generic OIDC provider by issuer, then that one edited
+  // (disabled, secret field left empty: the stored one is kept).
+  const providers = page.getByRole('table', { name: 'Providers' });
+  await page.getByLabel('Provider', { exact: true }).selectOption('github');
+  await page.getByLabel('Client ID').fill('gh-client');
+  await page.getByLabel('Client secret').fill('gh-secret-from-studio');
+  await button('Save provider').click();
+  await providers.getByText('gh-client').waitFor();
+  await page.getByLabel('Provider', { exact: true }).selectOption('oidc');
+  await page.getByLabel('Provider name').fill('corp');
+  await page.getByLabel('Client ID').fill('corp-client');
+  await page.getByLabel('Client secret').fill('corp-secret-from-studio');
+  await page.getByLabel('Issuer URL').fill('http://127.0.0.1:9/corp');
+  await button('Save provider').click();
+  await providers.getByText('corp-client').waitFor();
+  await button('Edit corp').click();
+  await page.getByLabel('Provider name').waitFor();
+  out.edit_kind = await page.getByLabel('Provider', { exact: true }).inputValue();
+  await page.getByRole('form', { name: 'Provider settings' }).getByLabel('Enabled').uncheck();
+  await button('Save provider').click();
+  await providers.getByRole('row').filter({ hasText: 'corp' }).getByText('disabled').waitFor();
+  out.providers = await providers.innerText();
+
+  // The Send SMS hook: the receiver's endpoint and secret (the Python side sends a code through it).
+  const hook = page.getByRole('form', { name: 'Send SMS hook' });
+  await hook.getByText('Not set').waitFor();
+  await page.getByLabel('Endpoint URL').fill(smsUri);
+  await button('Generate secret').click();
+  out.generated_secret = await page.getByLabel('Secret', { exact: true }).inputValue();
+  await page.getByLabel('Secret', { exact: true }).fill(smsSecret);
+  await button('Save hook').click();
+  await hook.getByText('Set: enabled, secret stored').waitFor();
+  await page.reload();
+  await hook.getByText('Set: enabled, secret stored').waitFor();
+  out.hook_uri = await page.getByLabel('Endpoint URL').inputValue();
+  out.redirect_urls = await page.getByLabel('Redirect URLs').inputValue();
+  await providers.getByText('corp-client').waitFor();
+  out.auth_page = await page.content();
   const users = page.getByRole('table', { name: 'Users' });
   for (const email of ['studio-user@example.com', 'throwaway@example.com']) {
     await page.getByLabel('Email', { exact: true }).fill(email);

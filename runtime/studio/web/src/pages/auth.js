@@ -1,46 +1,10 @@
 // Auth: the project's users (from its auth schema) with search; create (email and password, confirmed
 // at once unless unticked), delete and send recovery through the admin API, which runs the project's own
-// auth service; and its sign-up settings (the row of `auth.supactl_settings` the auth service reads on
-// every request, so a change applies at once).
+// auth service; then its configuration (`auth_settings.js`).
 import { useEffect, useState } from 'preact/hooks';
 import { api, literal, sql } from '../api.js';
+import { AuthSettings } from './auth_settings.js';
 import { attempt, cell, ErrorBanner, html } from '../ui.js';
-
-const SETTINGS = 'select site_url, disable_signup, mailer_autoconfirm, anonymous_users_enabled, password_min_length from auth.supactl_settings';
-
-function Settings({ project }) {
-  const [s, setS] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const [saved, setSaved] = useState(false);
-  const [error, setError] = useState(null);
-  useEffect(() => {
-    sql(project.ref, SETTINGS).then((r) => setS(Object.fromEntries(r.columns.map((c, i) => [c.name, r.rows[0][i]]))), setError);
-  }, [project.ref]);
-  if (!s) return html`<${ErrorBanner} error=${error} />`;
-  const set = (k, v) => { setSaved(false); setS({ ...s, [k]: v }); };
-  const save = (e) => {
-    e.preventDefault();
-    attempt(setBusy, setError, async () => {
-      await sql(project.ref, `update auth.supactl_settings set site_url = ${literal(s.site_url)}, disable_signup = ${!!s.disable_signup},
-        mailer_autoconfirm = ${!!s.mailer_autoconfirm}, anonymous_users_enabled = ${!!s.anonymous_users_enabled},
-        password_min_length = ${Number(s.password_min_length) | 0}`);
-      setSaved(true);
-    });
-  };
-  const check = (k, label) => html`<label class="switch"><input type="checkbox" checked=${s[k]} onChange=${(e) => set(k, e.currentTarget.checked)} /> ${label}</label>`;
-  return html`<form class="card" onSubmit=${save} aria-label="Auth settings">
-    <h2>Settings</h2>
-    ${check('disable_signup', 'Disable sign-ups')}
-    ${check('mailer_autoconfirm', 'Confirm emails automatically')}
-    ${check('anonymous_users_enabled', 'Allow anonymous sign-ins')}
-    <label for="password-min">Minimum password length</label>
-    <input id="password-min" type="number" min="6" max="72" value=${s.password_min_length} onInput=${(e) => set('password_min_length', e.currentTarget.value)} />
-    <label for="site-url">Site URL</label>
-    <input id="site-url" type="url" value=${s.site_url} onInput=${(e) => set('site_url', e.currentTarget.value)} />
-    <div class="toolbar"><button type="submit" disabled=${busy}>Save settings</button>${saved ? html`<span role="status">Saved</span>` : null}</div>
-    <${ErrorBanner} error=${error} />
-  </form>`;
-}
 
 function NewUser({ project, onCreated }) {
   const [email, setEmail] = useState('');
@@ -118,6 +82,6 @@ export function Auth({ project }) {
       <thead><tr>${COLUMNS.map((c) => html`<th scope="col">${c}</th>`)}<th scope="col">Actions</th></tr></thead>
       <tbody>${users.map((u) => html`<${UserRow} key=${u.id} project=${project} u=${u} reload=${load} />`)}</tbody>
     </table></div>` : null}
-    <${Settings} project=${project} />
+    <${AuthSettings} project=${project} />
   </section>`;
 }
