@@ -325,4 +325,11 @@ CREATE INDEX IF NOT EXISTS supactl_oauth_flows_created_at_idx ON auth.supactl_oa
 ALTER TABLE auth.supactl_oauth_flows ADD COLUMN IF NOT EXISTS link_user_id uuid REFERENCES auth.users (id) ON DELETE CASCADE;
 ALTER TABLE auth.supactl_settings ADD COLUMN IF NOT EXISTS security_manual_linking_enabled boolean NOT NULL DEFAULT false;
 
+-- GoTrue's GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION (a password change outside the
+-- session's first 24 hours needs the nonce of /reauthenticate) and GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED
+-- (an email change is confirmed on the current address and on the new one), with GoTrue's defaults.
+ALTER TABLE auth.supactl_settings
+  ADD COLUMN IF NOT EXISTS security_update_password_require_reauthentication boolean NOT NULL DEFAULT false,
+  ADD COLUMN IF NOT EXISTS mailer_secure_email_change_enabled boolean NOT NULL DEFAULT true;
+
 RESET ROLE;

@@ -100,6 +100,11 @@ pub struct Settings {
     pub max_frequency: i64,
     pub smtp: Option<Smtp>,
     pub phone: PhoneSettings,
+    /// GoTrue's `SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION`: a password change outside the
+    /// session's first 24 hours must present the nonce of `/reauthenticate`.
+    pub password_change_needs_nonce: bool,
+    /// GoTrue's `MAILER_SECURE_EMAIL_CHANGE_ENABLED`: an email change is confirmed on both addresses.
+    pub secure_email_change: bool,
 }
 
 /// Phone sign-in and phone MFA factors (codes go out through the project's `send_sms` hook).
@@ -126,7 +131,8 @@ const SETTINGS_SQL: &str = "SELECT site_url, uri_allow_list, disable_signup, mai
     rate_limit_verify, rate_limit_per_email, smtp_max_frequency, smtp_host, smtp_port, smtp_user, \
     smtp_pass, smtp_admin_email, smtp_sender_name, smtp_tls, \
     phone_enabled, phone_autoconfirm, sms_otp_length, sms_otp_exp, sms_max_frequency, \
-    rate_limit_sms_sent, mfa_phone_enabled FROM auth.supactl_settings";
+    rate_limit_sms_sent, mfa_phone_enabled, security_update_password_require_reauthentication, \
+    mailer_secure_email_change_enabled FROM auth.supactl_settings";
 
 fn count(r: &Row, i: usize) -> u32 {
     r.get::<_, i32>(i).max(0) as u32
@@ -178,6 +184,8 @@ impl Settings {
                 sms_per_hour: count(&r, 28),
                 mfa_enabled: r.get(29),
             },
+            password_change_needs_nonce: r.get(30),
+            secure_email_change: r.get(31),
         })
     }
 

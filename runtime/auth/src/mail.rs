@@ -41,7 +41,9 @@ impl MailKind {
             MailKind::Invite => "You have been invited",
             MailKind::MagicLink => "Your Magic Link",
             MailKind::Recovery => "Reset Your Password",
-            MailKind::EmailChange | MailKind::EmailChangeCurrent => "Confirm Email Change",
+            MailKind::EmailChange => "Confirm Email Change",
+            // GoTrue's subject of the current address's message.
+            MailKind::EmailChangeCurrent => "Confirm Email Address",
             MailKind::Reauthentication => "Confirm reauthentication",
         }
     }

@@ -197,7 +197,7 @@ async fn invites_links_bans_and_metadata() {
         (StatusCode::BAD_REQUEST, &json!("validation_failed"))
     );
 
-    // Reauthentication: a nonce is issued; a password change with a wrong one is refused.
+    // Reauthentication: a nonce is issued; a password change that needs one refuses a wrong one.
     let claims = supactl_common::jwt::verify(
         session["access_token"].as_str().unwrap(),
         &env.project.verification_secrets(),
@@ -220,6 +220,14 @@ async fn invites_links_bans_and_metadata() {
         .unwrap()
         .get(0);
     assert_eq!(stored.len(), 56, "a hash is stored, not the nonce");
+    // A nonce is checked where one is required: a session over a day old, with the setting on.
+    db.batch_execute(&format!(
+        "UPDATE auth.supactl_settings SET security_update_password_require_reauthentication = true;
+         UPDATE auth.sessions SET created_at = now() - interval '25 hours' WHERE id = '{}'",
+        claims["session_id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
     let (s, v) = call(
         "PUT",
         "/user".into(),

@@ -340,6 +340,14 @@ async fn phone_signup_verify_otp_resend_change_and_admin() {
         "000000"
     };
     let change = |nonce: &str| json!({"password": "phone-pass-2", "nonce": nonce});
+    // Checked where one is required: with the setting on, from a token without a session.
+    settings(
+        &env,
+        "security_update_password_require_reauthentication = true",
+    )
+    .await;
+    let sub = claims_of(&env, &session)["sub"].clone();
+    let user = env.minted("authenticated", json!({ "sub": sub }));
     let (s, e) = env
         .call("PUT", "/user", Some(&user), true, change(wrong))
         .await;
@@ -354,6 +362,11 @@ async fn phone_signup_verify_otp_resend_change_and_admin() {
         .call("PUT", "/user", Some(&user), true, change(&nonce))
         .await;
     assert_eq!(s, StatusCode::OK, "{e}");
+    settings(
+        &env,
+        "security_update_password_require_reauthentication = false",
+    )
+    .await;
     let login = json!({"phone": "15550100003", "password": "phone-pass-2"});
     let (s, _) = env
         .call(

@@ -3,20 +3,19 @@
 //! and store (and mail) a `pkce_` token; `GET /verify` of it redirects with `?code=…`, which
 //! `POST /token?grant_type=pkce` turns into a session once (the flow's method in `amr`); wrong
 //! verifiers, replays, expired codes, a link whose flow state is gone and bad challenges get GoTrue's
-//! errors; `POST /verify {token_hash}` of a PKCE token signs in directly (the server-side pattern).
+//! errors; `POST /verify {token_hash}` of a PKCE token signs in directly (the server-side pattern); an
+//! email change takes the links to both addresses.
 //! No SMTP server is set, so the tests read the stored token — the value the mailed link carries.
 
 mod common;
 
-use axum::body::Body;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use common::{env, Env, REF};
-use http::{Request, StatusCode};
+use common::{env, Env};
+use http::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use supactl_common::jwt;
-use tower::ServiceExt;
 
 const APP: &str = "http://app.test/auth/callback";
 
@@ -31,24 +30,6 @@ fn with_challenge(mut body: Value, challenge: &str, method: &str) -> Value {
     body["code_challenge"] = json!(challenge);
     body["code_challenge_method"] = json!(method);
     body
-}
-
-/// `GET path` as a browser opens a link (the gateway forwarding it with the anon role): the status
-/// and `Location`.
-async fn open(env: &Env, path: &str) -> (StatusCode, String) {
-    let anon = env.minted("anon", json!({}));
-    let req = Request::get(path)
-        .header(auth::PROJECT_HEADER, REF)
-        .header("authorization", format!("Bearer {anon}"))
-        .body(Body::empty())
-        .unwrap();
-    let res = env.router.clone().oneshot(req).await.unwrap();
-    let location = res
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (res.status(), location)
 }
 
 /// The stored token of `column` for the user with `email` (what the mailed link carries).
@@ -66,11 +47,11 @@ async fn stored(env: &Env, column: &str, email: &str) -> String {
 
 /// Opens the link of `token` and answers the auth code from the redirect (asserting its shape).
 async fn code_of(env: &Env, token: &str, kind: &str) -> String {
-    let (s, location) = open(
-        env,
-        &format!("/verify?token={token}&type={kind}&redirect_to={APP}"),
-    )
-    .await;
+    let (s, location) = env
+        .open(&format!(
+            "/verify?token={token}&type={kind}&redirect_to={APP}"
+        ))
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{location}");
     let code = location
         .strip_prefix(&format!("{APP}?code="))
@@ -186,11 +167,11 @@ async fn signup_magic_link_recovery_and_email_change_with_pkce() {
         "{v}"
     );
     // The link is spent: the error comes in the query and in the fragment.
-    let (s, location) = open(
-        &env,
-        &format!("/verify?token={token}&type=signup&redirect_to={APP}"),
-    )
-    .await;
+    let (s, location) = env
+        .open(&format!(
+            "/verify?token={token}&type=signup&redirect_to={APP}"
+        ))
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert!(
         location.starts_with(&format!(
@@ -258,7 +239,9 @@ async fn signup_magic_link_recovery_and_email_change_with_pkce() {
         "{v}"
     );
 
-    // Email change: the link to the new address ends in a session with the new email.
+    // Email change (secure, GoTrue's default): the link to the current address is the first of two
+    // confirmations, answered with GoTrue's message in the query and the fragment; the link to the
+    // new address then ends in a session with the new email.
     let claims = jwt::verify(
         session["access_token"].as_str().unwrap(),
         &env.project.verification_secrets(),
@@ -281,6 +264,18 @@ async fn signup_magic_link_recovery_and_email_change_with_pkce() {
         )
         .await;
     assert_eq!((s, &u["new_email"]), (StatusCode::OK, &json!(new)), "{u}");
+    let current = stored(&env, "email_change_token_current", new).await;
+    assert!(current.starts_with("pkce_"), "{current}");
+    let (s, location) = env
+        .open(&format!(
+            "/verify?token={current}&type=email_change&redirect_to={APP}"
+        ))
+        .await;
+    let message = "message=Confirmation%20link%20accepted.%20Please%20proceed%20to%20confirm%20link%20sent%20to%20the%20other%20email";
+    assert_eq!(
+        (s, location),
+        (StatusCode::SEE_OTHER, format!("{APP}?{message}#{message}"))
+    );
     let token = stored(&env, "email_change_token_new", new).await;
     assert!(token.starts_with("pkce_"), "{token}");
     let code = code_of(&env, &token, "email_change").await;
@@ -337,11 +332,11 @@ async fn token_hashes_missing_flow_states_and_bad_challenges() {
         .execute("DELETE FROM auth.flow_state", &[])
         .await
         .unwrap();
-    let (s, location) = open(
-        &env,
-        &format!("/verify?token={token}&type=signup&redirect_to={APP}"),
-    )
-    .await;
+    let (s, location) = env
+        .open(&format!(
+            "/verify?token={token}&type=signup&redirect_to={APP}"
+        ))
+        .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert!(
         location.starts_with(&format!(
@@ -362,11 +357,11 @@ async fn token_hashes_missing_flow_states_and_bad_challenges() {
     assert_eq!(s, StatusCode::OK);
     let token = stored(&env, "recovery_token", other).await;
     assert!(!token.starts_with("pkce_"));
-    let (_, location) = open(
-        &env,
-        &format!("/verify?token={token}&type=magiclink&redirect_to={APP}"),
-    )
-    .await;
+    let (_, location) = env
+        .open(&format!(
+            "/verify?token={token}&type=magiclink&redirect_to={APP}"
+        ))
+        .await;
     assert!(
         location.starts_with(&format!("{APP}#access_token=")),
         "{location}"

@@ -1,6 +1,6 @@
 //! Public endpoints and the signed-in user: settings, sign-up (also anonymous), the password and
-//! refresh-token grants, reading and updating the user (a password change may present the nonce of
-//! `/reauthenticate`), logout.
+//! refresh-token grants, reading and updating the user (a password change may have to present the
+//! nonce of `/reauthenticate`; a new address goes through [`super::email_change`]), logout.
 
 use super::one_time::send_token;
 use super::request::{
@@ -482,14 +482,22 @@ pub(super) async fn put_user(
     let user = current_user(&tx, &ctx).await?;
     if let Some(password) = u.password.filter(|p| !p.is_empty()) {
         validate::password(&password, s.password_min_length)?;
+        if nonce_required(&tx, &ctx, &s).await? {
+            match u.nonce.as_deref().filter(|n| !n.is_empty()) {
+                Some(nonce) => check_nonce(&tx, &s, &user, nonce).await?,
+                None => {
+                    return Err(AuthError::bad_request(
+                        "reauthentication_needed",
+                        "Password update requires reauthentication",
+                    ))
+                }
+            }
+        }
         if check_password(password.clone(), user.password_hash.clone()).await {
             return Err(AuthError::unprocessable(
                 "same_password",
                 "New password should be different from the old password.",
             ));
-        }
-        if let Some(nonce) = u.nonce.as_deref().filter(|n| !n.is_empty()) {
-            check_nonce(&tx, &s, &user, nonce).await?;
         }
         let hash = hash_password(password).await?;
         store::set_password(&tx, &user.id, &hash).await?;
@@ -510,19 +518,10 @@ pub(super) async fn put_user(
             if store::user_by_email(&tx, &email).await?.is_some() {
                 return Err(email_exists());
             }
-            store::set_email_change(&tx, &user.id, &email).await?;
-            send_token(
-                &auth,
-                &ctx,
-                &s,
-                &tx,
-                &user,
-                &email,
-                MailKind::EmailChange,
-                q.get("redirect_to").map(String::as_str),
-                pkce.as_ref(),
-            )
-            .await?;
+            let redirect = q.get("redirect_to").map(String::as_str);
+            let pkce = pkce.as_ref();
+            super::email_change::request(&auth, &ctx, &s, &tx, &user, &email, redirect, pkce)
+                .await?;
         }
     }
     let user = store::user_by_id(&tx, &user.id)
@@ -567,6 +566,32 @@ pub(super) async fn reauthenticate(
     .await?;
     tx.commit().await?;
     Ok(Json(json!({})).into_response())
+}
+
+/// Whether a password change must present a reauthentication nonce. GoTrue's rule: with
+/// `security_update_password_require_reauthentication` on, unless the caller's session was created
+/// less than 24 hours ago (a token without a session always needs one). Otherwise a nonce sent anyway
+/// is ignored, as GoTrue ignores it.
+async fn nonce_required(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ctx: &Ctx,
+    s: &Settings,
+) -> AuthResult<bool> {
+    if !s.password_change_needs_nonce {
+        return Ok(false);
+    }
+    let Some(session_id) = ctx.session_id() else {
+        return Ok(true);
+    };
+    let recent = tx
+        .query_opt(
+            "SELECT created_at > now() - interval '24 hours' FROM auth.sessions \
+             WHERE id = $1::text::uuid",
+            &[&session_id],
+        )
+        .await?
+        .is_some_and(|r| r.get::<_, bool>(0));
+    Ok(!recent)
 }
 
 /// Checks (and spends) the user's reauthentication nonce.

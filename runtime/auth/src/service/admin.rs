@@ -467,11 +467,16 @@ async fn link_target(
         ("magiclink", Some(u)) => (u, MailKind::MagicLink, to),
         ("recovery", Some(u)) => (u, MailKind::Recovery, to),
         (k @ ("email_change_current" | "email_change_new"), Some(u)) => {
+            if k == "email_change_current" && !s.secure_email_change {
+                return Err(AuthError::validation(
+                    "Enable secure email change to generate link for current email",
+                ));
+            }
             let new_email = validate::email(g.new_email.as_deref().unwrap_or(""))?;
             if store::user_by_email(tx, &new_email).await?.is_some() {
                 return Err(email_exists());
             }
-            store::set_email_change(tx, &u.id, &new_email).await?;
+            super::email_change::pend(tx, &u.id, &new_email).await?;
             if k == "email_change_current" {
                 (u, MailKind::EmailChangeCurrent, to)
             } else {

@@ -3,7 +3,8 @@
 //! secret, which is verified here again (defence in depth, as in the REST engine).
 //!
 //! The routes by flow: `account` (settings, sign-up, the token grants, the user, logout),
-//! `one_time` (recovery, OTP and magic links, `/verify`), `phone` (the same flows with a phone
+//! `one_time` (recovery, OTP and magic links, `/verify`), `email_change` (the confirmations of a new
+//! address), `phone` (the same flows with a phone
 //! number, codes sent by the Send SMS hook), `mfa` (TOTP factors; phone factors in `mfa_phone`), `oauth`
 //! (sign-in with OAuth/OIDC providers: `/authorize`, `/callback`, the `id_token` grant), `pkce` (flow
 //! states of OAuth and email links, the `pkce` grant), `link`
@@ -13,6 +14,7 @@
 
 mod account;
 mod admin;
+mod email_change;
 mod link;
 mod mfa;
 mod mfa_phone;

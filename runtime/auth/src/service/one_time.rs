@@ -1,9 +1,10 @@
 //! One-time tokens: recovery, email OTP and magic links, resending, and `/verify` (by code or by the
 //! link in an email).
 
+use super::email_change::{self, Confirmed};
 use super::oauth::{query_string, redirect, with_query};
 use super::pkce::{self, Challenge};
-use super::request::{body, email_exists, metadata, new_otp, ok_empty, Ctx};
+use super::request::{body, metadata, new_otp, ok_empty, Ctx};
 use super::{Auth, URL_VALUE};
 use crate::db::Settings;
 use crate::error::{AuthError, AuthResult};
@@ -36,7 +37,14 @@ pub(super) async fn send_token(
     redirect_to: Option<&str>,
     pkce: Option<&Challenge>,
 ) -> AuthResult<(String, String)> {
-    let (column, link_type) = match kind {
+    check_frequency(s, tx, &user.id, token_of_kind(kind).0).await?;
+    let prefixed = start_flow(s, tx, &user.id, kind, pkce).await?;
+    mail_token(auth, ctx, s, tx, &user.id, to, kind, redirect_to, prefixed).await
+}
+
+/// The token column of a mail and the `type` of its link.
+fn token_of_kind(kind: MailKind) -> (TokenColumn, &'static str) {
+    match kind {
         MailKind::Confirmation => (TokenColumn::Confirmation, "signup"),
         MailKind::Invite => (TokenColumn::Confirmation, "invite"),
         MailKind::MagicLink => (TokenColumn::Recovery, "magiclink"),
@@ -44,25 +52,67 @@ pub(super) async fn send_token(
         MailKind::EmailChange => (TokenColumn::EmailChange, "email_change"),
         MailKind::EmailChangeCurrent => (TokenColumn::EmailChangeCurrent, "email_change"),
         MailKind::Reauthentication => (TokenColumn::Reauthentication, "reauthentication"),
-    };
-    if let Some(age) = store::sent_age(tx, &user.id, column).await? {
-        if age < s.max_frequency as f64 {
+    }
+}
+
+/// GoTrue's SMTP max frequency: one mail of a token column to a user per `smtp_max_frequency`.
+pub(super) async fn check_frequency(
+    s: &Settings,
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &str,
+    column: TokenColumn,
+) -> AuthResult<()> {
+    match store::sent_age(tx, user_id, column).await? {
+        Some(age) if age < s.max_frequency as f64 => {
             let wait = (s.max_frequency as f64 - age).ceil() as i64;
-            return Err(AuthError::new(
+            Err(AuthError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "over_email_send_rate_limit",
                 format!("For security purposes, you can only request this after {wait} seconds."),
-            ));
+            ))
         }
+        _ => Ok(()),
     }
+}
+
+/// Records the flow state of a mail sent with the client's PKCE challenge; answers whether its tokens
+/// take the `pkce_` prefix.
+pub(super) async fn start_flow(
+    s: &Settings,
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &str,
+    kind: MailKind,
+    pkce: Option<&Challenge>,
+) -> AuthResult<bool> {
+    let (Some(c), Some((provider_type, method))) = (pkce, flow_method(kind)) else {
+        return Ok(false);
+    };
+    let ttl = s.otp_exp + pkce::AUTH_CODE_SECS;
+    pkce::create_flow(tx, Some(user_id), provider_type, method, c, ttl).await?;
+    Ok(true)
+}
+
+/// Stores a new token of `kind` for the user (with the `pkce_` prefix when `prefixed`) and mails its
+/// link and code to `to`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn mail_token(
+    auth: &Auth,
+    ctx: &Ctx,
+    s: &Settings,
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &str,
+    to: &str,
+    kind: MailKind,
+    redirect_to: Option<&str>,
+    prefixed: bool,
+) -> AuthResult<(String, String)> {
+    let (column, link_type) = token_of_kind(kind);
     let otp = new_otp();
     let mut hash = validate::token_hash(to, &otp);
-    if let (Some(c), Some((provider_type, method))) = (pkce, flow_method(kind)) {
-        let ttl = s.otp_exp + pkce::AUTH_CODE_SECS;
-        pkce::create_flow(tx, Some(&user.id), provider_type, method, c, ttl).await?;
+    if prefixed {
         hash = format!("{}{hash}", pkce::TOKEN_PREFIX);
     }
-    store::set_token(tx, &user.id, column, &hash, to).await?;
+    store::set_token(tx, user_id, column, &hash, to).await?;
     let redirect = s.redirect(redirect_to);
     let link = format!(
         "{}/auth/v1/verify?token={hash}&type={link_type}&redirect_to={}",
@@ -245,7 +295,7 @@ struct ResendRequest {
     phone: Option<String>,
 }
 
-/// `POST /resend`: the signup confirmation or the email-change message again (for a pending one). As
+/// `POST /resend`: the signup confirmation or the email-change messages again (for a pending one). As
 /// GoTrue, a resent message is always of the implicit flow (supabase-js sends no challenge here).
 pub(super) async fn resend(
     State(auth): State<Arc<Auth>>,
@@ -288,18 +338,7 @@ pub(super) async fn resend(
         }
         Some("email_change") => {
             if let Some(u) = store::user_by_email_change(&tx, &email).await? {
-                send_token(
-                    &auth,
-                    &ctx,
-                    &s,
-                    &tx,
-                    &u,
-                    &email,
-                    MailKind::EmailChange,
-                    redirect,
-                    None,
-                )
-                .await?;
+                email_change::request(&auth, &ctx, &s, &tx, &u, &email, redirect, None).await?;
             }
         }
         _ => {
@@ -334,6 +373,44 @@ enum Verified {
     Session(Value),
     /// The auth code of the user's PKCE flow (a `pkce_` link).
     Code(String),
+    /// The first of an email change's two confirmations ([`email_change::confirm`]): nothing more.
+    OneOfTwo,
+}
+
+/// The user and token a typed code matches, compared in constant time (in either flow, as GoTrue).
+/// An email-change code is bound to the address it went to: the current one (secure email change
+/// only, as GoTrue's `FindUserForEmailChange`), else the new one.
+async fn by_code(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &Settings,
+    kind: &str,
+    email: &str,
+    hash: &str,
+    columns: &[TokenColumn],
+) -> AuthResult<Option<(store::User, TokenColumn)>> {
+    let mut candidates: Vec<(Option<store::User>, &[TokenColumn])> = Vec::new();
+    if kind != "email_change" {
+        candidates.push((store::user_by_email(tx, email).await?, columns));
+    } else {
+        if s.secure_email_change {
+            let current = store::user_by_email(tx, email).await?;
+            candidates.push((current, &[TokenColumn::EmailChangeCurrent]));
+        }
+        let new = store::user_by_email_change(tx, email).await?;
+        candidates.push((new, &[TokenColumn::EmailChange]));
+    }
+    for (user, cols) in candidates {
+        let Some(mut user) = user else { continue };
+        for col in cols {
+            let (stored, age) = store::token_of(tx, &user.id, *col).await?;
+            let stored = stored.strip_prefix(pkce::TOKEN_PREFIX).unwrap_or(&stored);
+            if !stored.is_empty() && validate::same(stored, hash) {
+                user.sent_at_age = age;
+                return Ok(Some((user, *col)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Checks a one-time token and signs the user in; with `code_for` (a PKCE link, the flow's
@@ -369,27 +446,9 @@ async fn verify(
         v.email.as_deref(),
     ) {
         (None, Some(code), Some(email)) => {
-            // A code typed by the user: compare its hash with the stored one in constant time.
             let email = validate::email(email)?;
             let hash = validate::token_hash(&email, code.trim());
-            let user = match store::user_by_email(&tx, &email).await? {
-                Some(u) => Some(u),
-                // Email-change codes go to (and are bound to) the new address.
-                None if kind == "email_change" => store::user_by_email_change(&tx, &email).await?,
-                None => None,
-            };
-            if let Some(mut user) = user {
-                for col in columns {
-                    let (stored, age) = store::token_of(&tx, &user.id, *col).await?;
-                    // A typed code matches its token in either flow (GoTrue).
-                    let stored = stored.strip_prefix(pkce::TOKEN_PREFIX).unwrap_or(&stored);
-                    if !stored.is_empty() && validate::same(stored, &hash) {
-                        user.sent_at_age = age;
-                        found = Some((user, *col));
-                        break;
-                    }
-                }
-            }
+            found = by_code(&tx, s, kind, &email, &hash, columns).await?;
         }
         (Some(hash), _, _) | (None, Some(hash), None) => {
             // A link's token is the hash itself: look it up by its index.
@@ -412,19 +471,17 @@ async fn verify(
     if age > s.otp_exp as f64 || user.banned {
         return Err(otp_expired());
     }
-    store::clear_token(&tx, &user.id, col).await?;
-    match col {
-        // Either address's token completes the change (single confirmation), and the other's is spent.
-        TokenColumn::EmailChange | TokenColumn::EmailChangeCurrent => {
-            store::clear_token(&tx, &user.id, TokenColumn::EmailChange).await?;
-            store::clear_token(&tx, &user.id, TokenColumn::EmailChangeCurrent).await?;
-            let new_email = user.json["new_email"].as_str().unwrap_or("").to_string();
-            if new_email.is_empty() || !store::set_email(&tx, &user.id, &new_email).await? {
-                return Err(email_exists());
-            }
-            store::confirm_email(&tx, &user.id).await?;
+    if matches!(
+        col,
+        TokenColumn::EmailChange | TokenColumn::EmailChangeCurrent
+    ) {
+        if email_change::confirm(&tx, s, &user, col).await? == Confirmed::OneOfTwo {
+            tx.commit().await?;
+            return Ok(Verified::OneOfTwo);
         }
-        _ => store::confirm_email(&tx, &user.id).await?,
+    } else {
+        store::clear_token(&tx, &user.id, col).await?;
+        store::confirm_email(&tx, &user.id).await?;
     }
     let done = match code_for {
         Some(method) => Verified::Code(pkce::issue_code(&tx, &user.id, method).await?),
@@ -434,6 +491,8 @@ async fn verify(
     Ok(done)
 }
 
+/// `POST /verify`: the session, or for the first of an email change's two confirmations GoTrue's
+/// `{"msg", "code": "200"}`.
 pub(super) async fn verify_post(
     State(auth): State<Arc<Auth>>,
     ctx: Ctx,
@@ -443,13 +502,17 @@ pub(super) async fn verify_post(
     let (mut client, s) = ctx.db(&auth).await?;
     match verify(&auth, &ctx, &s, &mut client, v, None).await? {
         Verified::Session(session) => Ok(Json(session)),
+        Verified::OneOfTwo => Ok(Json(
+            json!({"msg": email_change::ONE_OF_TWO, "code": "200"}),
+        )),
         Verified::Code(_) => Err(AuthError::internal("a posted token answered an auth code")),
     }
 }
 
 /// The link in emails: verifies, then redirects with the session (or the error) in the fragment; a
 /// PKCE link (`token=pkce_…`) redirects with `?code=…` for `POST /token?grant_type=pkce`, and its
-/// errors come in the query too (GoTrue).
+/// errors come in the query too (GoTrue). The first of an email change's two confirmations redirects
+/// with GoTrue's `message` instead.
 pub(super) async fn verify_get(
     State(auth): State<Arc<Auth>>,
     ctx: Ctx,
@@ -474,6 +537,16 @@ pub(super) async fn verify_get(
     let location = match result {
         Ok(Verified::Code(code)) => with_query(&redirect_to, &query_string(&[("code", &code)])),
         Ok(Verified::Session(session)) => format!("{base}#{}", session_fragment(&session, &kind)),
+        Ok(Verified::OneOfTwo) => {
+            // GoTrue's message: in the fragment, and in the query too for a PKCE link.
+            let message = query_string(&[("message", email_change::ONE_OF_TWO)]);
+            let base = if is_pkce {
+                with_query(base, &message)
+            } else {
+                base.to_string()
+            };
+            format!("{base}#{message}")
+        }
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => return Err(e),
         Err(e) => {
             let error = error_params(&e);

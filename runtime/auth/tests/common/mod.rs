@@ -92,6 +92,24 @@ impl Env {
         )
     }
 
+    /// `GET path` as a browser opens a link (the gateway forwarding it with the anon role): the
+    /// status and `Location`.
+    pub async fn open(&self, path: &str) -> (StatusCode, String) {
+        let anon = self.minted("anon", json!({}));
+        let req = Request::get(path)
+            .header(auth::PROJECT_HEADER, REF)
+            .header("authorization", format!("Bearer {anon}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (res.status(), location)
+    }
+
     /// A superuser session on the project's database (fixtures, inspection).
     pub async fn superuser(&self) -> tokio_postgres::Client {
         self.cp.project_db(REF).await

@@ -14,6 +14,8 @@ const FLAGS = [
   ['phone_autoconfirm', 'Confirm phones automatically'],
   ['mfa_phone_enabled', 'Allow phone MFA factors'],
   ['security_manual_linking_enabled', 'Allow manual identity linking'],
+  ['security_update_password_require_reauthentication', 'Require reauthentication to change a password'],
+  ['mailer_secure_email_change_enabled', 'Confirm email changes on both addresses'],
 ];
 const NUMBERS = [
   ['password_min_length', 'Minimum password length', 6, 72],
