@@ -501,18 +501,39 @@ def test_mail_is_delivered_through_smtp(platform):
     dup = create_client(p.url, p.anon).auth.sign_up({"email": addr, "password": PASSWORD})
     assert dup.session is None and dup.user.id != real_id
 
-    # Email change: a code goes to the new address; verifying it switches the address.
+    # Email change (secure, GoTrue's default): a code to the new address and one to the current; the
+    # first verified answers GoTrue's message (no user, no session for supabase-py), the second
+    # switches the address.
     new_addr = email()
     pending = sb.auth.update_user({"email": new_addr}).user
     assert pending.email == addr.lower() and pending.new_email == new_addr.lower()
     deadline = time.time() + 10
-    while len(sink.messages) < 2 and time.time() < deadline:
+    while len(sink.messages) < 3 and time.time() < deadline:
         time.sleep(0.1)
-    change = sink.messages[1]
-    assert "Confirm Email Change" in change and new_addr.lower() in change.lower()
-    code = change.split("enter the code: ")[1][:6]
-    changed = sb.auth.verify_otp({"email": new_addr, "token": code, "type": "email_change"})
+    to_new, to_current = sink.messages[1], sink.messages[2]
+    assert "Confirm Email Change" in to_new and new_addr.lower() in to_new.lower()
+    assert "Confirm Email Address" in to_current and addr.lower() in to_current.lower()
+
+    def code_of(msg):
+        return msg.split("enter the code: ")[1][:6]
+
+    half = sb.auth.verify_otp({"email": addr, "token": code_of(to_current), "type": "email_change"})
+    assert half.user is None and half.session is None
+    changed = sb.auth.verify_otp({"email": new_addr, "token": code_of(to_new), "type": "email_change"})
     assert changed.user.email == new_addr.lower() and changed.user.new_email is None
+
+    # Without secure email change, the new address's code alone switches it.
+    settings_sql(platform, p, mailer_secure_email_change_enabled=False, smtp_max_frequency=0)
+    third = email()
+    sb.auth.update_user({"email": third})
+    settings_sql(platform, p, smtp_max_frequency=60)
+    deadline = time.time() + 10
+    while len(sink.messages) < 4 and time.time() < deadline:
+        time.sleep(0.1)
+    to_third = sink.messages[3]
+    assert "Confirm Email Change" in to_third and third.lower() in to_third.lower()
+    changed = sb.auth.verify_otp({"email": third, "token": code_of(to_third), "type": "email_change"})
+    assert changed.user.email == third.lower()
 
     # Resending within the send interval is refused with GoTrue's code.
     other = email()
@@ -520,4 +541,4 @@ def test_mail_is_delivered_through_smtp(platform):
     with pytest.raises(AuthApiError) as soon:
         create_client(p.url, p.anon).auth.resend({"type": "signup", "email": other})
     assert soon.value.status == 429 and soon.value.code == "over_email_send_rate_limit"
-    assert len(sink.messages) == 3
+    assert len(sink.messages) == 5

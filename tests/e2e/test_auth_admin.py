@@ -9,7 +9,7 @@ import pytest
 from supabase import create_client
 from supabase_auth.errors import AuthApiError
 
-from test_auth import SmtpSink, settings_sql
+from test_auth import SmtpSink, claims_of, settings_sql
 
 PASSWORD = "correct-horse-1"
 
@@ -100,11 +100,20 @@ def test_ban_metadata_and_omitted_timestamps(mailed):
     assert sb.auth.sign_in_with_password({"email": addr, "password": PASSWORD}).session
 
 
-def test_reauthenticate_nonce_on_password_change(mailed):
+def test_reauthenticate_nonce_on_password_change(mailed, platform):
     p, sink = mailed
     sb = create_client(p.url, p.anon)
     addr = email()
     sb.auth.sign_up({"email": addr, "password": PASSWORD})
+    # With the setting on, a session younger than a day changes the password without a nonce; once it
+    # is older, the change needs one.
+    settings_sql(platform, p, security_update_password_require_reauthentication=True)
+    sb.auth.update_user({"password": "fresh-pass-1"})
+    session_id = claims_of(sb.auth.get_session().access_token)["session_id"]
+    platform.sql(p, f"update auth.sessions set created_at = now() - interval '25 hours' where id = '{session_id}'")
+    with pytest.raises(AuthApiError) as needed:
+        sb.auth.update_user({"password": "another-pass-2"})
+    assert needed.value.status == 400 and needed.value.code == "reauthentication_needed"
     before = len(sink.messages)
     sb.auth.reauthenticate()
     msg = next_message(sink, before + 1)
@@ -120,3 +129,4 @@ def test_reauthenticate_nonce_on_password_change(mailed):
     with pytest.raises(AuthApiError) as spent:
         sb.auth.update_user({"password": "third-pass-33", "nonce": nonce})
     assert spent.value.code == "reauthentication_not_valid"
+    settings_sql(platform, p, security_update_password_require_reauthentication=False)

@@ -5,7 +5,8 @@ of test_auth_phone.py), admin magic links used once, invites, TOTP MFA to aal2, 
 reauthentication nonces, claims supabase-js verifies itself against the project's JWKS (ES256) or
 through /user (HS256), and PKCE for the email flows (sign-up, magic link, recovery, email change) with
 supabase-js' `flowType: 'pkce'` and supabase-py's `flow_type="pkce"`: the mailed link redirects with
-`?code=…`, which `exchangeCodeForSession` / `exchange_code_for_session` turn into the session."""
+`?code=…`, which `exchangeCodeForSession` / `exchange_code_for_session` turn into the session (an email
+change after the links to both addresses, the first answering GoTrue's message)."""
 
 import json
 import re
@@ -147,8 +148,8 @@ def test_ban_refuses_sign_in_and_refresh_until_lifted(js):
     assert r["back"] == {"error": None, "has_session": True}
 
 
-def test_reauthentication_nonce(js):
-    _, sink, step = js
+def test_reauthentication_nonce(platform, js):
+    p, sink, step = js
     addr = email()
     seen = len(sink.messages)
     started = step("reauth_start", email=addr, password=PASSWORD)
@@ -156,7 +157,15 @@ def test_reauthentication_nonce(js):
     nonce = code_in(mail_to(sink, addr, seen), "Enter the code: ")
     wrong = "000000" if nonce != "000000" else "111111"
     tokens = {k: started["session"][k] for k in ("access_token", "refresh_token")}
-    r = step("reauth_finish", tokens=tokens, nonce=nonce, wrong=wrong, email=addr, password="changed-pass-9")
+    # The nonce is required (and checked) with the setting on, from a session over a day old.
+    session_id = claims_of(tokens["access_token"])["session_id"]
+    platform.sql(p, f"update auth.sessions set created_at = now() - interval '25 hours' where id = '{session_id}'")
+    settings_sql(platform, p, security_update_password_require_reauthentication=True)
+    try:
+        r = step("reauth_finish", tokens=tokens, nonce=nonce, wrong=wrong, email=addr, password="changed-pass-9")
+    finally:
+        settings_sql(platform, p, security_update_password_require_reauthentication=False)
+    assert r["needed"]["status"] == 400 and r["needed"]["code"] == "reauthentication_needed"
     assert r["refused"]["status"] == 422 and r["refused"]["code"] == "reauthentication_not_valid"
     assert r["changed"] is None and r["fresh"] is True
 
@@ -197,6 +206,13 @@ def link_in(msg):
     return found.group(0)
 
 
+def first_of_two(link):
+    """Opens the first of an email change's two PKCE links: a 303 with GoTrue's message, no code yet."""
+    r = httpx.get(link, follow_redirects=False)
+    message = "message=Confirmation%20link%20accepted.%20Please%20proceed%20to%20confirm%20link%20sent%20to%20the%20other%20email"
+    assert (r.status_code, r.headers["location"]) == (303, f"{REDIRECT}?{message}#{message}"), r.headers
+
+
 def code_from(link):
     """Opens a mailed PKCE link as the browser does: a 303 to the app with `?code=…`, no session."""
     assert "token=pkce_" in link, link
@@ -224,10 +240,12 @@ def test_pkce_email_links_through_supabase_js(pkce, tmp_path):
         return run_supabase_js("auth_flows.mjs", p.url, p.anon, p.secret, name,
                                json.dumps({"store": store, "redirect": REDIRECT, **args}))
 
-    def flow(kind, to, **args):
+    def flow(kind, to, first=None, **args):
         seen = len(sink.messages)
         started = step("pkce_request", kind=kind, **args)
         assert started == {"error": None, "has_session": False}, (kind, started)
+        if first:
+            first_of_two(link_in(mail_to(sink, first, seen)))
         code = code_from(link_in(mail_to(sink, to, seen)))
         done = step("pkce_exchange", code=code)
         assert done["error"] is None, (kind, done)
@@ -243,7 +261,8 @@ def test_pkce_email_links_through_supabase_js(pkce, tmp_path):
     recovery = flow("recovery", addr, email=addr)
     assert recovery["redirect_type"] == "recovery"
     assert recovery["session"]["claims"]["amr"][0]["method"] == "recovery"
-    change = flow("email_change", new_addr, email=addr, password=PASSWORD, new_email=new_addr)
+    # Secure email change: the current address's link first, then the new one's gives the code.
+    change = flow("email_change", new_addr, first=addr, email=addr, password=PASSWORD, new_email=new_addr)
     assert change["email"] == new_addr.lower()
     assert change["session"]["claims"]["amr"][0]["method"] == "email_change"
 
@@ -285,12 +304,16 @@ def test_pkce_email_links_through_supabase_py(pkce):
     assert direct.session and direct.user.email == addr.lower()
     assert claims_of(direct.session.access_token)["amr"][0]["method"] == "otp"
 
-    # Email change through update_user: the link to the new address completes it.
+    # Email change through update_user: the links to both addresses, in either order (the new one's
+    # first here), the second giving the code.
     new_addr = email()
     seen = len(sink.messages)
     pending = sb.auth.update_user({"email": new_addr}, {"email_redirect_to": REDIRECT}).user
     assert pending.new_email == new_addr.lower()
-    code = code_from(link_in(mail_to(sink, new_addr, seen)))
+    to_current = mail_to(sink, addr, seen)
+    assert "Confirm Email Address" in to_current
+    first_of_two(link_in(mail_to(sink, new_addr, seen)))
+    code = code_from(link_in(to_current))
     changed = sb.auth.exchange_code_for_session({"auth_code": code}).session
     assert changed.user.email == new_addr.lower()
     assert claims_of(changed.access_token)["amr"][0]["method"] == "email_change"

@@ -250,10 +250,16 @@ const steps = {
 
   async reauth_finish({ tokens, nonce, wrong, email, password }) {
     const sb = await signedIn(tokens)
+    const needed = await sb.auth.updateUser({ password })
     const refused = await sb.auth.updateUser({ password, nonce: wrong })
     const changed = await sb.auth.updateUser({ password, nonce })
     const fresh = await client().auth.signInWithPassword({ email, password })
-    return { refused: err(refused.error), changed: err(changed.error), fresh: !!fresh.data.session }
+    return {
+      needed: err(needed.error),
+      refused: err(refused.error),
+      changed: err(changed.error),
+      fresh: !!fresh.data.session,
+    }
   },
 
   // Claims verified by supabase-js itself: against the JWKS for an asymmetric key (a tampered token

@@ -62,7 +62,9 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
          ALTER TABLE auth.supactl_settings DROP COLUMN phone_enabled, DROP COLUMN phone_autoconfirm,
            DROP COLUMN sms_otp_length, DROP COLUMN sms_otp_exp, DROP COLUMN sms_max_frequency,
            DROP COLUMN rate_limit_sms_sent, DROP COLUMN mfa_phone_enabled,
-           DROP COLUMN security_manual_linking_enabled;
+           DROP COLUMN security_manual_linking_enabled,
+           DROP COLUMN security_update_password_require_reauthentication,
+           DROP COLUMN mailer_secure_email_change_enabled;
          UPDATE auth.supactl_settings SET password_min_length = 9;",
     )
     .await
@@ -112,12 +114,13 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
         .unwrap()
         .get(0);
     assert_eq!(settings, 1, "the settings row is kept, not doubled");
-    // The phone and linking settings and the hooks table are added, the row keeping its values and
-    // each new column coming with its default.
+    // The phone, linking, reauthentication and email-change settings and the hooks table are added,
+    // the row keeping its values and each new column coming with its default.
     let r = db
         .query_one(
             "SELECT password_min_length, phone_enabled, sms_otp_exp, to_regclass('auth.supactl_hooks') IS NOT NULL, \
-             security_manual_linking_enabled FROM auth.supactl_settings",
+             security_manual_linking_enabled, security_update_password_require_reauthentication, \
+             mailer_secure_email_change_enabled FROM auth.supactl_settings",
             &[],
         )
         .await
@@ -128,6 +131,8 @@ async fn an_older_project_database_is_upgraded_at_start_and_keeps_its_users() {
         (min, phone, exp, hooks, linking),
         (9, false, 60, true, false)
     );
+    let (reauthentication, secure_change): (bool, bool) = (r.get(5), r.get(6));
+    assert_eq!((reauthentication, secure_change), (false, true));
 
     // The project's auth service still finds the user: creating it again is refused.
     let (s, v) = cp
