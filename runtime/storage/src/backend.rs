@@ -240,7 +240,7 @@ impl Backend {
 
 /// `range` of an open local file as a stream of [`FILE_READ_SIZE`] chunks, read ahead: while one chunk
 /// is being sent the next [`READS_AHEAD`] are read (positional reads on the blocking pool, each a short
-/// task, so a slow client holds no thread).
+/// task, so a slow client holds no thread) into recycled buffers.
 async fn read_file(
     file: std::fs::File,
     range: Range<u64>,
@@ -257,9 +257,9 @@ async fn read_file(
                 let len = (end - next).min(FILE_READ_SIZE as u64) as usize;
                 next += len as u64;
                 reads.push_back(tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; len];
-                    f.read_exact_at(&mut buf, at)?;
-                    Ok(Bytes::from(buf))
+                    let mut buf = Chunk::new(len);
+                    f.read_exact_at(buf.as_mut(), at)?;
+                    Ok(Bytes::from_owner(buf))
                 }));
             }
             let chunk = match reads.pop_front()?.await {
@@ -275,4 +275,46 @@ async fn read_file(
         })
         .boxed(),
     )
+}
+
+/// Buffers of [`FILE_READ_SIZE`] bytes given back by sent chunks, taken by the next reads: a download
+/// neither faults in nor zeroes fresh memory for each chunk. At most [`FREE_CHUNKS`] are kept.
+static FREE: std::sync::Mutex<Vec<Box<[u8]>>> = std::sync::Mutex::new(Vec::new());
+const FREE_CHUNKS: usize = 32;
+
+/// The first `len` bytes of a recycled buffer; dropped (once the body frame is written), the buffer
+/// goes back to [`FREE`].
+struct Chunk {
+    buf: Option<Box<[u8]>>,
+    len: usize,
+}
+
+impl Chunk {
+    fn new(len: usize) -> Chunk {
+        let reused = FREE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let buf = reused.unwrap_or_else(|| vec![0u8; FILE_READ_SIZE].into_boxed_slice());
+        Chunk {
+            buf: Some(buf),
+            len,
+        }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf.as_mut().expect("held until dropped")[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf.as_ref().expect("held until dropped")[..self.len]
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < FREE_CHUNKS {
+            free.extend(self.buf.take());
+        }
+    }
 }
