@@ -5,8 +5,11 @@
 #     writing the same bytes to a file on the same disk (dd from the page cache): MB/s and the ratio;
 #  2. download of the object through the gateway against reading the same file (page cache dropped
 #     first when running as root): MB/s and the ratio (target >= 0.7 both ways);
+#     and the supactl process's CPU time per GiB sent; then once from the page cache against curl reading
+#     the file itself (the service's own cost, without the disk);
 #  3. the supactl process's resident memory sampled every 0.2 s during the upload: before, peak, after
 #     (flat: the body is streamed, never held).
+# Medians of ROUNDS (default 3) runs of each, alternating with the baseline.
 # Usage: bench/storage.sh [SIZE_MB]   (SUPACTL_BIN=path to use a built binary; PROFILE=profiling: release
 # without LTO, minutes to build; PROFILE=debug, whose figures say little about speed but as much about memory)
 set -euo pipefail
@@ -58,23 +61,41 @@ BEFORE=$(rss)
 ( peak=0; while kill -0 "$UP_PID" 2>/dev/null && [ ! -f "$DATA/upload.done" ]; do
     r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" >"$DATA/peak"; sleep 0.2; done ) &
 SAMPLER=$!
-UP_S=$(curl -sf -o /dev/null -w '%{time_total}' "${AUTH[@]}" -H 'content-type: application/octet-stream' \
-  --data-binary "@$SRC" "$API/storage/v1/object/bench/big.bin")
+elapsed() { local t0; t0=$(date +%s.%N); "$@"; python3 -c "import time; print(time.time() - $t0)"; }
+drop() { sync; [ "$(id -u)" = 0 ] && echo 3 >/proc/sys/vm/drop_caches || true; }
+# Each measurement ROUNDS times, alternating with its baseline (the disk's speed drifts from one run to
+# the next on a virtual machine): the medians are compared.
+UP=(); DW=(); DOWN=(); DR=()
+for _ in $(seq 1 "${ROUNDS:-3}"); do
+  UP+=("$(curl -sf -o /dev/null -w '%{time_total}' "${AUTH[@]}" -H 'content-type: application/octet-stream' \
+    -H 'x-upsert: true' -X POST -T "$SRC" "$API/storage/v1/object/bench/big.bin")")
+  DW+=("$(elapsed dd if="$SRC" of="$DATA/copy.bin" bs=1M conv=fsync status=none)")
+done
 touch "$DATA/upload.done"; wait "$SAMPLER" || true
 AFTER=$(rss); PEAK=$(cat "$DATA/peak")
-elapsed() { local t0; t0=$(date +%s.%N); "$@"; python3 -c "import time; print(time.time() - $t0)"; }
-DISK_W=$(elapsed dd if="$SRC" of="$DATA/copy.bin" bs=1M conv=fsync status=none)
+cpu() { awk '{print $14 + $15}' "/proc/$UP_PID/stat"; }
+CPU0=$(cpu)
+for _ in $(seq 1 "${ROUNDS:-3}"); do
+  drop; DOWN+=("$(curl -sf -o /dev/null -w '%{time_total}' "${AUTH[@]}" "$API/storage/v1/object/bench/big.bin")")
+  drop; DR+=("$(elapsed dd if="$DATA/copy.bin" of=/dev/null bs=1M status=none)")
+done
+CPU_MS=$(( ($(cpu) - CPU0) * 1000 / $(getconf CLK_TCK) ))
+# From the page cache (what the service itself costs, without the disk): the gateway against curl
+# reading the same bytes from the file.
+curl -sf -o /dev/null "${AUTH[@]}" "$API/storage/v1/object/bench/big.bin"
+WARM=$(curl -sf -o /dev/null -w '%{speed_download}' "${AUTH[@]}" "$API/storage/v1/object/bench/big.bin")
+cat "$DATA/copy.bin" >/dev/null
+WARM_FILE=$(curl -sf -o /dev/null -w '%{speed_download}' "file://$DATA/copy.bin")
 
-sync; [ "$(id -u)" = 0 ] && echo 3 >/proc/sys/vm/drop_caches || true
-DOWN_S=$(curl -sf -o /dev/null -w '%{time_total}' "${AUTH[@]}" "$API/storage/v1/object/bench/big.bin")
-sync; [ "$(id -u)" = 0 ] && echo 3 >/proc/sys/vm/drop_caches || true
-DISK_R=$(elapsed dd if="$DATA/copy.bin" of=/dev/null bs=1M status=none)
-
-python3 - "$SIZE_MB" "$UP_S" "$DISK_W" "$DOWN_S" "$DISK_R" "$BEFORE" "$PEAK" "$AFTER" <<'PY'
-import sys
-mb, up, dw, down, dr = (float(x) for x in sys.argv[1:6])
+python3 - "$SIZE_MB" "${UP[*]}" "${DW[*]}" "${DOWN[*]}" "${DR[*]}" "$BEFORE" "$PEAK" "$AFTER" "$CPU_MS" "${ROUNDS:-3}" "$WARM" "$WARM_FILE" <<'PY'
+import statistics, sys
+mb = float(sys.argv[1])
+up, dw, down, dr = (statistics.median(float(x) for x in a.split()) for a in sys.argv[2:6])
 before, peak, after = (int(x) / 1024 for x in sys.argv[6:9])
 print(f"upload through the gateway {mb/up:.0f} MB/s, direct write {mb/dw:.0f} MB/s: ratio {dw/up:.2f} (target >= 0.7)")
 print(f"download through the gateway {mb/down:.0f} MB/s, direct read {mb/dr:.0f} MB/s: ratio {dr/down:.2f} (target >= 0.7)")
-print(f"supactl resident memory during the upload: {before:.1f} MiB before, {peak:.1f} MiB peak, {after:.1f} MiB after")
+warm, warm_file = float(sys.argv[11]) / 1e6, float(sys.argv[12]) / 1e6
+print(f"download from the page cache: through the gateway {warm:.0f} MB/s, curl reading the file {warm_file:.0f} MB/s: ratio {warm/warm_file:.2f}")
+print(f"supactl CPU per GiB downloaded: {float(sys.argv[9]) / int(sys.argv[10]) / (mb / 1024):.0f} ms")
+print(f"supactl resident memory during the uploads: {before:.1f} MiB before, {peak:.1f} MiB peak, {after:.1f} MiB after")
 PY

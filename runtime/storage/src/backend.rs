@@ -318,3 +318,44 @@ impl Drop for Chunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngCore;
+    use std::io::Write;
+
+    /// Ranges across chunk boundaries, read twice: the second pass reads into the buffers the first
+    /// gave back (their earlier contents longer than the new chunks) and must see only its own bytes.
+    #[tokio::test]
+    async fn ranges_read_into_recycled_buffers_are_exact() {
+        let mut bytes = vec![0u8; 3 * FILE_READ_SIZE + 1234];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        let len = bytes.len() as u64;
+        let chunk = FILE_READ_SIZE as u64;
+        for range in [
+            0..len,
+            7..chunk + 9,
+            chunk - 1..len - 5,
+            5..6,
+            len - 1..len,
+            0..len,
+        ] {
+            let stream = read_file(f.try_clone().unwrap(), range.clone())
+                .await
+                .unwrap();
+            let frames: Vec<Bytes> = stream.map(|c| c.unwrap()).collect().await;
+            assert!(frames.iter().all(|b| b.len() <= FILE_READ_SIZE));
+            assert_eq!(
+                frames.concat(),
+                &bytes[range.start as usize..range.end as usize]
+            );
+        }
+        assert!(
+            !FREE.lock().unwrap().is_empty(),
+            "sent chunks give their buffers back"
+        );
+    }
+}
