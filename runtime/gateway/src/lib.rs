@@ -6,8 +6,9 @@
 //! authenticate the opaque API key by its SHA-256 through the cached project directory; choose the role
 //! (secret key → service_role, publishable key → anon, or authenticated with the claims of a valid user
 //! JWT); mint a 5-minute HS256 JWT with the project's secret ([`supactl_common::forwarded::mint`], which
-//! the services check); forward to the service's [`Upstream`] (in-process, or over HTTP; for a project
-//! whose REST runs on AWS Lambda its Function URL, signed with SigV4: [`function_url`]) with the
+//! the services check; a key-only request's token is reused by its serving thread for up to a minute);
+//! forward to the service's [`Upstream`] (in-process, or over HTTP; for a project whose REST runs on AWS
+//! Lambda its Function URL, signed with SigV4: [`function_url`]) with the
 //! client's address in `x-supactl-client-ip` ([`client_ip`]). WebSocket upgrades are handed to the
 //! service that takes them. CORS is answered here.
 //!
@@ -20,6 +21,7 @@ pub mod client_ip;
 mod cors;
 pub mod function_url;
 mod h1;
+mod mint;
 mod proxy;
 mod service;
 mod upstream;

@@ -298,7 +298,7 @@ async fn serve(gw: &Gateway, req: Request, log: &mut AccessLog) -> Result<Respon
         None => user_token(headers).and_then(|_| verify_user(&project, headers, Role::Anon).ok()),
     };
     let minted = identity.map(|(role, claims)| {
-        let (token, claims) = forwarded::mint(
+        let (token, claims) = crate::mint::token(
             &project,
             role,
             claims,
