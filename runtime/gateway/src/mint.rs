@@ -98,30 +98,33 @@ mod tests {
     #[test]
     fn key_only_tokens_are_reused_within_the_window_and_verify() {
         let p = project("a-secret-of-at-least-thirty-two-bytes!!");
-        let (t1, c1) = token(&p, Role::Anon, Map::new(), 1000, 300);
+        // verified against the clock: minted now
+        let now = supactl_common::jwt::now();
+        let (t1, c1) = token(&p, Role::Anon, Map::new(), now, 300);
         assert_eq!(
-            token(&p, Role::Anon, Map::new(), 1059, 300),
+            token(&p, Role::Anon, Map::new(), now + 59, 300),
             (t1.clone(), c1)
         );
         // another role, a later minute, a user's claims: minted anew
-        assert_ne!(token(&p, Role::ServiceRole, Map::new(), 1000, 300).0, t1);
-        let (t2, _) = token(&p, Role::Anon, Map::new(), 1060, 300);
+        assert_ne!(token(&p, Role::ServiceRole, Map::new(), now, 300).0, t1);
+        let (t2, _) = token(&p, Role::Anon, Map::new(), now + 60, 300);
         assert_ne!(t2, t1);
         let mut user = Map::new();
         user.insert("sub".into(), "u1".into());
-        let (t3, c3) = token(&p, Role::Authenticated, user.clone(), 1060, 300);
+        let (t3, c3) = token(&p, Role::Authenticated, user.clone(), now + 60, 300);
         assert!(c3.contains("\"sub\":\"u1\""));
-        assert_ne!(token(&p, Role::Authenticated, user, 1060, 300).0, "");
+        assert_ne!(token(&p, Role::Authenticated, user, now + 60, 300).0, "");
         assert!(forwarded::verify(&p, &t2, RefRule::MustName).is_ok());
         assert!(forwarded::verify(&p, &t3, RefRule::MustName).is_ok());
     }
 
     #[test]
     fn a_new_configuration_mints_with_its_own_secret() {
+        let now = supactl_common::jwt::now();
         let old = project("the-old-secret-of-at-least-32-bytes!!!!");
-        let (t_old, _) = token(&old, Role::Anon, Map::new(), 5000, 300);
+        let (t_old, _) = token(&old, Role::Anon, Map::new(), now, 300);
         let new = project("the-new-secret-of-at-least-32-bytes!!!!");
-        let (t_new, _) = token(&new, Role::Anon, Map::new(), 5001, 300);
+        let (t_new, _) = token(&new, Role::Anon, Map::new(), now + 1, 300);
         assert_ne!(t_old, t_new);
         assert!(forwarded::verify(&new, &t_new, RefRule::MustName).is_ok());
         assert!(forwarded::verify(&new, &t_old, RefRule::MustName).is_err());
