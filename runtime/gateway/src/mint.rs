@@ -14,11 +14,12 @@ use supactl_common::wire::ProjectConfig;
 
 /// Longest reuse of a key-only token.
 const REUSE_SECS: i64 = 60;
-/// Entries a thread keeps (refs of projects whose key authenticated: all of them fit on most platforms;
-/// past it the cache starts over).
-const MAX_ENTRIES: usize = 4096;
+/// Projects a thread keeps tokens of (only projects whose key authenticated: all of them on most
+/// platforms; past it the cache starts over).
+const MAX_PROJECTS: usize = 4096;
 
 struct Entry {
+    role: Role,
     /// The project configuration it was minted under: held weakly, so its allocation is not reused while
     /// the entry exists and the same address means the same configuration (the same signing secret).
     project: Weak<ProjectConfig>,
@@ -28,7 +29,8 @@ struct Entry {
 }
 
 thread_local! {
-    static TOKENS: RefCell<HashMap<(String, Role), Entry>> = RefCell::new(HashMap::new());
+    /// By project ref (looked up without allocating), one entry per role.
+    static TOKENS: RefCell<HashMap<String, Vec<Entry>>> = RefCell::new(HashMap::new());
 }
 
 /// `(token, claims JSON)` for `role` with `claims` on `project`, minted at `now` for `ttl_secs`.
@@ -45,24 +47,30 @@ pub fn token(
     }
     TOKENS.with(|cell| {
         let mut tokens = cell.borrow_mut();
-        let key = (project.project_ref.clone(), role);
-        if let Some(e) = tokens.get(&key) {
-            let same = std::ptr::eq(e.project.as_ptr(), Arc::as_ptr(project));
-            if same && (e.minted_at..e.minted_at + reuse).contains(&now) {
-                return (e.token.clone(), e.claims.clone());
-            }
+        let fresh = |e: &&Entry| {
+            e.role == role
+                && std::ptr::eq(e.project.as_ptr(), Arc::as_ptr(project))
+                && (e.minted_at..e.minted_at + reuse).contains(&now)
+        };
+        if let Some(e) = tokens
+            .get(project.project_ref.as_str())
+            .and_then(|roles| roles.iter().find(fresh))
+        {
+            return (e.token.clone(), e.claims.clone());
         }
         let (token, json) = forwarded::mint(project, role, Map::new(), now, ttl_secs);
-        if tokens.len() >= MAX_ENTRIES {
+        if tokens.len() >= MAX_PROJECTS {
             tokens.clear();
         }
-        let entry = Entry {
+        let roles = tokens.entry(project.project_ref.clone()).or_default();
+        roles.retain(|e| e.role != role);
+        roles.push(Entry {
+            role,
             project: Arc::downgrade(project),
             minted_at: now,
             token: token.clone(),
             claims: json.clone(),
-        };
-        tokens.insert(key, entry);
+        });
         (token, json)
     })
 }
@@ -71,28 +79,9 @@ pub fn token(
 mod tests {
     use super::*;
     use supactl_common::forwarded::RefRule;
-    use supactl_common::pg_tls::PgTls;
-    use supactl_common::wire::{status, DbConfig, Limits};
 
     fn project(secret: &str) -> Arc<ProjectConfig> {
-        Arc::new(ProjectConfig {
-            project_ref: "abcdefghijklmnopqrst".into(),
-            status: status::ACTIVE.into(),
-            jwt_secrets: vec![secret.into()],
-            db: DbConfig {
-                host: "127.0.0.1".into(),
-                port: 5432,
-                dbname: "project_abcdefghijklmnopqrst".into(),
-                user: "authenticator".into(),
-                password: "p".into(),
-                tls: PgTls::disabled(),
-            },
-            rest_function_url: None,
-            limits: Limits::default(),
-            signing_keys: Vec::new(),
-            data_key: String::new(),
-            parsed_keys: Default::default(),
-        })
+        Arc::new(testkit::project_config("abcdefghijklmnopqrst", secret))
     }
 
     #[test]

@@ -321,11 +321,12 @@ impl Socket {
                 policies,
             },
         );
+        // a channel that chose no presence key gets a random UUID, as on Supabase
         let presence_key = request
             .config
             .presence_key
             .clone()
-            .unwrap_or_else(random_key);
+            .unwrap_or_else(supactl_common::ident::uuid_v4);
         let mut effects = self.session.joined(&request, presence_key);
         let join_ref = request
             .message
@@ -545,18 +546,4 @@ fn read_error(e: axum::Error) -> Stop {
 fn until_unix(at: i64) -> Duration {
     let secs = at.saturating_sub(supactl_common::jwt::now());
     Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
-/// A presence key for a channel that did not choose one (Supabase uses a random UUID).
-fn random_key() -> String {
-    let n: u128 = rand::random();
-    let h = format!("{n:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
 }

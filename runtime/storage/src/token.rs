@@ -135,28 +135,9 @@ pub fn expires_in(v: Option<&Value>) -> StorageResult<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use supactl_common::pg_tls::PgTls;
-    use supactl_common::wire::{status, DbConfig, Limits};
 
     fn project(r: &str, secret: &str) -> ProjectConfig {
-        ProjectConfig {
-            project_ref: r.into(),
-            status: status::ACTIVE.into(),
-            jwt_secrets: vec![secret.into()],
-            db: DbConfig {
-                host: "h".into(),
-                port: 1,
-                dbname: "d".into(),
-                user: "u".into(),
-                password: "p".into(),
-                tls: PgTls::disabled(),
-            },
-            rest_function_url: None,
-            limits: Limits::default(),
-            signing_keys: Vec::new(),
-            data_key: String::new(),
-            parsed_keys: Default::default(),
-        }
+        testkit::project_config(r, secret)
     }
 
     fn obj(name: &str) -> ObjectRef {

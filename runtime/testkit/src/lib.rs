@@ -19,3 +19,27 @@ pub async fn listen() -> (TcpListener, String) {
     let url = format!("http://{}", l.local_addr().unwrap());
     (l, url)
 }
+
+/// An active project's configuration for unit tests: `project_ref`, one HS256 `secret`, a database
+/// that is never connected to.
+pub fn project_config(project_ref: &str, secret: &str) -> supactl_common::wire::ProjectConfig {
+    use supactl_common::wire::{status, DbConfig, Limits, ProjectConfig};
+    ProjectConfig {
+        project_ref: project_ref.into(),
+        status: status::ACTIVE.into(),
+        jwt_secrets: vec![secret.into()],
+        db: DbConfig {
+            host: "127.0.0.1".into(),
+            port: 1,
+            dbname: "d".into(),
+            user: "u".into(),
+            password: "p".into(),
+            tls: supactl_common::pg_tls::PgTls::disabled(),
+        },
+        rest_function_url: None,
+        limits: Limits::default(),
+        signing_keys: Vec::new(),
+        data_key: String::new(),
+        parsed_keys: Default::default(),
+    }
+}
