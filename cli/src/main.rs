@@ -10,6 +10,7 @@ mod duration;
 mod functions_runtime;
 mod local_state;
 mod log_files;
+mod log_json;
 mod log_stderr;
 mod output;
 mod stack;

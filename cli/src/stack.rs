@@ -190,8 +190,8 @@ pub fn init_tracing_with_files(files: crate::log_files::LogFiles) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let to_files = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(crate::log_json::JsonLines)
         .with_ansi(false)
         .with_writer(files);
     let _ = tracing_subscriber::registry()
@@ -224,7 +224,10 @@ where
     };
     let fmt = tracing_subscriber::fmt::layer().with_writer(crate::log_stderr::stderr(terminal));
     if json {
-        Box::new(fmt.json().flatten_event(true))
+        Box::new(
+            fmt.fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(crate::log_json::JsonLines),
+        )
     } else {
         Box::new(fmt.with_ansi(crate::output::color_stderr()))
     }
