@@ -6,6 +6,7 @@
 //! `perf` (`bench/gateway.sh`).
 
 use std::fmt::{self, Write};
+use supactl_common::json_text::{string, Escaped};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
@@ -131,44 +132,6 @@ impl Visit for Fields<'_, '_> {
             write!(Escaped(&mut *w), "{value:?}")?;
             w.write_char('"')
         });
-    }
-}
-
-/// `s` as a JSON string.
-fn string(w: &mut impl Write, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escaped(&mut *w).write_str(s)?;
-    w.write_char('"')
-}
-
-/// Escapes what goes through it as the inside of a JSON string, as serde_json does: `"`, `\` and the
-/// control characters (`\b \f \n \r \t`, the others as `\u00XX`); everything else as it is.
-struct Escaped<W>(W);
-
-impl<W: Write> Write for Escaped<W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut start = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let esc = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x08 => "\\b",
-                0x0c => "\\f",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[start..i])?;
-            if esc.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(esc)?;
-            }
-            start = i + 1;
-        }
-        self.0.write_str(&s[start..])
     }
 }
 

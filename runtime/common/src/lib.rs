@@ -25,6 +25,7 @@ pub mod http_client;
 pub mod https;
 pub mod ident;
 pub mod invalidation;
+pub mod json_text;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;

@@ -240,32 +240,9 @@ fn array_dim(
     Ok(())
 }
 
-/// PostgreSQL's `escape_json`.
+/// PostgreSQL's `escape_json` (the same as serde_json's escaping).
 fn escape(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, c) in s.bytes().enumerate() {
-        let esc = match c {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            c if c < b' ' => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{c:04x}");
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
+    let _ = supactl_common::json_text::string(out, s);
 }
 
 fn uuid(out: &mut String, b: &[u8]) -> Res {
